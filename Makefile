@@ -1,0 +1,53 @@
+# Thin driver over CMake. The real build is in CMakeLists.txt.
+#
+#   make build     install missing packages, configure build/, compile
+#   make demo      build, then run `build/pinheap demo`
+#   make check     build, run the test suite (ctest), then the install test
+#   make bench     build, then run bench/run_small.sh build (when present)
+#   make install   build, then install under $(PREFIX) (default /usr/local)
+#   make clean     remove build/
+
+BUILD_DIR  := build
+BUILD_TYPE ?= RelWithDebInfo
+PREFIX     ?= /usr/local
+JOBS       ?= $(shell nproc 2>/dev/null || echo 1)
+CMAKE      ?= cmake
+CTEST      ?= ctest
+
+.PHONY: all deps build demo check bench install clean
+
+all: build
+
+deps:
+	bash scripts/deps.sh
+
+build: deps
+	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
+
+demo: build
+	./$(BUILD_DIR)/pinheap demo
+
+check: build
+	$(CTEST) --test-dir $(BUILD_DIR) --output-on-failure --timeout 600
+	bash tests/install/run.sh $(BUILD_DIR)
+
+bench: build
+	@if [ -x bench/run_small.sh ]; then \
+	  echo "bench/run_small.sh $(BUILD_DIR)"; \
+	  ./bench/run_small.sh $(BUILD_DIR); \
+	elif [ -f bench/run_small.sh ]; then \
+	  echo "bash bench/run_small.sh $(BUILD_DIR)"; \
+	  bash bench/run_small.sh $(BUILD_DIR); \
+	else \
+	  echo "make bench: bench/run_small.sh not found; nothing to run."; \
+	fi
+
+# After installing as root (and not into a DESTDIR staging tree), refresh the
+# loader cache so the installed tool finds libpinheap.so.0.
+install: build
+	$(CMAKE) --install $(BUILD_DIR) --prefix $(PREFIX)
+	@if [ "$$(id -u)" = 0 ] && [ -z "$$DESTDIR" ] && command -v ldconfig >/dev/null 2>&1; then ldconfig; fi
+
+clean:
+	rm -rf $(BUILD_DIR)

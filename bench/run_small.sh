@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Small-object throughput: pinheap FIXED vs jemalloc (as malloc) vs mimalloc
+# (exclusive arena). Runs every runner K times per thread count, alternating
+# the allocators, and prints the median of each as a table.
+#
+# One op is one malloc or one free (a round of the workload is one free and
+# one malloc, 2 ops); ops/s are summed over the threads. See small_bench.h.
+#
+# usage: run_small.sh [-s seed] [-x scale] [-k reps] [-t threads] [-n slots]
+#                     [-m region_mib] [-T budget_s] [-b bindir] [-v]
+#   -s  seed for every run (default 12345)
+#   -x  scale: rounds per thread = 5,000,000 x scale (default 1; may be 0.1)
+#   -k  runs per allocator and thread count; the median is reported (default 5)
+#   -t  thread counts: a comma list ("1,2", the default) or "all" (1..nproc)
+#   -n  live slots per thread (default 1000)
+#   -m  MiB of the pinheap region and of the mimalloc arena (default 1024)
+#   -T  time budget in seconds (default 50): no run starts after it is spent,
+#       and a run still going when it is spent (5 s grace at least) is killed
+#       and counted as failed; the whole script ends within about budget + 7 s
+#   -b  directory of the bench_small_* runners (default: this script's
+#       directory, then build/bench and ../build/bench beside it)
+#   -v  print every sample, not only the medians
+# Exit status: 0 when every run passed its checks, 1 when one failed, 2 on
+# bad usage or missing runners.
+set -u
+
+seed=12345
+scale=1
+reps=5
+threads="1,2"
+slots=1000
+region=1024
+budget=50
+bindir=""
+verbose=0
+base_rounds=5000000
+
+usage() { sed -n '2,/^# Exit status/p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+
+while getopts "s:x:k:t:n:m:T:b:vh" opt; do
+  case $opt in
+    s) seed=$OPTARG ;;
+    x) scale=$OPTARG ;;
+    k) reps=$OPTARG ;;
+    t) threads=$OPTARG ;;
+    n) slots=$OPTARG ;;
+    m) region=$OPTARG ;;
+    T) budget=$OPTARG ;;
+    b) bindir=$OPTARG ;;
+    v) verbose=1 ;;
+    *) usage ;;
+  esac
+done
+shift $((OPTIND - 1))
+[ $# -eq 0 ] || usage
+
+isnum() { [[ $1 =~ ^[0-9]+$ ]]; }
+isnum "$reps" && [ "$reps" -ge 1 ] || { echo "run_small.sh: bad -k $reps" >&2; exit 2; }
+isnum "$budget" && [ "$budget" -ge 1 ] || { echo "run_small.sh: bad -T $budget" >&2; exit 2; }
+[[ $scale =~ ^[0-9]*\.?[0-9]+$ ]] || { echo "run_small.sh: bad -x $scale" >&2; exit 2; }
+rounds=$(awk -v b="$base_rounds" -v s="$scale" 'BEGIN { r = int(b * s); if (r < 1) r = 1; printf "%d", r }')
+
+if [ "$threads" = all ]; then
+  threads=$(seq -s, 1 "$(nproc)")
+fi
+IFS=, read -r -a tlist <<< "$threads"
+for t in "${tlist[@]}"; do
+  isnum "$t" && [ "$t" -ge 1 ] || { echo "run_small.sh: bad thread count '$t'" >&2; exit 2; }
+done
+
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -z "$bindir" ]; then
+  for d in "$here" "$here/../build/bench" "$here/build/bench"; do
+    if [ -x "$d/bench_small_jemalloc" ]; then bindir=$d; break; fi
+  done
+fi
+if [ -z "$bindir" ]; then
+  echo "run_small.sh: no bench_small_* runners found; build first, or pass -b DIR" >&2
+  exit 2
+fi
+
+allocs=(pinheap jemalloc mimalloc)
+declare -A present
+for a in "${allocs[@]}"; do
+  if [ -x "$bindir/bench_small_$a" ]; then
+    present[$a]=1
+  else
+    present[$a]=0
+    echo "run_small.sh: $bindir/bench_small_$a not built; its column shows n/a" >&2
+  fi
+done
+
+echo "small-object throughput: seed=$seed slots/thread=$slots rounds/thread=$rounds" \
+     "sizes=16..1024 B reps=$reps (median) region=${region} MiB"
+echo "runners: $bindir"
+echo "one op = one malloc or one free (a round = free + malloc = 2 ops); ops/s summed over threads"
+
+samples=$(mktemp)
+errlog=$(mktemp)
+trap 'rm -f "$samples" "$errlog"' EXIT
+status=0
+start=$SECONDS
+out_of_time=0
+
+for t in "${tlist[@]}"; do
+  for ((r = 1; r <= reps; r++)); do
+    # Alternate the order from one repetition to the next as well.
+    if ((r % 2)); then order=(pinheap jemalloc mimalloc); else order=(mimalloc jemalloc pinheap); fi
+    for a in "${order[@]}"; do
+      [ "${present[$a]}" = 1 ] || continue
+      left=$((budget - (SECONDS - start)))
+      if ((left <= 0)); then out_of_time=1; break 3; fi
+      ((left >= 5)) || left=5
+      line=$(timeout -k 2 "$left" "$bindir/bench_small_$a" -q -t "$t" -r "$rounds" \
+             -n "$slots" -s "$seed" -m "$region" 2>>"$errlog")
+      rc=$?
+      ops=$(printf '%s\n' "$line" | sed -n 's/^RESULT .* ops_per_s=\([0-9]*\).*/\1/p')
+      if [ $rc -ne 0 ] || [ -z "$ops" ]; then
+        if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then why="killed after ${left}s, the time budget"; else why="exit $rc"; fi
+        echo "run_small.sh: bench_small_$a -t $t FAILED ($why)" >&2
+        echo "$a $t FAIL" >> "$samples"
+        status=1
+      else
+        echo "$a $t $ops" >> "$samples"
+        [ $verbose = 1 ] && echo "  sample: $a threads=$t ops/s=$ops"
+      fi
+    done
+  done
+done
+if [ -s "$errlog" ]; then
+  echo "--- runner errors ---" >&2
+  cat "$errlog" >&2
+fi
+if [ $out_of_time = 1 ]; then
+  echo "run_small.sh: time budget of ${budget}s spent; later runs skipped (medians of fewer runs)" >&2
+fi
+
+# Median per (allocator, threads); FAIL when any run of the cell failed.
+median() { # alloc threads -> median ops/s, FAIL, or n/a; also the sample count
+  awk -v a="$1" -v t="$2" '
+    $1 == a && $2 == t { if ($3 == "FAIL") fail = 1; else v[n++] = $3 }
+    END {
+      if (fail) { print "FAIL 0"; exit }
+      if (n == 0) { print "n/a 0"; exit }
+      for (i = 1; i < n; i++) { x = v[i]; for (j = i - 1; j >= 0 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+      m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
+      printf "%.0f %d\n", m, n
+    }' "$samples"
+}
+
+echo
+printf '%7s  %15s  %15s  %15s  %16s  %16s\n' threads "pinheap Mops/s" "jemalloc Mops/s" \
+  "mimalloc Mops/s" "pinheap/jemalloc" "pinheap/mimalloc"
+for t in "${tlist[@]}"; do
+  read -r p pn < <(median pinheap "$t")
+  read -r j jn < <(median jemalloc "$t")
+  read -r m mn < <(median mimalloc "$t")
+  awk -v t="$t" -v p="$p" -v j="$j" -v m="$m" -v pn="$pn" -v jn="$jn" -v mn="$mn" -v k="$reps" '
+    function num(x) { return x ~ /^[0-9.]+$/ }
+    function cell(x, n) { if (!num(x)) return x; return sprintf("%.2f%s", x / 1e6, n < k ? "*" : "") }
+    function ratio(x, y) { if (!num(x) || !num(y) || y == 0) return "n/a"; return sprintf("%.3f", x / y) }
+    BEGIN {
+      printf "%7d  %15s  %15s  %15s  %16s  %16s\n", t, cell(p, pn), cell(j, jn), cell(m, mn),
+             ratio(p, j), ratio(p, m)
+    }'
+done
+if grep -q . "$samples" && [ $out_of_time = 1 ]; then
+  echo "(* = median of fewer than $reps runs)"
+fi
+echo "elapsed: $((SECONDS - start)) s"
+exit $status

@@ -1,0 +1,377 @@
+/*
+ * Small-object throughput benchmark: the workload and the harness shared by
+ * every runner (bench_small_pinheap, bench_small_jemalloc, bench_small_mimalloc).
+ *
+ * A runner defines, before including this header:
+ *
+ *   #define BK_NAME "allocator"
+ *   struct bk_thread { ... };   per-thread state of the allocator
+ *
+ * and after it the static functions declared below under "backend". The
+ * workload loop calls them directly, so the compiler can inline them in every
+ * runner alike; no runner pays for an indirect call the others do not.
+ *
+ * Workload, per thread: an array of N slots (default 1000), each holding one
+ * live block, filled before timing starts. Then R rounds (default 5,000,000),
+ * each: draw a 64-bit xorshift number; pick a slot with its high half and a
+ * size in [16, 1024] bytes with its low half; check the tag bytes of the
+ * block in the slot and free it; allocate a block of the new size, check it
+ * is not NULL, write a tag byte into its first and its last byte. Every
+ * thread's generator is seeded from the run's seed and the thread's index
+ * (splitmix64), so every runner does the same sequence of requests.
+ *
+ * One op is one malloc or one free: a round is 2 ops. ops/s is the total
+ * over all threads, divided by the wall time from the moment every thread is
+ * released (a barrier) until the last one finishes its rounds.
+ *
+ * After the timed rounds every live block is checked to lie in the memory
+ * of the allocator (where the runner can tell), then freed. Any failed
+ * check makes the runner print the reason and exit with status 1.
+ */
+#ifndef PINHEAP_SMALL_BENCH_H
+#define PINHEAP_SMALL_BENCH_H
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SB_MIN_SIZE 16u
+#define SB_MAX_SIZE 1024u
+#define SB_MAX_THREADS 256u
+
+typedef struct sb_config {
+  unsigned threads;
+  unsigned slots;
+  uint64_t rounds; /* per thread */
+  uint64_t seed;
+  size_t region_mib; /* region for pinheap FIXED and the mimalloc arena */
+  bool quiet;
+} sb_config;
+
+/* ---- backend: defined by the runner ------------------------------------ */
+typedef struct bk_thread bk_thread;
+/* Once, before any thread starts. 0, or -1 after printing why. Prints a line
+ * naming the allocator and its version. */
+static int bk_global_init(const sb_config *cfg);
+/* In the worker thread, before timing. 0, or -1 with a message in msg. */
+static int bk_thread_init(bk_thread *t, unsigned index, char *msg, size_t msglen);
+static void *bk_alloc(bk_thread *t, size_t size);
+static void bk_free(bk_thread *t, void *p);
+/* Whether p lies in memory the allocator manages for this run. */
+static bool bk_owns(bk_thread *t, const void *p);
+/* In the worker thread, after every block of the thread is freed. */
+static void bk_thread_fini(bk_thread *t);
+/* Once, after every thread is joined. Returns 0, or -1 after printing why. */
+static int bk_global_fini(const sb_config *cfg);
+
+/* ---- harness ------------------------------------------------------------ */
+
+typedef struct sb_worker {
+  alignas(64) bk_thread bk;
+  pthread_t tid;
+  unsigned index;
+  const sb_config *cfg;
+  pthread_barrier_t *start;
+  uint64_t rng;
+  void **slot;
+  uint32_t *size;
+  unsigned char *tag;
+  size_t arrays_bytes;
+  uint64_t t_start, t_end; /* ns, CLOCK_MONOTONIC */
+  int failed;
+  char msg[256];
+} sb_worker;
+
+static uint64_t sb_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t sb_splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* xorshift64* */
+static inline uint64_t sb_next(uint64_t *s) {
+  uint64_t x = *s;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *s = x;
+  return x * 0x2545f4914f6cdd1dull;
+}
+
+/* A number in [0, n) from 32 random bits, without a division. */
+static inline uint32_t sb_range(uint32_t bits, uint32_t n) {
+  return (uint32_t)(((uint64_t)bits * n) >> 32);
+}
+
+static void sb_fail(sb_worker *w, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(w->msg, sizeof w->msg, fmt, ap);
+  va_end(ap);
+  w->failed = 1;
+}
+
+static inline bool sb_alloc_slot(sb_worker *w, uint32_t idx, uint32_t sz, unsigned char tg) {
+  unsigned char *p = bk_alloc(&w->bk, sz);
+  if (p == NULL) {
+    sb_fail(w, "thread %u: allocation of %" PRIu32 " bytes returned NULL (errno %d)", w->index, sz,
+            errno);
+    return false;
+  }
+  p[0] = tg;
+  p[sz - 1] = tg;
+  w->slot[idx] = p;
+  w->size[idx] = sz;
+  w->tag[idx] = tg;
+  return true;
+}
+
+static inline bool sb_check_slot(sb_worker *w, uint32_t idx) {
+  const unsigned char *p = w->slot[idx];
+  uint32_t sz = w->size[idx];
+  unsigned char tg = w->tag[idx];
+  if (p[0] != tg || p[sz - 1] != tg) {
+    sb_fail(w, "thread %u: slot %" PRIu32 " (%p, %" PRIu32 " bytes): tag bytes %#x/%#x, expected %#x",
+            w->index, idx, (const void *)p, sz, p[0], p[sz - 1], tg);
+    return false;
+  }
+  return true;
+}
+
+static void *sb_worker_main(void *arg) {
+  sb_worker *w = arg;
+  const sb_config *cfg = w->cfg;
+  const uint32_t n = cfg->slots;
+  const uint32_t span = SB_MAX_SIZE - SB_MIN_SIZE + 1;
+  bool thread_ready = false;
+  uint32_t filled = 0;
+
+  if (bk_thread_init(&w->bk, w->index, w->msg, sizeof w->msg) != 0) {
+    w->failed = 1;
+  } else {
+    thread_ready = true;
+    /* Untimed: fill every slot. */
+    for (; filled < n; filled++) {
+      uint64_t x = sb_next(&w->rng);
+      if (!sb_alloc_slot(w, filled, SB_MIN_SIZE + sb_range((uint32_t)x, span),
+                         (unsigned char)(x >> 56)))
+        break;
+    }
+  }
+
+  /* Every thread waits here, failed or not, so that none is left behind. */
+  pthread_barrier_wait(w->start);
+  w->t_start = sb_now_ns();
+  if (!w->failed) {
+    uint64_t s = w->rng;
+    for (uint64_t r = 0; r < cfg->rounds; r++) {
+      uint64_t x = sb_next(&s);
+      uint32_t idx = sb_range((uint32_t)(x >> 32), n);
+      if (!sb_check_slot(w, idx))
+        break;
+      bk_free(&w->bk, w->slot[idx]);
+      if (!sb_alloc_slot(w, idx, SB_MIN_SIZE + sb_range((uint32_t)x, span),
+                         (unsigned char)(x >> 24))) {
+        w->slot[idx] = NULL;
+        break;
+      }
+    }
+    w->rng = s;
+  }
+  w->t_end = sb_now_ns();
+
+  /* Untimed: check and free what is left. */
+  for (uint32_t i = 0; i < filled; i++) {
+    if (w->slot[i] == NULL)
+      continue;
+    if (!w->failed && !bk_owns(&w->bk, w->slot[i]))
+      sb_fail(w, "thread %u: slot %" PRIu32 " holds %p, outside the allocator's memory", w->index,
+              i, w->slot[i]);
+    if (!w->failed)
+      sb_check_slot(w, i);
+    bk_free(&w->bk, w->slot[i]);
+    w->slot[i] = NULL;
+  }
+  if (thread_ready)
+    bk_thread_fini(&w->bk);
+  return NULL;
+}
+
+static void sb_usage(const char *prog) {
+  fprintf(stderr,
+          "usage: %s [-t threads] [-r rounds] [-n slots] [-s seed] [-m region_mib] [-q]\n"
+          "  -t  worker threads (default 1, at most %u)\n"
+          "  -r  rounds per thread, each one free and one malloc (default 5000000)\n"
+          "  -n  live slots per thread (default 1000)\n"
+          "  -s  seed, decimal or 0x hex (default 12345)\n"
+          "  -m  MiB of the pinheap FIXED region / mimalloc arena (default 1024)\n"
+          "  -q  print only the RESULT line\n",
+          prog, SB_MAX_THREADS);
+}
+
+static int sb_parse_u64(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 0);
+  if (errno != 0 || end == s || *end != '\0' || s[0] == '-')
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static int sb_parse_args(int argc, char **argv, sb_config *cfg) {
+  cfg->threads = 1;
+  cfg->slots = 1000;
+  cfg->rounds = 5000000;
+  cfg->seed = 12345;
+  cfg->region_mib = 1024;
+  cfg->quiet = false;
+  int c;
+  uint64_t v;
+  while ((c = getopt(argc, argv, "t:r:n:s:m:qh")) != -1) {
+    switch (c) {
+    case 't':
+      if (sb_parse_u64(optarg, &v) != 0 || v == 0 || v > SB_MAX_THREADS)
+        goto bad;
+      cfg->threads = (unsigned)v;
+      break;
+    case 'r':
+      if (sb_parse_u64(optarg, &v) != 0)
+        goto bad;
+      cfg->rounds = v;
+      break;
+    case 'n':
+      if (sb_parse_u64(optarg, &v) != 0 || v == 0 || v > (1u << 24))
+        goto bad;
+      cfg->slots = (unsigned)v;
+      break;
+    case 's':
+      if (sb_parse_u64(optarg, &v) != 0)
+        goto bad;
+      cfg->seed = v;
+      break;
+    case 'm':
+      if (sb_parse_u64(optarg, &v) != 0 || v < 64 || v > (1u << 20))
+        goto bad;
+      cfg->region_mib = (size_t)v;
+      break;
+    case 'q':
+      cfg->quiet = true;
+      break;
+    case 'h':
+      sb_usage(argv[0]);
+      exit(0);
+    default:
+      goto bad;
+    }
+  }
+  if (optind != argc)
+    goto bad;
+  return 0;
+bad:
+  sb_usage(argv[0]);
+  return -1;
+}
+
+int main(int argc, char **argv) {
+  sb_config cfg;
+  if (sb_parse_args(argc, argv, &cfg) != 0)
+    return 2;
+  if (!cfg.quiet)
+    printf("small-object bench: allocator=%s threads=%u slots=%u rounds/thread=%" PRIu64
+           " sizes=%u..%u seed=%" PRIu64 "\n",
+           BK_NAME, cfg.threads, cfg.slots, cfg.rounds, SB_MIN_SIZE, SB_MAX_SIZE, cfg.seed);
+  if (bk_global_init(&cfg) != 0)
+    return 1;
+
+  /* Workers and their slot arrays come from mmap, outside every allocator
+   * under test, each worker on its own cache lines. */
+  size_t wbytes = sizeof(sb_worker) * cfg.threads;
+  sb_worker *ws = mmap(NULL, wbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (ws == MAP_FAILED) {
+    perror("mmap workers");
+    return 1;
+  }
+  pthread_barrier_t start;
+  pthread_barrier_init(&start, NULL, cfg.threads);
+  uint64_t seeder = cfg.seed;
+  for (unsigned i = 0; i < cfg.threads; i++) {
+    sb_worker *w = &ws[i];
+    w->index = i;
+    w->cfg = &cfg;
+    w->start = &start;
+    w->rng = sb_splitmix64(&seeder);
+    if (w->rng == 0)
+      w->rng = 1; /* xorshift must not start at 0 */
+    w->arrays_bytes = (size_t)cfg.slots * (sizeof(void *) + sizeof(uint32_t) + 1);
+    char *a = mmap(NULL, w->arrays_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (a == MAP_FAILED) {
+      perror("mmap slots");
+      return 1;
+    }
+    w->slot = (void **)a;
+    w->size = (uint32_t *)(a + (size_t)cfg.slots * sizeof(void *));
+    w->tag = (unsigned char *)(a + (size_t)cfg.slots * (sizeof(void *) + sizeof(uint32_t)));
+  }
+  for (unsigned i = 0; i < cfg.threads; i++) {
+    int rc = pthread_create(&ws[i].tid, NULL, sb_worker_main, &ws[i]);
+    if (rc != 0) {
+      fprintf(stderr, "pthread_create: %s\n", strerror(rc));
+      return 1;
+    }
+  }
+  for (unsigned i = 0; i < cfg.threads; i++)
+    pthread_join(ws[i].tid, NULL);
+  pthread_barrier_destroy(&start);
+
+  int status = 0;
+  uint64_t t0 = UINT64_MAX, t1 = 0;
+  for (unsigned i = 0; i < cfg.threads; i++) {
+    if (ws[i].failed) {
+      fprintf(stderr, "%s: FAILED: %s\n", BK_NAME, ws[i].msg);
+      status = 1;
+    }
+    if (ws[i].t_start < t0)
+      t0 = ws[i].t_start;
+    if (ws[i].t_end > t1)
+      t1 = ws[i].t_end;
+  }
+  if (bk_global_fini(&cfg) != 0)
+    status = 1;
+  if (status != 0)
+    return status;
+
+  double secs = (double)(t1 - t0) / 1e9;
+  if (secs <= 0)
+    secs = 1e-9;
+  double pairs = (double)cfg.rounds * cfg.threads;
+  printf("RESULT allocator=%s threads=%u seed=%" PRIu64 " slots=%u rounds=%" PRIu64
+         " seconds=%.6f ops_per_s=%.0f pairs_per_s=%.0f\n",
+         BK_NAME, cfg.threads, cfg.seed, cfg.slots, cfg.rounds, secs, 2.0 * pairs / secs,
+         pairs / secs);
+  for (unsigned i = 0; i < cfg.threads; i++)
+    munmap(ws[i].slot, ws[i].arrays_bytes);
+  munmap(ws, wbytes);
+  return 0;
+}
+
+#endif /* PINHEAP_SMALL_BENCH_H */

@@ -1,0 +1,125 @@
+/*
+ * pinheap: a general-purpose allocator over memory a network card can reach.
+ *
+ * A heap serves malloc-style requests from one of three kinds of memory:
+ *   PINHEAP_SIMPLE   jemalloc arenas of the heap's own over ordinary memory.
+ *   PINHEAP_DYNAMIC  registered chunks added as the heap grows (not yet
+ *                    available: pinheap_create fails with ENOSYS).
+ *   PINHEAP_FIXED    one region obtained once; every allocation comes from it.
+ *
+ * Thread safety: every function may be called from any thread at the same
+ * time, on the same heap or on different heaps, except pinheap_destroy, which
+ * must not race with any other call on the same heap.
+ *
+ * Errors: a function that fails returns NULL (or -1), sets errno and leaves a
+ * description of the failure that pinheap_last_error() returns in the failing
+ * thread. A failed call changes nothing.
+ */
+#ifndef PINHEAP_H
+#define PINHEAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PINHEAP_VERSION_MAJOR 0
+#define PINHEAP_VERSION_MINOR 1
+#define PINHEAP_VERSION_PATCH 0
+
+typedef struct pinheap pinheap;
+
+typedef enum pinheap_mode { PINHEAP_SIMPLE, PINHEAP_DYNAMIC, PINHEAP_FIXED } pinheap_mode;
+
+/* How the extent manager of a FIXED heap places extents. */
+typedef enum pinheap_policy {
+  /* Best fit, small extents from the top of the region, large ones from the
+   * bottom, free extents coalesced at once. The default. */
+  PINHEAP_POLICY_TWO_ENDED,
+  /* A pointer that only moves up and never takes memory back, as the hooks
+   * of jemalloc-based runtimes do today. For comparison only. */
+  PINHEAP_POLICY_BUMP
+} pinheap_policy;
+
+typedef struct pinheap_options {
+  pinheap_mode mode;
+  size_t size; /* FIXED: bytes in the region; DYNAMIC: cap on registered bytes, 0 = none */
+  /* Fields below: pinheap_options_init sets every one to its default. */
+  pinheap_policy policy;
+  /* Requests above this many bytes skip jemalloc and take an exact
+   * page-rounded extent from the bottom of the region (FIXED). */
+  size_t large_threshold;
+  /* Extents of at most this many bytes are placed from the top of the
+   * region, larger ones from the bottom (FIXED, two-ended policy). */
+  size_t small_extent_max;
+  /* jemalloc arenas in the heap; 0 = one per online CPU, at most 64. */
+  unsigned arenas;
+  bool prefault;  /* touch every page of the region at creation */
+  bool lock;      /* mlock the region */
+  bool hugepages; /* ask for transparent huge pages (madvise MADV_HUGEPAGE) */
+} pinheap_options;
+
+typedef struct pinheap_stats {
+  size_t capacity;     /* bytes the heap manages now (FIXED: the region) */
+  size_t in_use;       /* bytes of extents handed out: slabs, large blocks, metadata */
+  size_t free_bytes;   /* capacity - in_use */
+  size_t largest_free; /* the largest free contiguous extent */
+  size_t free_extents; /* how many free extents */
+  size_t allocated;    /* bytes in live allocations */
+  size_t peak_in_use;  /* high-water mark of in_use */
+  /* Fields below are additions to the contract. */
+  size_t large_allocated; /* bytes in live large blocks (page-rounded) */
+  size_t large_blocks;    /* live large blocks */
+} pinheap_stats;
+
+/* Fills *opts with the defaults: FIXED, 0 bytes (must be set), two-ended. */
+void pinheap_options_init(pinheap_options *opts);
+
+/* Returns a new heap, or NULL with errno EINVAL (bad options), ENOMEM (the
+ * region or metadata could not be had), ENOSYS (mode not available). */
+pinheap *pinheap_create(const pinheap_options *opts);
+
+/* Releases the heap and its region. Blocks still live become invalid. */
+void pinheap_destroy(pinheap *heap);
+
+/* This thread's last failure, in words; "" when there was none. */
+const char *pinheap_last_error(void);
+
+/* The usual meanings. A failure returns NULL with errno ENOMEM (no room;
+ * the message gives the request, the free bytes and the largest free
+ * extent) or EINVAL (size 0 for pinheap_malloc is allowed and returns a
+ * minimal block; an impossible size or a bad alignment is EINVAL). */
+void *pinheap_malloc(pinheap *heap, size_t size);
+void *pinheap_calloc(pinheap *heap, size_t count, size_t size);
+/* ptr NULL: malloc. size 0: frees ptr and returns NULL. On failure ptr is
+ * left as it was. Large blocks grow in place when the next extent is free. */
+void *pinheap_realloc(pinheap *heap, void *ptr, size_t size);
+/* alignment: a power of two; any size is accepted. */
+void *pinheap_aligned_alloc(pinheap *heap, size_t alignment, size_t size);
+
+/* ptr NULL does nothing. A pointer the heap does not own, a large block freed
+ * twice or an interior pointer of a large block prints the pointer and
+ * aborts. */
+void pinheap_free(pinheap *heap, void *ptr);
+
+/* Bytes usable at ptr (at least the size requested). ptr must be live. */
+size_t pinheap_usable_size(pinheap *heap, const void *ptr);
+
+/* Whether ptr lies in memory the heap manages (FIXED: the region; SIMPLE:
+ * an arena of the heap). */
+bool pinheap_owns(const pinheap *heap, const void *ptr);
+
+/* Hands cached free extents back (jemalloc's caches and every thread's cache
+ * of this heap), so that the stats show the true free space. */
+void pinheap_trim(pinheap *heap);
+
+/* Fills *out; returns 0, or -1 with errno EINVAL. */
+int pinheap_get_stats(pinheap *heap, pinheap_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PINHEAP_H */

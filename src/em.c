@@ -1,0 +1,428 @@
+#include "em.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+#define EM_OF_ADDR(n) PH_CONTAINER_OF(n, em_extent, by_addr)
+#define EM_OF_SIZE(n) PH_CONTAINER_OF(n, em_extent, by_size)
+#define EM_REGION_OF(n) PH_CONTAINER_OF(n, em_region, by_base)
+
+static int em_cmp_addr(const tree_node *a, const tree_node *b) {
+  uintptr_t x = EM_OF_ADDR(a)->addr, y = EM_OF_ADDR(b)->addr;
+  return (x > y) - (x < y);
+}
+
+static int em_cmp_size(const tree_node *a, const tree_node *b) {
+  const em_extent *x = EM_OF_SIZE(a), *y = EM_OF_SIZE(b);
+  if (x->size != y->size) return x->size < y->size ? -1 : 1;
+  return (x->addr > y->addr) - (x->addr < y->addr);
+}
+
+static int em_cmp_region(const tree_node *a, const tree_node *b) {
+  uintptr_t x = EM_REGION_OF(a)->base, y = EM_REGION_OF(b)->base;
+  return (x > y) - (x < y);
+}
+
+static size_t em_largest_below(const tree_node *n) { return n ? EM_OF_ADDR(n)->largest_below : 0; }
+
+static void em_update_addr(tree_node *n) {
+  em_extent *e = EM_OF_ADDR(n);
+  size_t l = em_largest_below(n->left), r = em_largest_below(n->right);
+  size_t m = e->size;
+  if (l > m) m = l;
+  if (r > m) m = r;
+  e->largest_below = m;
+}
+
+int em_init(em *m, em_policy policy, size_t page, size_t small_max) {
+  memset(m, 0, sizeof *m);
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+  int err = pthread_mutex_init(&m->lock, &attr);
+  pthread_mutexattr_destroy(&attr);
+  if (err) return -1;
+  m->policy = policy;
+  m->page = page;
+  m->small_max = small_max;
+  tree_init(&m->by_addr, em_cmp_addr, em_update_addr);
+  tree_init(&m->by_size, em_cmp_size, NULL);
+  tree_init(&m->regions, em_cmp_region, NULL);
+  meta_init(&m->extent_pool, sizeof(em_extent));
+  meta_init(&m->region_pool, sizeof(em_region));
+  return 0;
+}
+
+void em_fini(em *m) {
+  meta_fini(&m->extent_pool);
+  meta_fini(&m->region_pool);
+  pthread_mutex_destroy(&m->lock);
+}
+
+/* The region holding addr, or NULL. Lock held. */
+static em_region *em_region_at(const em *m, uintptr_t addr) {
+  em_region key = {.base = addr};
+  tree_node *n = tree_floor(&m->regions, &key.by_base);
+  if (!n) return NULL;
+  em_region *r = EM_REGION_OF(n);
+  return addr < r->end ? r : NULL;
+}
+
+static void em_insert_free(em *m, em_extent *e) {
+  tree_insert(&m->by_addr, &e->by_addr);
+  tree_insert(&m->by_size, &e->by_size);
+}
+
+static void em_remove_free(em *m, em_extent *e) {
+  tree_remove(&m->by_addr, &e->by_addr);
+  tree_remove(&m->by_size, &e->by_size);
+  meta_free(&m->extent_pool, e);
+}
+
+/* Changes a free extent's range in place. The new range must not pass any
+ * other free extent, so its position in by_addr stays right. */
+static void em_resize_free(em *m, em_extent *e, uintptr_t addr, size_t size) {
+  tree_remove(&m->by_size, &e->by_size);
+  e->addr = addr;
+  e->size = size;
+  tree_insert(&m->by_size, &e->by_size);
+  tree_refresh(&m->by_addr, &e->by_addr);
+}
+
+static em_extent *em_new_free(em *m, em_region *r, uintptr_t addr, size_t size) {
+  em_extent *e = meta_alloc(&m->extent_pool);
+  if (!e) return NULL;
+  e->addr = addr;
+  e->size = size;
+  e->region = r;
+  em_insert_free(m, e);
+  return e;
+}
+
+int em_add_region(em *m, void *base, size_t size) {
+  uintptr_t b = (uintptr_t)base;
+  if (size == 0 || (b & (m->page - 1)) || (size & (m->page - 1)) || b + size < b) {
+    errno = EINVAL;
+    return -1;
+  }
+  pthread_mutex_lock(&m->lock);
+  em_region key = {.base = b + size - 1};
+  tree_node *below = tree_floor(&m->regions, &key.by_base);
+  if (below && EM_REGION_OF(below)->end > b) {
+    pthread_mutex_unlock(&m->lock);
+    errno = EINVAL;
+    return -1;
+  }
+  em_region *r = NULL;
+  if (meta_reserve(&m->extent_pool, 1) != 0 || !(r = meta_alloc(&m->region_pool))) {
+    pthread_mutex_unlock(&m->lock);
+    errno = ENOMEM;
+    return -1;
+  }
+  r->base = r->pristine_lo = r->bump = b;
+  r->end = r->pristine_hi = b + size;
+  tree_insert(&m->regions, &r->by_base);
+  if (m->policy == EM_TWO_ENDED) em_new_free(m, r, b, size);
+  m->capacity += size;
+  m->free_bytes += size;
+  pthread_mutex_unlock(&m->lock);
+  return 0;
+}
+
+/* Marks [s, e) as handed out: the pristine range keeps its larger part
+ * outside [s, e). Returns whether [s, e) was wholly pristine. */
+static bool em_touch(em_region *r, uintptr_t s, uintptr_t e) {
+  bool pristine = s >= r->pristine_lo && e <= r->pristine_hi;
+  if (s < r->pristine_hi && e > r->pristine_lo) {
+    uintptr_t below = s > r->pristine_lo ? s - r->pristine_lo : 0;
+    uintptr_t above = r->pristine_hi > e ? r->pristine_hi - e : 0;
+    if (below >= above)
+      r->pristine_hi = r->pristine_lo + below;
+    else
+      r->pristine_lo = e;
+  }
+  return pristine;
+}
+
+static void em_note_use(em *m, size_t bytes) {
+  m->free_bytes -= bytes;
+  if (m->capacity - m->free_bytes > m->peak_in_use) m->peak_in_use = m->capacity - m->free_bytes;
+}
+
+/*
+ * Carves [start, start + size) out of the free extent e (one node is reserved).
+ *   [ lead ][ taken ][ trail ]  =>  e keeps lead, a new node gets trail.
+ */
+static void em_carve(em *m, em_extent *e, uintptr_t start, size_t size) {
+  uintptr_t lead = start - e->addr;
+  uintptr_t trail = e->addr + e->size - (start + size);
+  em_region *r = e->region;
+  if (lead == 0 && trail == 0)
+    em_remove_free(m, e);
+  else if (lead == 0)
+    em_resize_free(m, e, start + size, trail);
+  else {
+    em_resize_free(m, e, e->addr, lead);
+    if (trail) em_new_free(m, r, start + size, trail);
+  }
+  em_note_use(m, size);
+}
+
+/* The highest-addressed free extent of at least size bytes. */
+static em_extent *em_highest_fit(const em *m, size_t size) {
+  tree_node *n = m->by_addr.root;
+  while (n) {
+    if (em_largest_below(n->right) >= size)
+      n = n->right;
+    else if (EM_OF_ADDR(n)->size >= size)
+      return EM_OF_ADDR(n);
+    else if (em_largest_below(n->left) >= size)
+      n = n->left;
+    else
+      return NULL;
+  }
+  return NULL;
+}
+
+static void *em_alloc_two_ended(em *m, size_t size, size_t align, bool *pristine) {
+  size_t need = size + (align - m->page);
+  if (need < size) return NULL;
+  em_extent key = {.addr = 0, .size = need};
+  tree_node *n = tree_ceil(&m->by_size, &key.by_size);
+  if (!n) return NULL;
+  em_extent *e = EM_OF_SIZE(n);
+  uintptr_t start;
+  if (size <= m->small_max) {
+    if (e->size <= m->small_max) {
+      key.size = e->size;
+      key.addr = UINTPTR_MAX;
+      e = EM_OF_SIZE(tree_floor(&m->by_size, &key.by_size));
+    } else {
+      e = em_highest_fit(m, need);
+    }
+    start = util_align_down(e->addr + e->size - size, align);
+  } else {
+    start = (e->addr + align - 1) & ~(uintptr_t)(align - 1);
+  }
+  *pristine = em_touch(e->region, start, start + size);
+  em_carve(m, e, start, size);
+  return (void *)start;
+}
+
+static void *em_alloc_bump(em *m, size_t size, size_t align, bool *pristine) {
+  for (tree_node *n = tree_first(&m->regions); n; n = tree_next(&m->regions, n)) {
+    em_region *r = EM_REGION_OF(n);
+    uintptr_t start = (r->bump + align - 1) & ~(uintptr_t)(align - 1);
+    if (start < r->bump || start > r->end || r->end - start < size) continue;
+    *pristine = em_touch(r, start, start + size);
+    em_note_use(m, start + size - r->bump);
+    r->bump = start + size;
+    return (void *)start;
+  }
+  return NULL;
+}
+
+void *em_alloc(em *m, size_t size, size_t align, bool *pristine) {
+  if (size == 0 || (size & (m->page - 1)) || !util_is_pow2(align)) return NULL;
+  if (align < m->page) align = m->page;
+  bool zero = false;
+  void *p = NULL;
+  pthread_mutex_lock(&m->lock);
+  if (m->policy == EM_BUMP)
+    p = em_alloc_bump(m, size, align, &zero);
+  else if (meta_reserve(&m->extent_pool, 1) == 0)
+    p = em_alloc_two_ended(m, size, align, &zero);
+  pthread_mutex_unlock(&m->lock);
+  if (pristine) *pristine = zero;
+  return p;
+}
+
+bool em_alloc_at(em *m, void *addr, size_t size, bool *pristine) {
+  uintptr_t a = (uintptr_t)addr;
+  if (size == 0 || (size & (m->page - 1)) || (a & (m->page - 1)) || a + size < a) return false;
+  bool ok = false, zero = false;
+  pthread_mutex_lock(&m->lock);
+  if (m->policy == EM_BUMP) {
+    em_region *r = em_region_at(m, a);
+    if (r && r->bump == a && r->end - a >= size) {
+      zero = em_touch(r, a, a + size);
+      em_note_use(m, size);
+      r->bump = a + size;
+      ok = true;
+    }
+  } else if (meta_reserve(&m->extent_pool, 1) == 0) {
+    em_extent key = {.addr = a};
+    tree_node *n = tree_floor(&m->by_addr, &key.by_addr);
+    em_extent *e = n ? EM_OF_ADDR(n) : NULL;
+    if (e && e->addr + e->size >= a + size) {
+      zero = em_touch(e->region, a, a + size);
+      em_carve(m, e, a, size);
+      ok = true;
+    }
+  }
+  pthread_mutex_unlock(&m->lock);
+  if (pristine) *pristine = zero;
+  return ok;
+}
+
+static em_free_result em_free_two_ended(em *m, em_region *r, uintptr_t a, size_t size) {
+  em_extent key = {.addr = a};
+  tree_node *pn = tree_floor(&m->by_addr, &key.by_addr);
+  tree_node *nn = tree_next(&m->by_addr, &key.by_addr);
+  em_extent *prev = pn ? EM_OF_ADDR(pn) : NULL;
+  em_extent *next = nn ? EM_OF_ADDR(nn) : NULL;
+  if ((prev && prev->addr + prev->size > a) || (next && next->addr < a + size)) return EM_ALREADY_FREE;
+  bool join_prev = prev && prev->region == r && prev->addr + prev->size == a;
+  bool join_next = next && next->region == r && next->addr == a + size;
+  if (join_prev && join_next) {
+    /* [ prev ][ freed ][ next ]  =>  [ ------- prev ------- ] */
+    size_t total = prev->size + size + next->size;
+    em_remove_free(m, next);
+    em_resize_free(m, prev, prev->addr, total);
+  } else if (join_prev) {
+    /* [ prev ][ freed ]  =>  [ --- prev --- ] */
+    em_resize_free(m, prev, prev->addr, prev->size + size);
+  } else if (join_next) {
+    /* [ freed ][ next ]  =>  [ --- next --- ] */
+    em_resize_free(m, next, a, size + next->size);
+  } else if (meta_reserve(&m->extent_pool, 1) != 0) {
+    return EM_NO_METADATA;
+  } else {
+    em_new_free(m, r, a, size);
+  }
+  m->free_bytes += size;
+  return EM_FREED;
+}
+
+em_free_result em_free(em *m, void *addr, size_t size) {
+  uintptr_t a = (uintptr_t)addr;
+  em_free_result res = EM_NOT_IN_REGION;
+  if (size == 0 || (size & (m->page - 1)) || (a & (m->page - 1)) || a + size < a) return res;
+  pthread_mutex_lock(&m->lock);
+  em_region *r = em_region_at(m, a);
+  if (r && a + size <= r->end) {
+    if (m->policy == EM_TWO_ENDED) {
+      res = em_free_two_ended(m, r, a, size);
+    } else if (a + size <= r->bump) {
+      m->abandoned += size;
+      res = EM_FREED;
+    } else {
+      res = EM_ALREADY_FREE;
+    }
+  }
+  pthread_mutex_unlock(&m->lock);
+  return res;
+}
+
+bool em_contains(em *m, const void *addr, size_t size) {
+  uintptr_t a = (uintptr_t)addr;
+  pthread_mutex_lock(&m->lock);
+  em_region *r = em_region_at(m, a);
+  bool in = r && a + size >= a && a + size <= r->end;
+  pthread_mutex_unlock(&m->lock);
+  return in;
+}
+
+void em_get_stats(em *m, em_stats *out) {
+  memset(out, 0, sizeof *out);
+  pthread_mutex_lock(&m->lock);
+  out->capacity = m->capacity;
+  out->free_bytes = m->free_bytes;
+  out->peak_in_use = m->peak_in_use;
+  if (m->policy == EM_TWO_ENDED) {
+    tree_node *last = tree_last(&m->by_size);
+    out->largest_free = last ? EM_OF_SIZE(last)->size : 0;
+    out->free_extents = m->by_size.count;
+  } else {
+    for (tree_node *n = tree_first(&m->regions); n; n = tree_next(&m->regions, n)) {
+      em_region *r = EM_REGION_OF(n);
+      if (r->end > r->bump) out->free_extents++;
+      if (r->end - r->bump > out->largest_free) out->largest_free = r->end - r->bump;
+    }
+  }
+  pthread_mutex_unlock(&m->lock);
+}
+
+typedef struct em_check_state {
+  em *m;
+  const em_extent *prev;
+  size_t sum;
+  int broken;
+} em_check_state;
+
+#define EM_BROKEN(s, ...)             \
+  do {                                \
+    fprintf(stderr, "em: " __VA_ARGS__); \
+    (s)->broken++;                    \
+  } while (0)
+
+static int em_check_extent(tree_node *n, void *arg) {
+  em_check_state *s = arg;
+  em *m = s->m;
+  const em_extent *e = EM_OF_ADDR(n);
+  size_t page = m->page;
+  if (e->size == 0 || (e->addr & (page - 1)) || (e->size & (page - 1)))
+    EM_BROKEN(s, "free extent %#lx+%zu should be non-empty and page-aligned\n", (unsigned long)e->addr, e->size);
+  em_region *r = em_region_at(m, e->addr);
+  if (r != e->region || !r || e->addr + e->size > r->end)
+    EM_BROKEN(s, "free extent %#lx+%zu should lie inside its region\n", (unsigned long)e->addr, e->size);
+  if (s->prev) {
+    uintptr_t prev_end = s->prev->addr + s->prev->size;
+    if (prev_end > e->addr)
+      EM_BROKEN(s, "free extents %#lx+%zu and %#lx+%zu should not overlap\n", (unsigned long)s->prev->addr,
+                s->prev->size, (unsigned long)e->addr, e->size);
+    else if (prev_end == e->addr && s->prev->region == e->region)
+      EM_BROKEN(s, "free extents %#lx+%zu and %#lx+%zu should have coalesced\n", (unsigned long)s->prev->addr,
+                s->prev->size, (unsigned long)e->addr, e->size);
+  }
+  size_t want = e->size;
+  if (em_largest_below(n->left) > want) want = em_largest_below(n->left);
+  if (em_largest_below(n->right) > want) want = em_largest_below(n->right);
+  if (e->largest_below != want)
+    EM_BROKEN(s, "extent %#lx: largest size below %zu should be %zu\n", (unsigned long)e->addr, e->largest_below, want);
+  if (tree_ceil(&m->by_size, &e->by_size) != &e->by_size)
+    EM_BROKEN(s, "free extent %#lx+%zu should be in the size index\n", (unsigned long)e->addr, e->size);
+  if (r && (e->addr < r->pristine_hi && e->addr + e->size > r->pristine_lo) &&
+      !(e->addr <= r->pristine_lo && e->addr + e->size >= r->pristine_hi))
+    EM_BROKEN(s, "pristine range of region %#lx should lie inside one free extent\n", (unsigned long)r->base);
+  s->sum += e->size;
+  s->prev = e;
+  return 0;
+}
+
+static int em_check_region(tree_node *n, void *arg) {
+  em_check_state *s = arg;
+  em_region *r = EM_REGION_OF(n);
+  if (!(r->base < r->end && r->base <= r->pristine_lo && r->pristine_lo <= r->pristine_hi &&
+        r->pristine_hi <= r->end && r->base <= r->bump && r->bump <= r->end))
+    EM_BROKEN(s, "region %#lx..%#lx: base <= pristine_lo <= pristine_hi <= end and base <= bump <= end\n",
+              (unsigned long)r->base, (unsigned long)r->end);
+  if (s->m->policy == EM_BUMP) s->sum += r->end - r->bump;
+  return 0;
+}
+
+int em_check(em *m) {
+  pthread_mutex_lock(&m->lock);
+  em_check_state s = {.m = m};
+  s.broken += tree_check(&m->by_addr, "em.by_addr");
+  s.broken += tree_check(&m->by_size, "em.by_size");
+  s.broken += tree_check(&m->regions, "em.regions");
+  s.broken += meta_check(&m->extent_pool) + meta_check(&m->region_pool);
+  if (m->by_addr.count != m->by_size.count)
+    EM_BROKEN(&s, "the address index (%zu) and the size index (%zu) should hold the same extents\n",
+              m->by_addr.count, m->by_size.count);
+  if (m->extent_pool.live != m->by_addr.count)
+    EM_BROKEN(&s, "%zu extent records live should equal %zu free extents\n", m->extent_pool.live, m->by_addr.count);
+  tree_walk(&m->regions, em_check_region, &s);
+  tree_walk(&m->by_addr, em_check_extent, &s);
+  if (s.sum != m->free_bytes) EM_BROKEN(&s, "free extents sum to %zu, free_bytes says %zu\n", s.sum, m->free_bytes);
+  if (m->free_bytes > m->capacity)
+    EM_BROKEN(&s, "free bytes %zu should not exceed capacity %zu\n", m->free_bytes, m->capacity);
+  if (m->peak_in_use < m->capacity - m->free_bytes)
+    EM_BROKEN(&s, "peak in use %zu should be at least in use %zu\n", m->peak_in_use, m->capacity - m->free_bytes);
+  pthread_mutex_unlock(&m->lock);
+  return s.broken;
+}

@@ -1,0 +1,130 @@
+/*
+ * em: the extent manager. It owns one or more regions of address space and
+ * hands out page-aligned extents of them.
+ *
+ * Glossary:
+ *   region   a contiguous range added by em_add_region (FIXED: the heap's one
+ *            registered region). Extents never cross a region boundary, and
+ *            free extents of two regions are never merged, so a block never
+ *            straddles two registrations.
+ *   extent   a page-aligned, page-multiple range inside one region, either
+ *            free (recorded here) or in use (handed out; not recorded here:
+ *            in use = the region minus its free extents).
+ *
+ * Policy EM_TWO_ENDED (the default):
+ *   - an extent of at most small_max bytes is "small": it is taken best fit
+ *     from the free extents of at most small_max bytes (ties: highest address)
+ *     and carved from that extent's top; when none fits, it is carved from the
+ *     top of the highest-addressed free extent that fits. Small extents thus
+ *     pack at the top of the region and fill small holes first, and never land
+ *     in a hole between large blocks while room remains above them;
+ *   - a larger extent is taken best fit from all free extents (ties: lowest
+ *     address) and carved from that extent's bottom;
+ *   - a freed extent is merged at once with free neighbours of its region.
+ * Policy EM_BUMP: a pointer per region that only moves up; freed extents are
+ * never reused (the behaviour of bump-pointer extent hooks, for comparison).
+ *
+ * Complexity: O(log n) per operation in the number of free extents.
+ * Thread-safe: every function takes the manager's lock.
+ */
+#ifndef PINHEAP_EM_H
+#define PINHEAP_EM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meta.h"
+#include "tree.h"
+
+typedef enum em_policy { EM_TWO_ENDED, EM_BUMP } em_policy;
+
+/*
+ * A region. Invariants: base < end, both page-aligned;
+ * base <= pristine_lo <= pristine_hi <= end, and no byte of
+ * [pristine_lo, pristine_hi) has ever been handed out (so it still reads as
+ * zero); EM_BUMP: base <= bump <= end.
+ */
+typedef struct em_region {
+  tree_node by_base;
+  uintptr_t base;
+  uintptr_t end;
+  uintptr_t pristine_lo;
+  uintptr_t pristine_hi;
+  uintptr_t bump;
+} em_region;
+
+/*
+ * A free extent, in both indexes. Invariants: addr and size page-aligned,
+ * size > 0, [addr, addr + size) inside region; no two free extents overlap;
+ * two free extents of one region are never adjacent (they are coalesced);
+ * largest_below = the largest size in this node's by_addr subtree.
+ */
+typedef struct em_extent {
+  tree_node by_addr; /* key: addr */
+  tree_node by_size; /* key: (size, addr) */
+  uintptr_t addr;
+  size_t size;
+  size_t largest_below;
+  em_region *region;
+} em_extent;
+
+/*
+ * The manager. Invariants: free_bytes = the sum of free extent sizes
+ * (EM_BUMP: of end - bump over regions); free_bytes <= capacity = the sum of
+ * region sizes; peak_in_use >= capacity - free_bytes.
+ */
+typedef struct em {
+  pthread_mutex_t lock;
+  em_policy policy;
+  size_t page;
+  size_t small_max;
+  tree by_addr;
+  tree by_size;
+  tree regions;
+  meta_pool extent_pool;
+  meta_pool region_pool;
+  size_t capacity;
+  size_t free_bytes;
+  size_t peak_in_use;
+  size_t abandoned; /* EM_BUMP: bytes freed and never reusable */
+} em;
+
+typedef struct em_stats {
+  size_t capacity;
+  size_t free_bytes;
+  size_t largest_free;
+  size_t free_extents;
+  size_t peak_in_use;
+} em_stats;
+
+/* page: a power of two; small_max: see the policy. Returns 0 or -1. */
+int em_init(em *m, em_policy policy, size_t page, size_t small_max);
+void em_fini(em *m);
+
+/* Adds [base, base + size) as a free region. 0, or -1 with errno EINVAL
+ * (unaligned, empty or overlapping) or ENOMEM (metadata). */
+int em_add_region(em *m, void *base, size_t size);
+
+/* An extent of size bytes (a page multiple) aligned to align (a power of two,
+ * at least a page), or NULL. *pristine tells whether it reads as zero. */
+void *em_alloc(em *m, size_t size, size_t align, bool *pristine);
+
+/* Takes exactly [addr, addr + size) if it is wholly free; false otherwise. */
+bool em_alloc_at(em *m, void *addr, size_t size, bool *pristine);
+
+typedef enum em_free_result { EM_FREED = 0, EM_NOT_IN_REGION, EM_ALREADY_FREE, EM_NO_METADATA } em_free_result;
+
+/* Gives [addr, addr + size) back. Anything but EM_FREED changes nothing. */
+em_free_result em_free(em *m, void *addr, size_t size);
+
+/* Whether [addr, addr + size) lies inside one region. */
+bool em_contains(em *m, const void *addr, size_t size);
+
+void em_get_stats(em *m, em_stats *out);
+
+/* Number of broken invariants, each described on stderr. */
+int em_check(em *m);
+
+#endif

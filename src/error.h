@@ -1,0 +1,15 @@
+/*
+ * error: the per-thread text behind pinheap_last_error().
+ *
+ * Thread-safe: each thread has its own buffer.
+ */
+#ifndef PINHEAP_ERROR_H
+#define PINHEAP_ERROR_H
+
+/* Sets errno to err and this thread's message to the formatted text. */
+void error_set(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints the formatted text with a "pinheap: " prefix to stderr and aborts. */
+_Noreturn void error_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

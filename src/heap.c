@@ -1,0 +1,435 @@
+#include "heap.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "util.h"
+
+#define HEAP_DEFAULT_LARGE_THRESHOLD ((size_t)32 << 10)
+#define HEAP_DEFAULT_SMALL_EXTENT_MAX ((size_t)4 << 20)
+
+PH_EXPORT void pinheap_options_init(pinheap_options *opts) {
+  if (!opts) return;
+  memset(opts, 0, sizeof *opts);
+  opts->mode = PINHEAP_FIXED;
+  opts->size = 0;
+  opts->policy = PINHEAP_POLICY_TWO_ENDED;
+  opts->large_threshold = HEAP_DEFAULT_LARGE_THRESHOLD;
+  opts->small_extent_max = HEAP_DEFAULT_SMALL_EXTENT_MAX;
+  opts->arenas = 0;
+}
+
+static bool heap_fixed(const pinheap *h) { return h->opts.mode == PINHEAP_FIXED; }
+
+static int heap_validate(const pinheap_options *o) {
+  if (!o) {
+    error_set(EINVAL, "pinheap_create: options are NULL");
+    return -1;
+  }
+  if (o->mode != PINHEAP_SIMPLE && o->mode != PINHEAP_DYNAMIC && o->mode != PINHEAP_FIXED) {
+    error_set(EINVAL, "pinheap_create: unknown mode %d", (int)o->mode);
+    return -1;
+  }
+  if (o->mode == PINHEAP_DYNAMIC) {
+    error_set(ENOSYS, "pinheap_create: DYNAMIC mode is not available in this version");
+    return -1;
+  }
+  if (o->policy != PINHEAP_POLICY_TWO_ENDED && o->policy != PINHEAP_POLICY_BUMP) {
+    error_set(EINVAL, "pinheap_create: unknown policy %d", (int)o->policy);
+    return -1;
+  }
+  if (o->mode == PINHEAP_FIXED && o->size == 0) {
+    error_set(EINVAL, "pinheap_create: a FIXED heap needs a size");
+    return -1;
+  }
+  if (o->mode == PINHEAP_FIXED && o->size > ((size_t)1 << 47)) {
+    error_set(EINVAL, "pinheap_create: a region of %zu bytes is larger than the address space allows", o->size);
+    return -1;
+  }
+  if (o->large_threshold == 0 || o->small_extent_max == 0) {
+    error_set(EINVAL, "pinheap_create: large_threshold and small_extent_max must be positive");
+    return -1;
+  }
+  if (o->arenas > HEAP_MAX_ARENAS) {
+    error_set(EINVAL, "pinheap_create: %u arenas asked, at most %u", o->arenas, HEAP_MAX_ARENAS);
+    return -1;
+  }
+  return 0;
+}
+
+static unsigned heap_default_arenas(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 1) n = 1;
+  return n > (long)HEAP_MAX_ARENAS ? HEAP_MAX_ARENAS : (unsigned)n;
+}
+
+static int heap_check_jemalloc_page(size_t page) {
+  size_t je_page = 0, sz = sizeof je_page;
+  if (mallctl("arenas.page", &je_page, &sz, NULL, 0) != 0 || je_page != page) {
+    error_set(ENOSYS, "pinheap_create: jemalloc's page (%zu) differs from the system's (%zu)", je_page, page);
+    return -1;
+  }
+  return 0;
+}
+
+static int heap_open_region(pinheap *h) {
+  const pinheap_options *o = &h->opts;
+  size_t size = util_align_up(o->size, h->page);
+  local_options lo = {.prefault = o->prefault, .lock = o->lock, .hugepages = o->hugepages};
+  if (local_map(&h->region, size, &lo) != 0) return -1;
+  em_policy policy = o->policy == PINHEAP_POLICY_BUMP ? EM_BUMP : EM_TWO_ENDED;
+  if (em_init(&h->em, policy, h->page, o->small_extent_max) != 0) {
+    local_unmap(&h->region);
+    error_set(ENOMEM, "pinheap_create: cannot set up the extent manager");
+    return -1;
+  }
+  if (em_add_region(&h->em, h->region.base, size) != 0 || pagemap_init(&h->pm, h->region.base, size, h->page) != 0) {
+    em_fini(&h->em);
+    local_unmap(&h->region);
+    error_set(ENOMEM, "pinheap_create: no memory for the metadata of a %zu-byte region", size);
+    return -1;
+  }
+  return 0;
+}
+
+static void heap_close_region(pinheap *h) {
+  pagemap_fini(&h->pm);
+  em_fini(&h->em);
+  local_unmap(&h->region);
+}
+
+static void heap_destroy_arenas(pinheap *h) {
+  for (unsigned i = 0; i < h->narenas; i++) hooks_arena_destroy(&h->arenas[i]);
+  h->narenas = 0;
+}
+
+PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
+  if (heap_validate(opts) != 0) return NULL;
+  pinheap *h = calloc(1, sizeof *h);
+  if (!h) {
+    error_set(ENOMEM, "pinheap_create: no memory for the heap's record");
+    return NULL;
+  }
+  h->opts = *opts;
+  h->page = (size_t)sysconf(_SC_PAGESIZE);
+  h->large_threshold = heap_fixed(h) ? opts->large_threshold : SIZE_MAX;
+  pthread_mutex_init(&h->reclaim_lock, NULL);
+  if (heap_check_jemalloc_page(h->page) != 0) goto fail;
+  if (heap_fixed(h) && heap_open_region(h) != 0) goto fail;
+  unsigned want = opts->arenas ? opts->arenas : heap_default_arenas();
+  for (unsigned i = 0; i < want; i++) {
+    if (heap_fixed(h) ? hooks_arena_create(&h->arenas[i], &h->em, &h->pm)
+                      : hooks_arena_create(&h->arenas[i], NULL, NULL)) {
+      heap_destroy_arenas(h);
+      goto fail_region;
+    }
+    h->arena_index[i] = h->arenas[i].index;
+    h->narenas++;
+  }
+  if (thread_registry_init(&h->threads, h->arena_index, h->narenas) != 0) {
+    error_set(ENOMEM, "pinheap_create: cannot set up thread caches");
+    heap_destroy_arenas(h);
+    goto fail_region;
+  }
+  return h;
+fail_region:
+  if (heap_fixed(h)) heap_close_region(h);
+fail:
+  pthread_mutex_destroy(&h->reclaim_lock);
+  int err = errno;
+  free(h);
+  errno = err;
+  return NULL;
+}
+
+PH_EXPORT void pinheap_destroy(pinheap *h) {
+  if (!h) return;
+  thread_registry_fini(&h->threads);
+  heap_destroy_arenas(h);
+  if (heap_fixed(h)) heap_close_region(h);
+  pthread_mutex_destroy(&h->reclaim_lock);
+  free(h);
+}
+
+void heap_reclaim(pinheap *h) {
+  pthread_mutex_lock(&h->reclaim_lock);
+  thread_flush_all(&h->threads);
+  for (unsigned i = 0; i < h->narenas; i++) hooks_arena_purge(&h->arenas[i]);
+  pthread_mutex_unlock(&h->reclaim_lock);
+}
+
+PH_EXPORT void pinheap_trim(pinheap *h) {
+  if (h) heap_reclaim(h);
+}
+
+static void heap_no_memory(pinheap *h, const char *what, size_t size) {
+  if (heap_fixed(h)) {
+    em_stats s;
+    em_get_stats(&h->em, &s);
+    error_set(ENOMEM, "%s(%zu): out of memory: %zu bytes free, largest free extent %zu bytes, region %zu bytes", what,
+              size, s.free_bytes, s.largest_free, s.capacity);
+  } else {
+    error_set(ENOMEM, "%s(%zu): out of memory", what, size);
+  }
+}
+
+/* A request that no state of the heap could satisfy. */
+static bool heap_impossible(pinheap *h, const char *what, size_t size) {
+  size_t limit = heap_fixed(h) ? h->region.size : (size_t)PTRDIFF_MAX;
+  if (size <= limit) return false;
+  error_set(EINVAL, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, limit);
+  return true;
+}
+
+/* jemalloc path: small sizes through the thread's cache. */
+static void *heap_small(pinheap *h, size_t size, int flags, const char *what) {
+  if (size == 0) size = 1; /* mallocx(0) is undefined */
+  for (int attempt = 0; attempt < 2; attempt++) {
+    thread_cache *tc = thread_enter(&h->threads);
+    if (!tc) return NULL;
+    void *p = mallocx(size, tc->alloc_flags | flags);
+    thread_leave(tc);
+    if (p) return p;
+    if (attempt == 0) heap_reclaim(h);
+  }
+  heap_no_memory(h, what, size);
+  return NULL;
+}
+
+/* Large path (FIXED): an exact page-rounded extent from the bottom. */
+static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, const char *what) {
+  size_t bytes = util_align_up(size, h->page);
+  if (bytes == 0 || bytes / h->page > PAGEMAP_MAX_PAGES || bytes > h->region.size) {
+    error_set(EINVAL, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, h->region.size);
+    return NULL;
+  }
+  bool pristine = false;
+  void *p = em_alloc(&h->em, bytes, align, &pristine);
+  if (!p) {
+    heap_reclaim(h);
+    p = em_alloc(&h->em, bytes, align, &pristine);
+  }
+  if (!p) {
+    heap_no_memory(h, what, size);
+    return NULL;
+  }
+  if (zero && !pristine) memset(p, 0, bytes);
+  pagemap_set_large(&h->pm, p, bytes / h->page);
+  atomic_fetch_add_explicit(&h->large_bytes, bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&h->large_blocks, 1, memory_order_relaxed);
+  return p;
+}
+
+static bool heap_bad_handle(const pinheap *h, const char *what) {
+  if (h) return false;
+  error_set(EINVAL, "%s: heap is NULL", what);
+  return true;
+}
+
+PH_EXPORT void *pinheap_malloc(pinheap *h, size_t size) {
+  if (heap_bad_handle(h, "pinheap_malloc")) return NULL;
+  if (size <= h->large_threshold) return heap_small(h, size, 0, "pinheap_malloc");
+  if (heap_impossible(h, "pinheap_malloc", size)) return NULL;
+  if (!heap_fixed(h)) return heap_small(h, size, 0, "pinheap_malloc");
+  return heap_large(h, size, h->page, false, "pinheap_malloc");
+}
+
+PH_EXPORT void *pinheap_calloc(pinheap *h, size_t count, size_t size) {
+  if (heap_bad_handle(h, "pinheap_calloc")) return NULL;
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    error_set(EINVAL, "pinheap_calloc(%zu, %zu): the product overflows", count, size);
+    return NULL;
+  }
+  if (total <= h->large_threshold) return heap_small(h, total, MALLOCX_ZERO, "pinheap_calloc");
+  if (heap_impossible(h, "pinheap_calloc", total)) return NULL;
+  if (!heap_fixed(h)) return heap_small(h, total, MALLOCX_ZERO, "pinheap_calloc");
+  return heap_large(h, total, h->page, true, "pinheap_calloc");
+}
+
+PH_EXPORT void *pinheap_aligned_alloc(pinheap *h, size_t alignment, size_t size) {
+  if (heap_bad_handle(h, "pinheap_aligned_alloc")) return NULL;
+  if (!util_is_pow2(alignment)) {
+    error_set(EINVAL, "pinheap_aligned_alloc(%zu, %zu): alignment is not a power of two", alignment, size);
+    return NULL;
+  }
+  if (heap_impossible(h, "pinheap_aligned_alloc", size)) return NULL;
+  if (!heap_fixed(h) || (size <= h->large_threshold && alignment <= h->large_threshold))
+    return heap_small(h, size, MALLOCX_ALIGN(alignment), "pinheap_aligned_alloc");
+  return heap_large(h, size, alignment < h->page ? h->page : alignment, false, "pinheap_aligned_alloc");
+}
+
+static _Noreturn void heap_foreign(const pinheap *h, const void *p, const char *what, const char *why) {
+  error_fatal("%s(%p): %s of heap %p", what, p, why, (const void *)h);
+}
+
+/* Length in bytes of the live large block at p, or 0 if p is a small object;
+ * aborts if p is neither. */
+static size_t heap_classify(const pinheap *h, const void *p, const char *what) {
+  if (!pagemap_covers(&h->pm, p)) heap_foreign(h, p, what, "pointer is not in the region");
+  uint32_t tag = pagemap_get(&h->pm, p);
+  if (tag == PAGEMAP_SMALL) return 0;
+  if (tag < 2 || ((uintptr_t)p & (h->page - 1)))
+    heap_foreign(h, p, what, "pointer is not a live block (freed already, or inside a block)");
+  return (size_t)(tag >> 1) * h->page;
+}
+
+static void heap_small_free(pinheap *h, void *p) {
+  thread_cache *tc = thread_enter(&h->threads);
+  if (tc) {
+    dallocx(p, tc->free_flags);
+    thread_leave(tc);
+  } else {
+    dallocx(p, MALLOCX_TCACHE_NONE);
+  }
+}
+
+static void heap_large_free(pinheap *h, void *p) {
+  size_t pages = pagemap_take_large(&h->pm, p);
+  if (pages == 0) heap_foreign(h, p, "pinheap_free", "pointer is not a live block (freed already)");
+  size_t bytes = pages * h->page;
+  em_free_result r = em_free(&h->em, p, bytes);
+  if (r != EM_FREED) heap_foreign(h, p, "pinheap_free", "block overlaps free space: the heap is corrupt");
+  atomic_fetch_sub_explicit(&h->large_bytes, bytes, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&h->large_blocks, 1, memory_order_relaxed);
+}
+
+PH_EXPORT void pinheap_free(pinheap *h, void *p) {
+  if (!p) return;
+  if (!h) error_fatal("pinheap_free(%p): heap is NULL", p);
+  if (!heap_fixed(h) || heap_classify(h, p, "pinheap_free") == 0)
+    heap_small_free(h, p);
+  else
+    heap_large_free(h, p);
+}
+
+PH_EXPORT size_t pinheap_usable_size(pinheap *h, const void *p) {
+  if (!p || !h) return 0;
+  if (heap_fixed(h)) {
+    size_t bytes = heap_classify(h, p, "pinheap_usable_size");
+    if (bytes) return bytes;
+  }
+  return sallocx(p, 0);
+}
+
+/* Resizes the large block p of old bytes in place to new bytes (both page
+ * multiples); false if the next extent is not free. */
+static bool heap_large_resize(pinheap *h, void *p, size_t old, size_t new) {
+  char *c = p;
+  if (new > old && !em_alloc_at(&h->em, c + old, new - old, NULL)) return false;
+  if (!pagemap_resize_large(&h->pm, p, old / h->page, new / h->page))
+    heap_foreign(h, p, "pinheap_realloc", "block was freed during the call");
+  if (new < old && em_free(&h->em, c + new, old - new) != EM_FREED)
+    heap_foreign(h, p, "pinheap_realloc", "tail overlaps free space: the heap is corrupt");
+  if (new > old)
+    atomic_fetch_add_explicit(&h->large_bytes, new - old, memory_order_relaxed);
+  else
+    atomic_fetch_sub_explicit(&h->large_bytes, old - new, memory_order_relaxed);
+  return true;
+}
+
+static void *heap_move(pinheap *h, void *p, size_t old_usable, size_t size) {
+  void *q = pinheap_malloc(h, size);
+  if (!q) return NULL;
+  memcpy(q, p, old_usable < size ? old_usable : size);
+  pinheap_free(h, p);
+  return q;
+}
+
+PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
+  if (heap_bad_handle(h, "pinheap_realloc")) return NULL;
+  if (!p) return pinheap_malloc(h, size);
+  if (size == 0) {
+    pinheap_free(h, p);
+    return NULL;
+  }
+  size_t old_large = heap_fixed(h) ? heap_classify(h, p, "pinheap_realloc") : 0;
+  if (heap_impossible(h, "pinheap_realloc", size)) return NULL;
+  if (old_large == 0) {
+    if (size > h->large_threshold) return heap_move(h, p, sallocx(p, 0), size);
+    for (int attempt = 0; attempt < 2; attempt++) {
+      thread_cache *tc = thread_enter(&h->threads);
+      if (!tc) return NULL;
+      void *q = rallocx(p, size, tc->alloc_flags);
+      thread_leave(tc);
+      if (q) return q;
+      if (attempt == 0) heap_reclaim(h);
+    }
+    heap_no_memory(h, "pinheap_realloc", size);
+    return NULL;
+  }
+  if (size <= h->large_threshold) return heap_move(h, p, old_large, size);
+  size_t bytes = util_align_up(size, h->page);
+  if (bytes == old_large || heap_large_resize(h, p, old_large, bytes)) return p;
+  return heap_move(h, p, old_large, size);
+}
+
+PH_EXPORT bool pinheap_owns(const pinheap *h, const void *p) {
+  if (!h || !p) return false;
+  if (heap_fixed(h)) return pagemap_covers(&h->pm, p);
+  unsigned arena;
+  size_t sz = sizeof arena;
+  if (mallctl("arenas.lookup", &arena, &sz, &p, sizeof p) != 0) return false;
+  for (unsigned i = 0; i < h->narenas; i++)
+    if (h->arena_index[i] == arena) return true;
+  return false;
+}
+
+PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
+  if (!h || !out) {
+    error_set(EINVAL, "pinheap_get_stats: heap or output is NULL");
+    return -1;
+  }
+  memset(out, 0, sizeof *out);
+  hooks_stats_refresh();
+  size_t small = 0, mapped = 0;
+  for (unsigned i = 0; i < h->narenas; i++) {
+    small += hooks_arena_allocated(&h->arenas[i]);
+    mapped += hooks_arena_mapped(&h->arenas[i]);
+  }
+  out->large_allocated = atomic_load(&h->large_bytes);
+  out->large_blocks = atomic_load(&h->large_blocks);
+  out->allocated = small + out->large_allocated;
+  if (heap_fixed(h)) {
+    em_stats s;
+    em_get_stats(&h->em, &s);
+    out->capacity = s.capacity;
+    out->free_bytes = s.free_bytes;
+    out->in_use = s.capacity - s.free_bytes;
+    out->largest_free = s.largest_free;
+    out->free_extents = s.free_extents;
+    out->peak_in_use = s.peak_in_use;
+  } else {
+    /* Ordinary memory: the heap manages what jemalloc maps for its arenas. */
+    size_t peak = atomic_load(&h->peak_mapped);
+    while (mapped > peak && !atomic_compare_exchange_weak(&h->peak_mapped, &peak, mapped)) {
+    }
+    out->capacity = out->in_use = mapped;
+    out->peak_in_use = mapped > peak ? mapped : peak;
+  }
+  return 0;
+}
+
+int heap_check(pinheap *h) {
+  int broken = thread_check(&h->threads);
+  if (!heap_fixed(h)) return broken;
+  broken += em_check(&h->em);
+  size_t blocks = atomic_load(&h->large_blocks), bytes = atomic_load(&h->large_bytes);
+  broken += pagemap_check(&h->pm, blocks, bytes / h->page);
+  size_t small_pages = 0;
+  for (size_t i = 0; i < h->pm.pages; i++)
+    if (atomic_load_explicit(&h->pm.tags[i], memory_order_relaxed) == PAGEMAP_SMALL) small_pages++;
+  em_stats s;
+  em_get_stats(&h->em, &s);
+  if (h->opts.policy == PINHEAP_POLICY_TWO_ENDED && s.free_bytes + bytes + small_pages * h->page != s.capacity) {
+    fprintf(stderr, "heap: free %zu + large %zu + jemalloc's %zu bytes should equal the region's %zu\n", s.free_bytes,
+            bytes, small_pages * h->page, s.capacity);
+    broken++;
+  }
+  return broken;
+}

@@ -1,0 +1,52 @@
+/*
+ * heap: the public handle. Picks the mode; sends small requests to the
+ * heap's jemalloc arenas through the calling thread's cache and large ones
+ * (FIXED) straight to the extent manager as exact page-rounded extents;
+ * reclaims every cache of the heap and retries before answering ENOMEM.
+ *
+ * Invariants (FIXED): every large block is one extent in use whose head page
+ * in the page map holds its length; large_blocks and large_bytes count them;
+ * every byte of the region is free in the manager, in a large block, or in an
+ * extent jemalloc holds (tagged PAGEMAP_SMALL), exactly once.
+ *
+ * Thread-safe, as the public header says.
+ */
+#ifndef PINHEAP_HEAP_H
+#define PINHEAP_HEAP_H
+
+#include <stdatomic.h>
+
+#include "em.h"
+#include "hooks.h"
+#include "local.h"
+#include "pagemap.h"
+#include "pinheap.h"
+#include "thread.h"
+
+#define HEAP_MAX_ARENAS 64u
+
+struct pinheap {
+  pinheap_options opts;
+  size_t page;
+  size_t large_threshold; /* requests above it take the large path */
+  local_region region;
+  em em;
+  pagemap pm;
+  _Atomic size_t large_bytes;
+  _Atomic size_t large_blocks;
+  _Atomic size_t peak_mapped; /* SIMPLE: high-water mark of jemalloc's mapped bytes */
+  unsigned narenas;
+  unsigned arena_index[HEAP_MAX_ARENAS];
+  hooks_arena arenas[HEAP_MAX_ARENAS];
+  thread_registry threads;
+  pthread_mutex_t reclaim_lock;
+};
+
+/* Empties every thread cache of the heap and purges its arenas, so that every
+ * free extent is back in the manager. */
+void heap_reclaim(pinheap *heap);
+
+/* Number of broken invariants of the whole heap; each described on stderr. */
+int heap_check(pinheap *heap);
+
+#endif

@@ -1,0 +1,79 @@
+#include "meta.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define META_CHUNK_BYTES (64 * 1024)
+
+struct meta_chunk {
+  meta_chunk *next;
+  size_t bytes;
+};
+
+void meta_init(meta_pool *p, size_t record_size) {
+  memset(p, 0, sizeof *p);
+  /* Records hold a free-list link and stay pointer-aligned. */
+  if (record_size < sizeof(void *)) record_size = sizeof(void *);
+  p->record_size = (record_size + 15) & ~(size_t)15;
+}
+
+void meta_fini(meta_pool *p) {
+  meta_chunk *c = p->chunks;
+  while (c) {
+    meta_chunk *next = c->next;
+    munmap(c, c->bytes);
+    c = next;
+  }
+  memset(p, 0, sizeof *p);
+}
+
+static int meta_grow(meta_pool *p) {
+  size_t bytes = META_CHUNK_BYTES;
+  void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return -1;
+  meta_chunk *c = mem;
+  c->bytes = bytes;
+  c->next = p->chunks;
+  p->chunks = c;
+  size_t header = (sizeof *c + 15) & ~(size_t)15;
+  for (char *r = (char *)mem + header; r + p->record_size <= (char *)mem + bytes; r += p->record_size) {
+    *(void **)r = p->free_list;
+    p->free_list = r;
+    p->capacity++;
+  }
+  return 0;
+}
+
+int meta_reserve(meta_pool *p, size_t n) {
+  while (p->capacity - p->live < n)
+    if (meta_grow(p) != 0) return -1;
+  return 0;
+}
+
+void *meta_alloc(meta_pool *p) {
+  if (!p->free_list && meta_grow(p) != 0) return NULL;
+  void *r = p->free_list;
+  p->free_list = *(void **)r;
+  p->live++;
+  memset(r, 0, p->record_size);
+  return r;
+}
+
+void meta_free(meta_pool *p, void *rec) {
+  *(void **)rec = p->free_list;
+  p->free_list = rec;
+  p->live--;
+}
+
+int meta_check(const meta_pool *p) {
+  size_t free_count = 0;
+  for (void *r = p->free_list; r && free_count <= p->capacity; r = *(void **)r) free_count++;
+  if (free_count + p->live != p->capacity) {
+    fprintf(stderr, "meta: %zu free + %zu live records should equal the capacity %zu\n", free_count, p->live,
+            p->capacity);
+    return 1;
+  }
+  return 0;
+}

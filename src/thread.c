@@ -1,0 +1,157 @@
+#include "thread.h"
+
+#include <errno.h>
+#include <jemalloc/jemalloc.h>
+#include <linux/membarrier.h>
+#include <sched.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "error.h"
+
+bool thread_asymmetric;
+static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+
+static void thread_detect_membarrier(void) {
+  long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED)) return;
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0) thread_asymmetric = true;
+}
+
+static void thread_heavy_fence(void) {
+  if (!thread_asymmetric || syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* Lock held; the cache is off every other thread's hands. */
+static void thread_cache_release(thread_registry *reg, thread_cache *tc) {
+  if (tc->prev)
+    tc->prev->next = tc->next;
+  else
+    reg->head = tc->next;
+  if (tc->next) tc->next->prev = tc->prev;
+  mallctl("tcache.destroy", NULL, NULL, &tc->tcache, sizeof tc->tcache);
+  meta_free(&reg->pool, tc);
+}
+
+static void thread_exit(void *arg) {
+  thread_cache *tc = arg;
+  thread_registry *reg = tc->registry;
+  pthread_mutex_lock(&reg->lock);
+  thread_cache_release(reg, tc);
+  pthread_mutex_unlock(&reg->lock);
+}
+
+int thread_registry_init(thread_registry *reg, const unsigned *arenas, unsigned narenas) {
+  pthread_once(&thread_once, thread_detect_membarrier);
+  reg->head = NULL;
+  reg->arenas = arenas;
+  reg->narenas = narenas;
+  atomic_init(&reg->next_arena, 0);
+  meta_init(&reg->pool, sizeof(thread_cache));
+  if (pthread_mutex_init(&reg->lock, NULL) != 0) return -1;
+  if (pthread_key_create(&reg->key, thread_exit) != 0) {
+    pthread_mutex_destroy(&reg->lock);
+    return -1;
+  }
+  return 0;
+}
+
+void thread_registry_fini(thread_registry *reg) {
+  pthread_key_delete(reg->key);
+  pthread_mutex_lock(&reg->lock);
+  while (reg->head) thread_cache_release(reg, reg->head);
+  pthread_mutex_unlock(&reg->lock);
+  pthread_mutex_destroy(&reg->lock);
+  meta_fini(&reg->pool);
+}
+
+static thread_cache *thread_cache_create(thread_registry *reg) {
+  unsigned id;
+  size_t sz = sizeof id;
+  int err = mallctl("tcache.create", &id, &sz, NULL, 0);
+  if (err) {
+    error_set(ENOMEM, "cannot create a thread cache: tcache.create: error %d", err);
+    return NULL;
+  }
+  pthread_mutex_lock(&reg->lock);
+  thread_cache *tc = meta_alloc(&reg->pool);
+  if (!tc) {
+    pthread_mutex_unlock(&reg->lock);
+    mallctl("tcache.destroy", NULL, NULL, &id, sizeof id);
+    error_set(ENOMEM, "cannot create a thread cache: no memory for its record");
+    return NULL;
+  }
+  unsigned slot = atomic_fetch_add(&reg->next_arena, 1) % reg->narenas;
+  tc->arena = reg->arenas[slot];
+  tc->tcache = id;
+  tc->alloc_flags = (int)(MALLOCX_ARENA(tc->arena) | MALLOCX_TCACHE(id));
+  tc->free_flags = (int)MALLOCX_TCACHE(id);
+  tc->registry = reg;
+  tc->next = reg->head;
+  if (reg->head) reg->head->prev = tc;
+  reg->head = tc;
+  pthread_mutex_unlock(&reg->lock);
+  pthread_setspecific(reg->key, tc);
+  return tc;
+}
+
+thread_cache *thread_enter_slow(thread_registry *reg) {
+  for (;;) {
+    thread_cache *tc = pthread_getspecific(reg->key);
+    if (!tc) {
+      tc = thread_cache_create(reg);
+      if (!tc) return NULL;
+    }
+    atomic_store_explicit(&tc->busy, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(&tc->stolen, memory_order_acquire)) return tc;
+    /* A thief holds the cache: step aside until it is done. */
+    atomic_store_explicit(&tc->busy, 0, memory_order_release);
+    while (atomic_load_explicit(&tc->stolen, memory_order_acquire)) sched_yield();
+  }
+}
+
+void thread_flush_all(thread_registry *reg) {
+  pthread_mutex_lock(&reg->lock);
+  for (thread_cache *tc = reg->head; tc; tc = tc->next) atomic_store_explicit(&tc->stolen, 1, memory_order_relaxed);
+  thread_heavy_fence();
+  for (thread_cache *tc = reg->head; tc; tc = tc->next) {
+    while (atomic_load_explicit(&tc->busy, memory_order_acquire)) sched_yield();
+    mallctl("tcache.flush", NULL, NULL, &tc->tcache, sizeof tc->tcache);
+  }
+  for (thread_cache *tc = reg->head; tc; tc = tc->next) atomic_store_explicit(&tc->stolen, 0, memory_order_release);
+  pthread_mutex_unlock(&reg->lock);
+}
+
+size_t thread_count(thread_registry *reg) {
+  pthread_mutex_lock(&reg->lock);
+  size_t n = reg->pool.live;
+  pthread_mutex_unlock(&reg->lock);
+  return n;
+}
+
+int thread_check(thread_registry *reg) {
+  int broken = 0;
+  pthread_mutex_lock(&reg->lock);
+  size_t n = 0;
+  for (thread_cache *tc = reg->head; tc; tc = tc->next) {
+    n++;
+    if (tc->next && tc->next->prev != tc) {
+      fprintf(stderr, "thread: list links should agree\n");
+      broken++;
+    }
+    if (atomic_load(&tc->stolen)) {
+      fprintf(stderr, "thread: no cache should stay stolen outside a flush\n");
+      broken++;
+    }
+  }
+  if (n != reg->pool.live) {
+    fprintf(stderr, "thread: %zu caches listed, %zu records live\n", n, reg->pool.live);
+    broken++;
+  }
+  broken += meta_check(&reg->pool);
+  pthread_mutex_unlock(&reg->lock);
+  return broken;
+}

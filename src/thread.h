@@ -1,0 +1,94 @@
+/*
+ * thread: each thread's cache of a heap, and how another thread empties it.
+ *
+ * Every thread that allocates from a heap gets a thread_cache: an explicit
+ * jemalloc tcache bound to that heap alone (so it only ever holds the heap's
+ * objects) and the heap arena the thread fills it from. The owner uses it
+ * without locks. When the heap must reclaim memory (pinheap_trim, or before
+ * answering ENOMEM) a thread empties every cache, including those of threads
+ * that are alive and busy elsewhere, through an asymmetric Dekker handshake:
+ *
+ *   owner:  busy = 1; light fence; if (stolen) back off; ...use...; busy = 0
+ *   thief:  stolen = 1; heavy fence; wait until !busy; flush; stolen = 0
+ *
+ * The light fence is a compiler barrier and the heavy fence membarrier(2)
+ * where the kernel offers MEMBARRIER_CMD_PRIVATE_EXPEDITED, so the owner's
+ * fast path costs two plain stores and a load; elsewhere both are full
+ * fences.
+ *
+ * Invariants: a cache is on its registry's list from its creation until its
+ * thread exits or the registry is finished; at most one thread uses a cache
+ * at a time (the owner while busy and not stolen, the thief while stolen and
+ * not busy).
+ *
+ * Thread-safe as described; thread_registry_fini must not race with anything.
+ */
+#ifndef PINHEAP_THREAD_H
+#define PINHEAP_THREAD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "meta.h"
+#include "util.h"
+
+typedef struct thread_registry thread_registry;
+
+typedef struct thread_cache {
+  _Atomic int busy;
+  _Atomic int stolen;
+  int alloc_flags; /* MALLOCX_ARENA(arena) | MALLOCX_TCACHE(tcache) */
+  int free_flags;  /* MALLOCX_TCACHE(tcache) */
+  unsigned tcache;
+  unsigned arena;
+  struct thread_cache *next;
+  struct thread_cache *prev;
+  thread_registry *registry;
+} thread_cache;
+
+struct thread_registry {
+  pthread_key_t key;
+  pthread_mutex_t lock; /* the list and the pool; held by a thief throughout */
+  thread_cache *head;
+  meta_pool pool;
+  const unsigned *arenas;
+  unsigned narenas;
+  _Atomic unsigned next_arena;
+};
+
+extern bool thread_asymmetric; /* membarrier available */
+
+int thread_registry_init(thread_registry *reg, const unsigned *arenas, unsigned narenas);
+void thread_registry_fini(thread_registry *reg);
+
+thread_cache *thread_enter_slow(thread_registry *reg);
+
+/* The calling thread's cache, marked busy; NULL (errno set) if one could not
+ * be made. Pair with thread_leave. */
+static inline thread_cache *thread_enter(thread_registry *reg) {
+  thread_cache *tc = pthread_getspecific(reg->key);
+  if (PH_UNLIKELY(!tc)) return thread_enter_slow(reg);
+  atomic_store_explicit(&tc->busy, 1, memory_order_relaxed);
+  if (thread_asymmetric)
+    atomic_signal_fence(memory_order_seq_cst);
+  else
+    atomic_thread_fence(memory_order_seq_cst);
+  if (PH_UNLIKELY(atomic_load_explicit(&tc->stolen, memory_order_relaxed))) return thread_enter_slow(reg);
+  return tc;
+}
+
+static inline void thread_leave(thread_cache *tc) { atomic_store_explicit(&tc->busy, 0, memory_order_release); }
+
+/* Empties every thread's cache of this registry into the arenas. The caller
+ * must not be inside thread_enter/thread_leave. */
+void thread_flush_all(thread_registry *reg);
+
+/* Number of threads with a cache. */
+size_t thread_count(thread_registry *reg);
+
+/* Number of broken invariants. */
+int thread_check(thread_registry *reg);
+
+#endif

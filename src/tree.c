@@ -1,0 +1,234 @@
+#include "tree.h"
+
+#include <stdio.h>
+
+static void tree_fix(const tree *t, tree_node *n) {
+  int hl = tree_height(n->left), hr = tree_height(n->right);
+  n->height = 1 + (hl > hr ? hl : hr);
+  if (t->update) t->update(n);
+}
+
+/*  Right rotation:      n              l
+ *                      / \            / \
+ *                     l   c   =>     a   n
+ *                    / \                / \
+ *                   a   b              b   c
+ */
+static tree_node *tree_rotate_right(const tree *t, tree_node *n) {
+  tree_node *l = n->left;
+  n->left = l->right;
+  l->right = n;
+  tree_fix(t, n);
+  tree_fix(t, l);
+  return l;
+}
+
+static tree_node *tree_rotate_left(const tree *t, tree_node *n) {
+  tree_node *r = n->right;
+  n->right = r->left;
+  r->left = n;
+  tree_fix(t, n);
+  tree_fix(t, r);
+  return r;
+}
+
+static tree_node *tree_balance(const tree *t, tree_node *n) {
+  tree_fix(t, n);
+  int bf = tree_height(n->left) - tree_height(n->right);
+  if (bf > 1) {
+    if (tree_height(n->left->left) < tree_height(n->left->right)) n->left = tree_rotate_left(t, n->left);
+    return tree_rotate_right(t, n);
+  }
+  if (bf < -1) {
+    if (tree_height(n->right->right) < tree_height(n->right->left)) n->right = tree_rotate_right(t, n->right);
+    return tree_rotate_left(t, n);
+  }
+  return n;
+}
+
+static tree_node *tree_insert_at(tree *t, tree_node *root, tree_node *n) {
+  if (!root) return n;
+  if (t->cmp(n, root) < 0)
+    root->left = tree_insert_at(t, root->left, n);
+  else
+    root->right = tree_insert_at(t, root->right, n);
+  return tree_balance(t, root);
+}
+
+void tree_init(tree *t, tree_cmp_fn cmp, tree_update_fn update) {
+  t->root = NULL;
+  t->cmp = cmp;
+  t->update = update;
+  t->count = 0;
+}
+
+void tree_insert(tree *t, tree_node *n) {
+  n->left = n->right = NULL;
+  n->height = 1;
+  if (t->update) t->update(n);
+  t->root = tree_insert_at(t, t->root, n);
+  t->count++;
+}
+
+/* Detaches the smallest node of the subtree into *min; returns the rest. */
+static tree_node *tree_take_min(const tree *t, tree_node *root, tree_node **min) {
+  if (!root->left) {
+    *min = root;
+    return root->right;
+  }
+  root->left = tree_take_min(t, root->left, min);
+  return tree_balance(t, root);
+}
+
+static tree_node *tree_remove_at(tree *t, tree_node *root, tree_node *n) {
+  if (!root) return NULL;
+  if (root != n) {
+    if (t->cmp(n, root) < 0)
+      root->left = tree_remove_at(t, root->left, n);
+    else
+      root->right = tree_remove_at(t, root->right, n);
+    return tree_balance(t, root);
+  }
+  /*  [ l ][ n ][ r ]  =>  [ l ][ min(r) ][ r - min(r) ]  */
+  if (!n->right) return n->left;
+  tree_node *min;
+  tree_node *rest = tree_take_min(t, n->right, &min);
+  min->left = n->left;
+  min->right = rest;
+  return tree_balance(t, min);
+}
+
+void tree_remove(tree *t, tree_node *n) {
+  t->root = tree_remove_at(t, t->root, n);
+  t->count--;
+}
+
+static void tree_refresh_at(tree *t, tree_node *root, tree_node *n) {
+  if (root != n) {
+    tree_refresh_at(t, t->cmp(n, root) < 0 ? root->left : root->right, n);
+  }
+  if (t->update) t->update(root);
+}
+
+void tree_refresh(tree *t, tree_node *n) { tree_refresh_at(t, t->root, n); }
+
+tree_node *tree_ceil(const tree *t, const tree_node *key) {
+  tree_node *best = NULL;
+  for (tree_node *n = t->root; n;) {
+    int c = t->cmp(key, n);
+    if (c == 0) return n;
+    if (c < 0) {
+      best = n;
+      n = n->left;
+    } else {
+      n = n->right;
+    }
+  }
+  return best;
+}
+
+tree_node *tree_floor(const tree *t, const tree_node *key) {
+  tree_node *best = NULL;
+  for (tree_node *n = t->root; n;) {
+    int c = t->cmp(key, n);
+    if (c == 0) return n;
+    if (c > 0) {
+      best = n;
+      n = n->right;
+    } else {
+      n = n->left;
+    }
+  }
+  return best;
+}
+
+tree_node *tree_prev(const tree *t, const tree_node *key) {
+  tree_node *best = NULL;
+  for (tree_node *n = t->root; n;) {
+    if (t->cmp(key, n) > 0) {
+      best = n;
+      n = n->right;
+    } else {
+      n = n->left;
+    }
+  }
+  return best;
+}
+
+tree_node *tree_next(const tree *t, const tree_node *key) {
+  tree_node *best = NULL;
+  for (tree_node *n = t->root; n;) {
+    if (t->cmp(key, n) < 0) {
+      best = n;
+      n = n->left;
+    } else {
+      n = n->right;
+    }
+  }
+  return best;
+}
+
+tree_node *tree_first(const tree *t) {
+  tree_node *n = t->root;
+  while (n && n->left) n = n->left;
+  return n;
+}
+
+tree_node *tree_last(const tree *t) {
+  tree_node *n = t->root;
+  while (n && n->right) n = n->right;
+  return n;
+}
+
+static int tree_walk_at(tree_node *n, int (*visit)(tree_node *, void *), void *arg) {
+  if (!n) return 0;
+  int r = tree_walk_at(n->left, visit, arg);
+  if (r) return r;
+  r = visit(n, arg);
+  if (r) return r;
+  return tree_walk_at(n->right, visit, arg);
+}
+
+int tree_walk(const tree *t, int (*visit)(tree_node *n, void *arg), void *arg) {
+  return tree_walk_at(t->root, visit, arg);
+}
+
+typedef struct tree_check_state {
+  const tree *t;
+  const char *label;
+  const tree_node *last;
+  size_t seen;
+  int broken;
+} tree_check_state;
+
+static int tree_check_at(tree_check_state *s, const tree_node *n) {
+  if (!n) return 0;
+  int hl = tree_check_at(s, n->left);
+  if (s->last && s->t->cmp(s->last, n) >= 0) {
+    fprintf(stderr, "tree %s: in-order keys should strictly increase\n", s->label);
+    s->broken++;
+  }
+  s->last = n;
+  s->seen++;
+  int hr = tree_check_at(s, n->right);
+  int h = 1 + (hl > hr ? hl : hr);
+  if (n->height != h) {
+    fprintf(stderr, "tree %s: node height %d should be %d\n", s->label, n->height, h);
+    s->broken++;
+  }
+  if (hl - hr > 1 || hr - hl > 1) {
+    fprintf(stderr, "tree %s: subtrees of heights %d and %d should differ by at most 1\n", s->label, hl, hr);
+    s->broken++;
+  }
+  return h;
+}
+
+int tree_check(const tree *t, const char *label) {
+  tree_check_state s = {t, label, NULL, 0, 0};
+  tree_check_at(&s, t->root);
+  if (s.seen != t->count) {
+    fprintf(stderr, "tree %s: count %zu should equal the %zu nodes reachable\n", label, t->count, s.seen);
+    s.broken++;
+  }
+  return s.broken;
+}

@@ -1,0 +1,26 @@
+/*
+ * util: small helpers shared by every module (no state).
+ */
+#ifndef PINHEAP_UTIL_H
+#define PINHEAP_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PH_EXPORT __attribute__((visibility("default")))
+#define PH_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PH_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PH_CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
+
+static inline bool util_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+/* Rounds x up to a multiple of the power of two a; returns 0 on overflow. */
+static inline size_t util_align_up(size_t x, size_t a) {
+  if (x > SIZE_MAX - (a - 1)) return 0;
+  return (x + a - 1) & ~(a - 1);
+}
+
+static inline uintptr_t util_align_down(uintptr_t x, size_t a) { return x & ~(uintptr_t)(a - 1); }
+
+#endif

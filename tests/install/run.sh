@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Install test: installs a built tree into a temporary prefix and checks that
+# an outside project can use it, through the CMake package and through
+# pkg-config.
+#
+#   tests/install/run.sh <build-dir>
+#
+# Set PINHEAP_KEEP_INSTALL_TMP=1 to keep the temporary directory.
+set -euo pipefail
+
+if [ "$#" -ne 1 ] || [ ! -d "$1" ]; then
+  echo "usage: $0 <build-dir>" >&2
+  exit 2
+fi
+build_dir=$(cd "$1" && pwd)
+# Run from `make check`: keep the outer make's settings out of the builds here.
+unset MAKEFLAGS MFLAGS MAKELEVEL
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pinheap-install.XXXXXX")
+tmp=$(cd "$tmp" && pwd -P)
+cleanup() {
+  if [ "${PINHEAP_KEEP_INSTALL_TMP:-0}" = 1 ]; then
+    echo "install test: kept $tmp"
+  else
+    rm -rf "$tmp"
+  fi
+}
+trap cleanup EXIT
+
+prefix=$tmp/prefix
+failures=0
+fail() { echo "install test: FAIL: $*" >&2; failures=$((failures + 1)); }
+die() { echo "install test: FAIL: $*" >&2; exit 1; }
+step() { echo "== install test: $*"; }
+
+# Runs "$@", requires that it prints exactly "ok" and exits 0.
+expect_ok() {
+  local out rc=0
+  out=$("$@" 2>&1) || rc=$?
+  if [ "$rc" -ne 0 ] || [ "$out" != ok ]; then
+    printf '%s\n' "$out" >&2
+    fail "$1 exited $rc, printed the above instead of 'ok'"
+    return 1
+  fi
+  echo "$1: ok"
+}
+
+# Requires that the executable $1 loads libpinheap.so from the temp prefix
+# (with the environment the caller gives).
+loads_from_prefix() {
+  local so
+  so=$(ldd "$1" | awk '/libpinheap\.so/ { print $3; exit }')
+  if [ -z "$so" ] || [ ! -e "$so" ]; then
+    fail "$1 does not load libpinheap.so: $(ldd "$1" | tr '\n' ' ')"
+    return 1
+  fi
+  so=$(readlink -f "$so")
+  case "$so" in
+    "$prefix"/*) ;;
+    *) fail "$1 loads $so, not the library under $prefix"; return 1 ;;
+  esac
+}
+
+step "cmake --install $build_dir --prefix $prefix"
+cmake --install "$build_dir" --prefix "$prefix"
+
+# The library directory: lib, or lib/<multiarch> when GNUInstallDirs chose
+# Debian's multiarch layout (prefix /usr), or lib64 elsewhere.
+libdir=
+for d in lib "lib/$(cc -print-multiarch 2>/dev/null || true)" lib/*-linux-gnu* lib64; do
+  if [ -e "$prefix/$d/libpinheap.so" ]; then libdir=$prefix/${d%/}; break; fi
+done
+if [ -z "$libdir" ]; then
+  (cd "$prefix" && find . | sort) >&2
+  die "libpinheap.so is not under $prefix/lib, lib/<multiarch> or lib64 (tree above)"
+fi
+echo "library directory: ${libdir#"$prefix"/}"
+
+step "installed files"
+for f in "$prefix/include/pinheap.h" \
+         "$libdir/libpinheap.so" \
+         "$libdir/libpinheap.a" \
+         "$libdir/pkgconfig/pinheap.pc" \
+         "$libdir/cmake/pinheap/pinheapConfig.cmake" \
+         "$libdir/cmake/pinheap/pinheapConfigVersion.cmake" \
+         "$prefix/bin/pinheap"; do
+  if [ -e "$f" ]; then echo "present: ${f#"$prefix"/}"; else fail "missing: ${f#"$prefix"/}"; fi
+done
+[ "$failures" -eq 0 ] || { (cd "$prefix" && find . | sort) >&2; die "installed tree incomplete (above)"; }
+
+# Every function the public header declares must be exported by the shared
+# library (the objects are built with -fvisibility=hidden).
+step "exported symbols of libpinheap.so"
+api=$(grep -oE '\bpinheap_[a-z_]+[[:space:]]*\(' "$prefix/include/pinheap.h" | tr -d '( \t' | sort -u)
+exported=$(nm -D --defined-only "$libdir/libpinheap.so" | awk '{ print $NF }' | sort -u)
+for fn in $api; do
+  grep -qx "$fn" <<<"$exported" || fail "libpinheap.so does not export $fn"
+done
+echo "$(wc -w <<<"$api") API functions checked"
+[ "$failures" -eq 0 ] || die "public functions missing from libpinheap.so"
+
+step "CMake consumer (find_package(pinheap), pinheap::pinheap)"
+(
+  unset pinheap_DIR
+  cmake -S "$here/consumer" -B "$tmp/consumer-build" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
+) || die "configuring the CMake consumer failed"
+found_dir=$(sed -n 's/^pinheap_DIR:[A-Z]*=//p' "$tmp/consumer-build/CMakeCache.txt")
+[ "$(readlink -f "$found_dir")" = "$(readlink -f "$libdir/cmake/pinheap")" ] ||
+  die "the consumer found pinheap in '$found_dir', not under $prefix"
+cmake --build "$tmp/consumer-build" || die "building the CMake consumer failed"
+if loads_from_prefix "$tmp/consumer-build/consumer"; then
+  expect_ok "$tmp/consumer-build/consumer" || true
+fi
+if [ -e "$tmp/consumer-build/consumer_static" ]; then
+  if ldd "$tmp/consumer-build/consumer_static" | grep -q libpinheap; then
+    fail "consumer_static (pinheap::pinheap_static) loads libpinheap.so"
+  fi
+  expect_ok "$tmp/consumer-build/consumer_static" || true
+else
+  fail "the CMake package has no pinheap::pinheap_static target"
+fi
+
+step "pkg-config consumer"
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
+pkg-config --exists --print-errors pinheap || die "pkg-config cannot use pinheap.pc"
+pc_includedir=$(pkg-config --variable=includedir pinheap)
+pc_libdir=$(pkg-config --variable=libdir pinheap)
+if [ "$(readlink -m "$pc_includedir")" != "$prefix/include" ] ||
+   [ "$(readlink -m "$pc_libdir")" != "$libdir" ]; then
+  fail "pinheap.pc is not relocatable: after 'cmake --install --prefix $prefix' it says
+    includedir=$pc_includedir
+    libdir=$pc_libdir
+  (the configure-time CMAKE_INSTALL_PREFIX), so a consumer would use whatever
+  is installed there instead. Derive the prefix from \${pcfiledir} or write
+  the .pc at install time."
+else
+  flags=$(pkg-config --cflags --libs pinheap)
+  echo "pkg-config --cflags --libs pinheap: $flags"
+  # shellcheck disable=SC2086  # the flags are meant to split
+  if cc -std=c99 -pedantic -Wall -Wextra -Werror -o "$tmp/consumer_pc" \
+      "$here/consumer/main.c" $flags; then
+    export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    if loads_from_prefix "$tmp/consumer_pc"; then
+      expect_ok "$tmp/consumer_pc" || true
+    fi
+  else
+    fail "compiling main.c with the pkg-config flags failed"
+  fi
+fi
+
+if [ "$failures" -ne 0 ]; then
+  echo "install test: $failures failure(s)" >&2
+  exit 1
+fi
+echo "install test: passed"

@@ -1,0 +1,84 @@
+/*
+ * pinheap: command-line tool of the pinheap library.
+ *
+ *   pinheap demo [options]   compare the extent policies of a FIXED heap
+ *   pinheap help [command]   print usage
+ *
+ * Each subcommand lives in its own file; this file only dispatches.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "pinheap.h"
+
+typedef struct command {
+  const char *name;
+  const char *summary;
+  int (*run)(int argc, char **argv);
+  void (*usage)(FILE *out);
+} command;
+
+static const command commands[] = {
+    {"demo", "compare the extent policies of a FIXED heap on a few scenarios", demo_main,
+     demo_usage},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "pinheap %d.%d.%d: tool of the pinheap allocator\n"
+          "\n"
+          "usage: pinheap <command> [options]\n"
+          "\n"
+          "commands:\n",
+          PINHEAP_VERSION_MAJOR, PINHEAP_VERSION_MINOR, PINHEAP_VERSION_PATCH);
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+  fprintf(out, "  %-8s %s\n", "help", "print this text, or `help <command>` for one command");
+}
+
+static const command *find_command(const char *name) {
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (strcmp(commands[i].name, name) == 0)
+      return &commands[i];
+  return NULL;
+}
+
+static int help_main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stdout);
+    return 0;
+  }
+  const command *cmd = find_command(argv[1]);
+  if (cmd == NULL) {
+    fprintf(stderr, "pinheap: help: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+  }
+  cmd->usage(stdout);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const char *name = argv[1];
+  if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+    return help_main(argc - 1, argv + 1);
+  if (strcmp(name, "--version") == 0) {
+    printf("pinheap %d.%d.%d\n", PINHEAP_VERSION_MAJOR, PINHEAP_VERSION_MINOR,
+           PINHEAP_VERSION_PATCH);
+    return 0;
+  }
+  const command *cmd = find_command(name);
+  if (cmd == NULL) {
+    fprintf(stderr, "pinheap: unknown command '%s'\n\n", name);
+    usage(stderr);
+    return 2;
+  }
+  return cmd->run(argc - 1, argv + 1);
+}
