@@ -7,7 +7,9 @@
 # one malloc, 2 ops); ops/s are summed over the threads. See small_bench.h.
 #
 # usage: run_small.sh [-s seed] [-x scale] [-k reps] [-t threads] [-n slots]
-#                     [-m region_mib] [-T budget_s] [-b bindir] [-v]
+#                     [-m region_mib] [-T budget_s] [-b bindir] [-v] [BUILD_DIR]
+#   BUILD_DIR  the CMake build directory (runners in BUILD_DIR/bench), or the
+#       directory of the runners itself; `make bench` passes "build"
 #   -s  seed for every run (default 12345)
 #   -x  scale: rounds per thread = 5,000,000 x scale (default 1; may be 0.1)
 #   -k  runs per allocator and thread count; the median is reported (default 5)
@@ -35,24 +37,48 @@ bindir=""
 verbose=0
 base_rounds=5000000
 
-usage() { sed -n '2,/^# Exit status/p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,/^# bad usage/p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
-while getopts "s:x:k:t:n:m:T:b:vh" opt; do
-  case $opt in
-    s) seed=$OPTARG ;;
-    x) scale=$OPTARG ;;
-    k) reps=$OPTARG ;;
-    t) threads=$OPTARG ;;
-    n) slots=$OPTARG ;;
-    m) region=$OPTARG ;;
-    T) budget=$OPTARG ;;
-    b) bindir=$OPTARG ;;
-    v) verbose=1 ;;
-    *) usage ;;
-  esac
-done
+builddir=""
+parse_opts() {
+  local opt
+  OPTIND=1
+  while getopts "s:x:k:t:n:m:T:b:vh" opt; do
+    case $opt in
+      s) seed=$OPTARG ;;
+      x) scale=$OPTARG ;;
+      k) reps=$OPTARG ;;
+      t) threads=$OPTARG ;;
+      n) slots=$OPTARG ;;
+      m) region=$OPTARG ;;
+      T) budget=$OPTARG ;;
+      b) bindir=$OPTARG ;;
+      v) verbose=1 ;;
+      h) usage 0 ;;
+      *) usage ;;
+    esac
+  done
+}
+# Options, then at most one BUILD_DIR, then (also accepted) more options.
+parse_opts "$@"
 shift $((OPTIND - 1))
+if [ $# -gt 0 ]; then
+  builddir=$1
+  shift
+  parse_opts "$@"
+  shift $((OPTIND - 1))
+fi
 [ $# -eq 0 ] || usage
+if [ -n "$builddir" ] && [ -z "$bindir" ]; then
+  if [ -x "$builddir/bench/bench_small_jemalloc" ]; then
+    bindir=$builddir/bench
+  elif [ -x "$builddir/bench_small_jemalloc" ]; then
+    bindir=$builddir
+  else
+    echo "run_small.sh: no bench_small_* runners in $builddir/bench or $builddir; build first" >&2
+    exit 2
+  fi
+fi
 
 isnum() { [[ $1 =~ ^[0-9]+$ ]]; }
 isnum "$reps" && [ "$reps" -ge 1 ] || { echo "run_small.sh: bad -k $reps" >&2; exit 2; }

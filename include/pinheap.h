@@ -49,10 +49,12 @@ typedef struct pinheap_options {
   /* Fields below: pinheap_options_init sets every one to its default. */
   pinheap_policy policy;
   /* Requests above this many bytes skip jemalloc and take an exact
-   * page-rounded extent from the bottom of the region (FIXED). */
+   * page-rounded extent from the extent manager, placed by small_extent_max
+   * (FIXED). Default 14 KiB, jemalloc's largest small size class. */
   size_t large_threshold;
   /* Extents of at most this many bytes are placed from the top of the
-   * region, larger ones from the bottom (FIXED, two-ended policy). */
+   * region, larger ones from the bottom (FIXED, two-ended policy).
+   * Default 4 MiB. */
   size_t small_extent_max;
   /* jemalloc arenas in the heap; 0 = one per online CPU, at most 64. */
   unsigned arenas;

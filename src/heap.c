@@ -10,7 +10,7 @@
 #include "error.h"
 #include "util.h"
 
-#define HEAP_DEFAULT_LARGE_THRESHOLD ((size_t)32 << 10)
+#define HEAP_DEFAULT_LARGE_THRESHOLD ((size_t)14 << 10)
 #define HEAP_DEFAULT_SMALL_EXTENT_MAX ((size_t)4 << 20)
 
 PH_EXPORT void pinheap_options_init(pinheap_options *opts) {
@@ -88,7 +88,9 @@ static int heap_open_region(pinheap *h) {
     error_set(ENOMEM, "pinheap_create: cannot set up the extent manager");
     return -1;
   }
-  if (em_add_region(&h->em, h->region.base, size) != 0 || pagemap_init(&h->pm, h->region.base, size, h->page) != 0) {
+  if (em_add_region(&h->em, h->region.base, size) != 0 || pagemap_init(&h->pm, h->region.base, size, h->page) != 0 ||
+      hooks_shared_init(&h->grants, &h->em, &h->pm) != 0) {
+    pagemap_fini(&h->pm);
     em_fini(&h->em);
     local_unmap(&h->region);
     error_set(ENOMEM, "pinheap_create: no memory for the metadata of a %zu-byte region", size);
@@ -98,6 +100,7 @@ static int heap_open_region(pinheap *h) {
 }
 
 static void heap_close_region(pinheap *h) {
+  hooks_shared_fini(&h->grants);
   pagemap_fini(&h->pm);
   em_fini(&h->em);
   local_unmap(&h->region);
@@ -117,14 +120,14 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   }
   h->opts = *opts;
   h->page = (size_t)sysconf(_SC_PAGESIZE);
-  h->large_threshold = heap_fixed(h) ? opts->large_threshold : SIZE_MAX;
+  /* SIMPLE: jemalloc serves every size; only impossible sizes stop first. */
+  h->large_threshold = heap_fixed(h) ? opts->large_threshold : (size_t)PTRDIFF_MAX;
   pthread_mutex_init(&h->reclaim_lock, NULL);
   if (heap_check_jemalloc_page(h->page) != 0) goto fail;
   if (heap_fixed(h) && heap_open_region(h) != 0) goto fail;
   unsigned want = opts->arenas ? opts->arenas : heap_default_arenas();
   for (unsigned i = 0; i < want; i++) {
-    if (heap_fixed(h) ? hooks_arena_create(&h->arenas[i], &h->em, &h->pm)
-                      : hooks_arena_create(&h->arenas[i], NULL, NULL)) {
+    if (hooks_arena_create(&h->arenas[i], heap_fixed(h) ? &h->grants : NULL)) {
       heap_destroy_arenas(h);
       goto fail_region;
     }
@@ -259,7 +262,9 @@ PH_EXPORT void *pinheap_aligned_alloc(pinheap *h, size_t alignment, size_t size)
     return NULL;
   }
   if (heap_impossible(h, "pinheap_aligned_alloc", size)) return NULL;
-  if (!heap_fixed(h) || (size <= h->large_threshold && alignment <= h->large_threshold))
+  /* Alignments above a page go to the large path: jemalloc would ask the
+   * hooks for size + alignment and keep the padding to itself. */
+  if (!heap_fixed(h) || (size <= h->large_threshold && alignment <= h->page))
     return heap_small(h, size, MALLOCX_ALIGN(alignment), "pinheap_aligned_alloc");
   return heap_large(h, size, alignment < h->page ? h->page : alignment, false, "pinheap_aligned_alloc");
 }
@@ -274,7 +279,7 @@ static size_t heap_classify(const pinheap *h, const void *p, const char *what) {
   if (!pagemap_covers(&h->pm, p)) heap_foreign(h, p, what, "pointer is not in the region");
   uint32_t tag = pagemap_get(&h->pm, p);
   if (tag == PAGEMAP_SMALL) return 0;
-  if (tag < 2 || ((uintptr_t)p & (h->page - 1)))
+  if (tag < 2 || (tag & 1) || ((uintptr_t)p & (h->page - 1)))
     heap_foreign(h, p, what, "pointer is not a live block (freed already, or inside a block)");
   return (size_t)(tag >> 1) * h->page;
 }
@@ -421,9 +426,12 @@ int heap_check(pinheap *h) {
   broken += em_check(&h->em);
   size_t blocks = atomic_load(&h->large_blocks), bytes = atomic_load(&h->large_bytes);
   broken += pagemap_check(&h->pm, blocks, bytes / h->page);
+  broken += hooks_shared_check(&h->grants);
   size_t small_pages = 0;
-  for (size_t i = 0; i < h->pm.pages; i++)
-    if (atomic_load_explicit(&h->pm.tags[i], memory_order_relaxed) == PAGEMAP_SMALL) small_pages++;
+  for (size_t i = 0; i < h->pm.pages; i++) {
+    uint32_t tag = atomic_load_explicit(&h->pm.tags[i], memory_order_relaxed);
+    if (tag == PAGEMAP_SMALL || tag == PAGEMAP_RETURNED) small_pages++;
+  }
   em_stats s;
   em_get_stats(&h->em, &s);
   if (h->opts.policy == PINHEAP_POLICY_TWO_ENDED && s.free_bytes + bytes + small_pages * h->page != s.capacity) {

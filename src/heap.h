@@ -32,6 +32,7 @@ struct pinheap {
   local_region region;
   em em;
   pagemap pm;
+  hooks_shared grants;
   _Atomic size_t large_bytes;
   _Atomic size_t large_blocks;
   _Atomic size_t peak_mapped; /* SIMPLE: high-water mark of jemalloc's mapped bytes */

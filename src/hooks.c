@@ -6,31 +6,97 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "util.h"
+
+#define HOOKS_GRANT(n) PH_CONTAINER_OF(n, hooks_grant, by_addr)
+
+static int hooks_cmp_grant(const tree_node *a, const tree_node *b) {
+  uintptr_t x = HOOKS_GRANT(a)->addr, y = HOOKS_GRANT(b)->addr;
+  return (x > y) - (x < y);
+}
+
+int hooks_shared_init(hooks_shared *s, em *em, pagemap *pm) {
+  memset(s, 0, sizeof *s);
+  s->em = em;
+  s->pm = pm;
+  tree_init(&s->grants, hooks_cmp_grant, NULL);
+  meta_init(&s->pool, sizeof(hooks_grant));
+  return pthread_mutex_init(&s->lock, NULL) ? -1 : 0;
+}
+
+void hooks_shared_fini(hooks_shared *s) {
+  meta_fini(&s->pool);
+  pthread_mutex_destroy(&s->lock);
+}
 
 static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t alignment, bool *zero, bool *commit,
                          unsigned arena_ind) {
   (void)arena_ind;
-  hooks_arena *ha = (hooks_arena *)h;
+  hooks_shared *s = ((hooks_arena *)h)->shared;
   bool pristine = false;
   void *p;
   if (new_addr)
-    p = em_alloc_at(ha->em, new_addr, size, &pristine) ? new_addr : NULL;
+    p = em_alloc_at(s->em, new_addr, size, &pristine) ? new_addr : NULL;
   else
-    p = em_alloc(ha->em, size, alignment, &pristine);
+    p = em_alloc(s->em, size, alignment, &pristine);
   if (!p) return NULL;
+  pthread_mutex_lock(&s->lock);
+  hooks_grant *g = meta_alloc(&s->pool);
+  if (g) {
+    g->addr = (uintptr_t)p;
+    g->size = size;
+    tree_insert(&s->grants, &g->by_addr);
+  }
+  pthread_mutex_unlock(&s->lock);
+  if (!g) {
+    em_free(s->em, p, size);
+    return NULL;
+  }
   if (*zero && !pristine) memset(p, 0, size);
   *zero = *zero || pristine;
   *commit = true;
-  pagemap_set_small(ha->pm, p, size);
+  pagemap_set_small(s->pm, p, size);
   return p;
 }
 
+/* Accounts [addr, addr + size), which may span grants that jemalloc merged,
+ * and gives back every grant that is now whole. */
 static void hooks_give_back(hooks_arena *ha, void *addr, size_t size) {
-  pagemap_clear(ha->pm, addr, size);
-  em_free_result r = em_free(ha->em, addr, size);
-  if (r != EM_FREED)
-    error_fatal("jemalloc gave back extent %p+%zu that the heap cannot take (%s)", addr, size,
-                r == EM_ALREADY_FREE ? "already free" : r == EM_NOT_IN_REGION ? "not in the region" : "no metadata");
+  hooks_shared *s = ha->shared;
+  uintptr_t a = (uintptr_t)addr, end = a + size;
+  while (a < end) {
+    hooks_grant key = {.addr = a};
+    pthread_mutex_lock(&s->lock);
+    tree_node *n = tree_floor(&s->grants, &key.by_addr);
+    hooks_grant *g = n ? HOOKS_GRANT(n) : NULL;
+    size_t piece = g && a < g->addr + g->size ? (size_t)(g->addr + g->size - a) : 0;
+    if (piece > end - a) piece = end - a;
+    if (!piece || g->returned + piece > g->size) {
+      pthread_mutex_unlock(&s->lock);
+      error_fatal("jemalloc gave back extent %p+%zu that no grant of the heap holds", addr, size);
+    }
+    uintptr_t whole = 0;
+    size_t whole_size = 0;
+    if (g->returned + piece == g->size) {
+      whole = g->addr;
+      whole_size = g->size;
+      s->held_back -= g->returned;
+      tree_remove(&s->grants, &g->by_addr);
+      meta_free(&s->pool, g);
+    } else {
+      g->returned += piece;
+      s->held_back += piece;
+      pagemap_fill_returned(s->pm, (void *)a, piece);
+    }
+    pthread_mutex_unlock(&s->lock);
+    a += piece;
+    if (!whole) continue;
+    pagemap_clear(s->pm, (void *)whole, whole_size);
+    em_free_result r = em_free(s->em, (void *)whole, whole_size);
+    if (r != EM_FREED)
+      error_fatal("grant %p+%zu cannot go back to the extent manager (%s)", (void *)whole, whole_size,
+                  r == EM_ALREADY_FREE ? "already free" : r == EM_NOT_IN_REGION ? "not in the region" : "no metadata");
+  }
 }
 
 static bool hooks_dalloc(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigned arena_ind) {
@@ -55,14 +121,14 @@ static bool hooks_commit(extent_hooks_t *h, void *addr, size_t size, size_t offs
 static bool hooks_split(extent_hooks_t *h, void *addr, size_t size, size_t size_a, size_t size_b, bool committed,
                         unsigned arena_ind) {
   (void)size_a, (void)size_b, (void)committed, (void)arena_ind;
-  return !em_contains(((hooks_arena *)h)->em, addr, size);
+  return !em_contains(((hooks_arena *)h)->shared->em, addr, size);
 }
 
 static bool hooks_merge(extent_hooks_t *h, void *addr_a, size_t size_a, void *addr_b, size_t size_b, bool committed,
                         unsigned arena_ind) {
   (void)committed, (void)arena_ind;
   if ((char *)addr_a + size_a != (char *)addr_b) return true;
-  return !em_contains(((hooks_arena *)h)->em, addr_a, size_a + size_b);
+  return !em_contains(((hooks_arena *)h)->shared->em, addr_a, size_a + size_b);
 }
 
 static int hooks_arena_set(unsigned index, const char *leaf, void *value, size_t len) {
@@ -71,13 +137,12 @@ static int hooks_arena_set(unsigned index, const char *leaf, void *value, size_t
   return mallctl(name, NULL, NULL, value, len);
 }
 
-int hooks_arena_create(hooks_arena *ha, em *em, pagemap *pm) {
+int hooks_arena_create(hooks_arena *ha, hooks_shared *shared) {
   memset(ha, 0, sizeof *ha);
-  ha->em = em;
-  ha->pm = pm;
+  ha->shared = shared;
   size_t sz = sizeof ha->index;
   int err;
-  if (em) {
+  if (shared) {
     ha->hooks = (extent_hooks_t){
         .alloc = hooks_alloc,
         .dalloc = hooks_dalloc,
@@ -98,7 +163,7 @@ int hooks_arena_create(hooks_arena *ha, em *em, pagemap *pm) {
     error_set(err == EAGAIN ? ENOMEM : err, "cannot create a jemalloc arena: arenas.create: %s", strerror(err));
     return -1;
   }
-  if (em) {
+  if (shared) {
     ssize_t decay = 0;
     size_t limit = (size_t)sysconf(_SC_PAGESIZE);
     if ((err = hooks_arena_set(ha->index, "dirty_decay_ms", &decay, sizeof decay)) ||
@@ -134,4 +199,41 @@ void hooks_stats_refresh(void) {
   uint64_t epoch = 1;
   size_t sz = sizeof epoch;
   mallctl("epoch", &epoch, &sz, &epoch, sz);
+}
+
+typedef struct hooks_check_state {
+  const hooks_grant *prev;
+  size_t held_back;
+  int broken;
+} hooks_check_state;
+
+static int hooks_check_grant(tree_node *n, void *arg) {
+  hooks_check_state *st = arg;
+  const hooks_grant *g = HOOKS_GRANT(n);
+  if (g->returned >= g->size) {
+    fprintf(stderr, "hooks: grant %#lx+%zu returned %zu bytes, should be fewer than its size\n", (unsigned long)g->addr,
+            g->size, g->returned);
+    st->broken++;
+  }
+  if (st->prev && st->prev->addr + st->prev->size > g->addr) {
+    fprintf(stderr, "hooks: grants %#lx and %#lx should not overlap\n", (unsigned long)st->prev->addr,
+            (unsigned long)g->addr);
+    st->broken++;
+  }
+  st->held_back += g->returned;
+  st->prev = g;
+  return 0;
+}
+
+int hooks_shared_check(hooks_shared *s) {
+  hooks_check_state st = {0};
+  pthread_mutex_lock(&s->lock);
+  st.broken = tree_check(&s->grants, "hooks.grants") + meta_check(&s->pool);
+  tree_walk(&s->grants, hooks_check_grant, &st);
+  if (st.held_back != s->held_back) {
+    fprintf(stderr, "hooks: pieces held back sum to %zu, the count says %zu\n", st.held_back, s->held_back);
+    st.broken++;
+  }
+  pthread_mutex_unlock(&s->lock);
+  return st.broken;
 }

@@ -3,11 +3,20 @@
  * heap's arenas take their extents from, and give them back to, the extent
  * manager.
  *
- * The hooks are thin adapters: alloc takes an extent from the manager and
- * tags its pages PAGEMAP_SMALL; dalloc and destroy clear the tags and give
- * the extent back at once; commit always succeeds (region memory is always
- * committed); decommit and purge refuse, so registered pages are never
- * madvised away; split and merge are allowed only inside one region.
+ * The hooks are thin adapters: alloc takes an extent (a "grant") from the
+ * manager and tags its pages PAGEMAP_SMALL; dalloc and destroy give it back;
+ * commit always succeeds (region memory is always committed); decommit and
+ * purge refuse, so registered pages are never madvised away; split and merge
+ * are allowed only inside one region.
+ *
+ * A grant goes back to the manager whole, at once when jemalloc gives it back
+ * whole, and otherwise when its last piece comes back. jemalloc with
+ * opt.retain (the default on 64-bit Linux, and process-wide) never merges an
+ * extent into a higher grant, but it assumes that the memory just below an
+ * extent it split off a grant still belongs to that grant: if a piece came
+ * back and went to another arena while the rest was still in jemalloc, two
+ * arenas would merge each other's extents. Pieces that came back wait, tagged
+ * PAGEMAP_RETURNED, and count as in use.
  *
  * An arena with hooks has dirty and muzzy decay of 0, so an extent jemalloc
  * frees reaches dalloc at once and any thread can reuse it, and a retain grow
@@ -26,18 +35,43 @@
 #include "em.h"
 #include "pagemap.h"
 
+/* An extent the alloc hook handed out. Invariant: 0 <= returned < size; the
+ * pages of [addr, addr + size) are tagged SMALL or RETURNED. */
+typedef struct hooks_grant {
+  tree_node by_addr;
+  uintptr_t addr;
+  size_t size;
+  size_t returned; /* bytes jemalloc gave back so far */
+} hooks_grant;
+
+/* What the arenas of one heap hold. Invariants: grants do not overlap;
+ * held_back = the sum of returned over grants. */
+typedef struct hooks_shared {
+  pthread_mutex_t lock;
+  tree grants;
+  meta_pool pool;
+  size_t held_back;
+  em *em;
+  pagemap *pm;
+} hooks_shared;
+
+int hooks_shared_init(hooks_shared *s, em *em, pagemap *pm);
+void hooks_shared_fini(hooks_shared *s);
+/* Number of broken invariants. */
+int hooks_shared_check(hooks_shared *s);
+
 /* Invariant: hooks is the first member (jemalloc hands its address back to
  * every hook); the record outlives the arena. */
 typedef struct hooks_arena {
   extent_hooks_t hooks;
-  em *em;
-  pagemap *pm;
+  hooks_shared *shared;
   unsigned index; /* jemalloc's arena index */
 } hooks_arena;
 
-/* Creates an arena; with em and pm non-NULL it takes its extents from them,
- * otherwise it uses jemalloc's default hooks. 0, or -1 with the error set. */
-int hooks_arena_create(hooks_arena *ha, em *em, pagemap *pm);
+/* Creates an arena; with shared non-NULL it takes its extents from the
+ * manager, otherwise it uses jemalloc's default hooks. 0, or -1 with the
+ * error set. */
+int hooks_arena_create(hooks_arena *ha, hooks_shared *shared);
 /* Destroys the arena; every tcache that may hold its objects must be gone. */
 void hooks_arena_destroy(hooks_arena *ha);
 /* Hands the arena's unused dirty and muzzy extents back. */

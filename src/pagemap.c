@@ -31,6 +31,8 @@ void pagemap_set_small(pagemap *pm, void *addr, size_t bytes) { pagemap_fill(pm,
 
 void pagemap_clear(pagemap *pm, void *addr, size_t bytes) { pagemap_fill(pm, addr, bytes, 0); }
 
+void pagemap_fill_returned(pagemap *pm, void *addr, size_t bytes) { pagemap_fill(pm, addr, bytes, PAGEMAP_RETURNED); }
+
 void pagemap_set_large(pagemap *pm, void *addr, size_t npages) {
   atomic_store_explicit(&pm->tags[pagemap_index(pm, addr)], (uint32_t)(npages << 1), memory_order_release);
 }
@@ -54,9 +56,9 @@ int pagemap_check(const pagemap *pm, size_t large_blocks, size_t large_pages) {
   size_t blocks = 0, pages = 0;
   for (size_t i = 0; i < pm->pages; i++) {
     uint32_t tag = atomic_load_explicit(&pm->tags[i], memory_order_relaxed);
-    if (tag < 2) continue;
+    if (tag < 2 || tag == PAGEMAP_RETURNED) continue;
     if (tag & 1) {
-      fprintf(stderr, "pagemap: page %zu holds tag %#x, should be 0, SMALL or a length\n", i, tag);
+      fprintf(stderr, "pagemap: page %zu holds tag %#x, should be 0, SMALL, RETURNED or a length\n", i, tag);
       broken++;
       continue;
     }

@@ -7,6 +7,8 @@
  *   PAGEMAP_SMALL       the page belongs to an extent jemalloc took through
  *                       the hooks (slabs, jemalloc's own large sizes, its
  *                       metadata)
+ *   PAGEMAP_RETURNED    jemalloc gave the page back, but the rest of its grant
+ *                       is still in jemalloc (see hooks.h)
  *   npages << 1 (>= 2)  the first page of a large block of npages pages
  *
  * Invariants: a large block's head holds its length; its other pages hold 0;
@@ -26,6 +28,7 @@
 #include <stdint.h>
 
 #define PAGEMAP_SMALL 1u
+#define PAGEMAP_RETURNED 3u
 #define PAGEMAP_MAX_PAGES (UINT32_MAX >> 1)
 
 typedef struct pagemap {
@@ -51,6 +54,7 @@ static inline uint32_t pagemap_get(const pagemap *pm, const void *p) {
 
 void pagemap_set_small(pagemap *pm, void *addr, size_t bytes);
 void pagemap_clear(pagemap *pm, void *addr, size_t bytes);
+void pagemap_fill_returned(pagemap *pm, void *addr, size_t bytes);
 void pagemap_set_large(pagemap *pm, void *addr, size_t npages);
 /* Replaces a head's length old_pages by new_pages; false if the head did not
  * hold old_pages (a racing free). */

@@ -1,0 +1,360 @@
+/*
+ * Unit tests of the extent manager, with em_check after every operation.
+ * The manager never touches the memory it manages, so the regions here are
+ * plain numbers: no memory is reserved.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "em.h"
+#include "seed.h"
+
+#define PAGE ((size_t)4096)
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define BASE ((uintptr_t)1 << 40)
+#define AT(off) ((void *)(BASE + (off)))
+#define OFF(p) ((uintptr_t)(p)-BASE)
+
+static em *make(em_policy policy, size_t region, size_t small_max) {
+  static em m;
+  assert_int_equal(em_init(&m, policy, PAGE, small_max), 0);
+  assert_int_equal(em_add_region(&m, AT(0), region), 0);
+  assert_int_equal(em_check(&m), 0);
+  return &m;
+}
+
+static void *take(em *m, size_t size) {
+  void *p = em_alloc(m, size, PAGE, NULL);
+  assert_int_equal(em_check(m), 0);
+  return p;
+}
+
+static void give(em *m, void *p, size_t size) {
+  assert_int_equal(em_free(m, p, size), EM_FREED);
+  assert_int_equal(em_check(m), 0);
+}
+
+static em_stats stats(em *m) {
+  em_stats s;
+  em_get_stats(m, &s);
+  return s;
+}
+
+static void test_coalesce_every_case(void **state) {
+  (void)state;
+  em *m = make(EM_TWO_ENDED, 100 * MiB, 1 * MiB);
+  void *a = take(m, 10 * MiB), *b = take(m, 10 * MiB), *c = take(m, 10 * MiB), *d = take(m, 10 * MiB);
+  assert_int_equal(OFF(a), 0); /* large from the bottom, in order */
+  assert_int_equal(OFF(b), 10 * MiB);
+  assert_int_equal(stats(m).free_extents, 1);
+  give(m, b, 10 * MiB); /* no free neighbour: a new extent */
+  assert_int_equal(stats(m).free_extents, 2);
+  give(m, a, 10 * MiB); /* [ a ][ b ] => one extent */
+  assert_int_equal(stats(m).free_extents, 2);
+  assert_int_equal(stats(m).largest_free, 60 * MiB);
+  give(m, d, 10 * MiB); /* [ d ][ rest ] => one */
+  assert_int_equal(stats(m).free_extents, 2);
+  give(m, c, 10 * MiB); /* [ a+b ][ c ][ d+rest ] => one */
+  em_stats s = stats(m);
+  assert_int_equal(s.free_extents, 1);
+  assert_int_equal(s.largest_free, 100 * MiB);
+  assert_int_equal(s.free_bytes, 100 * MiB);
+  assert_int_equal(s.peak_in_use, 40 * MiB);
+  em_fini(m);
+}
+
+static void test_two_ended_placement(void **state) {
+  (void)state;
+  em *m = make(EM_TWO_ENDED, 64 * MiB, 1 * MiB);
+  void *big = take(m, 8 * MiB);
+  void *small = take(m, 64 * KiB);
+  void *small2 = take(m, 16 * KiB);
+  assert_int_equal(OFF(big), 0);
+  assert_int_equal(OFF(small), 64 * MiB - 64 * KiB);
+  assert_int_equal(OFF(small2), 64 * MiB - 80 * KiB);
+  /* The boundary: small_max itself is small, one page more is large. */
+  void *edge = take(m, 1 * MiB);
+  void *over = take(m, 1 * MiB + PAGE);
+  assert_int_equal(OFF(edge), 64 * MiB - 80 * KiB - 1 * MiB);
+  assert_int_equal(OFF(over), 8 * MiB);
+  em_fini(m);
+}
+
+static void test_best_fit(void **state) {
+  (void)state;
+  em *m = make(EM_TWO_ENDED, 100 * MiB, 1 * MiB);
+  void *blk[6];
+  size_t sizes[6] = {5 * MiB, 2 * MiB, 3 * MiB, 2 * MiB, 4 * MiB, 2 * MiB};
+  for (int i = 0; i < 6; i++) blk[i] = take(m, sizes[i]);
+  /* Holes of 5, 3 and 4 MiB, each between live blocks. */
+  give(m, blk[0], sizes[0]);
+  give(m, blk[2], sizes[2]);
+  give(m, blk[4], sizes[4]);
+  void *p = take(m, 3 * MiB + PAGE); /* best fit is the 4 MiB hole */
+  assert_ptr_equal(p, blk[4]);
+  void *q = take(m, 3 * MiB); /* exactly the 3 MiB hole */
+  assert_ptr_equal(q, blk[2]);
+  /* Ties between equal holes go to the lowest address for large extents. */
+  em_fini(m);
+  m = make(EM_TWO_ENDED, 100 * MiB, 1 * MiB);
+  void *x[4];
+  for (int i = 0; i < 4; i++) x[i] = take(m, 4 * MiB);
+  give(m, x[2], 4 * MiB);
+  give(m, x[0], 4 * MiB);
+  assert_ptr_equal(take(m, 4 * MiB), x[0]);
+  em_fini(m);
+}
+
+/* The dlmalloc failure: a tiny object placed in a freed large hole blocks
+ * the next large request. Small extents must go to the top instead. */
+static void test_tiny_in_hole(void **state) {
+  (void)state;
+  em *m = make(EM_TWO_ENDED, 650 * MiB, 4 * MiB);
+  void *big = take(m, 500 * MiB);
+  void *tiny = take(m, PAGE);
+  give(m, big, 500 * MiB);
+  void *tiny2 = take(m, PAGE);
+  assert_true(OFF(tiny) > 640 * MiB && OFF(tiny2) > 640 * MiB);
+  assert_non_null(take(m, 500 * MiB));
+  em_fini(m);
+}
+
+/* Small holes are filled best fit before any large free extent is cut; with
+ * only large free extents, the highest one is cut, never a hole between
+ * large blocks below it. */
+static void test_small_prefers_small_holes_then_top(void **state) {
+  (void)state;
+  em *m = make(EM_TWO_ENDED, 100 * MiB, 1 * MiB);
+  void *s[4];
+  for (int i = 0; i < 4; i++) s[i] = take(m, 64 * KiB);
+  give(m, s[1], 64 * KiB); /* a 64 KiB hole at the top */
+  void *a = take(m, 20 * MiB), *b = take(m, 20 * MiB), *c = take(m, 20 * MiB);
+  (void)a, (void)c;
+  give(m, b, 20 * MiB); /* a 20 MiB hole between arrays */
+  assert_ptr_equal(take(m, 32 * KiB), (char *)s[1] + 32 * KiB);
+  void *t = take(m, 64 * KiB); /* no small hole fits: the highest large extent */
+  assert_true(OFF(t) > 60 * MiB);
+  assert_true(OFF(t) < OFF(s[3]));
+  assert_int_equal(em_alloc_at(m, b, 20 * MiB, NULL), true); /* the array hole is intact */
+  em_fini(m);
+}
+
+static void test_alignment(void **state) {
+  (void)state;
+  em *m = make(EM_TWO_ENDED, 256 * MiB, 4 * MiB);
+  void *skew = take(m, PAGE); /* top, now unaligned */
+  void *low = take(m, 5 * MiB);
+  for (size_t align = PAGE; align <= 64 * MiB; align <<= 1) {
+    void *p = em_alloc(m, 2 * MiB, align, NULL);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % align, 0);
+    void *q = em_alloc(m, 8 * MiB, align, NULL);
+    assert_non_null(q);
+    assert_int_equal((uintptr_t)q % align, 0);
+    assert_int_equal(em_check(m), 0);
+    give(m, p, 2 * MiB);
+    give(m, q, 8 * MiB);
+  }
+  give(m, skew, PAGE);
+  give(m, low, 5 * MiB);
+  assert_int_equal(stats(m).free_extents, 1);
+  /* Bad requests: not a page multiple, not a power of two. */
+  assert_null(em_alloc(m, PAGE + 1, PAGE, NULL));
+  assert_null(em_alloc(m, PAGE, 3 * PAGE, NULL));
+  assert_null(em_alloc(m, 0, PAGE, NULL));
+  em_fini(m);
+}
+
+static void test_alloc_at_and_pristine(void **state) {
+  (void)state;
+  em *m = make(EM_TWO_ENDED, 64 * MiB, 1 * MiB);
+  bool pristine = false;
+  void *a = em_alloc(m, 8 * MiB, PAGE, &pristine);
+  assert_true(pristine);
+  assert_true(em_alloc_at(m, (char *)a + 8 * MiB, 4 * MiB, &pristine)); /* grow in place */
+  assert_true(pristine);
+  assert_false(em_alloc_at(m, (char *)a + 10 * MiB, PAGE, NULL)); /* in use */
+  assert_int_equal(em_check(m), 0);
+  give(m, a, 12 * MiB);
+  void *b = em_alloc(m, 4 * MiB, PAGE, &pristine);
+  assert_ptr_equal(a, b);
+  assert_false(pristine); /* handed out before */
+  void *c = em_alloc(m, 16 * MiB, PAGE, &pristine);
+  assert_false(pristine); /* overlaps [4, 12) MiB, used before */
+  void *d = em_alloc(m, 16 * MiB, PAGE, &pristine);
+  assert_true(pristine);
+  (void)c, (void)d;
+  em_fini(m);
+}
+
+static void test_bad_frees_change_nothing(void **state) {
+  (void)state;
+  em *m = make(EM_TWO_ENDED, 64 * MiB, 1 * MiB);
+  void *a = take(m, 8 * MiB);
+  void *b = take(m, 8 * MiB);
+  give(m, a, 8 * MiB);
+  em_stats before = stats(m);
+  assert_int_equal(em_free(m, a, 8 * MiB), EM_ALREADY_FREE);
+  assert_int_equal(em_free(m, (char *)a + 4 * MiB, 8 * MiB), EM_ALREADY_FREE); /* overlaps the free a */
+  assert_int_equal(em_free(m, (char *)b + 4 * MiB, 40 * MiB), EM_ALREADY_FREE); /* runs into free space */
+  assert_int_equal(em_free(m, AT(64 * MiB), PAGE), EM_NOT_IN_REGION);
+  assert_int_equal(em_free(m, AT(64 * MiB - PAGE), 2 * PAGE), EM_NOT_IN_REGION);
+  assert_int_equal(em_free(m, (char *)b + 1, PAGE), EM_NOT_IN_REGION); /* unaligned */
+  em_stats after = stats(m);
+  assert_memory_equal(&before, &after, sizeof before);
+  assert_int_equal(em_check(m), 0);
+  em_fini(m);
+}
+
+/* Two adjacent regions (two registrations) never merge. */
+static void test_regions_never_merge(void **state) {
+  (void)state;
+  em m;
+  assert_int_equal(em_init(&m, EM_TWO_ENDED, PAGE, 1 * MiB), 0);
+  assert_int_equal(em_add_region(&m, AT(0), 16 * MiB), 0);
+  assert_int_equal(em_add_region(&m, AT(16 * MiB), 16 * MiB), 0);
+  assert_int_equal(em_add_region(&m, AT(8 * MiB), 16 * MiB), -1); /* overlaps */
+  assert_int_equal(em_add_region(&m, AT(100 * MiB + 1), 16 * MiB), -1); /* unaligned */
+  assert_int_equal(em_check(&m), 0);
+  em_stats s = stats(&m);
+  assert_int_equal(s.free_extents, 2);
+  assert_int_equal(s.capacity, 32 * MiB);
+  assert_null(em_alloc(&m, 16 * MiB + PAGE, PAGE, NULL));
+  void *a = take(&m, 16 * MiB), *b = take(&m, 16 * MiB);
+  give(&m, a, 16 * MiB);
+  give(&m, b, 16 * MiB);
+  assert_int_equal(stats(&m).free_extents, 2);
+  assert_false(em_contains(&m, AT(8 * MiB), 16 * MiB));
+  assert_true(em_contains(&m, AT(16 * MiB), 16 * MiB));
+  em_fini(&m);
+}
+
+static void test_seed_sequences(void **state) {
+  (void)state;
+  for (int policy = EM_TWO_ENDED; policy <= EM_BUMP; policy++) {
+    bool two = policy == EM_TWO_ENDED;
+    em *m = make((em_policy)policy, 1200 * MiB, 4 * MiB);
+    give(m, take(m, 700 * MiB), 700 * MiB);
+    assert_true((take(m, 1000 * MiB) != NULL) == two);
+    em_fini(m);
+    m = make((em_policy)policy, 1050 * MiB, 4 * MiB);
+    give(m, take(m, 1000 * MiB), 1000 * MiB);
+    bool first = take(m, 500 * MiB) != NULL;
+    bool second = take(m, 500 * MiB) != NULL;
+    assert_true((first && second) == two);
+    em_fini(m);
+  }
+}
+
+static void test_bump_never_reuses(void **state) {
+  (void)state;
+  em *m = make(EM_BUMP, 64 * MiB, 1 * MiB);
+  void *a = take(m, 8 * MiB);
+  void *b = take(m, PAGE);
+  assert_int_equal(OFF(a), 0);
+  assert_int_equal(OFF(b), 8 * MiB);
+  give(m, a, 8 * MiB);
+  void *c = take(m, 8 * MiB);
+  assert_int_equal(OFF(c), 8 * MiB + PAGE);
+  assert_int_equal(em_free(m, AT(40 * MiB), PAGE), EM_ALREADY_FREE); /* above the pointer */
+  em_stats s = stats(m);
+  assert_int_equal(s.free_bytes, 64 * MiB - 16 * MiB - PAGE);
+  assert_int_equal(s.largest_free, s.free_bytes);
+  assert_int_equal(m->abandoned, 8 * MiB);
+  em_fini(m);
+}
+
+static void test_check_catches_breakage(void **state) {
+  (void)state;
+  em *m = make(EM_TWO_ENDED, 64 * MiB, 1 * MiB);
+  void *a = take(m, 8 * MiB);
+  (void)a;
+  m->free_bytes += PAGE;
+  assert_true(em_check(m) > 0);
+  m->free_bytes -= PAGE;
+  m->peak_in_use = 0;
+  assert_true(em_check(m) > 0);
+  em_fini(m);
+}
+
+/* Random allocations and frees against a shadow list of live extents. */
+static void test_random_against_shadow(void **state) {
+  (void)state;
+  enum { SLOTS = 300, STEPS = 20000 };
+  const size_t region = 512 * MiB;
+  static struct {
+    void *p;
+    size_t size;
+  } live[SLOTS];
+  memset(live, 0, sizeof live);
+  em *m = make(EM_TWO_ENDED, region, 1 * MiB);
+  size_t used = 0, failures = 0;
+  for (int step = 0; step < STEPS; step++) {
+    int i = (int)seed_below(SLOTS);
+    if (live[i].p) {
+      give(m, live[i].p, live[i].size);
+      used -= live[i].size;
+      live[i].p = NULL;
+      continue;
+    }
+    size_t size;
+    switch (seed_below(3)) {
+    case 0: size = (1 + seed_below(16)) * PAGE; break;
+    case 1: size = (1 + seed_below(512)) * PAGE; break;
+    default: size = (1 + seed_below(8192)) * PAGE; break;
+    }
+    size_t align = seed_below(8) == 0 ? PAGE << seed_below(10) : PAGE;
+    void *p = em_alloc(m, size, align, NULL);
+    assert_int_equal(em_check(m), 0);
+    if (!p) {
+      failures++;
+      /* A failure is only allowed when no free extent could hold it. */
+      assert_true(stats(m).largest_free < size + align - PAGE);
+      continue;
+    }
+    assert_int_equal((uintptr_t)p % align, 0);
+    assert_true(OFF(p) + size <= region);
+    for (int j = 0; j < SLOTS; j++) {
+      if (!live[j].p) continue;
+      uintptr_t a = (uintptr_t)p, b = (uintptr_t)live[j].p;
+      assert_true(a + size <= b || b + live[j].size <= a);
+    }
+    live[i].p = p;
+    live[i].size = size;
+    used += size;
+    assert_int_equal(stats(m).free_bytes, region - used);
+  }
+  for (int i = 0; i < SLOTS; i++)
+    if (live[i].p) give(m, live[i].p, live[i].size);
+  em_stats s = stats(m);
+  assert_int_equal(s.free_extents, 1);
+  assert_int_equal(s.largest_free, region);
+  printf("random: %d steps, %zu failed for lack of room\n", STEPS, failures);
+  em_fini(m);
+}
+
+int main(int argc, char **argv) {
+  seed_init(argc, argv, "test_em");
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_coalesce_every_case),
+      cmocka_unit_test(test_two_ended_placement),
+      cmocka_unit_test(test_best_fit),
+      cmocka_unit_test(test_tiny_in_hole),
+      cmocka_unit_test(test_small_prefers_small_holes_then_top),
+      cmocka_unit_test(test_alignment),
+      cmocka_unit_test(test_alloc_at_and_pristine),
+      cmocka_unit_test(test_bad_frees_change_nothing),
+      cmocka_unit_test(test_regions_never_merge),
+      cmocka_unit_test(test_seed_sequences),
+      cmocka_unit_test(test_bump_never_reuses),
+      cmocka_unit_test(test_check_catches_breakage),
+      cmocka_unit_test(test_random_against_shadow),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
