@@ -123,7 +123,7 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   /* SIMPLE: jemalloc serves every size; only impossible sizes stop first. */
   h->large_threshold = heap_fixed(h) ? opts->large_threshold : (size_t)PTRDIFF_MAX;
   pthread_mutex_init(&h->reclaim_lock, NULL);
-  if (heap_check_jemalloc_page(h->page) != 0) goto fail;
+  if (heap_check_jemalloc_page(h->page) != 0 || sizeclass_init(&h->classes) != 0) goto fail;
   if (heap_fixed(h) && heap_open_region(h) != 0) goto fail;
   unsigned want = opts->arenas ? opts->arenas : heap_default_arenas();
   for (unsigned i = 0; i < want; i++) {
@@ -134,7 +134,7 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
     h->arena_index[i] = h->arenas[i].index;
     h->narenas++;
   }
-  if (thread_registry_init(&h->threads, h->arena_index, h->narenas) != 0) {
+  if (thread_registry_init(&h->threads, heap_fixed(h) ? &h->classes : NULL, h->arena_index, h->narenas) != 0) {
     error_set(ENOMEM, "pinheap_create: cannot set up thread caches");
     heap_destroy_arenas(h);
     goto fail_region;
@@ -189,7 +189,17 @@ static bool heap_impossible(pinheap *h, const char *what, size_t size) {
   return true;
 }
 
-/* jemalloc path: small sizes through the thread's cache. */
+/* Records the bin of a fresh jemalloc object of a FIXED heap in its page's
+ * tag, so that its free can take the fast path. Every object handed out
+ * passes here: a tag left from an earlier use of the page must not outlive
+ * the first object of a new slab on it. */
+static void heap_note(pinheap *h, void *p) {
+  if (!heap_fixed(h)) return;
+  size_t usable = sallocx(p, 0);
+  if (usable <= h->classes.max) pagemap_note_bin(&h->pm, p, sizeclass_bin(&h->classes, usable));
+}
+
+/* jemalloc path: through the thread's tcache, with reclaim and one retry. */
 static void *heap_small(pinheap *h, size_t size, int flags, const char *what) {
   if (size == 0) size = 1; /* mallocx(0) is undefined */
   for (int attempt = 0; attempt < 2; attempt++) {
@@ -197,11 +207,38 @@ static void *heap_small(pinheap *h, size_t size, int flags, const char *what) {
     if (!tc) return NULL;
     void *p = mallocx(size, tc->alloc_flags | flags);
     thread_leave(tc);
-    if (p) return p;
+    if (p) {
+      heap_note(h, p);
+      return p;
+    }
     if (attempt == 0) heap_reclaim(h);
   }
   heap_no_memory(h, what, size);
   return NULL;
+}
+
+/* FIXED, size <= classes.max: the thread's free list of the size's bin, else
+ * jemalloc. */
+static inline void *heap_cached(pinheap *h, size_t size, bool zero, const char *what) {
+  unsigned bin = sizeclass_bin(&h->classes, size ? size : 1);
+  thread_cache *tc = thread_enter(&h->threads);
+  if (PH_UNLIKELY(!tc)) return NULL;
+  thread_bin *b = &tc->bins[bin];
+  void *p = b->head;
+  if (PH_LIKELY(p)) {
+    b->head = *(void **)p;
+    b->count--;
+    thread_leave(tc);
+    if (zero) memset(p, 0, size);
+    return p;
+  }
+  p = mallocx(h->classes.size[bin], tc->alloc_flags | (zero ? MALLOCX_ZERO : 0));
+  thread_leave(tc);
+  if (PH_LIKELY(p != NULL)) {
+    pagemap_note_bin(&h->pm, p, bin);
+    return p;
+  }
+  return heap_small(h, h->classes.size[bin], zero ? MALLOCX_ZERO : 0, what);
 }
 
 /* Large path (FIXED): an exact page-rounded extent from the bottom. */
@@ -236,7 +273,10 @@ static bool heap_bad_handle(const pinheap *h, const char *what) {
 
 PH_EXPORT void *pinheap_malloc(pinheap *h, size_t size) {
   if (heap_bad_handle(h, "pinheap_malloc")) return NULL;
-  if (size <= h->large_threshold) return heap_small(h, size, 0, "pinheap_malloc");
+  if (PH_LIKELY(size <= h->large_threshold)) {
+    if (PH_LIKELY(heap_fixed(h) && size <= h->classes.max)) return heap_cached(h, size, false, "pinheap_malloc");
+    return heap_small(h, size, 0, "pinheap_malloc");
+  }
   if (heap_impossible(h, "pinheap_malloc", size)) return NULL;
   if (!heap_fixed(h)) return heap_small(h, size, 0, "pinheap_malloc");
   return heap_large(h, size, h->page, false, "pinheap_malloc");
@@ -249,7 +289,10 @@ PH_EXPORT void *pinheap_calloc(pinheap *h, size_t count, size_t size) {
     error_set(EINVAL, "pinheap_calloc(%zu, %zu): the product overflows", count, size);
     return NULL;
   }
-  if (total <= h->large_threshold) return heap_small(h, total, MALLOCX_ZERO, "pinheap_calloc");
+  if (total <= h->large_threshold) {
+    if (heap_fixed(h) && total <= h->classes.max) return heap_cached(h, total, true, "pinheap_calloc");
+    return heap_small(h, total, MALLOCX_ZERO, "pinheap_calloc");
+  }
   if (heap_impossible(h, "pinheap_calloc", total)) return NULL;
   if (!heap_fixed(h)) return heap_small(h, total, MALLOCX_ZERO, "pinheap_calloc");
   return heap_large(h, total, h->page, true, "pinheap_calloc");
@@ -278,7 +321,7 @@ static _Noreturn void heap_foreign(const pinheap *h, const void *p, const char *
 static size_t heap_classify(const pinheap *h, const void *p, const char *what) {
   if (!pagemap_covers(&h->pm, p)) heap_foreign(h, p, what, "pointer is not in the region");
   uint32_t tag = pagemap_get(&h->pm, p);
-  if (tag == PAGEMAP_SMALL) return 0;
+  if (PAGEMAP_IS_SMALL(tag)) return 0;
   if (tag < 2 || (tag & 1) || ((uintptr_t)p & (h->page - 1)))
     heap_foreign(h, p, what, "pointer is not a live block (freed already, or inside a block)");
   return (size_t)(tag >> 1) * h->page;
@@ -306,8 +349,29 @@ static void heap_large_free(pinheap *h, void *p) {
 
 PH_EXPORT void pinheap_free(pinheap *h, void *p) {
   if (!p) return;
-  if (!h) error_fatal("pinheap_free(%p): heap is NULL", p);
-  if (!heap_fixed(h) || heap_classify(h, p, "pinheap_free") == 0)
+  if (PH_UNLIKELY(!h)) error_fatal("pinheap_free(%p): heap is NULL", p);
+  if (PH_UNLIKELY(!heap_fixed(h))) {
+    heap_small_free(h, p);
+    return;
+  }
+  if (PH_UNLIKELY(!pagemap_covers(&h->pm, p))) heap_foreign(h, p, "pinheap_free", "pointer is not in the region");
+  int bin = PAGEMAP_BIN_OF(pagemap_get(&h->pm, p));
+  if (PH_LIKELY(bin >= 0)) {
+    thread_cache *tc = thread_enter(&h->threads);
+    if (PH_LIKELY(tc != NULL)) {
+      thread_bin *b = &tc->bins[bin];
+      if (PH_LIKELY(b->count < b->limit)) {
+        *(void **)p = b->head;
+        b->head = p;
+        b->count++;
+      } else {
+        sdallocx(p, h->classes.size[bin], tc->free_flags);
+      }
+      thread_leave(tc);
+      return;
+    }
+  }
+  if (heap_classify(h, p, "pinheap_free") == 0)
     heap_small_free(h, p);
   else
     heap_large_free(h, p);
@@ -362,7 +426,10 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
       if (!tc) return NULL;
       void *q = rallocx(p, size, tc->alloc_flags);
       thread_leave(tc);
-      if (q) return q;
+      if (q) {
+        heap_note(h, q);
+        return q;
+      }
       if (attempt == 0) heap_reclaim(h);
     }
     heap_no_memory(h, "pinheap_realloc", size);
@@ -423,6 +490,7 @@ PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
 int heap_check(pinheap *h) {
   int broken = thread_check(&h->threads);
   if (!heap_fixed(h)) return broken;
+  broken += sizeclass_check(&h->classes);
   broken += em_check(&h->em);
   size_t blocks = atomic_load(&h->large_blocks), bytes = atomic_load(&h->large_bytes);
   broken += pagemap_check(&h->pm, blocks, bytes / h->page);
@@ -430,7 +498,7 @@ int heap_check(pinheap *h) {
   size_t small_pages = 0;
   for (size_t i = 0; i < h->pm.pages; i++) {
     uint32_t tag = atomic_load_explicit(&h->pm.tags[i], memory_order_relaxed);
-    if (tag == PAGEMAP_SMALL || tag == PAGEMAP_RETURNED) small_pages++;
+    if (PAGEMAP_IS_SMALL(tag) || tag == PAGEMAP_RETURNED) small_pages++;
   }
   em_stats s;
   em_get_stats(&h->em, &s);

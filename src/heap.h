@@ -21,6 +21,7 @@
 #include "local.h"
 #include "pagemap.h"
 #include "pinheap.h"
+#include "sizeclass.h"
 #include "thread.h"
 
 #define HEAP_MAX_ARENAS 64u
@@ -33,6 +34,7 @@ struct pinheap {
   em em;
   pagemap pm;
   hooks_shared grants;
+  sizeclass classes;
   _Atomic size_t large_bytes;
   _Atomic size_t large_blocks;
   _Atomic size_t peak_mapped; /* SIMPLE: high-water mark of jemalloc's mapped bytes */

@@ -56,7 +56,7 @@ int pagemap_check(const pagemap *pm, size_t large_blocks, size_t large_pages) {
   size_t blocks = 0, pages = 0;
   for (size_t i = 0; i < pm->pages; i++) {
     uint32_t tag = atomic_load_explicit(&pm->tags[i], memory_order_relaxed);
-    if (tag < 2 || tag == PAGEMAP_RETURNED) continue;
+    if (tag < 2 || tag == PAGEMAP_RETURNED || PAGEMAP_IS_SMALL(tag)) continue;
     if (tag & 1) {
       fprintf(stderr, "pagemap: page %zu holds tag %#x, should be 0, SMALL, RETURNED or a length\n", i, tag);
       broken++;

@@ -6,7 +6,8 @@
  *                       free, metadata, or inside a large block
  *   PAGEMAP_SMALL       the page belongs to an extent jemalloc took through
  *                       the hooks (slabs, jemalloc's own large sizes, its
- *                       metadata)
+ *                       metadata); PAGEMAP_SMALL_BIN(b) also says that the
+ *                       objects starting on the page are of jemalloc bin b
  *   PAGEMAP_RETURNED    jemalloc gave the page back, but the rest of its grant
  *                       is still in jemalloc (see hooks.h)
  *   npages << 1 (>= 2)  the first page of a large block of npages pages
@@ -28,6 +29,10 @@
 #include <stdint.h>
 
 #define PAGEMAP_SMALL 1u
+#define PAGEMAP_SMALL_BIN(b) (PAGEMAP_SMALL | (((uint32_t)(b) + 1) << 2))
+/* The bin of a small tag, or -1 when the tag names none. */
+#define PAGEMAP_BIN_OF(tag) ((((tag)&3u) == PAGEMAP_SMALL) ? (int)((tag) >> 2) - 1 : -1)
+#define PAGEMAP_IS_SMALL(tag) (((tag)&3u) == PAGEMAP_SMALL)
 #define PAGEMAP_RETURNED 3u
 #define PAGEMAP_MAX_PAGES (UINT32_MAX >> 1)
 
@@ -53,6 +58,12 @@ static inline uint32_t pagemap_get(const pagemap *pm, const void *p) {
 }
 
 void pagemap_set_small(pagemap *pm, void *addr, size_t bytes);
+/* Records that the object at p, in a page jemalloc holds, is of bin b. */
+static inline void pagemap_note_bin(pagemap *pm, const void *p, unsigned b) {
+  _Atomic uint32_t *slot = &pm->tags[((uintptr_t)p - pm->base) >> pm->page_shift];
+  if (atomic_load_explicit(slot, memory_order_relaxed) != PAGEMAP_SMALL_BIN(b))
+    atomic_store_explicit(slot, PAGEMAP_SMALL_BIN(b), memory_order_relaxed);
+}
 void pagemap_clear(pagemap *pm, void *addr, size_t bytes);
 void pagemap_fill_returned(pagemap *pm, void *addr, size_t bytes);
 void pagemap_set_large(pagemap *pm, void *addr, size_t npages);

@@ -5,6 +5,7 @@
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -24,8 +25,23 @@ static void thread_heavy_fence(void) {
     atomic_thread_fence(memory_order_seq_cst);
 }
 
+/* Hands the objects of the cache's free lists to its tcache. The caller has
+ * the cache to itself. */
+static void thread_cache_drain(thread_cache *tc) {
+  for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
+    thread_bin *bin = &tc->bins[b];
+    while (bin->head) {
+      void *p = bin->head;
+      bin->head = *(void **)p;
+      dallocx(p, tc->free_flags);
+    }
+    bin->count = 0;
+  }
+}
+
 /* Lock held; the cache is off every other thread's hands. */
 static void thread_cache_release(thread_registry *reg, thread_cache *tc) {
+  thread_cache_drain(tc);
   if (tc->prev)
     tc->prev->next = tc->next;
   else
@@ -43,9 +59,10 @@ static void thread_exit(void *arg) {
   pthread_mutex_unlock(&reg->lock);
 }
 
-int thread_registry_init(thread_registry *reg, const unsigned *arenas, unsigned narenas) {
+int thread_registry_init(thread_registry *reg, const sizeclass *classes, const unsigned *arenas, unsigned narenas) {
   pthread_once(&thread_once, thread_detect_membarrier);
   reg->head = NULL;
+  reg->classes = classes;
   reg->arenas = arenas;
   reg->narenas = narenas;
   atomic_init(&reg->next_arena, 0);
@@ -61,6 +78,8 @@ int thread_registry_init(thread_registry *reg, const unsigned *arenas, unsigned 
 void thread_registry_fini(thread_registry *reg) {
   pthread_key_delete(reg->key);
   pthread_mutex_lock(&reg->lock);
+  /* The arenas are destroyed next: their objects need not go back one by one. */
+  for (thread_cache *tc = reg->head; tc; tc = tc->next) memset(tc->bins, 0, sizeof tc->bins);
   while (reg->head) thread_cache_release(reg, reg->head);
   pthread_mutex_unlock(&reg->lock);
   pthread_mutex_destroy(&reg->lock);
@@ -89,6 +108,11 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
   tc->alloc_flags = (int)(MALLOCX_ARENA(tc->arena) | MALLOCX_TCACHE(id));
   tc->free_flags = (int)MALLOCX_TCACHE(id);
   tc->registry = reg;
+  /* Each list holds at most 64 KiB, and between 4 and 256 objects. */
+  for (unsigned b = 0; reg->classes && b < reg->classes->nbins; b++) {
+    uint32_t limit = (uint32_t)((64u << 10) / reg->classes->size[b]);
+    tc->bins[b].limit = limit < 4 ? 4 : limit > 256 ? 256 : limit;
+  }
   tc->next = reg->head;
   if (reg->head) reg->head->prev = tc;
   reg->head = tc;
@@ -119,6 +143,7 @@ void thread_flush_all(thread_registry *reg) {
   thread_heavy_fence();
   for (thread_cache *tc = reg->head; tc; tc = tc->next) {
     while (atomic_load_explicit(&tc->busy, memory_order_acquire)) sched_yield();
+    thread_cache_drain(tc);
     mallctl("tcache.flush", NULL, NULL, &tc->tcache, sizeof tc->tcache);
   }
   for (thread_cache *tc = reg->head; tc; tc = tc->next) atomic_store_explicit(&tc->stolen, 0, memory_order_release);
@@ -145,6 +170,13 @@ int thread_check(thread_registry *reg) {
     if (atomic_load(&tc->stolen)) {
       fprintf(stderr, "thread: no cache should stay stolen outside a flush\n");
       broken++;
+    }
+    for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
+      if (tc->bins[b].count > tc->bins[b].limit) {
+        fprintf(stderr, "thread: free list of bin %u holds %u objects, over its limit %u\n", b, tc->bins[b].count,
+                tc->bins[b].limit);
+        broken++;
+      }
     }
   }
   if (n != reg->pool.live) {

@@ -3,7 +3,10 @@
  *
  * Every thread that allocates from a heap gets a thread_cache: an explicit
  * jemalloc tcache bound to that heap alone (so it only ever holds the heap's
- * objects) and the heap arena the thread fills it from. The owner uses it
+ * objects), the heap arena the thread fills it from, and, in front of them,
+ * one short free list per jemalloc bin of the objects the thread freed (a
+ * FIXED heap knows an object's bin from its page's tag, so a free or a malloc
+ * that hits the list costs no call into jemalloc). The owner uses it
  * without locks. When the heap must reclaim memory (pinheap_trim, or before
  * answering ENOMEM) a thread empties every cache, including those of threads
  * that are alive and busy elsewhere, through an asymmetric Dekker handshake:
@@ -30,11 +33,21 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "meta.h"
+#include "sizeclass.h"
 #include "util.h"
 
 typedef struct thread_registry thread_registry;
+
+/* A free list of objects of one bin, linked through their first word.
+ * Invariant: count = the list's length <= limit. */
+typedef struct thread_bin {
+  void *head;
+  uint32_t count;
+  uint32_t limit;
+} thread_bin;
 
 typedef struct thread_cache {
   _Atomic int busy;
@@ -46,6 +59,7 @@ typedef struct thread_cache {
   struct thread_cache *next;
   struct thread_cache *prev;
   thread_registry *registry;
+  thread_bin bins[SIZECLASS_MAX_BINS];
 } thread_cache;
 
 struct thread_registry {
@@ -53,6 +67,7 @@ struct thread_registry {
   pthread_mutex_t lock; /* the list and the pool; held by a thief throughout */
   thread_cache *head;
   meta_pool pool;
+  const sizeclass *classes;
   const unsigned *arenas;
   unsigned narenas;
   _Atomic unsigned next_arena;
@@ -60,7 +75,8 @@ struct thread_registry {
 
 extern bool thread_asymmetric; /* membarrier available */
 
-int thread_registry_init(thread_registry *reg, const unsigned *arenas, unsigned narenas);
+/* classes: the bins whose free lists the caches keep (NULL: none). */
+int thread_registry_init(thread_registry *reg, const sizeclass *classes, const unsigned *arenas, unsigned narenas);
 void thread_registry_fini(thread_registry *reg);
 
 thread_cache *thread_enter_slow(thread_registry *reg);
