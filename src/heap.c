@@ -224,15 +224,13 @@ static inline void *heap_cached(pinheap *h, size_t size, bool zero, const char *
   thread_cache *tc = thread_enter(&h->threads);
   if (PH_UNLIKELY(!tc)) return NULL;
   thread_bin *b = &tc->bins[bin];
-  void *p = b->head;
-  if (PH_LIKELY(p)) {
-    b->head = *(void **)p;
-    b->count--;
+  if (PH_LIKELY(b->count)) {
+    void *p = b->slots[--b->count];
     thread_leave(tc);
     if (zero) memset(p, 0, size);
     return p;
   }
-  p = mallocx(h->classes.size[bin], tc->alloc_flags | (zero ? MALLOCX_ZERO : 0));
+  void *p = mallocx(h->classes.size[bin], tc->alloc_flags | (zero ? MALLOCX_ZERO : 0));
   thread_leave(tc);
   if (PH_LIKELY(p != NULL)) {
     pagemap_note_bin(&h->pm, p, bin);
@@ -361,9 +359,7 @@ PH_EXPORT void pinheap_free(pinheap *h, void *p) {
     if (PH_LIKELY(tc != NULL)) {
       thread_bin *b = &tc->bins[bin];
       if (PH_LIKELY(b->count < b->limit)) {
-        *(void **)p = b->head;
-        b->head = p;
-        b->count++;
+        b->slots[b->count++] = p;
       } else {
         sdallocx(p, h->classes.size[bin], tc->free_flags);
       }

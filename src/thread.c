@@ -6,12 +6,15 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "error.h"
 
 bool thread_asymmetric;
+_Thread_local thread_last_used thread_last __attribute__((tls_model("initial-exec")));
+static _Atomic uint64_t thread_next_id = 1;
 static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
 
 static void thread_detect_membarrier(void) {
@@ -30,12 +33,7 @@ static void thread_heavy_fence(void) {
 static void thread_cache_drain(thread_cache *tc) {
   for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
     thread_bin *bin = &tc->bins[b];
-    while (bin->head) {
-      void *p = bin->head;
-      bin->head = *(void **)p;
-      dallocx(p, tc->free_flags);
-    }
-    bin->count = 0;
+    while (bin->count) dallocx(bin->slots[--bin->count], tc->free_flags);
   }
 }
 
@@ -48,11 +46,13 @@ static void thread_cache_release(thread_registry *reg, thread_cache *tc) {
     reg->head = tc->next;
   if (tc->next) tc->next->prev = tc->prev;
   mallctl("tcache.destroy", NULL, NULL, &tc->tcache, sizeof tc->tcache);
+  if (tc->slot_memory) munmap(tc->slot_memory, tc->slot_bytes);
   meta_free(&reg->pool, tc);
 }
 
 static void thread_exit(void *arg) {
   thread_cache *tc = arg;
+  if (thread_last.tc == tc) thread_last = (thread_last_used){0, NULL};
   thread_registry *reg = tc->registry;
   pthread_mutex_lock(&reg->lock);
   thread_cache_release(reg, tc);
@@ -62,6 +62,7 @@ static void thread_exit(void *arg) {
 int thread_registry_init(thread_registry *reg, const sizeclass *classes, const unsigned *arenas, unsigned narenas) {
   pthread_once(&thread_once, thread_detect_membarrier);
   reg->head = NULL;
+  reg->id = atomic_fetch_add(&thread_next_id, 1);
   reg->classes = classes;
   reg->arenas = arenas;
   reg->narenas = narenas;
@@ -79,7 +80,8 @@ void thread_registry_fini(thread_registry *reg) {
   pthread_key_delete(reg->key);
   pthread_mutex_lock(&reg->lock);
   /* The arenas are destroyed next: their objects need not go back one by one. */
-  for (thread_cache *tc = reg->head; tc; tc = tc->next) memset(tc->bins, 0, sizeof tc->bins);
+  for (thread_cache *tc = reg->head; tc; tc = tc->next)
+    for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) tc->bins[b].count = 0;
   while (reg->head) thread_cache_release(reg, reg->head);
   pthread_mutex_unlock(&reg->lock);
   pthread_mutex_destroy(&reg->lock);
@@ -108,10 +110,26 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
   tc->alloc_flags = (int)(MALLOCX_ARENA(tc->arena) | MALLOCX_TCACHE(id));
   tc->free_flags = (int)MALLOCX_TCACHE(id);
   tc->registry = reg;
-  /* Each list holds at most 64 KiB, and between 4 and 256 objects. */
+  /* Each bin holds at most 64 KiB of objects, and between 4 and 256. */
+  size_t slots = 0;
   for (unsigned b = 0; reg->classes && b < reg->classes->nbins; b++) {
     uint32_t limit = (uint32_t)((64u << 10) / reg->classes->size[b]);
     tc->bins[b].limit = limit < 4 ? 4 : limit > 256 ? 256 : limit;
+    slots += tc->bins[b].limit;
+  }
+  if (slots) {
+    tc->slot_bytes = slots * sizeof(void *);
+    void *mem = mmap(NULL, tc->slot_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+      meta_free(&reg->pool, tc);
+      pthread_mutex_unlock(&reg->lock);
+      mallctl("tcache.destroy", NULL, NULL, &id, sizeof id);
+      error_set(ENOMEM, "cannot create a thread cache: no memory for its free lists");
+      return NULL;
+    }
+    tc->slot_memory = mem;
+    for (unsigned b = 0, used = 0; b < reg->classes->nbins; used += tc->bins[b].limit, b++)
+      tc->bins[b].slots = tc->slot_memory + used;
   }
   tc->next = reg->head;
   if (reg->head) reg->head->prev = tc;
@@ -128,6 +146,7 @@ thread_cache *thread_enter_slow(thread_registry *reg) {
       tc = thread_cache_create(reg);
       if (!tc) return NULL;
     }
+    thread_last = (thread_last_used){reg->id, tc};
     atomic_store_explicit(&tc->busy, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     if (!atomic_load_explicit(&tc->stolen, memory_order_acquire)) return tc;

@@ -41,10 +41,11 @@
 
 typedef struct thread_registry thread_registry;
 
-/* A free list of objects of one bin, linked through their first word.
- * Invariant: count = the list's length <= limit. */
+/* The freed objects of one bin, a stack of pointers (an array, so that
+ * neither push nor pop touches the objects). Invariant: count <= limit, and
+ * slots[0 .. count) are the objects. */
 typedef struct thread_bin {
-  void *head;
+  void **slots;
   uint32_t count;
   uint32_t limit;
 } thread_bin;
@@ -59,10 +60,13 @@ typedef struct thread_cache {
   struct thread_cache *next;
   struct thread_cache *prev;
   thread_registry *registry;
+  void **slot_memory; /* mmap'd backing of every bin's slots */
+  size_t slot_bytes;
   thread_bin bins[SIZECLASS_MAX_BINS];
 } thread_cache;
 
 struct thread_registry {
+  uint64_t id; /* unique per registry, never reused in the process */
   pthread_key_t key;
   pthread_mutex_t lock; /* the list and the pool; held by a thief throughout */
   thread_cache *head;
@@ -75,6 +79,15 @@ struct thread_registry {
 
 extern bool thread_asymmetric; /* membarrier available */
 
+/* The cache the calling thread used last, so that the fast path needs no
+ * pthread_getspecific; keyed by registry id, so a destroyed registry's
+ * cache is never found. */
+typedef struct thread_last_used {
+  uint64_t id;
+  thread_cache *tc;
+} thread_last_used;
+extern _Thread_local thread_last_used thread_last __attribute__((tls_model("initial-exec")));
+
 /* classes: the bins whose free lists the caches keep (NULL: none). */
 int thread_registry_init(thread_registry *reg, const sizeclass *classes, const unsigned *arenas, unsigned narenas);
 void thread_registry_fini(thread_registry *reg);
@@ -84,8 +97,8 @@ thread_cache *thread_enter_slow(thread_registry *reg);
 /* The calling thread's cache, marked busy; NULL (errno set) if one could not
  * be made. Pair with thread_leave. */
 static inline thread_cache *thread_enter(thread_registry *reg) {
-  thread_cache *tc = pthread_getspecific(reg->key);
-  if (PH_UNLIKELY(!tc)) return thread_enter_slow(reg);
+  thread_cache *tc = thread_last.tc;
+  if (PH_UNLIKELY(thread_last.id != reg->id || !tc)) return thread_enter_slow(reg);
   atomic_store_explicit(&tc->busy, 1, memory_order_relaxed);
   if (thread_asymmetric)
     atomic_signal_fence(memory_order_seq_cst);
