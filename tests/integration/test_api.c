@@ -1299,6 +1299,55 @@ static void *live_thread_main(void *arg) {
   return NULL; /* exits after the heap is gone */
 }
 
+/* The local provider's options, and a region that cannot be had. */
+static void test_provider_options(void **state) {
+  (void)state;
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.size = 16 * MiB;
+  o.arenas = TEST_ARENAS;
+  o.prefault = true;
+  o.hugepages = true;
+  pinheap *h = pinheap_create(&o);
+  assert_non_null(h);
+  char *p = pinheap_malloc(h, 1 * MiB);
+  assert_non_null(p);
+  for (size_t i = 0; i < 1 * MiB; i += 4096) assert_int_equal(p[i], 0); /* pre-faulted pages read as zero */
+  pinheap_free(h, p);
+  assert_heap_ok(h);
+  pinheap_destroy(h);
+
+  o.prefault = o.hugepages = false;
+  o.lock = true;
+  h = pinheap_create(&o);
+  if (h) {
+    assert_non_null(pinheap_malloc(h, 100));
+    pinheap_destroy(h);
+  } else {
+    /* Locking may be refused by RLIMIT_MEMLOCK: then a clear error. */
+    assert_true(errno == EPERM || errno == ENOMEM);
+    assert_non_null(strstr(pinheap_last_error(), "lock"));
+  }
+
+  /* No address space for the region: ENOMEM naming the size. */
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    struct rlimit lim = {.rlim_cur = (rlim_t)2 << 30, .rlim_max = (rlim_t)2 << 30};
+    setrlimit(RLIMIT_AS, &lim);
+    o.lock = false;
+    o.size = (size_t)4 << 30;
+    pinheap *big = pinheap_create(&o);
+    int ok = big == NULL && errno == ENOMEM && strstr(pinheap_last_error(), "4294967296") != NULL &&
+             strstr(pinheap_last_error(), "reserve") != NULL;
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_destroy_and_independence(void **state) {
   (void)state;
   /* destroy with live blocks, from this thread and from a thread still alive */
@@ -1413,6 +1462,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_bad_free_aborts),
       cmocka_unit_test(test_simple_mode),
       cmocka_unit_test(test_simple_impossible_size),
+      cmocka_unit_test(test_provider_options),
       cmocka_unit_test(test_destroy_and_independence),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,7 @@
  * pinheap_trim the region must be one free extent but for jemalloc's
  * metadata.
  *
- *   stress_threads [seed] [threads] [rounds]
+ *   stress_threads [seed] [threads] [rounds]     (seed 0: from the clock)
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "heap.h"
 #include "pinheap.h"
@@ -122,7 +123,8 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  seed = argc > 1 ? strtoull(argv[1], NULL, 0) : (unsigned long long)time(NULL);
+  seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 0; /* 0: from the clock */
+  if (seed == 0) seed = (unsigned long long)time(NULL);
   unsigned threads = argc > 2 ? (unsigned)atoi(argv[2]) : 2;
   rounds = argc > 3 ? (unsigned)atoi(argv[3]) : 200000;
   printf("stress_threads: seed %llu, %u threads, %u rounds each (rerun: stress_threads %llu %u %u)\n", seed, threads,
