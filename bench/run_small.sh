@@ -7,7 +7,8 @@
 # one malloc, 2 ops); ops/s are summed over the threads. See small_bench.h.
 #
 # usage: run_small.sh [-s seed] [-x scale] [-k reps] [-t threads] [-n slots]
-#                     [-m region_mib] [-T budget_s] [-b bindir] [-v] [BUILD_DIR]
+#                     [-z min:max] [-m region_mib] [-T budget_s] [-b bindir] [-v]
+#                     [BUILD_DIR]
 #   BUILD_DIR  the CMake build directory (runners in BUILD_DIR/bench), or the
 #       directory of the runners itself; `make bench` passes "build"
 #   -s  seed for every run (default 12345)
@@ -15,6 +16,10 @@
 #   -k  runs per allocator and thread count; the median is reported (default 5)
 #   -t  thread counts: a comma list ("1,2", the default) or "all" (1..nproc)
 #   -n  live slots per thread (default 1000)
+#   -z  block sizes in bytes, MIN:MAX, decimal, 1 <= MIN <= MAX <= 67108864
+#       (64 MiB), passed to every runner as -a MIN -b MAX (default 16:1024).
+#       Only 2 bytes of a block are written, but slots x threads x MAX must
+#       stay well under the region (-m) for pinheap and mimalloc
 #   -m  MiB of the pinheap region and of the mimalloc arena (default 1024)
 #   -T  time budget in seconds (default 50): no run starts after it is spent,
 #       and a run still going when it is spent (5 s grace at least) is killed
@@ -31,6 +36,9 @@ scale=1
 reps=5
 threads="1,2"
 slots=1000
+zrange=""
+size_min=16
+size_max=1024
 region=1024
 budget=50
 bindir=""
@@ -43,13 +51,14 @@ builddir=""
 parse_opts() {
   local opt
   OPTIND=1
-  while getopts "s:x:k:t:n:m:T:b:vh" opt; do
+  while getopts "s:x:k:t:n:z:m:T:b:vh" opt; do
     case $opt in
       s) seed=$OPTARG ;;
       x) scale=$OPTARG ;;
       k) reps=$OPTARG ;;
       t) threads=$OPTARG ;;
       n) slots=$OPTARG ;;
+      z) zrange=$OPTARG ;;
       m) region=$OPTARG ;;
       T) budget=$OPTARG ;;
       b) bindir=$OPTARG ;;
@@ -84,6 +93,19 @@ isnum() { [[ $1 =~ ^[0-9]+$ ]]; }
 isnum "$reps" && [ "$reps" -ge 1 ] || { echo "run_small.sh: bad -k $reps" >&2; exit 2; }
 isnum "$budget" && [ "$budget" -ge 1 ] || { echo "run_small.sh: bad -T $budget" >&2; exit 2; }
 [[ $scale =~ ^[0-9]*\.?[0-9]+$ ]] || { echo "run_small.sh: bad -x $scale" >&2; exit 2; }
+size_args=()
+if [ -n "$zrange" ]; then
+  if [[ ! $zrange =~ ^([0-9]{1,18}):([0-9]{1,18})$ ]]; then
+    echo "run_small.sh: bad -z $zrange (want MIN:MAX, decimal bytes)" >&2; exit 2
+  fi
+  # Strip leading zeros so that bash does not read the numbers as octal.
+  size_min=$((10#${BASH_REMATCH[1]}))
+  size_max=$((10#${BASH_REMATCH[2]}))
+  if ((size_min < 1 || size_min > size_max || size_max > 67108864)); then
+    echo "run_small.sh: bad -z $zrange (need 1 <= MIN <= MAX <= 67108864)" >&2; exit 2
+  fi
+  size_args=(-a "$size_min" -b "$size_max")
+fi
 rounds=$(awk -v b="$base_rounds" -v s="$scale" 'BEGIN { r = int(b * s); if (r < 1) r = 1; printf "%d", r }')
 
 if [ "$threads" = all ]; then
@@ -117,7 +139,7 @@ for a in "${allocs[@]}"; do
 done
 
 echo "small-object throughput: seed=$seed slots/thread=$slots rounds/thread=$rounds" \
-     "sizes=16..1024 B reps=$reps (median) region=${region} MiB"
+     "sizes=${size_min}..${size_max} B reps=$reps (median) region=${region} MiB"
 echo "runners: $bindir"
 echo "one op = one malloc or one free (a round = free + malloc = 2 ops); ops/s summed over threads"
 
@@ -138,7 +160,7 @@ for t in "${tlist[@]}"; do
       if ((left <= 0)); then out_of_time=1; break 3; fi
       ((left >= 5)) || left=5
       line=$(timeout -k 2 "$left" "$bindir/bench_small_$a" -q -t "$t" -r "$rounds" \
-             -n "$slots" -s "$seed" -m "$region" 2>>"$errlog")
+             -n "$slots" -s "$seed" -m "$region" "${size_args[@]}" 2>>"$errlog")
       rc=$?
       ops=$(printf '%s\n' "$line" | sed -n 's/^RESULT .* ops_per_s=\([0-9]*\).*/\1/p')
       if [ $rc -ne 0 ] || [ -z "$ops" ]; then

@@ -14,9 +14,13 @@
  * Workload, per thread: an array of N slots (default 1000), each holding one
  * live block, filled before timing starts. Then R rounds (default 5,000,000),
  * each: draw a 64-bit xorshift number; pick a slot with its high half and a
- * size in [16, 1024] bytes with its low half; check the tag bytes of the
- * block in the slot and free it; allocate a block of the new size, check it
- * is not NULL, write a tag byte into its first and its last byte. Every
+ * size in [MIN, MAX] bytes with its low half (-a/-b, default [16, 1024]);
+ * check the tag bytes of the block in the slot and free it; allocate a block
+ * of the new size, check it is not NULL, write a tag byte into its first and
+ * its last byte. Only those 2 bytes are touched, so with large blocks the
+ * memory really written stays small (about 2 pages per live block), but the
+ * address space reserved is up to slots x threads x MAX: keep it well under
+ * the region (-m) for pinheap and mimalloc. Every
  * thread's generator is seeded from the run's seed and the thread's index
  * (splitmix64), so every runner does the same sequence of requests.
  *
@@ -46,8 +50,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Default size range; -a and -b change it, within [1, SB_SIZE_LIMIT]. */
 #define SB_MIN_SIZE 16u
 #define SB_MAX_SIZE 1024u
+#define SB_SIZE_LIMIT (64u << 20)
 #define SB_MAX_THREADS 256u
 
 typedef struct sb_config {
@@ -56,6 +62,7 @@ typedef struct sb_config {
   uint64_t rounds; /* per thread */
   uint64_t seed;
   size_t region_mib; /* region for pinheap FIXED and the mimalloc arena */
+  uint32_t min_size, max_size; /* block sizes are drawn from [min_size, max_size] */
   bool quiet;
 } sb_config;
 
@@ -160,7 +167,8 @@ static void *sb_worker_main(void *arg) {
   sb_worker *w = arg;
   const sb_config *cfg = w->cfg;
   const uint32_t n = cfg->slots;
-  const uint32_t span = SB_MAX_SIZE - SB_MIN_SIZE + 1;
+  const uint32_t lo = cfg->min_size;
+  const uint32_t span = cfg->max_size - cfg->min_size + 1;
   bool thread_ready = false;
   uint32_t filled = 0;
 
@@ -171,7 +179,7 @@ static void *sb_worker_main(void *arg) {
     /* Untimed: fill every slot. */
     for (; filled < n; filled++) {
       uint64_t x = sb_next(&w->rng);
-      if (!sb_alloc_slot(w, filled, SB_MIN_SIZE + sb_range((uint32_t)x, span),
+      if (!sb_alloc_slot(w, filled, lo + sb_range((uint32_t)x, span),
                          (unsigned char)(x >> 56)))
         break;
     }
@@ -188,7 +196,7 @@ static void *sb_worker_main(void *arg) {
       if (!sb_check_slot(w, idx))
         break;
       bk_free(&w->bk, w->slot[idx]);
-      if (!sb_alloc_slot(w, idx, SB_MIN_SIZE + sb_range((uint32_t)x, span),
+      if (!sb_alloc_slot(w, idx, lo + sb_range((uint32_t)x, span),
                          (unsigned char)(x >> 24))) {
         w->slot[idx] = NULL;
         break;
@@ -217,14 +225,18 @@ static void *sb_worker_main(void *arg) {
 
 static void sb_usage(const char *prog) {
   fprintf(stderr,
-          "usage: %s [-t threads] [-r rounds] [-n slots] [-s seed] [-m region_mib] [-q]\n"
+          "usage: %s [-t threads] [-r rounds] [-n slots] [-s seed] [-m region_mib]\n"
+          "       [-a min_bytes] [-b max_bytes] [-q]\n"
           "  -t  worker threads (default 1, at most %u)\n"
           "  -r  rounds per thread, each one free and one malloc (default 5000000)\n"
           "  -n  live slots per thread (default 1000)\n"
           "  -s  seed, decimal or 0x hex (default 12345)\n"
           "  -m  MiB of the pinheap FIXED region / mimalloc arena (default 1024)\n"
+          "  -a  smallest block size in bytes, decimal (default %u)\n"
+          "  -b  largest block size in bytes, decimal (default %u); 1 <= min <= max <= %u\n"
+          "      (64 MiB). Keep slots x threads x max well under the region.\n"
           "  -q  print only the RESULT line\n",
-          prog, SB_MAX_THREADS);
+          prog, SB_MAX_THREADS, SB_MIN_SIZE, SB_MAX_SIZE, SB_SIZE_LIMIT);
 }
 
 static int sb_parse_u64(const char *s, uint64_t *out) {
@@ -237,16 +249,31 @@ static int sb_parse_u64(const char *s, uint64_t *out) {
   return 0;
 }
 
+/* A block size: decimal digits only, in [1, SB_SIZE_LIMIT]. */
+static int sb_parse_size(const char *s, uint32_t *out) {
+  char *end;
+  if (s[0] < '0' || s[0] > '9')
+    return -1;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v < 1 || v > SB_SIZE_LIMIT)
+    return -1;
+  *out = (uint32_t)v;
+  return 0;
+}
+
 static int sb_parse_args(int argc, char **argv, sb_config *cfg) {
   cfg->threads = 1;
   cfg->slots = 1000;
   cfg->rounds = 5000000;
   cfg->seed = 12345;
   cfg->region_mib = 1024;
+  cfg->min_size = SB_MIN_SIZE;
+  cfg->max_size = SB_MAX_SIZE;
   cfg->quiet = false;
   int c;
   uint64_t v;
-  while ((c = getopt(argc, argv, "t:r:n:s:m:qh")) != -1) {
+  while ((c = getopt(argc, argv, "t:r:n:s:m:a:b:qh")) != -1) {
     switch (c) {
     case 't':
       if (sb_parse_u64(optarg, &v) != 0 || v == 0 || v > SB_MAX_THREADS)
@@ -273,6 +300,20 @@ static int sb_parse_args(int argc, char **argv, sb_config *cfg) {
         goto bad;
       cfg->region_mib = (size_t)v;
       break;
+    case 'a':
+      if (sb_parse_size(optarg, &cfg->min_size) != 0) {
+        fprintf(stderr, "%s: bad -a %s: a decimal byte count in [1, %u]\n", argv[0], optarg,
+                SB_SIZE_LIMIT);
+        goto bad;
+      }
+      break;
+    case 'b':
+      if (sb_parse_size(optarg, &cfg->max_size) != 0) {
+        fprintf(stderr, "%s: bad -b %s: a decimal byte count in [1, %u]\n", argv[0], optarg,
+                SB_SIZE_LIMIT);
+        goto bad;
+      }
+      break;
     case 'q':
       cfg->quiet = true;
       break;
@@ -285,6 +326,11 @@ static int sb_parse_args(int argc, char **argv, sb_config *cfg) {
   }
   if (optind != argc)
     goto bad;
+  if (cfg->min_size > cfg->max_size) {
+    fprintf(stderr, "%s: -a %" PRIu32 " is above -b %" PRIu32 "\n", argv[0], cfg->min_size,
+            cfg->max_size);
+    goto bad;
+  }
   return 0;
 bad:
   sb_usage(argv[0]);
@@ -297,8 +343,8 @@ int main(int argc, char **argv) {
     return 2;
   if (!cfg.quiet)
     printf("small-object bench: allocator=%s threads=%u slots=%u rounds/thread=%" PRIu64
-           " sizes=%u..%u seed=%" PRIu64 "\n",
-           BK_NAME, cfg.threads, cfg.slots, cfg.rounds, SB_MIN_SIZE, SB_MAX_SIZE, cfg.seed);
+           " sizes=%" PRIu32 "..%" PRIu32 " seed=%" PRIu64 "\n",
+           BK_NAME, cfg.threads, cfg.slots, cfg.rounds, cfg.min_size, cfg.max_size, cfg.seed);
   if (bk_global_init(&cfg) != 0)
     return 1;
 
@@ -364,10 +410,15 @@ int main(int argc, char **argv) {
   if (secs <= 0)
     secs = 1e-9;
   double pairs = (double)cfg.rounds * cfg.threads;
+  /* The range goes at the end of the line, and only when -a/-b moved it off
+   * the default, so that the default line stays as it was. */
+  char range[48] = "";
+  if (cfg.min_size != SB_MIN_SIZE || cfg.max_size != SB_MAX_SIZE)
+    snprintf(range, sizeof range, " sizes=%" PRIu32 "..%" PRIu32, cfg.min_size, cfg.max_size);
   printf("RESULT allocator=%s threads=%u seed=%" PRIu64 " slots=%u rounds=%" PRIu64
-         " seconds=%.6f ops_per_s=%.0f pairs_per_s=%.0f\n",
+         " seconds=%.6f ops_per_s=%.0f pairs_per_s=%.0f%s\n",
          BK_NAME, cfg.threads, cfg.seed, cfg.slots, cfg.rounds, secs, 2.0 * pairs / secs,
-         pairs / secs);
+         pairs / secs, range);
   for (unsigned i = 0; i < cfg.threads; i++)
     munmap(ws[i].slot, ws[i].arrays_bytes);
   munmap(ws, wbytes);

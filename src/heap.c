@@ -26,6 +26,8 @@ PH_EXPORT void pinheap_options_init(pinheap_options *opts) {
 
 static bool heap_fixed(const pinheap *h) { return h->opts.mode == PINHEAP_FIXED; }
 
+static void heap_release_extent(void *ctx, void *p, size_t bytes);
+
 static int heap_validate(const pinheap_options *o) {
   if (!o) {
     error_set(EINVAL, "pinheap_create: options are NULL");
@@ -134,7 +136,10 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
     h->arena_index[i] = h->arenas[i].index;
     h->narenas++;
   }
-  if (thread_registry_init(&h->threads, heap_fixed(h) ? &h->classes : NULL, h->arena_index, h->narenas) != 0) {
+  if (thread_registry_init(&h->threads, heap_fixed(h) ? &h->classes : NULL, h->page,
+                           /* the bump policy never reuses a freed extent */
+                           heap_fixed(h) && opts->policy == PINHEAP_POLICY_TWO_ENDED ? heap_release_extent : NULL, h,
+                           h->arena_index, h->narenas) != 0) {
     error_set(ENOMEM, "pinheap_create: cannot set up thread caches");
     heap_destroy_arenas(h);
     goto fail_region;
@@ -246,8 +251,15 @@ static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, const 
     error_set(EINVAL, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, h->region.size);
     return NULL;
   }
+  size_t pages = bytes / h->page;
   bool pristine = false;
-  void *p = em_alloc(&h->em, bytes, align, &pristine);
+  void *p = NULL;
+  if (pages <= THREAD_EXTENT_PAGES && align <= h->page) {
+    thread_cache *tc = thread_enter(&h->threads);
+    if (tc && tc->extents[pages - 1].count) p = tc->extents[pages - 1].slots[--tc->extents[pages - 1].count];
+    if (tc) thread_leave(tc);
+  }
+  if (!p) p = em_alloc(&h->em, bytes, align, &pristine);
   if (!p) {
     heap_reclaim(h);
     p = em_alloc(&h->em, bytes, align, &pristine);
@@ -257,7 +269,7 @@ static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, const 
     return NULL;
   }
   if (zero && !pristine) memset(p, 0, bytes);
-  pagemap_set_large(&h->pm, p, bytes / h->page);
+  pagemap_set_large(&h->pm, p, pages);
   atomic_fetch_add_explicit(&h->large_bytes, bytes, memory_order_relaxed);
   atomic_fetch_add_explicit(&h->large_blocks, 1, memory_order_relaxed);
   return p;
@@ -335,14 +347,32 @@ static void heap_small_free(pinheap *h, void *p) {
   }
 }
 
+/* Gives a large block's extent (its head tag already cleared) back to the
+ * extent manager; also the way thread caches give back the extents they
+ * keep. */
+static void heap_release_extent(void *ctx, void *p, size_t bytes) {
+  pinheap *h = ctx;
+  if (em_free(&h->em, p, bytes) != EM_FREED)
+    heap_foreign(h, p, "pinheap_free", "block overlaps free space: the heap is corrupt");
+}
+
 static void heap_large_free(pinheap *h, void *p) {
   size_t pages = pagemap_take_large(&h->pm, p);
   if (pages == 0) heap_foreign(h, p, "pinheap_free", "pointer is not a live block (freed already)");
   size_t bytes = pages * h->page;
-  em_free_result r = em_free(&h->em, p, bytes);
-  if (r != EM_FREED) heap_foreign(h, p, "pinheap_free", "block overlaps free space: the heap is corrupt");
   atomic_fetch_sub_explicit(&h->large_bytes, bytes, memory_order_relaxed);
   atomic_fetch_sub_explicit(&h->large_blocks, 1, memory_order_relaxed);
+  if (pages <= THREAD_EXTENT_PAGES) {
+    thread_cache *tc = thread_enter(&h->threads);
+    if (tc) {
+      thread_bin *c = &tc->extents[pages - 1];
+      bool kept = c->count < c->limit;
+      if (kept) c->slots[c->count++] = p;
+      thread_leave(tc);
+      if (kept) return;
+    }
+  }
+  heap_release_extent(h, p, bytes);
 }
 
 PH_EXPORT void pinheap_free(pinheap *h, void *p) {
@@ -498,9 +528,11 @@ int heap_check(pinheap *h) {
   }
   em_stats s;
   em_get_stats(&h->em, &s);
-  if (h->opts.policy == PINHEAP_POLICY_TWO_ENDED && s.free_bytes + bytes + small_pages * h->page != s.capacity) {
-    fprintf(stderr, "heap: free %zu + large %zu + jemalloc's %zu bytes should equal the region's %zu\n", s.free_bytes,
-            bytes, small_pages * h->page, s.capacity);
+  size_t cached = thread_cached_extent_bytes(&h->threads);
+  if (h->opts.policy == PINHEAP_POLICY_TWO_ENDED && s.free_bytes + bytes + cached + small_pages * h->page != s.capacity) {
+    fprintf(stderr,
+            "heap: free %zu + large %zu + cached %zu + jemalloc's %zu bytes should equal the region's %zu\n",
+            s.free_bytes, bytes, cached, small_pages * h->page, s.capacity);
     broken++;
   }
   return broken;

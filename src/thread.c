@@ -28,18 +28,22 @@ static void thread_heavy_fence(void) {
     atomic_thread_fence(memory_order_seq_cst);
 }
 
-/* Hands the objects of the cache's free lists to its tcache. The caller has
- * the cache to itself. */
-static void thread_cache_drain(thread_cache *tc) {
+/* Hands the objects of the cache's free lists to its tcache and its extents
+ * to the extent manager. The caller has the cache to itself. */
+static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
   for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
     thread_bin *bin = &tc->bins[b];
     while (bin->count) dallocx(bin->slots[--bin->count], tc->free_flags);
+  }
+  for (unsigned i = 0; i < THREAD_EXTENT_PAGES; i++) {
+    thread_bin *ext = &tc->extents[i];
+    while (ext->count) reg->release_extent(reg->release_ctx, ext->slots[--ext->count], (i + 1) * reg->page);
   }
 }
 
 /* Lock held; the cache is off every other thread's hands. */
 static void thread_cache_release(thread_registry *reg, thread_cache *tc) {
-  thread_cache_drain(tc);
+  thread_cache_drain(reg, tc);
   if (tc->prev)
     tc->prev->next = tc->next;
   else
@@ -59,9 +63,14 @@ static void thread_exit(void *arg) {
   pthread_mutex_unlock(&reg->lock);
 }
 
-int thread_registry_init(thread_registry *reg, const sizeclass *classes, const unsigned *arenas, unsigned narenas) {
+int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t page,
+                         void (*release_extent)(void *ctx, void *addr, size_t bytes), void *release_ctx,
+                         const unsigned *arenas, unsigned narenas) {
   pthread_once(&thread_once, thread_detect_membarrier);
   reg->head = NULL;
+  reg->page = page;
+  reg->release_extent = release_extent;
+  reg->release_ctx = release_ctx;
   reg->id = atomic_fetch_add(&thread_next_id, 1);
   reg->classes = classes;
   reg->arenas = arenas;
@@ -80,8 +89,10 @@ void thread_registry_fini(thread_registry *reg) {
   pthread_key_delete(reg->key);
   pthread_mutex_lock(&reg->lock);
   /* The arenas are destroyed next: their objects need not go back one by one. */
-  for (thread_cache *tc = reg->head; tc; tc = tc->next)
+  for (thread_cache *tc = reg->head; tc; tc = tc->next) {
     for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) tc->bins[b].count = 0;
+    for (unsigned i = 0; i < THREAD_EXTENT_PAGES; i++) tc->extents[i].count = 0;
+  }
   while (reg->head) thread_cache_release(reg, reg->head);
   pthread_mutex_unlock(&reg->lock);
   pthread_mutex_destroy(&reg->lock);
@@ -117,6 +128,12 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
     tc->bins[b].limit = limit < 4 ? 4 : limit > 256 ? 256 : limit;
     slots += tc->bins[b].limit;
   }
+  /* Each extent length keeps at most 128 KiB, and at least 2 extents. */
+  for (unsigned i = 0; reg->release_extent && i < THREAD_EXTENT_PAGES; i++) {
+    uint32_t limit = (uint32_t)((128u << 10) / ((i + 1) * reg->page));
+    tc->extents[i].limit = limit < 2 ? 2 : limit;
+    slots += tc->extents[i].limit;
+  }
   if (slots) {
     tc->slot_bytes = slots * sizeof(void *);
     void *mem = mmap(NULL, tc->slot_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -128,8 +145,10 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
       return NULL;
     }
     tc->slot_memory = mem;
-    for (unsigned b = 0, used = 0; b < reg->classes->nbins; used += tc->bins[b].limit, b++)
-      tc->bins[b].slots = tc->slot_memory + used;
+    size_t used = 0;
+    for (unsigned b = 0; b < SIZECLASS_MAX_BINS; used += tc->bins[b].limit, b++) tc->bins[b].slots = tc->slot_memory + used;
+    for (unsigned i = 0; i < THREAD_EXTENT_PAGES; used += tc->extents[i].limit, i++)
+      tc->extents[i].slots = tc->slot_memory + used;
   }
   tc->next = reg->head;
   if (reg->head) reg->head->prev = tc;
@@ -162,11 +181,20 @@ void thread_flush_all(thread_registry *reg) {
   thread_heavy_fence();
   for (thread_cache *tc = reg->head; tc; tc = tc->next) {
     while (atomic_load_explicit(&tc->busy, memory_order_acquire)) sched_yield();
-    thread_cache_drain(tc);
+    thread_cache_drain(reg, tc);
     mallctl("tcache.flush", NULL, NULL, &tc->tcache, sizeof tc->tcache);
   }
   for (thread_cache *tc = reg->head; tc; tc = tc->next) atomic_store_explicit(&tc->stolen, 0, memory_order_release);
   pthread_mutex_unlock(&reg->lock);
+}
+
+size_t thread_cached_extent_bytes(thread_registry *reg) {
+  size_t bytes = 0;
+  pthread_mutex_lock(&reg->lock);
+  for (thread_cache *tc = reg->head; tc; tc = tc->next)
+    for (unsigned i = 0; i < THREAD_EXTENT_PAGES; i++) bytes += tc->extents[i].count * (i + 1) * reg->page;
+  pthread_mutex_unlock(&reg->lock);
+  return bytes;
 }
 
 size_t thread_count(thread_registry *reg) {
@@ -189,6 +217,13 @@ int thread_check(thread_registry *reg) {
     if (atomic_load(&tc->stolen)) {
       fprintf(stderr, "thread: no cache should stay stolen outside a flush\n");
       broken++;
+    }
+    for (unsigned i = 0; i < THREAD_EXTENT_PAGES; i++) {
+      if (tc->extents[i].count > tc->extents[i].limit) {
+        fprintf(stderr, "thread: %u cached extents of %u pages, over the limit %u\n", tc->extents[i].count, i + 1,
+                tc->extents[i].limit);
+        broken++;
+      }
     }
     for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
       if (tc->bins[b].count > tc->bins[b].limit) {

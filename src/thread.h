@@ -6,8 +6,10 @@
  * objects), the heap arena the thread fills it from, and, in front of them,
  * one short free list per jemalloc bin of the objects the thread freed (a
  * FIXED heap knows an object's bin from its page's tag, so a free or a malloc
- * that hits the list costs no call into jemalloc). The owner uses it
- * without locks. When the heap must reclaim memory (pinheap_trim, or before
+ * that hits the list costs no call into jemalloc), and a few freed extents of
+ * each length from 1 to THREAD_EXTENT_PAGES pages, so that mid-size blocks
+ * churning in one thread do not take the extent manager's lock each time.
+ * The owner uses it without locks. When the heap must reclaim memory (pinheap_trim, or before
  * answering ENOMEM) a thread empties every cache, including those of threads
  * that are alive and busy elsewhere, through an asymmetric Dekker handshake:
  *
@@ -50,6 +52,8 @@ typedef struct thread_bin {
   uint32_t limit;
 } thread_bin;
 
+#define THREAD_EXTENT_PAGES 16
+
 typedef struct thread_cache {
   _Atomic int busy;
   _Atomic int stolen;
@@ -63,6 +67,7 @@ typedef struct thread_cache {
   void **slot_memory; /* mmap'd backing of every bin's slots */
   size_t slot_bytes;
   thread_bin bins[SIZECLASS_MAX_BINS];
+  thread_bin extents[THREAD_EXTENT_PAGES]; /* extents[i]: extents of i + 1 pages */
 } thread_cache;
 
 struct thread_registry {
@@ -72,6 +77,10 @@ struct thread_registry {
   thread_cache *head;
   meta_pool pool;
   const sizeclass *classes;
+  size_t page;
+  /* Gives a cached extent back to the extent manager (NULL: no extent caches). */
+  void (*release_extent)(void *ctx, void *addr, size_t bytes);
+  void *release_ctx;
   const unsigned *arenas;
   unsigned narenas;
   _Atomic unsigned next_arena;
@@ -88,8 +97,11 @@ typedef struct thread_last_used {
 } thread_last_used;
 extern _Thread_local thread_last_used thread_last __attribute__((tls_model("initial-exec")));
 
-/* classes: the bins whose free lists the caches keep (NULL: none). */
-int thread_registry_init(thread_registry *reg, const sizeclass *classes, const unsigned *arenas, unsigned narenas);
+/* classes: the bins whose free lists the caches keep (NULL: none);
+ * release_extent: where cached extents go back (NULL: no extent caches). */
+int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t page,
+                         void (*release_extent)(void *ctx, void *addr, size_t bytes), void *release_ctx,
+                         const unsigned *arenas, unsigned narenas);
 void thread_registry_fini(thread_registry *reg);
 
 thread_cache *thread_enter_slow(thread_registry *reg);
@@ -116,6 +128,9 @@ void thread_flush_all(thread_registry *reg);
 
 /* Number of threads with a cache. */
 size_t thread_count(thread_registry *reg);
+
+/* Bytes of extents the caches hold; meaningful while no thread allocates. */
+size_t thread_cached_extent_bytes(thread_registry *reg);
 
 /* Number of broken invariants. */
 int thread_check(thread_registry *reg);
