@@ -9,7 +9,8 @@
  *
  * Thread safety: every function may be called from any thread at the same
  * time, on the same heap or on different heaps, except pinheap_destroy, which
- * must not race with any other call on the same heap.
+ * must not race with any other call on the same heap nor with the exit of a
+ * thread that used it.
  *
  * Errors: a function that fails returns NULL (or -1), sets errno and leaves a
  * description of the failure that pinheap_last_error() returns in the failing
@@ -83,7 +84,8 @@ void pinheap_options_init(pinheap_options *opts);
  * region or metadata could not be had), ENOSYS (mode not available). */
 pinheap *pinheap_create(const pinheap_options *opts);
 
-/* Releases the heap and its region. Blocks still live become invalid. */
+/* Releases the heap and its region. Blocks still live become invalid. No
+ * other thread may be using the heap or exiting after having used it. */
 void pinheap_destroy(pinheap *heap);
 
 /* This thread's last failure, in words; "" when there was none. */

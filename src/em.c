@@ -6,6 +6,11 @@
 
 #include "util.h"
 
+/* Records kept spare by every allocation: one for its own carve, the rest for
+ * frees that merge with nothing, so that a free needs no memory from the
+ * system unless many come in a row without an allocation between. */
+#define EM_RESERVE 16
+
 #define EM_OF_ADDR(n) PH_CONTAINER_OF(n, em_extent, by_addr)
 #define EM_OF_SIZE(n) PH_CONTAINER_OF(n, em_extent, by_size)
 #define EM_REGION_OF(n) PH_CONTAINER_OF(n, em_region, by_base)
@@ -233,7 +238,7 @@ void *em_alloc(em *m, size_t size, size_t align, bool *pristine) {
   pthread_mutex_lock(&m->lock);
   if (m->policy == EM_BUMP)
     p = em_alloc_bump(m, size, align, &zero);
-  else if (meta_reserve(&m->extent_pool, 1) == 0)
+  else if (meta_reserve(&m->extent_pool, EM_RESERVE) == 0)
     p = em_alloc_two_ended(m, size, align, &zero);
   pthread_mutex_unlock(&m->lock);
   if (pristine) *pristine = zero;
@@ -253,7 +258,7 @@ bool em_alloc_at(em *m, void *addr, size_t size, bool *pristine) {
       r->bump = a + size;
       ok = true;
     }
-  } else if (meta_reserve(&m->extent_pool, 1) == 0) {
+  } else if (meta_reserve(&m->extent_pool, EM_RESERVE) == 0) {
     em_extent key = {.addr = a};
     tree_node *n = tree_floor(&m->by_addr, &key.by_addr);
     em_extent *e = n ? EM_OF_ADDR(n) : NULL;
@@ -346,6 +351,24 @@ void em_get_stats(em *m, em_stats *out) {
   pthread_mutex_unlock(&m->lock);
 }
 
+typedef struct em_walk_state {
+  int (*visit)(uintptr_t addr, size_t size, void *arg);
+  void *arg;
+} em_walk_state;
+
+static int em_walk_one(tree_node *n, void *arg) {
+  em_walk_state *w = arg;
+  return w->visit(EM_OF_ADDR(n)->addr, EM_OF_ADDR(n)->size, w->arg);
+}
+
+int em_walk_free(em *m, int (*visit)(uintptr_t addr, size_t size, void *arg), void *arg) {
+  em_walk_state w = {visit, arg};
+  pthread_mutex_lock(&m->lock);
+  int r = tree_walk(&m->by_addr, em_walk_one, &w);
+  pthread_mutex_unlock(&m->lock);
+  return r;
+}
+
 typedef struct em_check_state {
   em *m;
   const em_extent *prev;
@@ -385,9 +408,6 @@ static int em_check_extent(tree_node *n, void *arg) {
     EM_BROKEN(s, "extent %#lx: largest size below %zu should be %zu\n", (unsigned long)e->addr, e->largest_below, want);
   if (tree_ceil(&m->by_size, &e->by_size) != &e->by_size)
     EM_BROKEN(s, "free extent %#lx+%zu should be in the size index\n", (unsigned long)e->addr, e->size);
-  if (r && (e->addr < r->pristine_hi && e->addr + e->size > r->pristine_lo) &&
-      !(e->addr <= r->pristine_lo && e->addr + e->size >= r->pristine_hi))
-    EM_BROKEN(s, "pristine range of region %#lx should lie inside one free extent\n", (unsigned long)r->base);
   s->sum += e->size;
   s->prev = e;
   return 0;
@@ -396,6 +416,14 @@ static int em_check_extent(tree_node *n, void *arg) {
 static int em_check_region(tree_node *n, void *arg) {
   em_check_state *s = arg;
   em_region *r = EM_REGION_OF(n);
+  if (s->m->policy == EM_TWO_ENDED && r->pristine_lo < r->pristine_hi) {
+    em_extent key = {.addr = r->pristine_lo};
+    tree_node *f = tree_floor(&s->m->by_addr, &key.by_addr);
+    const em_extent *e = f ? EM_OF_ADDR(f) : NULL;
+    if (!e || e->addr + e->size < r->pristine_hi)
+      EM_BROKEN(s, "pristine range %#lx..%#lx of region %#lx should lie inside one free extent\n",
+                (unsigned long)r->pristine_lo, (unsigned long)r->pristine_hi, (unsigned long)r->base);
+  }
   if (!(r->base < r->end && r->base <= r->pristine_lo && r->pristine_lo <= r->pristine_hi &&
         r->pristine_hi <= r->end && r->base <= r->bump && r->bump <= r->end))
     EM_BROKEN(s, "region %#lx..%#lx: base <= pristine_lo <= pristine_hi <= end and base <= bump <= end\n",

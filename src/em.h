@@ -124,6 +124,10 @@ bool em_contains(em *m, const void *addr, size_t size);
 
 void em_get_stats(em *m, em_stats *out);
 
+/* Calls visit on every free extent in address order, under the lock (visit
+ * must not call back into the manager); stops when visit returns non-zero. */
+int em_walk_free(em *m, int (*visit)(uintptr_t addr, size_t size, void *arg), void *arg);
+
 /* Number of broken invariants, each described on stderr. */
 int em_check(em *m);
 

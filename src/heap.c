@@ -126,6 +126,9 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   h->large_threshold = heap_fixed(h) ? opts->large_threshold : (size_t)PTRDIFF_MAX;
   pthread_mutex_init(&h->reclaim_lock, NULL);
   if (heap_check_jemalloc_page(h->page) != 0 || sizeclass_init(&h->classes) != 0) goto fail;
+  /* jemalloc serves only its small classes in a FIXED heap: its large sizes
+   * would round up and keep the rest of their grants to themselves. */
+  if (heap_fixed(h) && h->large_threshold > h->classes.max) h->large_threshold = h->classes.max;
   if (heap_fixed(h) && heap_open_region(h) != 0) goto fail;
   unsigned want = opts->arenas ? opts->arenas : heap_default_arenas();
   for (unsigned i = 0; i < want; i++) {
@@ -201,7 +204,10 @@ static bool heap_impossible(pinheap *h, const char *what, size_t size) {
 static void heap_note(pinheap *h, void *p) {
   if (!heap_fixed(h)) return;
   size_t usable = sallocx(p, 0);
-  if (usable <= h->classes.max) pagemap_note_bin(&h->pm, p, sizeclass_bin(&h->classes, usable));
+  if (usable <= h->classes.max)
+    pagemap_note_bin(&h->pm, p, sizeclass_bin(&h->classes, usable));
+  else
+    pagemap_set_small(&h->pm, (void *)util_align_down((uintptr_t)p, h->page), h->page);
 }
 
 /* jemalloc path: through the thread's tcache, with reclaim and one retry. */
@@ -315,9 +321,12 @@ PH_EXPORT void *pinheap_aligned_alloc(pinheap *h, size_t alignment, size_t size)
     return NULL;
   }
   if (heap_impossible(h, "pinheap_aligned_alloc", size)) return NULL;
-  /* Alignments above a page go to the large path: jemalloc would ask the
-   * hooks for size + alignment and keep the padding to itself. */
-  if (!heap_fixed(h) || (size <= h->large_threshold && alignment <= h->page))
+  if (size == 0) size = 1;
+  /* Alignments above a page, and sizes that alignment would lift out of
+   * jemalloc's small classes, go to the large path: jemalloc would ask the
+   * hooks for more and keep the rest to itself. */
+  if (!heap_fixed(h) ||
+      (alignment <= h->page && size <= h->large_threshold && util_align_up(size, alignment) <= h->classes.max))
     return heap_small(h, size, MALLOCX_ALIGN(alignment), "pinheap_aligned_alloc");
   return heap_large(h, size, alignment < h->page ? h->page : alignment, false, "pinheap_aligned_alloc");
 }
@@ -352,8 +361,9 @@ static void heap_small_free(pinheap *h, void *p) {
  * keep. */
 static void heap_release_extent(void *ctx, void *p, size_t bytes) {
   pinheap *h = ctx;
-  if (em_free(&h->em, p, bytes) != EM_FREED)
-    heap_foreign(h, p, "pinheap_free", "block overlaps free space: the heap is corrupt");
+  em_free_result r = em_free(&h->em, p, bytes);
+  if (r == EM_NO_METADATA) error_fatal("pinheap_free(%p): the system has no memory left for the heap's metadata", p);
+  if (r != EM_FREED) heap_foreign(h, p, "pinheap_free", "block overlaps free space: the heap is corrupt");
 }
 
 static void heap_large_free(pinheap *h, void *p) {
@@ -416,11 +426,11 @@ PH_EXPORT size_t pinheap_usable_size(pinheap *h, const void *p) {
  * multiples); false if the next extent is not free. */
 static bool heap_large_resize(pinheap *h, void *p, size_t old, size_t new) {
   char *c = p;
+  if (new / h->page > PAGEMAP_MAX_PAGES) return false;
   if (new > old && !em_alloc_at(&h->em, c + old, new - old, NULL)) return false;
   if (!pagemap_resize_large(&h->pm, p, old / h->page, new / h->page))
     heap_foreign(h, p, "pinheap_realloc", "block was freed during the call");
-  if (new < old && em_free(&h->em, c + new, old - new) != EM_FREED)
-    heap_foreign(h, p, "pinheap_realloc", "tail overlaps free space: the heap is corrupt");
+  if (new < old) heap_release_extent(h, c + new, old - new);
   if (new > old)
     atomic_fetch_add_explicit(&h->large_bytes, new - old, memory_order_relaxed);
   else
@@ -513,6 +523,26 @@ PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
   return 0;
 }
 
+struct heap_check_walk {
+  pinheap *heap;
+  int broken;
+};
+
+/* Counts the free extents with a page the map says is in use. */
+static int heap_check_free_untagged(uintptr_t addr, size_t size, void *arg) {
+  struct heap_check_walk *walk = arg;
+  pinheap *h = walk->heap;
+  for (uintptr_t a = addr; a < addr + size; a += h->page) {
+    if (pagemap_get(&h->pm, (void *)a) != 0) {
+      fprintf(stderr, "heap: page %#lx of free extent %#lx+%zu should carry no tag\n", (unsigned long)a,
+              (unsigned long)addr, size);
+      walk->broken++;
+      break;
+    }
+  }
+  return 0;
+}
+
 int heap_check(pinheap *h) {
   int broken = thread_check(&h->threads);
   if (!heap_fixed(h)) return broken;
@@ -528,6 +558,9 @@ int heap_check(pinheap *h) {
   }
   em_stats s;
   em_get_stats(&h->em, &s);
+  struct heap_check_walk walk = {h, 0};
+  em_walk_free(&h->em, heap_check_free_untagged, &walk);
+  broken += walk.broken;
   size_t cached = thread_cached_extent_bytes(&h->threads);
   if (h->opts.policy == PINHEAP_POLICY_TWO_ENDED && s.free_bytes + bytes + cached + small_pages * h->page != s.capacity) {
     fprintf(stderr,

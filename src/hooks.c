@@ -202,6 +202,7 @@ void hooks_stats_refresh(void) {
 }
 
 typedef struct hooks_check_state {
+  const pagemap *pm;
   const hooks_grant *prev;
   size_t held_back;
   int broken;
@@ -220,13 +221,22 @@ static int hooks_check_grant(tree_node *n, void *arg) {
             (unsigned long)g->addr);
     st->broken++;
   }
+  for (uintptr_t a = g->addr; a < g->addr + g->size; a += (uintptr_t)1 << st->pm->page_shift) {
+    uint32_t tag = pagemap_get(st->pm, (void *)a);
+    if (!PAGEMAP_IS_SMALL(tag) && tag != PAGEMAP_RETURNED) {
+      fprintf(stderr, "hooks: page %#lx of grant %#lx should be tagged SMALL or RETURNED, holds %#x\n",
+              (unsigned long)a, (unsigned long)g->addr, tag);
+      st->broken++;
+      break;
+    }
+  }
   st->held_back += g->returned;
   st->prev = g;
   return 0;
 }
 
 int hooks_shared_check(hooks_shared *s) {
-  hooks_check_state st = {0};
+  hooks_check_state st = {.pm = s->pm};
   pthread_mutex_lock(&s->lock);
   st.broken = tree_check(&s->grants, "hooks.grants") + meta_check(&s->pool);
   tree_walk(&s->grants, hooks_check_grant, &st);

@@ -24,8 +24,14 @@ static void thread_detect_membarrier(void) {
 }
 
 static void thread_heavy_fence(void) {
-  if (!thread_asymmetric || syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+  if (!thread_asymmetric) {
     atomic_thread_fence(memory_order_seq_cst);
+    return;
+  }
+  /* The owners' side relies on this barrier: without it the handshake is
+   * unsound, and going on could hand one object to two threads. */
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+    error_fatal("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after registration succeeded");
 }
 
 /* Hands the objects of the cache's free lists to its tcache and its extents

@@ -116,7 +116,7 @@ static inline thread_cache *thread_enter(thread_registry *reg) {
     atomic_signal_fence(memory_order_seq_cst);
   else
     atomic_thread_fence(memory_order_seq_cst);
-  if (PH_UNLIKELY(atomic_load_explicit(&tc->stolen, memory_order_relaxed))) return thread_enter_slow(reg);
+  if (PH_UNLIKELY(atomic_load_explicit(&tc->stolen, memory_order_acquire))) return thread_enter_slow(reg);
   return tc;
 }
 

@@ -1348,6 +1348,37 @@ static void test_provider_options(void **state) {
   assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Regressions found in review: jemalloc must only ever serve its small
+ * classes in a FIXED heap, or grants it keeps a tail of never come back. */
+static void test_jemalloc_small_classes_only(void **state) {
+  (void)state;
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.size = 64 * MiB;
+  o.arenas = 1;
+  o.large_threshold = 64 * KiB; /* above jemalloc's small classes: clamped */
+  pinheap *h = pinheap_create(&o);
+  assert_non_null(h);
+  for (int i = 0; i < 3000; i++) {
+    void *p = pinheap_malloc(h, 36000);
+    assert_non_null(p);
+    pinheap_free(h, p);
+    void *q = pinheap_aligned_alloc(h, 4096, 12289); /* 16 KiB once aligned */
+    assert_non_null(q);
+    assert_int_equal((uintptr_t)q % 4096, 0);
+    pinheap_free(h, q);
+  }
+  pinheap_trim(h);
+  pinheap_stats st = stats_of(h);
+  assert_true(st.largest_free + 8 * MiB >= st.capacity);
+  assert_heap_ok(h);
+  void *z = pinheap_aligned_alloc(h, 8192, 0); /* any size, 0 included */
+  assert_non_null(z);
+  assert_int_equal((uintptr_t)z % 8192, 0);
+  pinheap_free(h, z);
+  pinheap_destroy(h);
+}
+
 static void test_destroy_and_independence(void **state) {
   (void)state;
   /* destroy with live blocks, from this thread and from a thread still alive */
@@ -1463,6 +1494,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_simple_mode),
       cmocka_unit_test(test_simple_impossible_size),
       cmocka_unit_test(test_provider_options),
+      cmocka_unit_test(test_jemalloc_small_classes_only),
       cmocka_unit_test(test_destroy_and_independence),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
