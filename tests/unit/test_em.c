@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -275,6 +276,7 @@ static void test_check_catches_breakage(void **state) {
   em *m = make(EM_TWO_ENDED, 64 * MiB, 1 * MiB);
   void *a = take(m, 8 * MiB);
   (void)a;
+  fprintf(stderr, "test_em: the next two reports are expected (deliberate corruption)\n");
   m->free_bytes += PAGE;
   assert_true(em_check(m) > 0);
   m->free_bytes -= PAGE;
