@@ -228,8 +228,8 @@ static void *heap_small(pinheap *h, size_t size, int flags, const char *what) {
   return NULL;
 }
 
-/* FIXED, size <= classes.max: the thread's free list of the size's bin, else
- * jemalloc. */
+/* FIXED, size <= large_threshold (<= classes.max): the thread's free list of
+ * the size's bin, else jemalloc. */
 static inline void *heap_cached(pinheap *h, size_t size, bool zero, const char *what) {
   unsigned bin = sizeclass_bin(&h->classes, size ? size : 1);
   thread_cache *tc = thread_enter(&h->threads);
@@ -250,7 +250,8 @@ static inline void *heap_cached(pinheap *h, size_t size, bool zero, const char *
   return heap_small(h, h->classes.size[bin], zero ? MALLOCX_ZERO : 0, what);
 }
 
-/* Large path (FIXED): an exact page-rounded extent from the bottom. */
+/* Large path (FIXED): an exact page-rounded extent, from the thread's cache
+ * of extents of its length or from the extent manager. */
 static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, const char *what) {
   size_t bytes = util_align_up(size, h->page);
   if (bytes == 0 || bytes / h->page > PAGEMAP_MAX_PAGES || bytes > h->region.size) {
@@ -290,7 +291,7 @@ static bool heap_bad_handle(const pinheap *h, const char *what) {
 PH_EXPORT void *pinheap_malloc(pinheap *h, size_t size) {
   if (heap_bad_handle(h, "pinheap_malloc")) return NULL;
   if (PH_LIKELY(size <= h->large_threshold)) {
-    if (PH_LIKELY(heap_fixed(h) && size <= h->classes.max)) return heap_cached(h, size, false, "pinheap_malloc");
+    if (PH_LIKELY(heap_fixed(h))) return heap_cached(h, size, false, "pinheap_malloc");
     return heap_small(h, size, 0, "pinheap_malloc");
   }
   if (heap_impossible(h, "pinheap_malloc", size)) return NULL;
@@ -306,7 +307,7 @@ PH_EXPORT void *pinheap_calloc(pinheap *h, size_t count, size_t size) {
     return NULL;
   }
   if (total <= h->large_threshold) {
-    if (heap_fixed(h) && total <= h->classes.max) return heap_cached(h, total, true, "pinheap_calloc");
+    if (heap_fixed(h)) return heap_cached(h, total, true, "pinheap_calloc");
     return heap_small(h, total, MALLOCX_ZERO, "pinheap_calloc");
   }
   if (heap_impossible(h, "pinheap_calloc", total)) return NULL;
