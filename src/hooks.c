@@ -173,6 +173,16 @@ int hooks_arena_create(hooks_arena *ha, hooks_shared *shared) {
       error_set(ENOMEM, "cannot configure jemalloc arena %u: %s", ha->index, strerror(err));
       return -1;
     }
+    /* jemalloc's first grow is 2 MiB whatever the limit, and it keeps the
+     * rest of that grant for good: take it now, beside the arena's metadata
+     * at the top, rather than later in the middle of the region. */
+    void *warm = mallocx(1, (int)(MALLOCX_ARENA(ha->index) | MALLOCX_TCACHE_NONE));
+    if (!warm) {
+      hooks_arena_destroy(ha);
+      error_set(ENOMEM, "cannot start jemalloc arena %u: the region is too small for it", ha->index);
+      return -1;
+    }
+    dallocx(warm, MALLOCX_TCACHE_NONE);
   }
   return 0;
 }

@@ -7,7 +7,7 @@
  * (first and last bytes, a few pages) and stays well under 1 GiB touched.
  *
  * Heaps are made with an explicit, small number of arenas (TEST_ARENAS):
- * every jemalloc arena of a FIXED heap takes its metadata (a 2 MiB base
+ * every jemalloc arena of a FIXED heap takes 4 MiB of the region (its 2 MiB base
  * block) from the region, so with the default (one arena per CPU) the room
  * left in a small heap would depend on the machine running the test.
  *
@@ -947,13 +947,13 @@ static void test_exhaustion(void **state) {
     for (size_t i = 0; i < n; i++) pinheap_free(h, w[i]);
     if (with_trim) pinheap_trim(h);
     arm_error();
-    char *p = pinheap_malloc(h, 60 * MiB);
+    char *p = pinheap_malloc(h, 52 * MiB);
     if (!p)
-      print_error("%s trim: malloc(60 MiB) after freeing %zu small objects: %s\n", with_trim ? "with" : "without", n,
+      print_error("%s trim: malloc(52 MiB) after freeing %zu small objects: %s\n", with_trim ? "with" : "without", n,
                   pinheap_last_error());
     assert_non_null(p);
     p[0] = 1;
-    p[60 * MiB - 1] = 1;
+    p[52 * MiB - 1] = 1;
     assert_heap_ok(h);
     pinheap_free(h, p);
     /* and small objects again */
@@ -970,7 +970,7 @@ static void test_exhaustion(void **state) {
 
 typedef struct xthread {
   pinheap *h;
-  bool small; /* A fills with small objects (else one 60 MiB block) */
+  bool small; /* A fills with small objects (else one 52 MiB block) */
   pthread_mutex_t m;
   pthread_cond_t c;
   int stage; /* 0 start, 1 A freed everything, 2 B done */
@@ -1017,12 +1017,12 @@ static void *xt_a(void *arg) {
     for (size_t i = 0; i < n; i++) pinheap_free(x->h, v[i]);
     free(v);
   } else {
-    char *p = pinheap_malloc(x->h, 60 * MiB);
+    char *p = pinheap_malloc(x->h, 52 * MiB);
     if (!p) {
       x->a_failed = true;
       snprintf(x->a_msg, sizeof x->a_msg, "%s", pinheap_last_error());
     } else {
-      p[0] = p[60 * MiB - 1] = 1;
+      p[0] = p[52 * MiB - 1] = 1;
       x->a_count = 1;
       pinheap_free(x->h, p);
     }
@@ -1037,13 +1037,13 @@ static void *xt_a(void *arg) {
 static void *xt_b(void *arg) {
   xthread *x = arg;
   xt_wait(x, 1);
-  char *p = pinheap_malloc(x->h, 60 * MiB);
+  char *p = pinheap_malloc(x->h, 52 * MiB);
   x->b_errno = errno;
   x->b_ptr = p;
   if (!p) {
     snprintf(x->b_msg, sizeof x->b_msg, "%s", pinheap_last_error());
   } else {
-    p[0] = p[60 * MiB - 1] = 1;
+    p[0] = p[52 * MiB - 1] = 1;
     pinheap_free(x->h, p);
   }
   xt_set(x, 2);
@@ -1064,11 +1064,11 @@ static void run_cross_thread(bool small) {
   pthread_join(a, NULL);
   if (x.a_failed) print_error("thread A failed after %zu allocations: %s\n", x.a_count, x.a_msg);
   assert_false(x.a_failed);
-  if (small && x.largest_before_b >= 60 * MiB)
+  if (small && x.largest_before_b >= 52 * MiB)
     print_error("note: %zu bytes free in one extent before B asked: the cache of A held nothing back\n",
                 x.largest_before_b);
   if (!x.b_ptr)
-    print_error("thread B: malloc(60 MiB) with A alive (%s): errno %d: %s\n", small ? "small objects" : "large block",
+    print_error("thread B: malloc(52 MiB) with A alive (%s): errno %d: %s\n", small ? "small objects" : "large block",
                 x.b_errno, x.b_msg);
   assert_non_null(x.b_ptr);
   assert_heap_ok(x.h);

@@ -2,8 +2,8 @@
  * Stress: threads allocate blocks of every size class (small, medium, large),
  * fill them with a pattern, hand some to another thread to free, check
  * ownership and patterns, and at the end free everything: after
- * pinheap_trim the region must be one free extent but for jemalloc's
- * metadata.
+ * pinheap_trim one free extent must cover the region but for what each
+ * arena holds at its top (jemalloc's metadata and first grant).
  *
  *   stress_threads [seed] [threads] [rounds]     (seed 0: from the clock)
  */
@@ -155,13 +155,17 @@ int main(int argc, char **argv) {
   pinheap_stats st;
   pinheap_get_stats(heap, &st);
   /* What stays in use: each arena's 2 MiB of jemalloc metadata and at most
-   * the rest of its first 2 MiB grow, which jemalloc keeps. */
+   * the rest of its first 2 MiB grant, which jemalloc keeps; both sit at the
+   * top of the region from the heap's creation on. A grant that did come
+   * back whole may leave a hole among them: one free extent must cover all
+   * the rest. */
   size_t slack = (size_t)heap->narenas * 4 * MiB;
   printf("stress_threads: %lu allocations, %lu frees by any thread, %lu refused for room; after trim: %zu free "
          "extent(s), largest %zu of %zu bytes, %zu in use, peak %zu\n",
          atomic_load(&allocations), atomic_load(&cross_frees), atomic_load(&failures), st.free_extents,
          st.largest_free, st.capacity, st.in_use, st.peak_in_use);
-  int ok = broken == 0 && st.free_extents == 1 && st.largest_free + slack >= st.capacity && st.allocated == 0;
+  int ok = broken == 0 && st.largest_free + slack >= st.capacity && st.in_use <= slack &&
+           st.free_extents <= 1 + heap->narenas && st.allocated == 0;
   pinheap_destroy(heap);
   printf("%s\n", ok ? "1 passed, 0 failed" : "0 passed, 1 failed");
   return ok ? 0 : 1;
