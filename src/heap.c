@@ -27,6 +27,7 @@ PH_EXPORT void pinheap_options_init(pinheap_options *opts) {
 static bool heap_fixed(const pinheap *h) { return h->opts.mode == PINHEAP_FIXED; }
 
 static void heap_release_extent(void *ctx, void *p, size_t bytes);
+static void heap_give_back(pinheap *h, void *p, size_t bytes, const char *what);
 
 static int heap_validate(const pinheap_options *o) {
   if (!o) {
@@ -197,21 +198,12 @@ static bool heap_impossible(pinheap *h, const char *what, size_t size) {
   return true;
 }
 
-/* Records the bin of a fresh jemalloc object of a FIXED heap in its page's
- * tag, so that its free can take the fast path. Every object handed out
- * passes here: a tag left from an earlier use of the page must not outlive
- * the first object of a new slab on it. */
-static void heap_note(pinheap *h, void *p) {
-  if (!heap_fixed(h)) return;
-  size_t usable = sallocx(p, 0);
-  if (usable <= h->classes.max)
-    pagemap_note_bin(&h->pm, p, sizeclass_bin(&h->classes, usable));
-  else
-    pagemap_set_small(&h->pm, (void *)util_align_down((uintptr_t)p, h->page), h->page);
-}
-
-/* jemalloc path: through the thread's tcache, with reclaim and one retry. */
-static void *heap_small(pinheap *h, size_t size, int flags, const char *what) {
+/* jemalloc path: through the thread's tcache, with reclaim and one retry.
+ * In a FIXED heap the bin of every object handed out goes into its page's
+ * tag (bin: the request's bin when the caller knows it, else -1), so that
+ * its free takes the fast path, and so that a tag left from an earlier use of
+ * the page never outlives the first object of a new slab on it. */
+static void *heap_small(pinheap *h, size_t size, int flags, int bin, const char *what) {
   if (size == 0) size = 1; /* mallocx(0) is undefined */
   for (int attempt = 0; attempt < 2; attempt++) {
     thread_cache *tc = thread_enter(&h->threads);
@@ -219,7 +211,8 @@ static void *heap_small(pinheap *h, size_t size, int flags, const char *what) {
     void *p = mallocx(size, tc->alloc_flags | flags);
     thread_leave(tc);
     if (p) {
-      heap_note(h, p);
+      if (heap_fixed(h))
+        pagemap_note_bin(&h->pm, p, bin >= 0 ? (unsigned)bin : sizeclass_bin(&h->classes, sallocx(p, 0)));
       return p;
     }
     if (attempt == 0) heap_reclaim(h);
@@ -228,26 +221,19 @@ static void *heap_small(pinheap *h, size_t size, int flags, const char *what) {
   return NULL;
 }
 
-/* FIXED, size <= large_threshold (<= classes.max): the thread's free list of
- * the size's bin, else jemalloc. */
+/* FIXED, size <= large_threshold (<= classes.max): the thread's stack of
+ * freed objects of the size's bin, else jemalloc. */
 static inline void *heap_cached(pinheap *h, size_t size, bool zero, const char *what) {
-  unsigned bin = sizeclass_bin(&h->classes, size ? size : 1);
+  unsigned bin = sizeclass_bin(&h->classes, size);
   thread_cache *tc = thread_enter(&h->threads);
   if (PH_UNLIKELY(!tc)) return NULL;
-  thread_bin *b = &tc->bins[bin];
-  if (PH_LIKELY(b->count)) {
-    void *p = b->slots[--b->count];
-    thread_leave(tc);
+  void *p = thread_bin_pop(&tc->bins[bin]);
+  thread_leave(tc);
+  if (PH_LIKELY(p != NULL)) {
     if (zero) memset(p, 0, size);
     return p;
   }
-  void *p = mallocx(h->classes.size[bin], tc->alloc_flags | (zero ? MALLOCX_ZERO : 0));
-  thread_leave(tc);
-  if (PH_LIKELY(p != NULL)) {
-    pagemap_note_bin(&h->pm, p, bin);
-    return p;
-  }
-  return heap_small(h, h->classes.size[bin], zero ? MALLOCX_ZERO : 0, what);
+  return heap_small(h, size, zero ? MALLOCX_ZERO : 0, (int)bin, what);
 }
 
 /* Large path (FIXED): an exact page-rounded extent, from the thread's cache
@@ -261,10 +247,12 @@ static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, const 
   size_t pages = bytes / h->page;
   bool pristine = false;
   void *p = NULL;
-  if (pages <= THREAD_EXTENT_PAGES && align <= h->page) {
+  if (pages <= THREAD_EXTENT_PAGES && align <= h->page && h->threads.release_extent) {
     thread_cache *tc = thread_enter(&h->threads);
-    if (tc && tc->extents[pages - 1].count) p = tc->extents[pages - 1].slots[--tc->extents[pages - 1].count];
-    if (tc) thread_leave(tc);
+    if (tc) {
+      p = thread_bin_pop(&tc->extents[pages - 1]);
+      thread_leave(tc);
+    }
   }
   if (!p) p = em_alloc(&h->em, bytes, align, &pristine);
   if (!p) {
@@ -292,10 +280,9 @@ PH_EXPORT void *pinheap_malloc(pinheap *h, size_t size) {
   if (heap_bad_handle(h, "pinheap_malloc")) return NULL;
   if (PH_LIKELY(size <= h->large_threshold)) {
     if (PH_LIKELY(heap_fixed(h))) return heap_cached(h, size, false, "pinheap_malloc");
-    return heap_small(h, size, 0, "pinheap_malloc");
+    return heap_small(h, size, 0, -1, "pinheap_malloc");
   }
   if (heap_impossible(h, "pinheap_malloc", size)) return NULL;
-  if (!heap_fixed(h)) return heap_small(h, size, 0, "pinheap_malloc");
   return heap_large(h, size, h->page, false, "pinheap_malloc");
 }
 
@@ -308,10 +295,9 @@ PH_EXPORT void *pinheap_calloc(pinheap *h, size_t count, size_t size) {
   }
   if (total <= h->large_threshold) {
     if (heap_fixed(h)) return heap_cached(h, total, true, "pinheap_calloc");
-    return heap_small(h, total, MALLOCX_ZERO, "pinheap_calloc");
+    return heap_small(h, total, MALLOCX_ZERO, -1, "pinheap_calloc");
   }
   if (heap_impossible(h, "pinheap_calloc", total)) return NULL;
-  if (!heap_fixed(h)) return heap_small(h, total, MALLOCX_ZERO, "pinheap_calloc");
   return heap_large(h, total, h->page, true, "pinheap_calloc");
 }
 
@@ -328,7 +314,7 @@ PH_EXPORT void *pinheap_aligned_alloc(pinheap *h, size_t alignment, size_t size)
    * hooks for more and keep the rest to itself. */
   if (!heap_fixed(h) ||
       (alignment <= h->page && size <= h->large_threshold && util_align_up(size, alignment) <= h->classes.max))
-    return heap_small(h, size, MALLOCX_ALIGN(alignment), "pinheap_aligned_alloc");
+    return heap_small(h, size, MALLOCX_ALIGN(alignment), -1, "pinheap_aligned_alloc");
   return heap_large(h, size, alignment < h->page ? h->page : alignment, false, "pinheap_aligned_alloc");
 }
 
@@ -336,15 +322,18 @@ static _Noreturn void heap_foreign(const pinheap *h, const void *p, const char *
   error_fatal("%s(%p): %s of heap %p", what, p, why, (const void *)h);
 }
 
-/* Length in bytes of the live large block at p, or 0 if p is a small object;
- * aborts if p is neither. */
-static size_t heap_classify(const pinheap *h, const void *p, const char *what) {
-  if (!pagemap_covers(&h->pm, p)) heap_foreign(h, p, what, "pointer is not in the region");
-  uint32_t tag = pagemap_get(&h->pm, p);
+/* Length in bytes of the live large block at p, whose page holds tag, or 0
+ * if p is a small object; aborts if p is neither. */
+static size_t heap_classify_tag(const pinheap *h, const void *p, uint32_t tag, const char *what) {
   if (PAGEMAP_IS_SMALL(tag)) return 0;
   if (tag < 2 || (tag & 1) || ((uintptr_t)p & (h->page - 1)))
     heap_foreign(h, p, what, "pointer is not a live block (freed already, or inside a block)");
   return (size_t)(tag >> 1) * h->page;
+}
+
+static size_t heap_classify(const pinheap *h, const void *p, const char *what) {
+  if (!pagemap_covers(&h->pm, p)) heap_foreign(h, p, what, "pointer is not in the region");
+  return heap_classify_tag(h, p, pagemap_get(&h->pm, p), what);
 }
 
 static void heap_small_free(pinheap *h, void *p) {
@@ -360,11 +349,14 @@ static void heap_small_free(pinheap *h, void *p) {
 /* Gives a large block's extent (its head tag already cleared) back to the
  * extent manager; also the way thread caches give back the extents they
  * keep. */
-static void heap_release_extent(void *ctx, void *p, size_t bytes) {
-  pinheap *h = ctx;
+static void heap_give_back(pinheap *h, void *p, size_t bytes, const char *what) {
   em_free_result r = em_free(&h->em, p, bytes);
-  if (r == EM_NO_METADATA) error_fatal("pinheap_free(%p): the system has no memory left for the heap's metadata", p);
-  if (r != EM_FREED) heap_foreign(h, p, "pinheap_free", "block overlaps free space: the heap is corrupt");
+  if (r == EM_NO_METADATA) error_fatal("%s(%p): the system has no memory left for the heap's metadata", what, p);
+  if (r != EM_FREED) heap_foreign(h, p, what, "extent overlaps free space: the heap is corrupt");
+}
+
+static void heap_release_extent(void *ctx, void *p, size_t bytes) {
+  heap_give_back(ctx, p, bytes, "pinheap_trim");
 }
 
 static void heap_large_free(pinheap *h, void *p) {
@@ -373,17 +365,15 @@ static void heap_large_free(pinheap *h, void *p) {
   size_t bytes = pages * h->page;
   atomic_fetch_sub_explicit(&h->large_bytes, bytes, memory_order_relaxed);
   atomic_fetch_sub_explicit(&h->large_blocks, 1, memory_order_relaxed);
-  if (pages <= THREAD_EXTENT_PAGES) {
+  if (pages <= THREAD_EXTENT_PAGES && h->threads.release_extent) {
     thread_cache *tc = thread_enter(&h->threads);
     if (tc) {
-      thread_bin *c = &tc->extents[pages - 1];
-      bool kept = c->count < c->limit;
-      if (kept) c->slots[c->count++] = p;
+      bool kept = thread_bin_push(&tc->extents[pages - 1], p);
       thread_leave(tc);
       if (kept) return;
     }
   }
-  heap_release_extent(h, p, bytes);
+  heap_give_back(h, p, bytes, "pinheap_free");
 }
 
 PH_EXPORT void pinheap_free(pinheap *h, void *p) {
@@ -394,21 +384,17 @@ PH_EXPORT void pinheap_free(pinheap *h, void *p) {
     return;
   }
   if (PH_UNLIKELY(!pagemap_covers(&h->pm, p))) heap_foreign(h, p, "pinheap_free", "pointer is not in the region");
-  int bin = PAGEMAP_BIN_OF(pagemap_get(&h->pm, p));
+  uint32_t tag = pagemap_get(&h->pm, p);
+  int bin = PAGEMAP_BIN_OF(tag);
   if (PH_LIKELY(bin >= 0)) {
     thread_cache *tc = thread_enter(&h->threads);
     if (PH_LIKELY(tc != NULL)) {
-      thread_bin *b = &tc->bins[bin];
-      if (PH_LIKELY(b->count < b->limit)) {
-        b->slots[b->count++] = p;
-      } else {
-        sdallocx(p, h->classes.size[bin], tc->free_flags);
-      }
+      if (PH_UNLIKELY(!thread_bin_push(&tc->bins[bin], p))) sdallocx(p, h->classes.size[bin], tc->free_flags);
       thread_leave(tc);
       return;
     }
   }
-  if (heap_classify(h, p, "pinheap_free") == 0)
+  if (heap_classify_tag(h, p, tag, "pinheap_free") == 0)
     heap_small_free(h, p);
   else
     heap_large_free(h, p);
@@ -431,7 +417,7 @@ static bool heap_large_resize(pinheap *h, void *p, size_t old, size_t new) {
   if (new > old && !em_alloc_at(&h->em, c + old, new - old, NULL)) return false;
   if (!pagemap_resize_large(&h->pm, p, old / h->page, new / h->page))
     heap_foreign(h, p, "pinheap_realloc", "block was freed during the call");
-  if (new < old) heap_release_extent(h, c + new, old - new);
+  if (new < old) heap_give_back(h, c + new, old - new, "pinheap_realloc");
   if (new > old)
     atomic_fetch_add_explicit(&h->large_bytes, new - old, memory_order_relaxed);
   else
@@ -464,7 +450,7 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
       void *q = rallocx(p, size, tc->alloc_flags);
       thread_leave(tc);
       if (q) {
-        heap_note(h, q);
+        if (heap_fixed(h)) pagemap_note_bin(&h->pm, q, sizeclass_bin(&h->classes, sallocx(q, 0)));
         return q;
       }
       if (attempt == 0) heap_reclaim(h);

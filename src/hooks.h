@@ -44,13 +44,11 @@ typedef struct hooks_grant {
   size_t returned; /* bytes jemalloc gave back so far */
 } hooks_grant;
 
-/* What the arenas of one heap hold. Invariants: grants do not overlap;
- * held_back = the sum of returned over grants. */
+/* What the arenas of one heap hold. Invariant: grants do not overlap. */
 typedef struct hooks_shared {
   pthread_mutex_t lock;
   tree grants;
   meta_pool pool;
-  size_t held_back;
   em *em;
   pagemap *pm;
 } hooks_shared;

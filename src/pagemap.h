@@ -12,8 +12,10 @@
  *                       is still in jemalloc (see hooks.h)
  *   npages << 1 (>= 2)  the first page of a large block of npages pages
  *
- * Invariants: a large block's head holds its length; its other pages hold 0;
- * a page holds PAGEMAP_SMALL iff it lies in an extent jemalloc holds now.
+ * Invariants: a large block's head holds its length; its other pages hold 0,
+ * and so do the pages of free extents and of extents thread caches keep; a
+ * page holds a small tag (PAGEMAP_SMALL or PAGEMAP_SMALL_BIN) or
+ * PAGEMAP_RETURNED iff it lies in a grant (hooks.h).
  * The map itself is reserved with MAP_NORESERVE: only the parts written cost
  * memory.
  *

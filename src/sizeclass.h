@@ -4,7 +4,7 @@
  *
  * Invariants: size[0] < size[1] < ... < size[nbins - 1] = max; every size is
  * a multiple of 8; bin_of[(n + 7) / 8] is the smallest bin b with
- * size[b] >= n, for 1 <= n <= max.
+ * size[b] >= n, for 0 <= n <= max (0 maps to bin 0).
  *
  * Thread-safe once initialized (read-only).
  */
@@ -27,7 +27,7 @@ typedef struct sizeclass {
 /* Reads jemalloc's bins. 0, or -1 with the error set. */
 int sizeclass_init(sizeclass *sc);
 
-/* The bin of a request of n bytes (1 <= n <= max). */
+/* The bin of a request of n bytes (n <= max). */
 static inline unsigned sizeclass_bin(const sizeclass *sc, size_t n) { return sc->bin_of[(n + 7) >> 3]; }
 
 /* Number of broken invariants. */

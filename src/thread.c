@@ -47,9 +47,9 @@ static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
   }
 }
 
-/* Lock held; the cache is off every other thread's hands. */
+/* Lock held; the cache is off every other thread's hands and drained, or its
+ * heap is going away with everything in it. */
 static void thread_cache_release(thread_registry *reg, thread_cache *tc) {
-  thread_cache_drain(reg, tc);
   if (tc->prev)
     tc->prev->next = tc->next;
   else
@@ -65,6 +65,7 @@ static void thread_exit(void *arg) {
   if (thread_last.tc == tc) thread_last = (thread_last_used){0, NULL};
   thread_registry *reg = tc->registry;
   pthread_mutex_lock(&reg->lock);
+  thread_cache_drain(reg, tc);
   thread_cache_release(reg, tc);
   pthread_mutex_unlock(&reg->lock);
 }
@@ -94,11 +95,6 @@ int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t 
 void thread_registry_fini(thread_registry *reg) {
   pthread_key_delete(reg->key);
   pthread_mutex_lock(&reg->lock);
-  /* The arenas are destroyed next: their objects need not go back one by one. */
-  for (thread_cache *tc = reg->head; tc; tc = tc->next) {
-    for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) tc->bins[b].count = 0;
-    for (unsigned i = 0; i < THREAD_EXTENT_PAGES; i++) tc->extents[i].count = 0;
-  }
   while (reg->head) thread_cache_release(reg, reg->head);
   pthread_mutex_unlock(&reg->lock);
   pthread_mutex_destroy(&reg->lock);

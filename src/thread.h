@@ -43,14 +43,24 @@
 
 typedef struct thread_registry thread_registry;
 
-/* The freed objects of one bin, a stack of pointers (an array, so that
- * neither push nor pop touches the objects). Invariant: count <= limit, and
- * slots[0 .. count) are the objects. */
+/* A stack of freed objects of one bin, or of freed extents of one length:
+ * an array of pointers, so that neither push nor pop touches the memory.
+ * Invariant: count <= limit, and slots[0 .. count) are the pointers. */
 typedef struct thread_bin {
   void **slots;
   uint32_t count;
   uint32_t limit;
 } thread_bin;
+
+/* The top of the stack, or NULL when empty. */
+static inline void *thread_bin_pop(thread_bin *b) { return b->count ? b->slots[--b->count] : NULL; }
+
+/* Pushes p; false when the stack is full. */
+static inline bool thread_bin_push(thread_bin *b, void *p) {
+  if (b->count >= b->limit) return false;
+  b->slots[b->count++] = p;
+  return true;
+}
 
 #define THREAD_EXTENT_PAGES 16
 
@@ -64,7 +74,7 @@ typedef struct thread_cache {
   struct thread_cache *next;
   struct thread_cache *prev;
   thread_registry *registry;
-  void **slot_memory; /* mmap'd backing of every bin's slots */
+  void **slot_memory; /* mmap'd backing of every stack's slots */
   size_t slot_bytes;
   thread_bin bins[SIZECLASS_MAX_BINS];
   thread_bin extents[THREAD_EXTENT_PAGES]; /* extents[i]: extents of i + 1 pages */
@@ -110,7 +120,7 @@ thread_cache *thread_enter_slow(thread_registry *reg);
  * be made. Pair with thread_leave. */
 static inline thread_cache *thread_enter(thread_registry *reg) {
   thread_cache *tc = thread_last.tc;
-  if (PH_UNLIKELY(thread_last.id != reg->id || !tc)) return thread_enter_slow(reg);
+  if (PH_UNLIKELY(thread_last.id != reg->id)) return thread_enter_slow(reg);
   atomic_store_explicit(&tc->busy, 1, memory_order_relaxed);
   if (thread_asymmetric)
     atomic_signal_fence(memory_order_seq_cst);

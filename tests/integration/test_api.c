@@ -32,25 +32,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "heap.h"
 #include "pinheap.h"
+#include "seed.h"
 
-/* Internal: number of broken invariants of the heap (0 = consistent). */
-int heap_check(pinheap *heap);
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 #define TEST_ARENAS 2u
 
 static size_t page;
-static uint64_t rng_state;
-
-static uint64_t rng_next(void) {
-  uint64_t x = rng_state;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return rng_state = x;
-}
 
 static size_t round_page(size_t n) { return (n + page - 1) & ~(page - 1); }
 
@@ -578,7 +569,7 @@ static void check_usable(pinheap *h, size_t size) {
   size_t u = pinheap_usable_size(h, p);
   if (u < size) print_error("usable_size of malloc(%zu) = %zu\n", size, u);
   assert_true(u >= size);
-  if (size > 32 * KiB) {
+  if (size > 14 * KiB) { /* above the large threshold: an exact page-rounded extent */
     if (u != round_page(size)) print_error("usable_size of large malloc(%zu) = %zu, expected %zu\n", size, u, round_page(size));
     assert_int_equal(u, round_page(size));
   }
@@ -591,10 +582,10 @@ static void test_usable_size(void **state) {
   (void)state;
   pinheap *h = fixed_heap(768 * MiB, PINHEAP_POLICY_TWO_ENDED);
   for (size_t s = 1; s <= 4096; s++) check_usable(h, s);
-  static const size_t edges[] = {32 * KiB - 1, 32 * KiB, 32 * KiB + 1, 36 * KiB, 36 * KiB + 1, 40 * KiB - 1,
-                                 40 * KiB,      40 * KiB + 1, 100000,   1 * MiB - 1, 1 * MiB};
+  static const size_t edges[] = {14 * KiB - 1, 14 * KiB, 14 * KiB + 1, 16 * KiB, 16 * KiB + 1, 32 * KiB,
+                                 32 * KiB + 1, 40 * KiB - 1, 40 * KiB, 100000, 1 * MiB - 1, 1 * MiB};
   for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) check_usable(h, edges[i]);
-  for (int i = 0; i < 3000; i++) check_usable(h, 4097 + (size_t)(rng_next() % (1 * MiB - 4096)));
+  for (int i = 0; i < 3000; i++) check_usable(h, 4097 + (size_t)(seed_next() % (1 * MiB - 4096)));
   assert_heap_ok(h);
 
   /* Large blocks skip jemalloc's size classes (700 MiB + 1 would be 768 MiB
@@ -1466,11 +1457,7 @@ static void test_destroy_and_independence(void **state) {
 
 int main(int argc, char **argv) {
   page = (size_t)sysconf(_SC_PAGESIZE);
-  uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);
-  if (seed == 0) seed = 1;
-  printf("test_api: seed %llu (rerun with: test_api %llu)\n", (unsigned long long)seed, (unsigned long long)seed);
-  fflush(stdout);
-  rng_state = seed;
+  seed_init(argc, argv, "test_api");
 
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_options),

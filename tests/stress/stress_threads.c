@@ -17,6 +17,7 @@
 
 #include "heap.h"
 #include "pinheap.h"
+#include "seed.h"
 
 #define MiB ((size_t)1 << 20)
 #define SLOTS 512
@@ -34,12 +35,6 @@ static unsigned long long seed;
 static unsigned rounds;
 static atomic_ulong failures, allocations, cross_frees;
 
-static uint64_t rng_next(uint64_t *s) {
-  *s ^= *s >> 12;
-  *s ^= *s << 25;
-  *s ^= *s >> 27;
-  return *s * 2685821657736338717ull;
-}
 
 static unsigned char pattern(const void *p, size_t i) { return (unsigned char)(((uintptr_t)p >> 4) * 31 + i * 7); }
 
@@ -63,17 +58,17 @@ bad:
 }
 
 static size_t pick_size(uint64_t *s) {
-  uint64_t r = rng_next(s) % 100;
-  if (r < 70) return 1 + rng_next(s) % 1024;             /* small */
-  if (r < 90) return 1024 + rng_next(s) % (256 * 1024);  /* medium, both sides of the threshold */
-  if (r < 99) return 256 * 1024 + rng_next(s) % (4 * MiB);
-  return 4 * MiB + rng_next(s) % (32 * MiB);              /* large */
+  uint64_t r = seed_next_r(s) % 100;
+  if (r < 70) return 1 + seed_next_r(s) % 1024;             /* small */
+  if (r < 90) return 1024 + seed_next_r(s) % (256 * 1024);  /* medium, both sides of the threshold */
+  if (r < 99) return 256 * 1024 + seed_next_r(s) % (4 * MiB);
+  return 4 * MiB + seed_next_r(s) % (32 * MiB);              /* large */
 }
 
 static void *worker(void *arg) {
   uint64_t s = seed * 0x9E3779B97F4A7C15ull + (uintptr_t)arg + 1;
   for (unsigned r = 0; r < rounds; r++) {
-    slot *sl = &slots[rng_next(&s) % SLOTS];
+    slot *sl = &slots[seed_next_r(&s) % SLOTS];
     pthread_mutex_lock(&sl->lock);
     if (sl->p) {
       verify(sl->p, sl->size);
@@ -85,7 +80,7 @@ static void *worker(void *arg) {
         fprintf(stderr, "stress: usable size of %p below %zu\n", (void *)sl->p, sl->size);
         abort();
       }
-      if (rng_next(&s) % 4 == 0) {
+      if (seed_next_r(&s) % 4 == 0) {
         size_t size = pick_size(&s);
         unsigned char *q = pinheap_realloc(heap, sl->p, size);
         if (q) {
@@ -106,8 +101,8 @@ static void *worker(void *arg) {
       }
     } else {
       size_t size = pick_size(&s);
-      unsigned char *p = rng_next(&s) % 8 ? pinheap_malloc(heap, size)
-                                          : pinheap_aligned_alloc(heap, (size_t)64 << (rng_next(&s) % 12), size);
+      unsigned char *p = seed_next_r(&s) % 8 ? pinheap_malloc(heap, size)
+                                          : pinheap_aligned_alloc(heap, (size_t)64 << (seed_next_r(&s) % 12), size);
       if (p) {
         fill(p, size);
         sl->p = p;

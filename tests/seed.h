@@ -12,19 +12,23 @@
 
 static uint64_t seed_state;
 
-static inline uint64_t seed_next(void) {
-  /* xorshift64* */
-  seed_state ^= seed_state >> 12;
-  seed_state ^= seed_state << 25;
-  seed_state ^= seed_state >> 27;
-  return seed_state * 2685821657736338717ull;
+/* xorshift64* over a caller's state (one per thread). */
+static inline uint64_t seed_next_r(uint64_t *s) {
+  *s ^= *s >> 12;
+  *s ^= *s << 25;
+  *s ^= *s >> 27;
+  return *s * 2685821657736338717ull;
 }
+
+static inline uint64_t seed_next(void) { return seed_next_r(&seed_state); }
 
 static inline uint64_t seed_below(uint64_t n) { return seed_next() % n; }
 
-/* Takes the seed from argv[1] or the clock, prints it, and returns it. */
+/* Takes the seed from argv[1] (0: the clock) or the clock, prints it, and
+ * returns it. */
 static inline uint64_t seed_init(int argc, char **argv, const char *name) {
-  uint64_t s = argc > 1 ? strtoull(argv[1], NULL, 0) : (uint64_t)time(NULL);
+  uint64_t s = argc > 1 ? strtoull(argv[1], NULL, 0) : 0;
+  if (s == 0) s = (uint64_t)time(NULL);
   if (s == 0) s = 1;
   seed_state = s;
   printf("%s: seed %llu (rerun with: %s %llu)\n", name, (unsigned long long)s, name, (unsigned long long)s);
