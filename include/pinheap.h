@@ -32,6 +32,40 @@ extern "C" {
 
 typedef struct pinheap pinheap;
 
+/*
+ * A provider: where a heap's registered memory comes from. A comm layer
+ * supplies one to put the heap in memory it has registered (an MPI window,
+ * libfabric memory regions, ...); NULL in pinheap_options means the local
+ * provider, ordinary memory from mmap.
+ *
+ * Thread safety: the heap calls obtain and release under no lock of its own,
+ * possibly from several threads at once; a provider that is not thread-safe
+ * must lock inside.
+ */
+typedef struct pinheap_provider {
+  const char *name; /* for messages */
+  void *ctx;        /* passed to every call */
+  /* Obtains and registers size bytes aligned to align.
+   * Pre: size is a positive multiple of the page size; align is a power of
+   * two, at least the page size.
+   * Returns 0 with *base (aligned as asked) and *handle (whatever the comm
+   * layer needs to address the memory remotely, e.g. a memory key; may be
+   * NULL) set, or an errno value (ENOMEM: no memory or no registration left)
+   * with nothing obtained. */
+  int (*obtain)(void *ctx, size_t size, size_t align, void **base, void **handle);
+  /* Deregisters and gives back a region obtain returned, whole: the same
+   * base, size and handle. Returns 0, or an errno value (the heap forgets the
+   * region either way). May be NULL: nothing is given back. */
+  int (*release)(void *ctx, void *base, size_t size, void *handle);
+} pinheap_provider;
+
+/* A registration, as a comm layer needs it to reach an address remotely. */
+typedef struct pinheap_region {
+  void *base;
+  size_t size;
+  void *handle; /* what the provider's obtain returned */
+} pinheap_region;
+
 typedef enum pinheap_mode { PINHEAP_SIMPLE, PINHEAP_DYNAMIC, PINHEAP_FIXED } pinheap_mode;
 
 /* How the extent manager of a FIXED heap places extents. */
@@ -62,6 +96,12 @@ typedef struct pinheap_options {
   bool prefault;  /* touch every page of the region at creation */
   bool lock;      /* mlock the region */
   bool hugepages; /* ask for transparent huge pages (madvise MADV_HUGEPAGE) */
+  /* prefault, lock and hugepages apply to the local provider only. */
+  const pinheap_provider *provider; /* NULL: the local provider */
+  /* FIXED: when size cannot be had, retry with sizes an eighth smaller each
+   * time down to this many bytes (0: no retry); stats.capacity tells what
+   * was obtained. */
+  size_t min_size;
 } pinheap_options;
 
 typedef struct pinheap_stats {
@@ -121,6 +161,27 @@ void pinheap_trim(pinheap *heap);
 
 /* Fills *out; returns 0, or -1 with errno EINVAL. */
 int pinheap_get_stats(pinheap *heap, pinheap_stats *out);
+
+/* The registration holding ptr: 0 with *out filled, or -1 with errno EINVAL
+ * when ptr is not in memory the heap obtained from its provider (SIMPLE
+ * heaps have none). O(1) for a FIXED heap. A block never straddles two
+ * registrations. */
+int pinheap_region_of(const pinheap *heap, const void *ptr, pinheap_region *out);
+
+/* Sets the fields of *opts named by the environment, leaving the others:
+ *   PINHEAP_MODE             simple | dynamic | fixed
+ *   PINHEAP_SIZE             bytes, with an optional k, m, g or t suffix
+ *                            (powers of 1024), or a percentage of physical
+ *                            memory such as 85%
+ *   PINHEAP_MIN_SIZE         as PINHEAP_SIZE: the floor of retries
+ *   PINHEAP_POLICY           two-ended | bump
+ *   PINHEAP_LARGE_THRESHOLD, PINHEAP_SMALL_EXTENT_MAX   as PINHEAP_SIZE
+ *   PINHEAP_ARENAS           a count
+ *   PINHEAP_HUGEPAGES, PINHEAP_PREFAULT, PINHEAP_LOCK   0 | 1 | yes | no |
+ *                            true | false | on | off
+ * Returns 0, or -1 with errno EINVAL and a pinheap_last_error() text naming
+ * the variable and its value; *opts is then unchanged. */
+int pinheap_options_from_env(pinheap_options *opts);
 
 #ifdef __cplusplus
 }

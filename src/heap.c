@@ -12,6 +12,9 @@
 
 #define HEAP_DEFAULT_LARGE_THRESHOLD ((size_t)14 << 10)
 #define HEAP_DEFAULT_SMALL_EXTENT_MAX ((size_t)4 << 20)
+/* Regions start on a 2 MiB boundary: huge pages, and jemalloc asks for 2 MiB
+ * aligned blocks for its metadata. */
+#define HEAP_REGION_ALIGN ((size_t)2 << 20)
 
 PH_EXPORT void pinheap_options_init(pinheap_options *opts) {
   if (!opts) return;
@@ -58,6 +61,14 @@ static int heap_validate(const pinheap_options *o) {
     error_set(EINVAL, "pinheap_create: large_threshold and small_extent_max must be positive");
     return -1;
   }
+  if (o->provider && !o->provider->obtain) {
+    error_set(EINVAL, "pinheap_create: the provider has no obtain function");
+    return -1;
+  }
+  if (o->mode == PINHEAP_FIXED && o->min_size > o->size) {
+    error_set(EINVAL, "pinheap_create: min_size %zu is above size %zu", o->min_size, o->size);
+    return -1;
+  }
   if (o->arenas > HEAP_MAX_ARENAS) {
     error_set(EINVAL, "pinheap_create: %u arenas asked, at most %u", o->arenas, HEAP_MAX_ARENAS);
     return -1;
@@ -80,14 +91,49 @@ static int heap_check_jemalloc_page(size_t page) {
   return 0;
 }
 
+/* Obtains size bytes from the provider into h->region, retrying with sizes
+ * an eighth smaller down to opts.min_size when asked to. */
+static int heap_obtain_region(pinheap *h, size_t size) {
+  const pinheap_provider *pv = h->provider;
+  size_t floor = util_align_up(h->opts.min_size, h->page);
+  for (;;) {
+    void *base = NULL, *handle = NULL;
+    int err = pv->obtain(pv->ctx, size, HEAP_REGION_ALIGN, &base, &handle);
+    if (err == 0 && (!base || ((uintptr_t)base & (HEAP_REGION_ALIGN - 1)))) {
+      if (pv->release) pv->release(pv->ctx, base, size, handle);
+      err = EINVAL;
+    }
+    if (err == 0) {
+      h->region = (pinheap_region){.base = base, .size = size, .handle = handle};
+      return 0;
+    }
+    size_t next = util_align_down(size - size / 8, h->page);
+    if (floor == 0 || size <= floor || next == 0) {
+      if (pv != &h->local || err == EINVAL)
+        error_set(err == EINVAL ? EINVAL : ENOMEM, "pinheap_create: provider %s cannot obtain a region of %zu bytes: %s",
+                  pv->name ? pv->name : "(unnamed)", size,
+                  err == EINVAL ? "it returned an address not aligned to 2 MiB" : strerror(err));
+      else
+        errno = ENOMEM;
+      return -1;
+    }
+    size = next < floor ? floor : next;
+  }
+}
+
+static void heap_release_region(pinheap *h) {
+  if (!h->region.base) return;
+  if (h->provider->release) h->provider->release(h->provider->ctx, h->region.base, h->region.size, h->region.handle);
+  h->region.base = NULL;
+}
+
 static int heap_open_region(pinheap *h) {
   const pinheap_options *o = &h->opts;
-  size_t size = util_align_up(o->size, h->page);
-  local_options lo = {.prefault = o->prefault, .lock = o->lock, .hugepages = o->hugepages};
-  if (local_map(&h->region, size, &lo) != 0) return -1;
+  if (heap_obtain_region(h, util_align_up(o->size, h->page)) != 0) return -1;
+  size_t size = h->region.size;
   em_policy policy = o->policy == PINHEAP_POLICY_BUMP ? EM_BUMP : EM_TWO_ENDED;
   if (em_init(&h->em, policy, h->page, o->small_extent_max) != 0) {
-    local_unmap(&h->region);
+    heap_release_region(h);
     error_set(ENOMEM, "pinheap_create: cannot set up the extent manager");
     return -1;
   }
@@ -95,7 +141,7 @@ static int heap_open_region(pinheap *h) {
       hooks_shared_init(&h->grants, &h->em, &h->pm) != 0) {
     pagemap_fini(&h->pm);
     em_fini(&h->em);
-    local_unmap(&h->region);
+    heap_release_region(h);
     error_set(ENOMEM, "pinheap_create: no memory for the metadata of a %zu-byte region", size);
     return -1;
   }
@@ -106,7 +152,7 @@ static void heap_close_region(pinheap *h) {
   hooks_shared_fini(&h->grants);
   pagemap_fini(&h->pm);
   em_fini(&h->em);
-  local_unmap(&h->region);
+  heap_release_region(h);
 }
 
 static void heap_destroy_arenas(pinheap *h) {
@@ -123,6 +169,9 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   }
   h->opts = *opts;
   h->page = (size_t)sysconf(_SC_PAGESIZE);
+  h->local_opts = (local_options){.prefault = opts->prefault, .lock = opts->lock, .hugepages = opts->hugepages};
+  local_provider_init(&h->local, &h->local_opts);
+  h->provider = opts->provider ? opts->provider : &h->local;
   /* SIMPLE: jemalloc serves every size; only impossible sizes stop first. */
   h->large_threshold = heap_fixed(h) ? opts->large_threshold : (size_t)PTRDIFF_MAX;
   pthread_mutex_init(&h->reclaim_lock, NULL);
@@ -473,6 +522,15 @@ PH_EXPORT bool pinheap_owns(const pinheap *h, const void *p) {
   for (unsigned i = 0; i < h->narenas; i++)
     if (h->arena_index[i] == arena) return true;
   return false;
+}
+
+PH_EXPORT int pinheap_region_of(const pinheap *h, const void *p, pinheap_region *out) {
+  if (!h || !out || !heap_fixed(h) || !pagemap_covers(&h->pm, p)) {
+    error_set(EINVAL, "pinheap_region_of(%p): not in memory the heap obtained from its provider", p);
+    return -1;
+  }
+  *out = h->region;
+  return 0;
 }
 
 PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {

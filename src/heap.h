@@ -30,7 +30,10 @@ struct pinheap {
   pinheap_options opts;
   size_t page;
   size_t large_threshold; /* requests above it take the large path */
-  local_region region;
+  local_options local_opts;
+  pinheap_provider local;            /* the local provider, when opts.provider is NULL */
+  const pinheap_provider *provider;
+  pinheap_region region; /* FIXED: the one region */
   em em;
   pagemap pm;
   hooks_shared grants;

@@ -16,46 +16,47 @@ static void local_prefault(void *base, size_t size) {
   for (size_t off = 0; off < size; off += page) ((volatile char *)base)[off] = 0;
 }
 
-int local_map(local_region *r, size_t size, const local_options *opts) {
-  memset(r, 0, sizeof *r);
-  size_t span = size + LOCAL_ALIGN;
+void local_provider_init(pinheap_provider *p, local_options *opts) {
+  *p = (pinheap_provider){.name = "local", .ctx = opts, .obtain = local_obtain, .release = local_release};
+}
+
+int local_obtain(void *ctx, size_t size, size_t align, void **base_out, void **handle) {
+  const local_options *opts = ctx;
+  size_t span = size + align;
   if (span < size) {
     error_set(ENOMEM, "cannot reserve a region of %zu bytes: too large", size);
-    return -1;
+    return ENOMEM;
   }
   char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) {
     int err = errno;
     error_set(ENOMEM, "cannot reserve a region of %zu bytes: mmap: %s", size, strerror(err));
-    return -1;
+    return ENOMEM;
   }
   /* Keep the aligned middle, give back the ends. */
-  char *base = (char *)(((uintptr_t)raw + LOCAL_ALIGN - 1) & ~(uintptr_t)(LOCAL_ALIGN - 1));
+  char *base = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
   if (base > raw) munmap(raw, (size_t)(base - raw));
   size_t tail = (size_t)(raw + span - (base + size));
   if (tail) munmap(base + size, tail);
-  r->base = base;
-  r->size = size;
   if (opts->hugepages) madvise(base, size, MADV_HUGEPAGE);
   if (opts->lock) {
     if (mlock(base, size) != 0) {
-      int err = errno;
+      int err = errno == EPERM ? EPERM : ENOMEM;
+      error_set(err, "cannot lock a region of %zu bytes: mlock: %s (see RLIMIT_MEMLOCK, ulimit -l)", size,
+                strerror(errno));
       munmap(base, size);
-      error_set(err == EPERM ? EPERM : ENOMEM,
-                "cannot lock a region of %zu bytes: mlock: %s (see RLIMIT_MEMLOCK, ulimit -l)", size, strerror(err));
-      r->base = NULL;
-      return -1;
+      return err;
     }
-    r->locked = true;
   } else if (opts->prefault) {
     local_prefault(base, size);
   }
+  *base_out = base;
+  *handle = NULL;
   return 0;
 }
 
-void local_unmap(local_region *r) {
-  if (!r->base) return;
-  if (r->locked) munlock(r->base, r->size);
-  munmap(r->base, r->size);
-  r->base = NULL;
+int local_release(void *ctx, void *base, size_t size, void *handle) {
+  (void)ctx;
+  (void)handle;
+  return munmap(base, size) == 0 ? 0 : errno;
 }

@@ -1,11 +1,11 @@
 /*
- * local: the local provider. A region of ordinary anonymous memory from mmap,
+ * local: the local provider. Regions of ordinary anonymous memory from mmap,
  * reserved without committing swap (MAP_NORESERVE) so that a large heap costs
  * only the pages it touches, optionally pre-faulted, locked and backed by
- * transparent huge pages.
+ * transparent huge pages. Nothing is registered: the handle is NULL.
  *
- * Invariants of a mapped region: base is aligned to LOCAL_ALIGN and size is a
- * multiple of the page size; the pages are never madvised away while mapped.
+ * Invariants of a region it gave: base is aligned as asked and size is a
+ * multiple of the page size; its pages are never madvised away.
  *
  * Thread-safe: no shared state.
  */
@@ -15,15 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Regions start on a 2 MiB boundary: huge pages, and jemalloc asks for 2 MiB
- * aligned blocks for its metadata. */
-#define LOCAL_ALIGN ((size_t)2 << 20)
-
-typedef struct local_region {
-  void *base;
-  size_t size;
-  bool locked;
-} local_region;
+#include "pinheap.h"
 
 typedef struct local_options {
   bool prefault;
@@ -31,9 +23,12 @@ typedef struct local_options {
   bool hugepages;
 } local_options;
 
-/* Maps size bytes (a page multiple). 0, or -1 with errno and the error text
- * set (ENOMEM: no address space or memory to lock; EPERM: locking refused). */
-int local_map(local_region *r, size_t size, const local_options *opts);
-void local_unmap(local_region *r);
+/* Fills *p with the local provider; opts is its context and must outlive it. */
+void local_provider_init(pinheap_provider *p, local_options *opts);
+
+/* The provider's functions (ctx: a local_options). obtain also leaves the
+ * reason of a failure in pinheap_last_error(). */
+int local_obtain(void *ctx, size_t size, size_t align, void **base, void **handle);
+int local_release(void *ctx, void *base, size_t size, void *handle);
 
 #endif

@@ -1,0 +1,153 @@
+#include "env.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "pinheap.h"
+#include "util.h"
+
+/* Digits into *out; returns the first character after them, or NULL when
+ * there are none or they overflow. */
+static const char *env_digits(const char *s, uint64_t *out) {
+  uint64_t v = 0;
+  const char *p = s;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10) return NULL;
+    v = v * 10 + (uint64_t)(*p - '0');
+  }
+  if (p == s) return NULL;
+  *out = v;
+  return p;
+}
+
+static int env_parse_percent(const char *text, size_t *out) {
+  uint64_t whole = 0, frac = 0, scale = 1;
+  const char *p = env_digits(text, &whole);
+  if (!p) return -1;
+  if (*p == '.') {
+    const char *q = p + 1;
+    for (; *q >= '0' && *q <= '9' && scale < 1000000; q++) {
+      frac = frac * 10 + (uint64_t)(*q - '0');
+      scale *= 10;
+    }
+    if (q == p + 1 || (*q >= '0' && *q <= '9')) return -1;
+    p = q;
+  }
+  if (strcmp(p, "%") != 0) return -1;
+  /* The percentage in millionths, 0 < pct <= 100%. */
+  if (whole > 100) return -1;
+  uint64_t millionths = whole * 1000000 + frac * (1000000 / scale);
+  if (millionths == 0 || millionths > 100000000) return -1;
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return -1;
+  unsigned __int128 bytes = (unsigned __int128)pages * (uint64_t)page * millionths / 100000000;
+  *out = util_align_up((size_t)bytes, (size_t)page);
+  return *out ? 0 : -1;
+}
+
+int env_parse_size(const char *text, size_t *out) {
+  if (!text || !*text) return -1;
+  if (strchr(text, '%')) return env_parse_percent(text, out);
+  uint64_t v;
+  const char *p = env_digits(text, &v);
+  if (!p) return -1;
+  unsigned shift = 0;
+  switch (*p) {
+  case 'k': case 'K': shift = 10; p++; break;
+  case 'm': case 'M': shift = 20; p++; break;
+  case 'g': case 'G': shift = 30; p++; break;
+  case 't': case 'T': shift = 40; p++; break;
+  default: break;
+  }
+  if (shift && (strcasecmp(p, "b") == 0 || strcasecmp(p, "ib") == 0)) p += strlen(p);
+  if (*p) return -1;
+  if (v > (SIZE_MAX >> shift)) return -1;
+  *out = (size_t)v << shift;
+  return 0;
+}
+
+int env_parse_bool(const char *text, bool *out) {
+  static const char *yes[] = {"1", "yes", "true", "on"}, *no[] = {"0", "no", "false", "off"};
+  for (size_t i = 0; text && i < 4; i++) {
+    if (strcasecmp(text, yes[i]) == 0) return *out = true, 0;
+    if (strcasecmp(text, no[i]) == 0) return *out = false, 0;
+  }
+  return -1;
+}
+
+int env_parse_count(const char *text, unsigned max, unsigned *out) {
+  uint64_t v;
+  const char *p = text ? env_digits(text, &v) : NULL;
+  if (!p || *p || v > max) return -1;
+  *out = (unsigned)v;
+  return 0;
+}
+
+static int env_bad(const char *name, const char *value, const char *expected) {
+  error_set(EINVAL, "pinheap_options_from_env: %s=\"%s\" is not %s", name, value, expected);
+  return -1;
+}
+
+#define ENV_SIZE_WORDS "a size (bytes with an optional k, m, g or t suffix, or a percentage of memory such as 85%)"
+#define ENV_BOOL_WORDS "one of 0, 1, yes, no, true, false, on, off"
+
+PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
+  if (!opts) {
+    error_set(EINVAL, "pinheap_options_from_env: options are NULL");
+    return -1;
+  }
+  pinheap_options o = *opts;
+  const char *v;
+  if ((v = getenv("PINHEAP_MODE"))) {
+    if (strcasecmp(v, "simple") == 0)
+      o.mode = PINHEAP_SIMPLE;
+    else if (strcasecmp(v, "dynamic") == 0)
+      o.mode = PINHEAP_DYNAMIC;
+    else if (strcasecmp(v, "fixed") == 0)
+      o.mode = PINHEAP_FIXED;
+    else
+      return env_bad("PINHEAP_MODE", v, "one of simple, dynamic, fixed");
+  }
+  if ((v = getenv("PINHEAP_POLICY"))) {
+    if (strcasecmp(v, "two-ended") == 0)
+      o.policy = PINHEAP_POLICY_TWO_ENDED;
+    else if (strcasecmp(v, "bump") == 0)
+      o.policy = PINHEAP_POLICY_BUMP;
+    else
+      return env_bad("PINHEAP_POLICY", v, "one of two-ended, bump");
+  }
+  static const struct {
+    const char *name;
+    size_t offset;
+  } sizes[] = {
+      {"PINHEAP_SIZE", offsetof(pinheap_options, size)},
+      {"PINHEAP_MIN_SIZE", offsetof(pinheap_options, min_size)},
+      {"PINHEAP_LARGE_THRESHOLD", offsetof(pinheap_options, large_threshold)},
+      {"PINHEAP_SMALL_EXTENT_MAX", offsetof(pinheap_options, small_extent_max)},
+  };
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    if ((v = getenv(sizes[i].name)) && env_parse_size(v, (size_t *)(void *)((char *)&o + sizes[i].offset)) != 0)
+      return env_bad(sizes[i].name, v, ENV_SIZE_WORDS);
+  }
+  static const struct {
+    const char *name;
+    size_t offset;
+  } bools[] = {
+      {"PINHEAP_HUGEPAGES", offsetof(pinheap_options, hugepages)},
+      {"PINHEAP_PREFAULT", offsetof(pinheap_options, prefault)},
+      {"PINHEAP_LOCK", offsetof(pinheap_options, lock)},
+  };
+  for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++) {
+    if ((v = getenv(bools[i].name)) && env_parse_bool(v, (bool *)((char *)&o + bools[i].offset)) != 0)
+      return env_bad(bools[i].name, v, ENV_BOOL_WORDS);
+  }
+  if ((v = getenv("PINHEAP_ARENAS")) && env_parse_count(v, 1u << 16, &o.arenas) != 0)
+    return env_bad("PINHEAP_ARENAS", v, "a count");
+  *opts = o;
+  return 0;
+}

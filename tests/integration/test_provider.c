@@ -1,0 +1,178 @@
+/*
+ * Integration tests of the provider interface and the registration lookup:
+ * a counting provider over mmap stands in for a comm layer.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "heap.h"
+#include "pinheap.h"
+
+#define MiB ((size_t)1 << 20)
+
+/* A provider that registers nothing but counts, hands out a handle per
+ * region, and refuses regions above a limit. */
+typedef struct counting {
+  int obtains, releases, refusals;
+  size_t refuse_above; /* 0: no limit */
+  size_t last_size, last_align;
+  void *last_base;
+  int key; /* what the handle points to */
+  int fail_release;
+} counting;
+
+static int counting_obtain(void *ctx, size_t size, size_t align, void **base, void **handle) {
+  counting *c = ctx;
+  c->last_size = size;
+  c->last_align = align;
+  if (c->refuse_above && size > c->refuse_above) {
+    c->refusals++;
+    return ENOMEM;
+  }
+  char *raw = mmap(NULL, size + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return ENOMEM;
+  char *b = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+  if (b > raw) munmap(raw, (size_t)(b - raw));
+  if (raw + align > b) munmap(b + size, (size_t)(raw + align - b));
+  c->obtains++;
+  c->last_base = b;
+  *base = b;
+  *handle = &c->key;
+  return 0;
+}
+
+static int counting_release(void *ctx, void *base, size_t size, void *handle) {
+  counting *c = ctx;
+  assert_ptr_equal(handle, &c->key);
+  assert_ptr_equal(base, c->last_base);
+  c->releases++;
+  munmap(base, size);
+  return c->fail_release;
+}
+
+static pinheap_provider provider_of(counting *c) {
+  return (pinheap_provider){.name = "counting", .ctx = c, .obtain = counting_obtain, .release = counting_release};
+}
+
+static pinheap *fixed(const pinheap_provider *pv, size_t size, size_t min_size) {
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.size = size;
+  o.min_size = min_size;
+  o.arenas = 1;
+  o.provider = pv;
+  return pinheap_create(&o);
+}
+
+static void test_heap_lives_in_provider_memory(void **state) {
+  (void)state;
+  counting c = {0};
+  pinheap_provider pv = provider_of(&c);
+  pinheap *h = fixed(&pv, 64 * MiB, 0);
+  assert_non_null(h);
+  assert_int_equal(c.obtains, 1);
+  assert_int_equal(c.last_size, 64 * MiB);
+  assert_true(c.last_align >= 4096 && (c.last_align & (c.last_align - 1)) == 0);
+  char *small = pinheap_malloc(h, 100), *large = pinheap_malloc(h, 10 * MiB);
+  assert_non_null(small);
+  assert_non_null(large);
+  pinheap_region r;
+  for (int i = 0; i < 2; i++) {
+    char *p = i ? large : small;
+    assert_int_equal(pinheap_region_of(h, p + 7, &r), 0);
+    assert_ptr_equal(r.base, c.last_base);
+    assert_int_equal(r.size, 64 * MiB);
+    assert_ptr_equal(r.handle, &c.key);
+    assert_true(p >= (char *)r.base && p + 100 <= (char *)r.base + r.size);
+  }
+  int local = 0;
+  errno = 0;
+  assert_int_equal(pinheap_region_of(h, &local, &r), -1);
+  assert_int_equal(errno, EINVAL);
+  assert_int_equal(heap_check(h), 0);
+  pinheap_free(h, small);
+  pinheap_free(h, large);
+  pinheap_destroy(h);
+  assert_int_equal(c.releases, 1);
+}
+
+static void test_failing_provider(void **state) {
+  (void)state;
+  counting c = {.refuse_above = 1};
+  pinheap_provider pv = provider_of(&c);
+  errno = 0;
+  assert_null(fixed(&pv, 64 * MiB, 0));
+  assert_int_equal(errno, ENOMEM);
+  const char *msg = pinheap_last_error();
+  assert_non_null(strstr(msg, "counting"));
+  assert_non_null(strstr(msg, "67108864"));
+  assert_int_equal(c.releases, 0);
+  /* A provider without obtain is a bad option. */
+  pinheap_provider none = {.name = "none"};
+  errno = 0;
+  assert_null(fixed(&none, 64 * MiB, 0));
+  assert_int_equal(errno, EINVAL);
+}
+
+/* When the whole size cannot be had, smaller sizes down to min_size. */
+static void test_retry_smaller(void **state) {
+  (void)state;
+  counting c = {.refuse_above = 40 * MiB};
+  pinheap_provider pv = provider_of(&c);
+  pinheap *h = fixed(&pv, 64 * MiB, 16 * MiB);
+  assert_non_null(h);
+  assert_true(c.refusals >= 1);
+  pinheap_stats s;
+  assert_int_equal(pinheap_get_stats(h, &s), 0);
+  assert_true(s.capacity <= 40 * MiB && s.capacity >= 16 * MiB);
+  assert_true(s.capacity > 40 * MiB * 7 / 8); /* steps of an eighth: the first size that fits */
+  assert_non_null(pinheap_malloc(h, 20 * MiB));
+  pinheap_destroy(h);
+  /* and not below the floor */
+  counting d = {.refuse_above = 8 * MiB};
+  pv = provider_of(&d);
+  errno = 0;
+  assert_null(fixed(&pv, 64 * MiB, 16 * MiB));
+  assert_int_equal(errno, ENOMEM);
+  assert_int_equal(d.last_size, 16 * MiB);
+  /* min_size above size is a bad option */
+  errno = 0;
+  assert_null(fixed(&pv, 16 * MiB, 32 * MiB));
+  assert_int_equal(errno, EINVAL);
+}
+
+static void test_region_of_simple(void **state) {
+  (void)state;
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.mode = PINHEAP_SIMPLE;
+  o.arenas = 1;
+  pinheap *h = pinheap_create(&o);
+  assert_non_null(h);
+  void *p = pinheap_malloc(h, 10);
+  pinheap_region r;
+  errno = 0;
+  assert_int_equal(pinheap_region_of(h, p, &r), -1); /* nothing registered */
+  assert_int_equal(errno, EINVAL);
+  pinheap_free(h, p);
+  pinheap_destroy(h);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_heap_lives_in_provider_memory),
+      cmocka_unit_test(test_failing_provider),
+      cmocka_unit_test(test_retry_smaller),
+      cmocka_unit_test(test_region_of_simple),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

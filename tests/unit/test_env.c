@@ -1,0 +1,154 @@
+/* Unit tests of the environment parsers and pinheap_options_from_env. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "env.h"
+#include "pinheap.h"
+
+static const char *vars[] = {"PINHEAP_MODE",     "PINHEAP_SIZE",      "PINHEAP_MIN_SIZE", "PINHEAP_POLICY",
+                             "PINHEAP_LARGE_THRESHOLD", "PINHEAP_SMALL_EXTENT_MAX", "PINHEAP_ARENAS",
+                             "PINHEAP_HUGEPAGES", "PINHEAP_PREFAULT", "PINHEAP_LOCK"};
+
+static int clear_env(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) unsetenv(vars[i]);
+  return 0;
+}
+
+static void test_sizes(void **state) {
+  (void)state;
+  size_t v = 0;
+  assert_int_equal(env_parse_size("0", &v), 0);
+  assert_int_equal(v, 0);
+  assert_int_equal(env_parse_size("4096", &v), 0);
+  assert_int_equal(v, 4096);
+  assert_int_equal(env_parse_size("64k", &v), 0);
+  assert_int_equal(v, 64 << 10);
+  assert_int_equal(env_parse_size("3M", &v), 0);
+  assert_int_equal(v, 3 << 20);
+  assert_int_equal(env_parse_size("2g", &v), 0);
+  assert_int_equal(v, (size_t)2 << 30);
+  assert_int_equal(env_parse_size("1T", &v), 0);
+  assert_int_equal(v, (size_t)1 << 40);
+  assert_int_equal(env_parse_size("8GiB", &v), 0);
+  assert_int_equal(v, (size_t)8 << 30);
+  assert_int_equal(env_parse_size("8gb", &v), 0);
+  assert_int_equal(v, (size_t)8 << 30);
+  size_t phys = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+  assert_int_equal(env_parse_size("100%", &v), 0);
+  assert_int_equal(v, phys);
+  assert_int_equal(env_parse_size("50%", &v), 0);
+  assert_true(v >= phys / 2 && v <= phys / 2 + 4096);
+  assert_int_equal(env_parse_size("12.5%", &v), 0);
+  assert_true(v >= phys / 8 && v <= phys / 8 + 4096);
+  const char *bad[] = {"", "k", "-1", "1.5g", "12x", "1kk", "1 k", "0%", "101%", "%", "5.%", "abc",
+                       "99999999999999999999", "16777216t", "1e9", "0x10"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    v = 7;
+    if (env_parse_size(bad[i], &v) == 0) fail_msg("\"%s\" parsed as a size", bad[i]);
+    assert_int_equal(v, 7);
+  }
+}
+
+static void test_bools_and_counts(void **state) {
+  (void)state;
+  bool b;
+  const char *yes[] = {"1", "yes", "YES", "true", "On"}, *no[] = {"0", "no", "False", "off", "OFF"};
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(env_parse_bool(yes[i], &b), 0);
+    assert_true(b);
+    assert_int_equal(env_parse_bool(no[i], &b), 0);
+    assert_false(b);
+  }
+  assert_int_equal(env_parse_bool("2", &b), -1);
+  assert_int_equal(env_parse_bool("", &b), -1);
+  assert_int_equal(env_parse_bool("yess", &b), -1);
+  unsigned n;
+  assert_int_equal(env_parse_count("16", 64, &n), 0);
+  assert_int_equal(n, 16);
+  assert_int_equal(env_parse_count("65", 64, &n), -1);
+  assert_int_equal(env_parse_count("4a", 64, &n), -1);
+  assert_int_equal(env_parse_count("", 64, &n), -1);
+}
+
+static void test_options_from_env(void **state) {
+  (void)state;
+  pinheap_options o, defaults;
+  pinheap_options_init(&o);
+  defaults = o;
+  assert_int_equal(pinheap_options_from_env(&o), 0); /* nothing set: nothing changes */
+  assert_memory_equal(&o, &defaults, sizeof o);
+  setenv("PINHEAP_MODE", "Simple", 1);
+  setenv("PINHEAP_SIZE", "2g", 1);
+  setenv("PINHEAP_MIN_SIZE", "512m", 1);
+  setenv("PINHEAP_POLICY", "bump", 1);
+  setenv("PINHEAP_LARGE_THRESHOLD", "8k", 1);
+  setenv("PINHEAP_SMALL_EXTENT_MAX", "1m", 1);
+  setenv("PINHEAP_ARENAS", "3", 1);
+  setenv("PINHEAP_HUGEPAGES", "yes", 1);
+  setenv("PINHEAP_PREFAULT", "1", 1);
+  setenv("PINHEAP_LOCK", "off", 1);
+  assert_int_equal(pinheap_options_from_env(&o), 0);
+  assert_int_equal(o.mode, PINHEAP_SIMPLE);
+  assert_int_equal(o.size, (size_t)2 << 30);
+  assert_int_equal(o.min_size, (size_t)512 << 20);
+  assert_int_equal(o.policy, PINHEAP_POLICY_BUMP);
+  assert_int_equal(o.large_threshold, 8 << 10);
+  assert_int_equal(o.small_extent_max, 1 << 20);
+  assert_int_equal(o.arenas, 3);
+  assert_true(o.hugepages);
+  assert_true(o.prefault);
+  assert_false(o.lock);
+  setenv("PINHEAP_MODE", "dynamic", 1);
+  assert_int_equal(pinheap_options_from_env(&o), 0);
+  assert_int_equal(o.mode, PINHEAP_DYNAMIC);
+}
+
+/* Every malformed value is refused, names the variable and the value, and
+ * leaves the options as they were. */
+static void test_malformed_values(void **state) {
+  (void)state;
+  static const struct {
+    const char *name, *value;
+  } cases[] = {
+      {"PINHEAP_MODE", "fixd"},         {"PINHEAP_MODE", ""},          {"PINHEAP_SIZE", "12q"},
+      {"PINHEAP_SIZE", "150%"},         {"PINHEAP_MIN_SIZE", "-4k"},   {"PINHEAP_POLICY", "best"},
+      {"PINHEAP_LARGE_THRESHOLD", "x"}, {"PINHEAP_SMALL_EXTENT_MAX", "4mm"}, {"PINHEAP_ARENAS", "two"},
+      {"PINHEAP_ARENAS", "99999999"},   {"PINHEAP_HUGEPAGES", "maybe"}, {"PINHEAP_PREFAULT", "2"},
+      {"PINHEAP_LOCK", "enable"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    clear_env(NULL);
+    setenv("PINHEAP_SIZE", "1g", 1); /* a good value beside the bad one */
+    setenv(cases[i].name, cases[i].value, 1);
+    pinheap_options o, before;
+    pinheap_options_init(&o);
+    before = o;
+    errno = 0;
+    assert_int_equal(pinheap_options_from_env(&o), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_memory_equal(&o, &before, sizeof o);
+    const char *msg = pinheap_last_error();
+    if (!strstr(msg, cases[i].name) || !strstr(msg, cases[i].value)) fail_msg("message \"%s\"", msg);
+  }
+  assert_int_equal(pinheap_options_from_env(NULL), -1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup(test_sizes, clear_env),
+      cmocka_unit_test_setup(test_bools_and_counts, clear_env),
+      cmocka_unit_test_setup(test_options_from_env, clear_env),
+      cmocka_unit_test_setup(test_malformed_values, clear_env),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
