@@ -17,6 +17,8 @@ PACKAGES=(
   libjemalloc-dev
   libmimalloc-dev  # benchmarks compare against mimalloc
   libcmocka-dev    # unit tests
+  python3          # programs run under libpinheap-preload in the tests
+  sqlite3          # programs run under libpinheap-preload in the tests
 )
 
 check_only=0

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -162,8 +163,10 @@ static void heap_destroy_arenas(pinheap *h) {
 
 PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   if (heap_validate(opts) != 0) return NULL;
-  pinheap *h = calloc(1, sizeof *h);
-  if (!h) {
+  /* From mmap, not malloc: the heap may be what serves this process's
+   * malloc (libpinheap-preload). */
+  pinheap *h = mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (h == MAP_FAILED) {
     error_set(ENOMEM, "pinheap_create: no memory for the heap's record");
     return NULL;
   }
@@ -203,7 +206,7 @@ fail_region:
 fail:
   pthread_mutex_destroy(&h->reclaim_lock);
   int err = errno;
-  free(h);
+  munmap(h, sizeof *h);
   errno = err;
   return NULL;
 }
@@ -214,7 +217,7 @@ PH_EXPORT void pinheap_destroy(pinheap *h) {
   heap_destroy_arenas(h);
   if (heap_fixed(h)) heap_close_region(h);
   pthread_mutex_destroy(&h->reclaim_lock);
-  free(h);
+  munmap(h, sizeof *h);
 }
 
 void heap_reclaim(pinheap *h) {

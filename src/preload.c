@@ -1,0 +1,198 @@
+/*
+ * preload: libpinheap-preload.so. With LD_PRELOAD, every malloc-family call
+ * of an unmodified program is served by one heap configured from the
+ * environment (pinheap_options_from_env; default FIXED of PINHEAP_SIZE,
+ * 4 GiB when unset), so the program's whole heap lives in the heap's memory.
+ * PINHEAP_STATS=1 prints the heap's stats to stderr at exit.
+ *
+ * Calls made while the heap is being set up, or from inside the heap's own
+ * set-up of a thread (glibc's pthread_setspecific may calloc), are served by
+ * a small bootstrap area that is never reused; frees of its blocks are
+ * ignored.
+ *
+ * Thread-safe: the heap is set up once (pthread_once); every other call goes
+ * to the heap.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "pinheap.h"
+#include "util.h"
+
+#define PRELOAD_BOOT_BYTES ((size_t)1 << 20)
+#define PRELOAD_DEFAULT_SIZE ((size_t)4 << 30)
+
+static pinheap *preload_heap;
+static pthread_once_t preload_once = PTHREAD_ONCE_INIT;
+static _Thread_local int preload_depth __attribute__((tls_model("initial-exec")));
+
+/* The bootstrap area: a bump pointer, each block after a 16-byte header
+ * holding its size. */
+static _Alignas(16) unsigned char preload_boot[PRELOAD_BOOT_BYTES];
+static _Atomic size_t preload_boot_used;
+
+static bool preload_is_boot(const void *p) {
+  return (const unsigned char *)p >= preload_boot && (const unsigned char *)p < preload_boot + PRELOAD_BOOT_BYTES;
+}
+
+static void *preload_boot_alloc(size_t size, size_t align) {
+  if (align < 16) align = 16;
+  size_t need = util_align_up(size, 16) + align;
+  size_t at = atomic_fetch_add(&preload_boot_used, need);
+  if (need > PRELOAD_BOOT_BYTES || at > PRELOAD_BOOT_BYTES - need)
+    error_fatal("libpinheap-preload: the bootstrap area is full (a %zu-byte request while setting up)", size);
+  uintptr_t p = util_align_up((uintptr_t)(preload_boot + at) + 16, align);
+  ((size_t *)p)[-1] = size;
+  return (void *)p;
+}
+
+static size_t preload_boot_size(const void *p) { return ((const size_t *)p)[-1]; }
+
+/* A copy of stderr taken at start-up: programs such as coreutils close
+ * stderr at exit before the stats are printed. */
+static int preload_stats_fd = -1;
+
+static void preload_print_stats(void) {
+  pinheap_stats s;
+  if (!preload_heap || pinheap_get_stats(preload_heap, &s) != 0) return;
+  char buf[512];
+  int n = snprintf(buf, sizeof buf,
+                   "pinheap: capacity %zu, in use %zu, free %zu, largest free %zu, free extents %zu, allocated %zu, "
+                   "peak in use %zu, large blocks %zu (%zu bytes)\n",
+                   s.capacity, s.in_use, s.free_bytes, s.largest_free, s.free_extents, s.allocated, s.peak_in_use,
+                   s.large_blocks, s.large_allocated);
+  if (n > 0) {
+    ssize_t w = write(preload_stats_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    (void)w;
+  }
+}
+
+static void preload_init(void) {
+  preload_depth++;
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.size = PRELOAD_DEFAULT_SIZE;
+  if (pinheap_options_from_env(&o) != 0) error_fatal("libpinheap-preload: %s", pinheap_last_error());
+  preload_heap = pinheap_create(&o);
+  if (!preload_heap) error_fatal("libpinheap-preload: %s", pinheap_last_error());
+  const char *stats = getenv("PINHEAP_STATS");
+  if (stats && strcmp(stats, "1") == 0 && (preload_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)) >= 0)
+    atexit(preload_print_stats);
+  preload_depth--;
+}
+
+/* The heap, or NULL when the call must go to the bootstrap area. */
+static inline pinheap *preload_get(void) {
+  if (PH_UNLIKELY(preload_depth)) return NULL;
+  if (PH_UNLIKELY(!preload_heap)) pthread_once(&preload_once, preload_init);
+  return preload_heap;
+}
+
+/* A call into the heap that may set up this thread's cache, and so reenter. */
+#define PRELOAD_CALL(expr) \
+  ({                       \
+    preload_depth++;       \
+    __auto_type r_ = (expr); \
+    preload_depth--;       \
+    r_;                    \
+  })
+
+PH_EXPORT void *malloc(size_t size) {
+  pinheap *h = preload_get();
+  if (!h) return preload_boot_alloc(size, 16);
+  return PRELOAD_CALL(pinheap_malloc(h, size));
+}
+
+PH_EXPORT void free(void *p) {
+  if (!p || preload_is_boot(p)) return;
+  pinheap *h = preload_get();
+  if (!h) return; /* a free while setting up: keep the block */
+  preload_depth++;
+  pinheap_free(h, p);
+  preload_depth--;
+}
+
+PH_EXPORT void *calloc(size_t count, size_t size) {
+  pinheap *h = preload_get();
+  if (!h) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    return memset(preload_boot_alloc(total, 16), 0, total);
+  }
+  return PRELOAD_CALL(pinheap_calloc(h, count, size));
+}
+
+PH_EXPORT size_t malloc_usable_size(void *p) {
+  if (!p) return 0;
+  if (preload_is_boot(p)) return preload_boot_size(p);
+  pinheap *h = preload_get();
+  return h ? pinheap_usable_size(h, p) : 0;
+}
+
+PH_EXPORT void *realloc(void *p, size_t size) {
+  pinheap *h = preload_get();
+  if (!h || (p && preload_is_boot(p))) {
+    void *q = h ? PRELOAD_CALL(pinheap_malloc(h, size)) : preload_boot_alloc(size, 16);
+    if (q && p) {
+      size_t old = preload_boot_size(p);
+      memcpy(q, p, old < size ? old : size);
+    }
+    return q;
+  }
+  return PRELOAD_CALL(pinheap_realloc(h, p, size));
+}
+
+PH_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return realloc(p, total);
+}
+
+static void *preload_aligned(size_t align, size_t size) {
+  pinheap *h = preload_get();
+  if (!h) return preload_boot_alloc(size, align);
+  return PRELOAD_CALL(pinheap_aligned_alloc(h, align, size));
+}
+
+PH_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
+  if (!util_is_pow2(align) || align % sizeof(void *)) return EINVAL;
+  int saved = errno;
+  void *p = preload_aligned(align, size);
+  if (!p) {
+    int err = errno == EINVAL ? EINVAL : ENOMEM;
+    errno = saved;
+    return err;
+  }
+  *out = p;
+  return 0;
+}
+
+PH_EXPORT void *aligned_alloc(size_t align, size_t size) { return preload_aligned(align, size); }
+
+PH_EXPORT void *memalign(size_t align, size_t size) { return preload_aligned(align, size); }
+
+PH_EXPORT void *valloc(size_t size) { return preload_aligned((size_t)sysconf(_SC_PAGESIZE), size); }
+
+PH_EXPORT void *pvalloc(size_t size) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t rounded = util_align_up(size ? size : 1, page);
+  if (!rounded) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return preload_aligned(page, rounded);
+}
