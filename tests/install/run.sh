@@ -81,6 +81,7 @@ step "installed files"
 for f in "$prefix/include/pinheap.h" \
          "$libdir/libpinheap.so" \
          "$libdir/libpinheap.a" \
+         "$libdir/libpinheap-preload.so" \
          "$libdir/pkgconfig/pinheap.pc" \
          "$libdir/cmake/pinheap/pinheapConfig.cmake" \
          "$libdir/cmake/pinheap/pinheapConfigVersion.cmake" \
