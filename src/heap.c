@@ -220,6 +220,32 @@ PH_EXPORT void pinheap_destroy(pinheap *h) {
   munmap(h, sizeof *h);
 }
 
+void heap_fork_prepare(pinheap *h) {
+  pthread_mutex_lock(&h->reclaim_lock);
+  pthread_mutex_lock(&h->threads.lock);
+  if (heap_fixed(h)) {
+    pthread_mutex_lock(&h->grants.lock);
+    pthread_mutex_lock(&h->em.lock);
+  }
+}
+
+void heap_fork_parent(pinheap *h) {
+  if (heap_fixed(h)) {
+    pthread_mutex_unlock(&h->em.lock);
+    pthread_mutex_unlock(&h->grants.lock);
+  }
+  pthread_mutex_unlock(&h->threads.lock);
+  pthread_mutex_unlock(&h->reclaim_lock);
+}
+
+void heap_fork_child(pinheap *h) {
+  for (thread_cache *tc = h->threads.head; tc; tc = tc->next) {
+    atomic_store(&tc->busy, 0);
+    atomic_store(&tc->stolen, 0);
+  }
+  heap_fork_parent(h);
+}
+
 void heap_reclaim(pinheap *h) {
   pthread_mutex_lock(&h->reclaim_lock);
   thread_flush_all(&h->threads);

@@ -52,6 +52,14 @@ struct pinheap {
  * free extent is back in the manager. */
 void heap_reclaim(pinheap *heap);
 
+/* fork(2) handlers: prepare takes every lock of the heap (after jemalloc's
+ * own, so they must be registered before jemalloc initializes); parent and
+ * child release them, and the child forgets that threads which did not
+ * survive the fork were busy. */
+void heap_fork_prepare(pinheap *heap);
+void heap_fork_parent(pinheap *heap);
+void heap_fork_child(pinheap *heap);
+
 /* Number of broken invariants of the whole heap; each described on stderr. */
 int heap_check(pinheap *heap);
 

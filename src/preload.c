@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "heap.h"
 #include "pinheap.h"
 #include "util.h"
 
@@ -75,8 +76,24 @@ static void preload_print_stats(void) {
   }
 }
 
+static void preload_fork_prepare(void) {
+  if (preload_heap) heap_fork_prepare(preload_heap);
+}
+
+static void preload_fork_parent(void) {
+  if (preload_heap) heap_fork_parent(preload_heap);
+}
+
+static void preload_fork_child(void) {
+  if (preload_heap) heap_fork_child(preload_heap);
+}
+
 static void preload_init(void) {
   preload_depth++;
+  /* Before the heap wakes jemalloc up: handlers registered first prepare
+   * last, so the heap's locks are taken after jemalloc's, in the order in
+   * which the hooks nest them. */
+  pthread_atfork(preload_fork_prepare, preload_fork_parent, preload_fork_child);
   pinheap_options o;
   pinheap_options_init(&o);
   o.size = PRELOAD_DEFAULT_SIZE;

@@ -4,9 +4,10 @@
 # checks the stats printed at exit and that a malformed environment value is
 # refused by name.
 #
-#   run.sh PATH/TO/libpinheap-preload.so
+#   run.sh PATH/TO/libpinheap-preload.so PATH/TO/preload_forker
 set -euo pipefail
 lib=$(readlink -f "$1")
+forker=$(readlink -f "$2")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pinheap-preload.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -31,6 +32,15 @@ for mode in simple fixed; do
   check "python3 dicts and lists" "$mode" "$py" "$here/dicts.py"
   check "sqlite3 table and index" "$mode" sh -c "sqlite3 :memory: < '$here/table.sql'"
   check "sort, 2 threads" "$mode" sort --parallel=2 -S 50M "$tmp/sort.in"
+done
+
+# fork() while other threads allocate: every child must finish.
+for mode in simple fixed; do
+  if out=$(timeout 120 env PINHEAP_MODE="$mode" PINHEAP_SIZE=1g LD_PRELOAD="$lib" "$forker" 300 2>&1); then
+    echo "ok: $out ($mode)"; passed=$((passed + 1))
+  else
+    echo "FAILED: fork while threads allocate ($mode): $out"; failed=$((failed + 1))
+  fi
 done
 
 # A malformed value: the program stops at once with the variable named.

@@ -1,0 +1,54 @@
+/*
+ * Run under libpinheap-preload.so: threads allocate blocks of every size
+ * while the main thread forks children that allocate too. A heap lock held
+ * by another thread at the fork would hang a child: each child has 10 s.
+ *
+ *   forker [forks]
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static atomic_int stop;
+
+static void *churn(void *arg) {
+  uint64_t s = (uintptr_t)arg * 0x9E3779B97F4A7C15ull + 1;
+  void *live[64] = {0};
+  while (!atomic_load(&stop)) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    unsigned i = s % 64;
+    free(live[i]);
+    size_t size = (s >> 8) % 4 == 0 ? (s >> 16) % (2u << 20) : (s >> 16) % 2048;
+    live[i] = malloc(size + 1);
+    if (live[i]) memset(live[i], 1, 1);
+  }
+  for (int i = 0; i < 64; i++) free(live[i]);
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  int forks = argc > 1 ? atoi(argv[1]) : 300, ok = 0;
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1));
+  for (int f = 0; f < forks; f++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      alarm(10);
+      void *p[32];
+      for (int i = 0; i < 32; i++) p[i] = malloc(i % 2 ? (size_t)(100 + i) : (size_t)(i + 1) << 16);
+      for (int i = 0; i < 32; i++) free(p[i]);
+      _exit(0);
+    }
+    int status = 0;
+    if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) ok++;
+  }
+  atomic_store(&stop, 1);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  printf("forker: %d of %d children finished\n", ok, forks);
+  return ok == forks ? 0 : 1;
+}
