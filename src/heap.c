@@ -138,7 +138,8 @@ static int heap_open_region(pinheap *h) {
     error_set(ENOMEM, "pinheap_create: cannot set up the extent manager");
     return -1;
   }
-  if (em_add_region(&h->em, h->region.base, size) != 0 || pagemap_init(&h->pm, h->region.base, size, h->page) != 0 ||
+  if (em_add_region(&h->em, h->region.base, size) != 0 || pagemap_init(&h->pm, h->page) != 0 ||
+      pagemap_add(&h->pm, h->region.base, size, h->region.handle) != 0 ||
       hooks_shared_init(&h->grants, &h->em, &h->pm) != 0) {
     pagemap_fini(&h->pm);
     em_fini(&h->em);
@@ -625,11 +626,7 @@ int heap_check(pinheap *h) {
   size_t blocks = atomic_load(&h->large_blocks), bytes = atomic_load(&h->large_bytes);
   broken += pagemap_check(&h->pm, blocks, bytes / h->page);
   broken += hooks_shared_check(&h->grants);
-  size_t small_pages = 0;
-  for (size_t i = 0; i < h->pm.pages; i++) {
-    uint32_t tag = atomic_load_explicit(&h->pm.tags[i], memory_order_relaxed);
-    if (PAGEMAP_IS_SMALL(tag) || tag == PAGEMAP_RETURNED) small_pages++;
-  }
+  size_t small_pages = pagemap_count_jemalloc_pages(&h->pm);
   em_stats s;
   em_get_stats(&h->em, &s);
   struct heap_check_walk walk = {h, 0};

@@ -1,71 +1,116 @@
 /*
- * pagemap: one 32-bit tag per page of a region, so that a free can tell in
- * O(1), without a lock and without touching jemalloc, what a pointer is.
+ * pagemap: one 32-bit tag per page of every region (chunk) of a heap, so that
+ * a free can tell in O(1), without a lock and without touching jemalloc, what
+ * a pointer is.
  *
- *   0                   the page is not the start of anything we handed out:
- *                       free, metadata, or inside a large block
+ *   0                   the page is not the start of anything handed out:
+ *                       free, in a thread cache, or inside a large block
  *   PAGEMAP_SMALL       the page belongs to an extent jemalloc took through
- *                       the hooks (slabs, jemalloc's own large sizes, its
- *                       metadata); PAGEMAP_SMALL_BIN(b) also says that the
- *                       objects starting on the page are of jemalloc bin b
+ *                       the hooks (slabs, its metadata);
+ *                       PAGEMAP_SMALL_BIN(b) also says that the objects
+ *                       starting on the page are of jemalloc bin b
  *   PAGEMAP_RETURNED    jemalloc gave the page back, but the rest of its grant
  *                       is still in jemalloc (see hooks.h)
  *   npages << 1 (>= 2)  the first page of a large block of npages pages
  *
- * Invariants: a large block's head holds its length; its other pages hold 0,
- * and so do the pages of free extents and of extents thread caches keep; a
- * page holds a small tag (PAGEMAP_SMALL or PAGEMAP_SMALL_BIN) or
- * PAGEMAP_RETURNED iff it lies in a grant (hooks.h).
- * The map itself is reserved with MAP_NORESERVE: only the parts written cost
- * memory.
+ * Chunks: the first chunk added is found by one comparison (a FIXED heap has
+ * no other); every chunk is also in a two-level directory by 2 MiB granule,
+ * so chunks must start and end on 2 MiB boundaries, except the first. A
+ * chunk's record and tags stay mapped after it is removed (a racing reader
+ * of a stale pointer reads zeros, never unmapped memory) and are reused.
  *
- * Thread-safe: tags are atomics; a large block's head is claimed by
- * compare-and-swap so that two frees of one block cannot both succeed.
+ * Invariants: a large block's head holds its length; its other pages hold 0,
+ * and so do free pages and extents kept in thread caches; a page holds a
+ * small tag or PAGEMAP_RETURNED iff it lies in a grant (hooks.h). Tags are
+ * reserved with MAP_NORESERVE: only the parts written cost memory.
+ *
+ * Thread-safe: tags are atomics (a large block's head is claimed by
+ * compare-and-swap, so two frees of one block cannot both succeed); adding
+ * and removing chunks takes the map's lock; lookups take none.
  */
 #ifndef PINHEAP_PAGEMAP_H
 #define PINHEAP_PAGEMAP_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "meta.h"
+#include "util.h"
+
 #define PAGEMAP_SMALL 1u
+#define PAGEMAP_RETURNED 3u
 #define PAGEMAP_SMALL_BIN(b) (PAGEMAP_SMALL | (((uint32_t)(b) + 1) << 2))
 /* The bin of a small tag, or -1 when the tag names none. */
 #define PAGEMAP_BIN_OF(tag) ((((tag)&3u) == PAGEMAP_SMALL) ? (int)((tag) >> 2) - 1 : -1)
 #define PAGEMAP_IS_SMALL(tag) (((tag)&3u) == PAGEMAP_SMALL)
-#define PAGEMAP_RETURNED 3u
 #define PAGEMAP_MAX_PAGES (UINT32_MAX >> 1)
 
-typedef struct pagemap {
+#define PAGEMAP_GRANULE_SHIFT 21
+#define PAGEMAP_LEAF_BITS 13
+#define PAGEMAP_TOP_BITS (47 - PAGEMAP_GRANULE_SHIFT - PAGEMAP_LEAF_BITS)
+
+/* A chunk: a registered range and its tags. */
+typedef struct pagemap_chunk {
   uintptr_t base;
-  size_t pages;
-  unsigned page_shift;
+  size_t size;
+  void *handle; /* the provider's registration handle */
   _Atomic uint32_t *tags;
-  size_t map_bytes;
+  size_t tag_bytes; /* mapped for tags (may exceed what size needs) */
+  bool live;
+  struct pagemap_chunk *next; /* every record, live or not */
+} pagemap_chunk;
+
+typedef _Atomic(pagemap_chunk *) pagemap_leaf[1u << PAGEMAP_LEAF_BITS];
+
+typedef struct pagemap {
+  unsigned page_shift;
+  uintptr_t base; /* the first chunk */
+  uintptr_t span;
+  _Atomic uint32_t *tags;
+  pagemap_chunk *first;
+  _Atomic(pagemap_leaf *) *dir; /* 2^PAGEMAP_TOP_BITS leaves */
+  pthread_mutex_t lock;
+  meta_pool records;
+  pagemap_chunk *chunks;
 } pagemap;
 
-int pagemap_init(pagemap *pm, void *base, size_t bytes, size_t page);
+int pagemap_init(pagemap *pm, size_t page);
 void pagemap_fini(pagemap *pm);
 
-static inline bool pagemap_covers(const pagemap *pm, const void *p) {
-  return (uintptr_t)p - pm->base < ((uintptr_t)pm->pages << pm->page_shift);
+/* Adds [base, base + size) with its handle. 0, or -1 (no memory, or a chunk
+ * other than the first not on 2 MiB boundaries). */
+int pagemap_add(pagemap *pm, void *base, size_t size, void *handle);
+/* Removes the chunk starting at base; its tags must all be 0. */
+void pagemap_remove(pagemap *pm, void *base);
+
+pagemap_chunk *pagemap_chunk_slow(const pagemap *pm, uintptr_t p);
+
+/* The live chunk holding p, or NULL. */
+static inline pagemap_chunk *pagemap_chunk_of(const pagemap *pm, const void *p) {
+  if (PH_LIKELY((uintptr_t)p - pm->base < pm->span)) return pm->first;
+  return pagemap_chunk_slow(pm, (uintptr_t)p);
 }
+
+/* The tag slot of the page holding p, or NULL when p is in no chunk. */
+static inline _Atomic uint32_t *pagemap_slot(const pagemap *pm, const void *p) {
+  uintptr_t off = (uintptr_t)p - pm->base;
+  if (PH_LIKELY(off < pm->span)) return &pm->tags[off >> pm->page_shift];
+  pagemap_chunk *c = pagemap_chunk_slow(pm, (uintptr_t)p);
+  return c ? &c->tags[((uintptr_t)p - c->base) >> pm->page_shift] : NULL;
+}
+
+static inline bool pagemap_covers(const pagemap *pm, const void *p) { return pagemap_slot(pm, p) != NULL; }
 
 /* The tag of the page holding p; p must be covered. */
 static inline uint32_t pagemap_get(const pagemap *pm, const void *p) {
-  size_t i = ((uintptr_t)p - pm->base) >> pm->page_shift;
-  return atomic_load_explicit(&pm->tags[i], memory_order_acquire);
+  return atomic_load_explicit(pagemap_slot(pm, p), memory_order_acquire);
 }
 
+/* Range setters: [addr, addr + bytes) must lie in one chunk. */
 void pagemap_set_small(pagemap *pm, void *addr, size_t bytes);
-/* Records that the object at p, in a page jemalloc holds, is of bin b. */
-static inline void pagemap_note_bin(pagemap *pm, const void *p, unsigned b) {
-  _Atomic uint32_t *slot = &pm->tags[((uintptr_t)p - pm->base) >> pm->page_shift];
-  if (atomic_load_explicit(slot, memory_order_relaxed) != PAGEMAP_SMALL_BIN(b))
-    atomic_store_explicit(slot, PAGEMAP_SMALL_BIN(b), memory_order_relaxed);
-}
 void pagemap_clear(pagemap *pm, void *addr, size_t bytes);
 void pagemap_fill_returned(pagemap *pm, void *addr, size_t bytes);
 void pagemap_set_large(pagemap *pm, void *addr, size_t npages);
@@ -76,8 +121,18 @@ bool pagemap_resize_large(pagemap *pm, void *addr, size_t old_pages, size_t new_
  * and clears the head, or returns 0 if addr is not a large block's head. */
 size_t pagemap_take_large(pagemap *pm, void *addr);
 
+/* Records that the object at p, in a page jemalloc holds, is of bin b. */
+static inline void pagemap_note_bin(pagemap *pm, const void *p, unsigned b) {
+  _Atomic uint32_t *slot = pagemap_slot(pm, p);
+  if (atomic_load_explicit(slot, memory_order_relaxed) != PAGEMAP_SMALL_BIN(b))
+    atomic_store_explicit(slot, PAGEMAP_SMALL_BIN(b), memory_order_relaxed);
+}
+
+/* Pages over all live chunks holding a small or RETURNED tag. */
+size_t pagemap_count_jemalloc_pages(pagemap *pm);
+
 /* Number of broken invariants over the map, given the number of large
  * blocks and the pages they hold as the caller counts them. */
-int pagemap_check(const pagemap *pm, size_t large_blocks, size_t large_pages);
+int pagemap_check(pagemap *pm, size_t large_blocks, size_t large_pages);
 
 #endif

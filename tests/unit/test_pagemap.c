@@ -1,4 +1,5 @@
-/* Unit tests of the page map. */
+/* Unit tests of the page map. The map never touches the memory it
+ * describes, so the chunks here are plain numbers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,12 +10,14 @@
 #include "pagemap.h"
 
 #define PAGE ((size_t)4096)
+#define MiB ((size_t)1 << 20)
 #define BASE ((char *)((uintptr_t)1 << 40))
 
 static void test_tags(void **state) {
   (void)state;
   pagemap pm;
-  assert_int_equal(pagemap_init(&pm, BASE, 1024 * PAGE, PAGE), 0);
+  assert_int_equal(pagemap_init(&pm, PAGE), 0);
+  assert_int_equal(pagemap_add(&pm, BASE, 1024 * PAGE, NULL), 0);
   assert_true(pagemap_covers(&pm, BASE));
   assert_true(pagemap_covers(&pm, BASE + 1024 * PAGE - 1));
   assert_false(pagemap_covers(&pm, BASE + 1024 * PAGE));
@@ -22,6 +25,10 @@ static void test_tags(void **state) {
   pagemap_set_small(&pm, BASE + 10 * PAGE, 4 * PAGE);
   for (int i = 10; i < 14; i++) assert_int_equal(pagemap_get(&pm, BASE + i * PAGE + 100), PAGEMAP_SMALL);
   assert_int_equal(pagemap_get(&pm, BASE + 14 * PAGE), 0);
+  pagemap_note_bin(&pm, BASE + 11 * PAGE + 64, 5);
+  assert_int_equal(PAGEMAP_BIN_OF(pagemap_get(&pm, BASE + 11 * PAGE)), 5);
+  assert_int_equal(PAGEMAP_BIN_OF(pagemap_get(&pm, BASE + 10 * PAGE)), -1);
+  assert_int_equal(pagemap_count_jemalloc_pages(&pm), 4);
   pagemap_set_large(&pm, BASE + 100 * PAGE, 50);
   assert_int_equal(pagemap_get(&pm, BASE + 100 * PAGE) >> 1, 50);
   assert_int_equal(pagemap_get(&pm, BASE + 101 * PAGE), 0);
@@ -43,7 +50,48 @@ static void test_tags(void **state) {
   pagemap_fini(&pm);
 }
 
+/* Chunks beyond the first are found through the directory, never across
+ * their ends, and their records are reused once removed. */
+static void test_chunks(void **state) {
+  (void)state;
+  pagemap pm;
+  int key[3];
+  assert_int_equal(pagemap_init(&pm, PAGE), 0);
+  assert_int_equal(pagemap_add(&pm, BASE, 6 * MiB, &key[0]), 0);
+  char *b = BASE + 64 * MiB, *c = BASE + ((size_t)1 << 34) + 2 * MiB; /* c in another leaf */
+  assert_int_equal(pagemap_add(&pm, b + 1, 4 * MiB, NULL), -1); /* not on a 2 MiB boundary */
+  assert_int_equal(pagemap_add(&pm, b, 4 * MiB, &key[1]), 0);
+  assert_int_equal(pagemap_add(&pm, c, 8 * MiB, &key[2]), 0);
+  assert_ptr_equal(pagemap_chunk_of(&pm, BASE + 5)->handle, &key[0]);
+  assert_ptr_equal(pagemap_chunk_of(&pm, b + 4 * MiB - 1)->handle, &key[1]);
+  assert_null(pagemap_chunk_of(&pm, b + 4 * MiB));
+  assert_null(pagemap_chunk_of(&pm, b - 1));
+  assert_ptr_equal(pagemap_chunk_of(&pm, c + 7 * MiB)->handle, &key[2]);
+  assert_null(pagemap_chunk_of(&pm, (void *)((uintptr_t)1 << 50)));
+  pagemap_set_large(&pm, b + PAGE, 3);
+  pagemap_set_small(&pm, c, 2 * PAGE);
+  assert_int_equal(pagemap_get(&pm, b + PAGE) >> 1, 3);
+  assert_int_equal(pagemap_count_jemalloc_pages(&pm), 2);
+  assert_int_equal(pagemap_check(&pm, 1, 3), 0);
+  assert_int_equal(pagemap_take_large(&pm, b + PAGE), 3);
+  pagemap_clear(&pm, c, 2 * PAGE);
+  pagemap_remove(&pm, b);
+  assert_false(pagemap_covers(&pm, b));
+  assert_int_equal(pagemap_check(&pm, 0, 0), 0);
+  pagemap_chunk *old = NULL;
+  for (pagemap_chunk *r = pm.chunks; r; r = r->next)
+    if (!r->live) old = r;
+  assert_non_null(old);
+  char *d = BASE + 128 * MiB;
+  assert_int_equal(pagemap_add(&pm, d, 2 * MiB, NULL), 0); /* reuses the removed record */
+  assert_true(old->live);
+  assert_ptr_equal(pagemap_chunk_of(&pm, d), old);
+  pagemap_remove(&pm, BASE); /* the first chunk stays */
+  assert_true(pagemap_covers(&pm, BASE));
+  pagemap_fini(&pm);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_tags)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_tags), cmocka_unit_test(test_chunks)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
