@@ -3,8 +3,8 @@
  *
  * A heap serves malloc-style requests from one of three kinds of memory:
  *   PINHEAP_SIMPLE   jemalloc arenas of the heap's own over ordinary memory.
- *   PINHEAP_DYNAMIC  registered chunks added as the heap grows (not yet
- *                    available: pinheap_create fails with ENOSYS).
+ *   PINHEAP_DYNAMIC  registered chunks added as the heap grows, and large
+ *                    blocks registered one by one.
  *   PINHEAP_FIXED    one region obtained once; every allocation comes from it.
  *
  * Thread safety: every function may be called from any thread at the same
@@ -102,6 +102,11 @@ typedef struct pinheap_options {
    * time down to this many bytes (0: no retry); stats.capacity tells what
    * was obtained. */
   size_t min_size;
+  /* DYNAMIC: registered chunks are this big (rounded up to 2 MiB; default
+   * 64 MiB); blocks of at least direct_threshold bytes (default 8 MiB) get a
+   * registration of their own, given back when they are freed. */
+  size_t chunk_size;
+  size_t direct_threshold;
 } pinheap_options;
 
 typedef struct pinheap_stats {
@@ -121,7 +126,8 @@ typedef struct pinheap_stats {
 void pinheap_options_init(pinheap_options *opts);
 
 /* Returns a new heap, or NULL with errno EINVAL (bad options), ENOMEM (the
- * region or metadata could not be had), ENOSYS (mode not available). */
+ * region or metadata could not be had), ENOSYS (the jemalloc found does not
+ * fit). */
 pinheap *pinheap_create(const pinheap_options *opts);
 
 /* Releases the heap and its region. Blocks still live become invalid. No
@@ -175,7 +181,8 @@ int pinheap_region_of(const pinheap *heap, const void *ptr, pinheap_region *out)
  *                            memory such as 85%
  *   PINHEAP_MIN_SIZE         as PINHEAP_SIZE: the floor of retries
  *   PINHEAP_POLICY           two-ended | bump
- *   PINHEAP_LARGE_THRESHOLD, PINHEAP_SMALL_EXTENT_MAX   as PINHEAP_SIZE
+ *   PINHEAP_LARGE_THRESHOLD, PINHEAP_SMALL_EXTENT_MAX, PINHEAP_CHUNK_SIZE,
+ *   PINHEAP_DIRECT_THRESHOLD as PINHEAP_SIZE
  *   PINHEAP_ARENAS           a count
  *   PINHEAP_HUGEPAGES, PINHEAP_PREFAULT, PINHEAP_LOCK   0 | 1 | yes | no |
  *                            true | false | on | off

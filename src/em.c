@@ -137,6 +137,28 @@ int em_add_region(em *m, void *base, size_t size) {
   return 0;
 }
 
+int em_remove_region(em *m, void *base) {
+  uintptr_t b = (uintptr_t)base;
+  int res = -1;
+  pthread_mutex_lock(&m->lock);
+  em_region *r = em_region_at(m, b);
+  if (r && r->base == b && m->policy == EM_TWO_ENDED) {
+    em_extent key = {.addr = b};
+    tree_node *n = tree_ceil(&m->by_addr, &key.by_addr);
+    em_extent *e = n ? EM_OF_ADDR(n) : NULL;
+    if (e && e->addr == b && e->size == r->end - r->base) {
+      em_remove_free(m, e);
+      tree_remove(&m->regions, &r->by_base);
+      m->capacity -= r->end - r->base;
+      m->free_bytes -= r->end - r->base;
+      meta_free(&m->region_pool, r);
+      res = 0;
+    }
+  }
+  pthread_mutex_unlock(&m->lock);
+  return res;
+}
+
 /* Marks [s, e) as handed out: the pristine range keeps its larger part
  * outside [s, e). Returns whether [s, e) was wholly pristine. */
 static bool em_touch(em_region *r, uintptr_t s, uintptr_t e) {

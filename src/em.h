@@ -107,6 +107,10 @@ void em_fini(em *m);
  * (unaligned, empty or overlapping) or ENOMEM (metadata). */
 int em_add_region(em *m, void *base, size_t size);
 
+/* Removes the region starting at base if it is wholly free: 0, or -1 (no
+ * such region, or some of it in use). */
+int em_remove_region(em *m, void *base);
+
 /* An extent of size bytes (a page multiple) aligned to align (a power of two,
  * at least a page), or NULL. *pristine tells whether it reads as zero. */
 void *em_alloc(em *m, size_t size, size_t align, bool *pristine);

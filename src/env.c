@@ -129,6 +129,8 @@ PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
       {"PINHEAP_MIN_SIZE", offsetof(pinheap_options, min_size)},
       {"PINHEAP_LARGE_THRESHOLD", offsetof(pinheap_options, large_threshold)},
       {"PINHEAP_SMALL_EXTENT_MAX", offsetof(pinheap_options, small_extent_max)},
+      {"PINHEAP_CHUNK_SIZE", offsetof(pinheap_options, chunk_size)},
+      {"PINHEAP_DIRECT_THRESHOLD", offsetof(pinheap_options, direct_threshold)},
   };
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     if ((v = getenv(sizes[i].name)) && env_parse_size(v, (size_t *)(void *)((char *)&o + sizes[i].offset)) != 0)

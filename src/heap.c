@@ -13,6 +13,8 @@
 
 #define HEAP_DEFAULT_LARGE_THRESHOLD ((size_t)14 << 10)
 #define HEAP_DEFAULT_SMALL_EXTENT_MAX ((size_t)4 << 20)
+#define HEAP_DEFAULT_CHUNK_SIZE ((size_t)64 << 20)
+#define HEAP_DEFAULT_DIRECT_THRESHOLD ((size_t)8 << 20)
 /* Regions start on a 2 MiB boundary: huge pages, and jemalloc asks for 2 MiB
  * aligned blocks for its metadata. */
 #define HEAP_REGION_ALIGN ((size_t)2 << 20)
@@ -26,9 +28,14 @@ PH_EXPORT void pinheap_options_init(pinheap_options *opts) {
   opts->large_threshold = HEAP_DEFAULT_LARGE_THRESHOLD;
   opts->small_extent_max = HEAP_DEFAULT_SMALL_EXTENT_MAX;
   opts->arenas = 0;
+  opts->chunk_size = HEAP_DEFAULT_CHUNK_SIZE;
+  opts->direct_threshold = HEAP_DEFAULT_DIRECT_THRESHOLD;
 }
 
 static bool heap_fixed(const pinheap *h) { return h->opts.mode == PINHEAP_FIXED; }
+static bool heap_dynamic(const pinheap *h) { return h->opts.mode == PINHEAP_DYNAMIC; }
+/* FIXED and DYNAMIC: memory from a provider, an extent manager, a page map. */
+static bool heap_registered(const pinheap *h) { return h->opts.mode != PINHEAP_SIMPLE; }
 
 static void heap_release_extent(void *ctx, void *p, size_t bytes);
 static void heap_give_back(pinheap *h, void *p, size_t bytes, const char *what);
@@ -42,8 +49,14 @@ static int heap_validate(const pinheap_options *o) {
     error_set(EINVAL, "pinheap_create: unknown mode %d", (int)o->mode);
     return -1;
   }
-  if (o->mode == PINHEAP_DYNAMIC) {
-    error_set(ENOSYS, "pinheap_create: DYNAMIC mode is not available in this version");
+  if (o->mode == PINHEAP_DYNAMIC && o->policy == PINHEAP_POLICY_BUMP) {
+    error_set(EINVAL, "pinheap_create: the bump policy is for FIXED heaps");
+    return -1;
+  }
+  if (o->mode == PINHEAP_DYNAMIC && (o->chunk_size == 0 || o->chunk_size > ((size_t)1 << 40) ||
+                                     o->direct_threshold == 0)) {
+    error_set(EINVAL, "pinheap_create: chunk_size (%zu) and direct_threshold (%zu) must be positive, chunks at most "
+              "1 TiB", o->chunk_size, o->direct_threshold);
     return -1;
   }
   if (o->policy != PINHEAP_POLICY_TWO_ENDED && o->policy != PINHEAP_POLICY_BUMP) {
@@ -157,6 +170,13 @@ static void heap_close_region(pinheap *h) {
   heap_release_region(h);
 }
 
+static void heap_close_memory(pinheap *h) {
+  if (heap_fixed(h))
+    heap_close_region(h);
+  else if (heap_dynamic(h))
+    dynamic_close(h);
+}
+
 static void heap_destroy_arenas(pinheap *h) {
   for (unsigned i = 0; i < h->narenas; i++) hooks_arena_destroy(&h->arenas[i]);
   h->narenas = 0;
@@ -177,25 +197,26 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   local_provider_init(&h->local, &h->local_opts);
   h->provider = opts->provider ? opts->provider : &h->local;
   /* SIMPLE: jemalloc serves every size; only impossible sizes stop first. */
-  h->large_threshold = heap_fixed(h) ? opts->large_threshold : (size_t)PTRDIFF_MAX;
+  h->large_threshold = heap_registered(h) ? opts->large_threshold : (size_t)PTRDIFF_MAX;
   pthread_mutex_init(&h->reclaim_lock, NULL);
   if (heap_check_jemalloc_page(h->page) != 0 || sizeclass_init(&h->classes) != 0) goto fail;
   /* jemalloc serves only its small classes in a FIXED heap: its large sizes
    * would round up and keep the rest of their grants to themselves. */
-  if (heap_fixed(h) && h->large_threshold > h->classes.max) h->large_threshold = h->classes.max;
+  if (heap_registered(h) && h->large_threshold > h->classes.max) h->large_threshold = h->classes.max;
   if (heap_fixed(h) && heap_open_region(h) != 0) goto fail;
+  if (heap_dynamic(h) && dynamic_open(h) != 0) goto fail_region;
   unsigned want = opts->arenas ? opts->arenas : heap_default_arenas();
   for (unsigned i = 0; i < want; i++) {
-    if (hooks_arena_create(&h->arenas[i], heap_fixed(h) ? &h->grants : NULL)) {
+    if (hooks_arena_create(&h->arenas[i], heap_registered(h) ? &h->grants : NULL)) {
       heap_destroy_arenas(h);
       goto fail_region;
     }
     h->arena_index[i] = h->arenas[i].index;
     h->narenas++;
   }
-  if (thread_registry_init(&h->threads, heap_fixed(h) ? &h->classes : NULL, h->page,
+  if (thread_registry_init(&h->threads, heap_registered(h) ? &h->classes : NULL, h->page,
                            /* the bump policy never reuses a freed extent */
-                           heap_fixed(h) && opts->policy == PINHEAP_POLICY_TWO_ENDED ? heap_release_extent : NULL, h,
+                           heap_registered(h) && opts->policy == PINHEAP_POLICY_TWO_ENDED ? heap_release_extent : NULL, h,
                            h->arena_index, h->narenas) != 0) {
     error_set(ENOMEM, "pinheap_create: cannot set up thread caches");
     heap_destroy_arenas(h);
@@ -203,7 +224,7 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   }
   return h;
 fail_region:
-  if (heap_fixed(h)) heap_close_region(h);
+  heap_close_memory(h);
 fail:
   pthread_mutex_destroy(&h->reclaim_lock);
   int err = errno;
@@ -216,7 +237,7 @@ PH_EXPORT void pinheap_destroy(pinheap *h) {
   if (!h) return;
   thread_registry_fini(&h->threads);
   heap_destroy_arenas(h);
-  if (heap_fixed(h)) heap_close_region(h);
+  heap_close_memory(h);
   pthread_mutex_destroy(&h->reclaim_lock);
   munmap(h, sizeof *h);
 }
@@ -224,16 +245,26 @@ PH_EXPORT void pinheap_destroy(pinheap *h) {
 void heap_fork_prepare(pinheap *h) {
   pthread_mutex_lock(&h->reclaim_lock);
   pthread_mutex_lock(&h->threads.lock);
-  if (heap_fixed(h)) {
+  if (heap_dynamic(h)) {
+    pthread_mutex_lock(&h->grow_lock);
+    pthread_mutex_lock(&h->direct_lock);
+  }
+  if (heap_registered(h)) {
     pthread_mutex_lock(&h->grants.lock);
     pthread_mutex_lock(&h->em.lock);
+    pthread_mutex_lock(&h->pm.lock);
   }
 }
 
 void heap_fork_parent(pinheap *h) {
-  if (heap_fixed(h)) {
+  if (heap_registered(h)) {
+    pthread_mutex_unlock(&h->pm.lock);
     pthread_mutex_unlock(&h->em.lock);
     pthread_mutex_unlock(&h->grants.lock);
+  }
+  if (heap_dynamic(h)) {
+    pthread_mutex_unlock(&h->direct_lock);
+    pthread_mutex_unlock(&h->grow_lock);
   }
   pthread_mutex_unlock(&h->threads.lock);
   pthread_mutex_unlock(&h->reclaim_lock);
@@ -255,23 +286,40 @@ void heap_reclaim(pinheap *h) {
 }
 
 PH_EXPORT void pinheap_trim(pinheap *h) {
-  if (h) heap_reclaim(h);
+  if (!h) return;
+  heap_reclaim(h);
+  if (heap_dynamic(h)) dynamic_release_free_chunks(h);
+}
+
+/* Bytes the heap manages now: FIXED the region, DYNAMIC what is registered. */
+static size_t heap_capacity(pinheap *h) {
+  if (heap_dynamic(h)) return atomic_load(&h->registered);
+  em_stats s;
+  em_get_stats(&h->em, &s);
+  return s.capacity;
 }
 
 static void heap_no_memory(pinheap *h, const char *what, size_t size) {
-  if (heap_fixed(h)) {
+  if (heap_registered(h)) {
     em_stats s;
     em_get_stats(&h->em, &s);
-    error_set(ENOMEM, "%s(%zu): out of memory: %zu bytes free, largest free extent %zu bytes, region %zu bytes", what,
-              size, s.free_bytes, s.largest_free, s.capacity);
+    error_set(ENOMEM, "%s(%zu): out of memory: %zu bytes free, largest free extent %zu bytes, %s %zu bytes", what,
+              size, s.free_bytes, s.largest_free, heap_fixed(h) ? "region" : "registered", heap_capacity(h));
   } else {
     error_set(ENOMEM, "%s(%zu): out of memory", what, size);
   }
 }
 
+/* The most a block may be: the region, the cap, or what a size allows. */
+static size_t heap_limit(const pinheap *h) {
+  if (heap_fixed(h)) return h->region.size;
+  if (heap_dynamic(h) && h->opts.size) return h->opts.size;
+  return (size_t)PTRDIFF_MAX;
+}
+
 /* A request that no state of the heap could satisfy. */
 static bool heap_impossible(pinheap *h, const char *what, size_t size) {
-  size_t limit = heap_fixed(h) ? h->region.size : (size_t)PTRDIFF_MAX;
+  size_t limit = heap_limit(h);
   if (size <= limit) return false;
   error_set(EINVAL, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, limit);
   return true;
@@ -290,7 +338,7 @@ static void *heap_small(pinheap *h, size_t size, int flags, int bin, const char 
     void *p = mallocx(size, tc->alloc_flags | flags);
     thread_leave(tc);
     if (p) {
-      if (heap_fixed(h))
+      if (heap_registered(h))
         pagemap_note_bin(&h->pm, p, bin >= 0 ? (unsigned)bin : sizeclass_bin(&h->classes, sallocx(p, 0)));
       return p;
     }
@@ -315,12 +363,19 @@ static inline void *heap_cached(pinheap *h, size_t size, bool zero, const char *
   return heap_small(h, size, zero ? MALLOCX_ZERO : 0, (int)bin, what);
 }
 
-/* Large path (FIXED): an exact page-rounded extent, from the thread's cache
- * of extents of its length or from the extent manager. */
+/* Large path: an exact page-rounded extent, from the thread's cache of
+ * extents of its length or from the extent manager (DYNAMIC: growing it, or
+ * a registration of its own from direct_threshold up). */
 static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, const char *what) {
   size_t bytes = util_align_up(size, h->page);
-  if (bytes == 0 || bytes / h->page > PAGEMAP_MAX_PAGES || bytes > h->region.size) {
-    error_set(EINVAL, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, h->region.size);
+  if (bytes == 0 || bytes > heap_limit(h)) {
+    error_set(EINVAL, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, heap_limit(h));
+    return NULL;
+  }
+  if (heap_dynamic(h) && (bytes >= h->opts.direct_threshold || bytes / h->page > PAGEMAP_MAX_PAGES))
+    return dynamic_direct_alloc(h, size, align, zero, what);
+  if (bytes / h->page > PAGEMAP_MAX_PAGES) {
+    error_set(EINVAL, "%s(%zu): impossible size: above %zu pages", what, size, (size_t)PAGEMAP_MAX_PAGES);
     return NULL;
   }
   size_t pages = bytes / h->page;
@@ -334,6 +389,7 @@ static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, const 
     }
   }
   if (!p) p = em_alloc(&h->em, bytes, align, &pristine);
+  if (!p && heap_dynamic(h) && dynamic_grow(h, bytes + align) == 0) p = em_alloc(&h->em, bytes, align, &pristine);
   if (!p) {
     heap_reclaim(h);
     p = em_alloc(&h->em, bytes, align, &pristine);
@@ -358,7 +414,7 @@ static bool heap_bad_handle(const pinheap *h, const char *what) {
 PH_EXPORT void *pinheap_malloc(pinheap *h, size_t size) {
   if (heap_bad_handle(h, "pinheap_malloc")) return NULL;
   if (PH_LIKELY(size <= h->large_threshold)) {
-    if (PH_LIKELY(heap_fixed(h))) return heap_cached(h, size, false, "pinheap_malloc");
+    if (PH_LIKELY(heap_registered(h))) return heap_cached(h, size, false, "pinheap_malloc");
     return heap_small(h, size, 0, -1, "pinheap_malloc");
   }
   if (heap_impossible(h, "pinheap_malloc", size)) return NULL;
@@ -373,7 +429,7 @@ PH_EXPORT void *pinheap_calloc(pinheap *h, size_t count, size_t size) {
     return NULL;
   }
   if (total <= h->large_threshold) {
-    if (heap_fixed(h)) return heap_cached(h, total, true, "pinheap_calloc");
+    if (heap_registered(h)) return heap_cached(h, total, true, "pinheap_calloc");
     return heap_small(h, total, MALLOCX_ZERO, -1, "pinheap_calloc");
   }
   if (heap_impossible(h, "pinheap_calloc", total)) return NULL;
@@ -391,7 +447,7 @@ PH_EXPORT void *pinheap_aligned_alloc(pinheap *h, size_t alignment, size_t size)
   /* Alignments above a page, and sizes that alignment would lift out of
    * jemalloc's small classes, go to the large path: jemalloc would ask the
    * hooks for more and keep the rest to itself. */
-  if (!heap_fixed(h) ||
+  if (!heap_registered(h) ||
       (alignment <= h->page && size <= h->large_threshold && util_align_up(size, alignment) <= h->classes.max))
     return heap_small(h, size, MALLOCX_ALIGN(alignment), -1, "pinheap_aligned_alloc");
   return heap_large(h, size, alignment < h->page ? h->page : alignment, false, "pinheap_aligned_alloc");
@@ -458,12 +514,16 @@ static void heap_large_free(pinheap *h, void *p) {
 PH_EXPORT void pinheap_free(pinheap *h, void *p) {
   if (!p) return;
   if (PH_UNLIKELY(!h)) error_fatal("pinheap_free(%p): heap is NULL", p);
-  if (PH_UNLIKELY(!heap_fixed(h))) {
+  if (PH_UNLIKELY(!heap_registered(h))) {
     heap_small_free(h, p);
     return;
   }
-  if (PH_UNLIKELY(!pagemap_covers(&h->pm, p))) heap_foreign(h, p, "pinheap_free", "pointer is not in the region");
-  uint32_t tag = pagemap_get(&h->pm, p);
+  _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
+  if (PH_UNLIKELY(!slot)) {
+    if (heap_dynamic(h) && dynamic_direct_free(h, p)) return;
+    heap_foreign(h, p, "pinheap_free", "pointer is not in the heap's memory");
+  }
+  uint32_t tag = atomic_load_explicit(slot, memory_order_acquire);
   int bin = PAGEMAP_BIN_OF(tag);
   if (PH_LIKELY(bin >= 0)) {
     thread_cache *tc = thread_enter(&h->threads);
@@ -479,10 +539,20 @@ PH_EXPORT void pinheap_free(pinheap *h, void *p) {
     heap_large_free(h, p);
 }
 
+/* DYNAMIC: the length of the direct block starting at p, or 0 when p is in
+ * a chunk; aborts when p is in neither. */
+static size_t heap_direct_size(pinheap *h, const void *p, const char *what) {
+  if (!heap_dynamic(h) || pagemap_covers(&h->pm, p)) return 0;
+  pinheap_region r;
+  if (!dynamic_direct_find(h, p, true, &r)) heap_foreign(h, p, what, "pointer is not a live block of the heap");
+  return r.size;
+}
+
 PH_EXPORT size_t pinheap_usable_size(pinheap *h, const void *p) {
   if (!p || !h) return 0;
-  if (heap_fixed(h)) {
-    size_t bytes = heap_classify(h, p, "pinheap_usable_size");
+  if (heap_registered(h)) {
+    size_t bytes = heap_direct_size(h, p, "pinheap_usable_size");
+    if (!bytes) bytes = heap_classify(h, p, "pinheap_usable_size");
     if (bytes) return bytes;
   }
   return sallocx(p, 0);
@@ -519,8 +589,10 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
     pinheap_free(h, p);
     return NULL;
   }
-  size_t old_large = heap_fixed(h) ? heap_classify(h, p, "pinheap_realloc") : 0;
+  size_t old_direct = heap_registered(h) ? heap_direct_size(h, p, "pinheap_realloc") : 0;
+  size_t old_large = heap_registered(h) && !old_direct ? heap_classify(h, p, "pinheap_realloc") : 0;
   if (heap_impossible(h, "pinheap_realloc", size)) return NULL;
+  if (old_direct) return util_align_up(size, h->page) == old_direct ? p : heap_move(h, p, old_direct, size);
   if (old_large == 0) {
     if (size > h->large_threshold) return heap_move(h, p, sallocx(p, 0), size);
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -529,7 +601,7 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
       void *q = rallocx(p, size, tc->alloc_flags);
       thread_leave(tc);
       if (q) {
-        if (heap_fixed(h)) pagemap_note_bin(&h->pm, q, sizeclass_bin(&h->classes, sallocx(q, 0)));
+        if (heap_registered(h)) pagemap_note_bin(&h->pm, q, sizeclass_bin(&h->classes, sallocx(q, 0)));
         return q;
       }
       if (attempt == 0) heap_reclaim(h);
@@ -545,7 +617,8 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
 
 PH_EXPORT bool pinheap_owns(const pinheap *h, const void *p) {
   if (!h || !p) return false;
-  if (heap_fixed(h)) return pagemap_covers(&h->pm, p);
+  if (heap_registered(h))
+    return pagemap_covers(&h->pm, p) || (heap_dynamic(h) && dynamic_direct_find((pinheap *)h, p, false, NULL));
   unsigned arena;
   size_t sz = sizeof arena;
   if (mallctl("arenas.lookup", &arena, &sz, &p, sizeof p) != 0) return false;
@@ -555,12 +628,14 @@ PH_EXPORT bool pinheap_owns(const pinheap *h, const void *p) {
 }
 
 PH_EXPORT int pinheap_region_of(const pinheap *h, const void *p, pinheap_region *out) {
-  if (!h || !out || !heap_fixed(h) || !pagemap_covers(&h->pm, p)) {
-    error_set(EINVAL, "pinheap_region_of(%p): not in memory the heap obtained from its provider", p);
-    return -1;
+  pagemap_chunk *c = h && out && heap_registered(h) ? pagemap_chunk_of(&h->pm, p) : NULL;
+  if (c) {
+    *out = (pinheap_region){.base = (void *)c->base, .size = c->size, .handle = c->handle};
+    return 0;
   }
-  *out = h->region;
-  return 0;
+  if (h && out && heap_dynamic(h) && dynamic_direct_find((pinheap *)h, p, false, out)) return 0;
+  error_set(EINVAL, "pinheap_region_of(%p): not in memory the heap obtained from its provider", p);
+  return -1;
 }
 
 PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
@@ -577,24 +652,35 @@ PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
   }
   out->large_allocated = atomic_load(&h->large_bytes);
   out->large_blocks = atomic_load(&h->large_blocks);
-  out->allocated = small + out->large_allocated;
-  if (heap_fixed(h)) {
+  size_t in_use;
+  if (heap_registered(h)) {
     em_stats s;
     em_get_stats(&h->em, &s);
-    out->capacity = s.capacity;
+    out->capacity = heap_capacity(h);
     out->free_bytes = s.free_bytes;
-    out->in_use = s.capacity - s.free_bytes;
     out->largest_free = s.largest_free;
     out->free_extents = s.free_extents;
     out->peak_in_use = s.peak_in_use;
+    if (heap_dynamic(h)) {
+      /* Direct blocks: what is registered beyond the chunks. */
+      out->large_allocated += out->capacity - s.capacity;
+      pthread_mutex_lock(&h->direct_lock);
+      out->large_blocks += h->direct.count;
+      pthread_mutex_unlock(&h->direct_lock);
+    }
+    in_use = out->capacity - s.free_bytes;
   } else {
     /* Ordinary memory: the heap manages what jemalloc maps for its arenas. */
-    size_t peak = atomic_load(&h->peak_mapped);
-    while (mapped > peak && !atomic_compare_exchange_weak(&h->peak_mapped, &peak, mapped)) {
-    }
-    out->capacity = out->in_use = mapped;
-    out->peak_in_use = mapped > peak ? mapped : peak;
+    out->capacity = in_use = mapped;
   }
+  out->in_use = in_use;
+  out->allocated = small + out->large_allocated;
+  /* The high-water mark as stats calls saw it, beside what the manager saw. */
+  size_t peak = atomic_load(&h->peak_seen);
+  while (in_use > peak && !atomic_compare_exchange_weak(&h->peak_seen, &peak, in_use)) {
+  }
+  if (in_use > peak) peak = in_use;
+  if (peak > out->peak_in_use) out->peak_in_use = peak;
   return 0;
 }
 
@@ -620,7 +706,8 @@ static int heap_check_free_untagged(uintptr_t addr, size_t size, void *arg) {
 
 int heap_check(pinheap *h) {
   int broken = thread_check(&h->threads);
-  if (!heap_fixed(h)) return broken;
+  if (!heap_registered(h)) return broken;
+  if (heap_dynamic(h)) broken += dynamic_check(h);
   broken += sizeclass_check(&h->classes);
   broken += em_check(&h->em);
   size_t blocks = atomic_load(&h->large_blocks), bytes = atomic_load(&h->large_bytes);

@@ -16,6 +16,7 @@
 
 #include <stdatomic.h>
 
+#include "dynamic.h"
 #include "em.h"
 #include "hooks.h"
 #include "local.h"
@@ -40,12 +41,19 @@ struct pinheap {
   sizeclass classes;
   _Atomic size_t large_bytes;
   _Atomic size_t large_blocks;
-  _Atomic size_t peak_mapped; /* SIMPLE: high-water mark of jemalloc's mapped bytes */
+  _Atomic size_t peak_seen; /* high-water mark of in_use as stats calls saw it */
   unsigned narenas;
   unsigned arena_index[HEAP_MAX_ARENAS];
   hooks_arena arenas[HEAP_MAX_ARENAS];
   thread_registry threads;
   pthread_mutex_t reclaim_lock;
+  /* DYNAMIC (dynamic.h) */
+  size_t chunk_size;
+  _Atomic size_t registered;
+  pthread_mutex_t grow_lock;
+  pthread_mutex_t direct_lock;
+  tree direct;
+  meta_pool direct_pool;
 };
 
 /* Empties every thread cache of the heap and purges its arenas, so that every

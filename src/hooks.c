@@ -37,7 +37,7 @@ static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t 
   void *p;
   if (new_addr)
     p = em_alloc_at(s->em, new_addr, size, &pristine) ? new_addr : NULL;
-  else
+  else if (!(p = em_alloc(s->em, size, alignment, &pristine)) && s->grow && s->grow(s->grow_ctx, size + alignment) == 0)
     p = em_alloc(s->em, size, alignment, &pristine);
   if (!p) return NULL;
   pthread_mutex_lock(&s->lock);

@@ -51,6 +51,9 @@ typedef struct hooks_shared {
   meta_pool pool;
   em *em;
   pagemap *pm;
+  /* DYNAMIC: adds room for at least bytes to the manager; 0 or -1. */
+  int (*grow)(void *ctx, size_t bytes);
+  void *grow_ctx;
 } hooks_shared;
 
 int hooks_shared_init(hooks_shared *s, em *em, pagemap *pm);

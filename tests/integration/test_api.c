@@ -191,6 +191,10 @@ static void test_options(void **state) {
   assert_false(o.prefault);
   assert_false(o.lock);
   assert_false(o.hugepages);
+  assert_null(o.provider);
+  assert_int_equal(o.min_size, 0);
+  assert_int_equal(o.chunk_size, 64 * MiB);
+  assert_int_equal(o.direct_threshold, 8 * MiB);
 
   expect_create_fails(NULL, EINVAL);
 
@@ -218,13 +222,14 @@ static void test_options(void **state) {
   expect_create_fails(&o, EINVAL);
 
   pinheap_options_init(&o);
-  o.size = 64 * MiB;
   o.mode = PINHEAP_DYNAMIC;
-  expect_create_fails(&o, ENOSYS);
+  o.policy = PINHEAP_POLICY_BUMP; /* the bump policy is for FIXED heaps */
+  expect_create_fails(&o, EINVAL);
 
   pinheap_options_init(&o);
-  o.mode = PINHEAP_DYNAMIC; /* size 0 = no cap */
-  expect_create_fails(&o, ENOSYS);
+  o.mode = PINHEAP_DYNAMIC;
+  o.chunk_size = 0;
+  expect_create_fails(&o, EINVAL);
 
   /* The defaults plus a size make a working heap (default arenas included). */
   pinheap_options_init(&o);

@@ -16,52 +16,9 @@
 
 #include "heap.h"
 #include "pinheap.h"
+#include "counting.h"
 
 #define MiB ((size_t)1 << 20)
-
-/* A provider that registers nothing but counts, hands out a handle per
- * region, and refuses regions above a limit. */
-typedef struct counting {
-  int obtains, releases, refusals;
-  size_t refuse_above; /* 0: no limit */
-  size_t last_size, last_align;
-  void *last_base;
-  int key; /* what the handle points to */
-  int fail_release;
-} counting;
-
-static int counting_obtain(void *ctx, size_t size, size_t align, void **base, void **handle) {
-  counting *c = ctx;
-  c->last_size = size;
-  c->last_align = align;
-  if (c->refuse_above && size > c->refuse_above) {
-    c->refusals++;
-    return ENOMEM;
-  }
-  char *raw = mmap(NULL, size + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (raw == MAP_FAILED) return ENOMEM;
-  char *b = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
-  if (b > raw) munmap(raw, (size_t)(b - raw));
-  if (raw + align > b) munmap(b + size, (size_t)(raw + align - b));
-  c->obtains++;
-  c->last_base = b;
-  *base = b;
-  *handle = &c->key;
-  return 0;
-}
-
-static int counting_release(void *ctx, void *base, size_t size, void *handle) {
-  counting *c = ctx;
-  assert_ptr_equal(handle, &c->key);
-  assert_ptr_equal(base, c->last_base);
-  c->releases++;
-  munmap(base, size);
-  return c->fail_release;
-}
-
-static pinheap_provider provider_of(counting *c) {
-  return (pinheap_provider){.name = "counting", .ctx = c, .obtain = counting_obtain, .release = counting_release};
-}
 
 static pinheap *fixed(const pinheap_provider *pv, size_t size, size_t min_size) {
   pinheap_options o;
@@ -76,7 +33,7 @@ static pinheap *fixed(const pinheap_provider *pv, size_t size, size_t min_size) 
 static void test_heap_lives_in_provider_memory(void **state) {
   (void)state;
   counting c = {0};
-  pinheap_provider pv = provider_of(&c);
+  pinheap_provider pv = counting_provider(&c);
   pinheap *h = fixed(&pv, 64 * MiB, 0);
   assert_non_null(h);
   assert_int_equal(c.obtains, 1);
@@ -103,12 +60,13 @@ static void test_heap_lives_in_provider_memory(void **state) {
   pinheap_free(h, large);
   pinheap_destroy(h);
   assert_int_equal(c.releases, 1);
+  assert_int_equal(c.bad_releases, 0);
 }
 
 static void test_failing_provider(void **state) {
   (void)state;
   counting c = {.refuse_above = 1};
-  pinheap_provider pv = provider_of(&c);
+  pinheap_provider pv = counting_provider(&c);
   errno = 0;
   assert_null(fixed(&pv, 64 * MiB, 0));
   assert_int_equal(errno, ENOMEM);
@@ -127,7 +85,7 @@ static void test_failing_provider(void **state) {
 static void test_retry_smaller(void **state) {
   (void)state;
   counting c = {.refuse_above = 40 * MiB};
-  pinheap_provider pv = provider_of(&c);
+  pinheap_provider pv = counting_provider(&c);
   pinheap *h = fixed(&pv, 64 * MiB, 16 * MiB);
   assert_non_null(h);
   assert_true(c.refusals >= 1);
@@ -139,7 +97,7 @@ static void test_retry_smaller(void **state) {
   pinheap_destroy(h);
   /* and not below the floor */
   counting d = {.refuse_above = 8 * MiB};
-  pv = provider_of(&d);
+  pv = counting_provider(&d);
   errno = 0;
   assert_null(fixed(&pv, 64 * MiB, 16 * MiB));
   assert_int_equal(errno, ENOMEM);

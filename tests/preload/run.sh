@@ -28,14 +28,14 @@ check() { # name, then the command; output compared with the reference run
 }
 
 seq 1 300000 | awk '{print ($1 * 7919) % 100003, $1}' > "$tmp/sort.in"
-for mode in simple fixed; do
+for mode in simple fixed dynamic; do
   check "python3 dicts and lists" "$mode" "$py" "$here/dicts.py"
   check "sqlite3 table and index" "$mode" sh -c "sqlite3 :memory: < '$here/table.sql'"
   check "sort, 2 threads" "$mode" sort --parallel=2 -S 50M "$tmp/sort.in"
 done
 
 # fork() while other threads allocate: every child must finish.
-for mode in simple fixed; do
+for mode in simple fixed dynamic; do
   if out=$(timeout 120 env PINHEAP_MODE="$mode" PINHEAP_SIZE=1g LD_PRELOAD="$lib" "$forker" 300 2>&1); then
     echo "ok: $out ($mode)"; passed=$((passed + 1))
   else

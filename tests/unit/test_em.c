@@ -233,6 +233,17 @@ static void test_regions_never_merge(void **state) {
   assert_int_equal(stats(&m).free_extents, 2);
   assert_false(em_contains(&m, AT(8 * MiB), 16 * MiB));
   assert_true(em_contains(&m, AT(16 * MiB), 16 * MiB));
+  /* A region goes away only when wholly free. */
+  void *c = take(&m, PAGE);
+  assert_int_equal(em_remove_region(&m, AT(8 * MiB)), -1); /* no region starts there */
+  int in_first = OFF(c) < 16 * MiB;
+  assert_int_equal(em_remove_region(&m, in_first ? AT(0) : AT(16 * MiB)), -1);
+  assert_int_equal(em_remove_region(&m, in_first ? AT(16 * MiB) : AT(0)), 0);
+  assert_int_equal(em_check(&m), 0);
+  em_stats s2 = stats(&m);
+  assert_int_equal(s2.capacity, 16 * MiB);
+  assert_int_equal(s2.free_bytes, 16 * MiB - PAGE);
+  give(&m, c, PAGE);
   em_fini(&m);
 }
 

@@ -1,0 +1,58 @@
+/*
+ * counting: a test provider over mmap that registers nothing but counts
+ * obtains and releases, hands out one handle, can refuse regions above a
+ * size, and checks that every release names a region it gave.
+ */
+#ifndef PINHEAP_TEST_COUNTING_H
+#define PINHEAP_TEST_COUNTING_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "pinheap.h"
+
+typedef struct counting {
+  int obtains, releases, refusals, bad_releases;
+  size_t refuse_above; /* 0: no limit */
+  size_t last_size, last_align;
+  void *last_base;
+  size_t live_bytes;
+  int key; /* what the handle points to */
+} counting;
+
+static int counting_obtain(void *ctx, size_t size, size_t align, void **base, void **handle) {
+  counting *c = ctx;
+  c->last_size = size;
+  c->last_align = align;
+  if (c->refuse_above && size > c->refuse_above) {
+    c->refusals++;
+    return ENOMEM;
+  }
+  char *raw = mmap(NULL, size + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return ENOMEM;
+  char *b = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+  if (b > raw) munmap(raw, (size_t)(b - raw));
+  if (raw + align > b) munmap(b + size, (size_t)(raw + align - b));
+  c->obtains++;
+  c->live_bytes += size;
+  c->last_base = b;
+  *base = b;
+  *handle = &c->key;
+  return 0;
+}
+
+static int counting_release(void *ctx, void *base, size_t size, void *handle) {
+  counting *c = ctx;
+  if (handle != &c->key || size > c->live_bytes) c->bad_releases++;
+  c->releases++;
+  c->live_bytes -= size;
+  munmap(base, size);
+  return 0;
+}
+
+static inline pinheap_provider counting_provider(counting *c) {
+  return (pinheap_provider){.name = "counting", .ctx = c, .obtain = counting_obtain, .release = counting_release};
+}
+
+#endif

@@ -1,0 +1,229 @@
+/*
+ * Integration tests of DYNAMIC heaps: growth by chunks, blocks that never
+ * straddle two registrations, direct blocks registered one by one, the cap,
+ * and chunks given back after pinheap_trim. A counting provider stands in
+ * for a comm layer.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "counting.h"
+#include "heap.h"
+#include "pinheap.h"
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+static pinheap *dynamic(const pinheap_provider *pv, size_t cap, size_t chunk) {
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.mode = PINHEAP_DYNAMIC;
+  o.size = cap;
+  o.chunk_size = chunk;
+  o.arenas = 1;
+  o.provider = pv;
+  pinheap *h = pinheap_create(&o);
+  if (!h) fprintf(stderr, "pinheap_create: %s\n", pinheap_last_error());
+  assert_non_null(h);
+  return h;
+}
+
+static pinheap_stats stats_of(pinheap *h) {
+  pinheap_stats s;
+  assert_int_equal(pinheap_get_stats(h, &s), 0);
+  return s;
+}
+
+/* p .. p + size inside one registration, which the lookup names. */
+static void assert_inside_one_registration(pinheap *h, const void *p, size_t size, counting *c) {
+  pinheap_region r;
+  assert_int_equal(pinheap_region_of(h, p, &r), 0);
+  assert_ptr_equal(r.handle, &c->key);
+  assert_true((const char *)p >= (char *)r.base && (const char *)p + size <= (char *)r.base + r.size);
+  pinheap_region last;
+  assert_int_equal(pinheap_region_of(h, (const char *)p + size - 1, &last), 0);
+  assert_ptr_equal(last.base, r.base);
+}
+
+static void test_grows_by_chunks_and_shrinks_after_trim(void **state) {
+  (void)state;
+  counting c = {0};
+  pinheap_provider pv = counting_provider(&c);
+  pinheap *h = dynamic(&pv, 0, 8 * MiB);
+  pinheap_stats s0 = stats_of(h);
+  assert_int_equal(s0.capacity, 8 * MiB);
+  assert_int_equal(c.obtains, 1);
+  enum { N = 200 };
+  static char *blk[N];
+  for (int i = 0; i < N; i++) {
+    size_t size = 512 * KiB + (size_t)i * 4099;
+    blk[i] = pinheap_malloc(h, size);
+    assert_non_null(blk[i]);
+    blk[i][0] = blk[i][size - 1] = (char)i;
+    assert_inside_one_registration(h, blk[i], size, &c);
+    assert_true(pinheap_owns(h, blk[i] + size - 1));
+  }
+  pinheap_stats s1 = stats_of(h);
+  assert_true(s1.capacity >= 100 * MiB + N * 4099);
+  assert_true(c.obtains >= 13); /* many chunks */
+  assert_int_equal(s1.capacity, c.live_bytes);
+  assert_int_equal(heap_check(h), 0);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(blk[i][0], (char)i);
+    pinheap_free(h, blk[i]);
+  }
+  pinheap_trim(h);
+  pinheap_stats s2 = stats_of(h);
+  assert_true(s2.capacity < s1.capacity / 4);
+  assert_int_equal(s2.capacity, c.live_bytes);
+  assert_true(c.releases >= c.obtains - 3);
+  assert_int_equal(heap_check(h), 0);
+  pinheap_destroy(h);
+  assert_int_equal(c.live_bytes, 0);
+  assert_int_equal(c.releases, c.obtains);
+  assert_int_equal(c.bad_releases, 0);
+}
+
+/* Many small objects: jemalloc's arenas grow the heap through the hooks. */
+static void test_small_objects_grow_through_the_hooks(void **state) {
+  (void)state;
+  counting c = {0};
+  pinheap_provider pv = counting_provider(&c);
+  pinheap *h = dynamic(&pv, 0, 4 * MiB);
+  enum { N = 100000 };
+  char **v = malloc(N * sizeof *v);
+  assert_non_null(v);
+  for (int i = 0; i < N; i++) {
+    v[i] = pinheap_malloc(h, 200 + (size_t)(i % 7) * 16);
+    assert_non_null(v[i]);
+    memset(v[i], i & 0xff, 8);
+    if (i % 997 == 0) assert_inside_one_registration(h, v[i], 200, &c);
+  }
+  pinheap_stats s1 = stats_of(h);
+  assert_true(s1.capacity >= 20 * MiB);
+  assert_true(c.obtains >= 5);
+  assert_int_equal(heap_check(h), 0);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal((unsigned char)v[i][7], i & 0xff);
+    pinheap_free(h, v[i]);
+  }
+  free(v);
+  pinheap_trim(h);
+  pinheap_stats s2 = stats_of(h);
+  assert_true(s2.capacity < s1.capacity);
+  assert_int_equal(s2.allocated, 0);
+  assert_int_equal(heap_check(h), 0);
+  pinheap_destroy(h);
+  assert_int_equal(c.live_bytes, 0);
+}
+
+static void test_direct_blocks(void **state) {
+  (void)state;
+  counting c = {0};
+  pinheap_provider pv = counting_provider(&c);
+  pinheap *h = dynamic(&pv, 0, 8 * MiB);
+  int before = c.obtains;
+  char *big = pinheap_malloc(h, 20 * MiB + 5);
+  assert_non_null(big);
+  assert_int_equal(c.obtains, before + 1);
+  pinheap_region r;
+  assert_int_equal(pinheap_region_of(h, big + 10 * MiB, &r), 0);
+  assert_ptr_equal(r.base, big); /* a registration of its own */
+  assert_int_equal(r.size, 20 * MiB + 4096);
+  assert_int_equal(pinheap_usable_size(h, big), 20 * MiB + 4096);
+  assert_true(pinheap_owns(h, big + 20 * MiB));
+  pinheap_stats s = stats_of(h);
+  assert_int_equal(s.large_blocks, 1);
+  assert_int_equal(s.capacity, 8 * MiB + 20 * MiB + 4096);
+  big[0] = 1;
+  big[20 * MiB] = 2;
+  char *moved = pinheap_realloc(h, big, 30 * MiB); /* another registration */
+  assert_non_null(moved);
+  assert_int_equal(moved[0], 1);
+  assert_int_equal(moved[20 * MiB], 2);
+  char *aligned = pinheap_aligned_alloc(h, 16 * MiB, 9 * MiB);
+  assert_non_null(aligned);
+  assert_int_equal((uintptr_t)aligned % (16 * MiB), 0);
+  char *zeroed = pinheap_calloc(h, 10, 1 * MiB);
+  assert_non_null(zeroed);
+  assert_int_equal(zeroed[5 * MiB], 0);
+  assert_int_equal(heap_check(h), 0);
+  pinheap_free(h, moved);
+  pinheap_free(h, aligned);
+  pinheap_free(h, zeroed);
+  assert_int_equal(c.releases, 4); /* the first, the moved, the aligned, the zeroed: back at once */
+  assert_int_equal(stats_of(h).capacity, 8 * MiB);
+  assert_int_equal(heap_check(h), 0);
+  pinheap_destroy(h);
+  assert_int_equal(c.live_bytes, 0);
+  assert_int_equal(c.bad_releases, 0);
+}
+
+static void test_cap(void **state) {
+  (void)state;
+  counting c = {0};
+  pinheap_provider pv = counting_provider(&c);
+  pinheap *h = dynamic(&pv, 40 * MiB, 8 * MiB);
+  enum { MAX = 64 };
+  void *v[MAX];
+  int n = 0;
+  while (n < MAX && (v[n] = pinheap_malloc(h, 1 * MiB))) n++;
+  assert_true(n >= 30 && n < 40);
+  assert_int_equal(errno, ENOMEM);
+  assert_non_null(strstr(pinheap_last_error(), "out of memory"));
+  assert_true(c.live_bytes <= 40 * MiB);
+  errno = 0;
+  assert_null(pinheap_malloc(h, 41 * MiB)); /* over the cap: impossible */
+  assert_int_equal(errno, EINVAL);
+  assert_null(pinheap_malloc(h, 20 * MiB)); /* a direct block that does not fit now */
+  assert_int_equal(errno, ENOMEM);
+  for (int i = 0; i < n; i++) pinheap_free(h, v[i]);
+  pinheap_trim(h);
+  void *d = pinheap_malloc(h, 20 * MiB); /* room again */
+  assert_non_null(d);
+  pinheap_free(h, d);
+  assert_int_equal(heap_check(h), 0);
+  pinheap_destroy(h);
+  assert_int_equal(c.live_bytes, 0);
+}
+
+static void test_foreign_free_aborts(void **state) {
+  (void)state;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int fd[2];
+    if (pipe(fd) == 0) dup2(fd[1], 2);
+    pinheap *h = dynamic(NULL, 0, 8 * MiB);
+    char *big = pinheap_malloc(h, 16 * MiB);
+    pinheap_free(h, big + 4096); /* inside a direct block */
+    _exit(0);
+  }
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFSIGNALED(status));
+  assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_grows_by_chunks_and_shrinks_after_trim),
+      cmocka_unit_test(test_small_objects_grow_through_the_hooks),
+      cmocka_unit_test(test_direct_blocks),
+      cmocka_unit_test(test_cap),
+      cmocka_unit_test(test_foreign_free_aborts),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
