@@ -175,6 +175,8 @@ static void heap_close_memory(pinheap *h) {
     heap_close_region(h);
   else if (heap_dynamic(h))
     dynamic_close(h);
+  else
+    ownmap_fini(&h->owned);
 }
 
 static void heap_destroy_arenas(pinheap *h) {
@@ -205,9 +207,13 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   if (heap_registered(h) && h->large_threshold > h->classes.max) h->large_threshold = h->classes.max;
   if (heap_fixed(h) && heap_open_region(h) != 0) goto fail;
   if (heap_dynamic(h) && dynamic_open(h) != 0) goto fail_region;
+  if (!heap_registered(h) && ownmap_init(&h->owned, h->page) != 0) {
+    error_set(ENOMEM, "pinheap_create: no memory for the map of the heap's pages");
+    goto fail;
+  }
   unsigned want = opts->arenas ? opts->arenas : heap_default_arenas();
   for (unsigned i = 0; i < want; i++) {
-    if (hooks_arena_create(&h->arenas[i], heap_registered(h) ? &h->grants : NULL)) {
+    if (hooks_arena_create(&h->arenas[i], heap_registered(h) ? &h->grants : NULL, &h->owned)) {
       heap_destroy_arenas(h);
       goto fail_region;
     }
@@ -515,6 +521,7 @@ PH_EXPORT void pinheap_free(pinheap *h, void *p) {
   if (!p) return;
   if (PH_UNLIKELY(!h)) error_fatal("pinheap_free(%p): heap is NULL", p);
   if (PH_UNLIKELY(!heap_registered(h))) {
+    if (!ownmap_test(&h->owned, p)) heap_foreign(h, p, "pinheap_free", "pointer is not in the heap's memory");
     heap_small_free(h, p);
     return;
   }
@@ -554,6 +561,8 @@ PH_EXPORT size_t pinheap_usable_size(pinheap *h, const void *p) {
     size_t bytes = heap_direct_size(h, p, "pinheap_usable_size");
     if (!bytes) bytes = heap_classify(h, p, "pinheap_usable_size");
     if (bytes) return bytes;
+  } else if (!ownmap_test(&h->owned, p)) {
+    heap_foreign(h, p, "pinheap_usable_size", "pointer is not in the heap's memory");
   }
   return sallocx(p, 0);
 }
@@ -589,6 +598,8 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
     pinheap_free(h, p);
     return NULL;
   }
+  if (!heap_registered(h) && !ownmap_test(&h->owned, p))
+    heap_foreign(h, p, "pinheap_realloc", "pointer is not in the heap's memory");
   size_t old_direct = heap_registered(h) ? heap_direct_size(h, p, "pinheap_realloc") : 0;
   size_t old_large = heap_registered(h) && !old_direct ? heap_classify(h, p, "pinheap_realloc") : 0;
   if (heap_impossible(h, "pinheap_realloc", size)) return NULL;
@@ -619,12 +630,7 @@ PH_EXPORT bool pinheap_owns(const pinheap *h, const void *p) {
   if (!h || !p) return false;
   if (heap_registered(h))
     return pagemap_covers(&h->pm, p) || (heap_dynamic(h) && dynamic_direct_find((pinheap *)h, p, false, NULL));
-  unsigned arena;
-  size_t sz = sizeof arena;
-  if (mallctl("arenas.lookup", &arena, &sz, &p, sizeof p) != 0) return false;
-  for (unsigned i = 0; i < h->narenas; i++)
-    if (h->arena_index[i] == arena) return true;
-  return false;
+  return ownmap_test(&h->owned, p);
 }
 
 PH_EXPORT int pinheap_region_of(const pinheap *h, const void *p, pinheap_region *out) {

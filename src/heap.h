@@ -20,6 +20,7 @@
 #include "em.h"
 #include "hooks.h"
 #include "local.h"
+#include "ownmap.h"
 #include "pagemap.h"
 #include "pinheap.h"
 #include "sizeclass.h"
@@ -39,6 +40,7 @@ struct pinheap {
   pagemap pm;
   hooks_shared grants;
   sizeclass classes;
+  ownmap owned; /* SIMPLE: the pages jemalloc mapped for the heap */
   _Atomic size_t large_bytes;
   _Atomic size_t large_blocks;
   _Atomic size_t peak_seen; /* high-water mark of in_use as stats calls saw it */

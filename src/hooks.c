@@ -129,17 +129,79 @@ static bool hooks_merge(extent_hooks_t *h, void *addr_a, size_t size_a, void *ad
   return !em_contains(((hooks_arena *)h)->shared->em, addr_a, size_a + size_b);
 }
 
+/* SIMPLE: jemalloc's default hooks, with the pages they map recorded. */
+static void *hooks_simple_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t alignment, bool *zero,
+                                bool *commit, unsigned arena_ind) {
+  hooks_arena *ha = (hooks_arena *)h;
+  void *p = ha->dflt->alloc(ha->dflt, new_addr, size, alignment, zero, commit, arena_ind);
+  if (p && ownmap_set(ha->owned, p, size, true) != 0) {
+    if (!ha->dflt->dalloc || ha->dflt->dalloc(ha->dflt, p, size, *commit, arena_ind)) ownmap_set(ha->owned, p, size, false);
+    return NULL;
+  }
+  return p;
+}
+
+static bool hooks_simple_dalloc(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigned arena_ind) {
+  hooks_arena *ha = (hooks_arena *)h;
+  if (!ha->dflt->dalloc || ha->dflt->dalloc(ha->dflt, addr, size, committed, arena_ind)) return true;
+  ownmap_set(ha->owned, addr, size, false);
+  return false;
+}
+
+static void hooks_simple_destroy(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigned arena_ind) {
+  hooks_arena *ha = (hooks_arena *)h;
+  ownmap_set(ha->owned, addr, size, false);
+  if (ha->dflt->destroy) ha->dflt->destroy(ha->dflt, addr, size, committed, arena_ind);
+}
+
+static bool hooks_simple_commit(extent_hooks_t *h, void *addr, size_t size, size_t offset, size_t length,
+                                unsigned arena_ind) {
+  extent_hooks_t *d = ((hooks_arena *)h)->dflt;
+  return !d->commit || d->commit(d, addr, size, offset, length, arena_ind);
+}
+
+static bool hooks_simple_decommit(extent_hooks_t *h, void *addr, size_t size, size_t offset, size_t length,
+                                  unsigned arena_ind) {
+  extent_hooks_t *d = ((hooks_arena *)h)->dflt;
+  return !d->decommit || d->decommit(d, addr, size, offset, length, arena_ind);
+}
+
+static bool hooks_simple_purge_lazy(extent_hooks_t *h, void *addr, size_t size, size_t offset, size_t length,
+                                    unsigned arena_ind) {
+  extent_hooks_t *d = ((hooks_arena *)h)->dflt;
+  return !d->purge_lazy || d->purge_lazy(d, addr, size, offset, length, arena_ind);
+}
+
+static bool hooks_simple_purge_forced(extent_hooks_t *h, void *addr, size_t size, size_t offset, size_t length,
+                                      unsigned arena_ind) {
+  extent_hooks_t *d = ((hooks_arena *)h)->dflt;
+  return !d->purge_forced || d->purge_forced(d, addr, size, offset, length, arena_ind);
+}
+
+static bool hooks_simple_split(extent_hooks_t *h, void *addr, size_t size, size_t size_a, size_t size_b,
+                               bool committed, unsigned arena_ind) {
+  extent_hooks_t *d = ((hooks_arena *)h)->dflt;
+  return !d->split || d->split(d, addr, size, size_a, size_b, committed, arena_ind);
+}
+
+static bool hooks_simple_merge(extent_hooks_t *h, void *addr_a, size_t size_a, void *addr_b, size_t size_b,
+                               bool committed, unsigned arena_ind) {
+  extent_hooks_t *d = ((hooks_arena *)h)->dflt;
+  return !d->merge || d->merge(d, addr_a, size_a, addr_b, size_b, committed, arena_ind);
+}
+
 static int hooks_arena_set(unsigned index, const char *leaf, void *value, size_t len) {
   char name[64];
   snprintf(name, sizeof name, "arena.%u.%s", index, leaf);
   return mallctl(name, NULL, NULL, value, len);
 }
 
-int hooks_arena_create(hooks_arena *ha, hooks_shared *shared) {
+int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, ownmap *owned) {
   memset(ha, 0, sizeof *ha);
   ha->shared = shared;
+  ha->owned = owned;
   size_t sz = sizeof ha->index;
-  int err;
+  int err = 0;
   if (shared) {
     ha->hooks = (extent_hooks_t){
         .alloc = hooks_alloc,
@@ -152,11 +214,23 @@ int hooks_arena_create(hooks_arena *ha, hooks_shared *shared) {
         .split = hooks_split,
         .merge = hooks_merge,
     };
-    extent_hooks_t *hp = &ha->hooks;
-    err = mallctl("arenas.create", &ha->index, &sz, &hp, sizeof hp);
   } else {
-    err = mallctl("arenas.create", &ha->index, &sz, NULL, 0);
+    size_t hsz = sizeof ha->dflt;
+    err = mallctl("arena.0.extent_hooks", &ha->dflt, &hsz, NULL, 0);
+    ha->hooks = (extent_hooks_t){
+        .alloc = hooks_simple_alloc,
+        .dalloc = hooks_simple_dalloc,
+        .destroy = hooks_simple_destroy,
+        .commit = hooks_simple_commit,
+        .decommit = hooks_simple_decommit,
+        .purge_lazy = hooks_simple_purge_lazy,
+        .purge_forced = hooks_simple_purge_forced,
+        .split = hooks_simple_split,
+        .merge = hooks_simple_merge,
+    };
   }
+  extent_hooks_t *hp = &ha->hooks;
+  if (!err) err = mallctl("arenas.create", &ha->index, &sz, &hp, sizeof hp);
   if (err) {
     error_set(err == EAGAIN ? ENOMEM : err, "cannot create a jemalloc arena: arenas.create: %s", strerror(err));
     return -1;

@@ -33,6 +33,7 @@
 #include <stdbool.h>
 
 #include "em.h"
+#include "ownmap.h"
 #include "pagemap.h"
 
 /* An extent the alloc hook handed out. Invariant: 0 <= returned < size; the
@@ -66,13 +67,17 @@ int hooks_shared_check(hooks_shared *s);
 typedef struct hooks_arena {
   extent_hooks_t hooks;
   hooks_shared *shared;
+  /* SIMPLE: jemalloc's default hooks, which ours wrap, and the map of the
+   * pages they mapped for the heap. */
+  extent_hooks_t *dflt;
+  ownmap *owned;
   unsigned index; /* jemalloc's arena index */
 } hooks_arena;
 
 /* Creates an arena; with shared non-NULL it takes its extents from the
- * manager, otherwise it uses jemalloc's default hooks. 0, or -1 with the
- * error set. */
-int hooks_arena_create(hooks_arena *ha, hooks_shared *shared);
+ * manager (FIXED, DYNAMIC), otherwise jemalloc's default hooks map them and
+ * owned records which pages they are (SIMPLE). 0, or -1 with the error set. */
+int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, ownmap *owned);
 /* Destroys the arena; every tcache that may hold its objects must be gone. */
 void hooks_arena_destroy(hooks_arena *ha);
 /* Hands the arena's unused dirty and muzzy extents back. */

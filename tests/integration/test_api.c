@@ -1155,6 +1155,37 @@ static void test_bad_free_aborts(void **state) {
 
 /* ---- 14. SIMPLE mode --------------------------------------------------- */
 
+/* SIMPLE heaps catch foreign pointers too: the heap knows the pages jemalloc
+ * mapped for its arenas. */
+static void test_simple_foreign_free_aborts(void **state) {
+  (void)state;
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.mode = PINHEAP_SIMPLE;
+  o.arenas = 1;
+  pinheap *h = pinheap_create(&o), *other = pinheap_create(&o);
+  assert_non_null(h);
+  assert_non_null(other);
+  int local = 0;
+  char *m = malloc(64), *mine = pinheap_malloc(h, 64), *big = pinheap_malloc(h, 3 * MiB);
+  char *theirs = pinheap_malloc(other, 64);
+  assert_true(pinheap_owns(h, mine));
+  assert_true(pinheap_owns(h, big + 3 * MiB - 1));
+  assert_false(pinheap_owns(h, &local));
+  assert_false(pinheap_owns(h, m));
+  assert_false(pinheap_owns(h, theirs));
+  assert_true(pinheap_owns(other, theirs));
+  run_free_case(h, FREE_STACK, &local, "a stack variable (SIMPLE)");
+  run_free_case(h, FREE_MALLOC, m, "a malloc()'d pointer (SIMPLE)");
+  run_free_case(h, FREE_MALLOC, theirs, "another heap's pointer (SIMPLE)");
+  pinheap_free(h, mine);
+  pinheap_free(h, big);
+  pinheap_free(other, theirs);
+  free(m);
+  pinheap_destroy(other);
+  pinheap_destroy(h);
+}
+
 static void test_simple_mode(void **state) {
   (void)state;
   pinheap *h = simple_heap();
@@ -1484,6 +1515,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_cross_thread_large),
       cmocka_unit_test(test_bad_free_aborts),
       cmocka_unit_test(test_simple_mode),
+      cmocka_unit_test(test_simple_foreign_free_aborts),
       cmocka_unit_test(test_simple_impossible_size),
       cmocka_unit_test(test_provider_options),
       cmocka_unit_test(test_jemalloc_small_classes_only),
