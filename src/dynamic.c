@@ -148,6 +148,7 @@ void *dynamic_direct_alloc(pinheap *h, size_t size, size_t align, bool zero, con
   }
   /* The local provider's memory is fresh from mmap, so already zero. */
   if (zero && h->provider != &h->local) memset(base, 0, bytes);
+  heap_note_peak(h);
   return base;
 }
 

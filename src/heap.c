@@ -644,6 +644,19 @@ PH_EXPORT int pinheap_region_of(const pinheap *h, const void *p, pinheap_region 
   return -1;
 }
 
+static size_t heap_raise_peak(pinheap *h, size_t in_use) {
+  size_t peak = atomic_load(&h->peak_seen);
+  while (in_use > peak && !atomic_compare_exchange_weak(&h->peak_seen, &peak, in_use)) {
+  }
+  return in_use > peak ? in_use : peak;
+}
+
+void heap_note_peak(pinheap *h) {
+  em_stats s;
+  em_get_stats(&h->em, &s);
+  heap_raise_peak(h, heap_capacity(h) - s.free_bytes);
+}
+
 PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
   if (!h || !out) {
     error_set(EINVAL, "pinheap_get_stats: heap or output is NULL");
@@ -681,11 +694,9 @@ PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
   }
   out->in_use = in_use;
   out->allocated = small + out->large_allocated;
-  /* The high-water mark as stats calls saw it, beside what the manager saw. */
-  size_t peak = atomic_load(&h->peak_seen);
-  while (in_use > peak && !atomic_compare_exchange_weak(&h->peak_seen, &peak, in_use)) {
-  }
-  if (in_use > peak) peak = in_use;
+  /* The high-water mark as stats calls and direct blocks saw it, beside what
+   * the manager saw. */
+  size_t peak = heap_raise_peak(h, in_use);
   if (peak > out->peak_in_use) out->peak_in_use = peak;
   return 0;
 }

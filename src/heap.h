@@ -70,6 +70,10 @@ void heap_fork_prepare(pinheap *heap);
 void heap_fork_parent(pinheap *heap);
 void heap_fork_child(pinheap *heap);
 
+/* Raises the high-water mark of in_use to what is in use now (DYNAMIC:
+ * after a direct block, which the extent manager does not see). */
+void heap_note_peak(pinheap *heap);
+
 /* Number of broken invariants of the whole heap; each described on stderr. */
 int heap_check(pinheap *heap);
 
