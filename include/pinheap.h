@@ -40,7 +40,9 @@ typedef struct pinheap pinheap;
  *
  * Thread safety: the heap calls obtain and release under no lock of its own,
  * possibly from several threads at once; a provider that is not thread-safe
- * must lock inside.
+ * must lock inside. A DYNAMIC heap may call obtain from inside jemalloc, with
+ * jemalloc's arena locks held (when jemalloc needs room): obtain and release
+ * must not allocate from the same heap nor wait on a thread that may.
  */
 typedef struct pinheap_provider {
   const char *name; /* for messages */

@@ -107,7 +107,7 @@ static em_extent *em_new_free(em *m, em_region *r, uintptr_t addr, size_t size) 
   return e;
 }
 
-int em_add_region(em *m, void *base, size_t size) {
+int em_add_region(em *m, void *base, size_t size, bool zeroed) {
   uintptr_t b = (uintptr_t)base;
   if (size == 0 || (b & (m->page - 1)) || (size & (m->page - 1)) || b + size < b) {
     errno = EINVAL;
@@ -128,7 +128,8 @@ int em_add_region(em *m, void *base, size_t size) {
     return -1;
   }
   r->base = r->pristine_lo = r->bump = b;
-  r->end = r->pristine_hi = b + size;
+  r->end = b + size;
+  r->pristine_hi = zeroed ? r->end : b;
   tree_insert(&m->regions, &r->by_base);
   if (m->policy == EM_TWO_ENDED) em_new_free(m, r, b, size);
   m->capacity += size;

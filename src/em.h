@@ -103,9 +103,11 @@ typedef struct em_stats {
 int em_init(em *m, em_policy policy, size_t page, size_t small_max);
 void em_fini(em *m);
 
-/* Adds [base, base + size) as a free region. 0, or -1 with errno EINVAL
- * (unaligned, empty or overlapping) or ENOMEM (metadata). */
-int em_add_region(em *m, void *base, size_t size);
+/* Adds [base, base + size) as a free region; zeroed: whether it reads as
+ * zero now (then extents from it are pristine until first handed out). 0, or
+ * -1 with errno EINVAL (unaligned, empty or overlapping) or ENOMEM
+ * (metadata). */
+int em_add_region(em *m, void *base, size_t size, bool zeroed);
 
 /* Removes the region starting at base if it is wholly free: 0, or -1 (no
  * such region, or some of it in use). */

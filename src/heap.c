@@ -151,7 +151,8 @@ static int heap_open_region(pinheap *h) {
     error_set(ENOMEM, "pinheap_create: cannot set up the extent manager");
     return -1;
   }
-  if (em_add_region(&h->em, h->region.base, size) != 0 || pagemap_init(&h->pm, h->page) != 0 ||
+  /* Only the local provider's memory is known to read as zero. */
+  if (em_add_region(&h->em, h->region.base, size, h->provider == &h->local) != 0 || pagemap_init(&h->pm, h->page) != 0 ||
       pagemap_add(&h->pm, h->region.base, size, h->region.handle) != 0 ||
       hooks_shared_init(&h->grants, &h->em, &h->pm) != 0) {
     pagemap_fini(&h->pm);
@@ -248,9 +249,25 @@ PH_EXPORT void pinheap_destroy(pinheap *h) {
   munmap(h, sizeof *h);
 }
 
-void heap_fork_prepare(pinheap *h) {
+void heap_fork_prepare_outer(pinheap *h) {
   pthread_mutex_lock(&h->reclaim_lock);
   pthread_mutex_lock(&h->threads.lock);
+}
+
+void heap_fork_parent_outer(pinheap *h) {
+  pthread_mutex_unlock(&h->threads.lock);
+  pthread_mutex_unlock(&h->reclaim_lock);
+}
+
+void heap_fork_child_outer(pinheap *h) {
+  for (thread_cache *tc = h->threads.head; tc; tc = tc->next) {
+    atomic_store(&tc->busy, 0);
+    atomic_store(&tc->stolen, 0);
+  }
+  heap_fork_parent_outer(h);
+}
+
+void heap_fork_prepare_inner(pinheap *h) {
   if (heap_dynamic(h)) {
     pthread_mutex_lock(&h->grow_lock);
     pthread_mutex_lock(&h->direct_lock);
@@ -262,7 +279,7 @@ void heap_fork_prepare(pinheap *h) {
   }
 }
 
-void heap_fork_parent(pinheap *h) {
+void heap_fork_release_inner(pinheap *h) {
   if (heap_registered(h)) {
     pthread_mutex_unlock(&h->pm.lock);
     pthread_mutex_unlock(&h->em.lock);
@@ -272,16 +289,6 @@ void heap_fork_parent(pinheap *h) {
     pthread_mutex_unlock(&h->direct_lock);
     pthread_mutex_unlock(&h->grow_lock);
   }
-  pthread_mutex_unlock(&h->threads.lock);
-  pthread_mutex_unlock(&h->reclaim_lock);
-}
-
-void heap_fork_child(pinheap *h) {
-  for (thread_cache *tc = h->threads.head; tc; tc = tc->next) {
-    atomic_store(&tc->busy, 0);
-    atomic_store(&tc->stolen, 0);
-  }
-  heap_fork_parent(h);
 }
 
 void heap_reclaim(pinheap *h) {
@@ -299,10 +306,9 @@ PH_EXPORT void pinheap_trim(pinheap *h) {
 
 /* Bytes the heap manages now: FIXED the region, DYNAMIC what is registered. */
 static size_t heap_capacity(pinheap *h) {
-  if (heap_dynamic(h)) return atomic_load(&h->registered);
   em_stats s;
   em_get_stats(&h->em, &s);
-  return s.capacity;
+  return s.capacity + (heap_dynamic(h) ? atomic_load(&h->direct_bytes) : 0);
 }
 
 static void heap_no_memory(pinheap *h, const char *what, size_t size) {
@@ -654,7 +660,7 @@ static size_t heap_raise_peak(pinheap *h, size_t in_use) {
 void heap_note_peak(pinheap *h) {
   em_stats s;
   em_get_stats(&h->em, &s);
-  heap_raise_peak(h, heap_capacity(h) - s.free_bytes);
+  heap_raise_peak(h, s.capacity - s.free_bytes + atomic_load(&h->direct_bytes));
 }
 
 PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
@@ -675,17 +681,18 @@ PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
   if (heap_registered(h)) {
     em_stats s;
     em_get_stats(&h->em, &s);
-    out->capacity = heap_capacity(h);
+    out->capacity = s.capacity;
     out->free_bytes = s.free_bytes;
     out->largest_free = s.largest_free;
     out->free_extents = s.free_extents;
     out->peak_in_use = s.peak_in_use;
     if (heap_dynamic(h)) {
-      /* Direct blocks: what is registered beyond the chunks. */
-      out->large_allocated += out->capacity - s.capacity;
       pthread_mutex_lock(&h->direct_lock);
+      size_t direct = atomic_load(&h->direct_bytes);
       out->large_blocks += h->direct.count;
       pthread_mutex_unlock(&h->direct_lock);
+      out->capacity += direct;
+      out->large_allocated += direct;
     }
     in_use = out->capacity - s.free_bytes;
   } else {

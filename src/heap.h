@@ -51,7 +51,8 @@ struct pinheap {
   pthread_mutex_t reclaim_lock;
   /* DYNAMIC (dynamic.h) */
   size_t chunk_size;
-  _Atomic size_t registered;
+  _Atomic size_t registered;   /* bytes counted against the cap, in flight included */
+  _Atomic size_t direct_bytes; /* bytes in live direct blocks */
   pthread_mutex_t grow_lock;
   pthread_mutex_t direct_lock;
   tree direct;
@@ -62,13 +63,20 @@ struct pinheap {
  * free extent is back in the manager. */
 void heap_reclaim(pinheap *heap);
 
-/* fork(2) handlers: prepare takes every lock of the heap (after jemalloc's
- * own, so they must be registered before jemalloc initializes); parent and
- * child release them, and the child forgets that threads which did not
- * survive the fork were busy. */
-void heap_fork_prepare(pinheap *heap);
-void heap_fork_parent(pinheap *heap);
-void heap_fork_child(pinheap *heap);
+/* fork(2) handlers, in two sets around jemalloc's own. The outer locks
+ * (reclaim, thread caches) are held while the heap calls into jemalloc, and
+ * the inner ones (growth, direct blocks, grants, extent manager, page map)
+ * are taken by the hooks while jemalloc holds its locks: so the outer set
+ * must prepare before jemalloc's handlers and the inner set after them
+ * (pthread_atfork runs prepare handlers in reverse order of registration:
+ * register the inner set before jemalloc initializes, the outer set after).
+ * The outer child handler also forgets that threads which did not survive
+ * the fork were busy. */
+void heap_fork_prepare_outer(pinheap *heap);
+void heap_fork_parent_outer(pinheap *heap);
+void heap_fork_child_outer(pinheap *heap);
+void heap_fork_prepare_inner(pinheap *heap);
+void heap_fork_release_inner(pinheap *heap);
 
 /* Raises the high-water mark of in_use to what is in use now (DYNAMIC:
  * after a direct block, which the extent manager does not see). */

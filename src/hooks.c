@@ -135,17 +135,23 @@ static void *hooks_simple_alloc(extent_hooks_t *h, void *new_addr, size_t size, 
   hooks_arena *ha = (hooks_arena *)h;
   void *p = ha->dflt->alloc(ha->dflt, new_addr, size, alignment, zero, commit, arena_ind);
   if (p && ownmap_set(ha->owned, p, size, true) != 0) {
-    if (!ha->dflt->dalloc || ha->dflt->dalloc(ha->dflt, p, size, *commit, arena_ind)) ownmap_set(ha->owned, p, size, false);
+    /* No memory to record it: undo, and let jemalloc see a failure. */
+    ownmap_set(ha->owned, p, size, false);
+    if (ha->dflt->destroy) ha->dflt->destroy(ha->dflt, p, size, *commit, arena_ind);
     return NULL;
   }
   return p;
 }
 
+/* The bits go before the mapping does, so that an address the kernel hands
+ * out again, to another arena, is never cleared after that arena set it. */
 static bool hooks_simple_dalloc(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigned arena_ind) {
   hooks_arena *ha = (hooks_arena *)h;
-  if (!ha->dflt->dalloc || ha->dflt->dalloc(ha->dflt, addr, size, committed, arena_ind)) return true;
+  if (!ha->dflt->dalloc) return true;
   ownmap_set(ha->owned, addr, size, false);
-  return false;
+  if (!ha->dflt->dalloc(ha->dflt, addr, size, committed, arena_ind)) return false;
+  ownmap_set(ha->owned, addr, size, true); /* refused: jemalloc keeps the extent */
+  return true;
 }
 
 static void hooks_simple_destroy(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigned arena_ind) {

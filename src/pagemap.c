@@ -41,7 +41,7 @@ pagemap_chunk *pagemap_chunk_slow(const pagemap *pm, uintptr_t p) {
   pagemap_leaf *leaf = atomic_load_explicit(&pm->dir[PAGEMAP_TOP_OF(p)], memory_order_acquire);
   if (!leaf) return NULL;
   pagemap_chunk *c = atomic_load_explicit(&(*leaf)[PAGEMAP_LEAF_OF(p)], memory_order_acquire);
-  return c && p - c->base < c->size ? c : NULL;
+  return c && c->live && p - c->base < c->size ? c : NULL;
 }
 
 /* Points every granule of c's range at c (or at NULL); lock held. */
@@ -85,6 +85,7 @@ int pagemap_add(pagemap *pm, void *base, size_t size, void *handle) {
   c->size = size;
   c->handle = handle;
   int err = pm->first ? pagemap_point(pm, c, c) : 0;
+  if (err != 0) pagemap_point(pm, c, NULL); /* no granule may point at a dead record */
   if (err == 0) {
     c->live = true;
     if (!pm->first) {
@@ -101,9 +102,15 @@ int pagemap_add(pagemap *pm, void *base, size_t size, void *handle) {
 void pagemap_remove(pagemap *pm, void *base) {
   pthread_mutex_lock(&pm->lock);
   for (pagemap_chunk *c = pm->chunks; c; c = c->next) {
-    if (!c->live || c->base != (uintptr_t)base || c == pm->first) continue;
+    if (!c->live || c->base != (uintptr_t)base) continue;
     pagemap_point(pm, c, NULL);
     c->live = false;
+    if (c == pm->first) {
+      pm->span = 0;
+      pm->base = 0;
+      pm->tags = NULL;
+      pm->first = NULL;
+    }
     break;
   }
   pthread_mutex_unlock(&pm->lock);

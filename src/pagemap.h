@@ -83,7 +83,8 @@ void pagemap_fini(pagemap *pm);
 /* Adds [base, base + size) with its handle. 0, or -1 (no memory, or a chunk
  * other than the first not on 2 MiB boundaries). */
 int pagemap_add(pagemap *pm, void *base, size_t size, void *handle);
-/* Removes the chunk starting at base; its tags must all be 0. */
+/* Removes the chunk starting at base; its tags must all be 0. Removing the
+ * first chunk must not race with lookups (it only undoes a failed start). */
 void pagemap_remove(pagemap *pm, void *base);
 
 pagemap_chunk *pagemap_chunk_slow(const pagemap *pm, uintptr_t p);

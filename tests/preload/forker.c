@@ -1,7 +1,9 @@
 /*
- * Run under libpinheap-preload.so: threads allocate blocks of every size
- * while the main thread forks children that allocate too. A heap lock held
- * by another thread at the fork would hang a child: each child has 10 s.
+ * Run under libpinheap-preload.so: threads allocate blocks of every size,
+ * and short-lived threads start, allocate and exit (their caches go back
+ * under the heap's locks), while the main thread forks children that
+ * allocate too. A lock held by another thread at the fork would hang a
+ * child: each child has 10 s.
  *
  *   forker [forks]
  */
@@ -31,10 +33,28 @@ static void *churn(void *arg) {
   return NULL;
 }
 
+static void *brief(void *arg) {
+  void *p = malloc((size_t)(uintptr_t)arg), *q = malloc(100);
+  free(p);
+  free(q);
+  return NULL;
+}
+
+/* Starts and joins short-lived threads until told to stop. */
+static void *spawner(void *arg) {
+  (void)arg;
+  for (uintptr_t n = 1; !atomic_load(&stop); n++) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, brief, (void *)(n % 3 ? 64 : (uintptr_t)1 << 20)) == 0) pthread_join(t, NULL);
+  }
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   int forks = argc > 1 ? atoi(argv[1]) : 300, ok = 0;
-  pthread_t t[2];
+  pthread_t t[3];
   for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1));
+  pthread_create(&t[2], NULL, spawner, NULL);
   for (int f = 0; f < forks; f++) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -48,7 +68,7 @@ int main(int argc, char **argv) {
     if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) ok++;
   }
   atomic_store(&stop, 1);
-  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
   printf("forker: %d of %d children finished\n", ok, forks);
   return ok == forks ? 0 : 1;
 }

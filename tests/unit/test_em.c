@@ -25,7 +25,7 @@
 static em *make(em_policy policy, size_t region, size_t small_max) {
   static em m;
   assert_int_equal(em_init(&m, policy, PAGE, small_max), 0);
-  assert_int_equal(em_add_region(&m, AT(0), region), 0);
+  assert_int_equal(em_add_region(&m, AT(0), region, true), 0);
   assert_int_equal(em_check(&m), 0);
   return &m;
 }
@@ -218,10 +218,10 @@ static void test_regions_never_merge(void **state) {
   (void)state;
   em m;
   assert_int_equal(em_init(&m, EM_TWO_ENDED, PAGE, 1 * MiB), 0);
-  assert_int_equal(em_add_region(&m, AT(0), 16 * MiB), 0);
-  assert_int_equal(em_add_region(&m, AT(16 * MiB), 16 * MiB), 0);
-  assert_int_equal(em_add_region(&m, AT(8 * MiB), 16 * MiB), -1); /* overlaps */
-  assert_int_equal(em_add_region(&m, AT(100 * MiB + 1), 16 * MiB), -1); /* unaligned */
+  assert_int_equal(em_add_region(&m, AT(0), 16 * MiB, true), 0);
+  assert_int_equal(em_add_region(&m, AT(16 * MiB), 16 * MiB, true), 0);
+  assert_int_equal(em_add_region(&m, AT(8 * MiB), 16 * MiB, true), -1); /* overlaps */
+  assert_int_equal(em_add_region(&m, AT(100 * MiB + 1), 16 * MiB, true), -1); /* unaligned */
   assert_int_equal(em_check(&m), 0);
   em_stats s = stats(&m);
   assert_int_equal(s.free_extents, 2);

@@ -86,8 +86,9 @@ static void test_chunks(void **state) {
   assert_int_equal(pagemap_add(&pm, d, 2 * MiB, NULL), 0); /* reuses the removed record */
   assert_true(old->live);
   assert_ptr_equal(pagemap_chunk_of(&pm, d), old);
-  pagemap_remove(&pm, BASE); /* the first chunk stays */
-  assert_true(pagemap_covers(&pm, BASE));
+  pagemap_remove(&pm, BASE); /* the first chunk too */
+  assert_false(pagemap_covers(&pm, BASE));
+  assert_true(pagemap_covers(&pm, d));
   pagemap_fini(&pm);
 }
 
