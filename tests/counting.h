@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "pinheap.h"
@@ -18,7 +19,8 @@ typedef struct counting {
   size_t last_size, last_align;
   void *last_base;
   size_t live_bytes;
-  int key; /* what the handle points to */
+  int key;   /* what the handle points to */
+  int dirty; /* fill what obtain returns with 0xAB, as reused memory would be */
 } counting;
 
 static int counting_obtain(void *ctx, size_t size, size_t align, void **base, void **handle) {
@@ -34,6 +36,7 @@ static int counting_obtain(void *ctx, size_t size, size_t align, void **base, vo
   char *b = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
   if (b > raw) munmap(raw, (size_t)(b - raw));
   if (raw + align > b) munmap(b + size, (size_t)(raw + align - b));
+  if (c->dirty) memset(b, 0xAB, size < (8u << 20) ? size : (8u << 20));
   c->obtains++;
   c->live_bytes += size;
   c->last_base = b;

@@ -108,6 +108,33 @@ static void test_retry_smaller(void **state) {
   assert_int_equal(errno, EINVAL);
 }
 
+/* Memory from a provider is not known to be zero: calloc must clear it. */
+static void test_calloc_clears_provider_memory(void **state) {
+  (void)state;
+  for (int mode = 0; mode < 2; mode++) {
+    counting c = {.dirty = 1};
+    pinheap_provider pv = counting_provider(&c);
+    pinheap_options o;
+    pinheap_options_init(&o);
+    o.mode = mode ? PINHEAP_DYNAMIC : PINHEAP_FIXED;
+    o.size = 64 * MiB;
+    o.chunk_size = 16 * MiB;
+    o.arenas = 1;
+    o.provider = &pv;
+    pinheap *h = pinheap_create(&o);
+    assert_non_null(h);
+    static const size_t sizes[] = {24, 1000, 100000, 2 * MiB, 5 * MiB};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+      unsigned char *p = pinheap_calloc(h, 1, sizes[i]);
+      assert_non_null(p);
+      for (size_t off = 0; off < sizes[i]; off += 997)
+        if (p[off]) fail_msg("calloc(%zu) byte %zu is %#x (%s)", sizes[i], off, p[off], mode ? "dynamic" : "fixed");
+      assert_int_equal(p[sizes[i] - 1], 0);
+    }
+    pinheap_destroy(h);
+  }
+}
+
 static void test_region_of_simple(void **state) {
   (void)state;
   pinheap_options o;
@@ -130,6 +157,7 @@ int main(void) {
       cmocka_unit_test(test_heap_lives_in_provider_memory),
       cmocka_unit_test(test_failing_provider),
       cmocka_unit_test(test_retry_smaller),
+      cmocka_unit_test(test_calloc_clears_provider_memory),
       cmocka_unit_test(test_region_of_simple),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
