@@ -132,8 +132,9 @@ void pinheap_options_init(pinheap_options *opts);
  * fit). */
 pinheap *pinheap_create(const pinheap_options *opts);
 
-/* Releases the heap and its region. Blocks still live become invalid. No
- * other thread may be using the heap or exiting after having used it. */
+/* Releases the heap and its region. Blocks still live become invalid; when
+ * there are any, their count and bytes are reported on stderr. No other
+ * thread may be using the heap or exiting after having used it. */
 void pinheap_destroy(pinheap *heap);
 
 /* This thread's last failure, in words; "" when there was none. */
@@ -169,6 +170,13 @@ void pinheap_trim(pinheap *heap);
 
 /* Fills *out; returns 0, or -1 with errno EINVAL. */
 int pinheap_get_stats(pinheap *heap, pinheap_stats *out);
+
+/* Walks every invariant of the heap (extent manager, page map, grants,
+ * thread caches, regions, counters) and returns how many are broken, each
+ * described on stderr with what it expected; 0 for a consistent heap. Takes
+ * the heap's locks in turn: meant for debug builds and tests, and exact only
+ * while no other thread uses the heap. */
+int pinheap_check(pinheap *heap);
 
 /* The registration holding ptr: 0 with *out filled, or -1 with errno EINVAL
  * when ptr is not in memory the heap obtained from its provider (SIMPLE

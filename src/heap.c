@@ -240,8 +240,33 @@ fail:
   return NULL;
 }
 
+/* Reports blocks still live at destroy: the caches emptied first, so that
+ * only what callers hold counts. */
+static void heap_report_live(pinheap *h) {
+  heap_reclaim(h);
+  pinheap_stats s;
+  if (pinheap_get_stats(h, &s) != 0 || s.allocated == 0) return;
+  char buf[256];
+  int n = snprintf(buf, sizeof buf,
+                   "pinheap: pinheap_destroy(%p): %zu bytes still allocated, %zu of them in %zu large block(s)\n",
+                   (void *)h, s.allocated, s.large_allocated, s.large_blocks);
+  if (n > 0) {
+    ssize_t w = write(STDERR_FILENO, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    (void)w;
+  }
+}
+
+PH_EXPORT int pinheap_check(pinheap *h) {
+  if (!h) {
+    error_set(EINVAL, "pinheap_check: heap is NULL");
+    return -1;
+  }
+  return heap_check(h);
+}
+
 PH_EXPORT void pinheap_destroy(pinheap *h) {
   if (!h) return;
+  heap_report_live(h);
   thread_registry_fini(&h->threads);
   heap_destroy_arenas(h);
   heap_close_memory(h);

@@ -1406,6 +1406,46 @@ static void test_jemalloc_small_classes_only(void **state) {
   pinheap_destroy(h);
 }
 
+/* pinheap_check counts broken invariants; destroy reports live blocks. */
+static void test_check_and_destroy_report(void **state) {
+  (void)state;
+  errno = 0;
+  assert_int_equal(pinheap_check(NULL), -1);
+  assert_int_equal(errno, EINVAL);
+  pinheap *h = fixed_heap(64 * MiB, PINHEAP_POLICY_TWO_ENDED);
+  void *a = pinheap_malloc(h, 1000), *b = pinheap_malloc(h, 3 * MiB);
+  assert_int_equal(pinheap_check(h), 0);
+  fprintf(stderr, "test_api: the reports below are expected (deliberate corruption)\n");
+  h->em.free_bytes += page; /* a counter that no longer matches */
+  assert_true(pinheap_check(h) > 0);
+  h->em.free_bytes -= page;
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_free(h, a);
+  (void)b;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  fflush(stderr);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], STDERR_FILENO);
+    pinheap_destroy(h); /* b is still live */
+    _exit(0);
+  }
+  close(fds[1]);
+  char buf[512] = {0};
+  ssize_t n = read(fds[0], buf, sizeof buf - 1);
+  close(fds[0]);
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_true(n > 0);
+  assert_contains(buf, "still allocated");
+  assert_contains(buf, "1 large block");
+  pinheap_free(h, b);
+  pinheap_destroy(h);
+}
+
 static void test_destroy_and_independence(void **state) {
   (void)state;
   /* destroy with live blocks, from this thread and from a thread still alive */
@@ -1519,6 +1559,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_simple_impossible_size),
       cmocka_unit_test(test_provider_options),
       cmocka_unit_test(test_jemalloc_small_classes_only),
+      cmocka_unit_test(test_check_and_destroy_report),
       cmocka_unit_test(test_destroy_and_independence),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
