@@ -2,8 +2,10 @@
 #
 #   make build     install missing packages, configure build/, compile
 #   make demo      build, then run `build/pinheap demo`
-#   make check     build, run the test suite (ctest), then the install test
+#   make check     build, run the test suite (ctest), the install test, and the
+#                  fuzzers for 30 s each
 #   make bench     build, then run bench/run_small.sh build (when present)
+#   make fuzz      build and run the fuzzers for FUZZ_SECONDS each (default 300)
 #   make install   build, then install under $(PREFIX) (default /usr/local)
 #   make clean     remove build/
 
@@ -14,7 +16,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 1)
 CMAKE      ?= cmake
 CTEST      ?= ctest
 
-.PHONY: all deps build demo check bench install clean
+.PHONY: all deps build demo check bench fuzz install clean
 
 all: build
 
@@ -31,6 +33,12 @@ demo: build
 check: build
 	$(CTEST) --test-dir $(BUILD_DIR) --output-on-failure --timeout 600
 	bash tests/install/run.sh $(BUILD_DIR)
+	bash fuzz/run.sh 30
+
+# The fuzzers for longer (seconds per fuzzer: FUZZ_SECONDS).
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	bash fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: build
 	@if [ -x bench/run_small.sh ]; then \

@@ -18,6 +18,8 @@ PACKAGES=(
   libmimalloc-dev  # benchmarks compare against mimalloc
   libcmocka-dev    # unit tests
   python3          # programs run under libpinheap-preload in the tests
+  clang            # the fuzzers (libFuzzer)
+  libclang-rt-14-dev # libFuzzer and the sanitizers' runtimes
   sqlite3          # programs run under libpinheap-preload in the tests
 )
 

@@ -1,0 +1,93 @@
+/*
+ * libFuzzer target: the extent manager under arbitrary operation sequences,
+ * against a shadow list of the extents handed out, with em_check after every
+ * operation. The manager never touches the memory it manages, so its regions
+ * are plain numbers.
+ *
+ * Each operation takes 4 bytes: op, slot, and two bytes of size/alignment.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "em.h"
+
+#define PAGE ((size_t)4096)
+#define SLOTS 64
+#define BASE ((uintptr_t)1 << 40)
+#define REGION ((size_t)256 << 20)
+
+typedef struct {
+  uintptr_t addr;
+  size_t size;
+} live_extent;
+
+static void fuzz_fail(const char *what) {
+  fprintf(stderr, "fuzz_em: %s\n", what);
+  abort();
+}
+
+static void check_disjoint(const live_extent *live, uintptr_t a, size_t size) {
+  for (int i = 0; i < SLOTS; i++)
+    if (live[i].size && a < live[i].addr + live[i].size && live[i].addr < a + size)
+      fuzz_fail("an extent handed out overlaps a live one");
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
+  em m;
+  if (em_init(&m, len && (data[0] & 0x80) ? EM_BUMP : EM_TWO_ENDED, PAGE, (size_t)1 << 20) != 0) return 0;
+  /* Two adjacent regions: extents must never cross or merge between them. */
+  if (em_add_region(&m, (void *)BASE, REGION, true) != 0 || em_add_region(&m, (void *)(BASE + REGION), REGION, false))
+    fuzz_fail("em_add_region");
+  live_extent live[SLOTS] = {{0, 0}};
+  size_t used = 0;
+  for (size_t i = 1; i + 4 <= len; i += 4) {
+    unsigned op = data[i] % 5, s = data[i + 1] % SLOTS;
+    size_t pages = 1 + ((size_t)data[i + 2] << (data[i + 3] % 8)) % 20000;
+    size_t size = pages * PAGE, align = PAGE << (data[i + 3] >> 4);
+    live_extent *e = &live[s];
+    if (op <= 1 && !e->size) {
+      void *p = em_alloc(&m, size, align, NULL);
+      if (p) {
+        uintptr_t a = (uintptr_t)p;
+        if (a % align || a < BASE || a + size > BASE + 2 * REGION) fuzz_fail("a misplaced extent");
+        if (a < BASE + REGION && a + size > BASE + REGION) fuzz_fail("an extent crosses two regions");
+        check_disjoint(live, a, size);
+        *e = (live_extent){a, size};
+        used += size;
+      }
+    } else if (op == 2 && !e->size) {
+      uintptr_t a = BASE + ((size_t)data[i + 2] * 7919 % (2 * REGION / PAGE)) * PAGE;
+      if (a + size <= BASE + 2 * REGION && em_alloc_at(&m, (void *)a, size, NULL)) {
+        check_disjoint(live, a, size);
+        *e = (live_extent){a, size};
+        used += size;
+      }
+    } else if (op == 3 && e->size) {
+      if (em_free(&m, (void *)e->addr, e->size) != EM_FREED) fuzz_fail("a live extent could not be freed");
+      used -= e->size;
+      *e = (live_extent){0, 0};
+    } else if (op == 4 && e->size) {
+      /* A second free of a live extent's range must be refused whole. */
+      if (em_free(&m, (void *)e->addr, e->size) != EM_FREED) fuzz_fail("free");
+      if (m.policy == EM_TWO_ENDED && em_free(&m, (void *)e->addr, e->size) == EM_FREED) fuzz_fail("a double free");
+      used -= e->size;
+      *e = (live_extent){0, 0};
+    }
+    if (em_check(&m) != 0) fuzz_fail("em_check");
+    em_stats st;
+    em_get_stats(&m, &st);
+    if (m.policy == EM_TWO_ENDED && st.free_bytes != 2 * REGION - used) fuzz_fail("free bytes");
+  }
+  for (int s = 0; s < SLOTS; s++)
+    if (live[s].size) em_free(&m, (void *)live[s].addr, live[s].size);
+  if (em_check(&m) != 0) fuzz_fail("em_check at the end");
+  if (m.policy == EM_TWO_ENDED) {
+    em_stats st;
+    em_get_stats(&m, &st);
+    if (st.free_extents != 2 || st.free_bytes != 2 * REGION) fuzz_fail("everything freed: two whole regions");
+  }
+  em_fini(&m);
+  return 0;
+}
