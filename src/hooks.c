@@ -160,29 +160,18 @@ static void hooks_simple_destroy(extent_hooks_t *h, void *addr, size_t size, boo
   if (ha->dflt->destroy) ha->dflt->destroy(ha->dflt, addr, size, committed, arena_ind);
 }
 
-static bool hooks_simple_commit(extent_hooks_t *h, void *addr, size_t size, size_t offset, size_t length,
-                                unsigned arena_ind) {
-  extent_hooks_t *d = ((hooks_arena *)h)->dflt;
-  return !d->commit || d->commit(d, addr, size, offset, length, arena_ind);
-}
-
-static bool hooks_simple_decommit(extent_hooks_t *h, void *addr, size_t size, size_t offset, size_t length,
-                                  unsigned arena_ind) {
-  extent_hooks_t *d = ((hooks_arena *)h)->dflt;
-  return !d->decommit || d->decommit(d, addr, size, offset, length, arena_ind);
-}
-
-static bool hooks_simple_purge_lazy(extent_hooks_t *h, void *addr, size_t size, size_t offset, size_t length,
-                                    unsigned arena_ind) {
-  extent_hooks_t *d = ((hooks_arena *)h)->dflt;
-  return !d->purge_lazy || d->purge_lazy(d, addr, size, offset, length, arena_ind);
-}
-
-static bool hooks_simple_purge_forced(extent_hooks_t *h, void *addr, size_t size, size_t offset, size_t length,
-                                      unsigned arena_ind) {
-  extent_hooks_t *d = ((hooks_arena *)h)->dflt;
-  return !d->purge_forced || d->purge_forced(d, addr, size, offset, length, arena_ind);
-}
+/* The four hooks of one signature: forwarded as they are; a missing default
+ * is a refusal. */
+#define HOOKS_SIMPLE_FORWARD(name)                                                                          \
+  static bool hooks_simple_##name(extent_hooks_t *h, void *addr, size_t size, size_t offset, size_t length, \
+                                  unsigned arena_ind) {                                                     \
+    extent_hooks_t *d = ((hooks_arena *)h)->dflt;                                                           \
+    return !d->name || d->name(d, addr, size, offset, length, arena_ind);                                   \
+  }
+HOOKS_SIMPLE_FORWARD(commit)
+HOOKS_SIMPLE_FORWARD(decommit)
+HOOKS_SIMPLE_FORWARD(purge_lazy)
+HOOKS_SIMPLE_FORWARD(purge_forced)
 
 static bool hooks_simple_split(extent_hooks_t *h, void *addr, size_t size, size_t size_a, size_t size_b,
                                bool committed, unsigned arena_ind) {
