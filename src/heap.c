@@ -392,11 +392,18 @@ static inline void *heap_cached(pinheap *h, size_t size, bool zero, const char *
   thread_cache *tc = thread_enter(&h->threads);
   if (PH_UNLIKELY(!tc)) return NULL;
   void *p = thread_bin_pop(&tc->bins[bin]);
-  thread_leave(tc);
   if (PH_LIKELY(p != NULL)) {
+    thread_leave(tc);
     if (zero) memset(p, 0, size);
     return p;
   }
+  p = mallocx(size ? size : 1, tc->alloc_flags | (zero ? MALLOCX_ZERO : 0));
+  thread_leave(tc);
+  if (PH_LIKELY(p != NULL)) {
+    pagemap_note_bin(&h->pm, p, bin);
+    return p;
+  }
+  heap_reclaim(h); /* then jemalloc once more, reclaiming again if need be */
   return heap_small(h, size, zero ? MALLOCX_ZERO : 0, (int)bin, what);
 }
 
@@ -503,9 +510,18 @@ static size_t heap_classify_tag(const pinheap *h, const void *p, uint32_t tag, c
   return (size_t)(tag >> 1) * h->page;
 }
 
-static size_t heap_classify(const pinheap *h, const void *p, const char *what) {
-  if (!pagemap_covers(&h->pm, p)) heap_foreign(h, p, what, "pointer is not in the region");
-  return heap_classify_tag(h, p, pagemap_get(&h->pm, p), what);
+/* A registered heap's live block at p: its length when it is a large or
+ * direct block (*direct tells which), 0 when it is a small object; aborts
+ * when p is none of these. One page-map lookup. */
+static size_t heap_classify(pinheap *h, const void *p, bool *direct, const char *what) {
+  _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
+  *direct = false;
+  if (slot) return heap_classify_tag(h, p, atomic_load_explicit(slot, memory_order_acquire), what);
+  pinheap_region r;
+  if (!heap_dynamic(h) || !dynamic_direct_find(h, p, true, &r))
+    heap_foreign(h, p, what, "pointer is not in the heap's memory");
+  *direct = true;
+  return r.size;
 }
 
 static void heap_small_free(pinheap *h, void *p) {
@@ -531,8 +547,8 @@ static void heap_release_extent(void *ctx, void *p, size_t bytes) {
   heap_give_back(ctx, p, bytes, "pinheap_trim");
 }
 
-static void heap_large_free(pinheap *h, void *p) {
-  size_t pages = pagemap_take_large(&h->pm, p);
+static void heap_large_free(pinheap *h, void *p, _Atomic uint32_t *slot) {
+  size_t pages = pagemap_take_large(slot);
   if (pages == 0) heap_foreign(h, p, "pinheap_free", "pointer is not a live block (freed already)");
   size_t bytes = pages * h->page;
   atomic_fetch_sub_explicit(&h->large_bytes, bytes, memory_order_relaxed);
@@ -574,23 +590,14 @@ PH_EXPORT void pinheap_free(pinheap *h, void *p) {
   if (heap_classify_tag(h, p, tag, "pinheap_free") == 0)
     heap_small_free(h, p);
   else
-    heap_large_free(h, p);
-}
-
-/* DYNAMIC: the length of the direct block starting at p, or 0 when p is in
- * a chunk; aborts when p is in neither. */
-static size_t heap_direct_size(pinheap *h, const void *p, const char *what) {
-  if (!heap_dynamic(h) || pagemap_covers(&h->pm, p)) return 0;
-  pinheap_region r;
-  if (!dynamic_direct_find(h, p, true, &r)) heap_foreign(h, p, what, "pointer is not a live block of the heap");
-  return r.size;
+    heap_large_free(h, p, slot);
 }
 
 PH_EXPORT size_t pinheap_usable_size(pinheap *h, const void *p) {
   if (!p || !h) return 0;
   if (heap_registered(h)) {
-    size_t bytes = heap_direct_size(h, p, "pinheap_usable_size");
-    if (!bytes) bytes = heap_classify(h, p, "pinheap_usable_size");
+    bool direct;
+    size_t bytes = heap_classify(h, p, &direct, "pinheap_usable_size");
     if (bytes) return bytes;
   } else if (!ownmap_test(&h->owned, p)) {
     heap_foreign(h, p, "pinheap_usable_size", "pointer is not in the heap's memory");
@@ -631,8 +638,9 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
   }
   if (!heap_registered(h) && !ownmap_test(&h->owned, p))
     heap_foreign(h, p, "pinheap_realloc", "pointer is not in the heap's memory");
-  size_t old_direct = heap_registered(h) ? heap_direct_size(h, p, "pinheap_realloc") : 0;
-  size_t old_large = heap_registered(h) && !old_direct ? heap_classify(h, p, "pinheap_realloc") : 0;
+  bool direct = false;
+  size_t old_large = heap_registered(h) ? heap_classify(h, p, &direct, "pinheap_realloc") : 0;
+  size_t old_direct = direct ? old_large : 0;
   if (heap_impossible(h, "pinheap_realloc", size)) return NULL;
   if (old_direct) return util_align_up(size, h->page) == old_direct ? p : heap_move(h, p, old_direct, size);
   if (old_large == 0) {

@@ -63,7 +63,7 @@ int pagemap_add(pagemap *pm, void *base, size_t size, void *handle) {
   uintptr_t b = (uintptr_t)base;
   if (PAGEMAP_TOP_OF(b + size - 1) >> PAGEMAP_TOP_BITS) return -1;
   if (pm->first && ((b | size) & (PAGEMAP_GRANULE - 1))) return -1;
-  size_t need = ((size >> pm->page_shift) * sizeof(uint32_t) + 4095) & ~(size_t)4095;
+  size_t need = util_align_up((size >> pm->page_shift) * sizeof(uint32_t), (size_t)1 << pm->page_shift);
   pthread_mutex_lock(&pm->lock);
   /* A removed chunk's record and tags, when they are big enough. */
   pagemap_chunk *c = NULL;
@@ -116,10 +116,8 @@ void pagemap_remove(pagemap *pm, void *base) {
   pthread_mutex_unlock(&pm->lock);
 }
 
-static _Atomic uint32_t *pagemap_must_slot(pagemap *pm, const void *p) { return pagemap_slot(pm, p); }
-
 static void pagemap_fill(pagemap *pm, void *addr, size_t bytes, uint32_t tag) {
-  _Atomic uint32_t *slot = pagemap_must_slot(pm, addr);
+  _Atomic uint32_t *slot = pagemap_slot(pm, addr);
   size_t n = bytes >> pm->page_shift;
   for (size_t i = 0; i < n; i++) atomic_store_explicit(&slot[i], tag, memory_order_relaxed);
   atomic_thread_fence(memory_order_release);
@@ -132,16 +130,15 @@ void pagemap_clear(pagemap *pm, void *addr, size_t bytes) { pagemap_fill(pm, add
 void pagemap_fill_returned(pagemap *pm, void *addr, size_t bytes) { pagemap_fill(pm, addr, bytes, PAGEMAP_RETURNED); }
 
 void pagemap_set_large(pagemap *pm, void *addr, size_t npages) {
-  atomic_store_explicit(pagemap_must_slot(pm, addr), (uint32_t)(npages << 1), memory_order_release);
+  atomic_store_explicit(pagemap_slot(pm, addr), (uint32_t)(npages << 1), memory_order_release);
 }
 
 bool pagemap_resize_large(pagemap *pm, void *addr, size_t old_pages, size_t new_pages) {
   uint32_t expect = (uint32_t)(old_pages << 1);
-  return atomic_compare_exchange_strong(pagemap_must_slot(pm, addr), &expect, (uint32_t)(new_pages << 1));
+  return atomic_compare_exchange_strong(pagemap_slot(pm, addr), &expect, (uint32_t)(new_pages << 1));
 }
 
-size_t pagemap_take_large(pagemap *pm, void *addr) {
-  _Atomic uint32_t *slot = pagemap_must_slot(pm, addr);
+size_t pagemap_take_large(_Atomic uint32_t *slot) {
   uint32_t tag = atomic_load_explicit(slot, memory_order_acquire);
   while (tag >= 2 && !(tag & 1)) {
     if (atomic_compare_exchange_weak(slot, &tag, 0)) return tag >> 1;

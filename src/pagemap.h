@@ -118,9 +118,10 @@ void pagemap_set_large(pagemap *pm, void *addr, size_t npages);
 /* Replaces a head's length old_pages by new_pages; false if the head did not
  * hold old_pages (a racing free). */
 bool pagemap_resize_large(pagemap *pm, void *addr, size_t old_pages, size_t new_pages);
-/* Claims the large block at addr for freeing: returns its length in pages
- * and clears the head, or returns 0 if addr is not a large block's head. */
-size_t pagemap_take_large(pagemap *pm, void *addr);
+/* Claims the large block whose head tag is *slot for freeing: returns its
+ * length in pages and clears the head, or returns 0 if the slot holds no
+ * large block's head. */
+size_t pagemap_take_large(_Atomic uint32_t *slot);
 
 /* Records that the object at p, in a page jemalloc holds, is of bin b. */
 static inline void pagemap_note_bin(pagemap *pm, const void *p, unsigned b) {

@@ -36,10 +36,10 @@ static void test_tags(void **state) {
   assert_true(pagemap_check(&pm, 2, 50) > 0);
   assert_true(pagemap_resize_large(&pm, BASE + 100 * PAGE, 50, 60));
   assert_false(pagemap_resize_large(&pm, BASE + 100 * PAGE, 50, 70));
-  assert_int_equal(pagemap_take_large(&pm, BASE + 101 * PAGE), 0); /* not a head */
-  assert_int_equal(pagemap_take_large(&pm, BASE + 10 * PAGE), 0);  /* small */
-  assert_int_equal(pagemap_take_large(&pm, BASE + 100 * PAGE), 60);
-  assert_int_equal(pagemap_take_large(&pm, BASE + 100 * PAGE), 0); /* taken once only */
+  assert_int_equal(pagemap_take_large(pagemap_slot(&pm, BASE + 101 * PAGE)), 0); /* not a head */
+  assert_int_equal(pagemap_take_large(pagemap_slot(&pm, BASE + 10 * PAGE)), 0);  /* small */
+  assert_int_equal(pagemap_take_large(pagemap_slot(&pm, BASE + 100 * PAGE)), 60);
+  assert_int_equal(pagemap_take_large(pagemap_slot(&pm, BASE + 100 * PAGE)), 0); /* taken once only */
   assert_int_equal(pagemap_check(&pm, 0, 0), 0);
   pagemap_clear(&pm, BASE + 10 * PAGE, 4 * PAGE);
   assert_int_equal(pagemap_get(&pm, BASE + 12 * PAGE), 0);
@@ -73,7 +73,7 @@ static void test_chunks(void **state) {
   assert_int_equal(pagemap_get(&pm, b + PAGE) >> 1, 3);
   assert_int_equal(pagemap_count_jemalloc_pages(&pm), 2);
   assert_int_equal(pagemap_check(&pm, 1, 3), 0);
-  assert_int_equal(pagemap_take_large(&pm, b + PAGE), 3);
+  assert_int_equal(pagemap_take_large(pagemap_slot(&pm, b + PAGE)), 3);
   pagemap_clear(&pm, c, 2 * PAGE);
   pagemap_remove(&pm, b);
   assert_false(pagemap_covers(&pm, b));
