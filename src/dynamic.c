@@ -25,10 +25,6 @@ static bool dynamic_reserve(pinheap *h, size_t bytes) {
   return true;
 }
 
-static const char *dynamic_provider_name(const pinheap *h) {
-  return h->provider->name ? h->provider->name : "(unnamed)";
-}
-
 /* Obtains a chunk of size bytes and adds it everywhere. The provider is
  * called under no lock of the heap's. */
 static int dynamic_add_chunk(pinheap *h, size_t size) {
@@ -36,45 +32,34 @@ static int dynamic_add_chunk(pinheap *h, size_t size) {
     error_set(ENOMEM, "the heap's cap of %zu registered bytes is reached", h->opts.size);
     return -1;
   }
-  void *base = NULL, *handle = NULL;
-  int err = h->provider->obtain(h->provider->ctx, size, DYNAMIC_GRANULE, &base, &handle);
-  if (err == 0 && ((uintptr_t)base & (DYNAMIC_GRANULE - 1))) err = EINVAL;
-  if (err == 0) {
-    pthread_mutex_lock(&h->grow_lock);
-    /* The page map first: once the manager has the chunk, any thread may
-     * take an extent of it and tag its pages. Only the local provider's
-     * memory is known to read as zero. */
-    if (pagemap_add(&h->pm, base, size, handle) != 0)
-      err = ENOMEM;
-    else if (em_add_region(&h->em, base, size, h->provider == &h->local) != 0) {
-      pagemap_remove(&h->pm, base);
-      err = ENOMEM;
-    }
-    pthread_mutex_unlock(&h->grow_lock);
-    if (err == 0) return 0;
-    if (h->provider->release) h->provider->release(h->provider->ctx, base, size, handle);
+  pinheap_region r;
+  if (heap_provider_obtain(h, size, DYNAMIC_GRANULE, &r, "growing the heap") != 0) {
     atomic_fetch_sub(&h->registered, size);
-    error_set(ENOMEM, "no memory for the metadata of a %zu-byte chunk", size);
     return -1;
   }
-  if (err == EINVAL && h->provider->release) h->provider->release(h->provider->ctx, base, size, handle);
+  pthread_mutex_lock(&h->grow_lock);
+  /* The page map first: once the manager has the chunk, any thread may take
+   * an extent of it and tag its pages. */
+  int err = pagemap_add(&h->pm, r.base, size, r.handle);
+  if (err == 0 && (err = em_add_region(&h->em, r.base, size, heap_provider_zeroed(h))) != 0)
+    pagemap_remove(&h->pm, r.base);
+  pthread_mutex_unlock(&h->grow_lock);
+  if (err == 0) return 0;
+  heap_provider_release(h, &r);
   atomic_fetch_sub(&h->registered, size);
-  if (h->provider != &h->local || err == EINVAL)
-    error_set(ENOMEM, "provider %s cannot obtain a chunk of %zu bytes: %s", dynamic_provider_name(h), size,
-              err == EINVAL ? "it returned an address not aligned to 2 MiB" : strerror(err));
+  error_set(ENOMEM, "no memory for the metadata of a %zu-byte chunk", size);
   return -1;
 }
 
 int dynamic_grow(void *heap, size_t bytes) {
   pinheap *h = heap;
-  size_t size = util_align_up(bytes, DYNAMIC_GRANULE);
-  if (!size) return -1;
-  if (size < h->chunk_size) size = h->chunk_size;
+  size_t need = util_align_up(bytes, DYNAMIC_GRANULE);
+  if (!need) return -1;
+  size_t size = need < h->chunk_size ? h->chunk_size : need;
   if (h->opts.size) {
     /* Near the cap, a chunk only as big as what is left. */
-    size_t left = h->opts.size - atomic_load(&h->registered);
-    left &= ~(DYNAMIC_GRANULE - 1);
-    if (size > left && left >= util_align_up(bytes, DYNAMIC_GRANULE)) size = left;
+    size_t left = (h->opts.size - atomic_load(&h->registered)) & ~(DYNAMIC_GRANULE - 1);
+    if (size > left && left >= need) size = left;
   }
   return dynamic_add_chunk(h, size);
 }
@@ -93,26 +78,23 @@ int dynamic_open(pinheap *h) {
   }
   h->grants.grow = dynamic_grow;
   h->grants.grow_ctx = h;
-  size_t first = h->chunk_size;
-  if (o->size && first > (o->size & ~(DYNAMIC_GRANULE - 1))) first = o->size & ~(DYNAMIC_GRANULE - 1);
-  if (first == 0 || dynamic_add_chunk(h, first) != 0) {
-    if (first == 0) error_set(EINVAL, "pinheap_create: a cap of %zu bytes is below one 2 MiB chunk", o->size);
+  if (o->size && o->size < DYNAMIC_GRANULE) {
+    error_set(EINVAL, "pinheap_create: a cap of %zu bytes is below one 2 MiB chunk", o->size);
     return -1;
   }
-  return 0;
+  return dynamic_grow(h, DYNAMIC_GRANULE);
 }
 
 static int dynamic_release_block(tree_node *n, void *arg) {
-  pinheap *h = arg;
   dynamic_block *b = DYNAMIC_BLOCK(n);
-  if (h->provider->release) h->provider->release(h->provider->ctx, b->base, b->size, b->handle);
+  heap_provider_release(arg, &(pinheap_region){.base = b->base, .size = b->size, .handle = b->handle});
   return 0;
 }
 
 void dynamic_close(pinheap *h) {
   tree_walk(&h->direct, dynamic_release_block, h);
   for (pagemap_chunk *c = h->pm.chunks; c; c = c->next)
-    if (c->live && h->provider->release) h->provider->release(h->provider->ctx, (void *)c->base, c->size, c->handle);
+    if (c->live) heap_provider_release(h, &(pinheap_region){.base = (void *)c->base, .size = c->size, .handle = c->handle});
   hooks_shared_fini(&h->grants);
   pagemap_fini(&h->pm);
   em_fini(&h->em);
@@ -128,15 +110,12 @@ void *dynamic_direct_alloc(pinheap *h, size_t size, size_t align, bool zero, con
               h->opts.size);
     return NULL;
   }
-  void *base = NULL, *handle = NULL;
-  int err = h->provider->obtain(h->provider->ctx, bytes, align < h->page ? h->page : align, &base, &handle);
-  if (err || ((uintptr_t)base & (align - 1))) {
-    if (!err && h->provider->release) h->provider->release(h->provider->ctx, base, bytes, handle);
+  pinheap_region r;
+  if (heap_provider_obtain(h, bytes, align < h->page ? h->page : align, &r, what) != 0) {
     atomic_fetch_sub(&h->registered, bytes);
-    error_set(ENOMEM, "%s(%zu): out of memory: provider %s cannot obtain %zu bytes: %s", what, size,
-              dynamic_provider_name(h), bytes, err ? strerror(err) : "misaligned");
     return NULL;
   }
+  void *base = r.base, *handle = r.handle;
   pthread_mutex_lock(&h->direct_lock);
   dynamic_block *b = meta_alloc(&h->direct_pool);
   if (b) {
@@ -146,44 +125,47 @@ void *dynamic_direct_alloc(pinheap *h, size_t size, size_t align, bool zero, con
   }
   pthread_mutex_unlock(&h->direct_lock);
   if (!b) {
-    if (h->provider->release) h->provider->release(h->provider->ctx, base, bytes, handle);
+    heap_provider_release(h, &r);
     atomic_fetch_sub(&h->registered, bytes);
     error_set(ENOMEM, "%s(%zu): out of memory: no memory for its record", what, size);
     return NULL;
   }
-  /* The local provider's memory is fresh from mmap, so already zero. */
-  if (zero && h->provider != &h->local) memset(base, 0, bytes);
+  if (zero && !heap_provider_zeroed(h)) memset(base, 0, bytes);
   heap_note_peak(h);
   return base;
 }
 
-bool dynamic_direct_find(pinheap *h, const void *p, bool exact, pinheap_region *out) {
+/* The direct block holding p (exact: starting at p); direct_lock held. */
+static dynamic_block *dynamic_lookup(pinheap *h, const void *p, bool exact) {
   dynamic_block key = {.base = (void *)p};
-  pthread_mutex_lock(&h->direct_lock);
   tree_node *n = tree_floor(&h->direct, &key.by_base);
   dynamic_block *b = n ? DYNAMIC_BLOCK(n) : NULL;
-  bool found = b && (exact ? b->base == p : (uintptr_t)p - (uintptr_t)b->base < b->size);
-  if (found && out) *out = (pinheap_region){.base = b->base, .size = b->size, .handle = b->handle};
+  if (!b || (exact ? b->base != p : (uintptr_t)p - (uintptr_t)b->base >= b->size)) return NULL;
+  return b;
+}
+
+bool dynamic_direct_find(pinheap *h, const void *p, bool exact, pinheap_region *out) {
+  pthread_mutex_lock(&h->direct_lock);
+  dynamic_block *b = dynamic_lookup(h, p, exact);
+  if (b && out) *out = (pinheap_region){.base = b->base, .size = b->size, .handle = b->handle};
   pthread_mutex_unlock(&h->direct_lock);
-  return found;
+  return b != NULL;
 }
 
 bool dynamic_direct_free(pinheap *h, void *p) {
-  dynamic_block key = {.base = p};
   pthread_mutex_lock(&h->direct_lock);
-  tree_node *n = tree_floor(&h->direct, &key.by_base);
-  dynamic_block *b = n ? DYNAMIC_BLOCK(n) : NULL;
-  if (!b || b->base != p) {
+  dynamic_block *b = dynamic_lookup(h, p, true);
+  if (!b) {
     pthread_mutex_unlock(&h->direct_lock);
     return false;
   }
-  dynamic_block copy = *b;
+  pinheap_region r = {.base = b->base, .size = b->size, .handle = b->handle};
   tree_remove(&h->direct, &b->by_base);
   meta_free(&h->direct_pool, b);
-  atomic_fetch_sub(&h->direct_bytes, copy.size);
+  atomic_fetch_sub(&h->direct_bytes, r.size);
   pthread_mutex_unlock(&h->direct_lock);
-  if (h->provider->release) h->provider->release(h->provider->ctx, copy.base, copy.size, copy.handle);
-  atomic_fetch_sub(&h->registered, copy.size);
+  heap_provider_release(h, &r);
+  atomic_fetch_sub(&h->registered, r.size);
   return true;
 }
 
@@ -201,7 +183,7 @@ void dynamic_release_free_chunks(pinheap *h) {
     }
     pthread_mutex_unlock(&h->grow_lock);
     for (size_t i = 0; i < n; i++) {
-      if (h->provider->release) h->provider->release(h->provider->ctx, out[i].base, out[i].size, out[i].handle);
+      heap_provider_release(h, &out[i]);
       atomic_fetch_sub(&h->registered, out[i].size);
     }
     if (n < BATCH) return;

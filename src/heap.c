@@ -105,39 +105,49 @@ static int heap_check_jemalloc_page(size_t page) {
   return 0;
 }
 
+int heap_provider_obtain(pinheap *h, size_t size, size_t align, pinheap_region *out, const char *what) {
+  const pinheap_provider *pv = h->provider;
+  void *base = NULL, *handle = NULL;
+  int err = pv->obtain(pv->ctx, size, align, &base, &handle);
+  if (err == 0 && (!base || ((uintptr_t)base & (align - 1)))) {
+    if (base && pv->release) pv->release(pv->ctx, base, size, handle);
+    err = EINVAL;
+  }
+  if (err == 0) {
+    *out = (pinheap_region){.base = base, .size = size, .handle = handle};
+    return 0;
+  }
+  err = err == EINVAL ? EINVAL : ENOMEM;
+  if (pv != &h->local || err == EINVAL)
+    error_set(err, "%s: provider %s cannot obtain %zu bytes: %s", what, pv->name ? pv->name : "(unnamed)", size,
+              err == EINVAL ? "it returned an address that is not aligned as asked" : strerror(err));
+  else
+    errno = err;
+  return err;
+}
+
+void heap_provider_release(pinheap *h, const pinheap_region *r) {
+  if (h->provider->release) h->provider->release(h->provider->ctx, r->base, r->size, r->handle);
+}
+
+bool heap_provider_zeroed(const pinheap *h) { return h->provider == &h->local; }
+
 /* Obtains size bytes from the provider into h->region, retrying with sizes
  * an eighth smaller down to opts.min_size when asked to. */
 static int heap_obtain_region(pinheap *h, size_t size) {
-  const pinheap_provider *pv = h->provider;
   size_t floor = util_align_up(h->opts.min_size, h->page);
   for (;;) {
-    void *base = NULL, *handle = NULL;
-    int err = pv->obtain(pv->ctx, size, HEAP_REGION_ALIGN, &base, &handle);
-    if (err == 0 && (!base || ((uintptr_t)base & (HEAP_REGION_ALIGN - 1)))) {
-      if (pv->release) pv->release(pv->ctx, base, size, handle);
-      err = EINVAL;
-    }
-    if (err == 0) {
-      h->region = (pinheap_region){.base = base, .size = size, .handle = handle};
-      return 0;
-    }
+    int err = heap_provider_obtain(h, size, HEAP_REGION_ALIGN, &h->region, "pinheap_create");
+    if (err == 0) return 0;
     size_t next = util_align_down(size - size / 8, h->page);
-    if (floor == 0 || size <= floor || next == 0) {
-      if (pv != &h->local || err == EINVAL)
-        error_set(err == EINVAL ? EINVAL : ENOMEM, "pinheap_create: provider %s cannot obtain a region of %zu bytes: %s",
-                  pv->name ? pv->name : "(unnamed)", size,
-                  err == EINVAL ? "it returned an address not aligned to 2 MiB" : strerror(err));
-      else
-        errno = ENOMEM;
-      return -1;
-    }
+    if (err == EINVAL || floor == 0 || size <= floor || next == 0) return -1;
     size = next < floor ? floor : next;
   }
 }
 
 static void heap_release_region(pinheap *h) {
   if (!h->region.base) return;
-  if (h->provider->release) h->provider->release(h->provider->ctx, h->region.base, h->region.size, h->region.handle);
+  heap_provider_release(h, &h->region);
   h->region.base = NULL;
 }
 
@@ -151,8 +161,7 @@ static int heap_open_region(pinheap *h) {
     error_set(ENOMEM, "pinheap_create: cannot set up the extent manager");
     return -1;
   }
-  /* Only the local provider's memory is known to read as zero. */
-  if (em_add_region(&h->em, h->region.base, size, h->provider == &h->local) != 0 || pagemap_init(&h->pm, h->page) != 0 ||
+    if (em_add_region(&h->em, h->region.base, size, heap_provider_zeroed(h)) != 0 || pagemap_init(&h->pm, h->page) != 0 ||
       pagemap_add(&h->pm, h->region.base, size, h->region.handle) != 0 ||
       hooks_shared_init(&h->grants, &h->em, &h->pm) != 0) {
     pagemap_fini(&h->pm);

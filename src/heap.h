@@ -78,6 +78,15 @@ void heap_fork_child_outer(pinheap *heap);
 void heap_fork_prepare_inner(pinheap *heap);
 void heap_fork_release_inner(pinheap *heap);
 
+/* The heap's provider, for every caller alike. obtain: size bytes aligned
+ * to align into *out; 0, or an errno value (ENOMEM, or EINVAL for a NULL or
+ * misaligned base, which is given back) with the error text set, naming
+ * what, the provider and the size (the local provider's own text stands). */
+int heap_provider_obtain(pinheap *heap, size_t size, size_t align, pinheap_region *out, const char *what);
+void heap_provider_release(pinheap *heap, const pinheap_region *r);
+/* Whether memory fresh from the provider reads as zero (the local one's). */
+bool heap_provider_zeroed(const pinheap *heap);
+
 /* Raises the high-water mark of in_use to what is in use now (DYNAMIC:
  * after a direct block, which the extent manager does not see). */
 void heap_note_peak(pinheap *heap);
