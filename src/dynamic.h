@@ -7,11 +7,12 @@
  * back when freed. opts.size, when not 0, caps the bytes registered at once.
  * pinheap_trim gives back every chunk but the first that is wholly free.
  *
- * Invariants: registered = the sum of live chunk sizes + the sum of direct
- * block sizes <= opts.size (when set); direct blocks do not overlap chunks or
- * each other.
+ * Invariants: registered = the sum of live chunk sizes + direct_bytes (the
+ * sum of direct block sizes) + what is being obtained now, <= opts.size
+ * (when set); direct blocks do not overlap chunks or each other.
  *
- * Thread-safe: growing takes grow_lock; direct blocks take direct_lock.
+ * Thread-safe: the provider is called under no lock of the heap's; adding
+ * and removing chunks takes grow_lock; direct blocks take direct_lock.
  */
 #ifndef PINHEAP_DYNAMIC_H
 #define PINHEAP_DYNAMIC_H

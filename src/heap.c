@@ -212,7 +212,7 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   h->large_threshold = heap_registered(h) ? opts->large_threshold : (size_t)PTRDIFF_MAX;
   pthread_mutex_init(&h->reclaim_lock, NULL);
   if (heap_check_jemalloc_page(h->page) != 0 || sizeclass_init(&h->classes) != 0) goto fail;
-  /* jemalloc serves only its small classes in a FIXED heap: its large sizes
+  /* jemalloc serves only its small classes in a FIXED or DYNAMIC heap: its large sizes
    * would round up and keep the rest of their grants to themselves. */
   if (heap_registered(h) && h->large_threshold > h->classes.max) h->large_threshold = h->classes.max;
   if (heap_fixed(h) && heap_open_region(h) != 0) goto fail;
@@ -372,7 +372,7 @@ static bool heap_impossible(pinheap *h, const char *what, size_t size) {
 }
 
 /* jemalloc path: through the thread's tcache, with reclaim and one retry.
- * In a FIXED heap the bin of every object handed out goes into its page's
+ * In a FIXED or DYNAMIC heap the bin of every object handed out goes into its page's
  * tag (bin: the request's bin when the caller knows it, else -1), so that
  * its free takes the fast path, and so that a tag left from an earlier use of
  * the page never outlives the first object of a new slab on it. */
@@ -394,7 +394,7 @@ static void *heap_small(pinheap *h, size_t size, int flags, int bin, const char 
   return NULL;
 }
 
-/* FIXED, size <= large_threshold (<= classes.max): the thread's stack of
+/* FIXED and DYNAMIC, size <= large_threshold (<= classes.max): the thread's stack of
  * freed objects of the size's bin, else jemalloc. */
 static inline void *heap_cached(pinheap *h, size_t size, bool zero, const char *what) {
   unsigned bin = sizeclass_bin(&h->classes, size);

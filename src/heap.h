@@ -1,13 +1,15 @@
 /*
  * heap: the public handle. Picks the mode; sends small requests to the
  * heap's jemalloc arenas through the calling thread's cache and large ones
- * (FIXED) straight to the extent manager as exact page-rounded extents;
- * reclaims every cache of the heap and retries before answering ENOMEM.
+ * (FIXED and DYNAMIC) straight to the extent manager as exact page-rounded
+ * extents (DYNAMIC: or to registrations of their own); reclaims every cache
+ * of the heap and retries before answering ENOMEM.
  *
- * Invariants (FIXED): every large block is one extent in use whose head page
- * in the page map holds its length; large_blocks and large_bytes count them;
- * every byte of the region is free in the manager, in a large block, or in an
- * extent jemalloc holds (tagged PAGEMAP_SMALL), exactly once.
+ * Invariants (FIXED and DYNAMIC): every large block is one extent in use
+ * whose head page in the page map holds its length; large_blocks and
+ * large_bytes count them; every byte of the regions (chunks) is free in the
+ * manager, in a large block, in a thread's extent cache, or in an extent
+ * jemalloc holds (tagged small or RETURNED), exactly once.
  *
  * Thread-safe, as the public header says.
  */
@@ -43,7 +45,7 @@ struct pinheap {
   ownmap owned; /* SIMPLE: the pages jemalloc mapped for the heap */
   _Atomic size_t large_bytes;
   _Atomic size_t large_blocks;
-  _Atomic size_t peak_seen; /* high-water mark of in_use as stats calls saw it */
+  _Atomic size_t peak_seen; /* high-water mark of in_use as stats calls and direct blocks saw it */
   unsigned narenas;
   unsigned arena_index[HEAP_MAX_ARENAS];
   hooks_arena arenas[HEAP_MAX_ARENAS];

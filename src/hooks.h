@@ -1,7 +1,8 @@
 /*
  * hooks: jemalloc arenas of a heap, and the extent hooks that make a FIXED
- * heap's arenas take their extents from, and give them back to, the extent
- * manager.
+ * or DYNAMIC heap's arenas take their extents from, and give them back to,
+ * the extent manager (and those that record what a SIMPLE heap's arenas
+ * map).
  *
  * The hooks are thin adapters: alloc takes an extent (a "grant") from the
  * manager and tags its pages PAGEMAP_SMALL; dalloc and destroy give it back;

@@ -14,7 +14,7 @@ trap 'rm -rf "$tmp"' EXIT
 py=/usr/bin/python3
 passed=0 failed=0
 
-check() { # name, then the command; output compared with the reference run
+check() { # name, mode, then the command; output compared with the reference run
   local name=$1 mode=$2; shift 2
   "$@" > "$tmp/ref" 2>/dev/null
   if env PINHEAP_MODE="$mode" PINHEAP_SIZE=2g PINHEAP_STATS=1 LD_PRELOAD="$lib" "$@" > "$tmp/out" 2> "$tmp/err" &&
