@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the library and its tests with sanitizers and runs them:
+# AddressSanitizer with UndefinedBehaviorSanitizer over the unit,
+# integration and stress tests, ThreadSanitizer over the stress tests. Any
+# report fails the run.
+#
+#   tests/sanitize.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+passed=0 failed=0
+run() { # name, build dir, flags, ctest regex, environment
+  local name=$1 dir=$2 flags=$3 regex=$4 envs=$5
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DPINHEAP_BUILD_BENCH=OFF -DCMAKE_C_FLAGS="$flags" > /dev/null
+  cmake --build "$dir" -j"$(nproc)" > /dev/null
+  if env $envs ctest --test-dir "$dir" -R "$regex" --output-on-failure --timeout 600 > "$dir/sanitize.log" 2>&1 &&
+     ! grep -qE 'ERROR: (Address|Thread|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$dir/sanitize.log"; then
+    echo "ok: $name: $(grep -E 'tests passed' "$dir/sanitize.log")"
+    passed=$((passed + 1))
+  else
+    echo "FAILED: $name (see $dir/sanitize.log)"
+    grep -E 'Sanitizer|runtime error|Failed' "$dir/sanitize.log" | head -10 || true
+    failed=$((failed + 1))
+  fi
+}
+run "ASan+UBSan" build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+  '^(test_|stress_threads$|stress_threads_dynamic$)' "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1"
+run "TSan" build-tsan "-fsanitize=thread -Wno-error=tsan" '^stress_threads(_dynamic)?$' "TSAN_OPTIONS=halt_on_error=1"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
