@@ -441,8 +441,7 @@ static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, const 
       thread_leave(tc);
     }
   }
-  if (!p) p = em_alloc(&h->em, bytes, align, &pristine);
-  if (!p && heap_dynamic(h) && dynamic_grow(h, bytes + align) == 0) p = em_alloc(&h->em, bytes, align, &pristine);
+  if (!p) p = hooks_take(&h->grants, bytes, align, &pristine);
   if (!p) {
     heap_reclaim(h);
     p = em_alloc(&h->em, bytes, align, &pristine);

@@ -29,6 +29,12 @@ void hooks_shared_fini(hooks_shared *s) {
   pthread_mutex_destroy(&s->lock);
 }
 
+void *hooks_take(hooks_shared *s, size_t size, size_t align, bool *pristine) {
+  void *p = em_alloc(s->em, size, align, pristine);
+  if (!p && s->grow && s->grow(s->grow_ctx, size + align) == 0) p = em_alloc(s->em, size, align, pristine);
+  return p;
+}
+
 static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t alignment, bool *zero, bool *commit,
                          unsigned arena_ind) {
   (void)arena_ind;
@@ -37,8 +43,8 @@ static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t 
   void *p;
   if (new_addr)
     p = em_alloc_at(s->em, new_addr, size, &pristine) ? new_addr : NULL;
-  else if (!(p = em_alloc(s->em, size, alignment, &pristine)) && s->grow && s->grow(s->grow_ctx, size + alignment) == 0)
-    p = em_alloc(s->em, size, alignment, &pristine);
+  else
+    p = hooks_take(s, size, alignment, &pristine);
   if (!p) return NULL;
   pthread_mutex_lock(&s->lock);
   hooks_grant *g = meta_alloc(&s->pool);
@@ -191,6 +197,32 @@ static int hooks_arena_set(unsigned index, const char *leaf, void *value, size_t
   return mallctl(name, NULL, NULL, value, len);
 }
 
+/* FIXED and DYNAMIC: extents from the manager; decommit and purge refused. */
+static const extent_hooks_t hooks_managed = {
+    .alloc = hooks_alloc,
+    .dalloc = hooks_dalloc,
+    .destroy = hooks_destroy,
+    .commit = hooks_commit,
+    .decommit = NULL,
+    .purge_lazy = NULL,
+    .purge_forced = NULL,
+    .split = hooks_split,
+    .merge = hooks_merge,
+};
+
+/* SIMPLE: jemalloc's defaults, with the pages they map recorded. */
+static const extent_hooks_t hooks_simple = {
+    .alloc = hooks_simple_alloc,
+    .dalloc = hooks_simple_dalloc,
+    .destroy = hooks_simple_destroy,
+    .commit = hooks_simple_commit,
+    .decommit = hooks_simple_decommit,
+    .purge_lazy = hooks_simple_purge_lazy,
+    .purge_forced = hooks_simple_purge_forced,
+    .split = hooks_simple_split,
+    .merge = hooks_simple_merge,
+};
+
 int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, ownmap *owned) {
   memset(ha, 0, sizeof *ha);
   ha->shared = shared;
@@ -198,31 +230,11 @@ int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, ownmap *owned) {
   size_t sz = sizeof ha->index;
   int err = 0;
   if (shared) {
-    ha->hooks = (extent_hooks_t){
-        .alloc = hooks_alloc,
-        .dalloc = hooks_dalloc,
-        .destroy = hooks_destroy,
-        .commit = hooks_commit,
-        .decommit = NULL,
-        .purge_lazy = NULL,
-        .purge_forced = NULL,
-        .split = hooks_split,
-        .merge = hooks_merge,
-    };
+    ha->hooks = hooks_managed;
   } else {
     size_t hsz = sizeof ha->dflt;
     err = mallctl("arena.0.extent_hooks", &ha->dflt, &hsz, NULL, 0);
-    ha->hooks = (extent_hooks_t){
-        .alloc = hooks_simple_alloc,
-        .dalloc = hooks_simple_dalloc,
-        .destroy = hooks_simple_destroy,
-        .commit = hooks_simple_commit,
-        .decommit = hooks_simple_decommit,
-        .purge_lazy = hooks_simple_purge_lazy,
-        .purge_forced = hooks_simple_purge_forced,
-        .split = hooks_simple_split,
-        .merge = hooks_simple_merge,
-    };
+    ha->hooks = hooks_simple;
   }
   extent_hooks_t *hp = &ha->hooks;
   if (!err) err = mallctl("arenas.create", &ha->index, &sz, &hp, sizeof hp);

@@ -59,6 +59,9 @@ typedef struct hooks_shared {
 } hooks_shared;
 
 int hooks_shared_init(hooks_shared *s, em *em, pagemap *pm);
+/* An extent from the manager, growing it once when it has no room (DYNAMIC);
+ * NULL when it still has none. The hooks' way, and the large path's. */
+void *hooks_take(hooks_shared *s, size_t size, size_t align, bool *pristine);
 void hooks_shared_fini(hooks_shared *s);
 /* Number of broken invariants. */
 int hooks_shared_check(hooks_shared *s);
