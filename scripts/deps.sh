@@ -21,6 +21,13 @@ PACKAGES=(
   clang            # the fuzzers (libFuzzer)
   libclang-rt-14-dev # libFuzzer and the sanitizers' runtimes
   sqlite3          # programs run under libpinheap-preload in the tests
+  valgrind         # memcheck over the integration tests
+  libopenmpi-dev   # the MPI provider and its tests, under Open MPI
+  openmpi-bin
+  libmpich-dev     # ... and under MPICH
+  mpich
+  libfabric-dev    # the libfabric provider and its tests
+  libfabric-bin
 )
 
 check_only=0
