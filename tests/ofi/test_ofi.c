@@ -15,12 +15,14 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rdma/fi_cm.h>
 #include <rdma/fi_endpoint.h>
@@ -499,6 +501,23 @@ static void test_bad_arguments(void **state) {
   pinheap_ofi_destroy(po);
 }
 
+/* Last: the shm provider names the files of an endpoint "<pid>:..." in
+ * /dev/shm and must have removed them all when they were closed. */
+static void test_no_shm_files_left(void **state) {
+  (void)state;
+  char prefix[32];
+  int n = 0, len = snprintf(prefix, sizeof prefix, "%d:", (int)getpid());
+  DIR *d = opendir("/dev/shm");
+  if (!d) skip();
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    if (strncmp(e->d_name, prefix, (size_t)len) == 0) {
+      fprintf(stderr, "left in /dev/shm: %s\n", e->d_name);
+      n++;
+    }
+  closedir(d);
+  assert_int_equal(n, 0);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || (argc > 2 && strcmp(argv[2], "basic") != 0)) {
     fprintf(stderr, "usage: %s <libfabric provider, e.g. 'tcp;ofi_rxm' or shm> [basic]\n", argv[0]);
@@ -513,6 +532,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_teardown(test_requested_keys, loop_close),
       cmocka_unit_test_teardown(test_threads, loop_close),
       cmocka_unit_test_teardown(test_bad_arguments, loop_close),
+      cmocka_unit_test(test_no_shm_files_left),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
