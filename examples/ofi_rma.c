@@ -86,25 +86,25 @@ typedef struct proc {
   channel chan; /* every operation but the rejected ones */
   char *block[NBLOCKS];
   uint64_t *counter;
-  char *buf;          /* local source and destination of transfers */
+  char *buf; /* local source and destination of transfers */
   pinheap_ofi_addr buf_at;
   uint64_t *operand; /* operand[0..2]: operand, compare, result */
   pinheap_ofi_addr operand_at;
   int failures;
 } proc;
 
-#define SAY(p, ...)                      \
-  do {                                   \
-    printf("rank %d: ", (p)->rank);      \
-    printf(__VA_ARGS__);                 \
-    putchar('\n');                       \
-    fflush(stdout);                      \
+#define SAY(p, ...)                 \
+  do {                              \
+    printf("rank %d: ", (p)->rank); \
+    printf(__VA_ARGS__);            \
+    putchar('\n');                  \
+    fflush(stdout);                 \
   } while (0)
 
-#define FAIL(p, ...)            \
-  do {                          \
+#define FAIL(p, ...)                \
+  do {                              \
     SAY(p, "FAILED: " __VA_ARGS__); \
-    (p)->failures++;            \
+    (p)->failures++;                \
   } while (0)
 
 /* The byte at offset j of block i, as rank r writes it. */
@@ -176,20 +176,20 @@ static int wait_completion(proc *p, channel *l, char *err_text, size_t err_len) 
 /* Posts an operation on channel l (retrying while the provider says try
  * again) and waits for its completion: sets status (0 or an error code)
  * and err (its text). */
-#define RUN_OP(p, l, err, call)                                               \
-  do {                                                                        \
-    ssize_t ret_;                                                             \
-    while ((ret_ = (call)) == -FI_EAGAIN) {                                   \
-      struct fi_cq_entry e_;                                                  \
-      serve(p, l);                                                            \
-      fi_cq_read((l)->cq, &e_, 1);                                            \
-    }                                                                         \
-    if (ret_ != 0) {                                                          \
-      snprintf(err, sizeof err, "posting it: %s", fi_strerror((int)-ret_));    \
-      status = (int)-ret_;                                                    \
-    } else {                                                                  \
-      status = wait_completion(p, l, err, sizeof err);                        \
-    }                                                                         \
+#define RUN_OP(p, l, err, call)                                             \
+  do {                                                                      \
+    ssize_t ret_;                                                           \
+    while ((ret_ = (call)) == -FI_EAGAIN) {                                 \
+      struct fi_cq_entry e_;                                                \
+      serve(p, l);                                                          \
+      fi_cq_read((l)->cq, &e_, 1);                                          \
+    }                                                                       \
+    if (ret_ != 0) {                                                        \
+      snprintf(err, sizeof err, "posting it: %s", fi_strerror((int)-ret_)); \
+      status = (int)-ret_;                                                  \
+    } else {                                                                \
+      status = wait_completion(p, l, err, sizeof err);                      \
+    }                                                                       \
   } while (0)
 
 static int channel_open(proc *p, channel *l) {
@@ -238,8 +238,7 @@ static int setup(proc *p, const char *prov, bool basic, hello *peer) {
   hints->ep_attr->type = FI_EP_RDM;
   hints->tx_attr->op_flags = FI_DELIVERY_COMPLETE; /* a write's completion: the data is in place */
   hints->fabric_attr->prov_name = strdup(prov);
-  hints->domain_attr->mr_mode =
-      basic ? FI_MR_BASIC : FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY;
+  hints->domain_attr->mr_mode = basic ? FI_MR_BASIC : FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY;
   p->po = pinheap_ofi_open(hints, FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE);
   fi_freeinfo(hints);
   if (!p->po) {
@@ -247,7 +246,8 @@ static int setup(proc *p, const char *prov, bool basic, hello *peer) {
     return -1;
   }
   int mode = pinheap_ofi_info(p->po)->domain_attr->mr_mode;
-  bool virt = mode == FI_MR_BASIC || (mode & FI_MR_VIRT_ADDR), prov_key = mode == FI_MR_BASIC || (mode & FI_MR_PROV_KEY);
+  bool virt = mode == FI_MR_BASIC || (mode & FI_MR_VIRT_ADDR),
+       prov_key = mode == FI_MR_BASIC || (mode & FI_MR_PROV_KEY);
   SAY(p, "provider %s: %s keys, %s", pinheap_ofi_info(p->po)->fabric_attr->prov_name,
       prov_key ? "the provider's" : "requested", virt ? "virtual addresses" : "offsets in the registration");
 
@@ -335,7 +335,8 @@ static void atomics(proc *p, const hello *peer) {
   const remote *c = &peer->counter;
   channel *l = &p->chan;
   size_t count;
-  if (fi_atomicvalid(l->ep, FI_UINT64, FI_SUM, &count) || fi_fetch_atomicvalid(l->ep, FI_UINT64, FI_ATOMIC_READ, &count) ||
+  if (fi_atomicvalid(l->ep, FI_UINT64, FI_SUM, &count) ||
+      fi_fetch_atomicvalid(l->ep, FI_UINT64, FI_ATOMIC_READ, &count) ||
       fi_compare_atomicvalid(l->ep, FI_UINT64, FI_CSWAP, &count)) {
     FAIL(p, "the provider has no 64-bit atomic sum, read or compare-and-swap");
     return;
@@ -345,7 +346,8 @@ static void atomics(proc *p, const hello *peer) {
   uint64_t *op = p->operand;
   for (int k = 0; k < ADDS && !status; k++) {
     op[0] = 1;
-    RUN_OP(p, l, err, fi_atomic(l->ep, &op[0], 1, p->operand_at.desc, l->peer, c->addr, c->key, FI_UINT64, FI_SUM, NULL));
+    RUN_OP(p, l, err,
+           fi_atomic(l->ep, &op[0], 1, p->operand_at.desc, l->peer, c->addr, c->key, FI_UINT64, FI_SUM, NULL));
   }
   if (status) {
     FAIL(p, "fi_atomic FI_SUM on the peer's counter: %s", err);
@@ -363,8 +365,8 @@ static void atomics(proc *p, const hello *peer) {
   op[0] = 1000;
   op[1] = ADDS;
   RUN_OP(p, l, err,
-         fi_compare_atomic(l->ep, &op[0], 1, p->operand_at.desc, &op[1], p->operand_at.desc, &op[2],
-                           p->operand_at.desc, l->peer, c->addr, c->key, FI_UINT64, FI_CSWAP, NULL));
+         fi_compare_atomic(l->ep, &op[0], 1, p->operand_at.desc, &op[1], p->operand_at.desc, &op[2], p->operand_at.desc,
+                           l->peer, c->addr, c->key, FI_UINT64, FI_CSWAP, NULL));
   if (status || op[2] != ADDS) {
     FAIL(p, "fi_compare_atomic found %llu in the peer's counter, expected %d %s", (unsigned long long)op[2], ADDS,
          status ? err : "");
@@ -422,8 +424,10 @@ static int run(proc *p, const char *prov, bool basic) {
         pinheap_free(p->heap, p->block[NBLOCKS - 1]);
         p->block[NBLOCKS - 1] = NULL;
         pinheap_ofi_get_stats(p->po, &after);
-        if (after.deregistered != before.deregistered + 1) FAIL(p, "freeing the 9 MiB block deregistered nothing");
-        else SAY(p, "freed its 9 MiB block: its registration is closed");
+        if (after.deregistered != before.deregistered + 1)
+          FAIL(p, "freeing the 9 MiB block deregistered nothing");
+        else
+          SAY(p, "freed its 9 MiB block: its registration is closed");
       }
       if (barrier(p)) {
         uint64_t unknown = 0;

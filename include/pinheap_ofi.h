@@ -98,8 +98,8 @@ const pinheap_provider *pinheap_ofi_provider(const pinheap_ofi *po);
 
 /* What a peer needs to reach an address in a heap. */
 typedef struct pinheap_ofi_addr {
-  uint64_t key; /* the memory key of the registration holding it */
-  void *desc;   /* its local descriptor (fi_mr_desc), for FI_MR_LOCAL */
+  uint64_t key;  /* the memory key of the registration holding it */
+  void *desc;    /* its local descriptor (fi_mr_desc), for FI_MR_LOCAL */
   uint64_t addr; /* the `addr` argument of fi_write, fi_read, fi_atomic */
 } pinheap_ofi_addr;
 

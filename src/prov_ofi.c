@@ -59,8 +59,8 @@ typedef struct prov_ofi_region {
 struct pinheap_ofi {
   struct fid_fabric *fabric; /* opened here, else NULL */
   struct fid_domain *domain;
-  bool own_domain;           /* opened here: closed by destroy */
-  struct fi_info *info;      /* a copy of one fi_info, ours */
+  bool own_domain;      /* opened here: closed by destroy */
+  struct fi_info *info; /* a copy of one fi_info, ours */
   uint64_t access;
   bool virt_addr, prov_key;
   uint64_t key_max; /* the largest key mr_key_size bytes hold */
@@ -126,7 +126,8 @@ static pinheap_ofi *prov_ofi_new(struct fid_domain *domain, const struct fi_info
     prov_ofi_error(ENOTSUP,
                    "%s: the domain's memory registration mode has %s, which pinheap_ofi does not support; "
                    "open the domain with hints whose domain_attr->mr_mode leaves it out",
-                   fn, mode & FI_MR_ENDPOINT ? "FI_MR_ENDPOINT (regions bound to an endpoint)" : "FI_MR_RAW (raw keys)");
+                   fn,
+                   mode & FI_MR_ENDPOINT ? "FI_MR_ENDPOINT (regions bound to an endpoint)" : "FI_MR_RAW (raw keys)");
     return NULL;
   }
   pinheap_ofi *po = calloc(1, sizeof *po);
@@ -155,8 +156,8 @@ static pinheap_ofi *prov_ofi_new(struct fid_domain *domain, const struct fi_info
   pthread_mutex_init(&po->lock, NULL);
   const char *prov = info->fabric_attr && info->fabric_attr->prov_name ? info->fabric_attr->prov_name : "?";
   snprintf(po->name, sizeof po->name, "libfabric %s", prov);
-  po->provider = (pinheap_provider){
-      .name = po->name, .ctx = po, .obtain = prov_ofi_obtain, .release = prov_ofi_release};
+  po->provider =
+      (pinheap_provider){.name = po->name, .ctx = po, .obtain = prov_ofi_obtain, .release = prov_ofi_release};
   return po;
 }
 
@@ -193,8 +194,8 @@ PH_EXPORT pinheap_ofi *pinheap_ofi_open(const struct fi_info *hints, uint64_t ac
   }
   ret = fi_domain(fabric, found, &domain, NULL);
   if (ret != 0) {
-    prov_ofi_error(prov_ofi_errno(ret), "%s: fi_domain (provider %s, domain %s): %s", fn,
-                   found->fabric_attr->prov_name, found->domain_attr->name, fi_strerror(-ret));
+    prov_ofi_error(prov_ofi_errno(ret), "%s: fi_domain (provider %s, domain %s): %s", fn, found->fabric_attr->prov_name,
+                   found->domain_attr->name, fi_strerror(-ret));
     goto out;
   }
   po = prov_ofi_new(domain, found, access, fn);
@@ -264,8 +265,7 @@ static int prov_ofi_register(pinheap_ofi *po, prov_ofi_region *r, char *base, si
   }
   if (ret != 0) {
     prov_ofi_error(prov_ofi_errno(ret), "%s: fi_mr_reg of %zu bytes at %p (key %llu%s): %s", po->name, size,
-                   (void *)base, (unsigned long long)key, po->prov_key ? ", the provider's" : "",
-                   fi_strerror(-ret));
+                   (void *)base, (unsigned long long)key, po->prov_key ? ", the provider's" : "", fi_strerror(-ret));
     return ret;
   }
   if (po->prov_key) {
@@ -283,9 +283,9 @@ static int prov_ofi_register(pinheap_ofi *po, prov_ofi_region *r, char *base, si
 static int prov_ofi_obtain(void *ctx, size_t size, size_t align, void **base_out, void **handle) {
   pinheap_ofi *po = ctx;
   size_t span = size + align;
-  char *raw = span < size ? MAP_FAILED
-                          : mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                                 -1, 0);
+  char *raw = span < size
+                  ? MAP_FAILED
+                  : mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) {
     prov_ofi_error(ENOMEM, "%s: cannot map %zu bytes: %s", po->name, size, strerror(span < size ? ENOMEM : errno));
     pthread_mutex_lock(&po->lock);
@@ -331,8 +331,7 @@ static int prov_ofi_release(void *ctx, void *base, size_t size, void *handle) {
   prov_ofi_region *r = prov_ofi_record_of(po, handle);
   int err = 0;
   if (!r || r->base != base || r->size != size) {
-    prov_ofi_error(EINVAL, "%s: release of %zu bytes at %p: not a registration of this provider", po->name, size,
-                   base);
+    prov_ofi_error(EINVAL, "%s: release of %zu bytes at %p: not a registration of this provider", po->name, size, base);
     err = EINVAL;
   } else {
     int ret = fi_close(&r->mr->fid);
@@ -397,13 +396,13 @@ PH_EXPORT int pinheap_ofi_check(const pinheap_ofi *po) {
   if (!po) return 1;
   pinheap_ofi *w = (pinheap_ofi *)po; /* the lock only */
   int broken = 0;
-#define PROV_OFI_EXPECT(cond, ...)                           \
-  do {                                                       \
-    if (!(cond)) {                                           \
-      fprintf(stderr, "pinheap_ofi_check: " __VA_ARGS__);    \
-      fputc('\n', stderr);                                   \
-      broken++;                                              \
-    }                                                        \
+#define PROV_OFI_EXPECT(cond, ...)                        \
+  do {                                                    \
+    if (!(cond)) {                                        \
+      fprintf(stderr, "pinheap_ofi_check: " __VA_ARGS__); \
+      fputc('\n', stderr);                                \
+      broken++;                                           \
+    }                                                     \
   } while (0)
   pthread_mutex_lock(&w->lock);
   size_t live = 0, bytes = 0, free_records = 0;
@@ -422,8 +421,8 @@ PH_EXPORT int pinheap_ofi_check(const pinheap_ofi *po) {
   for (const prov_ofi_region *r = po->free_list; r && free_records <= po->used; r = r->next_free, free_records++)
     PROV_OFI_EXPECT(r >= po->records && r < po->records + po->used && !r->mr,
                     "the free list should hold only records handed out and not live (%p)", (const void *)r);
-  PROV_OFI_EXPECT(live + free_records == po->used, "%zu live and %zu free records should make the %zu handed out",
-                  live, free_records, po->used);
+  PROV_OFI_EXPECT(live + free_records == po->used, "%zu live and %zu free records should make the %zu handed out", live,
+                  free_records, po->used);
   PROV_OFI_EXPECT(live == po->stats.regions, "%zu live records, the stats say %zu", live, po->stats.regions);
   PROV_OFI_EXPECT(bytes == po->stats.bytes, "live records cover %zu bytes, the stats say %zu", bytes, po->stats.bytes);
   PROV_OFI_EXPECT(po->stats.registered - po->stats.deregistered == po->stats.regions,
@@ -454,13 +453,17 @@ PH_EXPORT void pinheap_ofi_destroy(pinheap_ofi *po) {
   for (size_t i = 0; i < po->used; i++) {
     prov_ofi_region *r = &po->records[i];
     int ret = r->mr ? fi_close(&r->mr->fid) : 0;
-    if (ret) fprintf(stderr, "pinheap_ofi_destroy: fi_close of a registration at %p: %s\n", (void *)r->base, fi_strerror(-ret));
+    if (ret)
+      fprintf(stderr, "pinheap_ofi_destroy: fi_close of a registration at %p: %s\n", (void *)r->base,
+              fi_strerror(-ret));
   }
   if (po->own_domain) {
     int ret = fi_close(&po->domain->fid);
     if (ret)
-      fprintf(stderr, "pinheap_ofi_destroy: fi_close of the domain: %s (close its endpoints, address vectors and "
-              "completion queues first)\n", fi_strerror(-ret));
+      fprintf(stderr,
+              "pinheap_ofi_destroy: fi_close of the domain: %s (close its endpoints, address vectors and "
+              "completion queues first)\n",
+              fi_strerror(-ret));
     ret = fi_close(&po->fabric->fid);
     if (ret) fprintf(stderr, "pinheap_ofi_destroy: fi_close of the fabric: %s\n", fi_strerror(-ret));
   }

@@ -316,9 +316,8 @@ static void test_requested_keys(void **state) {
   static char mine[2][4096];
   struct fid_mr *mr[2];
   for (int i = 0; i < 2; i++)
-    assert_int_equal(fi_mr_reg(pinheap_ofi_domain(po), mine[i], 4096, FI_REMOTE_WRITE, 0, (uint64_t)i + 1, 0,
-                               &mr[i], NULL),
-                     0);
+    assert_int_equal(
+        fi_mr_reg(pinheap_ofi_domain(po), mine[i], 4096, FI_REMOTE_WRITE, 0, (uint64_t)i + 1, 0, &mr[i], NULL), 0);
   /* A second provider on the same domain, with one-byte keys. */
   struct fi_info *info = fi_dupinfo(pinheap_ofi_info(po));
   info->domain_attr->mr_key_size = 1;
