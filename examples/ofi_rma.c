@@ -16,8 +16,9 @@
  *     1000;
  *   - writes with a key no registration has, and rank 0 with the key of the
  *     9 MiB block rank 1 has freed (deregistered): both must fail with an
- *     error completion. The shm provider does not check keys (a process
- *     writes into its peer's memory directly): this part is skipped there.
+ *     error completion. The shm provider does not answer a bad key with an
+ *     error completion (here such a write never completed): this part is
+ *     skipped there.
  * "basic" opens the domain in FI_MR_BASIC mode (the provider's keys and
  * virtual addresses) instead of the provider's own.
  *
@@ -415,7 +416,7 @@ static int run(proc *p, const char *prov, bool basic) {
     atomics(p, &peer);
     if (barrier(p)) check_own(p);
     if (!p->checks_keys) {
-      SAY(p, "skipping the writes with bad keys: the %s provider does not check keys", prov);
+      SAY(p, "skipping the writes with bad keys: the %s provider does not reject them with an error", prov);
     } else {
       /* Rank 1 gives its 9 MiB block back: its registration goes. */
       if (p->rank == 1) {
