@@ -28,7 +28,9 @@
  *                    mr_key_size bytes) and skipping keys already taken on
  *                    the domain.
  *   FI_MR_LOCAL      desc is the descriptor a local buffer in the heap needs.
- *   FI_MR_ALLOCATED  met: memory is mapped before it is registered.
+ *   FI_MR_ALLOCATED  memory is mapped, not touched, before it is registered
+ *                    (the devices that ask for it fault and pin the pages
+ *                    as they register them).
  *   FI_MR_BASIC      taken as FI_MR_VIRT_ADDR | FI_MR_PROV_KEY | FI_MR_ALLOCATED.
  *   FI_MR_ENDPOINT and FI_MR_RAW are not supported: creating on such a
  *   domain fails with ENOTSUP, and pinheap_ofi_open leaves them out of the
