@@ -88,18 +88,36 @@ for f in "$prefix/include/pinheap.h" \
          "$prefix/bin/pinheap"; do
   if [ -e "$f" ]; then echo "present: ${f#"$prefix"/}"; else fail "missing: ${f#"$prefix"/}"; fi
 done
+# The libfabric provider, when the build has it.
+ofi=0
+grep -q '^PINHEAP_OFI:BOOL=ON$' "$build_dir/CMakeCache.txt" && ofi=1
+if [ "$ofi" = 1 ]; then
+  for f in "$prefix/include/pinheap_ofi.h" \
+           "$libdir/libpinheap-ofi.so" \
+           "$libdir/libpinheap-ofi.a" \
+           "$libdir/pkgconfig/pinheap-ofi.pc"; do
+    if [ -e "$f" ]; then echo "present: ${f#"$prefix"/}"; else fail "missing: ${f#"$prefix"/}"; fi
+  done
+fi
 [ "$failures" -eq 0 ] || { (cd "$prefix" && find . | sort) >&2; die "installed tree incomplete (above)"; }
 
 # Every function the public header declares must be exported by the shared
 # library (the objects are built with -fvisibility=hidden).
-step "exported symbols of libpinheap.so"
-api=$(grep -oE '\bpinheap_[a-z_]+[[:space:]]*\(' "$prefix/include/pinheap.h" | tr -d '( \t' | sort -u)
-exported=$(nm -D --defined-only "$libdir/libpinheap.so" | awk '{ print $NF }' | sort -u)
-for fn in $api; do
-  grep -qx "$fn" <<<"$exported" || fail "libpinheap.so does not export $fn"
-done
-echo "$(wc -w <<<"$api") API functions checked"
-[ "$failures" -eq 0 ] || die "public functions missing from libpinheap.so"
+# Every function named $3... that header $1 declares must be exported by
+# library $2.
+check_exports() {
+  local api exported fn
+  step "exported symbols of $(basename "$2")"
+  api=$(grep -oE "\\b$3[a-z_]+[[:space:]]*\\(" "$1" | tr -d '( \t' | sort -u)
+  exported=$(nm -D --defined-only "$2" | awk '{ print $NF }' | sort -u)
+  for fn in $api; do
+    grep -qx "$fn" <<<"$exported" || fail "$(basename "$2") does not export $fn"
+  done
+  echo "$(wc -w <<<"$api") API functions checked"
+  [ "$failures" -eq 0 ] || die "public functions missing from $(basename "$2")"
+}
+check_exports "$prefix/include/pinheap.h" "$libdir/libpinheap.so" pinheap_
+[ "$ofi" = 1 ] && check_exports "$prefix/include/pinheap_ofi.h" "$libdir/libpinheap-ofi.so" pinheap_ofi_
 
 step "CMake consumer (find_package(pinheap), pinheap::pinheap)"
 (
@@ -123,6 +141,13 @@ if [ -e "$tmp/consumer-build/consumer_static" ]; then
   expect_ok "$tmp/consumer-build/consumer_static" || true
 else
   fail "the CMake package has no pinheap::pinheap_static target"
+fi
+if [ "$ofi" = 1 ]; then
+  if [ -e "$tmp/consumer-build/consumer_ofi" ]; then
+    loads_from_prefix "$tmp/consumer-build/consumer_ofi" && expect_ok "$tmp/consumer-build/consumer_ofi" || true
+  else
+    fail "the CMake package has no pinheap::pinheap_ofi target"
+  fi
 fi
 
 step "pkg-config consumer"
@@ -150,6 +175,16 @@ else
     fi
   else
     fail "compiling main.c with the pkg-config flags failed"
+  fi
+  if [ "$ofi" = 1 ]; then
+    flags=$(pkg-config --cflags --libs pinheap-ofi)
+    echo "pkg-config --cflags --libs pinheap-ofi: $flags"
+    # shellcheck disable=SC2086  # the flags are meant to split
+    if cc -std=c99 -Wall -Wextra -Werror -o "$tmp/consumer_ofi_pc" "$here/consumer/ofi.c" $flags; then
+      loads_from_prefix "$tmp/consumer_ofi_pc" && expect_ok "$tmp/consumer_ofi_pc" || true
+    else
+      fail "compiling ofi.c with the pkg-config flags of pinheap-ofi failed"
+    fi
   fi
 fi
 

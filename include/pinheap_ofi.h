@@ -1,0 +1,145 @@
+/*
+ * pinheap_ofi: a pinheap provider over libfabric memory registration
+ * (libpinheap-ofi, built on pinheap.h's public API).
+ *
+ * A pinheap_ofi registers every region a heap obtains from it with
+ * fi_mr_reg on one libfabric domain, and deregisters it (fi_close) when the
+ * heap gives the region back. pinheap_ofi_locate then tells what a peer
+ * needs to reach a block: the memory key, the local descriptor and the
+ * address to pass to fi_write, fi_read or fi_atomic.
+ *
+ *   pinheap_ofi *po = pinheap_ofi_open(hints, FI_REMOTE_READ | FI_REMOTE_WRITE);
+ *   opts.provider = pinheap_ofi_provider(po);
+ *   pinheap *heap = pinheap_create(&opts);
+ *   ... open endpoints on pinheap_ofi_domain(po) with pinheap_ofi_info(po) ...
+ *   pinheap_ofi_addr a;
+ *   pinheap_ofi_locate(po, heap, block, &a);  send a.key, a.addr to a peer
+ *   ...
+ *   pinheap_destroy(heap);
+ *   ... close the endpoints ...
+ *   pinheap_ofi_destroy(po);
+ *
+ * The domain's memory-registration mode (info->domain_attr->mr_mode) decides
+ * keys and addresses:
+ *   FI_MR_VIRT_ADDR  the address of a block is its virtual address; without
+ *                    it, its offset from the start of its registration.
+ *   FI_MR_PROV_KEY   keys are the provider's (fi_mr_key); without it, keys
+ *                    are requested counting up from 1 (wrapping within
+ *                    mr_key_size bytes) and skipping keys already taken on
+ *                    the domain.
+ *   FI_MR_LOCAL      desc is the descriptor a local buffer in the heap needs.
+ *   FI_MR_ALLOCATED  memory is mapped, not touched, before it is registered
+ *                    (the devices that ask for it fault and pin the pages
+ *                    as they register them).
+ *   FI_MR_BASIC      taken as FI_MR_VIRT_ADDR | FI_MR_PROV_KEY | FI_MR_ALLOCATED.
+ *   FI_MR_ENDPOINT and FI_MR_RAW are not supported: creating on such a
+ *   domain fails with ENOTSUP, and pinheap_ofi_open leaves them out of the
+ *   modes it asks for.
+ *
+ * Memory: each region is anonymous memory mapped with MAP_NORESERVE, aligned
+ * as the heap asks. Registration may pin (and so commit) every page of it,
+ * as it does on hardware NICs.
+ *
+ * Thread safety: every function may be called from any thread; a pinheap_ofi
+ * makes its fi_mr_reg and fi_close calls under a lock of its own, so a
+ * domain opened with FI_THREAD_SAFE (the default of the tcp and shm
+ * providers) needs nothing more. With a weaker threading model the caller
+ * must not use the domain while a heap on it allocates or frees.
+ * pinheap_ofi_destroy must not race with any other call on the same object.
+ *
+ * Errors: a function that fails returns NULL (or -1), sets errno and leaves
+ * a description in pinheap_ofi_last_error(), naming the libfabric call and
+ * its fi_strerror. When a heap cannot obtain memory from this provider,
+ * pinheap_last_error() says so and pinheap_ofi_last_error() says why.
+ */
+#ifndef PINHEAP_OFI_H
+#define PINHEAP_OFI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rdma/fabric.h>
+#include <rdma/fi_domain.h>
+
+#include <pinheap.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pinheap_ofi pinheap_ofi;
+
+/* Registers on a domain the caller opened, with info the fi_info it was
+ * opened with (copied: the caller may free it). access: the fi_mr_reg access
+ * flags, a non-empty combination of FI_READ, FI_WRITE, FI_REMOTE_READ,
+ * FI_REMOTE_WRITE, FI_SEND and FI_RECV. The domain stays the caller's: it
+ * must outlive the returned object.
+ * Returns NULL with errno EINVAL (NULL domain or info, bad access flags),
+ * ENOTSUP (FI_MR_ENDPOINT or FI_MR_RAW) or ENOMEM. */
+pinheap_ofi *pinheap_ofi_create(struct fid_domain *domain, const struct fi_info *info, uint64_t access);
+
+/* Opens a fabric and a domain itself, from the first fi_info that
+ * fi_getinfo returns for hints (NULL: any provider), e.g. an FI_EP_RDM
+ * endpoint type, FI_RMA | FI_ATOMIC caps and a provider name such as
+ * "tcp;ofi_rxm" or "shm"; both are closed by pinheap_ofi_destroy. access as
+ * for pinheap_ofi_create. Returns NULL with errno EINVAL, ENOMEM, or what
+ * the failing libfabric call returned (ENODATA: no provider matches). */
+pinheap_ofi *pinheap_ofi_open(const struct fi_info *hints, uint64_t access);
+
+/* What endpoints, address vectors and completion queues are opened with.
+ * pinheap_ofi_fabric is NULL for an object made by pinheap_ofi_create.
+ * The info is po's copy (its domain_attr->mr_mode as found): pass it to
+ * fi_endpoint, never free it. */
+struct fid_fabric *pinheap_ofi_fabric(const pinheap_ofi *po);
+struct fid_domain *pinheap_ofi_domain(const pinheap_ofi *po);
+struct fi_info *pinheap_ofi_info(const pinheap_ofi *po);
+
+/* The provider to put in pinheap_options.provider; it lives as long as po.
+ * Its name is "libfabric <provider name>". */
+const pinheap_provider *pinheap_ofi_provider(const pinheap_ofi *po);
+
+/* What a peer needs to reach an address in a heap. */
+typedef struct pinheap_ofi_addr {
+  uint64_t key;  /* the memory key of the registration holding it */
+  void *desc;    /* its local descriptor (fi_mr_desc), for FI_MR_LOCAL */
+  uint64_t addr; /* the `addr` argument of fi_write, fi_read, fi_atomic */
+} pinheap_ofi_addr;
+
+/* Fills *out for ptr, an address in memory heap obtained from po's provider
+ * (a block and the bytes after it up to the block's end lie in one
+ * registration). Makes no libfabric call; O(1) for FIXED heaps, as
+ * pinheap_region_of. Returns 0, or -1 with errno EINVAL (NULL argument, ptr
+ * not in memory the heap obtained, or heap not on po's provider). */
+int pinheap_ofi_locate(const pinheap_ofi *po, const pinheap *heap, const void *ptr, pinheap_ofi_addr *out);
+
+typedef struct pinheap_ofi_stats {
+  size_t regions;      /* registrations live now */
+  size_t bytes;        /* bytes they cover */
+  size_t registered;   /* fi_mr_reg calls that succeeded, ever */
+  size_t deregistered; /* registrations closed, ever */
+  size_t failures;     /* obtains and releases that failed, ever */
+} pinheap_ofi_stats;
+
+/* Fills *out; returns 0, or -1 with errno EINVAL. */
+int pinheap_ofi_get_stats(const pinheap_ofi *po, pinheap_ofi_stats *out);
+
+/* Walks every invariant of po's table of registrations (counts, bytes,
+ * free records, distinct keys) and returns how many are broken, each
+ * described on stderr; 0 when consistent. */
+int pinheap_ofi_check(const pinheap_ofi *po);
+
+/* Closes po; NULL does nothing. Call it after pinheap_destroy of every heap
+ * on it and, for an object from pinheap_ofi_open, after closing every
+ * endpoint, address vector and completion queue opened on its domain.
+ * Registrations still live are reported on stderr and closed, their memory
+ * left mapped. */
+void pinheap_ofi_destroy(pinheap_ofi *po);
+
+/* This thread's last failure in this library, in words; "" when none. */
+const char *pinheap_ofi_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PINHEAP_OFI_H */

@@ -1,0 +1,476 @@
+/*
+ * prov_ofi: the libfabric provider (include/pinheap_ofi.h). Maps regions,
+ * registers them with fi_mr_reg on one domain and keeps one record per
+ * registration in a table of its own; the record is the handle the heap
+ * keeps for the region, so that pinheap_ofi_locate reads the key, the
+ * descriptor and the base from it without a libfabric call.
+ *
+ * Records come from a table reserved once (MAP_NORESERVE, so only the
+ * records used cost memory) instead of from malloc, so that locate can tell
+ * a record of this object from any other handle by its address alone.
+ */
+#include "pinheap_ofi.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <rdma/fi_errno.h>
+
+#include "util.h"
+
+/* Registrations live at once, at most: the size of the record table. */
+#define PROV_OFI_MAX_REGIONS ((size_t)1 << 20)
+/* Requested keys tried for one registration while the domain answers that
+ * the key is taken (by the caller's own registrations on the domain). */
+#define PROV_OFI_KEY_TRIES 64
+/* Memory-registration modes this provider cannot serve. */
+#define PROV_OFI_UNSUPPORTED_MR (FI_MR_ENDPOINT | FI_MR_RAW)
+#define PROV_OFI_ACCESS (FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE | FI_SEND | FI_RECV)
+
+/*
+ * One registration. Live iff mr != NULL; then base is page-aligned, size is
+ * positive, key is the key the domain knows mr by and desc is
+ * fi_mr_desc(mr). A record that is not live is on the free list once.
+ */
+typedef struct prov_ofi_region {
+  struct fid_mr *mr;
+  void *desc;
+  uint64_t key;
+  char *base;
+  size_t size;
+  struct prov_ofi_region *next_free;
+} prov_ofi_region;
+
+/*
+ * Invariants: records[0, used) are the records ever handed out, each live
+ * or on free_list; stats.regions counts the live ones, stats.bytes sums
+ * their sizes, stats.registered - stats.deregistered == stats.regions; no
+ * two live records share a key; with requested keys, 1 <= next_key <=
+ * key_max. Fields below lock change under it; the others are set at
+ * creation.
+ */
+struct pinheap_ofi {
+  struct fid_fabric *fabric; /* opened here, else NULL */
+  struct fid_domain *domain;
+  bool own_domain;      /* opened here: closed by destroy */
+  struct fi_info *info; /* a copy of one fi_info, ours */
+  uint64_t access;
+  bool virt_addr, prov_key;
+  uint64_t key_max; /* the largest key mr_key_size bytes hold */
+  size_t page;
+  prov_ofi_region *records; /* PROV_OFI_MAX_REGIONS reserved */
+  pinheap_provider provider;
+  char name[64];
+  pthread_mutex_t lock;
+  size_t used;
+  prov_ofi_region *free_list;
+  uint64_t next_key;
+  pinheap_ofi_stats stats;
+};
+
+static _Thread_local char prov_ofi_error_text[512];
+
+/* Sets errno to err and this thread's message. */
+__attribute__((format(printf, 2, 3))) static void prov_ofi_error(int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(prov_ofi_error_text, sizeof prov_ofi_error_text, fmt, ap);
+  va_end(ap);
+  errno = err;
+}
+
+/* The errno value for a libfabric return code (libfabric's own codes from
+ * FI_ERRNO_OFFSET up have none: EIO). */
+static int prov_ofi_errno(int ret) {
+  int e = ret < 0 ? -ret : ret;
+  return e > 0 && e < FI_ERRNO_OFFSET ? e : EIO;
+}
+
+/* info's mr_mode with the legacy values spelled out as mode bits. */
+static uint64_t prov_ofi_mr_mode(const struct fi_info *info) {
+  int mode = info->domain_attr->mr_mode;
+  if (mode == FI_MR_BASIC) return FI_MR_VIRT_ADDR | FI_MR_PROV_KEY | FI_MR_ALLOCATED;
+  if (mode == FI_MR_SCALABLE) return 0;
+  return (uint64_t)mode;
+}
+
+static bool prov_ofi_access_ok(uint64_t access, const char *fn) {
+  if (access != 0 && (access & ~(uint64_t)PROV_OFI_ACCESS) == 0) return true;
+  prov_ofi_error(EINVAL,
+                 "%s: access 0x%llx: give a non-empty combination of FI_READ, FI_WRITE, FI_REMOTE_READ, "
+                 "FI_REMOTE_WRITE, FI_SEND and FI_RECV",
+                 fn, (unsigned long long)access);
+  return false;
+}
+
+static int prov_ofi_obtain(void *ctx, size_t size, size_t align, void **base, void **handle);
+static int prov_ofi_release(void *ctx, void *base, size_t size, void *handle);
+
+/* A new object on domain (not owned yet), or NULL with the error set. */
+static pinheap_ofi *prov_ofi_new(struct fid_domain *domain, const struct fi_info *info, uint64_t access,
+                                 const char *fn) {
+  if (!domain || !info || !info->domain_attr) {
+    prov_ofi_error(EINVAL, "%s: domain or info is NULL", fn);
+    return NULL;
+  }
+  if (!prov_ofi_access_ok(access, fn)) return NULL;
+  uint64_t mode = prov_ofi_mr_mode(info);
+  if (mode & PROV_OFI_UNSUPPORTED_MR) {
+    prov_ofi_error(ENOTSUP,
+                   "%s: the domain's memory registration mode has %s, which pinheap_ofi does not support; "
+                   "open the domain with hints whose domain_attr->mr_mode leaves it out",
+                   fn,
+                   mode & FI_MR_ENDPOINT ? "FI_MR_ENDPOINT (regions bound to an endpoint)" : "FI_MR_RAW (raw keys)");
+    return NULL;
+  }
+  pinheap_ofi *po = calloc(1, sizeof *po);
+  struct fi_info *copy = fi_dupinfo(info);
+  void *records = mmap(NULL, PROV_OFI_MAX_REGIONS * sizeof(prov_ofi_region), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (!po || !copy || records == MAP_FAILED) {
+    if (records != MAP_FAILED) munmap(records, PROV_OFI_MAX_REGIONS * sizeof(prov_ofi_region));
+    fi_freeinfo(copy);
+    free(po);
+    prov_ofi_error(ENOMEM, "%s: no memory for the provider's state", fn);
+    return NULL;
+  }
+  size_t key_size = info->domain_attr->mr_key_size;
+  *po = (pinheap_ofi){
+      .domain = domain,
+      .info = copy,
+      .access = access,
+      .virt_addr = (mode & FI_MR_VIRT_ADDR) != 0,
+      .prov_key = (mode & FI_MR_PROV_KEY) != 0,
+      .key_max = key_size == 0 || key_size >= 8 ? UINT64_MAX : ((uint64_t)1 << (8 * key_size)) - 1,
+      .page = (size_t)sysconf(_SC_PAGESIZE),
+      .records = records,
+      .next_key = 1,
+  };
+  pthread_mutex_init(&po->lock, NULL);
+  const char *prov = info->fabric_attr && info->fabric_attr->prov_name ? info->fabric_attr->prov_name : "?";
+  snprintf(po->name, sizeof po->name, "libfabric %s", prov);
+  po->provider =
+      (pinheap_provider){.name = po->name, .ctx = po, .obtain = prov_ofi_obtain, .release = prov_ofi_release};
+  return po;
+}
+
+PH_EXPORT pinheap_ofi *pinheap_ofi_create(struct fid_domain *domain, const struct fi_info *info, uint64_t access) {
+  return prov_ofi_new(domain, info, access, "pinheap_ofi_create");
+}
+
+PH_EXPORT pinheap_ofi *pinheap_ofi_open(const struct fi_info *hints, uint64_t access) {
+  static const char fn[] = "pinheap_ofi_open";
+  if (!prov_ofi_access_ok(access, fn)) return NULL;
+  struct fi_info *ask = hints ? fi_dupinfo(hints) : fi_allocinfo();
+  if (!ask) {
+    prov_ofi_error(ENOMEM, "%s: no memory for a copy of the hints", fn);
+    return NULL;
+  }
+  /* Only modes this provider serves: a provider that needs another is not
+   * matched rather than refused after opening. */
+  ask->domain_attr->mr_mode &= ~PROV_OFI_UNSUPPORTED_MR;
+  const char *prov = ask->fabric_attr && ask->fabric_attr->prov_name ? ask->fabric_attr->prov_name : "any";
+  struct fi_info *found = NULL;
+  struct fid_fabric *fabric = NULL;
+  struct fid_domain *domain = NULL;
+  pinheap_ofi *po = NULL;
+  int ret = fi_getinfo(FI_VERSION(FI_MAJOR_VERSION, FI_MINOR_VERSION), NULL, NULL, 0, ask, &found);
+  if (ret != 0) {
+    prov_ofi_error(prov_ofi_errno(ret), "%s: fi_getinfo (provider %s): %s", fn, prov, fi_strerror(-ret));
+    goto out;
+  }
+  ret = fi_fabric(found->fabric_attr, &fabric, NULL);
+  if (ret != 0) {
+    prov_ofi_error(prov_ofi_errno(ret), "%s: fi_fabric (provider %s): %s", fn, found->fabric_attr->prov_name,
+                   fi_strerror(-ret));
+    goto out;
+  }
+  ret = fi_domain(fabric, found, &domain, NULL);
+  if (ret != 0) {
+    prov_ofi_error(prov_ofi_errno(ret), "%s: fi_domain (provider %s, domain %s): %s", fn, found->fabric_attr->prov_name,
+                   found->domain_attr->name, fi_strerror(-ret));
+    goto out;
+  }
+  po = prov_ofi_new(domain, found, access, fn);
+  if (po) {
+    po->fabric = fabric;
+    po->own_domain = true;
+  }
+out:
+  if (!po) {
+    int err = errno;
+    if (domain) fi_close(&domain->fid);
+    if (fabric) fi_close(&fabric->fid);
+    errno = err;
+  }
+  fi_freeinfo(found);
+  fi_freeinfo(ask);
+  return po;
+}
+
+PH_EXPORT struct fid_fabric *pinheap_ofi_fabric(const pinheap_ofi *po) { return po ? po->fabric : NULL; }
+PH_EXPORT struct fid_domain *pinheap_ofi_domain(const pinheap_ofi *po) { return po ? po->domain : NULL; }
+PH_EXPORT struct fi_info *pinheap_ofi_info(const pinheap_ofi *po) { return po ? po->info : NULL; }
+PH_EXPORT const pinheap_provider *pinheap_ofi_provider(const pinheap_ofi *po) { return po ? &po->provider : NULL; }
+
+/* A record for a new registration, or NULL when the table is full. Under
+ * the lock. */
+static prov_ofi_region *prov_ofi_record_take(pinheap_ofi *po) {
+  prov_ofi_region *r = po->free_list;
+  if (r) {
+    po->free_list = r->next_free;
+    return r;
+  }
+  return po->used < PROV_OFI_MAX_REGIONS ? &po->records[po->used++] : NULL;
+}
+
+/* Puts a record that is not live back. Under the lock. */
+static void prov_ofi_record_put(pinheap_ofi *po, prov_ofi_region *r) {
+  *r = (prov_ofi_region){.next_free = po->free_list};
+  po->free_list = r;
+}
+
+/* The live record handle points to, or NULL when handle is no live record
+ * of po. */
+static prov_ofi_region *prov_ofi_record_of(const pinheap_ofi *po, const void *handle) {
+  uintptr_t first = (uintptr_t)po->records, h = (uintptr_t)handle;
+  if (h < first || h >= first + PROV_OFI_MAX_REGIONS * sizeof(prov_ofi_region) ||
+      (h - first) % sizeof(prov_ofi_region) != 0)
+    return NULL;
+  prov_ofi_region *r = (prov_ofi_region *)handle;
+  return r->mr ? r : NULL;
+}
+
+/* Registers [base, base + size) into r: a requested key from the counter,
+ * or the provider's. Under the lock. Returns 0 or a libfabric error code,
+ * with the error set. */
+static int prov_ofi_register(pinheap_ofi *po, prov_ofi_region *r, char *base, size_t size) {
+  struct fid_mr *mr = NULL;
+  uint64_t key = 0;
+  int ret;
+  for (int tries = 0;; tries++) {
+    if (!po->prov_key) {
+      key = po->next_key;
+      po->next_key = key == po->key_max ? 1 : key + 1;
+    }
+    ret = fi_mr_reg(po->domain, base, size, po->access, 0, key, 0, &mr, NULL);
+    if (ret != -FI_ENOKEY || po->prov_key || tries + 1 == PROV_OFI_KEY_TRIES) break;
+  }
+  if (ret != 0) {
+    prov_ofi_error(prov_ofi_errno(ret), "%s: fi_mr_reg of %zu bytes at %p (key %llu%s): %s", po->name, size,
+                   (void *)base, (unsigned long long)key, po->prov_key ? ", the provider's" : "", fi_strerror(-ret));
+    return ret;
+  }
+  if (po->prov_key) {
+    key = fi_mr_key(mr);
+    if (key == FI_KEY_NOTAVAIL) {
+      fi_close(&mr->fid);
+      prov_ofi_error(ENOTSUP, "%s: fi_mr_key: the provider gives no 64-bit key (raw keys)", po->name);
+      return -FI_ENOKEY;
+    }
+  }
+  *r = (prov_ofi_region){.mr = mr, .desc = fi_mr_desc(mr), .key = key, .base = base, .size = size};
+  return 0;
+}
+
+static int prov_ofi_obtain(void *ctx, size_t size, size_t align, void **base_out, void **handle) {
+  pinheap_ofi *po = ctx;
+  size_t span = size + align;
+  char *raw = span < size
+                  ? MAP_FAILED
+                  : mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) {
+    prov_ofi_error(ENOMEM, "%s: cannot map %zu bytes: %s", po->name, size, strerror(span < size ? ENOMEM : errno));
+    pthread_mutex_lock(&po->lock);
+    po->stats.failures++;
+    pthread_mutex_unlock(&po->lock);
+    return ENOMEM;
+  }
+  /* Keep the aligned middle, give back the ends. */
+  char *base = (char *)util_align_up((uintptr_t)raw, align);
+  if (base > raw) munmap(raw, (size_t)(base - raw));
+  if (raw + span > base + size) munmap(base + size, (size_t)(raw + span - (base + size)));
+
+  pthread_mutex_lock(&po->lock);
+  prov_ofi_region *r = prov_ofi_record_take(po);
+  int ret = -FI_ENOMEM;
+  if (!r)
+    prov_ofi_error(ENOMEM, "%s: more than %zu registrations at once", po->name, PROV_OFI_MAX_REGIONS);
+  else if ((ret = prov_ofi_register(po, r, base, size)) != 0)
+    prov_ofi_record_put(po, r);
+  if (ret == 0) {
+    po->stats.regions++;
+    po->stats.bytes += size;
+    po->stats.registered++;
+  } else {
+    po->stats.failures++;
+  }
+  pthread_mutex_unlock(&po->lock);
+  if (ret != 0) {
+    munmap(base, size);
+    errno = ENOMEM;
+    return ENOMEM; /* the heap's contract: no memory or no registration left */
+  }
+  *base_out = base;
+  *handle = r;
+  return 0;
+}
+
+/* A region whose fi_close fails stays live and mapped: the NIC may still
+ * reach it. pinheap_ofi_destroy tries again. */
+static int prov_ofi_release(void *ctx, void *base, size_t size, void *handle) {
+  pinheap_ofi *po = ctx;
+  pthread_mutex_lock(&po->lock);
+  prov_ofi_region *r = prov_ofi_record_of(po, handle);
+  int err = 0;
+  if (!r || r->base != base || r->size != size) {
+    prov_ofi_error(EINVAL, "%s: release of %zu bytes at %p: not a registration of this provider", po->name, size, base);
+    err = EINVAL;
+  } else {
+    int ret = fi_close(&r->mr->fid);
+    if (ret != 0) {
+      prov_ofi_error(prov_ofi_errno(ret), "%s: fi_close of the registration of %zu bytes at %p: %s", po->name, size,
+                     base, fi_strerror(-ret));
+      err = prov_ofi_errno(ret);
+    } else {
+      prov_ofi_record_put(po, r);
+      po->stats.regions--;
+      po->stats.bytes -= size;
+      po->stats.deregistered++;
+    }
+  }
+  if (err) po->stats.failures++;
+  pthread_mutex_unlock(&po->lock);
+  if (err) return err;
+  return munmap(base, size) == 0 ? 0 : errno;
+}
+
+PH_EXPORT int pinheap_ofi_locate(const pinheap_ofi *po, const pinheap *heap, const void *ptr, pinheap_ofi_addr *out) {
+  if (!po || !heap || !out) {
+    prov_ofi_error(EINVAL, "pinheap_ofi_locate: provider, heap or output is NULL");
+    return -1;
+  }
+  pinheap_region reg;
+  if (pinheap_region_of(heap, ptr, &reg) != 0) {
+    prov_ofi_error(EINVAL, "pinheap_ofi_locate(%p): not in memory the heap obtained from its provider", ptr);
+    return -1;
+  }
+  const prov_ofi_region *r = prov_ofi_record_of(po, reg.handle);
+  if (!r || r->base != reg.base) {
+    prov_ofi_error(EINVAL, "pinheap_ofi_locate(%p): the heap's memory there is not registered by %s", ptr, po->name);
+    return -1;
+  }
+  *out = (pinheap_ofi_addr){
+      .key = r->key,
+      .desc = r->desc,
+      .addr = po->virt_addr ? (uint64_t)(uintptr_t)ptr : (uint64_t)((const char *)ptr - r->base),
+  };
+  return 0;
+}
+
+PH_EXPORT int pinheap_ofi_get_stats(const pinheap_ofi *po, pinheap_ofi_stats *out) {
+  if (!po || !out) {
+    prov_ofi_error(EINVAL, "pinheap_ofi_get_stats: provider or output is NULL");
+    return -1;
+  }
+  pinheap_ofi *w = (pinheap_ofi *)po; /* the lock only */
+  pthread_mutex_lock(&w->lock);
+  *out = po->stats;
+  pthread_mutex_unlock(&w->lock);
+  return 0;
+}
+
+static int prov_ofi_key_order(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+PH_EXPORT int pinheap_ofi_check(const pinheap_ofi *po) {
+  if (!po) return 1;
+  pinheap_ofi *w = (pinheap_ofi *)po; /* the lock only */
+  int broken = 0;
+#define PROV_OFI_EXPECT(cond, ...)                        \
+  do {                                                    \
+    if (!(cond)) {                                        \
+      fprintf(stderr, "pinheap_ofi_check: " __VA_ARGS__); \
+      fputc('\n', stderr);                                \
+      broken++;                                           \
+    }                                                     \
+  } while (0)
+  pthread_mutex_lock(&w->lock);
+  size_t live = 0, bytes = 0, free_records = 0;
+  uint64_t *keys = malloc((po->used ? po->used : 1) * sizeof *keys);
+  for (size_t i = 0; i < po->used; i++) {
+    const prov_ofi_region *r = &po->records[i];
+    if (!r->mr) continue;
+    PROV_OFI_EXPECT(r->size > 0 && (uintptr_t)r->base % po->page == 0,
+                    "record %zu: a registration of %zu bytes at %p should be page-aligned and non-empty", i, r->size,
+                    (void *)r->base);
+    PROV_OFI_EXPECT(r->desc == fi_mr_desc(r->mr), "record %zu: its descriptor should be fi_mr_desc of its region", i);
+    if (keys) keys[live] = r->key;
+    live++;
+    bytes += r->size;
+  }
+  for (const prov_ofi_region *r = po->free_list; r && free_records <= po->used; r = r->next_free, free_records++)
+    PROV_OFI_EXPECT(r >= po->records && r < po->records + po->used && !r->mr,
+                    "the free list should hold only records handed out and not live (%p)", (const void *)r);
+  PROV_OFI_EXPECT(live + free_records == po->used, "%zu live and %zu free records should make the %zu handed out", live,
+                  free_records, po->used);
+  PROV_OFI_EXPECT(live == po->stats.regions, "%zu live records, the stats say %zu", live, po->stats.regions);
+  PROV_OFI_EXPECT(bytes == po->stats.bytes, "live records cover %zu bytes, the stats say %zu", bytes, po->stats.bytes);
+  PROV_OFI_EXPECT(po->stats.registered - po->stats.deregistered == po->stats.regions,
+                  "%zu registered less %zu deregistered should be the %zu live", po->stats.registered,
+                  po->stats.deregistered, po->stats.regions);
+  PROV_OFI_EXPECT(po->prov_key || (po->next_key >= 1 && po->next_key <= po->key_max),
+                  "the next requested key %llu should be within 1..%llu", (unsigned long long)po->next_key,
+                  (unsigned long long)po->key_max);
+  PROV_OFI_EXPECT(keys, "no memory to check that keys are distinct");
+  if (keys) {
+    qsort(keys, live, sizeof *keys, prov_ofi_key_order);
+    for (size_t i = 1; i < live; i++)
+      PROV_OFI_EXPECT(keys[i] != keys[i - 1], "two live registrations share key %llu", (unsigned long long)keys[i]);
+    free(keys);
+  }
+  pthread_mutex_unlock(&w->lock);
+#undef PROV_OFI_EXPECT
+  return broken;
+}
+
+PH_EXPORT void pinheap_ofi_destroy(pinheap_ofi *po) {
+  if (!po) return;
+  if (po->stats.regions)
+    fprintf(stderr,
+            "pinheap_ofi_destroy: %zu registrations (%zu bytes) still live: destroy the heaps first; closing them, "
+            "their memory stays mapped\n",
+            po->stats.regions, po->stats.bytes);
+  for (size_t i = 0; i < po->used; i++) {
+    prov_ofi_region *r = &po->records[i];
+    int ret = r->mr ? fi_close(&r->mr->fid) : 0;
+    if (ret)
+      fprintf(stderr, "pinheap_ofi_destroy: fi_close of a registration at %p: %s\n", (void *)r->base,
+              fi_strerror(-ret));
+  }
+  if (po->own_domain) {
+    int ret = fi_close(&po->domain->fid);
+    if (ret)
+      fprintf(stderr,
+              "pinheap_ofi_destroy: fi_close of the domain: %s (close its endpoints, address vectors and "
+              "completion queues first)\n",
+              fi_strerror(-ret));
+    ret = fi_close(&po->fabric->fid);
+    if (ret) fprintf(stderr, "pinheap_ofi_destroy: fi_close of the fabric: %s\n", fi_strerror(-ret));
+  }
+  fi_freeinfo(po->info);
+  munmap(po->records, PROV_OFI_MAX_REGIONS * sizeof(prov_ofi_region));
+  pthread_mutex_destroy(&po->lock);
+  free(po);
+}
+
+PH_EXPORT const char *pinheap_ofi_last_error(void) { return prov_ofi_error_text; }
