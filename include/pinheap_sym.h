@@ -26,8 +26,8 @@
  *
  * Thread safety: the collective calls of one symmetric heap must be made in
  * the same order on every process (one thread at a time, as OpenSHMEM
- * requires); the queries (offset, ptr, remote) may be called from any thread
- * at any time, stats and check from any thread between collective calls.
+ * requires); the queries (offset, ptr, remote) and stats may be called from
+ * any thread at any time, check from any thread between collective calls.
  *
  * Errors: as in pinheap.h: NULL (or -1) with errno and pinheap_last_error().
  */
@@ -73,7 +73,7 @@ typedef struct pinheap_sym pinheap_sym;
  * on any process, or the processes disagree on size or flags) or ENOMEM (on
  * any process: then on every process). coll NULL, or a coll whose rank or
  * allgather is unusable, fails at once without the allgather. The collective
- * is copied; coll->ctx must stay valid until pinheap_sym_destroy. */
+ * is copied; coll->ctx and heap must stay valid until pinheap_sym_destroy. */
 pinheap_sym *pinheap_sym_create(pinheap *heap, size_t size, const pinheap_collective *coll, unsigned flags);
 
 /* Collective. Frees the block. Objects still live are reported (count and

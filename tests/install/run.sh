@@ -79,6 +79,7 @@ echo "library directory: ${libdir#"$prefix"/}"
 
 step "installed files"
 for f in "$prefix/include/pinheap.h" \
+         "$prefix/include/pinheap_sym.h" \
          "$libdir/libpinheap.so" \
          "$libdir/libpinheap.a" \
          "$libdir/libpinheap-preload.so" \
@@ -90,10 +91,10 @@ for f in "$prefix/include/pinheap.h" \
 done
 [ "$failures" -eq 0 ] || { (cd "$prefix" && find . | sort) >&2; die "installed tree incomplete (above)"; }
 
-# Every function the public header declares must be exported by the shared
+# Every function the public headers declare must be exported by the shared
 # library (the objects are built with -fvisibility=hidden).
 step "exported symbols of libpinheap.so"
-api=$(grep -oE '\bpinheap_[a-z_]+[[:space:]]*\(' "$prefix/include/pinheap.h" | tr -d '( \t' | sort -u)
+api=$(cat "$prefix"/include/pinheap*.h | grep -oE '\bpinheap_[a-z_]+[[:space:]]*\(' | tr -d '( \t' | sort -u)
 exported=$(nm -D --defined-only "$libdir/libpinheap.so" | awk '{ print $NF }' | sort -u)
 for fn in $api; do
   grep -qx "$fn" <<<"$exported" || fail "libpinheap.so does not export $fn"
