@@ -26,6 +26,10 @@ static const char *const sym_op_name[] = {"?", "malloc", "calloc", "aligned_allo
 
 #define SYM_OF(n) PH_CONTAINER_OF(n, sym_object, node)
 
+/* The records travel whole: no padding of unknown contents in them. */
+_Static_assert(sizeof(sym_record) == 56, "sym_record has padding");
+_Static_assert(sizeof(sym_peer) == 40, "sym_peer has padding");
+
 static int sym_cmp(const tree_node *a, const tree_node *b) {
   uintptr_t x = SYM_OF(a)->addr, y = SYM_OF(b)->addr;
   return (x > y) - (x < y);
