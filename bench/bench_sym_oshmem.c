@@ -30,8 +30,8 @@
  */
 #include <errno.h>
 #include <mpi.h>
-#include <stdbool.h>
 #include <shmem.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,9 +176,10 @@ static void run_churn(const allocator *a, size_t heap, uint64_t seed) {
     nsmall = kept;
   }
   if (me == 0)
-    printf("RESULT churn %s requests=%d failed=%d first_failure_step=%d live_MiB_at_first_failure=%.1f "
-           "long_lived_small=%d\n",
-           a->name, requests, failures, first_failure, (double)live_at_first / (double)MiB, nsmall);
+    printf(
+        "RESULT churn %s requests=%d failed=%d first_failure_step=%d live_MiB_at_first_failure=%.1f "
+        "long_lived_small=%d\n",
+        a->name, requests, failures, first_failure, (double)live_at_first / (double)MiB, nsmall);
   for (int j = 0; j < CHURN_ARRAYS; j++) a->free(arr[j]);
   for (int k = 0; k < nsmall; k++) a->free(small[k].p);
 }

@@ -105,8 +105,8 @@ static _Noreturn void sym_bad_pointer(pinheap_sym *s, const void *p, const char 
  * for want of metadata. */
 static void sym_give_back(pinheap_sym *s, uintptr_t addr, size_t bytes, const char *what) {
   em_free_result r = em_free(&s->em, (void *)addr, bytes);
-  if (r == EM_NO_METADATA) error_fatal("%s(%#lx): the system has no memory left for the heap's metadata", what,
-                                       (unsigned long)addr);
+  if (r == EM_NO_METADATA)
+    error_fatal("%s(%#lx): the system has no memory left for the heap's metadata", what, (unsigned long)addr);
   if (r != EM_FREED)
     error_fatal("%s(%#lx): extent overlaps free space: symmetric heap %p is corrupt", what, (unsigned long)addr,
                 (void *)s);
@@ -274,8 +274,8 @@ static int sym_open(pinheap_sym *s, pinheap *heap, size_t size, unsigned flags, 
   }
   pinheap_region r;
   me->base = (uintptr_t)block;
-  me->reg_offset = pinheap_region_of(heap, block, &r) == 0 ? (uint64_t)((char *)block - (char *)r.base)
-                                                            : PINHEAP_SYM_NO_REG;
+  me->reg_offset =
+      pinheap_region_of(heap, block, &r) == 0 ? (uint64_t)((char *)block - (char *)r.base) : PINHEAP_SYM_NO_REG;
   s->small_max = sym_small_max(bytes);
   if (em_init(&s->em, EM_TWO_ENDED, SYM_QUANTUM, s->small_max) != 0) {
     pinheap_free(heap, block);
@@ -321,7 +321,8 @@ static bool sym_agree(const pinheap_sym *s, const sym_peer *me, size_t size) {
   for (int i = 1; i < s->coll.nranks; i++) {
     const sym_peer *p = &s->peers[i], *first = &s->peers[0];
     if (p->size != first->size || p->flags != first->flags) {
-      error_set(EINVAL, "%s: the processes disagree: rank 0 asks for %llu bytes (flags %#x), rank %d for %llu (flags %#x)",
+      error_set(EINVAL,
+                "%s: the processes disagree: rank 0 asks for %llu bytes (flags %#x), rank %d for %llu (flags %#x)",
                 what, (unsigned long long)first->size, first->flags, i, (unsigned long long)p->size, p->flags);
       return false;
     }
@@ -329,10 +330,10 @@ static bool sym_agree(const pinheap_sym *s, const sym_peer *me, size_t size) {
   return true;
 }
 
-PH_EXPORT pinheap_sym *pinheap_sym_create(pinheap *heap, size_t size, const pinheap_collective *coll,
-                                          unsigned flags) {
+PH_EXPORT pinheap_sym *pinheap_sym_create(pinheap *heap, size_t size, const pinheap_collective *coll, unsigned flags) {
   if (!coll || !coll->allgather || coll->nranks < 1 || coll->rank < 0 || coll->rank >= coll->nranks) {
-    error_set(EINVAL, "pinheap_sym_create: the collective is NULL, has no allgather, or its rank is not in 0..nranks-1");
+    error_set(EINVAL,
+              "pinheap_sym_create: the collective is NULL, has no allgather, or its rank is not in 0..nranks-1");
     return NULL;
   }
   size_t n = (size_t)coll->nranks;
@@ -436,8 +437,8 @@ PH_EXPORT void *pinheap_sym_aligned_alloc(pinheap_sym *s, size_t alignment, size
   if (sym_bad_handle(s, "pinheap_sym_aligned_alloc")) return NULL;
   sym_record rec = {.op = SYM_ALIGNED, .size = size, .align = alignment, .arg = SYM_NONE};
   if (!util_is_pow2(alignment) || alignment > PINHEAP_SYM_MAX_ALIGN) {
-    error_set(EINVAL, "pinheap_sym_aligned_alloc(%zu, %zu): alignment is not a power of two of at most %zu",
-              alignment, size, PINHEAP_SYM_MAX_ALIGN);
+    error_set(EINVAL, "pinheap_sym_aligned_alloc(%zu, %zu): alignment is not a power of two of at most %zu", alignment,
+              size, PINHEAP_SYM_MAX_ALIGN);
     rec.status = EINVAL;
   }
   return sym_alloc(s, &rec, size, alignment < SYM_QUANTUM ? SYM_QUANTUM : alignment, false,
@@ -537,8 +538,10 @@ PH_EXPORT void *pinheap_sym_ptr(const pinheap_sym *s, size_t offset) {
 
 PH_EXPORT int pinheap_sym_remote(const pinheap_sym *s, const void *ptr, int rank, pinheap_sym_addr *out) {
   if (!s || !out || rank < 0 || rank >= s->coll.nranks || !ptr || !sym_inside(s, ptr)) {
-    error_set(EINVAL, "pinheap_sym_remote(%p, rank %d): symmetric heap or output NULL, rank out of range, or pointer "
-              "outside the symmetric heap", ptr, rank);
+    error_set(EINVAL,
+              "pinheap_sym_remote(%p, rank %d): symmetric heap or output NULL, rank out of range, or pointer "
+              "outside the symmetric heap",
+              ptr, rank);
     return -1;
   }
   uint64_t off = (uintptr_t)ptr - s->base;
@@ -579,10 +582,10 @@ typedef struct sym_check_state {
   int broken;
 } sym_check_state;
 
-#define SYM_BROKEN(st, ...)                 \
-  do {                                      \
-    fprintf(stderr, "sym: " __VA_ARGS__);   \
-    (st)->broken++;                         \
+#define SYM_BROKEN(st, ...)               \
+  do {                                    \
+    fprintf(stderr, "sym: " __VA_ARGS__); \
+    (st)->broken++;                       \
   } while (0)
 
 static int sym_check_object(tree_node *n, void *arg) {
@@ -598,8 +601,8 @@ static int sym_check_object(tree_node *n, void *arg) {
     SYM_BROKEN(st, "object %#lx+%zu should lie inside the block %#lx+%zu\n", a, o->bytes, (unsigned long)s->base,
                s->size);
   if (st->prev && st->prev->addr + st->prev->bytes > o->addr)
-    SYM_BROKEN(st, "objects %#lx+%zu and %#lx+%zu should not overlap\n", (unsigned long)st->prev->addr,
-               st->prev->bytes, a, o->bytes);
+    SYM_BROKEN(st, "objects %#lx+%zu and %#lx+%zu should not overlap\n", (unsigned long)st->prev->addr, st->prev->bytes,
+               a, o->bytes);
   st->bytes += o->bytes;
   st->requested += o->requested;
   if (sym_large(s, o->bytes)) {

@@ -91,9 +91,9 @@ struct pinheap_sym {
   size_t allocated;
   size_t large_bytes;
   size_t large_objects;
-  size_t record_bytes; /* this mapping: the struct, peers, gathered */
-  sym_peer *peers;         /* one per rank */
-  sym_record *gathered;    /* one per rank, the last call's */
+  size_t record_bytes;  /* this mapping: the struct, peers, gathered */
+  sym_peer *peers;      /* one per rank */
+  sym_record *gathered; /* one per rank, the last call's */
 };
 
 /* Number of broken invariants of s, each described on stderr. */

@@ -37,14 +37,14 @@ typedef struct fake_proc {
   void *arg;
 } fake_proc;
 
-#define FAKE_CHECK(p, cond, ...)                                                              \
-  do {                                                                                       \
-    if (!(cond)) {                                                                           \
+#define FAKE_CHECK(p, cond, ...)                                                                   \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
       fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", (p)->rank, __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                                          \
-      fprintf(stderr, " (last error: %s)\n", pinheap_last_error());                          \
-      abort();                                                                               \
-    }                                                                                        \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fprintf(stderr, " (last error: %s)\n", pinheap_last_error());                                \
+      abort();                                                                                     \
+    }                                                                                              \
   } while (0)
 
 static int fake_allgather(void *ctx, const void *in, void *out, size_t len) {

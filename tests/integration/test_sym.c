@@ -9,15 +9,14 @@
  *
  * Usage: test_sym [seed]
  */
+#include <cmocka.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
-#include <errno.h>
-#include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,7 +174,9 @@ static unsigned char pattern_byte(unsigned tag, int rank, size_t i) {
   return (unsigned char)(tag + (unsigned)rank * 131u + i * 7u);
 }
 
-static unsigned char pattern_middle(unsigned tag, int rank) { return (unsigned char)(tag ^ (unsigned)rank * 131u ^ 0x5Cu); }
+static unsigned char pattern_middle(unsigned tag, int rank) {
+  return (unsigned char)(tag ^ (unsigned)rank * 131u ^ 0x5Cu);
+}
 
 static bool pattern_edge(size_t i, size_t size) { return i < PATTERN_EDGE || i + PATTERN_EDGE >= size; }
 
@@ -233,7 +234,8 @@ static void rand_body(fake_proc *p, void *arg) {
       size_t align = (size_t)64 << (seed_next_r(&rs) % 16);
       if (kind == 0) {
         result = pinheap_sym_calloc(sym, 1, size);
-        for (size_t i = 0; result && i < size; i++) FAKE_CHECK(p, ((unsigned char *)result)[i] == 0, "calloc zero at %zu", i);
+        for (size_t i = 0; result && i < size; i++)
+          FAKE_CHECK(p, ((unsigned char *)result)[i] == 0, "calloc zero at %zu", i);
       } else if (kind == 1) {
         result = pinheap_sym_aligned_alloc(sym, align, size);
         FAKE_CHECK(p, !result || ((uintptr_t)result & (align - 1)) == 0, "alignment %zu of %p", align, result);
@@ -266,7 +268,8 @@ static void rand_body(fake_proc *p, void *arg) {
         pattern_fill(o, p->rank);
       } else {
         FAKE_CHECK(p, errno == ENOMEM, "op %d: realloc errno %d", op, errno);
-        FAKE_CHECK(p, pattern_ok(o->p, o->size, o->size, o->tag, p->rank), "op %d: failed realloc changed the object", op);
+        FAKE_CHECK(p, pattern_ok(o->p, o->size, o->size, o->tag, p->rank), "op %d: failed realloc changed the object",
+                   op);
       }
     } else {
       FAKE_CHECK(p, pattern_ok(o->p, o->size, o->size, o->tag, p->rank), "op %d: pattern", op);
@@ -275,8 +278,9 @@ static void rand_body(fake_proc *p, void *arg) {
     FAKE_CHECK(p, pinheap_sym_check(sym) == 0, "op %d: check", op);
     pinheap_stats st = sym_stats(sym);
     FAKE_CHECK(p, st.allocated == live_bytes, "op %d: allocated %zu, expected %zu", op, st.allocated, live_bytes);
-    FAKE_CHECK(p, st.capacity == RAND_SYM && st.in_use + st.free_bytes == st.capacity && st.in_use >= live_bytes &&
-                      st.peak_in_use >= st.in_use && st.largest_free <= st.free_bytes,
+    FAKE_CHECK(p,
+               st.capacity == RAND_SYM && st.in_use + st.free_bytes == st.capacity && st.in_use >= live_bytes &&
+                   st.peak_in_use >= st.in_use && st.largest_free <= st.free_bytes,
                "op %d: stats", op);
   }
   /* Every rank's objects, read where pinheap_sym_remote says they are. */
@@ -286,12 +290,14 @@ static void rand_body(fake_proc *p, void *arg) {
     for (int r = 0; r < p->group->nranks; r++) {
       pinheap_sym_addr a;
       FAKE_CHECK(p, pinheap_sym_remote(sym, objs[i].p + objs[i].size - 1, r, &a) == 0, "remote");
-      FAKE_CHECK(p, pattern_ok((const unsigned char *)(uintptr_t)a.addr - (objs[i].size - 1), objs[i].size,
-                               objs[i].size, objs[i].tag, r),
+      FAKE_CHECK(p,
+                 pattern_ok((const unsigned char *)(uintptr_t)a.addr - (objs[i].size - 1), objs[i].size, objs[i].size,
+                            objs[i].tag, r),
                  "object %d as seen on rank %d", i, r);
       pinheap_region reg;
-      FAKE_CHECK(p, r != p->rank || (pinheap_region_of(heap, objs[i].p, &reg) == 0 &&
-                                     a.reg_offset == (uint64_t)((char *)objs[i].p + objs[i].size - 1 - (char *)reg.base)),
+      FAKE_CHECK(p,
+                 r != p->rank || (pinheap_region_of(heap, objs[i].p, &reg) == 0 &&
+                                  a.reg_offset == (uint64_t)((char *)objs[i].p + objs[i].size - 1 - (char *)reg.base)),
                  "reg_offset");
     }
   }
@@ -481,11 +487,14 @@ static void one_fails_body(fake_proc *p, void *arg) {
   int e3 = errno;
   for (int i = 0; i < 4; i++) FAKE_CHECK(p, r[i] == NULL, "call %d succeeded", i);
   FAKE_CHECK(p, e0 == ENOMEM && e1 == ENOMEM && e2 == ENOMEM && e3 == ENOMEM, "errno %d %d %d %d", e0, e1, e2, e3);
-  if (p->rank == 0) FAKE_CHECK(p, strstr(pinheap_last_error(), "failed on rank 1"), "message");
-  else FAKE_CHECK(p, strstr(pinheap_last_error(), "out of symmetric memory"), "message");
+  if (p->rank == 0)
+    FAKE_CHECK(p, strstr(pinheap_last_error(), "failed on rank 1"), "message");
+  else
+    FAKE_CHECK(p, strstr(pinheap_last_error(), "out of symmetric memory"), "message");
   pinheap_stats after = sym_stats(sym);
-  FAKE_CHECK(p, after.allocated == mid.allocated && after.free_bytes == mid.free_bytes &&
-                    after.free_extents == mid.free_extents && after.largest_free == mid.largest_free,
+  FAKE_CHECK(p,
+             after.allocated == mid.allocated && after.free_bytes == mid.free_bytes &&
+                 after.free_extents == mid.free_extents && after.largest_free == mid.largest_free,
              "nothing leaked");
   for (int i = 0; i < 1000; i++) FAKE_CHECK(p, keep[i] == 0x5A, "realloc's object changed");
   if (blocker) FAKE_CHECK(p, em_free(&sym->em, blocker, before.largest_free - 64 * KiB) == EM_FREED, "em_free");
@@ -504,7 +513,7 @@ typedef struct create_case {
   size_t size[2];
   unsigned flags[2];
   size_t heap_size[2];
-  int want; /* errno, 0: success */
+  int want;         /* errno, 0: success */
   const char *text; /* in every rank's error */
 } create_case;
 
@@ -671,7 +680,7 @@ static void bad_free_child(void *arg) {
 static void test_bad_pointers_abort(void **state) {
   (void)state;
   const char *why[] = {"not in the symmetric heap", "not in the symmetric heap", "not a live object",
-                       "inside a live object", "not a live object", "not a live object"};
+                       "inside a live object",      "not a live object",         "not a live object"};
   for (int how = 0; how < 6; how++) {
     bad_free b = {.how = how};
     child_result r = run_child(bad_free_child, &b);
