@@ -14,14 +14,20 @@
  * the barrier OpenSHMEM puts after shmem_malloc and before shmem_free) in
  * which every process checks that all of them asked for and obtained the
  * same thing; a mismatch is reported with both sides' calls and aborts.
+ * An allocation that fails on any process (ENOMEM) fails on every process:
+ * those where it succeeded undo it, and all return NULL.
+ *
  * PINHEAP_SYM_NOSYNC leaves the allgather out (the caller synchronizes); the
- * check is then done only in debug builds and when PINHEAP_DEBUG is set in
- * the environment.
+ * check is then done only in debug builds (CMAKE_BUILD_TYPE=Debug) and when
+ * PINHEAP_DEBUG is set (to anything but "" or "0") in the environment of
+ * some process at create. Without the check a failure is local: the caller
+ * must learn of it (by a reduction of its own) and free the object on the
+ * processes where it succeeded before its next call.
  *
  * Thread safety: the collective calls of one symmetric heap must be made in
  * the same order on every process (one thread at a time, as OpenSHMEM
- * requires); the queries (offset, ptr, remote, owns) may be called from any
- * thread at any time.
+ * requires); the queries (offset, ptr, remote) and stats may be called from
+ * any thread at any time, check from any thread between collective calls.
  *
  * Errors: as in pinheap.h: NULL (or -1) with errno and pinheap_last_error().
  */
@@ -56,11 +62,18 @@ typedef struct pinheap_sym pinheap_sym;
 /* Flags of pinheap_sym_create. */
 #define PINHEAP_SYM_NOSYNC 1u /* no allgather per call (see above) */
 
+/* The largest alignment pinheap_sym_aligned_alloc takes: the block of every
+ * process starts on such a boundary, so that an aligned object has the same
+ * offset everywhere. */
+#define PINHEAP_SYM_MAX_ALIGN ((size_t)2 << 20)
+
 /* Collective. Takes size bytes (rounded up to a page) from heap as one
- * block, the same size on every process, and returns the symmetric heap, or
- * NULL with errno EINVAL (bad arguments, or the processes disagree on size)
- * or ENOMEM (on any process: then on every process). The collective is
- * copied; coll->ctx must stay valid until pinheap_sym_destroy. */
+ * block, aligned to PINHEAP_SYM_MAX_ALIGN, the same size on every process,
+ * and returns the symmetric heap, or NULL with errno EINVAL (bad arguments
+ * on any process, or the processes disagree on size or flags) or ENOMEM (on
+ * any process: then on every process). coll NULL, or a coll whose rank or
+ * allgather is unusable, fails at once without the allgather. The collective
+ * is copied; coll->ctx and heap must stay valid until pinheap_sym_destroy. */
 pinheap_sym *pinheap_sym_create(pinheap *heap, size_t size, const pinheap_collective *coll, unsigned flags);
 
 /* Collective. Frees the block. Objects still live are reported (count and
@@ -69,15 +82,20 @@ void pinheap_sym_destroy(pinheap_sym *sym);
 
 /* Collective; the arguments must be the same on every process. Objects are
  * aligned to 64 bytes at least. size 0 returns NULL without an error, as
- * shmem_malloc(0) does. */
+ * shmem_malloc(0) does (still collective). A size no state of the heap could
+ * satisfy, an overflowing calloc, an alignment that is not a power of two or
+ * is above PINHEAP_SYM_MAX_ALIGN: EINVAL. No room: ENOMEM. */
 void *pinheap_sym_malloc(pinheap_sym *sym, size_t size);
 void *pinheap_sym_calloc(pinheap_sym *sym, size_t count, size_t size);
 void *pinheap_sym_aligned_alloc(pinheap_sym *sym, size_t alignment, size_t size);
 /* Collective. Grows or shrinks in place when it can, otherwise moves (the
- * same way on every process); on failure ptr is left as it was. */
+ * same way on every process); on failure ptr is left as it was. ptr NULL:
+ * malloc; size 0: frees ptr and returns NULL. A ptr that is not a live
+ * symmetric object aborts, as in pinheap_sym_free. */
 void *pinheap_sym_realloc(pinheap_sym *sym, void *ptr, size_t size);
 /* Collective. NULL does nothing (but is still collective). A pointer that is
- * not a live symmetric object aborts with a message naming it. */
+ * not a live symmetric object (outside the heap, freed already, inside an
+ * object) aborts with a message naming it. */
 void pinheap_sym_free(pinheap_sym *sym, void *ptr);
 
 /* The offset of ptr from this process's symmetric base, or SIZE_MAX when ptr
@@ -93,15 +111,24 @@ void *pinheap_sym_ptr(const pinheap_sym *sym, size_t offset);
  * FI_MR_VIRT_ADDR). */
 typedef struct pinheap_sym_addr {
   uint64_t addr;       /* virtual address on rank */
-  uint64_t reg_offset; /* offset from the base of rank's registration */
+  uint64_t reg_offset; /* offset from the base of rank's registration, or
+                        * PINHEAP_SYM_NO_REG when rank's heap has none (a
+                        * SIMPLE heap) */
 } pinheap_sym_addr;
+#define PINHEAP_SYM_NO_REG UINT64_MAX
+/* 0 with *out filled, or -1 with errno EINVAL (NULL sym or out, rank out of
+ * range, ptr outside the symmetric heap). */
 int pinheap_sym_remote(const pinheap_sym *sym, const void *ptr, int rank, pinheap_sym_addr *out);
 
-/* Stats of the symmetric heap, as pinheap_stats for a heap. */
+/* Stats of the symmetric heap, as pinheap_stats for a heap: capacity is the
+ * block, in_use the bytes of live objects rounded up to 64, allocated the
+ * bytes asked for, large_* the objects placed from the bottom (above the
+ * heap's small-object limit). 0, or -1 with errno EINVAL. */
 int pinheap_sym_get_stats(pinheap_sym *sym, pinheap_stats *out);
 
 /* Number of broken invariants (extent manager, live objects, counters),
- * each described on stderr. Local, not collective. */
+ * each described on stderr; -1 with errno EINVAL for NULL. Local, not
+ * collective. */
 int pinheap_sym_check(pinheap_sym *sym);
 
 #ifdef __cplusplus

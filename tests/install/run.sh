@@ -79,6 +79,7 @@ echo "library directory: ${libdir#"$prefix"/}"
 
 step "installed files"
 for f in "$prefix/include/pinheap.h" \
+         "$prefix/include/pinheap_sym.h" \
          "$libdir/libpinheap.so" \
          "$libdir/libpinheap.a" \
          "$libdir/libpinheap-preload.so" \
@@ -101,9 +102,7 @@ if [ "$ofi" = 1 ]; then
 fi
 [ "$failures" -eq 0 ] || { (cd "$prefix" && find . | sort) >&2; die "installed tree incomplete (above)"; }
 
-# Every function the public header declares must be exported by the shared
-# library (the objects are built with -fvisibility=hidden).
-# Every function named $3... that header $1 declares must be exported by
+# The objects are built with -fvisibility=hidden: every function named $3... that header $1 declares must be exported by
 # library $2.
 check_exports() {
   local api exported fn
@@ -118,6 +117,7 @@ check_exports() {
 }
 check_exports "$prefix/include/pinheap.h" "$libdir/libpinheap.so" pinheap_
 [ "$ofi" = 1 ] && check_exports "$prefix/include/pinheap_ofi.h" "$libdir/libpinheap-ofi.so" pinheap_ofi_
+check_exports "$prefix/include/pinheap_sym.h" "$libdir/libpinheap.so" pinheap_sym_
 
 step "CMake consumer (find_package(pinheap), pinheap::pinheap)"
 (
