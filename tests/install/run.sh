@@ -102,8 +102,8 @@ if [ "$ofi" = 1 ]; then
 fi
 [ "$failures" -eq 0 ] || { (cd "$prefix" && find . | sort) >&2; die "installed tree incomplete (above)"; }
 
-# The objects are built with -fvisibility=hidden: every function named $3... that header $1 declares must be exported by
-# library $2.
+# The objects are built with -fvisibility=hidden: every function named $3...
+# that header $1 declares must be exported by library $2.
 check_exports() {
   local api exported fn
   step "exported symbols of $(basename "$2")"
