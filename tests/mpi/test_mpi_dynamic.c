@@ -1,8 +1,9 @@
 /*
  * DYNAMIC heaps over one MPI_Win_create_dynamic window. Chunks (2 MiB) and
  * direct blocks (from 1 MiB) are attached when obtained and detached when
- * given back, as the provider counts them: the registered bytes always equal
- * the heap's capacity, which grows with the blocks and falls at pinheap_trim.
+ * given back, as the provider counts them and as MPI was asked (attachlog.h):
+ * the registered bytes always equal the heap's capacity, which grows with the
+ * blocks and falls at pinheap_trim.
  * Every block lies inside the registration pinheap_region_of names (a direct
  * block is one of its own) and locate gives its address as displacement.
  * Peers read blocks in every chunk and direct blocks with MPI_Get, write them
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "attachlog.h"
 #include "mpitest.h"
 
 #define NBLOCKS 192
@@ -31,12 +33,18 @@ static size_t block_size(size_t b) {
   return seed_below(4) ? 1 + seed_below(14336) : 14337 + seed_below(256 * 1024);
 }
 
-/* The provider's registrations are the heap's capacity, each counted once. */
+/* The provider's registrations are the heap's capacity, each counted once,
+ * and what MPI was asked to attach. */
 static void check_books(pinheap *heap, pinheap_mpi *pm) {
   pinheap_stats hs;
   MT_CHECK(pinheap_get_stats(heap, &hs) == 0, "stats");
   pinheap_mpi_stats st = mt_stats(pm);
   MT_CHECK(st.bytes == hs.capacity, "%zu bytes attached, capacity %zu", st.bytes, hs.capacity);
+  size_t live, bytes, strays;
+  attachlog_counts(&live, &bytes, &strays);
+  MT_CHECK(live == st.regions && bytes == st.bytes && strays == 0,
+           "MPI has %zu regions of %zu bytes attached (%zu strays), the provider says %zu of %zu", live, bytes, strays,
+           st.regions, st.bytes);
   MT_CHECK(st.obtained - st.released == st.regions, "attached %zu - detached %zu != %zu regions", st.obtained,
            st.released, st.regions);
   MT_CHECK(pinheap_mpi_check(pm) == 0, "pinheap_mpi_check");
@@ -76,6 +84,7 @@ int main(int argc, char **argv) {
     MT_CHECK(blk[b] >= (unsigned char *)r.base && blk[b] + len[b] <= (unsigned char *)r.base + r.size,
              "block %zu (%zu bytes at %p) is not inside its registration [%p, +%zu)", b, len[b], (void *)blk[b],
              r.base, r.size);
+    MT_CHECK(attachlog_has(r.base, r.size), "the registration of block %zu is not attached", b);
     if (IS_DIRECT(b)) {
       size_t rounded = (len[b] + page - 1) / page * page;
       pinheap_mpi_stats after = mt_stats(pm);
@@ -195,6 +204,9 @@ int main(int argc, char **argv) {
   pinheap_mpi_stats end = mt_stats(pm);
   MT_CHECK(end.regions == 0 && end.bytes == 0 && end.obtained == end.released && end.refused == 0,
            "everything detached after destroy");
+  size_t live, bytes, strays;
+  attachlog_counts(&live, &bytes, &strays);
+  MT_CHECK(live == 0 && strays == 0, "MPI still has %zu regions attached (%zu strays)", live, strays);
   MT_CHECK(pinheap_mpi_check(pm) == 0, "pinheap_mpi_check");
   pinheap_mpi_destroy(pm);
   free(kept);

@@ -3,13 +3,15 @@
  * objects through jemalloc (whose hooks obtain chunks from inside it), large
  * blocks, direct blocks, and trims, so that the provider attaches and
  * detaches from both threads. Afterwards the registered bytes are the
- * heap's capacity, and the peers read the blocks each thread kept. Needs
+ * heap's capacity and what MPI was asked to attach (attachlog.h), and the
+ * peers read the blocks each thread kept. Needs
  * MPI_THREAD_MULTIPLE (Open MPI: with osc rdma; its osc pt2pt refuses it).
  *
  *   test_mpi_threads [seed]
  */
 #include <pthread.h>
 
+#include "attachlog.h"
 #include "mpitest.h"
 
 #define THREADS 2
@@ -79,6 +81,11 @@ int main(int argc, char **argv) {
            "%zu bytes attached for a capacity of %zu; %zu attached - %zu detached != %zu", st.bytes, hs.capacity,
            st.obtained, st.released, st.regions);
   MT_CHECK(st.obtained >= THREADS * ITERATIONS * (BLOCKS / 12), "only %zu attaches", st.obtained);
+  size_t live, bytes, strays;
+  attachlog_counts(&live, &bytes, &strays);
+  MT_CHECK(live == st.regions && bytes == st.bytes && strays == 0,
+           "MPI has %zu regions of %zu bytes attached (%zu strays), the provider says %zu of %zu", live, bytes, strays,
+           st.regions, st.bytes);
   MT_CHECK(pinheap_mpi_check(pm) == 0 && pinheap_check(heap) == 0, "checks");
 
   MPI_Aint mine[THREADS], *all = malloc(sizeof mine * (size_t)n);
@@ -104,6 +111,8 @@ int main(int argc, char **argv) {
   pinheap_destroy(heap);
   st = mt_stats(pm);
   MT_CHECK(st.regions == 0 && st.obtained == st.released, "everything detached after destroy");
+  attachlog_counts(&live, &bytes, &strays);
+  MT_CHECK(live == 0 && strays == 0, "MPI still has %zu regions attached (%zu strays)", live, strays);
   pinheap_mpi_destroy(pm);
   free(all);
   free(buf);
