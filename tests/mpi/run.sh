@@ -21,34 +21,37 @@ shm=/dev/shm
 listing() { ls -A "$shm" 2>/dev/null | LC_ALL=C sort; }
 
 before=$(listing)
-# Open MPI's shared-memory segments go to a directory of this run's own.
-seg=$(mktemp -d "$shm/pinheap-mpi.XXXXXX" 2>/dev/null || mktemp -d "${TMPDIR:-/tmp}/pinheap-mpi.XXXXXX")
+seg=
 case $flavour in
   openmpi)
+    # Its shared-memory segments go to a directory of this run's own.
+    seg=$(mktemp -d "$shm/pinheap-mpi.XXXXXX" 2>/dev/null || mktemp -d "${TMPDIR:-/tmp}/pinheap-mpi.XXXXXX")
     cmd=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun.openmpi -np "$np" --oversubscribe
       --mca osc "${PINHEAP_MPI_OSC:-pt2pt}" --mca btl_vader_backing_directory "$seg") ;;
   mpich)
     cmd=(mpirun.mpich -np "$np") ;;
   *)
     echo "run.sh: unknown MPI flavour '$flavour' (openmpi or mpich)" >&2
-    rm -rf "$seg"
     exit 2 ;;
 esac
 
 timeout -k 5 "$limit" "${cmd[@]}" "$@"
 rc=$?
 [ "$rc" -eq 124 ] && echo "run.sh: the run did not end within ${limit} s" >&2
-rm -rf "$seg"
+[ -n "$seg" ] && rm -rf "$seg"
 
-# What an MPI creates in /dev/shm, new since the start and mapped by no
-# process any more (another run may be using its own).
-for f in $(LC_ALL=C comm -13 <(echo "$before") <(listing)); do
-  case $f in
-    vader_segment.* | mpich_shar_tmp* | ucx_shm_posix_* | sem.mpich*) ;;
-    *) continue ;;
-  esac
-  grep -qsF "$shm/$f" /proc/[0-9]*/maps && continue
-  echo "run.sh: removing $shm/$f, left by the run" >&2
-  rm -f "$shm/$f"
-done
+# MPICH's (and UCX's) segments are unlinked as soon as every rank has them
+# mapped; a run killed before that leaves them in /dev/shm. Remove those new
+# since the start that no process maps (another run may be using its own).
+if [ "$flavour" = mpich ]; then
+  for f in $(LC_ALL=C comm -13 <(echo "$before") <(listing)); do
+    case $f in
+      mpich_shar_tmp* | ucx_shm_posix_*) ;;
+      *) continue ;;
+    esac
+    grep -qsF "$shm/$f" /proc/[0-9]*/maps && continue
+    echo "run.sh: removing $shm/$f, left by the run" >&2
+    rm -f "$shm/$f"
+  done
+fi
 exit "$rc"
