@@ -49,10 +49,18 @@
  *
  * Threads: obtain and release are safe from several threads at once (the
  * heap may call them from any thread that allocates or frees, and from
- * inside jemalloc); they take a lock of the provider's around its MPI calls.
+ * inside jemalloc); attach and detach run under a lock of the provider's.
  * A heap used by several threads therefore makes MPI calls from several
  * threads: initialize MPI with MPI_THREAD_MULTIPLE, or serialize every call
- * into the heap with the caller's own MPI calls.
+ * into the heap with the caller's own MPI calls. With Open MPI 4.1, osc
+ * pt2pt refuses MPI_THREAD_MULTIPLE (creating a window then fails with
+ * MPI_ERR_WIN), and osc ucx runs out of its 32 attach slots once regions
+ * have been attached and detached while others stay attached: osc rdma
+ * does both (--mca osc rdma).
+ *
+ * Limits: a FIXED pinheap_create that fails on one rank after the region
+ * was exposed (no memory for the heap's own metadata) gives the region back
+ * on that rank alone, and MPI_Win_free waits for the others.
  *
  * Errors: as in pinheap.h (NULL or -1, errno, pinheap_last_error()); a
  * failed MPI call is named with MPI's error string. The windows report the
@@ -113,11 +121,13 @@ typedef struct pinheap_mpi_addr {
 
 /* Fills *out for ptr, any byte of a block of heap (a heap on an MPI
  * provider). Returns 0, or -1 with errno EINVAL when ptr is not in memory
- * the heap obtained. O(1) for a FIXED heap (pinheap_region_of), no MPI
- * call; thread-safe. Every byte of one block has the same window. */
+ * the heap obtained. Costs one pinheap_region_of (O(1) for a FIXED heap)
+ * and no MPI lookup; thread-safe. Every byte of one block has the same
+ * window. */
 int pinheap_mpi_locate(const pinheap *heap, const void *ptr, pinheap_mpi_addr *out);
 
-/* A collective over the provider's communicator (MPI_Allgather), for
+/* Fills *out with a collective over the provider's communicator
+ * (MPI_Allgather of MPI_BYTE; a length over INT_MAX is EINVAL), for
  * pinheap_sym_create; valid until pinheap_mpi_destroy. */
 void pinheap_mpi_collective(pinheap_mpi *pm, pinheap_collective *out);
 
