@@ -31,7 +31,8 @@ function(pinheap_mpi_flags flavour module wrapper compile_flag link_flag)
   if(NOT rc1 EQUAL 0 OR NOT rc2 EQUAL 0)
     return()
   endif()
-  # MPICH's wrapper prints the whole command line, the compiler first.
+  # MPICH's wrapper prints the whole command line, the compiler first and
+  # the link flags too.
   separate_arguments(cflags UNIX_COMMAND "${cflags}")
   separate_arguments(lflags UNIX_COMMAND "${lflags}")
   set(inc "")
@@ -39,7 +40,7 @@ function(pinheap_mpi_flags flavour module wrapper compile_flag link_flag)
   foreach(f ${cflags})
     if(f MATCHES "^-I(.+)")
       list(APPEND inc ${CMAKE_MATCH_1})
-    elseif(f MATCHES "^-")
+    elseif(f MATCHES "^-" AND NOT f MATCHES "^-(L|l|Wl,)")
       list(APPEND copts ${f})
     endif()
   endforeach()

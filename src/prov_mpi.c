@@ -205,7 +205,8 @@ static int prov_mpi_obtain_dynamic(pinheap_mpi *pm, size_t size, size_t align, v
   prov_mpi_reg *r = malloc(sizeof *r);
   char *b = r ? prov_mpi_map(size, align) : NULL;
   if (!b) {
-    pinheap_set_error(ENOMEM, "cannot map %zu bytes: %s%s", size, r ? "mmap: " : "", r ? strerror(errno) : "no memory for its record");
+    pinheap_set_error(ENOMEM, "cannot map %zu bytes: %s%s", size, r ? "mmap: " : "",
+                      r ? strerror(errno) : "no memory for its record");
     free(r);
     pthread_mutex_lock(&pm->lock);
     pm->stats.refused++;
@@ -228,8 +229,8 @@ static int prov_mpi_obtain_dynamic(pinheap_mpi *pm, size_t size, size_t align, v
     pm->stats.refused++;
   pthread_mutex_unlock(&pm->lock);
   if (rc != MPI_SUCCESS) {
-    prov_mpi_fail(ENOMEM, rc, "MPI_Win_attach of %zu bytes (some MPIs cap the regions attached: larger chunks need fewer)",
-                  size);
+    prov_mpi_fail(ENOMEM, rc,
+                  "MPI_Win_attach of %zu bytes (some MPIs cap the regions attached: larger chunks need fewer)", size);
     munmap(b, size);
     free(r);
     return ENOMEM;
@@ -312,12 +313,12 @@ static void prov_mpi_close(pinheap_mpi *pm) {
 
 /* In pinheap_mpi_create: on a failed call, to its failure path with the
  * call's name. */
-#define PROV_MPI_TRY(fn, ...)                                                                                          \
-  do {                                                                                                                 \
-    if ((rc = fn(__VA_ARGS__)) != MPI_SUCCESS) {                                                                       \
-      call = #fn;                                                                                                      \
-      goto fail;                                                                                                       \
-    }                                                                                                                  \
+#define PROV_MPI_TRY(fn, ...)                    \
+  do {                                           \
+    if ((rc = fn(__VA_ARGS__)) != MPI_SUCCESS) { \
+      call = #fn;                                \
+      goto fail;                                 \
+    }                                            \
   } while (0)
 
 pinheap_mpi *pinheap_mpi_create(MPI_Comm comm, pinheap_mode mode, const pinheap_mpi_options *opts) {
@@ -371,7 +372,8 @@ fail:
 void pinheap_mpi_destroy(pinheap_mpi *pm) {
   if (!pm) return;
   if (pm->stats.regions) {
-    fprintf(stderr, "pinheap_mpi_destroy: %zu region(s) of %zu bytes are still obtained by a heap: destroy the heap first\n",
+    fprintf(stderr,
+            "pinheap_mpi_destroy: %zu region(s) of %zu bytes are still obtained by a heap: destroy the heap first\n",
             pm->stats.regions, pm->stats.bytes);
     abort();
   }
@@ -414,11 +416,11 @@ int pinheap_mpi_get_stats(pinheap_mpi *pm, pinheap_mpi_stats *out) {
   return 0;
 }
 
-#define PROV_MPI_BROKEN(...)                                                                                           \
-  do {                                                                                                                 \
-    fprintf(stderr, "pinheap_mpi_check: " __VA_ARGS__);                                                                \
-    fputc('\n', stderr);                                                                                               \
-    broken++;                                                                                                          \
+#define PROV_MPI_BROKEN(...)                            \
+  do {                                                  \
+    fprintf(stderr, "pinheap_mpi_check: " __VA_ARGS__); \
+    fputc('\n', stderr);                                \
+    broken++;                                           \
   } while (0)
 
 int pinheap_mpi_check(pinheap_mpi *pm) {

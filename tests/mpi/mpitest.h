@@ -22,7 +22,7 @@
 static int mt_rank, mt_nranks;
 
 __attribute__((format(printf, 4, 5))) static _Noreturn void mt_fail(const char *file, int line, const char *cond,
-                                                                     const char *fmt, ...) {
+                                                                    const char *fmt, ...) {
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
@@ -35,9 +35,9 @@ __attribute__((format(printf, 4, 5))) static _Noreturn void mt_fail(const char *
   abort();
 }
 
-#define MT_CHECK(cond, ...)                                                                                            \
-  do {                                                                                                                 \
-    if (!(cond)) mt_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                                                      \
+#define MT_CHECK(cond, ...)                                       \
+  do {                                                            \
+    if (!(cond)) mt_fail(__FILE__, __LINE__, #cond, __VA_ARGS__); \
   } while (0)
 
 /* MPI_Init_thread with the level asked; sets mt_rank, mt_nranks; returns the

@@ -82,8 +82,8 @@ int main(int argc, char **argv) {
     pinheap_region r;
     MT_CHECK(pinheap_region_of(heap, blk[b], &r) == 0, "region_of");
     MT_CHECK(blk[b] >= (unsigned char *)r.base && blk[b] + len[b] <= (unsigned char *)r.base + r.size,
-             "block %zu (%zu bytes at %p) is not inside its registration [%p, +%zu)", b, len[b], (void *)blk[b],
-             r.base, r.size);
+             "block %zu (%zu bytes at %p) is not inside its registration [%p, +%zu)", b, len[b], (void *)blk[b], r.base,
+             r.size);
     MT_CHECK(attachlog_has(r.base, r.size), "the registration of block %zu is not attached", b);
     if (IS_DIRECT(b)) {
       size_t rounded = (len[b] + page - 1) / page * page;
@@ -213,8 +213,7 @@ int main(int argc, char **argv) {
   free(all);
   MPI_Barrier(MPI_COMM_WORLD);
   if (mt_rank == 0)
-    printf("test_mpi_dynamic: ok (%d ranks; rank 0: %zu regions at the peak, %zu direct)\n", n, grown.regions,
-           ndirect);
+    printf("test_mpi_dynamic: ok (%d ranks; rank 0: %zu regions at the peak, %zu direct)\n", n, grown.regions, ndirect);
   MPI_Finalize();
   return 0;
 }

@@ -24,9 +24,9 @@ static size_t block_size(size_t b) {
   static const size_t edges[] = {1, 8, 4096, 14336, 14337, 2 * MiB};
   if (b < sizeof edges / sizeof *edges) return edges[b];
   switch (seed_below(3)) {
-  case 0: return 1 + seed_below(256);
-  case 1: return 257 + seed_below(14336 - 256);
-  default: return 14337 + seed_below(MiB);
+    case 0: return 1 + seed_below(256);
+    case 1: return 257 + seed_below(14336 - 256);
+    default: return 14337 + seed_below(MiB);
   }
 }
 
