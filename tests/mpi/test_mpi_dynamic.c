@@ -5,7 +5,8 @@
  * the registered bytes always equal the heap's capacity, which grows with the
  * blocks and falls at pinheap_trim.
  * Every block lies inside the registration pinheap_region_of names (a direct
- * block is one of its own) and locate gives its address as displacement.
+ * block is one of its own) and locate gives its address as displacement;
+ * small objects alone grow it too (chunks obtained from inside jemalloc).
  * Peers read blocks in every chunk and direct blocks with MPI_Get, write them
  * with MPI_Put, and count on a counter in a late chunk with
  * MPI_Fetch_and_op; after the trim, the blocks kept are still reachable.
@@ -168,6 +169,29 @@ int main(int argc, char **argv) {
              "a direct block is detached when freed");
   }
   check_books(heap, pm);
+  /* Small objects alone grow the heap: jemalloc's hooks obtain the chunks,
+   * from inside jemalloc. */
+  enum { SMALL = 8192 };
+  unsigned char **small = malloc(SMALL * sizeof *small);
+  MT_CHECK(small, "memory");
+  size_t attached = mt_stats(pm).obtained;
+  for (size_t i = 0; i < SMALL; i++) {
+    small[i] = pinheap_malloc(heap, 1024);
+    MT_CHECK(small[i], "small object %zu", i);
+    mt_fill(small[i], 16, mt_rank, 2, i);
+  }
+  MT_CHECK(mt_stats(pm).obtained >= attached + 2, "8 MiB of small objects attached %zu chunks",
+           mt_stats(pm).obtained - attached);
+  check_books(heap, pm);
+  for (size_t i = 0; i < SMALL; i++) {
+    pinheap_region r;
+    MT_CHECK(pinheap_region_of(heap, small[i], &r) == 0 && attachlog_has(r.base, r.size) &&
+                 small[i] >= (unsigned char *)r.base && small[i] + 1024 <= (unsigned char *)r.base + r.size,
+             "small object %zu is not inside an attached registration", i);
+    MT_CHECK(mt_differs(small[i], 16, mt_rank, 2, i) == 16, "small object %zu changed", i);
+    pinheap_free(heap, small[i]);
+  }
+  free(small);
   /* Everything but the first three blocks; the trim gives back the chunks
    * left empty. */
   for (size_t b = 3; b < NBLOCKS; b++) pinheap_free(heap, blk[b]);
