@@ -140,6 +140,16 @@ void pinheap_destroy(pinheap *heap);
 /* This thread's last failure, in words; "" when there was none. */
 const char *pinheap_last_error(void);
 
+/* For providers and layers built over pinheap: sets errno to err and the
+ * text pinheap_last_error() returns in this thread. A provider's obtain that
+ * fails may call it to say why: the heap's message then ends with that
+ * reason instead of strerror(err). */
+void pinheap_set_error(int err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* The usual meanings. A failure returns NULL with errno ENOMEM (no room;
  * the message gives the request, the free bytes and the largest free
  * extent) or EINVAL (size 0 for pinheap_malloc is allowed and returns a

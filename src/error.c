@@ -9,14 +9,22 @@
 #include "pinheap.h"
 
 static _Thread_local char error_text[512];
+static _Thread_local unsigned error_sets;
+
+static void error_vset(int err, const char *fmt, va_list ap) {
+  vsnprintf(error_text, sizeof error_text, fmt, ap);
+  error_sets++;
+  errno = err;
+}
 
 void error_set(int err, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(error_text, sizeof error_text, fmt, ap);
+  error_vset(err, fmt, ap);
   va_end(ap);
-  errno = err;
 }
+
+unsigned error_serial(void) { return error_sets; }
 
 void error_fatal(const char *fmt, ...) {
   /* No stdio buffering and no malloc: the heap may be corrupt. */
@@ -35,3 +43,10 @@ void error_fatal(const char *fmt, ...) {
 }
 
 __attribute__((visibility("default"))) const char *pinheap_last_error(void) { return error_text; }
+
+__attribute__((visibility("default"))) void pinheap_set_error(int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  error_vset(err, fmt, ap);
+  va_end(ap);
+}

@@ -9,6 +9,10 @@
 /* Sets errno to err and this thread's message to the formatted text. */
 void error_set(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* How many times this thread's message was set: a caller compares two
+ * readings to learn whether a callee left a reason. */
+unsigned error_serial(void);
+
 /* Prints the formatted text with a "pinheap: " prefix to stderr and aborts. */
 _Noreturn void error_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

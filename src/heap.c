@@ -108,6 +108,7 @@ static int heap_check_jemalloc_page(size_t page) {
 int heap_provider_obtain(pinheap *h, size_t size, size_t align, pinheap_region *out, const char *what) {
   const pinheap_provider *pv = h->provider;
   void *base = NULL, *handle = NULL;
+  unsigned serial = error_serial();
   int err = pv->obtain(pv->ctx, size, align, &base, &handle);
   if (err == 0 && (!base || ((uintptr_t)base & (align - 1)))) {
     if (base && pv->release) pv->release(pv->ctx, base, size, handle);
@@ -118,11 +119,18 @@ int heap_provider_obtain(pinheap *h, size_t size, size_t align, pinheap_region *
     return 0;
   }
   err = err == EINVAL ? EINVAL : ENOMEM;
-  if (pv != &h->local || err == EINVAL)
-    error_set(err, "%s: provider %s cannot obtain %zu bytes: %s", what, pv->name ? pv->name : "(unnamed)", size,
-              err == EINVAL ? "it returned an address that is not aligned as asked" : strerror(err));
-  else
+  if (pv != &h->local || err == EINVAL) {
+    /* The provider's own reason when it left one (copied: error_set
+     * rewrites the buffer it lives in). */
+    char why[256];
+    snprintf(why, sizeof why, "%s",
+             err == EINVAL                ? "it returned an address that is not aligned as asked"
+             : error_serial() != serial ? pinheap_last_error()
+                                          : strerror(err));
+    error_set(err, "%s: provider %s cannot obtain %zu bytes: %s", what, pv->name ? pv->name : "(unnamed)", size, why);
+  } else {
     errno = err;
+  }
   return err;
 }
 

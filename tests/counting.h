@@ -1,7 +1,8 @@
 /*
  * counting: a test provider over mmap that registers nothing but counts
  * obtains and releases, hands out one handle, can refuse regions above a
- * size, and checks that every release names a region it gave.
+ * size (giving a reason through pinheap_set_error when it has one), and
+ * checks that every release names a region it gave.
  */
 #ifndef PINHEAP_TEST_COUNTING_H
 #define PINHEAP_TEST_COUNTING_H
@@ -16,6 +17,7 @@
 typedef struct counting {
   int obtains, releases, refusals, bad_releases;
   size_t refuse_above; /* 0: no limit */
+  const char *reason;  /* a refusal's text, or NULL: none */
   size_t last_size, last_align;
   void *last_base;
   size_t live_bytes;
@@ -29,6 +31,7 @@ static int counting_obtain(void *ctx, size_t size, size_t align, void **base, vo
   c->last_align = align;
   if (c->refuse_above && size > c->refuse_above) {
     c->refusals++;
+    if (c->reason) pinheap_set_error(ENOMEM, "%s", c->reason);
     return ENOMEM;
   }
   char *raw = mmap(NULL, size + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

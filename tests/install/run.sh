@@ -188,6 +188,40 @@ else
   fi
 fi
 
+# The MPI provider, for each MPI it was built for: its files and exports,
+# and the consumer built through the CMake package and through pkg-config,
+# run at 2 ranks.
+for so in "$libdir"/libpinheap-mpi-*.so; do
+  [ -e "$so" ] || continue
+  flavour=${so##*/libpinheap-mpi-}
+  flavour=${flavour%.so}
+  step "MPI provider for $flavour"
+  for f in "$prefix/include/pinheap_mpi.h" "$prefix/include/pinheap_sym.h" \
+           "$libdir/libpinheap-mpi-$flavour.a" "$libdir/pkgconfig/pinheap-mpi-$flavour.pc"; do
+    [ -e "$f" ] || fail "missing: ${f#"$prefix"/}"
+  done
+  api=$(grep -oE '\bpinheap_mpi_[a-z_]+[[:space:]]*\(' "$prefix/include/pinheap_mpi.h" | tr -d '( \t' | sort -u)
+  exported=$(nm -D --defined-only "$so" | awk '{ print $NF }' | sort -u)
+  for fn in $api; do
+    grep -qx "$fn" <<<"$exported" || fail "$(basename "$so") does not export $fn"
+  done
+  exe=$tmp/consumer-build/consumer_mpi_$flavour
+  if [ -x "$exe" ]; then
+    expect_ok bash "$here/../mpi/run.sh" "$flavour" 2 "$exe" || true
+  else
+    fail "the CMake package has no pinheap::pinheap_mpi_$flavour target"
+  fi
+  flags=$(pkg-config --cflags --libs "pinheap-mpi-$flavour") || { fail "pkg-config pinheap-mpi-$flavour"; continue; }
+  echo "pkg-config --cflags --libs pinheap-mpi-$flavour: $flags"
+  # shellcheck disable=SC2086  # the flags are meant to split
+  if cc -std=c99 -Wall -Wextra -Werror -o "$tmp/consumer_mpi_pc_$flavour" "$here/consumer/main_mpi.c" $flags; then
+    LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+      expect_ok bash "$here/../mpi/run.sh" "$flavour" 2 "$tmp/consumer_mpi_pc_$flavour" || true
+  else
+    fail "compiling main_mpi.c with the pkg-config flags of pinheap-mpi-$flavour failed"
+  fi
+done
+
 if [ "$failures" -ne 0 ]; then
   echo "install test: $failures failure(s)" >&2
   exit 1

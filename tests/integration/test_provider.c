@@ -73,7 +73,16 @@ static void test_failing_provider(void **state) {
   const char *msg = pinheap_last_error();
   assert_non_null(strstr(msg, "counting"));
   assert_non_null(strstr(msg, "67108864"));
+  assert_non_null(strstr(msg, "Cannot allocate memory"));
   assert_int_equal(c.releases, 0);
+  /* A reason the provider gives ends the heap's message. */
+  c.reason = "the NIC has no registrations left";
+  errno = 0;
+  assert_null(fixed(&pv, 64 * MiB, 0));
+  assert_int_equal(errno, ENOMEM);
+  msg = pinheap_last_error();
+  assert_non_null(strstr(msg, "counting"));
+  assert_non_null(strstr(msg, ": the NIC has no registrations left"));
   /* A provider without obtain is a bad option. */
   pinheap_provider none = {.name = "none"};
   errno = 0;

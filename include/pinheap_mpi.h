@@ -1,0 +1,154 @@
+/*
+ * pinheap_mpi: a pinheap provider over MPI-3 one-sided communication, so
+ * that every block of a heap can be the target of MPI_Put, MPI_Get and the
+ * RMA atomics.
+ *
+ *   pinheap_mpi *pm = pinheap_mpi_create(MPI_COMM_WORLD, PINHEAP_FIXED, NULL);
+ *   pinheap_options o;
+ *   pinheap_options_init(&o);
+ *   o.mode = PINHEAP_FIXED;              (the same mode as the provider's)
+ *   o.size = (size_t)1 << 30;
+ *   o.provider = pinheap_mpi_provider(pm);
+ *   pinheap *heap = pinheap_create(&o);  (collective for FIXED)
+ *   double *a = pinheap_malloc(heap, n * sizeof *a);
+ *   pinheap_mpi_addr at;
+ *   pinheap_mpi_locate(heap, a, &at);    (send at.disp to the peers; they
+ *                                         MPI_Get(..., rank, disp, ..., at.win))
+ *   ...
+ *   pinheap_destroy(heap);               (collective for FIXED)
+ *   pinheap_mpi_destroy(pm);             (collective)
+ *
+ * PINHEAP_FIXED: the region a heap obtains (one, at pinheap_create) is
+ * exposed by MPI_Win_create over the provider's communicator, disp_unit 1:
+ * a block's displacement is its offset in the region. pinheap_create and
+ * pinheap_destroy of the heap become collective over the communicator. The
+ * ranks agree before creating the window: when any rank cannot map its
+ * region, every rank's obtain fails (ENOMEM) and nothing is left mapped, so
+ * pinheap_create fails everywhere without a hang, and min_size retries stay
+ * in step as long as every rank passes the same size and min_size (sizes
+ * may differ between ranks when min_size is 0). One FIXED heap at a time per
+ * provider.
+ *
+ * PINHEAP_DYNAMIC: one MPI_Win_create_dynamic window, created by
+ * pinheap_mpi_create. Every chunk and direct block the heap obtains is
+ * attached to it when obtained and detached when given back (a direct block
+ * when freed, a wholly free chunk at pinheap_trim): local calls, so the
+ * heap's calls are not collective. A block's displacement is its address
+ * (MPI_Get_address). Some MPI implementations cap the regions attached to a
+ * window (Open MPI's osc rdma: osc_rdma_max_attach, 32 or 64): a large
+ * chunk_size and direct_threshold keep the count low; an attach the MPI
+ * refuses is an ENOMEM of the allocation that needed it.
+ *
+ * Memory: regions are anonymous mappings (MAP_NORESERVE: reserved, committed
+ * only where touched), aligned as the heap asks, unmapped when given back.
+ *
+ * Collective calls (create, destroy, pinheap_create and pinheap_destroy of a
+ * FIXED heap, the collective's allgather) must be made in the same order on
+ * every rank of the communicator. They run on a duplicate of it, so they
+ * never match the caller's own traffic.
+ *
+ * Threads: obtain and release are safe from several threads at once (the
+ * heap may call them from any thread that allocates or frees, and from
+ * inside jemalloc); attach and detach run under a lock of the provider's.
+ * A heap used by several threads therefore makes MPI calls from several
+ * threads: initialize MPI with MPI_THREAD_MULTIPLE, or serialize every call
+ * into the heap with the caller's own MPI calls. With Open MPI 4.1, osc
+ * pt2pt refuses MPI_THREAD_MULTIPLE (creating a window then fails with
+ * MPI_ERR_WIN), and osc ucx runs out of its 32 attach slots once regions
+ * have been attached and detached while others stay attached: osc rdma
+ * does both (--mca osc rdma).
+ *
+ * Limits: a FIXED pinheap_create that fails on one rank after the region
+ * was exposed (no memory for the heap's own metadata) gives the region back
+ * on that rank alone, and MPI_Win_free waits for the others.
+ *
+ * Errors: as in pinheap.h (NULL or -1, errno, pinheap_last_error()); a
+ * failed MPI call is named with MPI's error string. The windows report the
+ * caller's RMA errors as MPI's default does (the job aborts) unless the
+ * caller sets another handler; the provider's own calls on them return
+ * their errors instead.
+ *
+ * Link with -lpinheap-mpi-openmpi or -lpinheap-mpi-mpich (the library built
+ * for the MPI the program uses) and -lpinheap.
+ */
+#ifndef PINHEAP_MPI_H
+#define PINHEAP_MPI_H
+
+#include <mpi.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pinheap.h"
+#include "pinheap_sym.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pinheap_mpi pinheap_mpi;
+
+typedef struct pinheap_mpi_options {
+  MPI_Info info; /* given to every window the provider creates (e.g.
+                    "accumulate_ops": "same_op"); duplicated; MPI_INFO_NULL: none */
+  bool prefault; /* touch every page of a region before exposing it */
+} pinheap_mpi_options;
+
+/* Collective over comm. mode: PINHEAP_FIXED or PINHEAP_DYNAMIC (the heaps
+ * created on the provider must have that mode). opts may be NULL: no info,
+ * no prefault. Returns the provider, or NULL with errno EINVAL (bad
+ * arguments, MPI not initialized), ENOMEM, or EIO (an MPI call failed). */
+pinheap_mpi *pinheap_mpi_create(MPI_Comm comm, pinheap_mode mode, const pinheap_mpi_options *opts);
+
+/* Collective. Frees the window(s) and the duplicate communicator. Every
+ * heap on the provider must have been destroyed before (a region still
+ * obtained is a misuse: the message names how many, and the process
+ * aborts). NULL does nothing. Call it before MPI_Finalize. */
+void pinheap_mpi_destroy(pinheap_mpi *pm);
+
+/* For pinheap_options.provider; valid until pinheap_mpi_destroy. */
+const pinheap_provider *pinheap_mpi_provider(pinheap_mpi *pm);
+
+/* The window: DYNAMIC, the one window; FIXED, the window of the live heap's
+ * region (between pinheap_create and pinheap_destroy), else MPI_WIN_NULL. */
+MPI_Win pinheap_mpi_window(const pinheap_mpi *pm);
+
+/* What a peer needs to address a local byte remotely: the window, and the
+ * displacement to give MPI_Put/MPI_Get/... with this rank as target. */
+typedef struct pinheap_mpi_addr {
+  MPI_Win win;
+  MPI_Aint disp; /* FIXED: offset in the region (disp_unit 1); DYNAMIC: the address */
+} pinheap_mpi_addr;
+
+/* Fills *out for ptr, any byte of a block of heap (a heap on an MPI
+ * provider). Returns 0, or -1 with errno EINVAL when ptr is not in memory
+ * the heap obtained. Costs one pinheap_region_of (O(1) for a FIXED heap)
+ * and no MPI lookup; thread-safe. Every byte of one block has the same
+ * window. */
+int pinheap_mpi_locate(const pinheap *heap, const void *ptr, pinheap_mpi_addr *out);
+
+/* Fills *out with a collective over the provider's communicator
+ * (MPI_Allgather of MPI_BYTE; a length over INT_MAX is EINVAL), for
+ * pinheap_sym_create; valid until pinheap_mpi_destroy. */
+void pinheap_mpi_collective(pinheap_mpi *pm, pinheap_collective *out);
+
+typedef struct pinheap_mpi_stats {
+  size_t regions;  /* regions exposed now: FIXED, windows; DYNAMIC, attached */
+  size_t bytes;    /* their bytes */
+  size_t obtained; /* since create: windows created, or regions attached */
+  size_t released; /* windows freed, or regions detached */
+  size_t refused;  /* obtains that failed */
+} pinheap_mpi_stats;
+
+/* Fills *out; returns 0, or -1 with errno EINVAL. Thread-safe. */
+int pinheap_mpi_get_stats(pinheap_mpi *pm, pinheap_mpi_stats *out);
+
+/* Number of broken invariants of the provider (its records of regions
+ * against its counters, windows and displacements), each described on
+ * stderr; 0 when consistent. Local. */
+int pinheap_mpi_check(pinheap_mpi *pm);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PINHEAP_MPI_H */
