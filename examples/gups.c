@@ -1,0 +1,196 @@
+/*
+ * gups: the HPC Challenge RandomAccess kernel over pinheap.
+ *
+ * The table (2^log_local 64-bit words per rank, 2^log_total in all) is one
+ * symmetric object in each rank's FIXED heap, whose region is an MPI window
+ * (the MPI provider). Each rank applies its share of the 4 * 2^log_total
+ * updates, Table[ran & (size - 1)] ^= ran, to whichever rank owns the word,
+ * with one-sided MPI_Accumulate(MPI_BXOR): atomic, so no update is lost.
+ * The check is the benchmark's own: apply the same updates again, which
+ * must bring every word back to its index. The benchmark's rules allow 1%
+ * of words wrong; with atomics the example demands none.
+ *
+ *   mpirun -np N gups [log_local] [updates_per_flush]
+ *
+ * Prints the rate in GUP/s (billions of updates per second) and exits
+ * non-zero when a word is wrong or anything fails.
+ */
+#include <inttypes.h>
+#include <mpi.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "pinheap.h"
+#include "pinheap_mpi.h"
+#include "pinheap_sym.h"
+
+/* The benchmark's generator: a shift register over GF(2) with this
+ * polynomial, of this period. */
+#define GUPS_POLY UINT64_C(0x0000000000000007)
+#define GUPS_PERIOD INT64_C(1317624576693539401)
+
+static uint64_t gups_step(uint64_t x) { return (x << 1) ^ ((int64_t)x < 0 ? GUPS_POLY : 0); }
+
+/* The n-th value of the sequence that starts at 1, in O(64^2): the step is
+ * linear over GF(2), so 2^i steps are a 64x64 bit matrix, applied by
+ * squaring. Lets each rank start its share of the updates directly. */
+static uint64_t gups_start(int64_t n) {
+  while (n < 0) n += GUPS_PERIOD;
+  while (n > GUPS_PERIOD) n -= GUPS_PERIOD;
+  if (n == 0) return 1;
+  /* A value is a polynomial over GF(2) and a step multiplies it by x, so the
+   * n-th value is x^n mod the polynomial. Squaring maps each x^j to x^(2j):
+   * square[j] = x^(2j) mod the polynomial. */
+  uint64_t square[64];
+  uint64_t t = 1;
+  for (int j = 0; j < 64; j++) {
+    square[j] = t;
+    t = gups_step(gups_step(t));
+  }
+  int top = 62;
+  while (top >= 0 && !((n >> top) & 1)) top--;
+  uint64_t ran = 2;
+  while (top > 0) {
+    uint64_t sq = 0;
+    for (int j = 0; j < 64; j++)
+      if ((ran >> j) & 1) sq ^= square[j];
+    ran = sq;
+    top--;
+    if ((n >> top) & 1) ran = gups_step(ran);
+  }
+  return ran;
+}
+
+typedef struct gups {
+  int rank, nranks;
+  unsigned log_local;
+  uint64_t local_words;
+  uint64_t total_words;
+  uint64_t *table;
+  MPI_Win win;
+  MPI_Aint *disp; /* the table's displacement in each rank's window */
+} gups;
+
+static int gups_fail(const char *what) {
+  fprintf(stderr, "gups: %s: %s\n", what, pinheap_last_error());
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  return 1;
+}
+
+/* Applies this rank's share of the updates; returns the seconds taken.
+ * buf holds per_flush values: an origin buffer must not change until a
+ * flush completes its operation. */
+static double gups_update(const gups *g, uint64_t *buf, unsigned per_flush) {
+  uint64_t updates = 4 * g->total_words;
+  uint64_t mine = updates / (uint64_t)g->nranks;
+  uint64_t ran = gups_start((int64_t)(mine * (uint64_t)g->rank));
+  MPI_Barrier(MPI_COMM_WORLD);
+  double t0 = MPI_Wtime();
+  for (uint64_t i = 0; i < mine; i++) {
+    ran = gups_step(ran);
+    uint64_t index = ran & (g->total_words - 1);
+    int owner = (int)(index >> g->log_local);
+    uint64_t word = index & (g->local_words - 1);
+    uint64_t *v = &buf[i % per_flush];
+    *v = ran;
+    MPI_Accumulate(v, 1, MPI_UINT64_T, owner, g->disp[owner] + (MPI_Aint)(word * sizeof(uint64_t)), 1,
+                   MPI_UINT64_T, MPI_BXOR, g->win);
+    if ((i + 1) % per_flush == 0) MPI_Win_flush_all(g->win);
+  }
+  MPI_Win_flush_all(g->win);
+  MPI_Barrier(MPI_COMM_WORLD);
+  return MPI_Wtime() - t0;
+}
+
+int main(int argc, char **argv) {
+  int provided;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_SINGLE, &provided);
+  gups g = {0};
+  MPI_Comm_rank(MPI_COMM_WORLD, &g.rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &g.nranks);
+  if (g.nranks & (g.nranks - 1)) {
+    if (g.rank == 0) fprintf(stderr, "gups: the number of ranks must be a power of two\n");
+    MPI_Finalize();
+    return 2;
+  }
+  g.log_local = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 16;
+  unsigned per_flush = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 1024;
+  if (g.log_local < 4 || g.log_local > 30 || per_flush == 0) {
+    if (g.rank == 0) fprintf(stderr, "usage: gups [log_local 4..30] [updates_per_flush > 0]\n");
+    MPI_Finalize();
+    return 2;
+  }
+  g.local_words = (uint64_t)1 << g.log_local;
+  g.total_words = g.local_words * (uint64_t)g.nranks;
+  size_t table_bytes = g.local_words * sizeof(uint64_t);
+
+  /* The heap: FIXED, its region an MPI window over every rank. */
+  pinheap_mpi *pm = pinheap_mpi_create(MPI_COMM_WORLD, PINHEAP_FIXED, NULL);
+  if (!pm) return gups_fail("pinheap_mpi_create");
+  pinheap_options opts;
+  pinheap_options_init(&opts);
+  opts.mode = PINHEAP_FIXED;
+  opts.size = table_bytes + ((size_t)64 << 20);
+  opts.arenas = 1;
+  opts.provider = pinheap_mpi_provider(pm);
+  pinheap *heap = pinheap_create(&opts);
+  if (!heap) return gups_fail("pinheap_create");
+  g.win = pinheap_mpi_window(pm);
+
+  /* The table: one symmetric object, the same offset on every rank. */
+  pinheap_collective coll;
+  pinheap_mpi_collective(pm, &coll);
+  pinheap_sym *sym = pinheap_sym_create(heap, table_bytes + ((size_t)2 << 20), &coll, 0);
+  if (!sym) return gups_fail("pinheap_sym_create");
+  g.table = pinheap_sym_malloc(sym, table_bytes);
+  if (!g.table) return gups_fail("pinheap_sym_malloc");
+  g.disp = calloc((size_t)g.nranks, sizeof *g.disp);
+  uint64_t *buf = calloc(per_flush, sizeof *buf);
+  if (!g.disp || !buf) return gups_fail("calloc");
+  for (int r = 0; r < g.nranks; r++) {
+    pinheap_sym_addr a;
+    if (pinheap_sym_remote(sym, g.table, r, &a) != 0) return gups_fail("pinheap_sym_remote");
+    g.disp[r] = (MPI_Aint)a.reg_offset;
+  }
+  uint64_t first = g.local_words * (uint64_t)g.rank;
+  for (uint64_t i = 0; i < g.local_words; i++) g.table[i] = first + i;
+
+  MPI_Win_lock_all(MPI_MODE_NOCHECK, g.win);
+  double seconds = gups_update(&g, buf, per_flush);
+  /* The check: the same updates again restore the table. */
+  gups_update(&g, buf, per_flush);
+  MPI_Win_unlock_all(g.win);
+
+  uint64_t wrong = 0, all_wrong = 0;
+  for (uint64_t i = 0; i < g.local_words; i++)
+    if (g.table[i] != first + i) wrong++;
+  MPI_Reduce(&wrong, &all_wrong, 1, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
+  double slowest = 0;
+  MPI_Reduce(&seconds, &slowest, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+
+  int broken = pinheap_sym_check(sym) + pinheap_check(heap);
+  int all_broken = 0;
+  MPI_Reduce(&broken, &all_broken, 1, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
+
+  uint64_t updates = 4 * g.total_words / (uint64_t)g.nranks * (uint64_t)g.nranks;
+  if (g.rank == 0) {
+    printf("gups: %d ranks, table 2^%u words (%" PRIu64 " MiB) per rank, %" PRIu64 " updates, %u per flush\n",
+           g.nranks, g.log_local, (uint64_t)(table_bytes >> 20), updates, per_flush);
+    printf("gups: %.6f GUP/s (%.3f s)\n", (double)updates / slowest / 1e9, slowest);
+    printf("gups: %" PRIu64 " of %" PRIu64 " words wrong (%.4f%%; the rules allow 1%%, atomics allow none)\n",
+           all_wrong, g.total_words, 100.0 * (double)all_wrong / (double)g.total_words);
+    printf("gups: heap checks: %d broken invariants\n", all_broken);
+  }
+
+  pinheap_sym_free(sym, g.table);
+  pinheap_sym_destroy(sym);
+  pinheap_destroy(heap);
+  pinheap_mpi_destroy(pm);
+  free(g.disp);
+  free(buf);
+  int status = all_wrong == 0 && all_broken == 0 ? 0 : 1;
+  MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  MPI_Finalize();
+  return status;
+}
