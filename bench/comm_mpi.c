@@ -90,7 +90,7 @@ int main(int argc, char **argv) {
 
   /* pinheap: a FIXED heap on the MPI provider; the block's displacement in
    * the region's window. */
-  pinheap_mpi *pm = pinheap_mpi_create(MPI_COMM_WORLD, PINHEAP_FIXED);
+  pinheap_mpi *pm = pinheap_mpi_create(MPI_COMM_WORLD, PINHEAP_FIXED, NULL);
   if (!pm) return comm_fail("pinheap_mpi_create");
   pinheap_options opts;
   pinheap_options_init(&opts);

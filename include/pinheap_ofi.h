@@ -55,6 +55,7 @@
 #ifndef PINHEAP_OFI_H
 #define PINHEAP_OFI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,6 +98,11 @@ struct fi_info *pinheap_ofi_info(const pinheap_ofi *po);
 /* The provider to put in pinheap_options.provider; it lives as long as po.
  * Its name is "libfabric <provider name>". */
 const pinheap_provider *pinheap_ofi_provider(const pinheap_ofi *po);
+
+/* Whether regions obtained from now on have every page touched before they
+ * are registered (default: no; registration on a hardware NIC pins, and so
+ * faults in, the pages itself). Returns 0, or -1 with errno EINVAL. */
+int pinheap_ofi_set_prefault(pinheap_ofi *po, bool on);
 
 /* What a peer needs to reach an address in a heap. */
 typedef struct pinheap_ofi_addr {

@@ -62,6 +62,7 @@ struct pinheap_ofi {
   bool own_domain;      /* opened here: closed by destroy */
   struct fi_info *info; /* a copy of one fi_info, ours */
   uint64_t access;
+  bool prefault; /* touch every page of a region before registering it */
   bool virt_addr, prov_key;
   uint64_t key_max; /* the largest key mr_key_size bytes hold */
   size_t page;
@@ -83,7 +84,9 @@ __attribute__((format(printf, 2, 3))) static void prov_ofi_error(int err, const 
   va_start(ap, fmt);
   vsnprintf(prov_ofi_error_text, sizeof prov_ofi_error_text, fmt, ap);
   va_end(ap);
-  errno = err;
+  /* Also pinheap_last_error(): a heap whose obtain fails ends its message
+   * with this reason. */
+  pinheap_set_error(err, "%s", prov_ofi_error_text);
 }
 
 /* The errno value for a libfabric return code (libfabric's own codes from
@@ -220,6 +223,17 @@ PH_EXPORT struct fid_domain *pinheap_ofi_domain(const pinheap_ofi *po) { return 
 PH_EXPORT struct fi_info *pinheap_ofi_info(const pinheap_ofi *po) { return po ? po->info : NULL; }
 PH_EXPORT const pinheap_provider *pinheap_ofi_provider(const pinheap_ofi *po) { return po ? &po->provider : NULL; }
 
+PH_EXPORT int pinheap_ofi_set_prefault(pinheap_ofi *po, bool on) {
+  if (!po) {
+    prov_ofi_error(EINVAL, "pinheap_ofi_set_prefault: NULL object");
+    return -1;
+  }
+  pthread_mutex_lock(&po->lock);
+  po->prefault = on;
+  pthread_mutex_unlock(&po->lock);
+  return 0;
+}
+
 /* A record for a new registration, or NULL when the table is full. Under
  * the lock. */
 static prov_ofi_region *prov_ofi_record_take(pinheap_ofi *po) {
@@ -280,6 +294,13 @@ static int prov_ofi_register(pinheap_ofi *po, prov_ofi_region *r, char *base, si
   return 0;
 }
 
+static void prov_ofi_prefault(const pinheap_ofi *po, char *base, size_t size) {
+#ifdef MADV_POPULATE_WRITE
+  if (madvise(base, size, MADV_POPULATE_WRITE) == 0) return;
+#endif
+  for (size_t off = 0; off < size; off += po->page) ((volatile char *)base)[off] = 0;
+}
+
 static int prov_ofi_obtain(void *ctx, size_t size, size_t align, void **base_out, void **handle) {
   pinheap_ofi *po = ctx;
   size_t span = size + align;
@@ -297,6 +318,10 @@ static int prov_ofi_obtain(void *ctx, size_t size, size_t align, void **base_out
   char *base = (char *)util_align_up((uintptr_t)raw, align);
   if (base > raw) munmap(raw, (size_t)(base - raw));
   if (raw + span > base + size) munmap(base + size, (size_t)(raw + span - (base + size)));
+  pthread_mutex_lock(&po->lock);
+  bool prefault = po->prefault;
+  pthread_mutex_unlock(&po->lock);
+  if (prefault) prov_ofi_prefault(po, base, size);
 
   pthread_mutex_lock(&po->lock);
   prov_ofi_region *r = prov_ofi_record_take(po);
