@@ -136,6 +136,15 @@ static inline void thread_leave(thread_cache *tc) { atomic_store_explicit(&tc->b
  * must not be inside thread_enter/thread_leave. */
 void thread_flush_all(thread_registry *reg);
 
+/* fork(2) (fork.h): prepare takes the registry's lock and steals every
+ * cache, so that no thread is inside one when the process is copied; parent
+ * hands them back and unlocks. child, in the child, gives back the caches
+ * of the threads that did not survive the fork (every one but the calling
+ * thread's), whose contents the steal left consistent, and unlocks. */
+void thread_fork_prepare(thread_registry *reg);
+void thread_fork_parent(thread_registry *reg);
+void thread_fork_child(thread_registry *reg);
+
 /* Number of threads with a cache. */
 size_t thread_count(thread_registry *reg);
 
