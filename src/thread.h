@@ -19,12 +19,16 @@
  * The light fence is a compiler barrier and the heavy fence membarrier(2)
  * where the kernel offers MEMBARRIER_CMD_PRIVATE_EXPEDITED, so the owner's
  * fast path costs two plain stores and a load; elsewhere both are full
- * fences.
+ * fences. The fork handlers steal every cache the same way, without
+ * flushing, and hold them until the process is copied (fork.h); the heap
+ * also holds its cache busy around other changes that must not be copied
+ * half done (heap.h).
  *
  * Invariants: a cache is on its registry's list from its creation until its
- * thread exits or the registry is finished; at most one thread uses a cache
- * at a time (the owner while busy and not stolen, the thief while stolen and
- * not busy).
+ * thread exits, the registry is finished, or (in a child after fork) its
+ * thread did not survive the fork; at most one thread uses a cache at a
+ * time (the owner while busy and not stolen, the thief while stolen and not
+ * busy).
  *
  * Thread-safe as described; thread_registry_fini must not race with anything.
  */

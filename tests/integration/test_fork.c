@@ -56,6 +56,7 @@ static shared_slot shared[NHEAPS][SHARED];
 static block anchors[NHEAPS][ANCHORS];
 static unsigned long long seed;
 static atomic_int stop;
+static atomic_int quiet; /* while a child runs, so that it has the processors */
 static atomic_ulong operations, refused;
 
 static unsigned char pattern(const void *p, size_t i) { return (unsigned char)(((uintptr_t)p >> 4) * 31 + i * 7); }
@@ -129,10 +130,17 @@ static void drop(int heap, block *b, uint64_t *s) {
   b->p = NULL;
 }
 
+/* Sleeps while a child runs. */
+static void hush(void) {
+  struct timespec ts = {0, 100000};
+  while (atomic_load(&quiet) && !atomic_load(&stop)) nanosleep(&ts, NULL);
+}
+
 static void *worker(void *arg) {
   uint64_t s = seed * 0x9E3779B97F4A7C15ull + (uintptr_t)arg + 1;
   block own[NHEAPS][SLOTS] = {{{0}}};
   while (!atomic_load(&stop)) {
+    hush();
     int heap = (int)(seed_next_r(&s) % NHEAPS);
     block *b;
     shared_slot *sh = NULL;
@@ -165,6 +173,7 @@ static void *janitor(void *arg) {
   (void)arg;
   uint64_t s = seed + 7;
   while (!atomic_load(&stop)) {
+    hush();
     int heap = (int)(seed_next_r(&s) % NHEAPS);
     pinheap_stats st;
     if (pinheap_get_stats(heaps[heap], &st) != 0) {
@@ -199,6 +208,7 @@ static void *brief(void *arg) {
 static void *spawner(void *arg) {
   (void)arg;
   for (uintptr_t n = 1; !atomic_load(&stop); n++) {
+    hush();
     pthread_t t;
     if (pthread_create(&t, NULL, brief, (void *)(seed + n)) == 0) pthread_join(t, NULL);
   }
@@ -327,7 +337,7 @@ int main(int argc, char **argv) {
   pthread_create(&t[WORKERS + 1], NULL, spawner, NULL);
   int finished = 0, hung = 0, failed = 0;
   for (int f = 0; f < forks; f++) {
-    struct timespec pause = {0, (long)(seed_below(3000) * 1000)};
+    struct timespec pause = {0, (long)(500 + seed_below(4500)) * 1000};
     nanosleep(&pause, NULL);
     fflush(stdout);
     pid_t pid = fork();
@@ -337,7 +347,9 @@ int main(int argc, char **argv) {
       failed++;
       break;
     }
+    atomic_store(&quiet, 1);
     int status = wait_child(pid);
+    atomic_store(&quiet, 0);
     if (status == 0)
       finished++;
     else if (status == -1)
