@@ -30,23 +30,32 @@
  * threads counted inside the gates (none survives) and gives back the
  * caches of the threads that did not survive the fork.
  *
- * Why it cannot deadlock. The prepare handler waits in the order list lock,
- * outer locks, caches, gate, then jemalloc's locks; the inner locks (extent
- * manager, page map, grants, growth, direct blocks) come last and are only
- * taken inside a section or under an outer lock. No thread waits, in that
- * order, for something that comes earlier while holding something that
- * comes later: a section never takes an outer lock (reclaim happens
- * between sections) and never waits for a cache (thread_enter never opens a
- * section inside the gate, and busy sections never nest); an outer lock's
- * holder waits only for caches (a flush) and for jemalloc's and the inner
- * locks; the hooks, which run with jemalloc's locks held, never wait at the
- * gate. The gate is closed only after every cache is stolen, so a hook
- * called from a thread's cache (inside jemalloc) never finds it closed: no
- * allocation of the heap fails because of a fork. Heaps go newest first: a
- * provider of a newer heap may allocate from an older one (the preload's),
- * never the other way round. Code of the program that allocates from a heap
- * between the handlers (its own prepare handler registered before the heap
- * existed) would wait for itself, as with jemalloc.
+ * Why it cannot deadlock. The prepare handler waits, in this order, for
+ * the list's lock, then per heap for its outer locks, for the threads inside
+ * its caches and for those inside its gate, and then jemalloc's handler
+ * waits for jemalloc's locks. None of the threads waited for waits, in turn,
+ * for something the forking thread holds by then:
+ *   - the list's lock is held only by pinheap_create, pinheap_destroy and
+ *     pinheap_check, briefly, holding nothing else;
+ *   - an outer lock's holder (a flush, a thread exiting, a cache being made)
+ *     waits only for its own heap's caches (nobody else can steal them
+ *     while it holds the lock), and for jemalloc's and the inner locks;
+ *   - a thread inside a section waits only for inner locks, jemalloc's locks
+ *     and providers: a section never takes an outer lock (a reclaim happens
+ *     between two sections), a busy section never waits at the gate, a gate
+ *     section never enters a cache;
+ *   - an inner lock's holder is inside a section or a hook, or holds an
+ *     outer lock, and waits only for other inner locks and providers;
+ *   - the hooks, which run with jemalloc's locks held, pass the gate or
+ *     refuse at once; no other code of the heap holds a jemalloc lock while
+ *     it waits for something of the heap's.
+ * The gate closes only after every cache is stolen, so a hook called from a
+ * thread's cache (inside jemalloc) never finds it closed: no allocation
+ * fails because of a fork. Heaps go newest first: a provider of a newer
+ * heap may allocate from an older one (the preload's), never the other way
+ * round. Code of the program that allocates from a heap between the
+ * handlers (its own prepare handler registered before the first heap) would
+ * wait for itself, as it would with jemalloc.
  *
  * Why the child sees consistent state. When the process is copied, for
  * every listed heap: no thread holds its outer locks but the forking thread;
