@@ -9,7 +9,8 @@
  * its own, and exits 0. A child that does not finish within CHILD_SECONDS
  * (a lock left held by a thread that did not survive the fork) is killed and
  * counted as hung. After the forks, the parent's heaps must pass
- * pinheap_check too.
+ * pinheap_check too. The heaps are far larger than what is live, so no
+ * allocation may fail, in the parent or in a child.
  *
  *   test_fork [seed] [forks]   (seed 0: from the clock; 60 forks by default)
  */
@@ -51,6 +52,7 @@ typedef struct shared_slot {
 } shared_slot;
 
 static const char *const heap_names[NHEAPS] = {"fixed", "dynamic", "simple"};
+static const pinheap_mode heap_modes[NHEAPS] = {PINHEAP_FIXED, PINHEAP_DYNAMIC, PINHEAP_SIMPLE};
 static pinheap *heaps[NHEAPS];
 static shared_slot shared[NHEAPS][SHARED];
 static block anchors[NHEAPS][ANCHORS];
@@ -284,9 +286,13 @@ static int child_uses(int heap, uint64_t *s) {
 static _Noreturn void child(int round) {
   uint64_t s = seed * 31 + (uint64_t)round;
   int failed = 0;
+  unsigned long refused_before = atomic_load(&refused);
   for (int heap = 0; heap < NHEAPS; heap++) failed += child_uses(heap, &s);
-  static const pinheap_mode modes[NHEAPS] = {PINHEAP_FIXED, PINHEAP_DYNAMIC, PINHEAP_SIMPLE};
-  pinheap *h = create(modes[round % NHEAPS]);
+  if (atomic_load(&refused) != refused_before) {
+    fprintf(stderr, "test_fork: child: %lu allocations failed\n", atomic_load(&refused) - refused_before);
+    failed++;
+  }
+  pinheap *h = create(heap_modes[round % NHEAPS]);
   if (!h) {
     fprintf(stderr, "test_fork: child: pinheap_create: %s\n", pinheap_last_error());
     _exit(1);
@@ -317,9 +323,8 @@ static int wait_child(pid_t pid) {
 int main(int argc, char **argv) {
   seed = seed_init(argc, argv, "test_fork");
   int forks = argc > 2 ? atoi(argv[2]) : 60;
-  static const pinheap_mode modes[NHEAPS] = {PINHEAP_FIXED, PINHEAP_DYNAMIC, PINHEAP_SIMPLE};
   for (int h = 0; h < NHEAPS; h++) {
-    heaps[h] = create(modes[h]);
+    heaps[h] = create(heap_modes[h]);
     if (!heaps[h]) {
       fprintf(stderr, "test_fork: pinheap_create(%s): %s\n", heap_names[h], pinheap_last_error());
       return 1;
@@ -385,5 +390,5 @@ int main(int argc, char **argv) {
   printf("test_fork: %d of %d children finished, %d hung, %d failed; %lu operations in the parent (%lu refused); "
          "%d broken invariants in the parent\n",
          finished, forks, hung, failed, atomic_load(&operations), atomic_load(&refused), broken);
-  return finished == forks && broken == 0 ? 0 : 1;
+  return finished == forks && broken == 0 && atomic_load(&refused) == 0 ? 0 : 1;
 }
