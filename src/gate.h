@@ -13,12 +13,6 @@
  * operation (Dekker's pattern): either the closer sees the thread counted
  * and waits for it, or the thread sees the flag and backs off.
  *
- * Invariants: inside counts the threads between a passing gate_try or
- * gate_enter and their gate_leave, and, for an instant, those backing off;
- * once gate_close has returned, no thread is inside and none passes until
- * gate_open; the gate is closed only between a fork handler's gate_close
- * and its gate_open (or gate_reset in the child).
- *
  * Thread-safe; gate_close, gate_open and gate_reset are the fork handlers',
  * one thread at a time.
  */
@@ -28,6 +22,11 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+/* Invariants: inside counts the threads between a passing gate_try or
+ * gate_enter and their gate_leave, and, for an instant, those backing off;
+ * once gate_close has returned, no thread is inside and none passes until
+ * gate_open; the gate is closed only between a fork handler's gate_close
+ * and its gate_open (or gate_reset in the child). */
 typedef struct gate {
   _Atomic unsigned inside;
   _Atomic bool closed;
