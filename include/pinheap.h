@@ -10,7 +10,12 @@
  * Thread safety: every function may be called from any thread at the same
  * time, on the same heap or on different heaps, except pinheap_destroy, which
  * must not race with any other call on the same heap nor with the exit of a
- * thread that used it.
+ * thread that used it. fork() may be called from any thread at any time,
+ * except from inside a provider's function or while holding a lock one
+ * waits for: it waits until no other thread is half way through a change
+ * of a heap (a provider's call included), and the child finds every heap
+ * consistent and usable; the blocks of the threads that did not survive the
+ * fork stay allocated.
  *
  * Errors: a function that fails returns NULL (or -1), sets errno and leaves a
  * description of the failure that pinheap_last_error() returns in the failing
@@ -42,7 +47,9 @@ typedef struct pinheap pinheap;
  * possibly from several threads at once; a provider that is not thread-safe
  * must lock inside. A DYNAMIC heap may call obtain from inside jemalloc, with
  * jemalloc's arena locks held (when jemalloc needs room): obtain and release
- * must not allocate from the same heap nor wait on a thread that may.
+ * must not allocate from the same heap nor wait on a thread that may, and
+ * may allocate from another heap only if it was created earlier (fork
+ * waits for the heaps from the newest to the oldest).
  */
 typedef struct pinheap_provider {
   const char *name; /* for messages */

@@ -72,7 +72,7 @@ int dynamic_open(pinheap *h) {
   tree_init(&h->direct, dynamic_cmp, NULL);
   meta_init(&h->direct_pool, sizeof(dynamic_block));
   if (em_init(&h->em, EM_TWO_ENDED, h->page, o->small_extent_max) != 0 || pagemap_init(&h->pm, h->page) != 0 ||
-      hooks_shared_init(&h->grants, &h->em, &h->pm) != 0) {
+      hooks_shared_init(&h->grants, &h->em, &h->pm, &h->gate) != 0) {
     error_set(ENOMEM, "pinheap_create: no memory for the heap's metadata");
     return -1;
   }

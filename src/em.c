@@ -345,15 +345,6 @@ em_free_result em_free(em *m, void *addr, size_t size) {
   return res;
 }
 
-bool em_contains(em *m, const void *addr, size_t size) {
-  uintptr_t a = (uintptr_t)addr;
-  pthread_mutex_lock(&m->lock);
-  em_region *r = em_region_at(m, a);
-  bool in = r && a + size >= a && a + size <= r->end;
-  pthread_mutex_unlock(&m->lock);
-  return in;
-}
-
 void em_get_stats(em *m, em_stats *out) {
   memset(out, 0, sizeof *out);
   pthread_mutex_lock(&m->lock);

@@ -125,9 +125,6 @@ typedef enum em_free_result { EM_FREED = 0, EM_NOT_IN_REGION, EM_ALREADY_FREE, E
 /* Gives [addr, addr + size) back. Anything but EM_FREED changes nothing. */
 em_free_result em_free(em *m, void *addr, size_t size);
 
-/* Whether [addr, addr + size) lies inside one region. */
-bool em_contains(em *m, const void *addr, size_t size);
-
 void em_get_stats(em *m, em_stats *out);
 
 /* Calls visit on every free extent in address order, under the lock (visit

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "fork.h"
 #include "util.h"
 
 #define HEAP_DEFAULT_LARGE_THRESHOLD ((size_t)14 << 10)
@@ -171,7 +172,7 @@ static int heap_open_region(pinheap *h) {
   }
     if (em_add_region(&h->em, h->region.base, size, heap_provider_zeroed(h)) != 0 || pagemap_init(&h->pm, h->page) != 0 ||
       pagemap_add(&h->pm, h->region.base, size, h->region.handle) != 0 ||
-      hooks_shared_init(&h->grants, &h->em, &h->pm) != 0) {
+      hooks_shared_init(&h->grants, &h->em, &h->pm, &h->gate) != 0) {
     pagemap_fini(&h->pm);
     em_fini(&h->em);
     heap_release_region(h);
@@ -219,6 +220,7 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   /* SIMPLE: jemalloc serves every size; only impossible sizes stop first. */
   h->large_threshold = heap_registered(h) ? opts->large_threshold : (size_t)PTRDIFF_MAX;
   pthread_mutex_init(&h->reclaim_lock, NULL);
+  gate_init(&h->gate);
   if (heap_check_jemalloc_page(h->page) != 0 || sizeclass_init(&h->classes) != 0) goto fail;
   /* jemalloc serves only its small classes in a FIXED or DYNAMIC heap: its large sizes
    * would round up and keep the rest of their grants to themselves. */
@@ -243,6 +245,11 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
                            heap_registered(h) && opts->policy == PINHEAP_POLICY_TWO_ENDED ? heap_release_extent : NULL, h,
                            h->arena_index, h->narenas) != 0) {
     error_set(ENOMEM, "pinheap_create: cannot set up thread caches");
+    heap_destroy_arenas(h);
+    goto fail_region;
+  }
+  if (fork_add(h) != 0) {
+    thread_registry_fini(&h->threads);
     heap_destroy_arenas(h);
     goto fail_region;
   }
@@ -283,6 +290,7 @@ PH_EXPORT int pinheap_check(pinheap *h) {
 
 PH_EXPORT void pinheap_destroy(pinheap *h) {
   if (!h) return;
+  fork_remove(h);
   heap_report_live(h);
   thread_registry_fini(&h->threads);
   heap_destroy_arenas(h);
@@ -291,46 +299,38 @@ PH_EXPORT void pinheap_destroy(pinheap *h) {
   munmap(h, sizeof *h);
 }
 
-void heap_fork_prepare_outer(pinheap *h) {
+void heap_fork_prepare(pinheap *h) {
   pthread_mutex_lock(&h->reclaim_lock);
-  pthread_mutex_lock(&h->threads.lock);
+  thread_fork_prepare(&h->threads);
+  gate_close(&h->gate);
 }
 
-void heap_fork_parent_outer(pinheap *h) {
-  pthread_mutex_unlock(&h->threads.lock);
+void heap_fork_parent(pinheap *h) {
+  gate_open(&h->gate);
+  thread_fork_parent(&h->threads);
   pthread_mutex_unlock(&h->reclaim_lock);
 }
 
-void heap_fork_child_outer(pinheap *h) {
-  for (thread_cache *tc = h->threads.head; tc; tc = tc->next) {
-    atomic_store(&tc->busy, 0);
-    atomic_store(&tc->stolen, 0);
-  }
-  heap_fork_parent_outer(h);
+/* The gate first: emptying the dead threads' caches calls the hooks. */
+void heap_fork_child(pinheap *h) {
+  gate_reset(&h->gate);
+  thread_fork_child(&h->threads);
+  pthread_mutex_unlock(&h->reclaim_lock);
 }
 
-void heap_fork_prepare_inner(pinheap *h) {
-  if (heap_dynamic(h)) {
-    pthread_mutex_lock(&h->grow_lock);
-    pthread_mutex_lock(&h->direct_lock);
-  }
-  if (heap_registered(h)) {
-    pthread_mutex_lock(&h->grants.lock);
-    pthread_mutex_lock(&h->em.lock);
-    pthread_mutex_lock(&h->pm.lock);
-  }
+/* Opens a fork section (heap.h) for a thread that may change the heap: its
+ * cache held busy, or the gate when it has no cache. Pair with heap_leave. */
+static thread_cache *heap_enter(pinheap *h) {
+  thread_cache *tc = thread_enter(&h->threads);
+  if (PH_UNLIKELY(!tc)) gate_enter(&h->gate);
+  return tc;
 }
 
-void heap_fork_release_inner(pinheap *h) {
-  if (heap_registered(h)) {
-    pthread_mutex_unlock(&h->pm.lock);
-    pthread_mutex_unlock(&h->em.lock);
-    pthread_mutex_unlock(&h->grants.lock);
-  }
-  if (heap_dynamic(h)) {
-    pthread_mutex_unlock(&h->direct_lock);
-    pthread_mutex_unlock(&h->grow_lock);
-  }
+static void heap_leave(pinheap *h, thread_cache *tc) {
+  if (PH_LIKELY(tc != NULL))
+    thread_leave(tc);
+  else
+    gate_leave(&h->gate);
 }
 
 void heap_reclaim(pinheap *h) {
@@ -343,7 +343,10 @@ void heap_reclaim(pinheap *h) {
 PH_EXPORT void pinheap_trim(pinheap *h) {
   if (!h) return;
   heap_reclaim(h);
-  if (heap_dynamic(h)) dynamic_release_free_chunks(h);
+  if (!heap_dynamic(h)) return;
+  gate_enter(&h->gate);
+  dynamic_release_free_chunks(h);
+  gate_leave(&h->gate);
 }
 
 /* Bytes the heap manages now: FIXED the region, DYNAMIC what is registered. */
@@ -356,9 +359,12 @@ static size_t heap_capacity(pinheap *h) {
 static void heap_no_memory(pinheap *h, const char *what, size_t size) {
   if (heap_registered(h)) {
     em_stats s;
+    gate_enter(&h->gate);
     em_get_stats(&h->em, &s);
+    size_t capacity = heap_capacity(h);
+    gate_leave(&h->gate);
     error_set(ENOMEM, "%s(%zu): out of memory: %zu bytes free, largest free extent %zu bytes, %s %zu bytes", what,
-              size, s.free_bytes, s.largest_free, heap_fixed(h) ? "region" : "registered", heap_capacity(h));
+              size, s.free_bytes, s.largest_free, heap_fixed(h) ? "region" : "registered", capacity);
   } else {
     error_set(ENOMEM, "%s(%zu): out of memory", what, size);
   }
@@ -433,8 +439,12 @@ static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, const 
     error_set(EINVAL, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, heap_limit(h));
     return NULL;
   }
-  if (heap_dynamic(h) && (bytes >= h->opts.direct_threshold || bytes / h->page > PAGEMAP_MAX_PAGES))
-    return dynamic_direct_alloc(h, size, align, zero, what);
+  if (heap_dynamic(h) && (bytes >= h->opts.direct_threshold || bytes / h->page > PAGEMAP_MAX_PAGES)) {
+    thread_cache *tc = heap_enter(h);
+    void *p = dynamic_direct_alloc(h, size, align, zero, what);
+    heap_leave(h, tc);
+    return p;
+  }
   if (bytes / h->page > PAGEMAP_MAX_PAGES) {
     error_set(EINVAL, "%s(%zu): impossible size: above %zu pages", what, size, (size_t)PAGEMAP_MAX_PAGES);
     return NULL;
@@ -442,26 +452,28 @@ static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, const 
   size_t pages = bytes / h->page;
   bool pristine = false;
   void *p = NULL;
-  if (pages <= THREAD_EXTENT_PAGES && align <= h->page && h->threads.release_extent) {
-    thread_cache *tc = thread_enter(&h->threads);
-    if (tc) {
-      p = thread_bin_pop(&tc->extents[pages - 1]);
-      thread_leave(tc);
-    }
-  }
+  /* One section from taking the extent to tagging and counting it. */
+  thread_cache *tc = heap_enter(h);
+  if (tc && pages <= THREAD_EXTENT_PAGES && align <= h->page && h->threads.release_extent)
+    p = thread_bin_pop(&tc->extents[pages - 1]);
   if (!p) p = hooks_take(&h->grants, bytes, align, &pristine);
   if (!p) {
+    heap_leave(h, tc);
     heap_reclaim(h);
+    tc = heap_enter(h);
     p = em_alloc(&h->em, bytes, align, &pristine);
   }
+  if (p) {
+    pagemap_set_large(&h->pm, p, pages);
+    atomic_fetch_add_explicit(&h->large_bytes, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->large_blocks, 1, memory_order_relaxed);
+  }
+  heap_leave(h, tc);
   if (!p) {
     heap_no_memory(h, what, size);
     return NULL;
   }
   if (zero && !pristine) memset(p, 0, bytes);
-  pagemap_set_large(&h->pm, p, pages);
-  atomic_fetch_add_explicit(&h->large_bytes, bytes, memory_order_relaxed);
-  atomic_fetch_add_explicit(&h->large_blocks, 1, memory_order_relaxed);
   return p;
 }
 
@@ -517,6 +529,14 @@ static _Noreturn void heap_foreign(const pinheap *h, const void *p, const char *
   error_fatal("%s(%p): %s of heap %p", what, p, why, (const void *)h);
 }
 
+/* dynamic_direct_find in a section: it takes the direct blocks' lock. */
+static bool heap_direct_find(pinheap *h, const void *p, bool exact, pinheap_region *out) {
+  gate_enter(&h->gate);
+  bool found = dynamic_direct_find(h, p, exact, out);
+  gate_leave(&h->gate);
+  return found;
+}
+
 /* Length in bytes of the live large block at p, whose page holds tag, or 0
  * if p is a small object; aborts if p is neither. */
 static size_t heap_classify_tag(const pinheap *h, const void *p, uint32_t tag, const char *what) {
@@ -534,7 +554,7 @@ static size_t heap_classify(pinheap *h, const void *p, bool *direct, const char 
   *direct = false;
   if (slot) return heap_classify_tag(h, p, atomic_load_explicit(slot, memory_order_acquire), what);
   pinheap_region r;
-  if (!heap_dynamic(h) || !dynamic_direct_find(h, p, true, &r))
+  if (!heap_dynamic(h) || !heap_direct_find(h, p, true, &r))
     heap_foreign(h, p, what, "pointer is not in the heap's memory");
   *direct = true;
   return r.size;
@@ -563,21 +583,29 @@ static void heap_release_extent(void *ctx, void *p, size_t bytes) {
   heap_give_back(ctx, p, bytes, "pinheap_trim");
 }
 
+/* One section from clearing the tag to the extent's new place. */
 static void heap_large_free(pinheap *h, void *p, _Atomic uint32_t *slot) {
+  thread_cache *tc = heap_enter(h);
   size_t pages = pagemap_take_large(slot);
-  if (pages == 0) heap_foreign(h, p, "pinheap_free", "pointer is not a live block (freed already)");
+  if (pages == 0) {
+    heap_leave(h, tc);
+    heap_foreign(h, p, "pinheap_free", "pointer is not a live block (freed already)");
+  }
   size_t bytes = pages * h->page;
   atomic_fetch_sub_explicit(&h->large_bytes, bytes, memory_order_relaxed);
   atomic_fetch_sub_explicit(&h->large_blocks, 1, memory_order_relaxed);
-  if (pages <= THREAD_EXTENT_PAGES && h->threads.release_extent) {
-    thread_cache *tc = thread_enter(&h->threads);
-    if (tc) {
-      bool kept = thread_bin_push(&tc->extents[pages - 1], p);
-      thread_leave(tc);
-      if (kept) return;
-    }
-  }
-  heap_give_back(h, p, bytes, "pinheap_free");
+  if (!tc || pages > THREAD_EXTENT_PAGES || !h->threads.release_extent ||
+      !thread_bin_push(&tc->extents[pages - 1], p))
+    heap_give_back(h, p, bytes, "pinheap_free");
+  heap_leave(h, tc);
+}
+
+/* dynamic_direct_free in a section. */
+static bool heap_direct_free(pinheap *h, void *p) {
+  thread_cache *tc = heap_enter(h);
+  bool freed = dynamic_direct_free(h, p);
+  heap_leave(h, tc);
+  return freed;
 }
 
 PH_EXPORT void pinheap_free(pinheap *h, void *p) {
@@ -590,7 +618,7 @@ PH_EXPORT void pinheap_free(pinheap *h, void *p) {
   }
   _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
   if (PH_UNLIKELY(!slot)) {
-    if (heap_dynamic(h) && dynamic_direct_free(h, p)) return;
+    if (heap_dynamic(h) && heap_direct_free(h, p)) return;
     heap_foreign(h, p, "pinheap_free", "pointer is not in the heap's memory");
   }
   uint32_t tag = atomic_load_explicit(slot, memory_order_acquire);
@@ -622,18 +650,25 @@ PH_EXPORT size_t pinheap_usable_size(pinheap *h, const void *p) {
 }
 
 /* Resizes the large block p of old bytes in place to new bytes (both page
- * multiples); false if the next extent is not free. */
+ * multiples), in one section; false if the next extent is not free. */
 static bool heap_large_resize(pinheap *h, void *p, size_t old, size_t new) {
   char *c = p;
   if (new / h->page > PAGEMAP_MAX_PAGES) return false;
-  if (new > old && !em_alloc_at(&h->em, c + old, new - old, NULL)) return false;
-  if (!pagemap_resize_large(&h->pm, p, old / h->page, new / h->page))
+  thread_cache *tc = heap_enter(h);
+  if (new > old && !em_alloc_at(&h->em, c + old, new - old, NULL)) {
+    heap_leave(h, tc);
+    return false;
+  }
+  if (!pagemap_resize_large(&h->pm, p, old / h->page, new / h->page)) {
+    heap_leave(h, tc);
     heap_foreign(h, p, "pinheap_realloc", "block was freed during the call");
+  }
   if (new < old) heap_give_back(h, c + new, old - new, "pinheap_realloc");
   if (new > old)
     atomic_fetch_add_explicit(&h->large_bytes, new - old, memory_order_relaxed);
   else
     atomic_fetch_sub_explicit(&h->large_bytes, old - new, memory_order_relaxed);
+  heap_leave(h, tc);
   return true;
 }
 
@@ -684,7 +719,7 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
 PH_EXPORT bool pinheap_owns(const pinheap *h, const void *p) {
   if (!h || !p) return false;
   if (heap_registered(h))
-    return pagemap_covers(&h->pm, p) || (heap_dynamic(h) && dynamic_direct_find((pinheap *)h, p, false, NULL));
+    return pagemap_covers(&h->pm, p) || (heap_dynamic(h) && heap_direct_find((pinheap *)h, p, false, NULL));
   return ownmap_test(&h->owned, p);
 }
 
@@ -694,7 +729,7 @@ PH_EXPORT int pinheap_region_of(const pinheap *h, const void *p, pinheap_region 
     *out = (pinheap_region){.base = (void *)c->base, .size = c->size, .handle = c->handle};
     return 0;
   }
-  if (h && out && heap_dynamic(h) && dynamic_direct_find((pinheap *)h, p, false, out)) return 0;
+  if (h && out && heap_dynamic(h) && heap_direct_find((pinheap *)h, p, false, out)) return 0;
   error_set(EINVAL, "pinheap_region_of(%p): not in memory the heap obtained from its provider", p);
   return -1;
 }
@@ -729,6 +764,7 @@ PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
   size_t in_use;
   if (heap_registered(h)) {
     em_stats s;
+    gate_enter(&h->gate);
     em_get_stats(&h->em, &s);
     out->capacity = s.capacity;
     out->free_bytes = s.free_bytes;
@@ -743,6 +779,7 @@ PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
       out->capacity += direct;
       out->large_allocated += direct;
     }
+    gate_leave(&h->gate);
     in_use = out->capacity - s.free_bytes;
   } else {
     /* Ordinary memory: the heap manages what jemalloc maps for its arenas. */
@@ -778,8 +815,11 @@ static int heap_check_free_untagged(uintptr_t addr, size_t size, void *arg) {
 }
 
 int heap_check(pinheap *h) {
-  int broken = thread_check(&h->threads);
+  /* The outer lock and the list's first, outside the section. */
+  int broken = thread_check(&h->threads) + fork_check(h);
   if (!heap_registered(h)) return broken;
+  size_t cached = thread_cached_extent_bytes(&h->threads);
+  gate_enter(&h->gate);
   if (heap_dynamic(h)) broken += dynamic_check(h);
   broken += sizeclass_check(&h->classes);
   broken += em_check(&h->em);
@@ -792,7 +832,7 @@ int heap_check(pinheap *h) {
   struct heap_check_walk walk = {h, 0};
   em_walk_free(&h->em, heap_check_free_untagged, &walk);
   broken += walk.broken;
-  size_t cached = thread_cached_extent_bytes(&h->threads);
+  gate_leave(&h->gate);
   if (h->opts.policy == PINHEAP_POLICY_TWO_ENDED && s.free_bytes + bytes + cached + small_pages * h->page != s.capacity) {
     fprintf(stderr,
             "heap: free %zu + large %zu + cached %zu + jemalloc's %zu bytes should equal the region's %zu\n",

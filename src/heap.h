@@ -11,6 +11,16 @@
  * manager, in a large block, in a thread's extent cache, or in an extent
  * jemalloc holds (tagged small or RETURNED), exactly once.
  *
+ * Fork sections (fork.h): code that takes an inner lock (extent manager,
+ * page map, grants, growth, direct blocks) or changes what the invariant
+ * above relates runs inside one, so that fork() never copies it half done:
+ * while its thread's cache is held busy (thread_enter), or, for a thread
+ * without a cache and for lookups, stats, checks and trim, inside the
+ * heap's gate (gate_enter); the extent hooks pass the gate with gate_try.
+ * A section never takes an outer lock (reclaim, thread registry), and never
+ * opens another: a busy section never waits at the gate, a gate section
+ * never enters a cache.
+ *
  * Thread-safe, as the public header says.
  */
 #ifndef PINHEAP_HEAP_H
@@ -20,6 +30,7 @@
 
 #include "dynamic.h"
 #include "em.h"
+#include "gate.h"
 #include "hooks.h"
 #include "local.h"
 #include "ownmap.h"
@@ -51,6 +62,8 @@ struct pinheap {
   hooks_arena arenas[HEAP_MAX_ARENAS];
   thread_registry threads;
   pthread_mutex_t reclaim_lock;
+  gate gate;                /* closed by the fork handlers (fork.h) */
+  struct pinheap *fork_next; /* the fork handlers' list of live heaps */
   /* DYNAMIC (dynamic.h) */
   size_t chunk_size;
   _Atomic size_t registered;   /* bytes counted against the cap, in flight included */
@@ -65,20 +78,13 @@ struct pinheap {
  * free extent is back in the manager. */
 void heap_reclaim(pinheap *heap);
 
-/* fork(2) handlers, in two sets around jemalloc's own. The outer locks
- * (reclaim, thread caches) are held while the heap calls into jemalloc, and
- * the inner ones (growth, direct blocks, grants, extent manager, page map)
- * are taken by the hooks while jemalloc holds its locks: so the outer set
- * must prepare before jemalloc's handlers and the inner set after them
- * (pthread_atfork runs prepare handlers in reverse order of registration:
- * register the inner set before jemalloc initializes, the outer set after).
- * The outer child handler also forgets that threads which did not survive
- * the fork were busy. */
-void heap_fork_prepare_outer(pinheap *heap);
-void heap_fork_parent_outer(pinheap *heap);
-void heap_fork_child_outer(pinheap *heap);
-void heap_fork_prepare_inner(pinheap *heap);
-void heap_fork_release_inner(pinheap *heap);
+/* The fork handlers' steps for one heap (fork.h): prepare takes the outer
+ * locks, steals the thread caches and closes the gate, each waiting for the
+ * threads inside; parent undoes it; child too, after forgetting the threads
+ * that did not survive the fork. */
+void heap_fork_prepare(pinheap *heap);
+void heap_fork_parent(pinheap *heap);
+void heap_fork_child(pinheap *heap);
 
 /* The heap's provider, for every caller alike. obtain: size bytes aligned
  * to align into *out; 0, or an errno value (ENOMEM, or EINVAL for a NULL or

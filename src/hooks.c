@@ -15,10 +15,11 @@ static int hooks_cmp_grant(const tree_node *a, const tree_node *b) {
   return (x > y) - (x < y);
 }
 
-int hooks_shared_init(hooks_shared *s, em *em, pagemap *pm) {
+int hooks_shared_init(hooks_shared *s, em *em, pagemap *pm, gate *gate) {
   memset(s, 0, sizeof *s);
   s->em = em;
   s->pm = pm;
+  s->gate = gate;
   tree_init(&s->grants, hooks_cmp_grant, NULL);
   meta_init(&s->pool, sizeof(hooks_grant));
   return pthread_mutex_init(&s->lock, NULL) ? -1 : 0;
@@ -35,10 +36,9 @@ void *hooks_take(hooks_shared *s, size_t size, size_t align, bool *pristine) {
   return p;
 }
 
-static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t alignment, bool *zero, bool *commit,
-                         unsigned arena_ind) {
-  (void)arena_ind;
-  hooks_shared *s = ((hooks_arena *)h)->shared;
+/* A grant for jemalloc, or NULL; the gate passed. */
+static void *hooks_grant_new(hooks_shared *s, void *new_addr, size_t size, size_t alignment, bool *zero,
+                             bool *commit) {
   bool pristine = false;
   void *p;
   if (new_addr)
@@ -62,6 +62,20 @@ static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t 
   *zero = *zero || pristine;
   *commit = true;
   pagemap_set_small(s->pm, p, size);
+  return p;
+}
+
+/* While a fork is being prepared the gate is closed: alloc fails and dalloc
+ * refuses, which jemalloc copes with (a failed allocation; an extent it
+ * keeps for itself, as retained), rather than wait with jemalloc's locks
+ * held (fork.h). */
+static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t alignment, bool *zero, bool *commit,
+                         unsigned arena_ind) {
+  (void)arena_ind;
+  hooks_shared *s = ((hooks_arena *)h)->shared;
+  if (!gate_try(s->gate)) return NULL;
+  void *p = hooks_grant_new(s, new_addr, size, alignment, zero, commit);
+  gate_leave(s->gate);
   return p;
 }
 
@@ -106,10 +120,16 @@ static void hooks_give_back(hooks_arena *ha, void *addr, size_t size) {
 static bool hooks_dalloc(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigned arena_ind) {
   (void)committed;
   (void)arena_ind;
+  hooks_shared *s = ((hooks_arena *)h)->shared;
+  if (!gate_try(s->gate)) return true;
   hooks_give_back((hooks_arena *)h, addr, size);
+  gate_leave(s->gate);
   return false;
 }
 
+/* Cannot refuse, and need not pass the gate: jemalloc destroys extents only
+ * with their arena, and a heap's arenas are destroyed before the heap joins
+ * the fork handlers' list or after it has left it. */
 static void hooks_destroy(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigned arena_ind) {
   (void)committed;
   (void)arena_ind;
@@ -122,17 +142,20 @@ static bool hooks_commit(extent_hooks_t *h, void *addr, size_t size, size_t offs
   return false;
 }
 
+/* Split and merge take no lock and need no gate: the page map answers
+ * alone. Split must never refuse while a fork is prepared either: jemalloc
+ * forgets an extent it fails to split. */
 static bool hooks_split(extent_hooks_t *h, void *addr, size_t size, size_t size_a, size_t size_b, bool committed,
                         unsigned arena_ind) {
   (void)size_a, (void)size_b, (void)committed, (void)arena_ind;
-  return !em_contains(((hooks_arena *)h)->shared->em, addr, size);
+  return !pagemap_within_chunk(((hooks_arena *)h)->shared->pm, addr, size);
 }
 
 static bool hooks_merge(extent_hooks_t *h, void *addr_a, size_t size_a, void *addr_b, size_t size_b, bool committed,
                         unsigned arena_ind) {
   (void)committed, (void)arena_ind;
   if ((char *)addr_a + size_a != (char *)addr_b) return true;
-  return !em_contains(((hooks_arena *)h)->shared->em, addr_a, size_a + size_b);
+  return !pagemap_within_chunk(((hooks_arena *)h)->shared->pm, addr_a, size_a + size_b);
 }
 
 /* SIMPLE: jemalloc's default hooks, with the pages they map recorded. */

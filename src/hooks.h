@@ -8,7 +8,9 @@
  * manager and tags its pages PAGEMAP_SMALL; dalloc and destroy give it back;
  * commit always succeeds (region memory is always committed); decommit and
  * purge refuse, so registered pages are never madvised away; split and merge
- * are allowed only inside one region.
+ * are allowed only inside one region (a chunk of the page map). While a
+ * fork is being prepared, alloc fails and dalloc refuses (the heap's gate,
+ * fork.h); split and merge take no lock and never wait.
  *
  * A grant goes back to the manager whole, at once when jemalloc gives it back
  * whole, and otherwise when its last piece comes back. jemalloc with
@@ -34,6 +36,7 @@
 #include <stdbool.h>
 
 #include "em.h"
+#include "gate.h"
 #include "ownmap.h"
 #include "pagemap.h"
 
@@ -53,12 +56,13 @@ typedef struct hooks_shared {
   meta_pool pool;
   em *em;
   pagemap *pm;
+  gate *gate; /* the heap's: alloc and dalloc pass it (fork.h) */
   /* DYNAMIC: adds room for at least bytes to the manager; 0 or -1. */
   int (*grow)(void *ctx, size_t bytes);
   void *grow_ctx;
 } hooks_shared;
 
-int hooks_shared_init(hooks_shared *s, em *em, pagemap *pm);
+int hooks_shared_init(hooks_shared *s, em *em, pagemap *pm, gate *gate);
 /* An extent from the manager, growing it once when it has no room (DYNAMIC);
  * NULL when it still has none. The hooks' way, and the large path's. */
 void *hooks_take(hooks_shared *s, size_t size, size_t align, bool *pristine);

@@ -105,6 +105,13 @@ static inline _Atomic uint32_t *pagemap_slot(const pagemap *pm, const void *p) {
 
 static inline bool pagemap_covers(const pagemap *pm, const void *p) { return pagemap_slot(pm, p) != NULL; }
 
+/* Whether [addr, addr + size) lies inside one live chunk. */
+static inline bool pagemap_within_chunk(const pagemap *pm, const void *addr, size_t size) {
+  uintptr_t a = (uintptr_t)addr;
+  pagemap_chunk *c = size && a + size > a ? pagemap_chunk_of(pm, addr) : NULL;
+  return c && a + size - c->base <= c->size;
+}
+
 /* The tag of the page holding p; p must be covered. */
 static inline uint32_t pagemap_get(const pagemap *pm, const void *p) {
   return atomic_load_explicit(pagemap_slot(pm, p), memory_order_acquire);

@@ -11,7 +11,7 @@
  * ignored.
  *
  * Thread-safe: the heap is set up once (pthread_once); every other call goes
- * to the heap.
+ * to the heap. fork() is safe as for any heap of the library (fork.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -76,38 +76,14 @@ static void preload_print_stats(void) {
   }
 }
 
-static void preload_outer_prepare(void) {
-  if (preload_heap) heap_fork_prepare_outer(preload_heap);
-}
-
-static void preload_outer_parent(void) {
-  if (preload_heap) heap_fork_parent_outer(preload_heap);
-}
-
-static void preload_outer_child(void) {
-  if (preload_heap) heap_fork_child_outer(preload_heap);
-}
-
-static void preload_inner_prepare(void) {
-  if (preload_heap) heap_fork_prepare_inner(preload_heap);
-}
-
-static void preload_inner_release(void) {
-  if (preload_heap) heap_fork_release_inner(preload_heap);
-}
-
 static void preload_init(void) {
   preload_depth++;
-  /* The inner set before the heap wakes jemalloc up, the outer set after
-   * (heap.h): around fork, the heap's locks nest as they do in use. */
-  pthread_atfork(preload_inner_prepare, preload_inner_release, preload_inner_release);
   pinheap_options o;
   pinheap_options_init(&o);
   o.size = PRELOAD_DEFAULT_SIZE;
   if (pinheap_options_from_env(&o) != 0) error_fatal("libpinheap-preload: %s", pinheap_last_error());
   preload_heap = pinheap_create(&o);
   if (!preload_heap) error_fatal("libpinheap-preload: %s", pinheap_last_error());
-  pthread_atfork(preload_outer_prepare, preload_outer_parent, preload_outer_child);
   const char *stats = getenv("PINHEAP_STATS");
   if (stats && strcmp(stats, "1") == 0 && (preload_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)) >= 0)
     atexit(preload_print_stats);

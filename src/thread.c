@@ -177,16 +177,51 @@ thread_cache *thread_enter_slow(thread_registry *reg) {
   }
 }
 
-void thread_flush_all(thread_registry *reg) {
-  pthread_mutex_lock(&reg->lock);
+/* The thief's side of the handshake over every cache: lock held; on return
+ * no owner is inside its cache, and none enters until thread_unsteal_all. */
+static void thread_steal_all(thread_registry *reg) {
   for (thread_cache *tc = reg->head; tc; tc = tc->next) atomic_store_explicit(&tc->stolen, 1, memory_order_relaxed);
   thread_heavy_fence();
-  for (thread_cache *tc = reg->head; tc; tc = tc->next) {
+  for (thread_cache *tc = reg->head; tc; tc = tc->next)
     while (atomic_load_explicit(&tc->busy, memory_order_acquire)) sched_yield();
+}
+
+static void thread_unsteal_all(thread_registry *reg) {
+  for (thread_cache *tc = reg->head; tc; tc = tc->next) atomic_store_explicit(&tc->stolen, 0, memory_order_release);
+}
+
+void thread_flush_all(thread_registry *reg) {
+  pthread_mutex_lock(&reg->lock);
+  thread_steal_all(reg);
+  for (thread_cache *tc = reg->head; tc; tc = tc->next) {
     thread_cache_drain(reg, tc);
     mallctl("tcache.flush", NULL, NULL, &tc->tcache, sizeof tc->tcache);
   }
-  for (thread_cache *tc = reg->head; tc; tc = tc->next) atomic_store_explicit(&tc->stolen, 0, memory_order_release);
+  thread_unsteal_all(reg);
+  pthread_mutex_unlock(&reg->lock);
+}
+
+void thread_fork_prepare(thread_registry *reg) {
+  pthread_mutex_lock(&reg->lock);
+  thread_steal_all(reg);
+}
+
+void thread_fork_parent(thread_registry *reg) {
+  thread_unsteal_all(reg);
+  pthread_mutex_unlock(&reg->lock);
+}
+
+void thread_fork_child(thread_registry *reg) {
+  thread_cache *mine = pthread_getspecific(reg->key);
+  for (thread_cache *tc = reg->head, *next; tc; tc = next) {
+    next = tc->next;
+    /* A thread stepping aside from a stolen cache may have left busy set. */
+    atomic_store_explicit(&tc->busy, 0, memory_order_relaxed);
+    atomic_store_explicit(&tc->stolen, 0, memory_order_relaxed);
+    if (tc == mine) continue;
+    thread_cache_drain(reg, tc);
+    thread_cache_release(reg, tc);
+  }
   pthread_mutex_unlock(&reg->lock);
 }
 

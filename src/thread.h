@@ -19,12 +19,16 @@
  * The light fence is a compiler barrier and the heavy fence membarrier(2)
  * where the kernel offers MEMBARRIER_CMD_PRIVATE_EXPEDITED, so the owner's
  * fast path costs two plain stores and a load; elsewhere both are full
- * fences.
+ * fences. The fork handlers steal every cache the same way, without
+ * flushing, and hold them until the process is copied (fork.h); the heap
+ * also holds its cache busy around other changes that must not be copied
+ * half done (heap.h).
  *
  * Invariants: a cache is on its registry's list from its creation until its
- * thread exits or the registry is finished; at most one thread uses a cache
- * at a time (the owner while busy and not stolen, the thief while stolen and
- * not busy).
+ * thread exits, the registry is finished, or (in a child after fork) its
+ * thread did not survive the fork; at most one thread uses a cache at a
+ * time (the owner while busy and not stolen, the thief while stolen and not
+ * busy).
  *
  * Thread-safe as described; thread_registry_fini must not race with anything.
  */
@@ -135,6 +139,15 @@ static inline void thread_leave(thread_cache *tc) { atomic_store_explicit(&tc->b
 /* Empties every thread's cache of this registry into the arenas. The caller
  * must not be inside thread_enter/thread_leave. */
 void thread_flush_all(thread_registry *reg);
+
+/* fork(2) (fork.h): prepare takes the registry's lock and steals every
+ * cache, so that no thread is inside one when the process is copied; parent
+ * hands them back and unlocks. child, in the child, gives back the caches
+ * of the threads that did not survive the fork (every one but the calling
+ * thread's), whose contents the steal left consistent, and unlocks. */
+void thread_fork_prepare(thread_registry *reg);
+void thread_fork_parent(thread_registry *reg);
+void thread_fork_child(thread_registry *reg);
 
 /* Number of threads with a cache. */
 size_t thread_count(thread_registry *reg);

@@ -68,6 +68,12 @@ static void test_chunks(void **state) {
   assert_null(pagemap_chunk_of(&pm, b - 1));
   assert_ptr_equal(pagemap_chunk_of(&pm, c + 7 * MiB)->handle, &key[2]);
   assert_null(pagemap_chunk_of(&pm, (void *)((uintptr_t)1 << 50)));
+  assert_true(pagemap_within_chunk(&pm, BASE, 6 * MiB));
+  assert_false(pagemap_within_chunk(&pm, BASE + PAGE, 6 * MiB)); /* past the first chunk's end */
+  assert_true(pagemap_within_chunk(&pm, b + 2 * MiB, 2 * MiB));
+  assert_false(pagemap_within_chunk(&pm, b + 2 * MiB, 2 * MiB + PAGE));
+  assert_false(pagemap_within_chunk(&pm, b - PAGE, 2 * PAGE)); /* starts outside */
+  assert_false(pagemap_within_chunk(&pm, b, 0));
   pagemap_set_large(&pm, b + PAGE, 3);
   pagemap_set_small(&pm, c, 2 * PAGE);
   assert_int_equal(pagemap_get(&pm, b + PAGE) >> 1, 3);
