@@ -369,6 +369,10 @@ int main(int argc, char **argv) {
 
   /* Phase 1: random one-sided lookups of every rank's keys. */
   MPI_Win_lock_all(0, d.win);
+  /* The owners' stores of the write phase reach their windows before any
+   * one-sided read (MPI's separate memory model needs the Win_sync). */
+  MPI_Win_sync(d.win);
+  MPI_Barrier(MPI_COMM_WORLD);
   uint64_t s = dht_mix(seed ^ (uint64_t)d.rank);
   for (uint64_t n = 0; n < lookups; n++) {
     s = dht_mix(s);
@@ -393,6 +397,10 @@ int main(int argc, char **argv) {
 
   /* Phase 3: every key, one-sided. */
   MPI_Win_lock_all(0, d.win);
+  /* The owners' stores of the write phase reach their windows before any
+   * one-sided read (MPI's separate memory model needs the Win_sync). */
+  MPI_Win_sync(d.win);
+  MPI_Barrier(MPI_COMM_WORLD);
   for (int r = 0; r < d.nranks; r++) {
     for (uint64_t i = 0; i < keys; i++) wanted[i] = dht_key(&d, r, i);
     dht_check_lookups(&d, wanted, keys, 3, scratch);
