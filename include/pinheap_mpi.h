@@ -28,9 +28,10 @@
  * whether each could map (and prefault) its region, so that a failure there
  * fails every rank's create (ENOMEM, naming the rank); a failure after that
  * gives the region back on that rank alone, whose MPI_Win_free then waits
- * for the others (a hang). Either way, min_size retries stay in step as long
- * as every rank passes the same size and min_size (sizes may differ between
- * ranks when min_size is 0). pinheap_destroy of a FIXED heap is collective.
+ * for the others (a hang). min_size retries stay in step as long as every
+ * rank passes the same size and min_size (sizes may differ between ranks
+ * when min_size is 0): pinheap_mpi_heap_create checks it (EINVAL), plain
+ * pinheap_create would hang. pinheap_destroy of a FIXED heap is collective.
  * One FIXED heap at a time per provider.
  *
  * PINHEAP_DYNAMIC: one MPI_Win_create_dynamic window, created by
@@ -130,7 +131,8 @@ const pinheap_provider *pinheap_mpi_provider(pinheap_mpi *pm);
 /* Collective over the provider's communicator: pinheap_create(opts) on
  * every rank with opts->provider set to pm's (the caller's is ignored), and
  * a heap on every rank or on none. The ranks agree on each step: first
- * pinheap_options_check of every rank's options and the provider's mode
+ * pinheap_options_check of every rank's options and the provider's mode,
+ * and, FIXED with min_size on some rank, the same size and min_size on all
  * (any bad: NULL with EINVAL everywhere, nothing taken); then, FIXED, on the
  * region; then on the heaps; a rank whose heap could not be made fails every
  * rank's call, the others destroying theirs; only then, FIXED, is the window

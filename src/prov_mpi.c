@@ -5,7 +5,7 @@
  * Agreement (FIXED): a step that may fail on one rank alone is followed by
  * an MPI_Allreduce of every rank's word (prov_mpi_agree), so that all ranks
  * take the same branch and no rank waits in a collective the others skipped:
- * the options (pinheap_mpi_heap_create), the region (obtain), the heap
+ * the options and sizes (pinheap_mpi_heap_create), the region (obtain), the heap
  * (pinheap_mpi_heap_create, after pinheap_create), the window (expose). Under
  * pinheap_mpi_heap_create the window is created only once every rank has its
  * heap, so that a heap that fails after obtaining its region gives it back
@@ -582,25 +582,50 @@ static bool prov_mpi_options_ok(const pinheap_mpi *pm, const pinheap_options *op
   return false;
 }
 
+/* pinheap_mpi_heap_create's first agreement (collective): whether every
+ * rank's options are good (good: this rank's, o), and, FIXED, whether
+ * min_size retries can stay in step: every rank asks the same size and
+ * min_size, or none retries. Otherwise the error is set: EINVAL, or EIO when
+ * MPI_Allreduce failed. One MPI_MAX over the lowest bad rank (as nranks -
+ * rank) and the sizes, each also complemented to learn its minimum. */
+static bool prov_mpi_agree_options(pinheap_mpi *pm, bool good, const pinheap_options *o) {
+  uint64_t mine[5] = {good ? 0 : (uint64_t)(pm->nranks - pm->rank)}, all[5];
+  if (good && pm->mode == PINHEAP_FIXED) {
+    mine[1] = o->size;
+    mine[2] = o->min_size;
+    mine[3] = ~(uint64_t)o->size;
+    mine[4] = ~(uint64_t)o->min_size;
+  }
+  int rc = MPI_Allreduce(mine, all, 5, MPI_UINT64_T, MPI_MAX, pm->comm);
+  if (rc != MPI_SUCCESS) {
+    prov_mpi_fail(EIO, rc, "pinheap_mpi_heap_create: MPI_Allreduce (agreeing on the options)");
+    return false;
+  }
+  if (all[0]) {
+    if (good)
+      pinheap_set_error(EINVAL, "pinheap_mpi_heap_create: rank %d of %d has bad options; every rank gives up",
+                        pm->nranks - (int)all[0], pm->nranks);
+    return false;
+  }
+  if (all[2] && (all[1] != ~all[3] || all[2] != ~all[4])) {
+    pinheap_set_error(EINVAL,
+                      "pinheap_mpi_heap_create: with min_size, every rank must ask the same size and min_size, "
+                      "so that the retries stay in step (sizes %llu to %llu, min_size %llu to %llu)",
+                      (unsigned long long)~all[3], (unsigned long long)all[1], (unsigned long long)~all[4],
+                      (unsigned long long)all[2]);
+    return false;
+  }
+  return true;
+}
+
 pinheap *pinheap_mpi_heap_create(pinheap_mpi *pm, const pinheap_options *opts) {
   if (!pm) {
     pinheap_set_error(EINVAL, "pinheap_mpi_heap_create: the provider is NULL");
     return NULL;
   }
   pinheap_options o;
-  bool good = prov_mpi_options_ok(pm, opts, &o);
+  if (!prov_mpi_agree_options(pm, prov_mpi_options_ok(pm, opts, &o), &o)) return NULL;
   int low, who;
-  int rc = prov_mpi_agree(pm, good ? PROV_MPI_OK : PROV_MPI_FAILED, &low, &who);
-  if (rc != MPI_SUCCESS) {
-    prov_mpi_fail(EIO, rc, "pinheap_mpi_heap_create: MPI_Allreduce (agreeing on the options)");
-    return NULL;
-  }
-  if (low != PROV_MPI_OK) {
-    if (good)
-      pinheap_set_error(EINVAL, "pinheap_mpi_heap_create: rank %d of %d has bad options; every rank gives up", who,
-                        pm->nranks);
-    return NULL;
-  }
   bool fixed = pm->mode == PINHEAP_FIXED;
   if (fixed) {
     pthread_mutex_lock(&pm->lock);
@@ -618,7 +643,7 @@ pinheap *pinheap_mpi_heap_create(pinheap_mpi *pm, const pinheap_options *opts) {
     /* Failed before obtain voted on a region: the vote the others wait for. */
     if (!heap && !voted) prov_mpi_agree(pm, PROV_MPI_FAILED, &low, &who);
   }
-  rc = prov_mpi_agree(pm, heap ? PROV_MPI_OK : PROV_MPI_FAILED, &low, &who);
+  int rc = prov_mpi_agree(pm, heap ? PROV_MPI_OK : PROV_MPI_FAILED, &low, &who);
   if (low != PROV_MPI_OK) {
     if (!heap) {
       errno = err; /* this rank's own reason stands */

@@ -3,7 +3,8 @@
  * made with pinheap_mpi_heap_create unless said otherwise.
  * 1. Bad options on one rank (a FIXED size of 2^47 + 4096 bytes; a mode
  *    that is not the provider's): EINVAL on every rank, the others' message
- *    naming that rank, nothing taken.
+ *    naming that rank, nothing taken; so are retries that could not stay in
+ *    step (another min_size on one rank).
  * 2. A FIXED region it cannot map (it asks 2^47 bytes, more than a
  *    process's address space; the others ask 64 MiB), through the wrapper
  *    and through pinheap_create: ENOMEM on every rank, each message naming
@@ -142,6 +143,12 @@ static void bad_options(pinheap_mpi *pm, bool last) {
            msg);
   errno = 0;
   MT_CHECK(!pinheap_mpi_heap_create(pm, NULL) && errno == EINVAL, "NULL options everywhere");
+
+  o = mt_options(PINHEAP_FIXED, 64 * MiB, 0, 0);
+  o.min_size = last ? 16 * MiB : 32 * MiB;
+  errno = 0;
+  MT_CHECK(!pinheap_mpi_heap_create(pm, &o) && errno == EINVAL, "another min_size on the last rank");
+  MT_CHECK(strstr(pinheap_last_error(), "same size and min_size"), "message: %s", pinheap_last_error());
   nothing_kept(pm, before, 0);
 }
 
