@@ -724,6 +724,21 @@ int pinheap_mpi_get_stats(pinheap_mpi *pm, pinheap_mpi_stats *out) {
     broken++;                                           \
   } while (0)
 
+/* The table of records: every record handed out is used or free, once. */
+static int prov_mpi_records_check(void) {
+  int broken = 0;
+  pthread_mutex_lock(&prov_mpi_records_lock);
+  size_t used = 0, free_records = 0;
+  for (size_t i = 0; i < prov_mpi_used; i++) used += prov_mpi_table[i].owner != NULL;
+  for (const prov_mpi_reg *r = prov_mpi_free; r && free_records <= prov_mpi_used; r = r->next, free_records++)
+    if (r < prov_mpi_table || r >= prov_mpi_table + prov_mpi_used || r->owner)
+      PROV_MPI_BROKEN("the free list holds record %p, not a free record of the table", (const void *)r);
+  if (used + free_records != prov_mpi_used)
+    PROV_MPI_BROKEN("%zu records used and %zu free, %zu handed out", used, free_records, prov_mpi_used);
+  pthread_mutex_unlock(&prov_mpi_records_lock);
+  return broken;
+}
+
 int pinheap_mpi_check(pinheap_mpi *pm) {
   if (!pm) {
     pinheap_set_error(EINVAL, "pinheap_mpi_check: provider is NULL");
@@ -769,5 +784,6 @@ int pinheap_mpi_check(pinheap_mpi *pm) {
     PROV_MPI_BROKEN("no heap being created, yet its state is set (voted %d, gave up %d, pending %p)", pm->voted,
                     pm->gave_up, (const void *)p);
   pthread_mutex_unlock(&pm->lock);
+  broken += prov_mpi_records_check();
   return broken;
 }
