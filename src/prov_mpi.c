@@ -94,8 +94,8 @@ struct pinheap_mpi {
   MPI_Errhandler errh; /* every window's (prov_mpi_win_error) */
   MPI_Win win;
   int rank, nranks;
-  bool funneled; /* DYNAMIC: MPI may be called from the main thread only */
-  pthread_t main; /* the thread that created the provider */
+  bool funneled; /* below MPI_THREAD_SERIALIZED: DYNAMIC attaches and detaches from main only */
+  pthread_t main; /* the thread that created the provider (MPI's main thread then) */
   bool prefault;
   size_t page;
   pthread_mutex_t lock;
