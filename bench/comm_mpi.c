@@ -96,9 +96,8 @@ int main(int argc, char **argv) {
   pinheap_options_init(&opts);
   opts.size = 2 * max + ((size_t)32 << 20);
   opts.arenas = 1;
-  opts.provider = pinheap_mpi_provider(pm);
-  pinheap *heap = pinheap_create(&opts);
-  if (!heap) return comm_fail("pinheap_create");
+  pinheap *heap = pinheap_mpi_heap_create(pm, &opts);
+  if (!heap) return comm_fail("pinheap_mpi_heap_create");
   target t[T_COUNT];
   char *block = pinheap_malloc(heap, max);
   if (!block) return comm_fail("pinheap_malloc");

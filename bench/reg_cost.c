@@ -2,8 +2,8 @@
  * reg_cost: what a FIXED heap costs to create (its region obtained and
  * registered) and to destroy, with each provider:
  *   local      the local provider (mmap; nothing registered)
- *   mpi        the MPI provider (MPI_Win_create over the region, collective
- *              over every rank of the job)
+ *   mpi        the MPI provider (pinheap_mpi_heap_create: MPI_Win_create
+ *              over the region, collective over every rank of the job)
  *   ofi-tcp    the libfabric provider on tcp;ofi_rxm (fi_mr_reg)
  *   ofi-shm    the libfabric provider on shm
  * for regions of 1 GiB and 8 GiB, without and with pre-faulting (every page
@@ -55,9 +55,10 @@ static pinheap_ofi *reg_ofi_open(const char *name) {
   return po;
 }
 
-/* Times one create and one destroy of a FIXED heap of size bytes on pv;
- * 0 on success. Every rank calls it (the MPI provider is collective). */
-static int reg_once(const pinheap_provider *pv, size_t size, bool prefault_local, double *create_s,
+/* Times one create and one destroy of a FIXED heap of size bytes on pv
+ * (on pm, when not NULL, through pinheap_mpi_heap_create); 0 on success.
+ * Every rank calls it (the MPI provider is collective). */
+static int reg_once(const pinheap_provider *pv, pinheap_mpi *pm, size_t size, bool prefault_local, double *create_s,
                     double *destroy_s) {
   pinheap_options opts;
   pinheap_options_init(&opts);
@@ -67,7 +68,7 @@ static int reg_once(const pinheap_provider *pv, size_t size, bool prefault_local
   opts.prefault = prefault_local;
   MPI_Barrier(MPI_COMM_WORLD);
   double t0 = now();
-  pinheap *h = pinheap_create(&opts);
+  pinheap *h = pm ? pinheap_mpi_heap_create(pm, &opts) : pinheap_create(&opts);
   double t1 = now();
   if (!h) {
     fprintf(stderr, "reg_cost: pinheap_create: %s\n", pinheap_last_error());
@@ -128,7 +129,7 @@ int main(int argc, char **argv) {
         double c[MAX_RUNS + 1], d[MAX_RUNS + 1];
         int ok = 1;
         for (int r = 0; r <= runs && ok; r++)
-          ok = reg_once(pv, sizes[si], p == P_LOCAL && prefault, &c[r], &d[r]) == 0;
+          ok = reg_once(pv, pm, sizes[si], p == P_LOCAL && prefault, &c[r], &d[r]) == 0;
         c[0] = c[runs];
         d[0] = d[runs];
         if (pm) pinheap_mpi_destroy(pm);

@@ -94,6 +94,7 @@ function(pinheap_mpi_add flavour)
       $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
       $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
     target_include_directories(${t} SYSTEM PUBLIC ${${pfx}_INCLUDE})
+    target_include_directories(${t} PRIVATE ${PROJECT_SOURCE_DIR}/src)
     target_compile_options(${t} PUBLIC ${${pfx}_CFLAGS})
     target_link_libraries(${t} PUBLIC ${${pfx}_LIBS} ${${pfx}_LDFLAGS} Threads::Threads)
     install(TARGETS ${t} EXPORT pinheapTargets

@@ -341,9 +341,8 @@ int main(int argc, char **argv) {
   opts.size = 0;
   opts.arenas = 1;
   opts.chunk_size = (size_t)32 << 20;
-  opts.provider = pinheap_mpi_provider(d.pm);
-  d.heap = pinheap_create(&opts);
-  if (!d.heap) dht_die(&d, "pinheap_create");
+  d.heap = pinheap_mpi_heap_create(d.pm, &opts);
+  if (!d.heap) dht_die(&d, "pinheap_mpi_heap_create");
   d.win = pinheap_mpi_window(d.pm);
 
   /* Each rank owns about keys of them; twice as many slots. */

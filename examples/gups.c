@@ -148,14 +148,13 @@ int main(int argc, char **argv) {
   opts.mode = PINHEAP_FIXED;
   opts.size = table_bytes + ((size_t)64 << 20);
   opts.arenas = 1;
-  opts.provider = pinheap_mpi_provider(pm);
-  pinheap *heap = pinheap_create(&opts);
-  if (!heap) return gups_fail("pinheap_create");
+  pinheap *heap = pinheap_mpi_heap_create(pm, &opts);
+  if (!heap) return gups_fail("pinheap_mpi_heap_create");
   g.win = pinheap_mpi_window(pm);
 
   /* The table: one symmetric object, the same offset on every rank. */
   pinheap_collective coll;
-  pinheap_mpi_collective(pm, &coll);
+  if (pinheap_mpi_collective(pm, &coll) != 0) return gups_fail("pinheap_mpi_collective");
   pinheap_sym *sym = pinheap_sym_create(heap, table_bytes + ((size_t)2 << 20), &coll, 0);
   if (!sym) return gups_fail("pinheap_sym_create");
   g.table = pinheap_sym_malloc(sym, table_bytes);

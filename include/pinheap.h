@@ -139,6 +139,12 @@ void pinheap_options_init(pinheap_options *opts);
  * fit). */
 pinheap *pinheap_create(const pinheap_options *opts);
 
+/* The checks of *opts that pinheap_create makes before it takes anything:
+ * 0 when they pass, or -1 with errno EINVAL and the text pinheap_create
+ * would give. Local, no memory taken: a layer that creates heaps on several
+ * processes at once agrees on it before any of them calls pinheap_create. */
+int pinheap_options_check(const pinheap_options *opts);
+
 /* Releases the heap and its region. Blocks still live become invalid; when
  * there are any, their count and bytes are reported on stderr. No other
  * thread may be using the heap or exiting after having used it. */

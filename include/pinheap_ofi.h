@@ -8,7 +8,7 @@
  * needs to reach a block: the memory key, the local descriptor and the
  * address to pass to fi_write, fi_read or fi_atomic.
  *
- *   pinheap_ofi *po = pinheap_ofi_open(hints, FI_REMOTE_READ | FI_REMOTE_WRITE);
+ *   pinheap_ofi *po = pinheap_ofi_open(hints, FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE);
  *   opts.provider = pinheap_ofi_provider(po);
  *   pinheap *heap = pinheap_create(&opts);
  *   ... open endpoints on pinheap_ofi_domain(po) with pinheap_ofi_info(po) ...
@@ -26,8 +26,15 @@
  *   FI_MR_PROV_KEY   keys are the provider's (fi_mr_key); without it, keys
  *                    are requested counting up from 1 (wrapping within
  *                    mr_key_size bytes) and skipping keys already taken on
- *                    the domain.
- *   FI_MR_LOCAL      desc is the descriptor a local buffer in the heap needs.
+ *                    the domain: up to every key of that space, or up to
+ *                    mr_cnt + 1 keys when the domain states mr_cnt, before
+ *                    the registration fails.
+ *   FI_MR_LOCAL      desc is the descriptor a local buffer in the heap needs
+ *                    (the source of fi_write, the result buffer of fi_read):
+ *                    access must then hold FI_READ and FI_WRITE (or FI_SEND
+ *                    and FI_RECV for messages), else creating fails with
+ *                    EINVAL rather than hand out descriptors that fail when
+ *                    used.
  *   FI_MR_ALLOCATED  memory is mapped, not touched, before it is registered
  *                    (the devices that ask for it fault and pin the pages
  *                    as they register them).
@@ -73,16 +80,20 @@ typedef struct pinheap_ofi pinheap_ofi;
 /* Registers on a domain the caller opened, with info the fi_info it was
  * opened with (copied: the caller may free it). access: the fi_mr_reg access
  * flags, a non-empty combination of FI_READ, FI_WRITE, FI_REMOTE_READ,
- * FI_REMOTE_WRITE, FI_SEND and FI_RECV. The domain stays the caller's: it
- * must outlive the returned object.
- * Returns NULL with errno EINVAL (NULL domain or info, bad access flags),
- * ENOTSUP (FI_MR_ENDPOINT or FI_MR_RAW) or ENOMEM. */
+ * FI_REMOTE_WRITE, FI_SEND and FI_RECV (FI_REMOTE_* for the peers' fi_write,
+ * fi_read, fi_atomic into the heap; FI_READ | FI_WRITE for buffers in the
+ * heap given to this process's own, which FI_MR_LOCAL requires). The domain
+ * stays the caller's: it must outlive the returned object.
+ * Returns NULL with errno EINVAL (NULL domain or info, bad access flags, no
+ * local access under FI_MR_LOCAL), ENOTSUP (FI_MR_ENDPOINT or FI_MR_RAW) or
+ * ENOMEM. */
 pinheap_ofi *pinheap_ofi_create(struct fid_domain *domain, const struct fi_info *info, uint64_t access);
 
 /* Opens a fabric and a domain itself, from the first fi_info that
  * fi_getinfo returns for hints (NULL: any provider), e.g. an FI_EP_RDM
  * endpoint type, FI_RMA | FI_ATOMIC caps and a provider name such as
- * "tcp;ofi_rxm" or "shm"; both are closed by pinheap_ofi_destroy. access as
+ * "tcp;ofi_rxm" or "shm"; attributes the hints leave NULL count as zeroed
+ * ones (fi_allocinfo's); both are closed by pinheap_ofi_destroy. access as
  * for pinheap_ofi_create. Returns NULL with errno EINVAL, ENOMEM, or what
  * the failing libfabric call returned (ENODATA: no provider matches). */
 pinheap_ofi *pinheap_ofi_open(const struct fi_info *hints, uint64_t access);
@@ -99,9 +110,12 @@ struct fi_info *pinheap_ofi_info(const pinheap_ofi *po);
  * Its name is "libfabric <provider name>". */
 const pinheap_provider *pinheap_ofi_provider(const pinheap_ofi *po);
 
-/* Whether regions obtained from now on have every page touched before they
- * are registered (default: no; registration on a hardware NIC pins, and so
- * faults in, the pages itself). Returns 0, or -1 with errno EINVAL. */
+/* Whether regions obtained from now on have every page faulted in
+ * (MADV_POPULATE_WRITE) before they are registered (default: no;
+ * registration on a hardware NIC pins, and so faults in, the pages itself).
+ * When the pages cannot be had, the obtain fails (ENOMEM, the reason in
+ * pinheap_ofi_last_error()) rather than touch them one by one and leave the
+ * shortage to the OOM killer. Returns 0, or -1 with errno EINVAL. */
 int pinheap_ofi_set_prefault(pinheap_ofi *po, bool on);
 
 /* What a peer needs to reach an address in a heap. */

@@ -8,7 +8,6 @@
 #include "heap.h"
 #include "util.h"
 
-#define DYNAMIC_GRANULE ((size_t)2 << 20)
 #define DYNAMIC_BLOCK(n) PH_CONTAINER_OF(n, dynamic_block, by_base)
 
 static int dynamic_cmp(const tree_node *a, const tree_node *b) {
@@ -78,10 +77,6 @@ int dynamic_open(pinheap *h) {
   }
   h->grants.grow = dynamic_grow;
   h->grants.grow_ctx = h;
-  if (o->size && o->size < DYNAMIC_GRANULE) {
-    error_set(EINVAL, "pinheap_create: a cap of %zu bytes is below one 2 MiB chunk", o->size);
-    return -1;
-  }
   return dynamic_grow(h, DYNAMIC_GRANULE);
 }
 

@@ -23,6 +23,9 @@
 #include "pinheap.h"
 #include "tree.h"
 
+/* Chunks are multiples of it and aligned to it; a cap below it is EINVAL. */
+#define DYNAMIC_GRANULE ((size_t)2 << 20)
+
 /* A direct block: its own registration. */
 typedef struct dynamic_block {
   tree_node by_base;

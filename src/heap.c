@@ -50,6 +50,10 @@ static int heap_validate(const pinheap_options *o) {
     error_set(EINVAL, "pinheap_create: unknown mode %d", (int)o->mode);
     return -1;
   }
+  if (o->mode == PINHEAP_DYNAMIC && o->size && o->size < DYNAMIC_GRANULE) {
+    error_set(EINVAL, "pinheap_create: a cap of %zu bytes is below one 2 MiB chunk", o->size);
+    return -1;
+  }
   if (o->mode == PINHEAP_DYNAMIC && o->policy == PINHEAP_POLICY_BUMP) {
     error_set(EINVAL, "pinheap_create: the bump policy is for FIXED heaps");
     return -1;
@@ -90,6 +94,8 @@ static int heap_validate(const pinheap_options *o) {
   }
   return 0;
 }
+
+PH_EXPORT int pinheap_options_check(const pinheap_options *opts) { return heap_validate(opts); }
 
 static unsigned heap_default_arenas(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -23,16 +23,16 @@
 
 #include <rdma/fi_errno.h>
 
+#include "prefault.h"
 #include "util.h"
 
 /* Registrations live at once, at most: the size of the record table. */
 #define PROV_OFI_MAX_REGIONS ((size_t)1 << 20)
-/* Requested keys tried for one registration while the domain answers that
- * the key is taken (by the caller's own registrations on the domain). */
-#define PROV_OFI_KEY_TRIES 64
 /* Memory-registration modes this provider cannot serve. */
 #define PROV_OFI_UNSUPPORTED_MR (FI_MR_ENDPOINT | FI_MR_RAW)
 #define PROV_OFI_ACCESS (FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE | FI_SEND | FI_RECV)
+/* The flags that make a registration's descriptor good for local buffers. */
+#define PROV_OFI_LOCAL_ACCESS (FI_READ | FI_WRITE | FI_SEND | FI_RECV)
 
 /*
  * One registration. Live iff mr != NULL; then base is page-aligned, size is
@@ -53,8 +53,8 @@ typedef struct prov_ofi_region {
  * or on free_list; stats.regions counts the live ones, stats.bytes sums
  * their sizes, stats.registered - stats.deregistered == stats.regions; no
  * two live records share a key; with requested keys, 1 <= next_key <=
- * key_max. Fields below lock change under it; the others are set at
- * creation.
+ * key_max and 1 <= key_tries <= key_max. Fields below lock change under
+ * it; the others are set at creation.
  */
 struct pinheap_ofi {
   struct fid_fabric *fabric; /* opened here, else NULL */
@@ -65,6 +65,11 @@ struct pinheap_ofi {
   bool prefault; /* touch every page of a region before registering it */
   bool virt_addr, prov_key;
   uint64_t key_max; /* the largest key mr_key_size bytes hold */
+  /* Requested keys tried for one registration while the domain answers that
+   * the key is taken: each such key belongs to a live registration on the
+   * domain, so every key once, or one more than the registrations the
+   * domain can hold (mr_cnt) when it says. */
+  uint64_t key_tries;
   size_t page;
   prov_ofi_region *records; /* PROV_OFI_MAX_REGIONS reserved */
   pinheap_provider provider;
@@ -125,6 +130,14 @@ static pinheap_ofi *prov_ofi_new(struct fid_domain *domain, const struct fi_info
   }
   if (!prov_ofi_access_ok(access, fn)) return NULL;
   uint64_t mode = prov_ofi_mr_mode(info);
+  if ((mode & FI_MR_LOCAL) && !(access & PROV_OFI_LOCAL_ACCESS)) {
+    /* desc would be handed out for local buffers and fail when used. */
+    prov_ofi_error(EINVAL,
+                   "%s: the domain's memory registration mode has FI_MR_LOCAL, so buffers in the heap need a "
+                   "registration with local access: add FI_READ and FI_WRITE (or FI_SEND and FI_RECV) to access 0x%llx",
+                   fn, (unsigned long long)access);
+    return NULL;
+  }
   if (mode & PROV_OFI_UNSUPPORTED_MR) {
     prov_ofi_error(ENOTSUP,
                    "%s: the domain's memory registration mode has %s, which pinheap_ofi does not support; "
@@ -145,13 +158,16 @@ static pinheap_ofi *prov_ofi_new(struct fid_domain *domain, const struct fi_info
     return NULL;
   }
   size_t key_size = info->domain_attr->mr_key_size;
+  uint64_t key_max = key_size == 0 || key_size >= 8 ? UINT64_MAX : ((uint64_t)1 << (8 * key_size)) - 1;
+  size_t mr_cnt = info->domain_attr->mr_cnt;
   *po = (pinheap_ofi){
       .domain = domain,
       .info = copy,
       .access = access,
       .virt_addr = (mode & FI_MR_VIRT_ADDR) != 0,
       .prov_key = (mode & FI_MR_PROV_KEY) != 0,
-      .key_max = key_size == 0 || key_size >= 8 ? UINT64_MAX : ((uint64_t)1 << (8 * key_size)) - 1,
+      .key_max = key_max,
+      .key_tries = mr_cnt && mr_cnt < key_max ? mr_cnt + 1 : key_max,
       .page = (size_t)sysconf(_SC_PAGESIZE),
       .records = records,
       .next_key = 1,
@@ -173,6 +189,13 @@ PH_EXPORT pinheap_ofi *pinheap_ofi_open(const struct fi_info *hints, uint64_t ac
   if (!prov_ofi_access_ok(access, fn)) return NULL;
   struct fi_info *ask = hints ? fi_dupinfo(hints) : fi_allocinfo();
   if (!ask) {
+    prov_ofi_error(ENOMEM, "%s: no memory for a copy of the hints", fn);
+    return NULL;
+  }
+  /* Hints built by hand may have no domain attributes: zero ones, as
+   * fi_allocinfo gives (fi_freeinfo frees them). */
+  if (!ask->domain_attr && !(ask->domain_attr = calloc(1, sizeof *ask->domain_attr))) {
+    fi_freeinfo(ask);
     prov_ofi_error(ENOMEM, "%s: no memory for a copy of the hints", fn);
     return NULL;
   }
@@ -269,17 +292,21 @@ static int prov_ofi_register(pinheap_ofi *po, prov_ofi_region *r, char *base, si
   struct fid_mr *mr = NULL;
   uint64_t key = 0;
   int ret;
-  for (int tries = 0;; tries++) {
+  uint64_t tries = 0;
+  do {
     if (!po->prov_key) {
       key = po->next_key;
       po->next_key = key == po->key_max ? 1 : key + 1;
     }
     ret = fi_mr_reg(po->domain, base, size, po->access, 0, key, 0, &mr, NULL);
-    if (ret != -FI_ENOKEY || po->prov_key || tries + 1 == PROV_OFI_KEY_TRIES) break;
-  }
+  } while (ret == -FI_ENOKEY && !po->prov_key && ++tries < po->key_tries);
   if (ret != 0) {
-    prov_ofi_error(prov_ofi_errno(ret), "%s: fi_mr_reg of %zu bytes at %p (key %llu%s): %s", po->name, size,
-                   (void *)base, (unsigned long long)key, po->prov_key ? ", the provider's" : "", fi_strerror(-ret));
+    char taken[64] = "";
+    if (ret == -FI_ENOKEY && !po->prov_key)
+      snprintf(taken, sizeof taken, ", after %llu keys taken", (unsigned long long)tries);
+    prov_ofi_error(prov_ofi_errno(ret), "%s: fi_mr_reg of %zu bytes at %p (key %llu%s%s): %s", po->name, size,
+                   (void *)base, (unsigned long long)key, po->prov_key ? ", the provider's" : "", taken,
+                   fi_strerror(-ret));
     return ret;
   }
   if (po->prov_key) {
@@ -292,13 +319,6 @@ static int prov_ofi_register(pinheap_ofi *po, prov_ofi_region *r, char *base, si
   }
   *r = (prov_ofi_region){.mr = mr, .desc = fi_mr_desc(mr), .key = key, .base = base, .size = size};
   return 0;
-}
-
-static void prov_ofi_prefault(const pinheap_ofi *po, char *base, size_t size) {
-#ifdef MADV_POPULATE_WRITE
-  if (madvise(base, size, MADV_POPULATE_WRITE) == 0) return;
-#endif
-  for (size_t off = 0; off < size; off += po->page) ((volatile char *)base)[off] = 0;
 }
 
 static int prov_ofi_obtain(void *ctx, size_t size, size_t align, void **base_out, void **handle) {
@@ -321,12 +341,14 @@ static int prov_ofi_obtain(void *ctx, size_t size, size_t align, void **base_out
   pthread_mutex_lock(&po->lock);
   bool prefault = po->prefault;
   pthread_mutex_unlock(&po->lock);
-  if (prefault) prov_ofi_prefault(po, base, size);
+  int err = prefault ? prefault_pages(base, size, po->page) : 0;
 
   pthread_mutex_lock(&po->lock);
-  prov_ofi_region *r = prov_ofi_record_take(po);
+  prov_ofi_region *r = err ? NULL : prov_ofi_record_take(po);
   int ret = -FI_ENOMEM;
-  if (!r)
+  if (err)
+    prov_ofi_error(ENOMEM, "%s: cannot prefault %zu bytes: MADV_POPULATE_WRITE: %s", po->name, size, strerror(err));
+  else if (!r)
     prov_ofi_error(ENOMEM, "%s: more than %zu registrations at once", po->name, PROV_OFI_MAX_REGIONS);
   else if ((ret = prov_ofi_register(po, r, base, size)) != 0)
     prov_ofi_record_put(po, r);
@@ -456,6 +478,9 @@ PH_EXPORT int pinheap_ofi_check(const pinheap_ofi *po) {
   PROV_OFI_EXPECT(po->prov_key || (po->next_key >= 1 && po->next_key <= po->key_max),
                   "the next requested key %llu should be within 1..%llu", (unsigned long long)po->next_key,
                   (unsigned long long)po->key_max);
+  PROV_OFI_EXPECT(po->prov_key || (po->key_tries >= 1 && po->key_tries <= po->key_max),
+                  "the keys tried for one registration (%llu) should be within 1..%llu",
+                  (unsigned long long)po->key_tries, (unsigned long long)po->key_max);
   PROV_OFI_EXPECT(keys, "no memory to check that keys are distinct");
   if (keys) {
     qsort(keys, live, sizeof *keys, prov_ofi_key_order);

@@ -168,13 +168,21 @@ static bool all_zero(const void *p, size_t n) {
 
 /* ---- 1. options -------------------------------------------------------- */
 
+/* Bad options: pinheap_options_check refuses them, and pinheap_create
+ * with the same errno and text. */
 static void expect_create_fails(const pinheap_options *o, int err) {
+  arm_error();
+  assert_int_equal(pinheap_options_check(o), -1);
+  assert_error_set(errno, err);
+  char checked[256];
+  snprintf(checked, sizeof checked, "%s", pinheap_last_error());
   arm_error();
   pinheap *h = pinheap_create(o);
   int e = errno;
   if (h) pinheap_destroy(h);
   assert_null(h);
   assert_error_set(e, err);
+  assert_string_equal(pinheap_last_error(), checked);
 }
 
 static void test_options(void **state) {
@@ -231,9 +239,15 @@ static void test_options(void **state) {
   o.chunk_size = 0;
   expect_create_fails(&o, EINVAL);
 
+  pinheap_options_init(&o);
+  o.mode = PINHEAP_DYNAMIC;
+  o.size = 1 * MiB; /* a cap below one chunk */
+  expect_create_fails(&o, EINVAL);
+
   /* The defaults plus a size make a working heap (default arenas included). */
   pinheap_options_init(&o);
   o.size = 256 * MiB;
+  assert_int_equal(pinheap_options_check(&o), 0);
   pinheap *h = pinheap_create(&o);
   if (!h) print_error("pinheap_create(defaults): %s\n", pinheap_last_error());
   assert_non_null(h);

@@ -4,8 +4,10 @@
  * MPI_Win_attach and MPI_Win_detach, which the provider's calls reach, and
  * passes them on to PMPI_Win_attach and PMPI_Win_detach. Some MPIs neither
  * check attachments nor need them on one machine, so that what the provider
- * says it attached is checked against what MPI was asked. Include it in one
- * file of a program. Thread-safe.
+ * says it attached is checked against what MPI was asked. Only calls that
+ * succeed change the record. attachlog_fail_detaches makes detaches fail
+ * (MPI_ERR_ARG, without reaching MPI), to test the provider's books. Include
+ * it in one file of a program. Thread-safe.
  */
 #ifndef PINHEAP_TEST_ATTACHLOG_H
 #define PINHEAP_TEST_ATTACHLOG_H
@@ -23,7 +25,15 @@ static struct {
   size_t size[ATTACHLOG_MAX];
   size_t live, bytes;
   size_t strays; /* detaches of nothing attached, attaches with no room */
+  int fail;      /* detaches still to fail */
 } attachlog = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The next n calls of MPI_Win_detach fail. */
+static inline void attachlog_fail_detaches(int n) {
+  pthread_mutex_lock(&attachlog.lock);
+  attachlog.fail = n;
+  pthread_mutex_unlock(&attachlog.lock);
+}
 
 int MPI_Win_attach(MPI_Win win, void *base, MPI_Aint size) {
   int rc = PMPI_Win_attach(win, base, size);
@@ -41,7 +51,12 @@ int MPI_Win_attach(MPI_Win win, void *base, MPI_Aint size) {
 }
 
 int MPI_Win_detach(MPI_Win win, const void *base) {
-  int rc = PMPI_Win_detach(win, base);
+  pthread_mutex_lock(&attachlog.lock);
+  bool fail = attachlog.fail > 0;
+  if (fail) attachlog.fail--;
+  pthread_mutex_unlock(&attachlog.lock);
+  int rc = fail ? MPI_ERR_ARG : PMPI_Win_detach(win, base);
+  if (rc != MPI_SUCCESS) return rc;
   pthread_mutex_lock(&attachlog.lock);
   size_t i = 0;
   while (i < attachlog.live && attachlog.base[i] != base) i++;

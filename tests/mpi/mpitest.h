@@ -59,18 +59,23 @@ static inline uint64_t mt_seed(int argc, char **argv, const char *name) {
   return s;
 }
 
-/* A heap of mode on the provider: FIXED of size bytes, DYNAMIC with chunks
- * of chunk bytes and direct blocks from direct bytes; one arena. */
-static inline pinheap *mt_heap(pinheap_mpi *pm, pinheap_mode mode, size_t size, size_t chunk, size_t direct) {
+/* Options for a heap of mode: FIXED of size bytes, DYNAMIC with chunks of
+ * chunk bytes and direct blocks from direct bytes; one arena. */
+static inline pinheap_options mt_options(pinheap_mode mode, size_t size, size_t chunk, size_t direct) {
   pinheap_options o;
   pinheap_options_init(&o);
   o.mode = mode;
   o.size = size;
   o.arenas = 1;
-  o.provider = pinheap_mpi_provider(pm);
   if (chunk) o.chunk_size = chunk;
   if (direct) o.direct_threshold = direct;
-  return pinheap_create(&o);
+  return o;
+}
+
+/* Such a heap on the provider, made collectively (pinheap_mpi_heap_create). */
+static inline pinheap *mt_heap(pinheap_mpi *pm, pinheap_mode mode, size_t size, size_t chunk, size_t direct) {
+  pinheap_options o = mt_options(mode, size, chunk, direct);
+  return pinheap_mpi_heap_create(pm, &o);
 }
 
 static inline pinheap_mpi_stats mt_stats(pinheap_mpi *pm) {

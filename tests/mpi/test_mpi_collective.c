@@ -4,7 +4,8 @@
  * communicator's; allgathers of 0, 1, 24 bytes and 1 MiB put every rank's
  * bytes at rank * len; a length over INT_MAX is refused with EINVAL on every
  * rank, without a hang; over a communicator of half the ranks
- * (MPI_Comm_split), the group is that half.
+ * (MPI_Comm_split), the group is that half. NULL arguments of the
+ * provider's local calls are EINVAL, not a crash.
  *
  *   test_mpi_collective
  */
@@ -19,7 +20,7 @@ static void round_trips(pinheap_mpi *pm, MPI_Comm comm) {
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
   pinheap_collective c;
-  pinheap_mpi_collective(pm, &c);
+  MT_CHECK(pinheap_mpi_collective(pm, &c) == 0, "pinheap_mpi_collective");
   MT_CHECK(c.rank == rank && c.nranks == size && c.ctx && c.allgather, "rank %d of %d, collective says %d of %d", rank,
            size, c.rank, c.nranks);
   static const size_t lens[] = {0, 1, 24, MiB};
@@ -59,6 +60,26 @@ int main(int argc, char **argv) {
   round_trips(pm, half);
   pinheap_mpi_destroy(pm);
   MPI_Comm_free(&half);
+
+  pinheap_collective c;
+  errno = 0;
+  MT_CHECK(pinheap_mpi_collective(NULL, &c) == -1 && errno == EINVAL, "pinheap_mpi_collective(NULL, ...)");
+  errno = 0;
+  MT_CHECK(pinheap_mpi_check(NULL) == -1 && errno == EINVAL, "pinheap_mpi_check(NULL)");
+  pinheap_mpi_stats st;
+  errno = 0;
+  MT_CHECK(pinheap_mpi_get_stats(NULL, &st) == -1 && errno == EINVAL, "pinheap_mpi_get_stats(NULL, ...)");
+  pinheap_mpi_addr a;
+  errno = 0;
+  MT_CHECK(pinheap_mpi_locate(NULL, &a, &a) == -1 && errno == EINVAL, "pinheap_mpi_locate(NULL, ...)");
+  errno = 0;
+  MT_CHECK(!pinheap_mpi_heap_create(NULL, NULL) && errno == EINVAL, "pinheap_mpi_heap_create(NULL, ...)");
+  MT_CHECK(!pinheap_mpi_provider(NULL) && pinheap_mpi_window(NULL) == MPI_WIN_NULL, "provider and window of NULL");
+  pm = pinheap_mpi_create(MPI_COMM_WORLD, PINHEAP_FIXED, NULL);
+  MT_CHECK(pm, "pinheap_mpi_create");
+  errno = 0;
+  MT_CHECK(pinheap_mpi_collective(pm, NULL) == -1 && errno == EINVAL, "pinheap_mpi_collective(pm, NULL)");
+  pinheap_mpi_destroy(pm);
 
   errno = 0;
   MT_CHECK(!pinheap_mpi_create(MPI_COMM_WORLD, PINHEAP_SIMPLE, NULL) && errno == EINVAL, "a SIMPLE provider");

@@ -6,12 +6,15 @@
  * barrier), and counts on two counters in every heap with MPI_Fetch_and_op
  * and MPI_Compare_and_swap: each fetch must see a distinct value and the
  * totals must be exact. Then misuse (a second heap on the provider, locate
- * outside an MPI heap), destroy and a second heap on the same provider.
+ * outside an MPI heap: a stack variable, a heap of the local provider, a
+ * heap whose provider's handles are not the MPI provider's), destroy and a
+ * second heap on the same provider, made with pinheap_create this time.
  *
  *   test_mpi_fixed [seed]
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "mpitest.h"
 
@@ -80,6 +83,47 @@ static void count(MPI_Win win, const mt_desc *all, size_t slot, bool cas) {
   free(got);
 }
 
+/* A provider of the test's own whose handles are not NULL: locate must not
+ * take them for an MPI provider's records. */
+static struct {
+  unsigned char bytes[256];
+} fake_handle;
+
+static int fake_obtain(void *ctx, size_t size, size_t align, void **base, void **handle) {
+  (void)ctx;
+  char *raw = mmap(NULL, size + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return ENOMEM;
+  char *b = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+  if (b > raw) munmap(raw, (size_t)(b - raw));
+  munmap(b + size, (size_t)(raw + align - b));
+  memset(&fake_handle, 0xA5, sizeof fake_handle);
+  *base = b;
+  *handle = &fake_handle;
+  return 0;
+}
+
+static int fake_release(void *ctx, void *base, size_t size, void *handle) {
+  (void)ctx;
+  (void)handle;
+  return munmap(base, size) == 0 ? 0 : errno;
+}
+
+/* locate in a heap on another provider: EINVAL, naming the MPI provider. */
+static void locate_foreign(const pinheap_provider *pv) {
+  pinheap_options o = mt_options(PINHEAP_FIXED, 16 * MiB, 0, 0);
+  o.provider = pv;
+  pinheap *h = pinheap_create(&o);
+  MT_CHECK(h, "a heap on the %s provider", pv ? pv->name : "local");
+  void *p = pinheap_malloc(h, 100);
+  pinheap_mpi_addr a;
+  errno = 0;
+  MT_CHECK(pinheap_mpi_locate(h, p, &a) == -1 && errno == EINVAL, "locate in a heap of the %s provider",
+           pv ? pv->name : "local");
+  MT_CHECK(strstr(pinheap_last_error(), "not from an MPI provider"), "its message");
+  pinheap_free(h, p);
+  pinheap_destroy(h);
+}
+
 static void misuse(pinheap_mpi *pm, pinheap *heap) {
   /* A second FIXED heap on a provider that exposes one: every rank refuses
    * at once, without a collective. */
@@ -92,18 +136,9 @@ static void misuse(pinheap_mpi *pm, pinheap *heap) {
   pinheap_mpi_addr a;
   errno = 0;
   MT_CHECK(pinheap_mpi_locate(heap, &local, &a) == -1 && errno == EINVAL, "locate of a stack variable");
-  pinheap_options o;
-  pinheap_options_init(&o);
-  o.size = 16 * MiB;
-  o.arenas = 1;
-  pinheap *plain = pinheap_create(&o);
-  MT_CHECK(plain, "a heap on the local provider");
-  void *p = pinheap_malloc(plain, 100);
-  errno = 0;
-  MT_CHECK(pinheap_mpi_locate(plain, p, &a) == -1 && errno == EINVAL, "locate in a heap of the local provider");
-  MT_CHECK(strstr(pinheap_last_error(), "not from an MPI provider"), "its message");
-  pinheap_free(plain, p);
-  pinheap_destroy(plain);
+  locate_foreign(NULL); /* NULL handles */
+  pinheap_provider fake = {.name = "fake", .obtain = fake_obtain, .release = fake_release};
+  locate_foreign(&fake);
 }
 
 int main(int argc, char **argv) {
@@ -197,8 +232,11 @@ int main(int argc, char **argv) {
   MT_CHECK(pinheap_mpi_window(pm) == MPI_WIN_NULL, "no window after the heap");
   MT_CHECK(pinheap_mpi_check(pm) == 0, "pinheap_mpi_check");
 
-  /* The provider serves a second heap, on the same window rules. */
-  heap = mt_heap(pm, PINHEAP_FIXED, 32 * MiB, 0, 0);
+  /* The provider serves a second heap, on the same window rules, through
+   * pinheap_create (which nothing here makes fail on one rank alone). */
+  pinheap_options o = mt_options(PINHEAP_FIXED, 32 * MiB, 0, 0);
+  o.provider = pinheap_mpi_provider(pm);
+  heap = pinheap_create(&o);
   MT_CHECK(heap, "a second heap after the first");
   win = pinheap_mpi_window(pm);
   uint64_t *v = pinheap_malloc(heap, 1000 * sizeof *v);

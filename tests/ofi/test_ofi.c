@@ -6,7 +6,11 @@
  * provider: regions registered and deregistered as chunks and direct blocks
  * come and go, counted; every block located and then written through a
  * loopback endpoint at the key and address locate gives; requested keys
- * that skip keys taken and wrap; threads; bad arguments.
+ * that skip keys taken (more than 64 in a row) and wrap; threads; bad
+ * arguments (hints without domain attributes, FI_MR_LOCAL without local
+ * access); a prefault that fails (MADV_POPULATE_WRITE answers ENOMEM,
+ * injected through the program's own madvise, which the library's call
+ * reaches first) fails the obtain without touching the pages.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
 #include <rdma/fi_cm.h>
 #include <rdma/fi_endpoint.h>
 #include <rdma/fi_errno.h>
@@ -38,6 +45,31 @@
 
 static const char *prov_name;
 static bool basic;
+
+/* Calls of madvise(MADV_POPULATE_WRITE) still to fail with ENOMEM. */
+static int fail_populate;
+
+int madvise(void *addr, size_t len, int advice) {
+  if (advice == MADV_POPULATE_WRITE && fail_populate > 0) {
+    fail_populate--;
+    errno = ENOMEM;
+    return -1;
+  }
+  return (int)syscall(SYS_madvise, addr, len, advice);
+}
+
+/* This process's resident bytes (VmRSS). */
+static size_t resident(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  assert_non_null(f);
+  char line[256];
+  size_t kb = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %zu kB", &kb) == 1) break;
+  fclose(f);
+  assert_true(kb > 0);
+  return kb << 10;
+}
 
 static pinheap_ofi *open_ofi(void) {
   struct fi_info *hints = fi_allocinfo();
@@ -303,8 +335,13 @@ static void test_dynamic_heap(void **state) {
   pinheap_ofi_destroy(po);
 }
 
+/* Keys the caller takes on the domain before the heap's: more than 64 in a
+ * row, which once made the search for a free key give up. */
+#define TAKEN 70
+
 /* Requested keys skip those the caller took on the domain, wrap within
- * mr_key_size, and run out with an error that names fi_mr_reg. */
+ * mr_key_size, and run out with an error that names fi_mr_reg once every
+ * key of the space is taken. */
 static void test_requested_keys(void **state) {
   (void)state;
   pinheap_ofi *po = open_ofi();
@@ -313,9 +350,9 @@ static void test_requested_keys(void **state) {
     pinheap_ofi_destroy(po);
     skip(); /* the provider's keys */
   }
-  static char mine[2][4096];
-  struct fid_mr *mr[2];
-  for (int i = 0; i < 2; i++)
+  static char mine[TAKEN][4096];
+  static struct fid_mr *mr[TAKEN];
+  for (int i = 0; i < TAKEN; i++)
     assert_int_equal(
         fi_mr_reg(pinheap_ofi_domain(po), mine[i], 4096, FI_REMOTE_WRITE, 0, (uint64_t)i + 1, 0, &mr[i], NULL), 0);
   /* A second provider on the same domain, with one-byte keys. */
@@ -327,25 +364,26 @@ static void test_requested_keys(void **state) {
   assert_null(pinheap_ofi_fabric(small));
   pinheap *h = heap_on(small, PINHEAP_DYNAMIC, 0);
   size_t chunks = stats_of(small).regions;
-  /* The heap's chunks took keys 3, 4, ...: 1 and 2 are the caller's. */
+  /* The heap's chunks took keys TAKEN + 1, ...: the ones below are the
+   * caller's. */
   char *first = pinheap_malloc(h, 100);
   assert_non_null(first);
   pinheap_ofi_addr a;
   assert_int_equal(pinheap_ofi_locate(small, h, first, &a), 0);
-  assert_true(a.key >= 3 && a.key < 3 + chunks);
+  assert_true(a.key > TAKEN && a.key <= TAKEN + chunks);
   /* Direct blocks one after the other: keys count up to 255, wrap, and
-   * skip 1, 2 and the chunks' keys. */
-  uint64_t expect = 3 + chunks;
+   * skip the caller's and the chunks' keys. */
+  uint64_t expect = TAKEN + 1 + chunks;
   for (int i = 0; i < 600; i++) {
     char *p = pinheap_malloc(h, 4 * MiB);
     assert_non_null(p);
     assert_int_equal(pinheap_ofi_locate(small, h, p, &a), 0);
     assert_int_equal(a.key, expect);
-    expect = expect == 255 ? 3 + chunks : expect + 1;
+    expect = expect == 255 ? TAKEN + 1 + chunks : expect + 1;
     pinheap_free(h, p);
   }
   /* The keys left for direct blocks, then fi_mr_reg finds none. */
-  size_t left = 253 - chunks;
+  size_t left = 255 - TAKEN - chunks;
   static char *held[300];
   size_t n = 0;
   while (n < 300 && (held[n] = pinheap_malloc(h, 4 * MiB)) != NULL) n++;
@@ -353,15 +391,16 @@ static void test_requested_keys(void **state) {
   assert_int_equal(errno, ENOMEM);
   assert_non_null(strstr(pinheap_last_error(), "libfabric"));
   assert_non_null(strstr(pinheap_ofi_last_error(), "fi_mr_reg"));
+  assert_non_null(strstr(pinheap_ofi_last_error(), "after 255 keys taken"));
   pinheap_ofi_stats s = stats_of(small);
   assert_int_equal(s.failures, 1);
-  assert_int_equal(s.regions, 253);
+  assert_int_equal(s.regions, 255 - TAKEN);
   while (n > 0) pinheap_free(h, held[--n]);
   pinheap_free(h, first);
   pinheap_destroy(h);
   assert_int_equal(stats_of(small).regions, 0);
   pinheap_ofi_destroy(small);
-  for (int i = 0; i < 2; i++) assert_int_equal(fi_close(&mr[i]->fid), 0);
+  for (int i = 0; i < TAKEN; i++) assert_int_equal(fi_close(&mr[i]->fid), 0);
   pinheap_ofi_destroy(po);
 }
 
@@ -444,7 +483,28 @@ static void test_bad_arguments(void **state) {
   copy->domain_attr->mr_mode = FI_MR_RAW | FI_MR_PROV_KEY;
   assert_null(pinheap_ofi_create(d, copy, ACCESS));
   expect_error(ENOTSUP, "FI_MR_RAW");
+  /* FI_MR_LOCAL: the descriptors are for local buffers, which need local
+   * access. */
+  copy->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR;
+  assert_null(pinheap_ofi_create(d, copy, FI_REMOTE_READ | FI_REMOTE_WRITE));
+  expect_error(EINVAL, "FI_MR_LOCAL");
+  pinheap_ofi *with_local = pinheap_ofi_create(d, copy, ACCESS);
+  assert_non_null(with_local);
+  pinheap_ofi_destroy(with_local);
   fi_freeinfo(copy);
+  /* Hints built by hand, without domain attributes. */
+  struct fi_info *bare = fi_allocinfo();
+  bare->caps = FI_RMA;
+  bare->ep_attr->type = FI_EP_RDM;
+  bare->fabric_attr->prov_name = strdup(prov_name);
+  free(bare->domain_attr);
+  bare->domain_attr = NULL;
+  pinheap_ofi *from_bare = pinheap_ofi_open(bare, ACCESS);
+  if (!from_bare) fprintf(stderr, "pinheap_ofi_open: %s\n", pinheap_ofi_last_error());
+  assert_non_null(from_bare);
+  assert_non_null(strstr(pinheap_ofi_provider(from_bare)->name, prov_name));
+  pinheap_ofi_destroy(from_bare);
+  fi_freeinfo(bare);
   /* No such provider. */
   struct fi_info *hints = fi_allocinfo();
   hints->fabric_attr->prov_name = strdup("no-such-provider");
@@ -500,6 +560,39 @@ static void test_bad_arguments(void **state) {
   pinheap_ofi_destroy(po);
 }
 
+/* A prefault that cannot have its pages fails the obtain and touches none;
+ * one that can faults them in. */
+static void test_prefault(void **state) {
+  (void)state;
+  pinheap_ofi *po = open_ofi();
+  assert_int_equal(pinheap_ofi_set_prefault(po, true), 0);
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.size = 64 * MiB;
+  o.arenas = 1;
+  o.provider = pinheap_ofi_provider(po);
+  size_t before = resident();
+  fail_populate = 1;
+  errno = 0;
+  pinheap *h = pinheap_create(&o);
+  int err = errno;
+  assert_int_equal(fail_populate, 0);
+  assert_null(h);
+  assert_int_equal(err, ENOMEM);
+  if (!strstr(pinheap_ofi_last_error(), "MADV_POPULATE_WRITE"))
+    fail_msg("'%s' does not say MADV_POPULATE_WRITE", pinheap_ofi_last_error());
+  assert_true(resident() < before + 16 * MiB);
+  pinheap_ofi_stats s = stats_of(po);
+  assert_int_equal(s.failures, 1);
+  assert_int_equal(s.regions, 0);
+  h = pinheap_create(&o);
+  assert_non_null(h);
+  assert_true(resident() >= before + 48 * MiB);
+  pinheap_destroy(h);
+  assert_int_equal(stats_of(po).regions, 0);
+  pinheap_ofi_destroy(po);
+}
+
 /* Last: the shm provider names the files of an endpoint "<pid>:..." in
  * /dev/shm and must have removed them all when they were closed. */
 static void test_no_shm_files_left(void **state) {
@@ -531,6 +624,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_teardown(test_requested_keys, loop_close),
       cmocka_unit_test_teardown(test_threads, loop_close),
       cmocka_unit_test_teardown(test_bad_arguments, loop_close),
+      cmocka_unit_test_teardown(test_prefault, loop_close),
       cmocka_unit_test(test_no_shm_files_left),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,6 @@
-/* Uses an installed MPI provider: every rank makes a DYNAMIC heap on it,
- * locates a block, reads its neighbour's with MPI_Get; rank 0 prints "ok".
+/* Uses an installed MPI provider: every rank makes a DYNAMIC heap on it
+ * (pinheap_mpi_heap_create), locates a block, reads its neighbour's with
+ * MPI_Get; rank 0 prints "ok".
  * Exits non-zero on any failure. */
 #include <pinheap_mpi.h>
 
@@ -30,10 +31,9 @@ int main(int argc, char **argv) {
     FAIL("pinheap_mpi_create");
   pinheap_options_init(&opts);
   opts.mode = PINHEAP_DYNAMIC;
-  opts.provider = pinheap_mpi_provider(pm);
-  heap = pinheap_create(&opts);
+  heap = pinheap_mpi_heap_create(pm, &opts);
   if (heap == NULL)
-    FAIL("pinheap_create");
+    FAIL("pinheap_mpi_heap_create");
   word = pinheap_malloc(heap, sizeof *word);
   if (word == NULL)
     FAIL("pinheap_malloc");
