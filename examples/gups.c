@@ -10,16 +10,21 @@
  * must bring every word back to its index. The benchmark's rules allow 1%
  * of words wrong; with atomics the example demands none.
  *
- *   mpirun -np N gups [log_local] [updates_per_flush]
+ *   mpirun -np N gups [log_local] [updates_per_flush] [win_allocate]
+ *
+ * With win_allocate the table is in memory from MPI_Win_allocate instead
+ * (the peer to compare rates with).
  *
  * Prints the rate in GUP/s (billions of updates per second) and exits
  * non-zero when a word is wrong or anything fails.
  */
 #include <inttypes.h>
 #include <mpi.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pinheap.h"
 #include "pinheap_mpi.h"
@@ -131,8 +136,9 @@ int main(int argc, char **argv) {
   }
   g.log_local = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 16;
   unsigned per_flush = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 1024;
-  if (g.log_local < 4 || g.log_local > 30 || per_flush == 0) {
-    if (g.rank == 0) fprintf(stderr, "usage: gups [log_local 4..30] [updates_per_flush > 0]\n");
+  bool peer = argc > 3 && strcmp(argv[3], "win_allocate") == 0;
+  if (g.log_local < 4 || g.log_local > 30 || per_flush == 0 || (argc > 3 && !peer)) {
+    if (g.rank == 0) fprintf(stderr, "usage: gups [log_local 4..30] [updates_per_flush > 0] [win_allocate]\n");
     MPI_Finalize();
     return 2;
   }
@@ -140,32 +146,40 @@ int main(int argc, char **argv) {
   g.total_words = g.local_words * (uint64_t)g.nranks;
   size_t table_bytes = g.local_words * sizeof(uint64_t);
 
-  /* The heap: FIXED, its region an MPI window over every rank. */
-  pinheap_mpi *pm = pinheap_mpi_create(MPI_COMM_WORLD, PINHEAP_FIXED, NULL);
-  if (!pm) return gups_fail("pinheap_mpi_create");
-  pinheap_options opts;
-  pinheap_options_init(&opts);
-  opts.mode = PINHEAP_FIXED;
-  opts.size = table_bytes + ((size_t)64 << 20);
-  opts.arenas = 1;
-  pinheap *heap = pinheap_mpi_heap_create(pm, &opts);
-  if (!heap) return gups_fail("pinheap_mpi_heap_create");
-  g.win = pinheap_mpi_window(pm);
-
-  /* The table: one symmetric object, the same offset on every rank. */
-  pinheap_collective coll;
-  if (pinheap_mpi_collective(pm, &coll) != 0) return gups_fail("pinheap_mpi_collective");
-  pinheap_sym *sym = pinheap_sym_create(heap, table_bytes + ((size_t)2 << 20), &coll, 0);
-  if (!sym) return gups_fail("pinheap_sym_create");
-  g.table = pinheap_sym_malloc(sym, table_bytes);
-  if (!g.table) return gups_fail("pinheap_sym_malloc");
   g.disp = calloc((size_t)g.nranks, sizeof *g.disp);
   uint64_t *buf = calloc(per_flush, sizeof *buf);
   if (!g.disp || !buf) return gups_fail("calloc");
-  for (int r = 0; r < g.nranks; r++) {
-    pinheap_sym_addr a;
-    if (pinheap_sym_remote(sym, g.table, r, &a) != 0) return gups_fail("pinheap_sym_remote");
-    g.disp[r] = (MPI_Aint)a.reg_offset;
+  pinheap_mpi *pm = NULL;
+  pinheap *heap = NULL;
+  pinheap_sym *sym = NULL;
+  if (peer) {
+    /* The peer: the table in memory MPI allocates for its own window. */
+    MPI_Win_allocate((MPI_Aint)table_bytes, 1, MPI_INFO_NULL, MPI_COMM_WORLD, &g.table, &g.win);
+  } else {
+    /* The heap: FIXED, its region an MPI window over every rank. */
+    pm = pinheap_mpi_create(MPI_COMM_WORLD, PINHEAP_FIXED, NULL);
+    if (!pm) return gups_fail("pinheap_mpi_create");
+    pinheap_options opts;
+    pinheap_options_init(&opts);
+    opts.mode = PINHEAP_FIXED;
+    opts.size = table_bytes + ((size_t)64 << 20);
+    opts.arenas = 1;
+    heap = pinheap_mpi_heap_create(pm, &opts);
+    if (!heap) return gups_fail("pinheap_mpi_heap_create");
+    g.win = pinheap_mpi_window(pm);
+
+    /* The table: one symmetric object, the same offset on every rank. */
+    pinheap_collective coll;
+    if (pinheap_mpi_collective(pm, &coll) != 0) return gups_fail("pinheap_mpi_collective");
+    sym = pinheap_sym_create(heap, table_bytes + ((size_t)2 << 20), &coll, 0);
+    if (!sym) return gups_fail("pinheap_sym_create");
+    g.table = pinheap_sym_malloc(sym, table_bytes);
+    if (!g.table) return gups_fail("pinheap_sym_malloc");
+    for (int r = 0; r < g.nranks; r++) {
+      pinheap_sym_addr a;
+      if (pinheap_sym_remote(sym, g.table, r, &a) != 0) return gups_fail("pinheap_sym_remote");
+      g.disp[r] = (MPI_Aint)a.reg_offset;
+    }
   }
   uint64_t first = g.local_words * (uint64_t)g.rank;
   for (uint64_t i = 0; i < g.local_words; i++) g.table[i] = first + i;
@@ -201,12 +215,13 @@ int main(int argc, char **argv) {
   double slowest = 0;
   MPI_Reduce(&seconds, &slowest, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
 
-  int broken = pinheap_sym_check(sym) + pinheap_check(heap);
+  int broken = peer ? 0 : pinheap_sym_check(sym) + pinheap_check(heap);
   int all_broken = 0;
   MPI_Reduce(&broken, &all_broken, 1, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
 
   uint64_t updates = 4 * g.total_words / (uint64_t)g.nranks * (uint64_t)g.nranks;
   if (g.rank == 0) {
+    printf("gups: the table in %s\n", peer ? "MPI_Win_allocate memory (the peer)" : "a pinheap symmetric heap");
     printf("gups: %d ranks, table 2^%u words (%" PRIu64 " MiB) per rank, %" PRIu64 " updates, %u per flush\n",
            g.nranks, g.log_local, (uint64_t)(table_bytes >> 20), updates, per_flush);
     printf("gups: %.6f GUP/s (%.3f s)\n", (double)updates / slowest / 1e9, slowest);
@@ -216,10 +231,14 @@ int main(int argc, char **argv) {
     printf("gups: heap checks: %d broken invariants\n", all_broken);
   }
 
-  pinheap_sym_free(sym, g.table);
-  pinheap_sym_destroy(sym);
-  pinheap_destroy(heap);
-  pinheap_mpi_destroy(pm);
+  if (peer) {
+    MPI_Win_free(&g.win);
+  } else {
+    pinheap_sym_free(sym, g.table);
+    pinheap_sym_destroy(sym);
+    pinheap_destroy(heap);
+    pinheap_mpi_destroy(pm);
+  }
   free(g.disp);
   free(buf);
   int status = all_wrong == 0 && all_misplaced == 0 && all_broken == 0 ? 0 : 1;
