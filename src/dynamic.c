@@ -169,6 +169,24 @@ bool dynamic_direct_free(pinheap *h, void *p) {
   return true;
 }
 
+struct dynamic_walk {
+  void (*visit)(void *base, size_t size, void *arg);
+  void *arg;
+};
+
+static int dynamic_walk_block(tree_node *n, void *arg) {
+  struct dynamic_walk *w = arg;
+  w->visit(DYNAMIC_BLOCK(n)->base, DYNAMIC_BLOCK(n)->size, w->arg);
+  return 0;
+}
+
+void dynamic_walk_direct(pinheap *h, void (*visit)(void *base, size_t size, void *arg), void *arg) {
+  struct dynamic_walk w = {visit, arg};
+  pthread_mutex_lock(&h->direct_lock);
+  tree_walk(&h->direct, dynamic_walk_block, &w);
+  pthread_mutex_unlock(&h->direct_lock);
+}
+
 void dynamic_release_free_chunks(pinheap *h) {
   /* Taken out under the lock, given back after it, a batch at a time. */
   enum { BATCH = 32 };

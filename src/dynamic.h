@@ -49,6 +49,10 @@ bool dynamic_direct_find(pinheap *h, const void *p, bool exact, pinheap_region *
 /* Gives back the direct block starting at p; false when there is none. */
 bool dynamic_direct_free(pinheap *h, void *p);
 
+/* Calls visit on every direct block, under direct_lock: none is given back
+ * meanwhile. */
+void dynamic_walk_direct(pinheap *h, void (*visit)(void *base, size_t size, void *arg), void *arg);
+
 /* Gives back every chunk but the first that is wholly free (after a
  * reclaim). */
 void dynamic_release_free_chunks(pinheap *h);

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "pinheap.h"
@@ -18,19 +19,29 @@ void error_set(int err, const char *fmt, ...) {
   errno = err;
 }
 
-void error_fatal(const char *fmt, ...) {
-  /* No stdio buffering and no malloc: the heap may be corrupt. */
+static void error_vreport(const char *fmt, va_list ap) {
   char buf[512];
+  int n = vsnprintf(buf + 9, sizeof buf - 10, fmt, ap);
+  if (n < 0) n = 0;
+  if ((size_t)n > sizeof buf - 11) n = sizeof buf - 11;
+  memcpy(buf, "pinheap: ", 9);
+  buf[9 + n] = '\n';
+  ssize_t w = write(STDERR_FILENO, buf, (size_t)n + 10);
+  (void)w;
+}
+
+void error_report(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+  error_vreport(fmt, ap);
   va_end(ap);
-  if (n < 0) n = 0;
-  if ((size_t)n > sizeof buf - 2) n = sizeof buf - 2;
-  buf[n++] = '\n';
-  ssize_t w = write(STDERR_FILENO, "pinheap: ", 9);
-  w = write(STDERR_FILENO, buf, (size_t)n);
-  (void)w;
+}
+
+void error_fatal(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  error_vreport(fmt, ap);
+  va_end(ap);
   abort();
 }
 

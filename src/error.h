@@ -9,7 +9,12 @@
 /* Sets errno to err and this thread's message to the formatted text. */
 void error_set(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Prints the formatted text with a "pinheap: " prefix to stderr and aborts. */
+/* Prints the formatted text as a line with a "pinheap: " prefix to stderr,
+ * without stdio's buffers and without malloc (the heap may be corrupt, or
+ * be what serves malloc). */
+void error_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* error_report, then abort. */
 _Noreturn void error_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif
