@@ -3,8 +3,9 @@
 #   make build     install missing packages, configure build/, compile
 #   make demo      build, then run `build/pinheap demo`
 #   make check     build, run the test suite (ctest), the install test, the
-#                  tests again under ASan+UBSan and TSan, and the fuzzers for
-#                  30 s each
+#                  integration tests under valgrind's memcheck, the tests
+#                  again under ASan+UBSan and TSan, and the fuzzers for 30 s
+#                  each
 #   make bench     build, then run bench/run_small.sh build (when present)
 #   make fuzz      build and run the fuzzers for FUZZ_SECONDS each (default 300)
 #   make install   build, then install under $(PREFIX) (default /usr/local)
@@ -34,6 +35,7 @@ demo: build
 check: build
 	$(CTEST) --test-dir $(BUILD_DIR) --output-on-failure --timeout 600
 	bash tests/install/run.sh $(BUILD_DIR)
+	bash tests/valgrind.sh $(BUILD_DIR)
 	bash tests/sanitize.sh
 	bash fuzz/run.sh 30
 
