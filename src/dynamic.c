@@ -51,17 +51,29 @@ static int dynamic_add_chunk(pinheap *h, size_t size) {
   return -1;
 }
 
+/* Thread-local: growth happens inside jemalloc's calls too, where no
+ * error can be returned but this one. */
+static _Thread_local char dynamic_why[256];
+
+const char *dynamic_refusal(void) { return dynamic_why; }
+
 int dynamic_grow(void *heap, size_t bytes) {
   pinheap *h = heap;
   size_t need = util_align_up(bytes, DYNAMIC_GRANULE);
-  if (!need) return -1;
-  size_t size = need < h->chunk_size ? h->chunk_size : need;
-  if (h->opts.size) {
-    /* Near the cap, a chunk only as big as what is left. */
-    size_t left = (h->opts.size - atomic_load(&h->registered)) & ~(DYNAMIC_GRANULE - 1);
-    if (size > left && left >= need) size = left;
+  int err = -1;
+  if (!need) {
+    error_set(ENOMEM, "a chunk for %zu bytes is beyond the address space", bytes);
+  } else {
+    size_t size = need < h->chunk_size ? h->chunk_size : need;
+    if (h->opts.size) {
+      /* Near the cap, a chunk only as big as what is left. */
+      size_t left = (h->opts.size - atomic_load(&h->registered)) & ~(DYNAMIC_GRANULE - 1);
+      if (size > left && left >= need) size = left;
+    }
+    err = dynamic_add_chunk(h, size);
   }
-  return dynamic_add_chunk(h, size);
+  snprintf(dynamic_why, sizeof dynamic_why, "%s", err ? pinheap_last_error() : "");
+  return err;
 }
 
 int dynamic_open(pinheap *h) {

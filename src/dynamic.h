@@ -40,6 +40,9 @@ void dynamic_close(pinheap *h);
 /* Adds a chunk with room for at least bytes (the hooks' and the large path's
  * way to grow). 0, or -1 (cap reached or provider refused). */
 int dynamic_grow(void *heap, size_t bytes);
+/* Why the calling thread's last attempt to grow a heap failed, or "" when
+ * it succeeded: the reason behind an ENOMEM of a call that had to grow. */
+const char *dynamic_refusal(void);
 
 /* A direct block of size bytes aligned to align; NULL with the error set. */
 void *dynamic_direct_alloc(pinheap *h, size_t size, size_t align, bool zero, const char *what);

@@ -19,6 +19,14 @@ void error_set(int err, const char *fmt, ...) {
   errno = err;
 }
 
+void error_append(const char *fmt, ...) {
+  size_t len = strlen(error_text);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(error_text + len, sizeof error_text - len, fmt, ap);
+  va_end(ap);
+}
+
 static void error_vreport(const char *fmt, va_list ap) {
   char buf[512];
   int n = vsnprintf(buf + 9, sizeof buf - 10, fmt, ap);

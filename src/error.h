@@ -9,6 +9,9 @@
 /* Sets errno to err and this thread's message to the formatted text. */
 void error_set(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Adds the formatted text to the end of this thread's message. */
+void error_append(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Prints the formatted text as a line with a "pinheap: " prefix to stderr,
  * without stdio's buffers and without malloc (the heap may be corrupt, or
  * be what serves malloc). */

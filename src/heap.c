@@ -39,6 +39,11 @@ static bool heap_dynamic(const pinheap *h) { return h->opts.mode == PINHEAP_DYNA
 static bool heap_registered(const pinheap *h) { return h->opts.mode != PINHEAP_SIMPLE; }
 
 static void heap_release_extent(void *ctx, void *p, size_t bytes);
+
+/* Adds to the error why a DYNAMIC heap could not grow, when it could not. */
+static void heap_explain(const pinheap *h) {
+  if (heap_dynamic(h) && *dynamic_refusal()) error_append("; %s", dynamic_refusal());
+}
 static void heap_give_back(pinheap *h, void *p, size_t bytes, const char *what);
 
 static int heap_validate(const pinheap_options *o) {
@@ -229,6 +234,7 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   unsigned want = opts->arenas ? opts->arenas : heap_default_arenas();
   for (unsigned i = 0; i < want; i++) {
     if (hooks_arena_create(&h->arenas[i], heap_registered(h) ? &h->grants : NULL, &h->owned)) {
+      heap_explain(h);
       heap_destroy_arenas(h);
       goto fail_region;
     }
@@ -354,6 +360,7 @@ static void heap_no_memory(pinheap *h, const char *what, size_t size) {
     em_get_stats(&h->em, &s);
     error_set(ENOMEM, "%s(%zu): out of memory: %zu bytes free, largest free extent %zu bytes, %s %zu bytes", what,
               size, s.free_bytes, s.largest_free, heap_fixed(h) ? "region" : "registered", heap_capacity(h));
+    heap_explain(h);
   } else {
     error_set(ENOMEM, "%s(%zu): out of memory", what, size);
   }
@@ -665,7 +672,7 @@ bool heap_resize_plain(pinheap *h, void *p, size_t old, size_t new) {
 }
 
 static void *heap_move(pinheap *h, void *p, size_t old_usable, size_t size) {
-  void *q = pinheap_malloc(h, size);
+  void *q = heap_alloc(h, size, 0, false, false, "pinheap_realloc");
   if (!q) return NULL;
   memcpy(q, p, old_usable < size ? old_usable : size);
   pinheap_free(h, p);
