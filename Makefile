@@ -8,6 +8,8 @@
 #                  each
 #   make bench     build, then run bench/run_small.sh build (when present)
 #   make fuzz      build and run the fuzzers for FUZZ_SECONDS each (default 300)
+#   make soak      build and run the soak test for SOAK_SECONDS (default 600),
+#                  a third each FIXED, DYNAMIC and FIXED with the debugging aids
 #   make install   build, then install under $(PREFIX) (default /usr/local)
 #   make clean     remove build/
 
@@ -18,7 +20,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 1)
 CMAKE      ?= cmake
 CTEST      ?= ctest
 
-.PHONY: all deps build demo check bench fuzz install clean
+.PHONY: all deps build demo check bench fuzz soak install clean
 
 all: build
 
@@ -43,6 +45,15 @@ check: build
 FUZZ_SECONDS ?= 300
 fuzz: deps
 	bash fuzz/run.sh $(FUZZ_SECONDS)
+
+# The soak test for longer (seconds in all: SOAK_SECONDS; seed: SOAK_SEED,
+# 0 = from the clock).
+SOAK_SECONDS ?= 600
+SOAK_SEED    ?= 0
+soak: build
+	./$(BUILD_DIR)/tests/soak $(SOAK_SEED) $$(($(SOAK_SECONDS) / 3)) fixed 4
+	./$(BUILD_DIR)/tests/soak $(SOAK_SEED) $$(($(SOAK_SECONDS) / 3)) dynamic 4
+	./$(BUILD_DIR)/tests/soak $(SOAK_SEED) $$(($(SOAK_SECONDS) / 3)) fixed 4 debug
 
 bench: build
 	@if [ -x bench/run_small.sh ]; then \

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the library and its tests with sanitizers and runs them:
 # AddressSanitizer with UndefinedBehaviorSanitizer over the unit,
-# integration and stress tests, ThreadSanitizer over the stress tests. Any
-# report fails the run.
+# integration and stress tests, ThreadSanitizer over the stress and soak
+# tests. Any report fails the run.
 #
 #   tests/sanitize.sh
 set -euo pipefail
@@ -24,6 +24,7 @@ run() { # name, build dir, flags, ctest regex, environment
 }
 run "ASan+UBSan" build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
   '^(test_|stress_threads$|stress_threads_dynamic$)' "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1"
-run "TSan" build-tsan "-fsanitize=thread -Wno-error=tsan" '^stress_threads(_dynamic)?$' "TSAN_OPTIONS=halt_on_error=1"
+run "TSan" build-tsan "-fsanitize=thread -Wno-error=tsan" '^(stress_threads(_dynamic)?|soak(_dynamic|_debug)?)$' \
+  "TSAN_OPTIONS=halt_on_error=1"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
