@@ -638,6 +638,10 @@ PH_EXPORT void pinheap_free(pinheap *h, void *p) {
 size_t heap_usable_plain(pinheap *h, const void *p, heap_kind *kind, const char *what) {
   *kind = HEAP_SMALL;
   if (heap_registered(h)) {
+    /* A small object's page names its bin: no lookup in jemalloc. */
+    _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
+    int bin = slot ? PAGEMAP_BIN_OF(atomic_load_explicit(slot, memory_order_acquire)) : -1;
+    if (bin >= 0) return h->classes.size[bin];
     bool direct;
     size_t bytes = heap_classify(h, p, &direct, what);
     if (bytes) {
