@@ -407,7 +407,7 @@ static void *heap_small(pinheap *h, size_t size, int flags, int bin, const char 
 /* FIXED and DYNAMIC, size <= large_threshold (<= classes.max): the thread's stack of
  * freed objects of the size's bin, else jemalloc. debug: a constant, false
  * on the fast paths; true from debug.c, which zeroes blocks itself. */
-static inline void *heap_cached(pinheap *h, size_t size, bool zero, bool debug, const char *what) {
+static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bool debug, const char *what) {
   unsigned bin = sizeclass_bin(&h->classes, size);
   thread_cache *tc = thread_enter(&h->threads);
   if (PH_UNLIKELY(!tc)) return NULL;
@@ -478,7 +478,8 @@ static bool heap_bad_handle(const pinheap *h, const char *what) {
 
 /* Every allocation but realloc's: size bytes aligned to align (0:
  * malloc's alignment), zeroed when asked. debug as for heap_cached. */
-static inline void *heap_alloc(pinheap *h, size_t size, size_t align, bool zero, bool debug, const char *what) {
+static PH_ALWAYS_INLINE void *heap_alloc(pinheap *h, size_t size, size_t align, bool zero, bool debug,
+                                          const char *what) {
   if (align == 0) {
     if (PH_LIKELY(size <= h->large_threshold)) {
       if (PH_LIKELY(heap_registered(h))) return heap_cached(h, size, zero, debug, what);
@@ -596,7 +597,7 @@ static void heap_large_free(pinheap *h, void *p, _Atomic uint32_t *slot) {
   heap_give_back(h, p, bytes, "pinheap_free");
 }
 
-static inline void heap_free(pinheap *h, void *p) {
+static PH_ALWAYS_INLINE void heap_free(pinheap *h, void *p) {
   if (PH_UNLIKELY(!heap_registered(h))) {
     if (!ownmap_test(&h->owned, p)) heap_foreign(h, p, "pinheap_free", "pointer is not in the heap's memory");
     heap_small_free(h, p);
