@@ -51,8 +51,8 @@ static int dynamic_add_chunk(pinheap *h, size_t size) {
   return -1;
 }
 
-/* Thread-local: growth happens inside jemalloc's calls too, where no
- * error can be returned but this one. */
+/* Per thread, as the error text is: a heap grows inside jemalloc's calls
+ * too, which can fail but not say why. */
 static _Thread_local char dynamic_why[256];
 
 const char *dynamic_refusal(void) { return dynamic_why; }

@@ -39,12 +39,12 @@ static bool heap_dynamic(const pinheap *h) { return h->opts.mode == PINHEAP_DYNA
 static bool heap_registered(const pinheap *h) { return h->opts.mode != PINHEAP_SIMPLE; }
 
 static void heap_release_extent(void *ctx, void *p, size_t bytes);
+static void heap_give_back(pinheap *h, void *p, size_t bytes, const char *what);
 
 /* Adds to the error why a DYNAMIC heap could not grow, when it could not. */
 static void heap_explain(const pinheap *h) {
   if (heap_dynamic(h) && *dynamic_refusal()) error_append("; %s", dynamic_refusal());
 }
-static void heap_give_back(pinheap *h, void *p, size_t bytes, const char *what);
 
 static int heap_validate(const pinheap_options *o) {
   if (!o) {
