@@ -81,4 +81,15 @@ static inline void debug_mark_undefined(void *p, size_t size) {
 #endif
 }
 
+/* [p, p + size) is fresh from the provider, which may have lent it before
+ * (and the heap marked it no-access then): what it holds now is the
+ * provider's, defined. Nothing without valgrind. */
+static inline void debug_mark_defined(void *p, size_t size) {
+#ifdef PINHEAP_HAVE_VALGRIND
+  VALGRIND_MAKE_MEM_DEFINED(p, size);
+#else
+  (void)p, (void)size;
+#endif
+}
+
 #endif

@@ -125,6 +125,7 @@ int heap_provider_obtain(pinheap *h, size_t size, size_t align, pinheap_region *
   }
   if (err == 0) {
     *out = (pinheap_region){.base = base, .size = size, .handle = handle};
+    debug_mark_defined(base, size);
     return 0;
   }
   err = err == EINVAL ? EINVAL : ENOMEM;
