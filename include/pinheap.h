@@ -163,8 +163,9 @@ const char *pinheap_last_error(void);
 
 /* The usual meanings. A failure returns NULL with errno ENOMEM (no room;
  * the message gives the request, the free bytes and the largest free
- * extent) or EINVAL (size 0 for pinheap_malloc is allowed and returns a
- * minimal block; an impossible size or a bad alignment is EINVAL). */
+ * extent, and for a DYNAMIC heap why it could not grow) or EINVAL (size 0
+ * for pinheap_malloc is allowed and returns a minimal block; an impossible
+ * size or a bad alignment is EINVAL). */
 void *pinheap_malloc(pinheap *heap, size_t size);
 void *pinheap_calloc(pinheap *heap, size_t count, size_t size);
 /* ptr NULL: malloc. size 0: frees ptr and returns NULL. On failure ptr is
