@@ -42,7 +42,8 @@ if [ "$missing" -eq 0 ] && [ "${reports:-0}" -eq 4 ]; then
   echo "ok: memcheck: misuse: its 4 errors reported"
   passed=$((passed + 1))
 else
-  echo "FAILED: memcheck: misuse: $reports reports, 4 expected (see $log)"
+  echo "FAILED: memcheck: misuse: ${reports:-no} reports, 4 expected (see $log; was the library built with" \
+       "valgrind's headers? PINHEAP_HAVE_VALGRIND in $build/CMakeCache.txt)"
   failed=$((failed + 1))
 fi
 echo "$passed passed, $failed failed"
