@@ -3,10 +3,13 @@
 #   make build     install missing packages, configure build/, compile
 #   make demo      build, then run `build/pinheap demo`
 #   make check     build, run the test suite (ctest), the install test, the
-#                  tests again under ASan+UBSan and TSan, and the fuzzers for
-#                  30 s each
+#                  integration tests under valgrind's memcheck, the tests
+#                  again under ASan+UBSan and TSan, and the fuzzers for 30 s
+#                  each
 #   make bench     build, then run bench/run_small.sh build (when present)
 #   make fuzz      build and run the fuzzers for FUZZ_SECONDS each (default 300)
+#   make soak      build and run the soak test for SOAK_SECONDS (default 600),
+#                  a third each FIXED, DYNAMIC and FIXED with the debugging aids
 #   make install   build, then install under $(PREFIX) (default /usr/local)
 #   make clean     remove build/
 
@@ -17,7 +20,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 1)
 CMAKE      ?= cmake
 CTEST      ?= ctest
 
-.PHONY: all deps build demo check bench fuzz install clean
+.PHONY: all deps build demo check bench fuzz soak install clean
 
 all: build
 
@@ -34,6 +37,7 @@ demo: build
 check: build
 	$(CTEST) --test-dir $(BUILD_DIR) --output-on-failure --timeout 600
 	bash tests/install/run.sh $(BUILD_DIR)
+	bash tests/valgrind.sh $(BUILD_DIR)
 	bash tests/sanitize.sh
 	bash fuzz/run.sh 30
 
@@ -41,6 +45,15 @@ check: build
 FUZZ_SECONDS ?= 300
 fuzz: deps
 	bash fuzz/run.sh $(FUZZ_SECONDS)
+
+# The soak test for longer (seconds in all: SOAK_SECONDS; seed: SOAK_SEED,
+# 0 = from the clock).
+SOAK_SECONDS ?= 600
+SOAK_SEED    ?= 0
+soak: build
+	./$(BUILD_DIR)/tests/soak $(SOAK_SEED) $$(($(SOAK_SECONDS) / 3)) fixed 4
+	./$(BUILD_DIR)/tests/soak $(SOAK_SEED) $$(($(SOAK_SECONDS) / 3)) dynamic 4
+	./$(BUILD_DIR)/tests/soak $(SOAK_SEED) $$(($(SOAK_SECONDS) / 3)) fixed 4 debug
 
 bench: build
 	@if [ -x bench/run_small.sh ]; then \

@@ -1,5 +1,7 @@
 /* Small-object throughput: pinheap, one FIXED heap shared by every thread,
- * pinheap_malloc / pinheap_free. See small_bench.h for the workload. */
+ * pinheap_malloc / pinheap_free. See small_bench.h for the workload. Takes
+ * PINHEAP_DEBUG (and the other PINHEAP_* but mode and size) from the
+ * environment. */
 #include "pinheap.h"
 
 #define BK_NAME "pinheap"
@@ -13,6 +15,12 @@ static pinheap *g_heap;
 static int bk_global_init(const sb_config *cfg) {
   pinheap_options o;
   pinheap_options_init(&o);
+  /* PINHEAP_* from the environment (PINHEAP_DEBUG, for run_small.sh -d),
+   * but the mode and the size: this is a FIXED heap of -m MiB. */
+  if (pinheap_options_from_env(&o) != 0) {
+    fprintf(stderr, "pinheap: %s\n", pinheap_last_error());
+    return -1;
+  }
   o.mode = PINHEAP_FIXED;
   o.size = cfg->region_mib << 20;
   g_heap = pinheap_create(&o);
@@ -22,8 +30,8 @@ static int bk_global_init(const sb_config *cfg) {
     return -1;
   }
   if (!cfg->quiet)
-    printf("pinheap %d.%d.%d: FIXED heap, %zu MiB region, default options\n",
-           PINHEAP_VERSION_MAJOR, PINHEAP_VERSION_MINOR, PINHEAP_VERSION_PATCH, cfg->region_mib);
+    printf("pinheap %d.%d.%d: FIXED heap, %zu MiB region, debug flags %#x\n", PINHEAP_VERSION_MAJOR,
+           PINHEAP_VERSION_MINOR, PINHEAP_VERSION_PATCH, cfg->region_mib, o.debug);
   return 0;
 }
 

@@ -7,8 +7,8 @@
 # one malloc, 2 ops); ops/s are summed over the threads. See small_bench.h.
 #
 # usage: run_small.sh [-s seed] [-x scale] [-k reps] [-t threads] [-n slots]
-#                     [-z min:max] [-m region_mib] [-T budget_s] [-b bindir] [-v]
-#                     [BUILD_DIR]
+#                     [-z min:max] [-m region_mib] [-T budget_s] [-b bindir]
+#                     [-d debug] [-v] [BUILD_DIR]
 #   BUILD_DIR  the CMake build directory (runners in BUILD_DIR/bench), or the
 #       directory of the runners itself; `make bench` passes "build"
 #   -s  seed for every run (default 12345)
@@ -26,6 +26,9 @@
 #       and counted as failed; the whole script ends within about budget + 7 s
 #   -b  directory of the bench_small_* runners (default: this script's
 #       directory, then build/bench and ../build/bench beside it)
+#   -d  also the pinheap runner with PINHEAP_DEBUG=debug (1: every debugging
+#       aid; canary; poison), in turn with the others, and the ratio of the
+#       two pinheap runs
 #   -v  print every sample, not only the medians
 # Exit status: 0 when every run passed its checks, 1 when one failed, 2 on
 # bad usage or missing runners.
@@ -43,6 +46,7 @@ region=1024
 budget=50
 bindir=""
 verbose=0
+debug=""
 base_rounds=5000000
 
 usage() { sed -n '2,/^# bad usage/p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
@@ -51,7 +55,7 @@ builddir=""
 parse_opts() {
   local opt
   OPTIND=1
-  while getopts "s:x:k:t:n:z:m:T:b:vh" opt; do
+  while getopts "s:x:k:t:n:z:m:T:b:d:vh" opt; do
     case $opt in
       s) seed=$OPTARG ;;
       x) scale=$OPTARG ;;
@@ -62,6 +66,7 @@ parse_opts() {
       m) region=$OPTARG ;;
       T) budget=$OPTARG ;;
       b) bindir=$OPTARG ;;
+      d) debug=$OPTARG ;;
       v) verbose=1 ;;
       h) usage 0 ;;
       *) usage ;;
@@ -129,12 +134,15 @@ fi
 
 allocs=(pinheap jemalloc mimalloc)
 declare -A present
+# pinheap-debug: the pinheap runner with every debugging aid.
+runner() { if [ "$1" = pinheap-debug ]; then echo "$bindir/bench_small_pinheap"; else echo "$bindir/bench_small_$1"; fi; }
+[ -n "$debug" ] && allocs+=(pinheap-debug)
 for a in "${allocs[@]}"; do
-  if [ -x "$bindir/bench_small_$a" ]; then
+  if [ -x "$(runner "$a")" ]; then
     present[$a]=1
   else
     present[$a]=0
-    echo "run_small.sh: $bindir/bench_small_$a not built; its column shows n/a" >&2
+    echo "run_small.sh: $(runner "$a") not built; its column shows n/a" >&2
   fi
 done
 
@@ -153,19 +161,21 @@ out_of_time=0
 for t in "${tlist[@]}"; do
   for ((r = 1; r <= reps; r++)); do
     # Alternate the order from one repetition to the next as well.
-    if ((r % 2)); then order=(pinheap jemalloc mimalloc); else order=(mimalloc jemalloc pinheap); fi
+    if ((r % 2)); then order=("${allocs[@]}"); else order=(); for a in "${allocs[@]}"; do order=("$a" "${order[@]}"); done; fi
     for a in "${order[@]}"; do
       [ "${present[$a]}" = 1 ] || continue
       left=$((budget - (SECONDS - start)))
       if ((left <= 0)); then out_of_time=1; break 3; fi
       ((left >= 5)) || left=5
-      line=$(timeout -k 2 "$left" "$bindir/bench_small_$a" -q -t "$t" -r "$rounds" \
+      dbg=0
+      [ "$a" = pinheap-debug ] && dbg=$debug
+      line=$(PINHEAP_DEBUG=$dbg timeout -k 2 "$left" "$(runner "$a")" -q -t "$t" -r "$rounds" \
              -n "$slots" -s "$seed" -m "$region" "${size_args[@]}" 2>>"$errlog")
       rc=$?
       ops=$(printf '%s\n' "$line" | sed -n 's/^RESULT .* ops_per_s=\([0-9]*\).*/\1/p')
       if [ $rc -ne 0 ] || [ -z "$ops" ]; then
         if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then why="killed after ${left}s, the time budget"; else why="exit $rc"; fi
-        echo "run_small.sh: bench_small_$a -t $t FAILED ($why)" >&2
+        echo "run_small.sh: $a -t $t FAILED ($why)" >&2
         echo "$a $t FAIL" >> "$samples"
         status=1
       else
@@ -197,19 +207,25 @@ median() { # alloc threads -> median ops/s, FAIL, or n/a; also the sample count
 }
 
 echo
-printf '%7s  %15s  %15s  %15s  %16s  %16s\n' threads "pinheap Mops/s" "jemalloc Mops/s" \
+printf '%7s  %15s  %15s  %15s  %16s  %16s' threads "pinheap Mops/s" "jemalloc Mops/s" \
   "mimalloc Mops/s" "pinheap/jemalloc" "pinheap/mimalloc"
+[ -n "$debug" ] && printf '  %15s  %13s' "debug Mops/s" "debug/pinheap"
+echo
 for t in "${tlist[@]}"; do
   read -r p pn < <(median pinheap "$t")
   read -r j jn < <(median jemalloc "$t")
   read -r m mn < <(median mimalloc "$t")
-  awk -v t="$t" -v p="$p" -v j="$j" -v m="$m" -v pn="$pn" -v jn="$jn" -v mn="$mn" -v k="$reps" '
+  read -r d dn < <(median pinheap-debug "$t")
+  awk -v t="$t" -v p="$p" -v j="$j" -v m="$m" -v d="$d" -v pn="$pn" -v jn="$jn" -v mn="$mn" -v dn="$dn" \
+      -v k="$reps" -v debug="${debug:+1}" '
     function num(x) { return x ~ /^[0-9.]+$/ }
     function cell(x, n) { if (!num(x)) return x; return sprintf("%.2f%s", x / 1e6, n < k ? "*" : "") }
     function ratio(x, y) { if (!num(x) || !num(y) || y == 0) return "n/a"; return sprintf("%.3f", x / y) }
     BEGIN {
-      printf "%7d  %15s  %15s  %15s  %16s  %16s\n", t, cell(p, pn), cell(j, jn), cell(m, mn),
+      printf "%7d  %15s  %15s  %15s  %16s  %16s", t, cell(p, pn), cell(j, jn), cell(m, mn),
              ratio(p, j), ratio(p, m)
+      if (debug) printf "  %15s  %13s", cell(d, dn), ratio(d, p)
+      printf "\n"
     }'
 done
 if grep -q . "$samples" && [ $out_of_time = 1 ]; then

@@ -1,5 +1,6 @@
 /*
- * libFuzzer target: the public API of a FIXED (or DYNAMIC) heap under
+ * libFuzzer target: the public API of a FIXED (or DYNAMIC) heap, with or
+ * without the debugging aids (the low two bits of the first byte), under
  * arbitrary sequences of malloc, calloc, realloc, aligned allocation, free,
  * trim and stats, against a shadow model that checks contents, ownership,
  * non-overlap, usable sizes and the stats; heap_check runs every few
@@ -8,6 +9,7 @@
  * Each operation takes 4 bytes: op, slot, and two bytes of size/alignment.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +28,7 @@ typedef struct {
   unsigned char tag;
 } block;
 
-static pinheap *heaps[2];
+static pinheap *heaps[4];
 
 static void fuzz_fail(const char *what, const void *p) {
   fprintf(stderr, "fuzz_api: %s (%p)\n", what, p);
@@ -58,11 +60,13 @@ static size_t pick_size(uint8_t a, uint8_t b) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
-  unsigned which = len && (data[0] & 1);
+  unsigned which = len ? data[0] & 3 : 0;
+  bool debug = which & 2;
   if (!heaps[which]) {
     pinheap_options o;
     pinheap_options_init(&o);
-    o.mode = which ? PINHEAP_DYNAMIC : PINHEAP_FIXED;
+    o.mode = which & 1 ? PINHEAP_DYNAMIC : PINHEAP_FIXED;
+    o.debug = debug ? PINHEAP_DEBUG_ALL : 0;
     o.size = 256 * MiB;
     o.chunk_size = 16 * MiB;
     o.direct_threshold = 12 * MiB;
@@ -86,12 +90,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
         continue;
       }
       if (!pinheap_owns(h, p)) fuzz_fail("a fresh block the heap does not own", p);
-      if (pinheap_usable_size(h, p) < size) fuzz_fail("usable size below the request", p);
+      size_t usable = pinheap_usable_size(h, p);
+      if (usable < size || (debug && usable != size)) fuzz_fail("usable size below the request (debug: not it)", p);
       if (op == 1)
         for (size_t k = 0; k < size; k += 4093)
           if (p[k]) fuzz_fail("calloc memory that is not zero", p);
       if (op == 2 && (uintptr_t)p % ((size_t)8 << (data[i + 3] % 20))) fuzz_fail("a misaligned block", p);
-      size_t real = size ? size : 1;
+      /* malloc(0): a minimal block, of which a debug heap lends no byte. */
+      size_t real = size || debug ? size : 1;
       for (int j = 0; j < SLOTS; j++)
         if (live[j].p && p < live[j].p + live[j].size && live[j].p < p + real) fuzz_fail("overlapping blocks", p);
       *b = (block){p, real, next_tag++};

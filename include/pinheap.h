@@ -116,7 +116,28 @@ typedef struct pinheap_options {
    * registration of their own, given back when they are freed. */
   size_t chunk_size;
   size_t direct_threshold;
+  /* Debugging aids: PINHEAP_DEBUG_* flags or'ed together; 0 (the default)
+   * for none. With any of them pinheap_destroy also lists the blocks still
+   * live. They cost time and memory: see the README. */
+  unsigned debug;
 } pinheap_options;
+
+/* pinheap_options.debug. Blocks are checked when freed (and reallocated);
+ * a broken check prints the pointer, the block's size and what was found,
+ * and aborts. pinheap_check also checks the live large blocks' canaries and
+ * the poison of every freed block the thread caches hold. */
+/* Canary bytes after every block (at least 8, in the slack of its size
+ * class or page rounding, which grows by 16 bytes), and a record of its
+ * size: an overflow, or a free of a small object already freed, is caught.
+ * pinheap_usable_size then answers the size requested. */
+#define PINHEAP_DEBUG_CANARY 1u
+/* Freed blocks are filled with PINHEAP_POISON_BYTE (direct blocks of a
+ * DYNAMIC heap excepted: they go back to the provider), and a freed block a
+ * thread's cache hands out again is checked to be still poisoned: a write
+ * after free is caught. */
+#define PINHEAP_DEBUG_POISON 2u
+#define PINHEAP_DEBUG_ALL (PINHEAP_DEBUG_CANARY | PINHEAP_DEBUG_POISON)
+#define PINHEAP_POISON_BYTE 0xDF
 
 typedef struct pinheap_stats {
   size_t capacity;     /* bytes the heap manages now (FIXED: the region) */
@@ -165,8 +186,9 @@ void pinheap_set_error(int err, const char *fmt, ...)
 
 /* The usual meanings. A failure returns NULL with errno ENOMEM (no room;
  * the message gives the request, the free bytes and the largest free
- * extent) or EINVAL (size 0 for pinheap_malloc is allowed and returns a
- * minimal block; an impossible size or a bad alignment is EINVAL). */
+ * extent, and for a DYNAMIC heap why it could not grow) or EINVAL (size 0
+ * for pinheap_malloc is allowed and returns a minimal block; an impossible
+ * size or a bad alignment is EINVAL). */
 void *pinheap_malloc(pinheap *heap, size_t size);
 void *pinheap_calloc(pinheap *heap, size_t count, size_t size);
 /* ptr NULL: malloc. size 0: frees ptr and returns NULL. On failure ptr is
@@ -219,6 +241,8 @@ int pinheap_region_of(const pinheap *heap, const void *ptr, pinheap_region *out)
  *   PINHEAP_ARENAS           a count
  *   PINHEAP_HUGEPAGES, PINHEAP_PREFAULT, PINHEAP_LOCK   0 | 1 | yes | no |
  *                            true | false | on | off
+ *   PINHEAP_DEBUG            as those (every aid, or none), or a comma list
+ *                            of canary, poison
  * Returns 0, or -1 with errno EINVAL and a pinheap_last_error() text naming
  * the variable and its value; *opts is then unchanged. */
 int pinheap_options_from_env(pinheap_options *opts);

@@ -50,17 +50,29 @@ static int dynamic_add_chunk(pinheap *h, size_t size) {
   return -1;
 }
 
+/* Per thread, as the error text is: a heap grows inside jemalloc's calls
+ * too, which can fail but not say why. */
+static _Thread_local char dynamic_why[256];
+
+const char *dynamic_refusal(void) { return dynamic_why; }
+
 int dynamic_grow(void *heap, size_t bytes) {
   pinheap *h = heap;
   size_t need = util_align_up(bytes, DYNAMIC_GRANULE);
-  if (!need) return -1;
-  size_t size = need < h->chunk_size ? h->chunk_size : need;
-  if (h->opts.size) {
-    /* Near the cap, a chunk only as big as what is left. */
-    size_t left = (h->opts.size - atomic_load(&h->registered)) & ~(DYNAMIC_GRANULE - 1);
-    if (size > left && left >= need) size = left;
+  int err = -1;
+  if (!need) {
+    error_set(ENOMEM, "a chunk for %zu bytes is beyond the address space", bytes);
+  } else {
+    size_t size = need < h->chunk_size ? h->chunk_size : need;
+    if (h->opts.size) {
+      /* Near the cap, a chunk only as big as what is left. */
+      size_t left = (h->opts.size - atomic_load(&h->registered)) & ~(DYNAMIC_GRANULE - 1);
+      if (size > left && left >= need) size = left;
+    }
+    err = dynamic_add_chunk(h, size);
   }
-  return dynamic_add_chunk(h, size);
+  snprintf(dynamic_why, sizeof dynamic_why, "%s", err ? pinheap_last_error() : "");
+  return err;
 }
 
 int dynamic_open(pinheap *h) {
@@ -162,6 +174,24 @@ bool dynamic_direct_free(pinheap *h, void *p) {
   heap_provider_release(h, &r);
   atomic_fetch_sub(&h->registered, r.size);
   return true;
+}
+
+struct dynamic_walk {
+  void (*visit)(void *base, size_t size, void *arg);
+  void *arg;
+};
+
+static int dynamic_walk_block(tree_node *n, void *arg) {
+  struct dynamic_walk *w = arg;
+  w->visit(DYNAMIC_BLOCK(n)->base, DYNAMIC_BLOCK(n)->size, w->arg);
+  return 0;
+}
+
+void dynamic_walk_direct(pinheap *h, void (*visit)(void *base, size_t size, void *arg), void *arg) {
+  struct dynamic_walk w = {visit, arg};
+  pthread_mutex_lock(&h->direct_lock);
+  tree_walk(&h->direct, dynamic_walk_block, &w);
+  pthread_mutex_unlock(&h->direct_lock);
 }
 
 void dynamic_release_free_chunks(pinheap *h) {

@@ -43,6 +43,9 @@ void dynamic_close(pinheap *h);
 /* Adds a chunk with room for at least bytes (the hooks' and the large path's
  * way to grow). 0, or -1 (cap reached or provider refused). */
 int dynamic_grow(void *heap, size_t bytes);
+/* Why the calling thread's last attempt to grow a heap failed, or "" when
+ * it succeeded: the reason behind an ENOMEM of a call that had to grow. */
+const char *dynamic_refusal(void);
 
 /* A direct block of size bytes aligned to align; NULL with the error set. */
 void *dynamic_direct_alloc(pinheap *h, size_t size, size_t align, bool zero, const char *what);
@@ -51,6 +54,10 @@ void *dynamic_direct_alloc(pinheap *h, size_t size, size_t align, bool zero, con
 bool dynamic_direct_find(pinheap *h, const void *p, bool exact, pinheap_region *out);
 /* Gives back the direct block starting at p; false when there is none. */
 bool dynamic_direct_free(pinheap *h, void *p);
+
+/* Calls visit on every direct block, under direct_lock: none is given back
+ * meanwhile. */
+void dynamic_walk_direct(pinheap *h, void (*visit)(void *base, size_t size, void *arg), void *arg);
 
 /* Gives back every chunk but the first that is wholly free (after a
  * reclaim). */

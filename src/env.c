@@ -88,6 +88,30 @@ int env_parse_count(const char *text, unsigned max, unsigned *out) {
   return 0;
 }
 
+int env_parse_debug(const char *text, unsigned *out) {
+  static const struct {
+    const char *name;
+    unsigned flag;
+  } names[] = {{"canary", PINHEAP_DEBUG_CANARY}, {"poison", PINHEAP_DEBUG_POISON}};
+  bool all;
+  if (env_parse_bool(text, &all) == 0) return *out = all ? PINHEAP_DEBUG_ALL : 0, 0;
+  if (!text || !*text) return -1;
+  unsigned flags = 0;
+  for (const char *p = text;;) {
+    size_t len = strcspn(p, ",");
+    size_t i = 0;
+    while (i < sizeof names / sizeof names[0] &&
+           !(strlen(names[i].name) == len && strncasecmp(p, names[i].name, len) == 0))
+      i++;
+    if (i == sizeof names / sizeof names[0]) return -1;
+    flags |= names[i].flag;
+    if (!p[len]) break;
+    p += len + 1;
+  }
+  *out = flags;
+  return 0;
+}
+
 static int env_bad(const char *name, const char *value, const char *expected) {
   error_set(EINVAL, "pinheap_options_from_env: %s=\"%s\" is not %s", name, value, expected);
   return -1;
@@ -150,6 +174,8 @@ PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
   }
   if ((v = getenv("PINHEAP_ARENAS")) && env_parse_count(v, 1u << 16, &o.arenas) != 0)
     return env_bad("PINHEAP_ARENAS", v, "a count");
+  if ((v = getenv("PINHEAP_DEBUG")) && env_parse_debug(v, &o.debug) != 0)
+    return env_bad("PINHEAP_DEBUG", v, ENV_BOOL_WORDS ", or a comma list of canary, poison");
   *opts = o;
   return 0;
 }

@@ -20,4 +20,8 @@ int env_parse_bool(const char *text, bool *out);
 /* A count: digits only, at most max. 0 or -1. */
 int env_parse_count(const char *text, unsigned max, unsigned *out);
 
+/* PINHEAP_DEBUG_* flags: a boolean (every flag, or none) or a comma list of
+ * canary, poison, in any case. 0 or -1. */
+int env_parse_debug(const char *text, unsigned *out);
+
 #endif

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "pinheap.h"
@@ -26,19 +27,37 @@ void error_set(int err, const char *fmt, ...) {
 
 unsigned error_serial(void) { return error_sets; }
 
-void error_fatal(const char *fmt, ...) {
-  /* No stdio buffering and no malloc: the heap may be corrupt. */
-  char buf[512];
+void error_append(const char *fmt, ...) {
+  size_t len = strlen(error_text);
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+  vsnprintf(error_text + len, sizeof error_text - len, fmt, ap);
   va_end(ap);
+}
+
+static void error_vreport(const char *fmt, va_list ap) {
+  char buf[512];
+  int n = vsnprintf(buf + 9, sizeof buf - 10, fmt, ap);
   if (n < 0) n = 0;
-  if ((size_t)n > sizeof buf - 2) n = sizeof buf - 2;
-  buf[n++] = '\n';
-  ssize_t w = write(STDERR_FILENO, "pinheap: ", 9);
-  w = write(STDERR_FILENO, buf, (size_t)n);
+  if ((size_t)n > sizeof buf - 11) n = sizeof buf - 11;
+  memcpy(buf, "pinheap: ", 9);
+  buf[9 + n] = '\n';
+  ssize_t w = write(STDERR_FILENO, buf, (size_t)n + 10);
   (void)w;
+}
+
+void error_report(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  error_vreport(fmt, ap);
+  va_end(ap);
+}
+
+void error_fatal(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  error_vreport(fmt, ap);
+  va_end(ap);
   abort();
 }
 

@@ -13,7 +13,15 @@ void error_set(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * readings to learn whether a callee left a reason. */
 unsigned error_serial(void);
 
-/* Prints the formatted text with a "pinheap: " prefix to stderr and aborts. */
+/* Adds the formatted text to the end of this thread's message. */
+void error_append(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints the formatted text as a line with a "pinheap: " prefix to stderr,
+ * without stdio's buffers and without malloc (the heap may be corrupt, or
+ * be what serves malloc). */
+void error_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* error_report, then abort. */
 _Noreturn void error_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "debug.h"
 #include "error.h"
 #include "fork.h"
 #include "util.h"
@@ -40,6 +41,11 @@ static bool heap_registered(const pinheap *h) { return h->opts.mode != PINHEAP_S
 
 static void heap_release_extent(void *ctx, void *p, size_t bytes);
 static void heap_give_back(pinheap *h, void *p, size_t bytes, const char *what);
+
+/* Adds to the error why a DYNAMIC heap could not grow, when it could not. */
+static void heap_explain(const pinheap *h) {
+  if (heap_dynamic(h) && *dynamic_refusal()) error_append("; %s", dynamic_refusal());
+}
 
 static int heap_validate(const pinheap_options *o) {
   if (!o) {
@@ -88,6 +94,10 @@ static int heap_validate(const pinheap_options *o) {
     error_set(EINVAL, "pinheap_create: min_size %zu is above size %zu", o->min_size, o->size);
     return -1;
   }
+  if (o->debug & ~PINHEAP_DEBUG_ALL) {
+    error_set(EINVAL, "pinheap_create: unknown debug flags %#x", o->debug & ~PINHEAP_DEBUG_ALL);
+    return -1;
+  }
   if (o->arenas > HEAP_MAX_ARENAS) {
     error_set(EINVAL, "pinheap_create: %u arenas asked, at most %u", o->arenas, HEAP_MAX_ARENAS);
     return -1;
@@ -123,6 +133,7 @@ int heap_provider_obtain(pinheap *h, size_t size, size_t align, pinheap_region *
   }
   if (err == 0) {
     *out = (pinheap_region){.base = base, .size = size, .handle = handle};
+    debug_mark_defined(base, size);
     return 0;
   }
   err = err == EINVAL ? EINVAL : ENOMEM;
@@ -240,6 +251,7 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   unsigned want = opts->arenas ? opts->arenas : heap_default_arenas();
   for (unsigned i = 0; i < want; i++) {
     if (hooks_arena_create(&h->arenas[i], heap_registered(h) ? &h->grants : NULL, &h->owned)) {
+      heap_explain(h);
       heap_destroy_arenas(h);
       goto fail_region;
     }
@@ -254,7 +266,10 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
     heap_destroy_arenas(h);
     goto fail_region;
   }
+  h->debug = debug_flags(opts->debug);
+  debug_open(h);
   if (fork_add(h) != 0) {
+    debug_close(h);
     thread_registry_fini(&h->threads);
     heap_destroy_arenas(h);
     goto fail_region;
@@ -276,14 +291,9 @@ static void heap_report_live(pinheap *h) {
   heap_reclaim(h);
   pinheap_stats s;
   if (pinheap_get_stats(h, &s) != 0 || s.allocated == 0) return;
-  char buf[256];
-  int n = snprintf(buf, sizeof buf,
-                   "pinheap: pinheap_destroy(%p): %zu bytes still allocated, %zu of them in %zu large block(s)\n",
-                   (void *)h, s.allocated, s.large_allocated, s.large_blocks);
-  if (n > 0) {
-    ssize_t w = write(STDERR_FILENO, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-    (void)w;
-  }
+  error_report("pinheap_destroy(%p): %zu bytes still allocated, %zu of them in %zu large block(s)", (void *)h,
+               s.allocated, s.large_allocated, s.large_blocks);
+  if (h->debug & PINHEAP_DEBUG_ALL) debug_report_live(h);
 }
 
 PH_EXPORT int pinheap_check(pinheap *h) {
@@ -298,6 +308,7 @@ PH_EXPORT void pinheap_destroy(pinheap *h) {
   if (!h) return;
   fork_remove(h);
   heap_report_live(h);
+  debug_close(h);
   thread_registry_fini(&h->threads);
   heap_destroy_arenas(h);
   heap_close_memory(h);
@@ -371,6 +382,7 @@ static void heap_no_memory(pinheap *h, const char *what, size_t size) {
     gate_leave(&h->gate);
     error_set(ENOMEM, "%s(%zu): out of memory: %zu bytes free, largest free extent %zu bytes, %s %zu bytes", what,
               size, s.free_bytes, s.largest_free, heap_fixed(h) ? "region" : "registered", capacity);
+    heap_explain(h);
   } else {
     error_set(ENOMEM, "%s(%zu): out of memory", what, size);
   }
@@ -415,14 +427,16 @@ static void *heap_small(pinheap *h, size_t size, int flags, int bin, const char 
 }
 
 /* FIXED and DYNAMIC, size <= large_threshold (<= classes.max): the thread's stack of
- * freed objects of the size's bin, else jemalloc. */
-static inline void *heap_cached(pinheap *h, size_t size, bool zero, const char *what) {
+ * freed objects of the size's bin, else jemalloc. debug: a constant, false
+ * on the fast paths; true from debug.c, which zeroes blocks itself. */
+static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bool debug, const char *what) {
   unsigned bin = sizeclass_bin(&h->classes, size);
   thread_cache *tc = thread_enter(&h->threads);
   if (PH_UNLIKELY(!tc)) return NULL;
   void *p = thread_bin_pop(&tc->bins[bin]);
   if (PH_LIKELY(p != NULL)) {
     thread_leave(tc);
+    if (debug) debug_block_reused(h, p, h->classes.size[bin], what);
     if (zero) memset(p, 0, size);
     return p;
   }
@@ -439,7 +453,7 @@ static inline void *heap_cached(pinheap *h, size_t size, bool zero, const char *
 /* Large path: an exact page-rounded extent, from the thread's cache of
  * extents of its length or from the extent manager (DYNAMIC: growing it, or
  * a registration of its own from direct_threshold up). */
-static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, const char *what) {
+static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, bool debug, const char *what) {
   size_t bytes = util_align_up(size, h->page);
   if (bytes == 0 || bytes > heap_limit(h)) {
     error_set(EINVAL, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, heap_limit(h));
@@ -460,8 +474,10 @@ static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, const 
   void *p = NULL;
   /* One section from taking the extent to tagging and counting it. */
   thread_cache *tc = heap_enter(h);
-  if (tc && pages <= THREAD_EXTENT_PAGES && align <= h->page && h->threads.release_extent)
+  if (tc && pages <= THREAD_EXTENT_PAGES && align <= h->page && h->threads.release_extent) {
     p = thread_bin_pop(&tc->extents[pages - 1]);
+    if (p && debug) debug_block_reused(h, p, bytes, what);
+  }
   if (!p) p = hooks_take(&h->grants, bytes, align, &pristine);
   if (!p) {
     heap_leave(h, tc);
@@ -489,14 +505,37 @@ static bool heap_bad_handle(const pinheap *h, const char *what) {
   return true;
 }
 
+/* Every allocation but realloc's: size bytes aligned to align (0:
+ * malloc's alignment), zeroed when asked. debug as for heap_cached. */
+static PH_ALWAYS_INLINE void *heap_alloc(pinheap *h, size_t size, size_t align, bool zero, bool debug,
+                                          const char *what) {
+  if (align == 0) {
+    if (PH_LIKELY(size <= h->large_threshold)) {
+      if (PH_LIKELY(heap_registered(h))) return heap_cached(h, size, zero, debug, what);
+      return heap_small(h, size, zero ? MALLOCX_ZERO : 0, -1, what);
+    }
+    if (heap_impossible(h, what, size)) return NULL;
+    return heap_large(h, size, h->page, zero, debug, what);
+  }
+  if (heap_impossible(h, what, size)) return NULL;
+  if (size == 0) size = 1;
+  /* Alignments above a page, and sizes that alignment would lift out of
+   * jemalloc's small classes, go to the large path: jemalloc would ask the
+   * hooks for more and keep the rest to itself. */
+  if (!heap_registered(h) ||
+      (align <= h->page && size <= h->large_threshold && util_align_up(size, align) <= h->classes.max))
+    return heap_small(h, size, (int)MALLOCX_ALIGN(align) | (zero ? MALLOCX_ZERO : 0), -1, what);
+  return heap_large(h, size, align < h->page ? h->page : align, zero, debug, what);
+}
+
+void *heap_alloc_plain(pinheap *h, size_t size, size_t align, const char *what) {
+  return heap_alloc(h, size, align, false, true, what);
+}
+
 PH_EXPORT void *pinheap_malloc(pinheap *h, size_t size) {
   if (heap_bad_handle(h, "pinheap_malloc")) return NULL;
-  if (PH_LIKELY(size <= h->large_threshold)) {
-    if (PH_LIKELY(heap_registered(h))) return heap_cached(h, size, false, "pinheap_malloc");
-    return heap_small(h, size, 0, -1, "pinheap_malloc");
-  }
-  if (heap_impossible(h, "pinheap_malloc", size)) return NULL;
-  return heap_large(h, size, h->page, false, "pinheap_malloc");
+  if (PH_UNLIKELY(h->debug)) return debug_alloc(h, size, 0, false, "pinheap_malloc");
+  return heap_alloc(h, size, 0, false, false, "pinheap_malloc");
 }
 
 PH_EXPORT void *pinheap_calloc(pinheap *h, size_t count, size_t size) {
@@ -506,12 +545,8 @@ PH_EXPORT void *pinheap_calloc(pinheap *h, size_t count, size_t size) {
     error_set(EINVAL, "pinheap_calloc(%zu, %zu): the product overflows", count, size);
     return NULL;
   }
-  if (total <= h->large_threshold) {
-    if (heap_registered(h)) return heap_cached(h, total, true, "pinheap_calloc");
-    return heap_small(h, total, MALLOCX_ZERO, -1, "pinheap_calloc");
-  }
-  if (heap_impossible(h, "pinheap_calloc", total)) return NULL;
-  return heap_large(h, total, h->page, true, "pinheap_calloc");
+  if (PH_UNLIKELY(h->debug)) return debug_alloc(h, total, 0, true, "pinheap_calloc");
+  return heap_alloc(h, total, 0, true, false, "pinheap_calloc");
 }
 
 PH_EXPORT void *pinheap_aligned_alloc(pinheap *h, size_t alignment, size_t size) {
@@ -520,15 +555,8 @@ PH_EXPORT void *pinheap_aligned_alloc(pinheap *h, size_t alignment, size_t size)
     error_set(EINVAL, "pinheap_aligned_alloc(%zu, %zu): alignment is not a power of two", alignment, size);
     return NULL;
   }
-  if (heap_impossible(h, "pinheap_aligned_alloc", size)) return NULL;
-  if (size == 0) size = 1;
-  /* Alignments above a page, and sizes that alignment would lift out of
-   * jemalloc's small classes, go to the large path: jemalloc would ask the
-   * hooks for more and keep the rest to itself. */
-  if (!heap_registered(h) ||
-      (alignment <= h->page && size <= h->large_threshold && util_align_up(size, alignment) <= h->classes.max))
-    return heap_small(h, size, MALLOCX_ALIGN(alignment), -1, "pinheap_aligned_alloc");
-  return heap_large(h, size, alignment < h->page ? h->page : alignment, false, "pinheap_aligned_alloc");
+  if (PH_UNLIKELY(h->debug)) return debug_alloc(h, size, alignment, false, "pinheap_aligned_alloc");
+  return heap_alloc(h, size, alignment, false, false, "pinheap_aligned_alloc");
 }
 
 static _Noreturn void heap_foreign(const pinheap *h, const void *p, const char *what, const char *why) {
@@ -614,9 +642,7 @@ static bool heap_direct_free(pinheap *h, void *p) {
   return freed;
 }
 
-PH_EXPORT void pinheap_free(pinheap *h, void *p) {
-  if (!p) return;
-  if (PH_UNLIKELY(!h)) error_fatal("pinheap_free(%p): heap is NULL", p);
+static PH_ALWAYS_INLINE void heap_free(pinheap *h, void *p) {
   if (PH_UNLIKELY(!heap_registered(h))) {
     if (!ownmap_test(&h->owned, p)) heap_foreign(h, p, "pinheap_free", "pointer is not in the heap's memory");
     heap_small_free(h, p);
@@ -643,21 +669,47 @@ PH_EXPORT void pinheap_free(pinheap *h, void *p) {
     heap_large_free(h, p, slot);
 }
 
-PH_EXPORT size_t pinheap_usable_size(pinheap *h, const void *p) {
-  if (!p || !h) return 0;
+void heap_free_plain(pinheap *h, void *p) { heap_free(h, p); }
+
+PH_EXPORT void pinheap_free(pinheap *h, void *p) {
+  if (!p) return;
+  if (PH_UNLIKELY(!h)) error_fatal("pinheap_free(%p): heap is NULL", p);
+  if (PH_UNLIKELY(h->debug)) {
+    debug_free(h, p);
+    return;
+  }
+  heap_free(h, p);
+}
+
+size_t heap_usable_plain(pinheap *h, const void *p, heap_kind *kind, const char *what) {
+  *kind = HEAP_SMALL;
   if (heap_registered(h)) {
+    /* A small object's page names its bin: no lookup in jemalloc. */
+    _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
+    int bin = slot ? PAGEMAP_BIN_OF(atomic_load_explicit(slot, memory_order_acquire)) : -1;
+    if (bin >= 0) return h->classes.size[bin];
     bool direct;
-    size_t bytes = heap_classify(h, p, &direct, "pinheap_usable_size");
-    if (bytes) return bytes;
+    size_t bytes = heap_classify(h, p, &direct, what);
+    if (bytes) {
+      *kind = direct ? HEAP_DIRECT : HEAP_LARGE;
+      return bytes;
+    }
   } else if (!ownmap_test(&h->owned, p)) {
-    heap_foreign(h, p, "pinheap_usable_size", "pointer is not in the heap's memory");
+    heap_foreign(h, p, what, "pointer is not in the heap's memory");
   }
   return sallocx(p, 0);
 }
 
+PH_EXPORT size_t pinheap_usable_size(pinheap *h, const void *p) {
+  if (!p || !h) return 0;
+  if (PH_UNLIKELY(h->debug)) return debug_usable_size(h, p);
+  heap_kind kind;
+  return heap_usable_plain(h, p, &kind, "pinheap_usable_size");
+}
+
 /* Resizes the large block p of old bytes in place to new bytes (both page
  * multiples), in one section; false if the next extent is not free. */
-static bool heap_large_resize(pinheap *h, void *p, size_t old, size_t new) {
+bool heap_resize_plain(pinheap *h, void *p, size_t old, size_t new) {
   char *c = p;
   if (new / h->page > PAGEMAP_MAX_PAGES) return false;
   thread_cache *tc = heap_enter(h);
@@ -679,7 +731,7 @@ static bool heap_large_resize(pinheap *h, void *p, size_t old, size_t new) {
 }
 
 static void *heap_move(pinheap *h, void *p, size_t old_usable, size_t size) {
-  void *q = pinheap_malloc(h, size);
+  void *q = heap_alloc(h, size, 0, false, false, "pinheap_realloc");
   if (!q) return NULL;
   memcpy(q, p, old_usable < size ? old_usable : size);
   pinheap_free(h, p);
@@ -693,6 +745,7 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
     pinheap_free(h, p);
     return NULL;
   }
+  if (PH_UNLIKELY(h->debug)) return debug_realloc(h, p, size);
   if (!heap_registered(h) && !ownmap_test(&h->owned, p))
     heap_foreign(h, p, "pinheap_realloc", "pointer is not in the heap's memory");
   bool direct = false;
@@ -718,7 +771,7 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
   }
   if (size <= h->large_threshold) return heap_move(h, p, old_large, size);
   size_t bytes = util_align_up(size, h->page);
-  if (bytes == old_large || heap_large_resize(h, p, old_large, bytes)) return p;
+  if (bytes == old_large || heap_resize_plain(h, p, old_large, bytes)) return p;
   return heap_move(h, p, old_large, size);
 }
 
@@ -821,11 +874,13 @@ static int heap_check_free_untagged(uintptr_t addr, size_t size, void *arg) {
 }
 
 int heap_check(pinheap *h) {
-  /* The outer lock and the list's first, outside the section. */
-  int broken = thread_check(&h->threads) + fork_check(h);
+  /* The outer locks (the thread registry's, the list's) first, outside the
+   * section: fork's prepare takes them before it closes the gate. */
+  int broken = thread_check(&h->threads) + fork_check(h) + (h->debug ? debug_check_cached(h) : 0);
   if (!heap_registered(h)) return broken;
   size_t cached = thread_cached_extent_bytes(&h->threads);
   gate_enter(&h->gate);
+  if (h->debug) broken += debug_check_blocks(h);
   if (heap_dynamic(h)) broken += dynamic_check(h);
   broken += sizeclass_check(&h->classes);
   broken += em_check(&h->em);

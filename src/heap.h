@@ -45,6 +45,7 @@ struct pinheap {
   pinheap_options opts;
   size_t page;
   size_t large_threshold; /* requests above it take the large path */
+  unsigned debug;         /* opts.debug, and DEBUG_VALGRIND (debug.h): any bit sends every call through debug.c */
   local_options local_opts;
   pinheap_provider local;            /* the local provider, when opts.provider is NULL */
   const pinheap_provider *provider;
@@ -101,5 +102,21 @@ void heap_note_peak(pinheap *heap);
 
 /* Number of broken invariants of the whole heap; each described on stderr. */
 int heap_check(pinheap *heap);
+
+/* The paths under the public calls, without the debugging aids, for
+ * debug.c. */
+typedef enum heap_kind { HEAP_SMALL, HEAP_LARGE, HEAP_DIRECT } heap_kind;
+/* size bytes aligned to align (0: malloc's alignment), not zeroed; a freed
+ * block a thread's cache hands out again goes through debug_block_reused
+ * first. NULL with the error set. */
+void *heap_alloc_plain(pinheap *heap, size_t size, size_t align, const char *what);
+/* The bytes usable at the live block ptr and its kind; aborts, naming what,
+ * when ptr is no live block (as far as the heap can tell). */
+size_t heap_usable_plain(pinheap *heap, const void *ptr, heap_kind *kind, const char *what);
+void heap_free_plain(pinheap *heap, void *ptr);
+/* Resizes the large block ptr of old bytes in place to new bytes (page
+ * multiples, new above the large threshold); false when the extent after it
+ * is not free. */
+bool heap_resize_plain(pinheap *heap, void *ptr, size_t old, size_t new);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "debug.h"
 #include "error.h"
 #include "util.h"
 
@@ -58,6 +59,9 @@ static void *hooks_grant_new(hooks_shared *s, void *new_addr, size_t size, size_
     em_free(s->em, p, size);
     return NULL;
   }
+  /* Never handed out, it reads as zero and memcheck knows it; else it may
+   * have been a freed block, no-access for memcheck. */
+  if (!pristine) debug_mark_undefined(p, size);
   if (*zero && !pristine) memset(p, 0, size);
   *zero = *zero || pristine;
   *commit = true;
@@ -306,6 +310,25 @@ size_t hooks_arena_allocated(const hooks_arena *ha) {
 }
 
 size_t hooks_arena_mapped(const hooks_arena *ha) { return hooks_stat(ha->index, "mapped"); }
+
+size_t hooks_arena_live(const hooks_arena *ha, bool large, unsigned j) {
+  char leaf[48];
+  snprintf(leaf, sizeof leaf, large ? "lextents.%u.curlextents" : "bins.%u.curregs", j);
+  return hooks_stat(ha->index, leaf);
+}
+
+unsigned hooks_large_classes(void) {
+  unsigned n = 0;
+  size_t sz = sizeof n;
+  return mallctl("arenas.nlextents", &n, &sz, NULL, 0) == 0 ? n : 0;
+}
+
+size_t hooks_large_class_size(unsigned j) {
+  char name[48];
+  size_t v = 0, sz = sizeof v;
+  snprintf(name, sizeof name, "arenas.lextent.%u.size", j);
+  return mallctl(name, &v, &sz, NULL, 0) == 0 ? v : 0;
+}
 
 void hooks_stats_refresh(void) {
   uint64_t epoch = 1;

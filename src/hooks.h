@@ -95,6 +95,12 @@ void hooks_arena_purge(hooks_arena *ha);
 size_t hooks_arena_allocated(const hooks_arena *ha);
 /* Bytes jemalloc maps for the arena. */
 size_t hooks_arena_mapped(const hooks_arena *ha);
+/* Live objects of the arena in jemalloc's small bin j (large: its large
+ * size class j); the caller refreshes the stats epoch. */
+size_t hooks_arena_live(const hooks_arena *ha, bool large, unsigned j);
+/* How many large size classes jemalloc has, and the size of class j. */
+unsigned hooks_large_classes(void);
+size_t hooks_large_class_size(unsigned j);
 /* Refreshes jemalloc's stats. */
 void hooks_stats_refresh(void);
 

@@ -146,6 +146,22 @@ size_t pagemap_take_large(_Atomic uint32_t *slot) {
   return 0;
 }
 
+void pagemap_walk_large(pagemap *pm, void (*visit)(void *addr, size_t bytes, void *arg), void *arg) {
+  pthread_mutex_lock(&pm->lock);
+  for (pagemap_chunk *c = pm->chunks; c; c = c->next) {
+    if (!c->live) continue;
+    size_t npages = c->size >> pm->page_shift;
+    for (size_t i = 0; i < npages; i++) {
+      uint32_t tag = atomic_load_explicit(&c->tags[i], memory_order_acquire);
+      /* A length past the chunk is no block (pagemap_check says so). */
+      if (tag < 2 || (tag & 1) || (tag >> 1) > npages - i) continue;
+      visit((void *)(c->base + (i << pm->page_shift)), (size_t)(tag >> 1) << pm->page_shift, arg);
+      i += (tag >> 1) - 1;
+    }
+  }
+  pthread_mutex_unlock(&pm->lock);
+}
+
 size_t pagemap_count_jemalloc_pages(pagemap *pm) {
   size_t n = 0;
   pthread_mutex_lock(&pm->lock);

@@ -137,6 +137,10 @@ static inline void pagemap_note_bin(pagemap *pm, const void *p, unsigned b) {
     atomic_store_explicit(slot, PAGEMAP_SMALL_BIN(b), memory_order_relaxed);
 }
 
+/* Calls visit on every large block of the live chunks (its address and
+ * length in bytes), under the map's lock: no chunk goes away meanwhile. */
+void pagemap_walk_large(pagemap *pm, void (*visit)(void *addr, size_t bytes, void *arg), void *arg);
+
 /* Pages over all live chunks holding a small or RETURNED tag. */
 size_t pagemap_count_jemalloc_pages(pagemap *pm);
 

@@ -225,6 +225,17 @@ void thread_fork_child(thread_registry *reg) {
   pthread_mutex_unlock(&reg->lock);
 }
 
+void thread_walk_cached(thread_registry *reg, void (*visit)(void *p, size_t bytes, void *arg), void *arg) {
+  pthread_mutex_lock(&reg->lock);
+  for (thread_cache *tc = reg->head; tc; tc = tc->next) {
+    for (unsigned b = 0; reg->classes && b < reg->classes->nbins; b++)
+      for (uint32_t i = 0; i < tc->bins[b].count; i++) visit(tc->bins[b].slots[i], reg->classes->size[b], arg);
+    for (unsigned e = 0; e < THREAD_EXTENT_PAGES; e++)
+      for (uint32_t i = 0; i < tc->extents[e].count; i++) visit(tc->extents[e].slots[i], (e + 1) * reg->page, arg);
+  }
+  pthread_mutex_unlock(&reg->lock);
+}
+
 size_t thread_cached_extent_bytes(thread_registry *reg) {
   size_t bytes = 0;
   pthread_mutex_lock(&reg->lock);

@@ -152,6 +152,11 @@ void thread_fork_child(thread_registry *reg);
 /* Number of threads with a cache. */
 size_t thread_count(thread_registry *reg);
 
+/* Calls visit on every object and extent the caches hold, with its size in
+ * bytes, under the registry's lock (no cache is drained meanwhile); exact
+ * while no thread allocates. */
+void thread_walk_cached(thread_registry *reg, void (*visit)(void *p, size_t bytes, void *arg), void *arg);
+
 /* Bytes of extents the caches hold; meaningful while no thread allocates. */
 size_t thread_cached_extent_bytes(thread_registry *reg);
 

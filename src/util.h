@@ -11,6 +11,8 @@
 #define PH_EXPORT __attribute__((visibility("default")))
 #define PH_LIKELY(x) __builtin_expect(!!(x), 1)
 #define PH_UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* For a function whose callers pass constants that must fold away. */
+#define PH_ALWAYS_INLINE inline __attribute__((always_inline))
 #define PH_CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
 
 static inline bool util_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }

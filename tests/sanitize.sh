@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the library and its tests with sanitizers and runs them:
 # AddressSanitizer with UndefinedBehaviorSanitizer over the unit,
-# integration and stress tests, ThreadSanitizer over the stress tests and
-# the libfabric provider's tests (when built), and the fork test. Any report
-# fails the run.
+# integration and stress tests, ThreadSanitizer over the stress and soak
+# tests, the libfabric provider's tests (when built) and the fork test. Any
+# report fails the run.
 #
 #   tests/sanitize.sh
 set -euo pipefail
@@ -25,7 +25,8 @@ run() { # name, build dir, flags, ctest regex, environment
 }
 run "ASan+UBSan" build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
   '^(test_|stress_threads$|stress_threads_dynamic$)' "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1"
-run "TSan" build-tsan "-fsanitize=thread -Wno-error=tsan" '^(stress_threads(_dynamic)?|test_ofi_tcp|test_ofi_shm)$' "TSAN_OPTIONS=halt_on_error=1"
+run "TSan" build-tsan "-fsanitize=thread -Wno-error=tsan" \
+  '^(stress_threads(_dynamic)?|soak(_dynamic|_debug)?|test_ofi_tcp|test_ofi_shm)$' "TSAN_OPTIONS=halt_on_error=1"
 # Without the deadlock detector: jemalloc's own fork handler holds more
 # mutexes at once than it tracks (64), and its internal check then fails.
 run "TSan, fork" build-tsan "-fsanitize=thread -Wno-error=tsan" '^test_fork$' \

@@ -36,6 +36,12 @@
 #include "pinheap.h"
 #include "seed.h"
 
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#else
+#define VALGRIND_MAKE_MEM_DEFINED(p, n) ((void)(p), (void)(n))
+#endif
+
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
@@ -203,6 +209,7 @@ static void test_options(void **state) {
   assert_int_equal(o.min_size, 0);
   assert_int_equal(o.chunk_size, 64 * MiB);
   assert_int_equal(o.direct_threshold, 8 * MiB);
+  assert_int_equal(o.debug, 0);
 
   expect_create_fails(NULL, EINVAL);
 
@@ -1353,7 +1360,10 @@ static void test_provider_options(void **state) {
   assert_non_null(h);
   char *p = pinheap_malloc(h, 1 * MiB);
   assert_non_null(p);
-  for (size_t i = 0; i < 1 * MiB; i += 4096) assert_int_equal(p[i], 0); /* pre-faulted pages read as zero */
+  /* Pre-faulted pages read as zero: malloc'd memory, undefined for memcheck,
+   * which does not know what the test knows. */
+  VALGRIND_MAKE_MEM_DEFINED(p, 1 * MiB);
+  for (size_t i = 0; i < 1 * MiB; i += 4096) assert_int_equal(p[i], 0);
   pinheap_free(h, p);
   assert_heap_ok(h);
   pinheap_destroy(h);
@@ -1441,28 +1451,23 @@ static void test_check_and_destroy_report(void **state) {
   assert_int_equal(pinheap_check(h), 0);
   pinheap_free(h, a);
   (void)b;
-  int fds[2];
+  /* The report, read back through a pipe in place of stderr (not from a
+   * forked child: jemalloc's stats crash in a forked child under valgrind's
+   * memcheck). */
+  int fds[2], saved = dup(STDERR_FILENO);
   assert_int_equal(pipe(fds), 0);
   fflush(stderr);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    dup2(fds[1], STDERR_FILENO);
-    pinheap_destroy(h); /* b is still live */
-    _exit(0);
-  }
+  dup2(fds[1], STDERR_FILENO);
+  pinheap_destroy(h); /* b is still live */
+  dup2(saved, STDERR_FILENO);
+  close(saved);
   close(fds[1]);
   char buf[512] = {0};
   ssize_t n = read(fds[0], buf, sizeof buf - 1);
   close(fds[0]);
-  int status = 0;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
-  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   assert_true(n > 0);
   assert_contains(buf, "still allocated");
   assert_contains(buf, "1 large block");
-  pinheap_free(h, b);
-  pinheap_destroy(h);
 }
 
 static void test_destroy_and_independence(void **state) {

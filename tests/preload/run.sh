@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs unmodified programs from Debian's packages under libpinheap-preload.so
-# in each available mode and compares their output with a run without it;
+# in each available mode (python3 also with every debugging aid) and
+# compares their output with a run without it;
 # checks the stats printed at exit and that a malformed environment value is
 # refused by name.
 #
@@ -32,6 +33,11 @@ for mode in simple fixed dynamic; do
   check "python3 dicts and lists" "$mode" "$py" "$here/dicts.py"
   check "sqlite3 table and index" "$mode" sh -c "sqlite3 :memory: < '$here/table.sql'"
   check "sort, 2 threads" "$mode" sort --parallel=2 -S 50M "$tmp/sort.in"
+done
+
+# Every debugging aid on: the programs' blocks get canaries and poison.
+for mode in simple fixed dynamic; do
+  check "python3 with PINHEAP_DEBUG=1" "$mode" env PINHEAP_DEBUG=1 "$py" "$here/dicts.py"
 done
 
 # fork() while other threads allocate: every child must finish.

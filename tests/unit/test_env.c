@@ -16,7 +16,7 @@
 
 static const char *vars[] = {"PINHEAP_MODE",     "PINHEAP_SIZE",      "PINHEAP_MIN_SIZE", "PINHEAP_POLICY",
                              "PINHEAP_LARGE_THRESHOLD", "PINHEAP_SMALL_EXTENT_MAX", "PINHEAP_ARENAS",
-                             "PINHEAP_HUGEPAGES", "PINHEAP_PREFAULT", "PINHEAP_LOCK"};
+                             "PINHEAP_HUGEPAGES", "PINHEAP_PREFAULT", "PINHEAP_LOCK", "PINHEAP_DEBUG"};
 
 static int clear_env(void **state) {
   (void)state;
@@ -80,6 +80,28 @@ static void test_bools_and_counts(void **state) {
   assert_int_equal(env_parse_count("", 64, &n), -1);
 }
 
+static void test_debug_flags(void **state) {
+  (void)state;
+  static const struct {
+    const char *text;
+    unsigned flags;
+  } good[] = {{"1", PINHEAP_DEBUG_ALL},    {"on", PINHEAP_DEBUG_ALL},
+              {"0", 0},                    {"false", 0},
+              {"canary", PINHEAP_DEBUG_CANARY}, {"Poison", PINHEAP_DEBUG_POISON},
+              {"canary,poison", PINHEAP_DEBUG_ALL}, {"poison,canary,poison", PINHEAP_DEBUG_ALL}};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    unsigned f = 99;
+    if (env_parse_debug(good[i].text, &f) != 0 || f != good[i].flags)
+      fail_msg("\"%s\" parsed as %u, expected %u", good[i].text, f, good[i].flags);
+  }
+  const char *bad[] = {"", ",", "canary,", ",poison", "canar", "canary poison", "canary,,poison", "2", "guard"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    unsigned f = 99;
+    if (env_parse_debug(bad[i], &f) == 0) fail_msg("\"%s\" parsed as debug flags", bad[i]);
+    assert_int_equal(f, 99);
+  }
+}
+
 static void test_options_from_env(void **state) {
   (void)state;
   pinheap_options o, defaults;
@@ -97,7 +119,9 @@ static void test_options_from_env(void **state) {
   setenv("PINHEAP_HUGEPAGES", "yes", 1);
   setenv("PINHEAP_PREFAULT", "1", 1);
   setenv("PINHEAP_LOCK", "off", 1);
+  setenv("PINHEAP_DEBUG", "poison", 1);
   assert_int_equal(pinheap_options_from_env(&o), 0);
+  assert_int_equal(o.debug, PINHEAP_DEBUG_POISON);
   assert_int_equal(o.mode, PINHEAP_SIMPLE);
   assert_int_equal(o.size, (size_t)2 << 30);
   assert_int_equal(o.min_size, (size_t)512 << 20);
@@ -124,7 +148,7 @@ static void test_malformed_values(void **state) {
       {"PINHEAP_SIZE", "150%"},         {"PINHEAP_MIN_SIZE", "-4k"},   {"PINHEAP_POLICY", "best"},
       {"PINHEAP_LARGE_THRESHOLD", "x"}, {"PINHEAP_SMALL_EXTENT_MAX", "4mm"}, {"PINHEAP_ARENAS", "two"},
       {"PINHEAP_ARENAS", "99999999"},   {"PINHEAP_HUGEPAGES", "maybe"}, {"PINHEAP_PREFAULT", "2"},
-      {"PINHEAP_LOCK", "enable"},
+      {"PINHEAP_LOCK", "enable"},       {"PINHEAP_DEBUG", "guard"},    {"PINHEAP_DEBUG", "canary,"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     clear_env(NULL);
@@ -147,6 +171,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_sizes, clear_env),
       cmocka_unit_test_setup(test_bools_and_counts, clear_env),
+      cmocka_unit_test_setup(test_debug_flags, clear_env),
       cmocka_unit_test_setup(test_options_from_env, clear_env),
       cmocka_unit_test_setup(test_malformed_values, clear_env),
   };
