@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "fakecoll.h"
 #include "pinheap.h"
 #include "pinheap_sym.h"
@@ -103,41 +104,10 @@ static void solo_close(solo_heap h) {
 
 /* ---- running a function in a child and reading its stderr --------------- */
 
-typedef struct child_result {
-  int status;
-  char err[8192];
-} child_result;
-
 static child_result run_child(void (*fn)(void *), void *arg) {
-  child_result r = {0};
-  int fds[2];
-  assert_int_equal(pipe(fds), 0);
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    signal(SIGABRT, SIG_DFL);
-    close(fds[0]);
-    dup2(fds[1], STDERR_FILENO);
-    close(fds[1]);
-    fn(arg);
-    _exit(0);
-  }
-  close(fds[1]);
-  size_t len = 0;
-  for (;;) {
-    ssize_t n = read(fds[0], r.err + len, sizeof r.err - 1 - len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    len += (size_t)n;
-    if (len == sizeof r.err - 1) break;
-  }
-  r.err[len] = '\0';
-  close(fds[0]);
-  assert_int_equal(waitpid(pid, &r.status, 0), pid);
+  child_result r;
+  child_run(fn, arg, &r);
+  assert_int_not_equal(r.status, -1);
   return r;
 }
 
