@@ -7,14 +7,7 @@
 #include <unistd.h>
 
 #include "error.h"
-
-static void local_prefault(void *base, size_t size) {
-#ifdef MADV_POPULATE_WRITE
-  if (madvise(base, size, MADV_POPULATE_WRITE) == 0) return;
-#endif
-  size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  for (size_t off = 0; off < size; off += page) ((volatile char *)base)[off] = 0;
-}
+#include "prefault.h"
 
 void local_provider_init(pinheap_provider *p, local_options *opts) {
   *p = (pinheap_provider){.name = "local", .ctx = opts, .obtain = local_obtain, .release = local_release};
@@ -48,7 +41,13 @@ int local_obtain(void *ctx, size_t size, size_t align, void **base_out, void **h
       return err;
     }
   } else if (opts->prefault) {
-    local_prefault(base, size);
+    int err = prefault_pages(base, size, (size_t)sysconf(_SC_PAGESIZE));
+    if (err != 0) {
+      error_set(ENOMEM, "cannot pre-fault a region of %zu bytes: madvise(MADV_POPULATE_WRITE): %s", size,
+                strerror(err));
+      munmap(base, size);
+      return ENOMEM;
+    }
   }
   *base_out = base;
   *handle = NULL;
