@@ -104,7 +104,8 @@ void heap_note_peak(pinheap *heap);
 int heap_check(pinheap *heap);
 
 /* The paths under the public calls, without the debugging aids, for
- * debug.c. */
+ * debug.c. Each opens its own section (fork.h): the caller must be in no
+ * section and hold none of the heap's outer locks. */
 typedef enum heap_kind { HEAP_SMALL, HEAP_LARGE, HEAP_DIRECT } heap_kind;
 /* size bytes aligned to align (0: malloc's alignment), not zeroed; a freed
  * block a thread's cache hands out again goes through debug_block_reused
