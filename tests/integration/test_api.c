@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "heap.h"
 #include "pinheap.h"
 #include "seed.h"
@@ -1108,46 +1109,29 @@ static void test_cross_thread_large(void **state) {
 
 enum free_case { FREE_STACK, FREE_MALLOC, FREE_TWICE, FREE_INTERIOR };
 
+struct free_job {
+  pinheap *h;
+  enum free_case which;
+  void *ptr;
+};
+
+static void free_child(void *arg) {
+  struct free_job *j = arg;
+  if (j->which == FREE_TWICE) pinheap_free(j->h, j->ptr);
+  pinheap_free(j->h, j->ptr);
+}
+
 static void run_free_case(pinheap *h, enum free_case which, void *ptr, const char *name) {
-  int fds[2];
-  assert_int_equal(pipe(fds), 0);
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    signal(SIGABRT, SIG_DFL);
-    close(fds[0]);
-    dup2(fds[1], STDERR_FILENO);
-    close(fds[1]);
-    if (which == FREE_TWICE) pinheap_free(h, ptr);
-    pinheap_free(h, ptr);
-    _exit(0); /* did not abort */
-  }
-  close(fds[1]);
-  char buf[4096];
-  size_t len = 0;
-  for (;;) {
-    ssize_t n = read(fds[0], buf + len, sizeof buf - 1 - len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    len += (size_t)n;
-    if (len == sizeof buf - 1) break;
-  }
-  buf[len] = '\0';
-  close(fds[0]);
-  int status = 0;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
-  if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
-    print_error("free of %s (%p): child status %#x, stderr \"%s\"\n", name, ptr, status, buf);
-  assert_true(WIFSIGNALED(status));
-  assert_int_equal(WTERMSIG(status), SIGABRT);
+  struct free_job job = {h, which, ptr};
+  child_result r;
+  child_run(free_child, &job, &r);
+  if (!child_aborted(&r))
+    print_error("free of %s (%p): child status %#x, stderr \"%s\"\n", name, ptr, r.status, r.err);
+  assert_true(child_aborted(&r));
   char pstr[32];
   snprintf(pstr, sizeof pstr, "%p", ptr);
-  assert_contains(buf, "pinheap");
-  assert_contains(buf, pstr);
+  assert_contains(r.err, "pinheap");
+  assert_contains(r.err, pstr);
 }
 
 static void test_bad_free_aborts(void **state) {
