@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "asserts.h"
 #include "child.h"
 #include "heap.h"
 #include "pinheap.h"
@@ -53,15 +54,6 @@ static size_t page;
 static size_t round_page(size_t n) { return (n + page - 1) & ~(page - 1); }
 
 /* ---- helpers ----------------------------------------------------------- */
-
-#define assert_contains(hay, needle)                                                  \
-  do {                                                                                \
-    const char *h_ = (hay), *n_ = (needle);                                           \
-    if (!h_ || !strstr(h_, n_)) {                                                     \
-      print_error("\"%s\" does not contain \"%s\"\n", h_ ? h_ : "(null)", n_);        \
-      fail();                                                                         \
-    }                                                                                 \
-  } while (0)
 
 #define assert_heap_ok(h) assert_int_equal(heap_check(h), 0)
 

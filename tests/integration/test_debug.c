@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "asserts.h"
 #include "child.h"
 #include "counting.h"
 #include "heap.h"
@@ -42,11 +43,6 @@ static pinheap *debug_heap(pinheap_mode mode, unsigned flags) {
   if (!h) fail_msg("pinheap_create: %s", pinheap_last_error());
   return h;
 }
-
-#define assert_contains(hay, needle)                                          \
-  do {                                                                        \
-    if (!strstr((hay), (needle))) fail_msg("\"%s\" lacks \"%s\"", (hay), (needle)); \
-  } while (0)
 
 static const pinheap_mode modes[] = {PINHEAP_FIXED, PINHEAP_DYNAMIC, PINHEAP_SIMPLE};
 static const char *mode_names[] = {"fixed", "dynamic", "simple"};

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "asserts.h"
 #include "child.h"
 #include "fakecoll.h"
 #include "pinheap.h"
@@ -38,15 +39,6 @@
 #define MiB ((size_t)1 << 20)
 
 static uint64_t test_seed;
-
-#define assert_contains(hay, needle)                                           \
-  do {                                                                         \
-    const char *h_ = (hay), *n_ = (needle);                                    \
-    if (!h_ || !strstr(h_, n_)) {                                              \
-      print_error("\"%s\" does not contain \"%s\"\n", h_ ? h_ : "(null)", n_); \
-      fail();                                                                  \
-    }                                                                          \
-  } while (0)
 
 /* A FIXED heap with room for a symmetric block of sym_size bytes: its
  * one arena takes 4 MiB at the top of the region. */
