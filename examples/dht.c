@@ -208,6 +208,20 @@ static void dht_end_writes(dht *d) {
   MPI_Barrier(MPI_COMM_WORLD);
 }
 
+/* A read phase: one epoch over every rank's window. The owners' stores of
+ * the write phase before it reach their windows before any one-sided read
+ * (MPI's separate memory model needs the Win_sync). */
+static void dht_begin_reads(dht *d) {
+  MPI_Win_lock_all(0, d->win);
+  MPI_Win_sync(d->win);
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+static void dht_end_reads(dht *d) {
+  MPI_Win_unlock_all(d->win);
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
 /* A lookup in flight. Lookups go in batches, so that a batch waits for the
  * network twice (the slots, then the blobs) instead of each lookup doing so:
  * the first DHT_PROBE slots of each key's probe sequence come in one get. */
@@ -367,19 +381,14 @@ int main(int argc, char **argv) {
   dht_end_writes(&d);
 
   /* Phase 1: random one-sided lookups of every rank's keys. */
-  MPI_Win_lock_all(0, d.win);
-  /* The owners' stores of the write phase reach their windows before any
-   * one-sided read (MPI's separate memory model needs the Win_sync). */
-  MPI_Win_sync(d.win);
-  MPI_Barrier(MPI_COMM_WORLD);
+  dht_begin_reads(&d);
   uint64_t s = dht_mix(seed ^ (uint64_t)d.rank);
   for (uint64_t n = 0; n < lookups; n++) {
     s = dht_mix(s);
     wanted[n] = dht_key(&d, (int)(s % (uint64_t)d.nranks), (s >> 20) % keys);
   }
   dht_check_lookups(&d, wanted, lookups, 1, scratch);
-  MPI_Win_unlock_all(d.win);
-  MPI_Barrier(MPI_COMM_WORLD);
+  dht_end_reads(&d);
 
   /* Phase 2: deletes and rewrites with values of other sizes. */
   for (uint64_t i = 0; i < keys; i++) {
@@ -395,17 +404,12 @@ int main(int argc, char **argv) {
   dht_end_writes(&d);
 
   /* Phase 3: every key, one-sided. */
-  MPI_Win_lock_all(0, d.win);
-  /* The owners' stores of the write phase reach their windows before any
-   * one-sided read (MPI's separate memory model needs the Win_sync). */
-  MPI_Win_sync(d.win);
-  MPI_Barrier(MPI_COMM_WORLD);
+  dht_begin_reads(&d);
   for (int r = 0; r < d.nranks; r++) {
     for (uint64_t i = 0; i < keys; i++) wanted[i] = dht_key(&d, r, i);
     dht_check_lookups(&d, wanted, keys, 3, scratch);
   }
-  MPI_Win_unlock_all(d.win);
-  MPI_Barrier(MPI_COMM_WORLD);
+  dht_end_reads(&d);
 
   /* The owner's check: its live slots are exactly the live keys hashing to
    * it, each blob the right value. */
