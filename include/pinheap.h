@@ -184,11 +184,14 @@ void pinheap_set_error(int err, const char *fmt, ...)
 #endif
     ;
 
-/* The usual meanings. A failure returns NULL with errno ENOMEM (no room;
- * the message gives the request, the free bytes and the largest free
- * extent, and for a DYNAMIC heap why it could not grow) or EINVAL (size 0
- * for pinheap_malloc is allowed and returns a minimal block; an impossible
- * size or a bad alignment is EINVAL). */
+/* The usual meanings. A failure returns NULL with errno ENOMEM, as malloc's
+ * does: no room now (the message gives the request, the free bytes and the
+ * largest free extent, and for a DYNAMIC heap why it could not grow), or an
+ * impossible size, which no state of the heap could hold (larger than a
+ * FIXED region or a DYNAMIC heap's cap, beyond the address space, or an
+ * overflowing calloc; the message says "impossible size"). EINVAL is for a
+ * bad alignment or a NULL heap only. Size 0 for pinheap_malloc is allowed
+ * and returns a minimal block. */
 void *pinheap_malloc(pinheap *heap, size_t size);
 void *pinheap_calloc(pinheap *heap, size_t count, size_t size);
 /* ptr NULL: malloc. size 0: frees ptr and returns NULL. On failure ptr is

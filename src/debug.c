@@ -168,7 +168,7 @@ static void debug_bury(pinheap *h, void *p, size_t from, size_t to) {
 void *debug_alloc(pinheap *h, size_t size, size_t align, bool zero, const char *what) {
   size_t extra = debug_canary(h) ? DEBUG_EXTRA : 0;
   if (size > SIZE_MAX - extra) {
-    error_set(EINVAL, "%s(%zu): impossible size", what, size);
+    error_set(ENOMEM, "%s(%zu): impossible size", what, size);
     return NULL;
   }
   void *p = heap_alloc_plain(h, size + extra, align, what);

@@ -399,7 +399,7 @@ static size_t heap_limit(const pinheap *h) {
 static bool heap_impossible(pinheap *h, const char *what, size_t size) {
   size_t limit = heap_limit(h);
   if (size <= limit) return false;
-  error_set(EINVAL, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, limit);
+  error_set(ENOMEM, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, limit);
   return true;
 }
 
@@ -456,7 +456,7 @@ static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bo
 static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, bool debug, const char *what) {
   size_t bytes = util_align_up(size, h->page);
   if (bytes == 0 || bytes > heap_limit(h)) {
-    error_set(EINVAL, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, heap_limit(h));
+    error_set(ENOMEM, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, heap_limit(h));
     return NULL;
   }
   if (heap_dynamic(h) && (bytes >= h->opts.direct_threshold || bytes / h->page > PAGEMAP_MAX_PAGES)) {
@@ -466,7 +466,7 @@ static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, bool d
     return p;
   }
   if (bytes / h->page > PAGEMAP_MAX_PAGES) {
-    error_set(EINVAL, "%s(%zu): impossible size: above %zu pages", what, size, (size_t)PAGEMAP_MAX_PAGES);
+    error_set(ENOMEM, "%s(%zu): impossible size: above %zu pages", what, size, (size_t)PAGEMAP_MAX_PAGES);
     return NULL;
   }
   size_t pages = bytes / h->page;
@@ -542,7 +542,7 @@ PH_EXPORT void *pinheap_calloc(pinheap *h, size_t count, size_t size) {
   if (heap_bad_handle(h, "pinheap_calloc")) return NULL;
   size_t total;
   if (__builtin_mul_overflow(count, size, &total)) {
-    error_set(EINVAL, "pinheap_calloc(%zu, %zu): the product overflows", count, size);
+    error_set(ENOMEM, "pinheap_calloc(%zu, %zu): impossible size: the product overflows", count, size);
     return NULL;
   }
   if (PH_UNLIKELY(h->debug)) return debug_alloc(h, total, 0, true, "pinheap_calloc");

@@ -15,6 +15,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -182,9 +184,30 @@ PH_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
   return 0;
 }
 
-PH_EXPORT void *aligned_alloc(size_t align, size_t size) { return preload_aligned(align, size); }
+/* memalign's alignment in glibc 2.36, whose aligned_alloc is the same
+ * function: up to 16, malloc's (16 here too: jemalloc's smallest class is
+ * only 8-aligned); one that is not a power of two is rounded up to one, 32
+ * at least; above SIZE_MAX / 2 + 1 there is none (0). */
+static size_t preload_glibc_alignment(size_t align) {
+  if (align <= 16) return 16;
+  if (align > SIZE_MAX / 2 + 1) return 0;
+  size_t a = 32;
+  while (a < align) a <<= 1;
+  return a;
+}
 
-PH_EXPORT void *memalign(size_t align, size_t size) { return preload_aligned(align, size); }
+static void *preload_memalign(size_t align, size_t size) {
+  size_t a = preload_glibc_alignment(align);
+  if (!a) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return preload_aligned(a, size);
+}
+
+PH_EXPORT void *aligned_alloc(size_t align, size_t size) { return preload_memalign(align, size); }
+
+PH_EXPORT void *memalign(size_t align, size_t size) { return preload_memalign(align, size); }
 
 PH_EXPORT void *valloc(size_t size) { return preload_aligned((size_t)sysconf(_SC_PAGESIZE), size); }
 
@@ -196,4 +219,81 @@ PH_EXPORT void *pvalloc(size_t size) {
     return NULL;
   }
   return preload_aligned(page, rounded);
+}
+
+/* glibc's introspection calls, answered for the heap (until it exists, for
+ * an empty one). */
+static pinheap_stats preload_stats(void) {
+  pinheap_stats s = {0};
+  pinheap *h = preload_get();
+  if (h) pinheap_get_stats(h, &s);
+  return s;
+}
+
+/* arena: the bytes the heap manages; ordblks: its free extents; hblks and
+ * hblkhd: its large blocks; uordblks: the bytes allocated; fordblks: the
+ * free bytes; usmblks: the peak in use; keepcost: the largest free extent. */
+PH_EXPORT struct mallinfo2 mallinfo2(void) {
+  pinheap_stats s = preload_stats();
+  return (struct mallinfo2){.arena = s.capacity,
+                            .ordblks = s.free_extents,
+                            .hblks = s.large_blocks,
+                            .hblkhd = s.large_allocated,
+                            .usmblks = s.peak_in_use,
+                            .uordblks = s.allocated,
+                            .fordblks = s.free_bytes,
+                            .keepcost = s.largest_free};
+}
+
+/* The same in int fields, which saturate. */
+PH_EXPORT struct mallinfo mallinfo(void) {
+  struct mallinfo2 m = mallinfo2();
+#define PRELOAD_INT(v) ((v) > INT_MAX ? INT_MAX : (int)(v))
+  return (struct mallinfo){.arena = PRELOAD_INT(m.arena),
+                           .ordblks = PRELOAD_INT(m.ordblks),
+                           .hblks = PRELOAD_INT(m.hblks),
+                           .hblkhd = PRELOAD_INT(m.hblkhd),
+                           .usmblks = PRELOAD_INT(m.usmblks),
+                           .uordblks = PRELOAD_INT(m.uordblks),
+                           .fordblks = PRELOAD_INT(m.fordblks),
+                           .keepcost = PRELOAD_INT(m.keepcost)};
+#undef PRELOAD_INT
+}
+
+/* pinheap_trim: every cache emptied back into the heap. 1: memory may have
+ * been released. */
+PH_EXPORT int malloc_trim(size_t pad) {
+  (void)pad;
+  pinheap *h = preload_get();
+  if (h) pinheap_trim(h);
+  return 1;
+}
+
+/* glibc's layout, with the heap's figures: system bytes are what it
+ * manages, in use bytes what is allocated, the mmap lines its large
+ * blocks. */
+PH_EXPORT void malloc_stats(void) {
+  pinheap_stats s = preload_stats();
+  fprintf(stderr,
+          "Arena 0:\nsystem bytes     = %10zu\nin use bytes     = %10zu\nTotal (incl. mmap):\n"
+          "system bytes     = %10zu\nin use bytes     = %10zu\nmax mmap regions = %10zu\nmax mmap bytes   = %10zu\n",
+          s.capacity, s.allocated, s.capacity, s.allocated, s.large_blocks, s.large_allocated);
+}
+
+/* XML as glibc's, with the heap's figures. options must be 0. */
+PH_EXPORT int malloc_info(int options, FILE *fp) {
+  if (options != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  pinheap_stats s = preload_stats();
+  fprintf(fp,
+          "<malloc version=\"pinheap-1\">\n<heap nr=\"0\">\n"
+          "<total type=\"allocated\" size=\"%zu\"/>\n<total type=\"large\" count=\"%zu\" size=\"%zu\"/>\n"
+          "<total type=\"free\" count=\"%zu\" size=\"%zu\"/>\n<total type=\"largest_free\" size=\"%zu\"/>\n"
+          "<system type=\"current\" size=\"%zu\"/>\n<system type=\"in_use\" size=\"%zu\"/>\n"
+          "<system type=\"max\" size=\"%zu\"/>\n</heap>\n</malloc>\n",
+          s.allocated, s.large_blocks, s.large_allocated, s.free_extents, s.free_bytes, s.largest_free, s.capacity,
+          s.in_use, s.peak_in_use);
+  return 0;
 }
