@@ -75,13 +75,17 @@ int dynamic_grow(void *heap, size_t bytes) {
   return err;
 }
 
+void dynamic_direct_open(pinheap *h) {
+  pthread_mutex_init(&h->direct_lock, NULL);
+  tree_init(&h->direct, dynamic_cmp, NULL);
+  meta_init(&h->direct_pool, sizeof(dynamic_block));
+}
+
 int dynamic_open(pinheap *h) {
   const pinheap_options *o = &h->opts;
   h->chunk_size = util_align_up(o->chunk_size, DYNAMIC_GRANULE);
   pthread_mutex_init(&h->grow_lock, NULL);
-  pthread_mutex_init(&h->direct_lock, NULL);
-  tree_init(&h->direct, dynamic_cmp, NULL);
-  meta_init(&h->direct_pool, sizeof(dynamic_block));
+  dynamic_direct_open(h);
   if (em_init(&h->em, EM_TWO_ENDED, h->page, o->small_extent_max) != 0 || pagemap_init(&h->pm, h->page) != 0 ||
       hooks_shared_init(&h->grants, &h->em, &h->pm, &h->gate) != 0) {
     error_set(ENOMEM, "pinheap_create: no memory for the heap's metadata");
@@ -98,15 +102,19 @@ static int dynamic_release_block(tree_node *n, void *arg) {
   return 0;
 }
 
-void dynamic_close(pinheap *h) {
+void dynamic_direct_close(pinheap *h) {
   tree_walk(&h->direct, dynamic_release_block, h);
+  meta_fini(&h->direct_pool);
+  pthread_mutex_destroy(&h->direct_lock);
+}
+
+void dynamic_close(pinheap *h) {
+  dynamic_direct_close(h);
   for (pagemap_chunk *c = h->pm.chunks; c; c = c->next)
     if (c->live) heap_provider_release(h, &(pinheap_region){.base = (void *)c->base, .size = c->size, .handle = c->handle});
   hooks_shared_fini(&h->grants);
   pagemap_fini(&h->pm);
   em_fini(&h->em);
-  meta_fini(&h->direct_pool);
-  pthread_mutex_destroy(&h->direct_lock);
   pthread_mutex_destroy(&h->grow_lock);
 }
 

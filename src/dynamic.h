@@ -47,6 +47,11 @@ int dynamic_grow(void *heap, size_t bytes);
  * it succeeded: the reason behind an ENOMEM of a call that had to grow. */
 const char *dynamic_refusal(void);
 
+/* Direct blocks alone, without chunks: a SIMPLE heap has them too, for what
+ * jemalloc cannot serve (heap.h). close gives back those still live. */
+void dynamic_direct_open(pinheap *h);
+void dynamic_direct_close(pinheap *h);
+
 /* A direct block of size bytes aligned to align; NULL with the error set. */
 void *dynamic_direct_alloc(pinheap *h, size_t size, size_t align, bool zero, const char *what);
 /* The direct block holding p (exact: starting at p), copied to *out; false

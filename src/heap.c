@@ -211,8 +211,10 @@ static void heap_close_memory(pinheap *h) {
     heap_close_region(h);
   else if (heap_dynamic(h))
     dynamic_close(h);
-  else
+  else {
+    dynamic_direct_close(h);
     ownmap_fini(&h->owned);
+  }
 }
 
 static void heap_destroy_arenas(pinheap *h) {
@@ -247,6 +249,11 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   if (!heap_registered(h) && ownmap_init(&h->owned, h->page) != 0) {
     error_set(ENOMEM, "pinheap_create: no memory for the map of the heap's pages");
     goto fail;
+  }
+  if (!heap_registered(h)) {
+    /* A SIMPLE heap has no cap: its direct blocks must not read size as one. */
+    h->opts.size = 0;
+    dynamic_direct_open(h);
   }
   unsigned want = opts->arenas ? opts->arenas : heap_default_arenas();
   for (unsigned i = 0; i < want; i++) {
@@ -403,19 +410,56 @@ static bool heap_impossible(pinheap *h, const char *what, size_t size) {
   return true;
 }
 
+/* Whether p, which jemalloc returned for one of the heap's arenas, lies in
+ * the heap's memory. It may not: once a thread's jemalloc state is torn
+ * down (a pthread key destructor that runs after jemalloc's at the thread's
+ * exit), jemalloc serves every mallocx from its own arena 0, whatever arena
+ * and tcache the flags name. */
+static bool heap_jemalloc_ours(const pinheap *h, const void *p) {
+  return heap_registered(h) ? pagemap_covers(&h->pm, p) : ownmap_test(&h->owned, p);
+}
+
+static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, bool debug, const char *what);
+
+/* A request jemalloc cannot serve from the heap now: the large path (an
+ * exact page-rounded extent) of a FIXED or DYNAMIC heap, a direct block of
+ * a SIMPLE one. */
+static void *heap_beside_jemalloc(pinheap *h, size_t size, size_t align, bool zero, bool debug, const char *what) {
+  if (heap_registered(h)) return heap_large(h, size, align < h->page ? h->page : align, zero, debug, what);
+  thread_cache *tc = heap_enter(h);
+  void *p = dynamic_direct_alloc(h, size, align, zero, what);
+  heap_leave(h, tc);
+  return p;
+}
+
+/* p came from jemalloc's arena 0 (heap_jemalloc_ours): back there with it,
+ * and the request to the heap's own path. */
+static void *heap_outside(pinheap *h, void *p, size_t size, size_t align, bool zero, bool debug, const char *what) {
+  dallocx(p, MALLOCX_TCACHE_NONE);
+  return heap_beside_jemalloc(h, size, align, zero, debug, what);
+}
+
+/* jemalloc's flags for a thread without a cache of the heap's (its cache
+ * is gone at its exit, or could not be made): the heap's first arena. */
+static int heap_uncached_flags(const pinheap *h) {
+  return (int)(MALLOCX_ARENA(h->arena_index[0]) | MALLOCX_TCACHE_NONE);
+}
+
 /* jemalloc path: through the thread's tcache, with reclaim and one retry.
  * In a FIXED or DYNAMIC heap the bin of every object handed out goes into its page's
  * tag (bin: the request's bin when the caller knows it, else -1), so that
  * its free takes the fast path, and so that a tag left from an earlier use of
- * the page never outlives the first object of a new slab on it. */
-static void *heap_small(pinheap *h, size_t size, int flags, int bin, const char *what) {
+ * the page never outlives the first object of a new slab on it. align: 0
+ * for malloc's. */
+static void *heap_small(pinheap *h, size_t size, size_t align, bool zero, int bin, bool debug, const char *what) {
   if (size == 0) size = 1; /* mallocx(0) is undefined */
+  int flags = (align ? (int)MALLOCX_ALIGN(align) : 0) | (zero ? MALLOCX_ZERO : 0);
   for (int attempt = 0; attempt < 2; attempt++) {
     thread_cache *tc = thread_enter(&h->threads);
-    if (!tc) return NULL;
-    void *p = mallocx(size, tc->alloc_flags | flags);
-    thread_leave(tc);
+    void *p = mallocx(size, (tc ? tc->alloc_flags : heap_uncached_flags(h)) | flags);
+    if (tc) thread_leave(tc);
     if (p) {
+      if (PH_UNLIKELY(!heap_jemalloc_ours(h, p))) return heap_outside(h, p, size, align, zero, debug, what);
       if (heap_registered(h))
         pagemap_note_bin(&h->pm, p, bin >= 0 ? (unsigned)bin : sizeclass_bin(&h->classes, sallocx(p, 0)));
       return p;
@@ -432,7 +476,7 @@ static void *heap_small(pinheap *h, size_t size, int flags, int bin, const char 
 static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bool debug, const char *what) {
   unsigned bin = sizeclass_bin(&h->classes, size);
   thread_cache *tc = thread_enter(&h->threads);
-  if (PH_UNLIKELY(!tc)) return NULL;
+  if (PH_UNLIKELY(!tc)) return heap_small(h, size, 0, zero, (int)bin, debug, what);
   void *p = thread_bin_pop(&tc->bins[bin]);
   if (PH_LIKELY(p != NULL)) {
     thread_leave(tc);
@@ -443,11 +487,12 @@ static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bo
   p = mallocx(size ? size : 1, tc->alloc_flags | (zero ? MALLOCX_ZERO : 0));
   thread_leave(tc);
   if (PH_LIKELY(p != NULL)) {
+    if (PH_UNLIKELY(!pagemap_covers(&h->pm, p))) return heap_outside(h, p, size, 0, zero, debug, what);
     pagemap_note_bin(&h->pm, p, bin);
     return p;
   }
   heap_reclaim(h); /* then jemalloc once more, reclaiming again if need be */
-  return heap_small(h, size, zero ? MALLOCX_ZERO : 0, (int)bin, what);
+  return heap_small(h, size, 0, zero, (int)bin, debug, what);
 }
 
 /* Large path: an exact page-rounded extent, from the thread's cache of
@@ -512,7 +557,7 @@ static PH_ALWAYS_INLINE void *heap_alloc(pinheap *h, size_t size, size_t align, 
   if (align == 0) {
     if (PH_LIKELY(size <= h->large_threshold)) {
       if (PH_LIKELY(heap_registered(h))) return heap_cached(h, size, zero, debug, what);
-      return heap_small(h, size, zero ? MALLOCX_ZERO : 0, -1, what);
+      return heap_small(h, size, 0, zero, -1, debug, what);
     }
     if (heap_impossible(h, what, size)) return NULL;
     return heap_large(h, size, h->page, zero, debug, what);
@@ -524,7 +569,7 @@ static PH_ALWAYS_INLINE void *heap_alloc(pinheap *h, size_t size, size_t align, 
    * hooks for more and keep the rest to itself. */
   if (!heap_registered(h) ||
       (align <= h->page && size <= h->large_threshold && util_align_up(size, align) <= h->classes.max))
-    return heap_small(h, size, (int)MALLOCX_ALIGN(align) | (zero ? MALLOCX_ZERO : 0), -1, what);
+    return heap_small(h, size, align, zero, -1, debug, what);
   return heap_large(h, size, align < h->page ? h->page : align, zero, debug, what);
 }
 
@@ -580,15 +625,20 @@ static size_t heap_classify_tag(const pinheap *h, const void *p, uint32_t tag, c
   return (size_t)(tag >> 1) * h->page;
 }
 
-/* A registered heap's live block at p: its length when it is a large or
- * direct block (*direct tells which), 0 when it is a small object; aborts
- * when p is none of these. One page-map lookup. */
+/* The heap's live block at p: its length when it is a large or direct
+ * block (*direct tells which), 0 when it is one of jemalloc's objects;
+ * aborts when p is none of these. One page-map lookup (SIMPLE: one test of
+ * the page's owner), and the direct blocks beyond. */
 static size_t heap_classify(pinheap *h, const void *p, bool *direct, const char *what) {
-  _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
   *direct = false;
-  if (slot) return heap_classify_tag(h, p, atomic_load_explicit(slot, memory_order_acquire), what);
+  if (heap_registered(h)) {
+    _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
+    if (slot) return heap_classify_tag(h, p, atomic_load_explicit(slot, memory_order_acquire), what);
+  } else if (ownmap_test(&h->owned, p)) {
+    return 0;
+  }
   pinheap_region r;
-  if (!heap_dynamic(h) || !heap_direct_find(h, p, true, &r))
+  if (heap_fixed(h) || !heap_direct_find(h, p, true, &r))
     heap_foreign(h, p, what, "pointer is not in the heap's memory");
   *direct = true;
   return r.size;
@@ -644,7 +694,10 @@ static bool heap_direct_free(pinheap *h, void *p) {
 
 static PH_ALWAYS_INLINE void heap_free(pinheap *h, void *p) {
   if (PH_UNLIKELY(!heap_registered(h))) {
-    if (!ownmap_test(&h->owned, p)) heap_foreign(h, p, "pinheap_free", "pointer is not in the heap's memory");
+    if (PH_UNLIKELY(!ownmap_test(&h->owned, p))) {
+      if (heap_direct_free(h, p)) return;
+      heap_foreign(h, p, "pinheap_free", "pointer is not in the heap's memory");
+    }
     heap_small_free(h, p);
     return;
   }
@@ -694,8 +747,13 @@ size_t heap_usable_plain(pinheap *h, const void *p, heap_kind *kind, const char 
       *kind = direct ? HEAP_DIRECT : HEAP_LARGE;
       return bytes;
     }
-  } else if (!ownmap_test(&h->owned, p)) {
-    heap_foreign(h, p, what, "pointer is not in the heap's memory");
+  } else {
+    bool direct;
+    size_t bytes = heap_classify(h, p, &direct, what);
+    if (bytes) {
+      *kind = HEAP_DIRECT;
+      return bytes;
+    }
   }
   return sallocx(p, 0);
 }
@@ -746,10 +804,8 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
     return NULL;
   }
   if (PH_UNLIKELY(h->debug)) return debug_realloc(h, p, size);
-  if (!heap_registered(h) && !ownmap_test(&h->owned, p))
-    heap_foreign(h, p, "pinheap_realloc", "pointer is not in the heap's memory");
-  bool direct = false;
-  size_t old_large = heap_registered(h) ? heap_classify(h, p, &direct, "pinheap_realloc") : 0;
+  bool direct;
+  size_t old_large = heap_classify(h, p, &direct, "pinheap_realloc");
   size_t old_direct = direct ? old_large : 0;
   if (heap_impossible(h, "pinheap_realloc", size)) return NULL;
   if (old_direct) return util_align_up(size, h->page) == old_direct ? p : heap_move(h, p, old_direct, size);
@@ -757,10 +813,13 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
     if (size > h->large_threshold) return heap_move(h, p, sallocx(p, 0), size);
     for (int attempt = 0; attempt < 2; attempt++) {
       thread_cache *tc = thread_enter(&h->threads);
-      if (!tc) return NULL;
+      if (!tc) return heap_move(h, p, sallocx(p, 0), size);
       void *q = rallocx(p, size, tc->alloc_flags);
       thread_leave(tc);
       if (q) {
+        /* rallocx keeps to the arena named, even where mallocx would not
+         * (heap_jemalloc_ours). */
+        if (!heap_jemalloc_ours(h, q)) error_fatal("pinheap_realloc(%p): jemalloc moved the block out of the heap", p);
         if (heap_registered(h)) pagemap_note_bin(&h->pm, q, sizeclass_bin(&h->classes, sallocx(q, 0)));
         return q;
       }
@@ -777,9 +836,8 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
 
 PH_EXPORT bool pinheap_owns(const pinheap *h, const void *p) {
   if (!h || !p) return false;
-  if (heap_registered(h))
-    return pagemap_covers(&h->pm, p) || (heap_dynamic(h) && heap_direct_find((pinheap *)h, p, false, NULL));
-  return ownmap_test(&h->owned, p);
+  if (heap_registered(h) ? pagemap_covers(&h->pm, p) : ownmap_test(&h->owned, p)) return true;
+  return !heap_fixed(h) && heap_direct_find((pinheap *)h, p, false, NULL);
 }
 
 PH_EXPORT int pinheap_region_of(const pinheap *h, const void *p, pinheap_region *out) {
@@ -801,6 +859,7 @@ static size_t heap_raise_peak(pinheap *h, size_t in_use) {
 }
 
 void heap_note_peak(pinheap *h) {
+  if (!heap_registered(h)) return;
   em_stats s;
   em_get_stats(&h->em, &s);
   heap_raise_peak(h, s.capacity - s.free_bytes + atomic_load(&h->direct_bytes));
@@ -841,8 +900,14 @@ PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
     gate_leave(&h->gate);
     in_use = out->capacity - s.free_bytes;
   } else {
-    /* Ordinary memory: the heap manages what jemalloc maps for its arenas. */
-    out->capacity = in_use = mapped;
+    /* Ordinary memory: the heap manages what jemalloc maps for its arenas,
+     * and its direct blocks. */
+    pthread_mutex_lock(&h->direct_lock);
+    size_t direct = atomic_load(&h->direct_bytes);
+    out->large_blocks += h->direct.count;
+    pthread_mutex_unlock(&h->direct_lock);
+    out->large_allocated += direct;
+    out->capacity = in_use = mapped + direct;
   }
   out->in_use = in_use;
   out->allocated = small + out->large_allocated;

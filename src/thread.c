@@ -14,6 +14,9 @@
 
 bool thread_asymmetric;
 _Thread_local thread_last_used thread_last __attribute__((tls_model("initial-exec")));
+/* Set when the thread's exit tore down one of its caches: from then on it
+ * gets no new one, which no destructor would be left to tear down. */
+static _Thread_local bool thread_exiting __attribute__((tls_model("initial-exec")));
 static _Atomic uint64_t thread_next_id = 1;
 static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
 
@@ -62,6 +65,7 @@ static void thread_cache_release(thread_registry *reg, thread_cache *tc) {
 
 static void thread_exit(void *arg) {
   thread_cache *tc = arg;
+  thread_exiting = true;
   if (thread_last.tc == tc) thread_last = (thread_last_used){0, NULL};
   thread_registry *reg = tc->registry;
   pthread_mutex_lock(&reg->lock);
@@ -164,6 +168,7 @@ thread_cache *thread_enter_slow(thread_registry *reg) {
   for (;;) {
     thread_cache *tc = pthread_getspecific(reg->key);
     if (!tc) {
+      if (thread_exiting) return NULL;
       tc = thread_cache_create(reg);
       if (!tc) return NULL;
     }

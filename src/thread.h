@@ -120,8 +120,11 @@ void thread_registry_fini(thread_registry *reg);
 
 thread_cache *thread_enter_slow(thread_registry *reg);
 
-/* The calling thread's cache, marked busy; NULL (errno set) if one could not
- * be made. Pair with thread_leave. */
+/* The calling thread's cache, marked busy; NULL if it has none: one could
+ * not be made (errno set), or the thread is exiting and its caches are
+ * gone already (a pthread key destructor that runs after the registry's; a
+ * new cache would outlive the thread). The caller then goes without one.
+ * Pair with thread_leave. */
 static inline thread_cache *thread_enter(thread_registry *reg) {
   thread_cache *tc = thread_last.tc;
   if (PH_UNLIKELY(thread_last.id != reg->id)) return thread_enter_slow(reg);
