@@ -64,6 +64,11 @@ size_t debug_usable_size(pinheap *h, const void *p);
  * checked to be still poisoned (aborts, naming what, when it is not). */
 void debug_block_reused(pinheap *h, void *p, size_t usable, const char *what);
 
+/* A freed block of usable bytes leaving a thread's hold-back FIFO
+ * (thread.h), still freed: checked to be still poisoned (aborts, naming
+ * what, when it is not). */
+void debug_block_released(pinheap *h, void *p, size_t usable, const char *what);
+
 /* pinheap_destroy's list of the blocks still live, on stderr. */
 void debug_report_live(pinheap *h);
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -20,6 +21,8 @@
 /* Regions start on a 2 MiB boundary: huge pages, and jemalloc asks for 2 MiB
  * aligned blocks for its metadata. */
 #define HEAP_REGION_ALIGN ((size_t)2 << 20)
+/* Freed small objects each thread holds back with the debugging aids. */
+#define HEAP_HOLD 256u
 
 PH_EXPORT void pinheap_options_init(pinheap_options *opts) {
   if (!opts) return;
@@ -41,6 +44,44 @@ static bool heap_registered(const pinheap *h) { return h->opts.mode != PINHEAP_S
 
 static void heap_release_extent(void *ctx, void *p, size_t bytes);
 static void heap_give_back(pinheap *h, void *p, size_t bytes, const char *what);
+static _Noreturn void heap_foreign(const pinheap *h, const void *p, const char *what, const char *why);
+
+/* Double frees of small objects, without the debugging aids. A freed
+ * small object holds one of two random keys of the heap's in its first 8
+ * bytes (every small size has them): free_key while jemalloc holds it,
+ * from its free (or a thread cache's drain) until jemalloc hands it out
+ * again, when the key is wiped; cached_key while a thread's cache holds
+ * it, and after the cache hands it out again until the caller writes
+ * there. A free that finds free_key is a second free; one that finds
+ * cached_key is when the object is in the thread's own cache (a search of
+ * that one stack, as glibc's tcache does). Costs a load and a store at
+ * free, and a store when jemalloc hands an object out, to bytes the
+ * caller touches anyway. A live object holding a key by chance, one in
+ * 2^64, is not a concern. With the aids, debug.c keeps its own records
+ * instead (freed blocks are poisoned). */
+static PH_ALWAYS_INLINE uint64_t heap_first_word(const void *p) {
+  uint64_t w;
+  memcpy(&w, p, sizeof w);
+  return w;
+}
+
+static PH_ALWAYS_INLINE void heap_set_first_word(void *p, uint64_t w) { memcpy(p, &w, sizeof w); }
+
+/* Whether the small object p of bin b, which holds w, is freed already
+ * (tc: the thread's cache, or NULL). */
+static bool heap_freed(const pinheap *h, const thread_cache *tc, const void *p, unsigned b, uint64_t w) {
+  return w == h->free_key || (w == h->cached_key && tc && thread_bin_holds(&tc->bins[b], p));
+}
+
+/* Aborts, naming what, when the small object p of bin b is freed already. */
+static PH_ALWAYS_INLINE void heap_check_key(const pinheap *h, const thread_cache *tc, const void *p, unsigned b,
+                                            const char *what) {
+  uint64_t w = heap_first_word(p);
+  if (PH_UNLIKELY(w == h->free_key || w == h->cached_key) && heap_freed(h, tc, p, b, w))
+    heap_foreign(h, p, what, "block freed already (a double free)");
+}
+
+static PH_ALWAYS_INLINE void heap_unmark(void *p) { heap_set_first_word(p, 0); }
 
 /* Adds to the error why a DYNAMIC heap could not grow, when it could not. */
 static void heap_explain(const pinheap *h) {
@@ -222,6 +263,26 @@ static void heap_destroy_arenas(pinheap *h) {
   h->narenas = 0;
 }
 
+/* From the kernel's random bytes for the process (no syscall), mixed with
+ * the heap's address; never 0, which fresh memory holds. */
+static void heap_init_free_key(pinheap *h) {
+  uint64_t r[2] = {0x9E3779B97F4A7C15ull, (uintptr_t)h};
+  const void *at = (const void *)getauxval(AT_RANDOM);
+  if (at) memcpy(r, at, sizeof r);
+  /* Independent: a caller that writes some bytes of an object handed out
+   * with cached_key must not make free_key of it. */
+  uint64_t mix = (uintptr_t)h * 0xBF58476D1CE4E5B9ull;
+  h->free_key = (r[0] ^ mix) | 1;
+  h->cached_key = (r[1] ^ (mix >> 29) ^ 0x94D049BB133111EBull) | 1;
+  if (h->cached_key == h->free_key) h->cached_key ^= 2;
+  /* The caches' drains mark what they hand to jemalloc; with the aids
+   * nothing is marked (debug.c keeps the records), and freed small objects
+   * are held back from reuse for a while (thread.h), so that a second free
+   * made meanwhile finds its record saying "freed". */
+  h->threads.free_mark = h->debug ? 0 : h->free_key;
+  h->threads.hold = heap_registered(h) && (h->debug & PINHEAP_DEBUG_ALL) ? HEAP_HOLD : 0;
+}
+
 PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   if (heap_validate(opts) != 0) return NULL;
   /* From mmap, not malloc: the heap may be what serves this process's
@@ -274,6 +335,7 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
     goto fail_region;
   }
   h->debug = debug_flags(opts->debug);
+  heap_init_free_key(h);
   debug_open(h);
   if (fork_add(h) != 0) {
     debug_close(h);
@@ -460,8 +522,11 @@ static void *heap_small(pinheap *h, size_t size, size_t align, bool zero, int bi
     if (tc) thread_leave(tc);
     if (p) {
       if (PH_UNLIKELY(!heap_jemalloc_ours(h, p))) return heap_outside(h, p, size, align, zero, debug, what);
-      if (heap_registered(h))
-        pagemap_note_bin(&h->pm, p, bin >= 0 ? (unsigned)bin : sizeclass_bin(&h->classes, sallocx(p, 0)));
+      if (heap_registered(h)) {
+        unsigned b = bin >= 0 ? (unsigned)bin : sizeclass_bin(&h->classes, sallocx(p, 0));
+        pagemap_note_bin(&h->pm, p, b, h->classes.size[b]);
+      }
+      if (!debug && size <= h->classes.max) heap_unmark(p);
       return p;
     }
     if (attempt == 0) heap_reclaim(h);
@@ -488,7 +553,8 @@ static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bo
   thread_leave(tc);
   if (PH_LIKELY(p != NULL)) {
     if (PH_UNLIKELY(!pagemap_covers(&h->pm, p))) return heap_outside(h, p, size, 0, zero, debug, what);
-    pagemap_note_bin(&h->pm, p, bin);
+    pagemap_note_bin(&h->pm, p, bin, h->classes.size[bin]);
+    if (!debug) heap_unmark(p);
     return p;
   }
   heap_reclaim(h); /* then jemalloc once more, reclaiming again if need be */
@@ -692,12 +758,59 @@ static bool heap_direct_free(pinheap *h, void *p) {
   return freed;
 }
 
-static PH_ALWAYS_INLINE void heap_free(pinheap *h, void *p) {
+/* Interior pointers of small objects. A FIXED or DYNAMIC heap's page tag
+ * says where on the page the objects of its bin b start (pagemap.h):
+ * aborts, naming what, unless an object starts at p. */
+static PH_ALWAYS_INLINE void heap_check_start(const pinheap *h, const void *p, uint32_t tag, unsigned b,
+                                              const char *what) {
+  uint32_t off = (uint32_t)((uintptr_t)p & (h->page - 1));
+  if (PH_UNLIKELY(!sizeclass_starts(&h->classes, b, off, PAGEMAP_PHASE_OF(tag))))
+    heap_foreign(h, p, what, "pointer is inside a block, not at its start");
+}
+
+/* A SIMPLE heap's pages say nothing: objects of a small size class start
+ * at multiples of its lowest set bit (at most a page) from their
+ * page-aligned slab, jemalloc's large blocks on a cache line (a random one
+ * of their first page: opt.cache_oblivious), so a pointer that is not is
+ * inside an object. Then, for small objects, the double free check (a
+ * SIMPLE heap has no stacks of its own: jemalloc holds every freed
+ * object), marking p freed when asked. Returns p's usable size. */
+static size_t heap_simple_check(const pinheap *h, void *p, bool key, bool mark, const char *what) {
+  size_t size = sallocx(p, 0), align = size > h->classes.max ? 64 : size & -size;
+  if ((uintptr_t)p & ((align < h->page ? align : h->page) - 1))
+    heap_foreign(h, p, what, "pointer is inside a block, not at its start");
+  if (key && size <= h->classes.max) {
+    heap_check_key(h, NULL, p, 0, what);
+    if (mark) heap_set_first_word(p, h->free_key);
+  }
+  return size;
+}
+
+/* Aborts, naming what, unless p, one of jemalloc's objects to a heap
+ * without the debugging aids, is a live object at its start. */
+static void heap_check_live(pinheap *h, void *p, const char *what) {
+  if (!heap_registered(h)) {
+    heap_simple_check(h, p, true, false, what);
+    return;
+  }
+  uint32_t tag = pagemap_get(&h->pm, p);
+  int bin = PAGEMAP_BIN_OF(tag);
+  if (bin < 0) heap_foreign(h, p, what, "pointer is not a live block (inside a block)");
+  heap_check_start(h, p, tag, (unsigned)bin, what);
+  thread_cache *tc = thread_enter(&h->threads);
+  bool freed = heap_freed(h, tc, p, (unsigned)bin, heap_first_word(p));
+  if (tc) thread_leave(tc);
+  if (freed) heap_foreign(h, p, what, "block freed already (a double free)");
+}
+
+/* debug: a constant, as for heap_cached. */
+static PH_ALWAYS_INLINE void heap_free(pinheap *h, void *p, bool debug) {
   if (PH_UNLIKELY(!heap_registered(h))) {
     if (PH_UNLIKELY(!ownmap_test(&h->owned, p))) {
       if (heap_direct_free(h, p)) return;
       heap_foreign(h, p, "pinheap_free", "pointer is not in the heap's memory");
     }
+    heap_simple_check(h, p, !debug, true, "pinheap_free");
     heap_small_free(h, p);
     return;
   }
@@ -709,20 +822,39 @@ static PH_ALWAYS_INLINE void heap_free(pinheap *h, void *p) {
   uint32_t tag = atomic_load_explicit(slot, memory_order_acquire);
   int bin = PAGEMAP_BIN_OF(tag);
   if (PH_LIKELY(bin >= 0)) {
+    heap_check_start(h, p, tag, (unsigned)bin, "pinheap_free");
     thread_cache *tc = thread_enter(&h->threads);
+    if (!debug) heap_check_key(h, tc, p, (unsigned)bin, "pinheap_free");
     if (PH_LIKELY(tc != NULL)) {
-      if (PH_UNLIKELY(!thread_bin_push(&tc->bins[bin], p))) sdallocx(p, h->classes.size[bin], tc->free_flags);
+      unsigned b = (unsigned)bin;
+      if (debug && tc->held.limit) {
+        if (!thread_fifo_push(&tc->held, p, b, &p, &b)) {
+          thread_leave(tc);
+          return;
+        }
+        debug_block_released(h, p, h->classes.size[b], "pinheap_free");
+      }
+      if (PH_LIKELY(thread_bin_push(&tc->bins[b], p))) {
+        if (!debug) heap_set_first_word(p, h->cached_key);
+      } else {
+        if (!debug) heap_set_first_word(p, h->free_key);
+        sdallocx(p, h->classes.size[b], tc->free_flags);
+      }
       thread_leave(tc);
-      return;
+    } else {
+      if (!debug) heap_set_first_word(p, h->free_key);
+      dallocx(p, MALLOCX_TCACHE_NONE);
     }
+    return;
   }
-  if (heap_classify_tag(h, p, tag, "pinheap_free") == 0)
-    heap_small_free(h, p);
-  else
-    heap_large_free(h, p, slot);
+  /* Every object handed out had its page tagged with its bin (heap_small,
+   * heap_cached): a small page without one holds no object's start. */
+  if (PAGEMAP_IS_SMALL(tag)) heap_foreign(h, p, "pinheap_free", "pointer is not a live block (inside a block)");
+  heap_classify_tag(h, p, tag, "pinheap_free");
+  heap_large_free(h, p, slot);
 }
 
-void heap_free_plain(pinheap *h, void *p) { heap_free(h, p); }
+void heap_free_plain(pinheap *h, void *p) { heap_free(h, p, true); }
 
 PH_EXPORT void pinheap_free(pinheap *h, void *p) {
   if (!p) return;
@@ -731,7 +863,7 @@ PH_EXPORT void pinheap_free(pinheap *h, void *p) {
     debug_free(h, p);
     return;
   }
-  heap_free(h, p);
+  heap_free(h, p, false);
 }
 
 size_t heap_usable_plain(pinheap *h, const void *p, heap_kind *kind, const char *what) {
@@ -739,23 +871,21 @@ size_t heap_usable_plain(pinheap *h, const void *p, heap_kind *kind, const char 
   if (heap_registered(h)) {
     /* A small object's page names its bin: no lookup in jemalloc. */
     _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
-    int bin = slot ? PAGEMAP_BIN_OF(atomic_load_explicit(slot, memory_order_acquire)) : -1;
-    if (bin >= 0) return h->classes.size[bin];
-    bool direct;
-    size_t bytes = heap_classify(h, p, &direct, what);
-    if (bytes) {
-      *kind = direct ? HEAP_DIRECT : HEAP_LARGE;
-      return bytes;
+    uint32_t tag = slot ? atomic_load_explicit(slot, memory_order_acquire) : 0;
+    int bin = PAGEMAP_BIN_OF(tag);
+    if (bin >= 0) {
+      heap_check_start(h, p, tag, (unsigned)bin, what);
+      return h->classes.size[bin];
     }
-  } else {
-    bool direct;
-    size_t bytes = heap_classify(h, p, &direct, what);
-    if (bytes) {
-      *kind = HEAP_DIRECT;
-      return bytes;
-    }
+    if (PAGEMAP_IS_SMALL(tag)) heap_foreign(h, p, what, "pointer is not a live block (inside a block)");
   }
-  return sallocx(p, 0);
+  bool direct;
+  size_t bytes = heap_classify(h, p, &direct, what);
+  if (bytes) {
+    *kind = direct ? HEAP_DIRECT : HEAP_LARGE;
+    return bytes;
+  }
+  return heap_simple_check(h, (void *)p, false, false, what);
 }
 
 PH_EXPORT size_t pinheap_usable_size(pinheap *h, const void *p) {
@@ -806,6 +936,7 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
   if (PH_UNLIKELY(h->debug)) return debug_realloc(h, p, size);
   bool direct;
   size_t old_large = heap_classify(h, p, &direct, "pinheap_realloc");
+  if (!old_large) heap_check_live(h, p, "pinheap_realloc");
   size_t old_direct = direct ? old_large : 0;
   if (heap_impossible(h, "pinheap_realloc", size)) return NULL;
   if (old_direct) return util_align_up(size, h->page) == old_direct ? p : heap_move(h, p, old_direct, size);
@@ -820,7 +951,10 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
         /* rallocx keeps to the arena named, even where mallocx would not
          * (heap_jemalloc_ours). */
         if (!heap_jemalloc_ours(h, q)) error_fatal("pinheap_realloc(%p): jemalloc moved the block out of the heap", p);
-        if (heap_registered(h)) pagemap_note_bin(&h->pm, q, sizeclass_bin(&h->classes, sallocx(q, 0)));
+        if (heap_registered(h)) {
+          unsigned b = sizeclass_bin(&h->classes, sallocx(q, 0));
+          pagemap_note_bin(&h->pm, q, b, h->classes.size[b]);
+        }
         return q;
       }
       if (attempt == 0) heap_reclaim(h);

@@ -46,6 +46,8 @@ struct pinheap {
   size_t page;
   size_t large_threshold; /* requests above it take the large path */
   unsigned debug;         /* opts.debug, and DEBUG_VALGRIND (debug.h): any bit sends every call through debug.c */
+  uint64_t cached_key;    /* random, in a small object freed into a thread's cache (heap.c) */
+  uint64_t free_key;      /* random, in a small object freed into jemalloc (heap.c) */
   local_options local_opts;
   pinheap_provider local;            /* the local provider, when opts.provider is NULL */
   const pinheap_provider *provider;

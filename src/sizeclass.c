@@ -25,6 +25,7 @@ int sizeclass_init(sizeclass *sc) {
       return -1;
     }
     sc->size[b] = (uint32_t)size;
+    sc->magic[b] = UINT64_MAX / size + 1; /* ceil(2^64 / size), size > 1 */
   }
   sc->max = sc->size[nbins - 1];
   unsigned b = 0;
@@ -38,6 +39,15 @@ int sizeclass_init(sizeclass *sc) {
 
 int sizeclass_check(const sizeclass *sc) {
   int broken = 0;
+  for (unsigned b = 0; b < sc->nbins; b++) {
+    uint32_t s = sc->size[b];
+    if (!sizeclass_starts(sc, b, 0, 0) || !sizeclass_starts(sc, b, s - 8, 8) || !sizeclass_starts(sc, b, 3 * s, 0) ||
+        (s > 8 && (sizeclass_starts(sc, b, 8, 0) || sizeclass_starts(sc, b, s + 8, 0)))) {
+      fprintf(stderr, "sizeclass: bin %u (%u bytes): its divisor %#llx should tell object starts\n", b, s,
+              (unsigned long long)sc->magic[b]);
+      broken++;
+    }
+  }
   for (size_t n = 1; n <= sc->max; n++) {
     unsigned b = sizeclass_bin(sc, n);
     if (sc->size[b] < n || (b > 0 && sc->size[b - 1] >= n)) {

@@ -11,6 +11,7 @@
 #ifndef PINHEAP_SIZECLASS_H
 #define PINHEAP_SIZECLASS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ typedef struct sizeclass {
   unsigned nbins;
   size_t max; /* the largest small size */
   uint32_t size[SIZECLASS_MAX_BINS];
+  uint64_t magic[SIZECLASS_MAX_BINS]; /* ceil(2^64 / size): d / size = d * magic >> 64 for d < 2^32 */
   uint8_t bin_of[SIZECLASS_MAX_SIZE / 8 + 1];
 } sizeclass;
 
@@ -29,6 +31,13 @@ int sizeclass_init(sizeclass *sc);
 
 /* The bin of a request of n bytes (n <= max). */
 static inline unsigned sizeclass_bin(const sizeclass *sc, size_t n) { return sc->bin_of[(n + 7) >> 3]; }
+
+/* Whether off + phase is a multiple of bin b's size: one multiplication
+ * for the quotient, exact below 2^32, and one to check it. */
+static inline bool sizeclass_starts(const sizeclass *sc, unsigned b, uint32_t off, uint32_t phase) {
+  uint64_t d = (uint64_t)off + phase;
+  return (uint64_t)(((unsigned __int128)d * sc->magic[b]) >> 64) * sc->size[b] == d;
+}
 
 /* Number of broken invariants. */
 int sizeclass_check(const sizeclass *sc);

@@ -42,7 +42,15 @@ static void thread_heavy_fence(void) {
 static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
   for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
     thread_bin *bin = &tc->bins[b];
-    while (bin->count) dallocx(bin->slots[--bin->count], tc->free_flags);
+    while (bin->count) {
+      void *p = bin->slots[--bin->count];
+      if (reg->free_mark) memcpy(p, &reg->free_mark, sizeof reg->free_mark);
+      dallocx(p, tc->free_flags);
+    }
+  }
+  for (; tc->held.count; tc->held.count--) {
+    dallocx(tc->held.slots[tc->held.head], tc->free_flags);
+    tc->held.head = tc->held.head + 1 == tc->held.limit ? 0 : tc->held.head + 1;
   }
   for (unsigned i = 0; i < THREAD_EXTENT_PAGES; i++) {
     thread_bin *ext = &tc->extents[i];
@@ -86,6 +94,8 @@ int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t 
   reg->classes = classes;
   reg->arenas = arenas;
   reg->narenas = narenas;
+  reg->free_mark = 0;
+  reg->hold = 0;
   atomic_init(&reg->next_arena, 0);
   meta_init(&reg->pool, sizeof(thread_cache));
   if (pthread_mutex_init(&reg->lock, NULL) != 0) return -1;
@@ -140,8 +150,11 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
     tc->extents[i].limit = limit < 2 ? 2 : limit;
     slots += tc->extents[i].limit;
   }
+  tc->held.limit = reg->hold;
+  slots += reg->hold;
   if (slots) {
-    tc->slot_bytes = slots * sizeof(void *);
+    /* The FIFO's bin numbers after every stack's slots. */
+    tc->slot_bytes = slots * sizeof(void *) + reg->hold;
     void *mem = mmap(NULL, tc->slot_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) {
       meta_free(&reg->pool, tc);
@@ -155,6 +168,8 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
     for (unsigned b = 0; b < SIZECLASS_MAX_BINS; used += tc->bins[b].limit, b++) tc->bins[b].slots = tc->slot_memory + used;
     for (unsigned i = 0; i < THREAD_EXTENT_PAGES; used += tc->extents[i].limit, i++)
       tc->extents[i].slots = tc->slot_memory + used;
+    tc->held.slots = tc->slot_memory + used;
+    tc->held.bins = (uint8_t *)(tc->slot_memory + used + reg->hold);
   }
   tc->next = reg->head;
   if (reg->head) reg->head->prev = tc;
@@ -237,6 +252,8 @@ void thread_walk_cached(thread_registry *reg, void (*visit)(void *p, size_t byte
       for (uint32_t i = 0; i < tc->bins[b].count; i++) visit(tc->bins[b].slots[i], reg->classes->size[b], arg);
     for (unsigned e = 0; e < THREAD_EXTENT_PAGES; e++)
       for (uint32_t i = 0; i < tc->extents[e].count; i++) visit(tc->extents[e].slots[i], (e + 1) * reg->page, arg);
+    for (uint32_t i = 0, at = tc->held.head; i < tc->held.count; i++, at = at + 1 == tc->held.limit ? 0 : at + 1)
+      visit(tc->held.slots[at], reg->classes ? reg->classes->size[tc->held.bins[at]] : 0, arg);
   }
   pthread_mutex_unlock(&reg->lock);
 }
@@ -277,6 +294,12 @@ int thread_check(thread_registry *reg) {
                 tc->extents[i].limit);
         broken++;
       }
+    }
+    if (tc->held.count > tc->held.limit || tc->held.limit != reg->hold ||
+        (tc->held.limit && tc->held.head >= tc->held.limit)) {
+      fprintf(stderr, "thread: held-back FIFO of %u entries from %u, limit %u (the registry's %u)\n", tc->held.count,
+              tc->held.head, tc->held.limit, reg->hold);
+      broken++;
     }
     for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
       if (tc->bins[b].count > tc->bins[b].limit) {
