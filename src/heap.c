@@ -48,15 +48,14 @@ static _Noreturn void heap_foreign(const pinheap *h, const void *p, const char *
 
 /* Double frees of small objects, without the debugging aids. A freed
  * small object holds one of two random keys of the heap's in its first 8
- * bytes (every small size has them): free_key while jemalloc holds it,
- * from its free (or a thread cache's drain) until jemalloc hands it out
- * again, when the key is wiped; cached_key while a thread's cache holds
- * it, and after the cache hands it out again until the caller writes
- * there. A free that finds free_key is a second free; one that finds
- * cached_key is when the object is in the thread's own cache (a search of
- * that one stack, as glibc's tcache does). Costs a load and a store at
- * free, and a store when jemalloc hands an object out, to bytes the
- * caller touches anyway. A live object holding a key by chance, one in
+ * bytes (every small size has them) until it is handed out again, when the
+ * key is wiped: free_key while jemalloc holds it (from its free, or a
+ * thread cache's drain), cached_key while a thread's cache does. A free
+ * that finds free_key is a second free; one that finds cached_key is when
+ * the object is in the thread's own cache (a search of that one stack, as
+ * glibc's tcache does; an object in another thread's cache is missed, as
+ * there). Costs a load and a store at free and a store at malloc, to bytes
+ * the caller touches anyway. A live object holding a key by chance, one in
  * 2^64, is not a concern. With the aids, debug.c keeps its own records
  * instead (freed blocks are poisoned). */
 static PH_ALWAYS_INLINE uint64_t heap_first_word(const void *p) {
@@ -545,7 +544,10 @@ static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bo
   void *p = thread_bin_pop(&tc->bins[bin]);
   if (PH_LIKELY(p != NULL)) {
     thread_leave(tc);
-    if (debug) debug_block_reused(h, p, h->classes.size[bin], what);
+    if (debug)
+      debug_block_reused(h, p, h->classes.size[bin], what);
+    else
+      heap_unmark(p);
     if (zero) memset(p, 0, size);
     return p;
   }
