@@ -147,8 +147,22 @@ static int heap_validate(const pinheap_options *o) {
 
 PH_EXPORT int pinheap_options_check(const pinheap_options *opts) { return heap_validate(opts); }
 
-static unsigned heap_default_arenas(void) {
+/* What an arena takes of a FIXED region or a DYNAMIC heap's cap, for good:
+ * jemalloc's metadata and the first grant it keeps, 2 MiB each (hooks.c). */
+#define HEAP_ARENA_BYTES ((size_t)4 << 20)
+
+/* The least region (or cap) a heap of arenas arenas works in: theirs, and
+ * one 2 MiB extent more for what is allocated. */
+static size_t heap_least_size(unsigned arenas) { return arenas * HEAP_ARENA_BYTES + ((size_t)2 << 20); }
+
+/* How many arenas the heap may make: opts.arenas, or one per online CPU
+ * taking at most an eighth of a FIXED region or a DYNAMIC cap between
+ * them (so that a small heap is not theirs), and at least one. */
+static unsigned heap_arena_count(const pinheap *h, size_t limit) {
+  if (h->opts.arenas) return h->opts.arenas;
   long n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 1) n = 1;
+  if (limit && (size_t)n > limit / 8 / HEAP_ARENA_BYTES) n = (long)(limit / 8 / HEAP_ARENA_BYTES);
   if (n < 1) n = 1;
   return n > (long)HEAP_MAX_ARENAS ? HEAP_MAX_ARENAS : (unsigned)n;
 }
@@ -260,6 +274,53 @@ static void heap_close_memory(pinheap *h) {
 static void heap_destroy_arenas(pinheap *h) {
   for (unsigned i = 0; i < h->narenas; i++) hooks_arena_destroy(&h->arenas[i]);
   h->narenas = 0;
+  pthread_mutex_destroy(&h->arena_lock);
+}
+
+/* The reserve's piece of arena i (heap.h). */
+static char *heap_arena_piece(const pinheap *h, unsigned i) {
+  return h->arena_reserve - (size_t)(i + 1) * HEAP_ARENA_BYTES;
+}
+
+/* Bytes of the reserve kept for arenas not made yet. */
+static size_t heap_reserve_unused(const pinheap *h) {
+  return h->arena_reserve ? (size_t)(h->arenas_max - atomic_load(&h->narenas)) * HEAP_ARENA_BYTES : 0;
+}
+
+/* Makes the next arena; arena_lock held, or the heap not yet shared. 0, or
+ * -1 with the error set; then no other is made (the reserve's pieces left
+ * go back to the manager). */
+static int heap_add_arena(pinheap *h) {
+  unsigned i = atomic_load_explicit(&h->narenas, memory_order_relaxed);
+  char *piece = h->arena_reserve ? heap_arena_piece(h, i) : NULL;
+  if (hooks_arena_create(&h->arenas[i], heap_registered(h) ? &h->grants : NULL, &h->owned, piece,
+                         piece ? HEAP_ARENA_BYTES : 0, h->arena_reserve_pristine) != 0) {
+    for (unsigned j = i + 1; h->arena_reserve && j < h->arenas_max; j++)
+      em_free(&h->em, heap_arena_piece(h, j), HEAP_ARENA_BYTES);
+    atomic_store(&h->arenas_max, i);
+    return -1;
+  }
+  h->arena_index[i] = h->arenas[i].index;
+  atomic_store_explicit(&h->narenas, i + 1, memory_order_release);
+  return 0;
+}
+
+/* The arena of a thread's new cache: the slots taken in turn, each arena
+ * made when its slot is first taken; when one cannot be made (no room
+ * left), one that exists. */
+static unsigned heap_arena_for(void *ctx) {
+  pinheap *h = ctx;
+  unsigned slot = atomic_fetch_add_explicit(&h->next_arena, 1, memory_order_relaxed) % atomic_load(&h->arenas_max);
+  unsigned n = atomic_load_explicit(&h->narenas, memory_order_acquire);
+  if (slot >= n) {
+    int saved = errno; /* a failure here is no failure of the caller's */
+    pthread_mutex_lock(&h->arena_lock);
+    while ((n = atomic_load_explicit(&h->narenas, memory_order_relaxed)) <= slot && heap_add_arena(h) == 0) {
+    }
+    pthread_mutex_unlock(&h->arena_lock);
+    errno = saved;
+  }
+  return h->arena_index[slot < n ? slot : slot % n];
 }
 
 /* From the kernel's random bytes for the process (no syscall), mixed with
@@ -315,20 +376,48 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
     h->opts.size = 0;
     dynamic_direct_open(h);
   }
-  unsigned want = opts->arenas ? opts->arenas : heap_default_arenas();
-  for (unsigned i = 0; i < want; i++) {
-    if (hooks_arena_create(&h->arenas[i], heap_registered(h) ? &h->grants : NULL, &h->owned)) {
+  /* The least the arenas take, checked once the region is had (a layer
+   * that obtains regions on several processes at once keeps them in step
+   * up to there). */
+  size_t limit = heap_fixed(h) ? h->region.size : heap_dynamic(h) ? h->opts.size : 0;
+  h->arenas_max = heap_arena_count(h, limit);
+  size_t least = heap_least_size(opts->arenas ? opts->arenas : 1);
+  if (limit && limit < least) {
+    error_set(ENOMEM,
+              "pinheap_create: a %s of %zu bytes is too small: each jemalloc arena takes %zu MiB of it for good "
+              "(its metadata and first grant) and the heap needs 2 MiB more; the least size that works with %u "
+              "arena%s is %zu bytes (%zu MiB)",
+              heap_fixed(h) ? "region" : "cap", limit, HEAP_ARENA_BYTES >> 20, opts->arenas ? opts->arenas : 1,
+              opts->arenas > 1 ? "s" : "", least, least >> 20);
+    goto fail_region;
+  }
+  /* A FIXED heap keeps its arenas' room at the top of the region, as if
+   * they were made now, so that those made later sit there too rather
+   * than where the top of the free space is then. */
+  if (heap_fixed(h) && opts->policy == PINHEAP_POLICY_TWO_ENDED) {
+    size_t bytes = h->arenas_max * HEAP_ARENA_BYTES;
+    char *at = (char *)util_align_down((uintptr_t)h->region.base + h->region.size - bytes, HEAP_REGION_ALIGN);
+    if (!em_alloc_at(&h->em, at, bytes, &h->arena_reserve_pristine)) {
+      error_set(ENOMEM, "pinheap_create: no room for the arenas at the top of the region");
+      goto fail_region;
+    }
+    h->arena_reserve = at + bytes;
+  }
+  /* One arena now (a FIXED heap with the bump policy: all), the others when
+   * threads first need them. */
+  pthread_mutex_init(&h->arena_lock, NULL);
+  unsigned now = heap_fixed(h) && !h->arena_reserve ? h->arenas_max : 1;
+  for (unsigned i = 0; i < now; i++) {
+    if (heap_add_arena(h) != 0) {
       heap_explain(h);
       heap_destroy_arenas(h);
       goto fail_region;
     }
-    h->arena_index[i] = h->arenas[i].index;
-    h->narenas++;
   }
   if (thread_registry_init(&h->threads, heap_registered(h) ? &h->classes : NULL, h->page,
                            /* the bump policy never reuses a freed extent */
                            heap_registered(h) && opts->policy == PINHEAP_POLICY_TWO_ENDED ? heap_release_extent : NULL, h,
-                           h->arena_index, h->narenas) != 0) {
+                           heap_arena_for, h) != 0) {
     error_set(ENOMEM, "pinheap_create: cannot set up thread caches");
     heap_destroy_arenas(h);
     goto fail_region;
@@ -384,7 +473,9 @@ PH_EXPORT void pinheap_destroy(pinheap *h) {
   munmap(h, sizeof *h);
 }
 
+/* arena_lock first: making an arena takes none of the others. */
 void heap_fork_prepare(pinheap *h) {
+  pthread_mutex_lock(&h->arena_lock);
   pthread_mutex_lock(&h->reclaim_lock);
   thread_fork_prepare(&h->threads);
   gate_close(&h->gate);
@@ -394,6 +485,7 @@ void heap_fork_parent(pinheap *h) {
   gate_open(&h->gate);
   thread_fork_parent(&h->threads);
   pthread_mutex_unlock(&h->reclaim_lock);
+  pthread_mutex_unlock(&h->arena_lock);
 }
 
 /* The gate first: emptying the dead threads' caches calls the hooks. */
@@ -401,6 +493,7 @@ void heap_fork_child(pinheap *h) {
   gate_reset(&h->gate);
   thread_fork_child(&h->threads);
   pthread_mutex_unlock(&h->reclaim_lock);
+  pthread_mutex_unlock(&h->arena_lock);
 }
 
 /* Opens a fork section (heap.h) for a thread that may change the heap: its
@@ -421,7 +514,8 @@ static void heap_leave(pinheap *h, thread_cache *tc) {
 void heap_reclaim(pinheap *h) {
   pthread_mutex_lock(&h->reclaim_lock);
   thread_flush_all(&h->threads);
-  for (unsigned i = 0; i < h->narenas; i++) hooks_arena_purge(&h->arenas[i]);
+  unsigned n = atomic_load_explicit(&h->narenas, memory_order_acquire);
+  for (unsigned i = 0; i < n; i++) hooks_arena_purge(&h->arenas[i]);
   pthread_mutex_unlock(&h->reclaim_lock);
 }
 
@@ -1009,7 +1103,8 @@ PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
   memset(out, 0, sizeof *out);
   hooks_stats_refresh();
   size_t small = 0, mapped = 0;
-  for (unsigned i = 0; i < h->narenas; i++) {
+  unsigned n = atomic_load_explicit(&h->narenas, memory_order_acquire);
+  for (unsigned i = 0; i < n; i++) {
     small += hooks_arena_allocated(&h->arenas[i]);
     mapped += hooks_arena_mapped(&h->arenas[i]);
   }
@@ -1095,10 +1190,13 @@ int heap_check(pinheap *h) {
   em_walk_free(&h->em, heap_check_free_untagged, &walk);
   broken += walk.broken;
   gate_leave(&h->gate);
-  if (h->opts.policy == PINHEAP_POLICY_TWO_ENDED && s.free_bytes + bytes + cached + small_pages * h->page != s.capacity) {
+  size_t reserved = heap_reserve_unused(h);
+  if (h->opts.policy == PINHEAP_POLICY_TWO_ENDED &&
+      s.free_bytes + bytes + cached + small_pages * h->page + reserved != s.capacity) {
     fprintf(stderr,
-            "heap: free %zu + large %zu + cached %zu + jemalloc's %zu bytes should equal the region's %zu\n",
-            s.free_bytes, bytes, cached, small_pages * h->page, s.capacity);
+            "heap: free %zu + large %zu + cached %zu + jemalloc's %zu + kept for arenas %zu bytes should equal the "
+            "region's %zu\n",
+            s.free_bytes, bytes, cached, small_pages * h->page, reserved, s.capacity);
     broken++;
   }
   return broken;

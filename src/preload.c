@@ -3,7 +3,18 @@
  * of an unmodified program is served by one heap configured from the
  * environment (pinheap_options_from_env; default FIXED of PINHEAP_SIZE,
  * 4 GiB when unset), so the program's whole heap lives in the heap's memory.
- * PINHEAP_STATS=1 prints the heap's stats to stderr at exit.
+ * The heap is set up at the program's first allocation, with one jemalloc
+ * arena (the others as threads come): a program that allocates nothing pays
+ * for nothing but loading the library, which carries its own copy of
+ * jemalloc (CMakeLists.txt).
+ *
+ * PINHEAP_STATS (a boolean, or "all") prints the heap's stats to stderr at
+ * exit: of the process it was given to (and of what that process execs in
+ * its place), not of its children, unless "all". The first process marks
+ * the environment with its pid (PINHEAP_PRELOAD_PID) so that its children
+ * know they are children; it does so only when it has something to say.
+ * A SIMPLE heap has no size and locks nothing: PINHEAP_SIZE and
+ * PINHEAP_LOCK given with it are reported once, by the first process.
  *
  * Calls made while the heap is being set up, or from inside the heap's own
  * set-up of a thread (glibc's pthread_setspecific may calloc), are served by
@@ -23,8 +34,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "error.h"
 #include "heap.h"
 #include "pinheap.h"
@@ -59,19 +72,25 @@ static void *preload_boot_alloc(size_t size, size_t align) {
 
 static size_t preload_boot_size(const void *p) { return ((const size_t *)p)[-1]; }
 
-/* A copy of stderr taken at start-up: programs such as coreutils close
- * stderr at exit before the stats are printed. */
+/* Whether this process prints the stats at exit (its pid, 0: no), and a
+ * copy of stderr taken when the heap is set up: programs such as coreutils
+ * close stderr at exit before the stats are printed. The copy is
+ * close-on-exec, and high, away from the descriptors a program counts on
+ * being next. */
+static pid_t preload_stats_pid;
 static int preload_stats_fd = -1;
 
 static void preload_print_stats(void) {
   pinheap_stats s;
-  if (!preload_heap || pinheap_get_stats(preload_heap, &s) != 0) return;
+  /* A child forked without exec runs the handlers too: not its stats. */
+  if (getpid() != preload_stats_pid || !preload_heap || pinheap_get_stats(preload_heap, &s) != 0) return;
   char buf[512];
   int n = snprintf(buf, sizeof buf,
                    "pinheap: capacity %zu, in use %zu, free %zu, largest free %zu, free extents %zu, allocated %zu, "
-                   "peak in use %zu, large blocks %zu (%zu bytes)\n",
+                   "peak in use %zu, large blocks %zu (%zu bytes), arenas %u of %u\n",
                    s.capacity, s.in_use, s.free_bytes, s.largest_free, s.free_extents, s.allocated, s.peak_in_use,
-                   s.large_blocks, s.large_allocated);
+                   s.large_blocks, s.large_allocated, atomic_load(&preload_heap->narenas),
+                   atomic_load(&preload_heap->arenas_max));
   if (n > 0) {
     ssize_t w = write(preload_stats_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
     (void)w;
@@ -86,10 +105,41 @@ static void preload_init(void) {
   if (pinheap_options_from_env(&o) != 0) error_fatal("libpinheap-preload: %s", pinheap_last_error());
   preload_heap = pinheap_create(&o);
   if (!preload_heap) error_fatal("libpinheap-preload: %s", pinheap_last_error());
-  const char *stats = getenv("PINHEAP_STATS");
-  if (stats && strcmp(stats, "1") == 0 && (preload_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)) >= 0)
-    atexit(preload_print_stats);
+  if (preload_stats_pid) {
+    preload_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 1000);
+    if (preload_stats_fd < 0) preload_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (preload_stats_fd >= 0) atexit(preload_print_stats);
+  }
   preload_depth--;
+}
+
+/* At load, before the program runs: what this process is to say, from the
+ * environment (the heap itself waits for the first allocation). */
+__attribute__((constructor)) static void preload_start(void) {
+  const char *stats = getenv("PINHEAP_STATS"), *mark = getenv("PINHEAP_PRELOAD_PID");
+  pid_t self = getpid();
+  /* The first process, or the program it exec'd in its place. */
+  bool first = !mark || strtol(mark, NULL, 10) == (long)self;
+  bool all = stats && strcasecmp(stats, "all") == 0, on = false;
+  if (stats && !all && env_parse_bool(stats, &on) != 0)
+    error_fatal("libpinheap-preload: pinheap_options_from_env: PINHEAP_STATS=\"%s\" is not one of 0, 1, yes, no, "
+                "true, false, on, off, all",
+                stats);
+  if (all || (on && first)) preload_stats_pid = self;
+  const char *mode = getenv("PINHEAP_MODE"), *size = getenv("PINHEAP_SIZE"), *lock = getenv("PINHEAP_LOCK");
+  bool noted = false;
+  if (first && mode && strcasecmp(mode, "simple") == 0 && (size || lock)) {
+    error_report("libpinheap-preload: %s%s%s%s%s%s ignored: a SIMPLE heap takes ordinary memory as jemalloc maps "
+                 "it, with no size and nothing locked (said once, by the first process)",
+                 size ? "PINHEAP_SIZE=" : "", size ? size : "", size && lock ? " and " : "",
+                 lock ? "PINHEAP_LOCK=" : "", lock ? lock : "", size && lock ? " are" : " is");
+    noted = true;
+  }
+  if (!mark && (on || noted)) {
+    char pid[24];
+    snprintf(pid, sizeof pid, "%ld", (long)self);
+    setenv("PINHEAP_PRELOAD_PID", pid, 1);
+  }
 }
 
 /* The heap, or NULL when the call must go to the bootstrap area. */

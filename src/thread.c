@@ -84,7 +84,7 @@ static void thread_exit(void *arg) {
 
 int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t page,
                          void (*release_extent)(void *ctx, void *addr, size_t bytes), void *release_ctx,
-                         const unsigned *arenas, unsigned narenas) {
+                         unsigned (*arena_for)(void *ctx), void *arena_ctx) {
   pthread_once(&thread_once, thread_detect_membarrier);
   reg->head = NULL;
   reg->page = page;
@@ -92,11 +92,10 @@ int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t 
   reg->release_ctx = release_ctx;
   reg->id = atomic_fetch_add(&thread_next_id, 1);
   reg->classes = classes;
-  reg->arenas = arenas;
-  reg->narenas = narenas;
+  reg->arena_for = arena_for;
+  reg->arena_ctx = arena_ctx;
   reg->free_mark = 0;
   reg->hold = 0;
-  atomic_init(&reg->next_arena, 0);
   meta_init(&reg->pool, sizeof(thread_cache));
   if (pthread_mutex_init(&reg->lock, NULL) != 0) return -1;
   if (pthread_key_create(&reg->key, thread_exit) != 0) {
@@ -116,6 +115,7 @@ void thread_registry_fini(thread_registry *reg) {
 }
 
 static thread_cache *thread_cache_create(thread_registry *reg) {
+  unsigned arena = reg->arena_for(reg->arena_ctx);
   unsigned id;
   size_t sz = sizeof id;
   int err = mallctl("tcache.create", &id, &sz, NULL, 0);
@@ -131,8 +131,7 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
     error_set(ENOMEM, "cannot create a thread cache: no memory for its record");
     return NULL;
   }
-  unsigned slot = atomic_fetch_add(&reg->next_arena, 1) % reg->narenas;
-  tc->arena = reg->arenas[slot];
+  tc->arena = arena;
   tc->tcache = id;
   tc->alloc_flags = (int)(MALLOCX_ARENA(tc->arena) | MALLOCX_TCACHE(id));
   tc->free_flags = (int)MALLOCX_TCACHE(id);

@@ -135,9 +135,10 @@ struct thread_registry {
   /* Gives a cached extent back to the extent manager (NULL: no extent caches). */
   void (*release_extent)(void *ctx, void *addr, size_t bytes);
   void *release_ctx;
-  const unsigned *arenas;
-  unsigned narenas;
-  _Atomic unsigned next_arena;
+  /* The jemalloc arena a new cache fills from (the heap makes its arenas on
+   * first use): called before the registry's lock is taken. */
+  unsigned (*arena_for)(void *ctx);
+  void *arena_ctx;
   /* Written into the first 8 bytes of each object a cache hands to jemalloc
    * (0: nothing written): the heap's mark of a freed object (heap.c). */
   uint64_t free_mark;
@@ -157,10 +158,11 @@ typedef struct thread_last_used {
 extern _Thread_local thread_last_used thread_last __attribute__((tls_model("initial-exec")));
 
 /* classes: the bins whose free lists the caches keep (NULL: none);
- * release_extent: where cached extents go back (NULL: no extent caches). */
+ * release_extent: where cached extents go back (NULL: no extent caches);
+ * arena_for: the arena of each new cache. */
 int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t page,
                          void (*release_extent)(void *ctx, void *addr, size_t bytes), void *release_ctx,
-                         const unsigned *arenas, unsigned narenas);
+                         unsigned (*arena_for)(void *ctx), void *arena_ctx);
 void thread_registry_fini(thread_registry *reg);
 
 thread_cache *thread_enter_slow(thread_registry *reg);
