@@ -688,6 +688,7 @@ int sym_check(pinheap_sym *s) {
   pthread_mutex_lock(&s->lock);
   sym_check_state st = {.s = s};
   st.broken += em_check(&s->em) + tree_check(&s->live, "sym.live") + meta_check(&s->objects);
+  if (s->timeout_ns) st.broken += watchdog_check(&s->watch, true);
   if (s->objects.live != s->live.count)
     SYM_BROKEN(&st, "%zu object records handed out should equal %zu live objects\n", s->objects.live, s->live.count);
   tree_walk(&s->live, sym_check_object, &st);

@@ -1,6 +1,7 @@
 #include "watchdog.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,4 +78,25 @@ void watchdog_stop(watchdog *w) {
   }
   pthread_mutex_destroy(&w->lock);
   pthread_cond_destroy(&w->wake);
+}
+
+int watchdog_check(watchdog *w, bool idle) {
+  int broken = 0;
+  pthread_mutex_lock(&w->lock);
+  if (w->limit_ns == 0 || !w->fire) {
+    fprintf(stderr, "watchdog %p: a limit (%llu ns) and a fire callback should be set\n", (void *)w,
+            (unsigned long long)w->limit_ns);
+    broken++;
+  }
+  if (w->stop) {
+    fprintf(stderr, "watchdog %p: should not be stopping while in use\n", (void *)w);
+    broken++;
+  }
+  if (idle && w->busy) {
+    fprintf(stderr, "watchdog %p: no wait should be in progress (one began at %llu ns)\n", (void *)w,
+            (unsigned long long)w->since);
+    broken++;
+  }
+  pthread_mutex_unlock(&w->lock);
+  return broken;
 }

@@ -62,4 +62,9 @@ void watchdog_leave(watchdog *w);
 /* Stops and joins the thread (not during a wait). */
 void watchdog_stop(watchdog *w);
 
+/* Number of broken invariants of a started watchdog, each described on
+ * stderr; idle: no wait may be in progress (the caller's thread is the one
+ * that waits). */
+int watchdog_check(watchdog *w, bool idle);
+
 #endif
