@@ -25,7 +25,9 @@
  * never reused (the behaviour of bump-pointer extent hooks, for comparison).
  *
  * An aligned request succeeds whenever some free extent holds an aligned
- * extent of its size; it is placed as above among the free extents that do.
+ * extent of its size. It is placed as above among the free extents of at
+ * least size + align - page bytes (each holds one), and only when there is
+ * none among those that hold one.
  *
  * Complexity: O(log n) per operation in the number of free extents; an
  * aligned request that no free extent of size + align - page bytes can
