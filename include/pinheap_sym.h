@@ -95,9 +95,9 @@ typedef struct pinheap_sym pinheap_sym;
  * made with otherwise default options (pinheap_options_init) from which
  * nothing else was allocated; for n a multiple of PINHEAP_SYM_MAX_ALIGN a
  * heap one page smaller does not hold the block. */
-#define PINHEAP_SYM_HEAP_SIZE(n, arenas)                                                  \
+#define PINHEAP_SYM_HEAP_SIZE(n, arenas)                                        \
   ((((size_t)(n) + PINHEAP_SYM_MAX_ALIGN - 1) & ~(PINHEAP_SYM_MAX_ALIGN - 1)) + \
-   (size_t)(arenas)*PINHEAP_SYM_ARENA_BYTES)
+   (size_t)(arenas) * PINHEAP_SYM_ARENA_BYTES)
 
 /* Collective. Takes size bytes (rounded up to a page) from heap as one
  * block, aligned to PINHEAP_SYM_MAX_ALIGN, the same size on every process
