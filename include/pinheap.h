@@ -59,8 +59,10 @@ typedef struct pinheap_provider {
    * two, at least the page size.
    * Returns 0 with *base (aligned as asked) and *handle (whatever the comm
    * layer needs to address the memory remotely, e.g. a memory key; may be
-   * NULL) set, or an errno value (ENOMEM: no memory or no registration left)
-   * with nothing obtained. */
+   * NULL) set, or an errno value (ENOMEM: no memory or no registration left;
+   * EBUSY: it serves no more regions until one is released, which
+   * pinheap_create of a FIXED heap passes on, and a DYNAMIC heap counts as
+   * ENOMEM) with nothing obtained. */
   int (*obtain)(void *ctx, size_t size, size_t align, void **base, void **handle);
   /* Deregisters and gives back a region obtain returned, whole: the same
    * base, size and handle. Returns 0, or an errno value (the heap forgets the
@@ -156,8 +158,8 @@ typedef struct pinheap_stats {
 void pinheap_options_init(pinheap_options *opts);
 
 /* Returns a new heap, or NULL with errno EINVAL (bad options), ENOMEM (the
- * region or metadata could not be had), ENOSYS (the jemalloc found does not
- * fit). */
+ * region or metadata could not be had), EBUSY (FIXED: the provider serves
+ * no other region now), ENOSYS (the jemalloc found does not fit). */
 pinheap *pinheap_create(const pinheap_options *opts);
 
 /* The checks of *opts that pinheap_create makes before it takes anything:

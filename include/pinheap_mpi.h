@@ -119,11 +119,14 @@ typedef struct pinheap_mpi_options {
  * MPI call failed). */
 pinheap_mpi *pinheap_mpi_create(MPI_Comm comm, pinheap_mode mode, const pinheap_mpi_options *opts);
 
-/* Collective. Frees the window(s) and the duplicate communicator. Every
- * heap on the provider must have been destroyed before (a region still
- * obtained is a misuse: the message names how many, and the process
- * aborts). NULL does nothing. Call it before MPI_Finalize. */
-void pinheap_mpi_destroy(pinheap_mpi *pm);
+/* Collective. Frees the window(s) and the duplicate communicator, and
+ * returns 0. Every heap on the provider must have been destroyed before:
+ * while a heap on any rank still holds a region, every rank returns -1 with
+ * errno EBUSY and a message naming the regions or the rank, and the
+ * provider stays usable (destroy the heaps, then call it again); -1 with
+ * EIO when the agreement itself failed. NULL does nothing and returns 0.
+ * Call it before MPI_Finalize. */
+int pinheap_mpi_destroy(pinheap_mpi *pm);
 
 /* For pinheap_options.provider; valid until pinheap_mpi_destroy. */
 const pinheap_provider *pinheap_mpi_provider(pinheap_mpi *pm);
@@ -137,7 +140,8 @@ const pinheap_provider *pinheap_mpi_provider(pinheap_mpi *pm);
  * region; then on the heaps; a rank whose heap could not be made fails every
  * rank's call, the others destroying theirs; only then, FIXED, is the window
  * created. Returns the heap, or NULL with errno: a rank that failed keeps
- * its own errno and reason (EINVAL, ENOMEM, ENOSYS as pinheap_create); the
+ * its own errno and reason (EINVAL, ENOMEM, ENOSYS as pinheap_create;
+ * EBUSY, on every rank, while a FIXED heap on the provider is live); the
  * others get EINVAL (bad options) or ENOMEM, and a text naming the lowest
  * rank that failed; EIO when an agreement itself failed. Destroy the heap
  * with pinheap_destroy (collective for FIXED). */

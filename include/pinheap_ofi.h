@@ -148,12 +148,13 @@ int pinheap_ofi_get_stats(const pinheap_ofi *po, pinheap_ofi_stats *out);
  * described on stderr; 0 when consistent. */
 int pinheap_ofi_check(const pinheap_ofi *po);
 
-/* Closes po; NULL does nothing. Call it after pinheap_destroy of every heap
- * on it and, for an object from pinheap_ofi_open, after closing every
- * endpoint, address vector and completion queue opened on its domain.
- * Registrations still live are reported on stderr and closed, their memory
- * left mapped. */
-void pinheap_ofi_destroy(pinheap_ofi *po);
+/* Closes po and returns 0; NULL does nothing and returns 0. Call it after
+ * pinheap_destroy of every heap on it and, for an object from
+ * pinheap_ofi_open, after closing every endpoint, address vector and
+ * completion queue opened on its domain. While a registration is live (a
+ * heap on po not destroyed yet) it returns -1 with errno EBUSY and a
+ * message, and po stays usable. */
+int pinheap_ofi_destroy(pinheap_ofi *po);
 
 /* This thread's last failure in this library, in words; "" when none. */
 const char *pinheap_ofi_last_error(void);

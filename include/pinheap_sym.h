@@ -15,7 +15,19 @@
  * which every process checks that all of them asked for and obtained the
  * same thing; a mismatch is reported with both sides' calls and aborts.
  * An allocation that fails on any process (ENOMEM) fails on every process:
- * those where it succeeded undo it, and all return NULL.
+ * those where it succeeded undo it, and all return NULL. Whatever a call
+ * writes into an object (calloc's zeroes, realloc's copy) is written before
+ * the allgather: once the call has returned on any process, no process
+ * writes the object any more, and every process may write into every
+ * other's copy of it at once.
+ *
+ * Watchdog: PINHEAP_SYM_TIMEOUT=seconds in the environment at create (a
+ * number such as 30 or 2.5; unset or 0: none, and nothing is spent on it)
+ * makes a process abort when one of its collective calls has waited longer
+ * than that in the allgather (some process never made the call), printing
+ * the call (name, arguments, sequence number), the heap and the rank. A
+ * thread per symmetric heap watches; each call pays a clock read and two
+ * uncontended locks. A value that is not a number fails create with EINVAL.
  *
  * PINHEAP_SYM_NOSYNC leaves the allgather out (the caller synchronizes); the
  * check is then done only in debug builds (CMAKE_BUILD_TYPE=Debug) and when
@@ -30,6 +42,9 @@
  * any thread at any time, check from any thread between collective calls.
  *
  * Errors: as in pinheap.h: NULL (or -1) with errno and pinheap_last_error().
+ *
+ * Fork: a child process must not make collective calls on its parent's
+ * symmetric heaps.
  */
 #ifndef PINHEAP_SYM_H
 #define PINHEAP_SYM_H
@@ -67,13 +82,33 @@ typedef struct pinheap_sym pinheap_sym;
  * offset everywhere. */
 #define PINHEAP_SYM_MAX_ALIGN ((size_t)2 << 20)
 
+/* What a FIXED heap takes besides its blocks: each of its jemalloc arenas
+ * takes this many bytes at the top of the region when the heap is created
+ * (2 MiB of jemalloc's metadata, 2 MiB-aligned, and jemalloc's first 2 MiB
+ * grant), which pinheap_trim cannot take back. */
+#define PINHEAP_SYM_ARENA_BYTES ((size_t)4 << 20)
+
+/* How large a FIXED heap must be for pinheap_sym_create(heap, n, ...) to
+ * find its block: n rounded up to PINHEAP_SYM_MAX_ALIGN, plus
+ * PINHEAP_SYM_ARENA_BYTES per arena (arenas: pinheap_options.arenas, or
+ * when that is 0 the number of online CPUs, at most 64). True of a heap
+ * made with otherwise default options (pinheap_options_init) from which
+ * nothing else was allocated; for n a multiple of PINHEAP_SYM_MAX_ALIGN a
+ * heap one page smaller does not hold the block. */
+#define PINHEAP_SYM_HEAP_SIZE(n, arenas)                                        \
+  ((((size_t)(n) + PINHEAP_SYM_MAX_ALIGN - 1) & ~(PINHEAP_SYM_MAX_ALIGN - 1)) + \
+   (size_t)(arenas) * PINHEAP_SYM_ARENA_BYTES)
+
 /* Collective. Takes size bytes (rounded up to a page) from heap as one
- * block, aligned to PINHEAP_SYM_MAX_ALIGN, the same size on every process,
- * and returns the symmetric heap, or NULL with errno EINVAL (bad arguments
- * on any process, or the processes disagree on size or flags) or ENOMEM (on
- * any process: then on every process). coll NULL, or a coll whose rank or
- * allgather is unusable, fails at once without the allgather. The collective
- * is copied; coll->ctx and heap must stay valid until pinheap_sym_destroy. */
+ * block, aligned to PINHEAP_SYM_MAX_ALIGN, the same size on every process
+ * (a FIXED heap needs PINHEAP_SYM_HEAP_SIZE bytes for it), and returns the
+ * symmetric heap, or NULL with errno EINVAL (bad arguments on any process,
+ * the processes disagree on size or flags, or a PINHEAP_SYM_TIMEOUT that is
+ * not a number) or ENOMEM (no room for the block, or a size no heap could
+ * hold, on any process: then on every process). coll NULL, or a coll whose
+ * rank or allgather is unusable, fails at once without the allgather. The
+ * collective is copied; coll->ctx and heap must stay valid until
+ * pinheap_sym_destroy. */
 pinheap_sym *pinheap_sym_create(pinheap *heap, size_t size, const pinheap_collective *coll, unsigned flags);
 
 /* Collective. Frees the block. Objects still live are reported (count and
@@ -82,16 +117,18 @@ void pinheap_sym_destroy(pinheap_sym *sym);
 
 /* Collective; the arguments must be the same on every process. Objects are
  * aligned to 64 bytes at least. size 0 returns NULL without an error, as
- * shmem_malloc(0) does (still collective). A size no state of the heap could
- * satisfy, an overflowing calloc, an alignment that is not a power of two or
- * is above PINHEAP_SYM_MAX_ALIGN: EINVAL. No room: ENOMEM. */
+ * shmem_malloc(0) does (still collective). No room, a size no state of the
+ * heap could satisfy, an overflowing calloc: ENOMEM. An alignment that is
+ * not a power of two or is above PINHEAP_SYM_MAX_ALIGN: EINVAL. */
 void *pinheap_sym_malloc(pinheap_sym *sym, size_t size);
 void *pinheap_sym_calloc(pinheap_sym *sym, size_t count, size_t size);
 void *pinheap_sym_aligned_alloc(pinheap_sym *sym, size_t alignment, size_t size);
 /* Collective. Grows or shrinks in place when it can, otherwise moves (the
  * same way on every process); on failure ptr is left as it was. ptr NULL:
  * malloc; size 0: frees ptr and returns NULL. A ptr that is not a live
- * symmetric object aborts, as in pinheap_sym_free. */
+ * symmetric object aborts, as in pinheap_sym_free. A move copies ptr's
+ * contents as the call begins: writes into ptr by any process must be
+ * complete before any process makes the call (as before a barrier). */
 void *pinheap_sym_realloc(pinheap_sym *sym, void *ptr, size_t size);
 /* Collective. NULL does nothing (but is still collective). A pointer that is
  * not a live symmetric object (outside the heap, freed already, inside an

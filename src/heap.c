@@ -136,7 +136,9 @@ int heap_provider_obtain(pinheap *h, size_t size, size_t align, pinheap_region *
     debug_mark_defined(base, size);
     return 0;
   }
-  err = err == EINVAL ? EINVAL : ENOMEM;
+  /* A FIXED heap's one region may be EBUSY (the provider serves no other
+   * now); anything else but EINVAL is a lack of memory. */
+  if (err != EINVAL && !(err == EBUSY && heap_fixed(h))) err = ENOMEM;
   if (pv != &h->local || err == EINVAL) {
     /* The provider's own reason when it left one (copied: error_set
      * rewrites the buffer it lives in). */
@@ -166,7 +168,7 @@ static int heap_obtain_region(pinheap *h, size_t size) {
     int err = heap_provider_obtain(h, size, HEAP_REGION_ALIGN, &h->region, "pinheap_create");
     if (err == 0) return 0;
     size_t next = util_align_down(size - size / 8, h->page);
-    if (err == EINVAL || floor == 0 || size <= floor || next == 0) return -1;
+    if (err != ENOMEM || floor == 0 || size <= floor || next == 0) return -1;
     size = next < floor ? floor : next;
   }
 }

@@ -557,15 +557,34 @@ fail:
   return NULL;
 }
 
-void pinheap_mpi_destroy(pinheap_mpi *pm) {
-  if (!pm) return;
-  if (pm->stats.regions) {
-    fprintf(stderr,
-            "pinheap_mpi_destroy: %zu region(s) of %zu bytes are still obtained by a heap: destroy the heap first\n",
-            pm->stats.regions, pm->stats.bytes);
-    abort();
+int pinheap_mpi_destroy(pinheap_mpi *pm) {
+  if (!pm) return 0;
+  pthread_mutex_lock(&pm->lock);
+  size_t regions = pm->stats.regions, bytes = pm->stats.bytes;
+  pthread_mutex_unlock(&pm->lock);
+  /* Every rank frees the windows or none: one with a live heap keeps the
+   * provider on all. */
+  int low, who;
+  int rc = prov_mpi_agree(pm, regions ? PROV_MPI_FAILED : PROV_MPI_OK, &low, &who);
+  if (rc != MPI_SUCCESS) {
+    prov_mpi_fail(EIO, rc, "pinheap_mpi_destroy: MPI_Allreduce (agreeing that no heap is live)");
+    return -1;
+  }
+  if (low != PROV_MPI_OK) {
+    if (regions)
+      pinheap_set_error(EBUSY,
+                        "pinheap_mpi_destroy: %zu region(s) of %zu bytes are still obtained by a heap: destroy the "
+                        "heap first; the provider is left as it was",
+                        regions, bytes);
+    else
+      pinheap_set_error(EBUSY,
+                        "pinheap_mpi_destroy: rank %d still has a heap on the provider: destroy it first; the provider "
+                        "is left as it was",
+                        who);
+    return -1;
   }
   prov_mpi_close(pm);
+  return 0;
 }
 
 /* pinheap_mpi_heap_create's first step: this rank's options, checked as

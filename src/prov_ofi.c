@@ -493,19 +493,17 @@ PH_EXPORT int pinheap_ofi_check(const pinheap_ofi *po) {
   return broken;
 }
 
-PH_EXPORT void pinheap_ofi_destroy(pinheap_ofi *po) {
-  if (!po) return;
-  if (po->stats.regions)
-    fprintf(stderr,
-            "pinheap_ofi_destroy: %zu registrations (%zu bytes) still live: destroy the heaps first; closing them, "
-            "their memory stays mapped\n",
-            po->stats.regions, po->stats.bytes);
-  for (size_t i = 0; i < po->used; i++) {
-    prov_ofi_region *r = &po->records[i];
-    int ret = r->mr ? fi_close(&r->mr->fid) : 0;
-    if (ret)
-      fprintf(stderr, "pinheap_ofi_destroy: fi_close of a registration at %p: %s\n", (void *)r->base,
-              fi_strerror(-ret));
+PH_EXPORT int pinheap_ofi_destroy(pinheap_ofi *po) {
+  if (!po) return 0;
+  pthread_mutex_lock(&po->lock);
+  size_t regions = po->stats.regions, bytes = po->stats.bytes;
+  pthread_mutex_unlock(&po->lock);
+  if (regions) {
+    prov_ofi_error(EBUSY,
+                   "pinheap_ofi_destroy: %zu registration(s) of %zu bytes still live: destroy the heaps first; the "
+                   "provider is left as it was",
+                   regions, bytes);
+    return -1;
   }
   if (po->own_domain) {
     int ret = fi_close(&po->domain->fid);
@@ -521,6 +519,7 @@ PH_EXPORT void pinheap_ofi_destroy(pinheap_ofi *po) {
   munmap(po->records, PROV_OFI_MAX_REGIONS * sizeof(prov_ofi_region));
   pthread_mutex_destroy(&po->lock);
   free(po);
+  return 0;
 }
 
 PH_EXPORT const char *pinheap_ofi_last_error(void) { return prov_ofi_error_text; }

@@ -11,7 +11,13 @@
  *
  * Every collective call ends in sym_sync: one allgather of a sym_record per
  * process; each process compares them all, so every process takes the same
- * decision (abort on a mismatch, fail everywhere when one failed).
+ * decision (abort on a mismatch, fail everywhere when one failed). All that
+ * a call writes into the block (calloc's zeroes, realloc's copy) is written
+ * before its allgather, so that no process writes an object after any
+ * process has returned it.
+ *
+ * With PINHEAP_SYM_TIMEOUT, a watchdog (watchdog.h) watches every
+ * allgather, create's included, and aborts one that lasts longer.
  *
  * Thread-safe as the public header says: the queries read only what create
  * set; lock guards the objects and counters against stats and check.
@@ -27,6 +33,7 @@
 #include "meta.h"
 #include "pinheap_sym.h"
 #include "tree.h"
+#include "watchdog.h"
 
 /* The manager's page: objects are this many bytes apart at least, and
  * aligned to it. */
@@ -94,6 +101,8 @@ struct pinheap_sym {
   size_t record_bytes;  /* this mapping: the struct, peers, gathered */
   sym_peer *peers;      /* one per rank */
   sym_record *gathered; /* one per rank, the last call's */
+  uint64_t timeout_ns;  /* PINHEAP_SYM_TIMEOUT; 0: no watchdog */
+  watchdog watch;       /* running while timeout_ns > 0 */
 };
 
 /* Number of broken invariants of s, each described on stderr. */

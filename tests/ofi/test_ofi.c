@@ -554,10 +554,18 @@ static void test_bad_arguments(void **state) {
   assert_null(pinheap_ofi_fabric(NULL));
   assert_non_null(pinheap_ofi_fabric(po));
   assert_non_null(strstr(pinheap_ofi_provider(po)->name, prov_name));
-  pinheap_ofi_destroy(NULL);
+  assert_int_equal(pinheap_ofi_destroy(NULL), 0);
+  /* Destroying the provider under a live heap is refused; both stay usable. */
+  assert_int_equal(pinheap_ofi_destroy(po), -1);
+  expect_error(EBUSY, "registration(s) of 16777216 bytes still live: destroy the heaps first");
+  char *q = pinheap_malloc(h, 4 * MiB);
+  assert_non_null(q);
+  assert_int_equal(pinheap_ofi_locate(po, h, q, &a), 0);
+  pinheap_free(h, q);
+  assert_int_equal(pinheap_ofi_check(po), 0);
   pinheap_free(h, p);
   pinheap_destroy(h);
-  pinheap_ofi_destroy(po);
+  assert_int_equal(pinheap_ofi_destroy(po), 0);
 }
 
 /* A prefault that cannot have its pages fails the obtain and touches none;
