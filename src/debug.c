@@ -253,7 +253,8 @@ void *debug_realloc(pinheap *h, void *p, size_t size) {
   heap_kind kind;
   size_t usable = heap_usable_plain(h, p, &kind, "pinheap_realloc");
   size_t old = debug_size_of(h, p, usable, "pinheap_realloc");
-  size_t need = debug_need(h, size, "pinheap_realloc"), fit = 0, grow_from = 0;
+  /* grow_from: the registration of a direct block, else the block. */
+  size_t need = debug_need(h, size, "pinheap_realloc"), fit = 0, grow_from = usable;
   if (!need) return NULL;
   if (kind == HEAP_SMALL) {
     /* In place while the block stays in its size class, about. */
@@ -279,9 +280,11 @@ void *debug_realloc(pinheap *h, void *p, size_t size) {
     debug_shape(h, p, true, keep, fit, size);
     return p;
   }
-  void *q = grow_from ? debug_new(h, heap_direct_plain(h, need, grow_from, "pinheap_realloc"), size, false,
-                                  "pinheap_realloc")
-                      : debug_alloc(h, size, 0, false, "pinheap_realloc");
+  /* Moved; into a direct block with room to grow when it takes one. */
+  bool direct = h->opts.mode != PINHEAP_FIXED && util_align_up(need, h->page) >= h->opts.direct_threshold;
+  void *q = direct ? debug_new(h, heap_direct_plain(h, need, grow_from, "pinheap_realloc"), size, false,
+                               "pinheap_realloc")
+                   : debug_alloc(h, size, 0, false, "pinheap_realloc");
   if (!q) return NULL;
   memcpy(q, p, keep);
   debug_free(h, p);

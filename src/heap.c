@@ -752,14 +752,22 @@ bool heap_quarantine_plain(pinheap *h, void *p) {
   return kept;
 }
 
+/* Moves the large or direct block p to a new block of size bytes: a direct
+ * one with room to grow beyond grow_from bytes when size takes a direct
+ * block (growth by steps costs O(total bytes)), else any. */
+static void *heap_relocate(pinheap *h, void *p, size_t old, size_t size, size_t grow_from) {
+  if (!heap_dynamic(h) || util_align_up(size, h->page) < h->opts.direct_threshold) return heap_move(h, p, old, size);
+  return heap_move_to(h, heap_direct_plain(h, size, grow_from, "pinheap_realloc"), p, old, size);
+}
+
 /* The direct block p of old bytes resized: in place when its registration
- * holds size; else moved, to a registration with room to grow while it
- * stays direct (growth by steps costs O(total bytes)), or into a chunk. */
+ * holds size, else moved. */
 static void *heap_direct_realloc(pinheap *h, void *p, size_t old, size_t size) {
-  size_t bytes = util_align_up(size, h->page), registered = 0;
-  if (bytes < h->opts.direct_threshold) return heap_move(h, p, old, size);
-  if (heap_direct_resize_plain(h, p, bytes, &registered)) return p;
-  return heap_move_to(h, heap_direct_plain(h, size, registered, "pinheap_realloc"), p, old, size);
+  size_t registered = old;
+  if (util_align_up(size, h->page) >= h->opts.direct_threshold &&
+      heap_direct_resize_plain(h, p, util_align_up(size, h->page), &registered))
+    return p;
+  return heap_relocate(h, p, old, size, registered);
 }
 
 PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
@@ -793,7 +801,7 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
   if (size <= h->large_threshold) return heap_move(h, p, old_large, size);
   size_t bytes = util_align_up(size, h->page);
   if (bytes == old_large || heap_resize_plain(h, p, old_large, bytes)) return p;
-  return heap_move(h, p, old_large, size);
+  return heap_relocate(h, p, old_large, size, old_large);
 }
 
 PH_EXPORT bool pinheap_owns(const pinheap *h, const void *p) {
