@@ -209,17 +209,20 @@ static void *debug_new(pinheap *h, void *p, size_t size, bool zero, const char *
   return p;
 }
 
-/* size with the canary's bytes; 0 (the error set) when it overflows. */
-static size_t debug_need(const pinheap *h, size_t size, const char *what) {
+/* *need: size with the canary's bytes; false (the error set) when that
+ * overflows. */
+static bool debug_need(const pinheap *h, size_t size, size_t *need, const char *what) {
   size_t extra = debug_canary(h) ? DEBUG_EXTRA : 0;
-  if (size <= SIZE_MAX - extra) return size + extra;
+  *need = size + extra;
+  if (size <= SIZE_MAX - extra) return true;
   error_set(EINVAL, "%s(%zu): impossible size", what, size);
-  return 0;
+  return false;
 }
 
 void *debug_alloc(pinheap *h, size_t size, size_t align, bool zero, const char *what) {
-  size_t need = debug_need(h, size, what);
-  return need ? debug_new(h, heap_alloc_plain(h, need, align, what), size, zero, what) : NULL;
+  size_t need;
+  return debug_need(h, size, &need, what) ? debug_new(h, heap_alloc_plain(h, need, align, what), size, zero, what)
+                                          : NULL;
 }
 
 void debug_free(pinheap *h, void *p) {
@@ -254,8 +257,8 @@ void *debug_realloc(pinheap *h, void *p, size_t size) {
   size_t usable = heap_usable_plain(h, p, &kind, "pinheap_realloc");
   size_t old = debug_size_of(h, p, usable, "pinheap_realloc");
   /* grow_from: the registration of a direct block, else the block. */
-  size_t need = debug_need(h, size, "pinheap_realloc"), fit = 0, grow_from = usable;
-  if (!need) return NULL;
+  size_t need, fit = 0, grow_from = usable;
+  if (!debug_need(h, size, &need, "pinheap_realloc")) return NULL;
   if (kind == HEAP_SMALL) {
     /* In place while the block stays in its size class, about. */
     if (need <= usable && need > usable / 2) fit = usable;
