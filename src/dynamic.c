@@ -100,9 +100,13 @@ int dynamic_open(pinheap *h) {
   return dynamic_grow(h, DYNAMIC_GRANULE);
 }
 
+static pinheap_region dynamic_region(const dynamic_block *b) {
+  return (pinheap_region){.base = b->base, .size = b->size, .handle = b->handle};
+}
+
 static int dynamic_release_block(tree_node *n, void *arg) {
-  dynamic_block *b = DYNAMIC_BLOCK(n);
-  heap_provider_release(arg, &(pinheap_region){.base = b->base, .size = b->size, .handle = b->handle});
+  pinheap_region r = dynamic_region(DYNAMIC_BLOCK(n));
+  heap_provider_release(arg, &r);
   return 0;
 }
 
@@ -133,8 +137,9 @@ static size_t dynamic_room(pinheap *h, size_t bytes, size_t grow_from) {
   return room > bytes ? room : bytes;
 }
 
-/* Registers room bytes for a block: 0 with *r filled, or -1 with the error
- * set (the provider's, or the cap's when reserve_failed is set). */
+/* Registers room bytes for a block: 0 with *r filled, or -1: with
+ * *cap_reached set when they do not fit under the cap (no error set), else
+ * with the provider's error set. */
 static int dynamic_register(pinheap *h, size_t room, size_t align, pinheap_region *r, bool *cap_reached,
                             const char *what) {
   *cap_reached = !dynamic_reserve(h, room);
@@ -186,10 +191,6 @@ static dynamic_block *dynamic_lookup(pinheap *h, const void *p, bool exact) {
   dynamic_block *b = n ? DYNAMIC_BLOCK(n) : NULL;
   if (!b || b->quarantined || (exact ? b->base != p : (uintptr_t)p - (uintptr_t)b->base >= b->size)) return NULL;
   return b;
-}
-
-static pinheap_region dynamic_region(const dynamic_block *b) {
-  return (pinheap_region){.base = b->base, .size = b->size, .handle = b->handle};
 }
 
 size_t dynamic_direct_find(pinheap *h, const void *p, bool exact, pinheap_region *out) {

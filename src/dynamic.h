@@ -1,5 +1,6 @@
 /*
- * dynamic: the DYNAMIC heap's memory. Registered chunks (opts.chunk_size)
+ * dynamic: the memory of a DYNAMIC heap, and of a SIMPLE one (a DYNAMIC heap
+ * over the local provider, without a cap). Registered chunks (opts.chunk_size)
  * are obtained from the provider as the heap grows, each added to the extent
  * manager as a region of its own (extents never cross or merge across two
  * chunks) and to the page map; blocks of at least opts.direct_threshold

@@ -425,7 +425,7 @@ static void *heap_small(pinheap *h, size_t size, int flags, int bin, const char 
   return NULL;
 }
 
-/* FIXED and DYNAMIC, size <= large_threshold (<= classes.max): the thread's stack of
+/* size <= large_threshold (<= classes.max): the thread's stack of
  * freed objects of the size's bin, else jemalloc. debug: a constant, false
  * on the fast paths; true from debug.c, which zeroes blocks itself. */
 static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bool debug, const char *what) {

@@ -168,7 +168,7 @@ static int hooks_arena_set(unsigned index, const char *leaf, void *value, size_t
   return mallctl(name, NULL, NULL, value, len);
 }
 
-/* FIXED and DYNAMIC: extents from the manager; decommit and purge refused. */
+/* Extents from the manager; decommit and purge refused. */
 static const extent_hooks_t hooks_managed = {
     .alloc = hooks_alloc,
     .dalloc = hooks_dalloc,
