@@ -114,7 +114,7 @@ int env_parse_debug(const char *text, unsigned *out) {
   static const struct {
     const char *name;
     unsigned flag;
-  } names[] = {{"canary", PINHEAP_DEBUG_CANARY}, {"poison", PINHEAP_DEBUG_POISON}};
+  } names[] = {{"canary", PINHEAP_DEBUG_CANARY}, {"poison", PINHEAP_DEBUG_POISON}, {"quarantine", PINHEAP_DEBUG_QUARANTINE}};
   bool all;
   if (env_parse_bool(text, &all) == 0) return *out = all ? PINHEAP_DEBUG_ALL : 0, 0;
   if (!text || !*text) return -1;
@@ -178,6 +178,7 @@ PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
       {"PINHEAP_SMALL_EXTENT_MAX", offsetof(pinheap_options, small_extent_max)},
       {"PINHEAP_CHUNK_SIZE", offsetof(pinheap_options, chunk_size)},
       {"PINHEAP_DIRECT_THRESHOLD", offsetof(pinheap_options, direct_threshold)},
+      {"PINHEAP_QUARANTINE", offsetof(pinheap_options, quarantine)},
   };
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     if ((v = getenv(sizes[i].name)) && env_parse_size(v, (size_t *)(void *)((char *)&o + sizes[i].offset)) != 0)
@@ -198,7 +199,7 @@ PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
   if ((v = getenv("PINHEAP_ARENAS")) && env_parse_count(v, 1u << 16, &o.arenas) != 0)
     return env_bad("PINHEAP_ARENAS", v, "a count");
   if ((v = getenv("PINHEAP_DEBUG")) && env_parse_debug(v, &o.debug) != 0)
-    return env_bad("PINHEAP_DEBUG", v, ENV_BOOL_WORDS ", or a comma list of canary, poison");
+    return env_bad("PINHEAP_DEBUG", v, ENV_BOOL_WORDS ", or a comma list of canary, poison, quarantine");
   *opts = o;
   return 0;
 }

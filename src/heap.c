@@ -17,6 +17,7 @@
 #define HEAP_DEFAULT_SMALL_EXTENT_MAX ((size_t)4 << 20)
 #define HEAP_DEFAULT_CHUNK_SIZE ((size_t)64 << 20)
 #define HEAP_DEFAULT_DIRECT_THRESHOLD ((size_t)8 << 20)
+#define HEAP_DEFAULT_QUARANTINE ((size_t)256 << 20)
 /* Regions start on a 2 MiB boundary: huge pages, and jemalloc asks for 2 MiB
  * aligned blocks for its metadata. */
 #define HEAP_REGION_ALIGN ((size_t)2 << 20)
@@ -32,12 +33,13 @@ PH_EXPORT void pinheap_options_init(pinheap_options *opts) {
   opts->arenas = 0;
   opts->chunk_size = HEAP_DEFAULT_CHUNK_SIZE;
   opts->direct_threshold = HEAP_DEFAULT_DIRECT_THRESHOLD;
+  opts->quarantine = HEAP_DEFAULT_QUARANTINE;
 }
 
 static bool heap_fixed(const pinheap *h) { return h->opts.mode == PINHEAP_FIXED; }
-static bool heap_dynamic(const pinheap *h) { return h->opts.mode == PINHEAP_DYNAMIC; }
-/* FIXED and DYNAMIC: memory from a provider, an extent manager, a page map. */
-static bool heap_registered(const pinheap *h) { return h->opts.mode != PINHEAP_SIMPLE; }
+/* DYNAMIC, and SIMPLE: a DYNAMIC heap over ordinary memory that registers
+ * nothing (chunks and direct blocks, dynamic.h). */
+static bool heap_dynamic(const pinheap *h) { return h->opts.mode != PINHEAP_FIXED; }
 
 static void heap_release_extent(void *ctx, void *p, size_t bytes);
 static void heap_give_back(pinheap *h, void *p, size_t bytes, const char *what);
@@ -60,12 +62,12 @@ static int heap_validate(const pinheap_options *o) {
     error_set(EINVAL, "pinheap_create: a cap of %zu bytes is below one 2 MiB chunk", o->size);
     return -1;
   }
-  if (o->mode == PINHEAP_DYNAMIC && o->policy == PINHEAP_POLICY_BUMP) {
+  if (o->mode != PINHEAP_FIXED && o->policy == PINHEAP_POLICY_BUMP) {
     error_set(EINVAL, "pinheap_create: the bump policy is for FIXED heaps");
     return -1;
   }
-  if (o->mode == PINHEAP_DYNAMIC && (o->chunk_size == 0 || o->chunk_size > ((size_t)1 << 40) ||
-                                     o->direct_threshold == 0)) {
+  if (o->mode != PINHEAP_FIXED && (o->chunk_size == 0 || o->chunk_size > ((size_t)1 << 40) ||
+                                    o->direct_threshold == 0)) {
     error_set(EINVAL, "pinheap_create: chunk_size (%zu) and direct_threshold (%zu) must be positive, chunks at most "
               "1 TiB", o->chunk_size, o->direct_threshold);
     return -1;
@@ -211,10 +213,8 @@ static void heap_close_region(pinheap *h) {
 static void heap_close_memory(pinheap *h) {
   if (heap_fixed(h))
     heap_close_region(h);
-  else if (heap_dynamic(h))
-    dynamic_close(h);
   else
-    ownmap_fini(&h->owned);
+    dynamic_close(h);
 }
 
 static void heap_destroy_arenas(pinheap *h) {
@@ -236,23 +236,25 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   h->local_opts = (local_options){.prefault = opts->prefault, .lock = opts->lock, .hugepages = opts->hugepages};
   local_provider_init(&h->local, &h->local_opts);
   h->provider = opts->provider ? opts->provider : &h->local;
-  /* SIMPLE: jemalloc serves every size; only impossible sizes stop first. */
-  h->large_threshold = heap_registered(h) ? opts->large_threshold : (size_t)PTRDIFF_MAX;
+  if (opts->mode == PINHEAP_SIMPLE) {
+    /* Ordinary memory, charged to the system's commit limit as malloc's is:
+     * a size the system cannot back is refused at once. No cap. */
+    h->local_opts.charged = true;
+    h->provider = &h->local;
+    h->opts.size = 0;
+  }
+  h->large_threshold = opts->large_threshold;
   pthread_mutex_init(&h->reclaim_lock, NULL);
   gate_init(&h->gate);
   if (heap_check_jemalloc_page(h->page) != 0 || sizeclass_init(&h->classes) != 0) goto fail;
-  /* jemalloc serves only its small classes in a FIXED or DYNAMIC heap: its large sizes
-   * would round up and keep the rest of their grants to themselves. */
-  if (heap_registered(h) && h->large_threshold > h->classes.max) h->large_threshold = h->classes.max;
+  /* jemalloc serves only its small classes: its large sizes would round up
+   * and keep the rest of their grants to themselves. */
+  if (h->large_threshold > h->classes.max) h->large_threshold = h->classes.max;
   if (heap_fixed(h) && heap_open_region(h) != 0) goto fail;
   if (heap_dynamic(h) && dynamic_open(h) != 0) goto fail_region;
-  if (!heap_registered(h) && ownmap_init(&h->owned, h->page) != 0) {
-    error_set(ENOMEM, "pinheap_create: no memory for the map of the heap's pages");
-    goto fail;
-  }
   unsigned want = opts->arenas ? opts->arenas : heap_default_arenas();
   for (unsigned i = 0; i < want; i++) {
-    if (hooks_arena_create(&h->arenas[i], heap_registered(h) ? &h->grants : NULL, &h->owned)) {
+    if (hooks_arena_create(&h->arenas[i], &h->grants)) {
       heap_explain(h);
       heap_destroy_arenas(h);
       goto fail_region;
@@ -260,9 +262,9 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
     h->arena_index[i] = h->arenas[i].index;
     h->narenas++;
   }
-  if (thread_registry_init(&h->threads, heap_registered(h) ? &h->classes : NULL, h->page,
+  if (thread_registry_init(&h->threads, &h->classes, h->page,
                            /* the bump policy never reuses a freed extent */
-                           heap_registered(h) && opts->policy == PINHEAP_POLICY_TWO_ENDED ? heap_release_extent : NULL, h,
+                           opts->policy == PINHEAP_POLICY_TWO_ENDED ? heap_release_extent : NULL, h,
                            h->arena_index, h->narenas) != 0) {
     error_set(ENOMEM, "pinheap_create: cannot set up thread caches");
     heap_destroy_arenas(h);
@@ -364,11 +366,13 @@ PH_EXPORT void pinheap_trim(pinheap *h) {
   heap_reclaim(h);
   if (!heap_dynamic(h)) return;
   gate_enter(&h->gate);
+  dynamic_quarantine_drain(h);
   dynamic_release_free_chunks(h);
   gate_leave(&h->gate);
 }
 
-/* Bytes the heap manages now: FIXED the region, DYNAMIC what is registered. */
+/* Bytes the heap manages now: FIXED the region, DYNAMIC (SIMPLE) what is
+ * registered (mapped). */
 static size_t heap_capacity(pinheap *h) {
   em_stats s;
   em_get_stats(&h->em, &s);
@@ -376,18 +380,14 @@ static size_t heap_capacity(pinheap *h) {
 }
 
 static void heap_no_memory(pinheap *h, const char *what, size_t size) {
-  if (heap_registered(h)) {
-    em_stats s;
-    gate_enter(&h->gate);
-    em_get_stats(&h->em, &s);
-    size_t capacity = heap_capacity(h);
-    gate_leave(&h->gate);
-    error_set(ENOMEM, "%s(%zu): out of memory: %zu bytes free, largest free extent %zu bytes, %s %zu bytes", what,
-              size, s.free_bytes, s.largest_free, heap_fixed(h) ? "region" : "registered", capacity);
-    heap_explain(h);
-  } else {
-    error_set(ENOMEM, "%s(%zu): out of memory", what, size);
-  }
+  em_stats s;
+  gate_enter(&h->gate);
+  em_get_stats(&h->em, &s);
+  size_t capacity = heap_capacity(h);
+  gate_leave(&h->gate);
+  error_set(ENOMEM, "%s(%zu): out of memory: %zu bytes free, largest free extent %zu bytes, %s %zu bytes", what,
+            size, s.free_bytes, s.largest_free, heap_fixed(h) ? "region" : "registered", capacity);
+  heap_explain(h);
 }
 
 /* The most a block may be: the region, the cap, or what a size allows. */
@@ -406,7 +406,7 @@ static bool heap_impossible(pinheap *h, const char *what, size_t size) {
 }
 
 /* jemalloc path: through the thread's tcache, with reclaim and one retry.
- * In a FIXED or DYNAMIC heap the bin of every object handed out goes into its page's
+ * The bin of every object handed out goes into its page's
  * tag (bin: the request's bin when the caller knows it, else -1), so that
  * its free takes the fast path, and so that a tag left from an earlier use of
  * the page never outlives the first object of a new slab on it. */
@@ -418,8 +418,7 @@ static void *heap_small(pinheap *h, size_t size, int flags, int bin, const char 
     void *p = mallocx(size, tc->alloc_flags | flags);
     thread_leave(tc);
     if (p) {
-      if (heap_registered(h))
-        pagemap_note_bin(&h->pm, p, bin >= 0 ? (unsigned)bin : sizeclass_bin(&h->classes, sallocx(p, 0)));
+      pagemap_note_bin(&h->pm, p, bin >= 0 ? (unsigned)bin : sizeclass_bin(&h->classes, sallocx(p, 0)));
       return p;
     }
     if (attempt == 0) heap_reclaim(h);
@@ -428,7 +427,7 @@ static void *heap_small(pinheap *h, size_t size, int flags, int bin, const char 
   return NULL;
 }
 
-/* FIXED and DYNAMIC, size <= large_threshold (<= classes.max): the thread's stack of
+/* size <= large_threshold (<= classes.max): the thread's stack of
  * freed objects of the size's bin, else jemalloc. debug: a constant, false
  * on the fast paths; true from debug.c, which zeroes blocks itself. */
 static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bool debug, const char *what) {
@@ -452,6 +451,19 @@ static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bo
   return heap_small(h, size, zero ? MALLOCX_ZERO : 0, (int)bin, what);
 }
 
+/* dynamic_direct_alloc in a section. */
+static void *heap_direct_alloc(pinheap *h, size_t size, size_t align, bool zero, size_t grow_from, const char *what) {
+  thread_cache *tc = heap_enter(h);
+  void *p = dynamic_direct_alloc(h, size, align, zero, grow_from, what);
+  heap_leave(h, tc);
+  return p;
+}
+
+void *heap_direct_plain(pinheap *h, size_t size, size_t grow_from, const char *what) {
+  if (heap_impossible(h, what, size)) return NULL;
+  return heap_direct_alloc(h, size, h->page, false, grow_from, what);
+}
+
 /* Large path: an exact page-rounded extent, from the thread's cache of
  * extents of its length or from the extent manager (DYNAMIC: growing it, or
  * a registration of its own from direct_threshold up). */
@@ -461,12 +473,8 @@ static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, bool d
     error_set(EINVAL, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, heap_limit(h));
     return NULL;
   }
-  if (heap_dynamic(h) && (bytes >= h->opts.direct_threshold || bytes / h->page > PAGEMAP_MAX_PAGES)) {
-    thread_cache *tc = heap_enter(h);
-    void *p = dynamic_direct_alloc(h, size, align, zero, what);
-    heap_leave(h, tc);
-    return p;
-  }
+  if (heap_dynamic(h) && (bytes >= h->opts.direct_threshold || bytes / h->page > PAGEMAP_MAX_PAGES))
+    return heap_direct_alloc(h, size, align, zero, 0, what);
   if (bytes / h->page > PAGEMAP_MAX_PAGES) {
     error_set(EINVAL, "%s(%zu): impossible size: above %zu pages", what, size, (size_t)PAGEMAP_MAX_PAGES);
     return NULL;
@@ -512,10 +520,7 @@ static bool heap_bad_handle(const pinheap *h, const char *what) {
 static PH_ALWAYS_INLINE void *heap_alloc(pinheap *h, size_t size, size_t align, bool zero, bool debug,
                                           const char *what) {
   if (align == 0) {
-    if (PH_LIKELY(size <= h->large_threshold)) {
-      if (PH_LIKELY(heap_registered(h))) return heap_cached(h, size, zero, debug, what);
-      return heap_small(h, size, zero ? MALLOCX_ZERO : 0, -1, what);
-    }
+    if (PH_LIKELY(size <= h->large_threshold)) return heap_cached(h, size, zero, debug, what);
     if (heap_impossible(h, what, size)) return NULL;
     return heap_large(h, size, h->page, zero, debug, what);
   }
@@ -524,8 +529,7 @@ static PH_ALWAYS_INLINE void *heap_alloc(pinheap *h, size_t size, size_t align, 
   /* Alignments above a page, and sizes that alignment would lift out of
    * jemalloc's small classes, go to the large path: jemalloc would ask the
    * hooks for more and keep the rest to itself. */
-  if (!heap_registered(h) ||
-      (align <= h->page && size <= h->large_threshold && util_align_up(size, align) <= h->classes.max))
+  if (align <= h->page && size <= h->large_threshold && util_align_up(size, align) <= h->classes.max)
     return heap_small(h, size, (int)MALLOCX_ALIGN(align) | (zero ? MALLOCX_ZERO : 0), -1, what);
   return heap_large(h, size, align < h->page ? h->page : align, zero, debug, what);
 }
@@ -566,11 +570,11 @@ static _Noreturn void heap_foreign(const pinheap *h, const void *p, const char *
 }
 
 /* dynamic_direct_find in a section: it takes the direct blocks' lock. */
-static bool heap_direct_find(pinheap *h, const void *p, bool exact, pinheap_region *out) {
+static size_t heap_direct_find(pinheap *h, const void *p, bool exact, pinheap_region *out) {
   gate_enter(&h->gate);
-  bool found = dynamic_direct_find(h, p, exact, out);
+  size_t used = dynamic_direct_find(h, p, exact, out);
   gate_leave(&h->gate);
-  return found;
+  return used;
 }
 
 /* Length in bytes of the live large block at p, whose page holds tag, or 0
@@ -582,18 +586,17 @@ static size_t heap_classify_tag(const pinheap *h, const void *p, uint32_t tag, c
   return (size_t)(tag >> 1) * h->page;
 }
 
-/* A registered heap's live block at p: its length when it is a large or
- * direct block (*direct tells which), 0 when it is a small object; aborts
- * when p is none of these. One page-map lookup. */
+/* The live block at p: its length when it is a large or direct block
+ * (*direct tells which), 0 when it is a small object; aborts when p is none
+ * of these. One page-map lookup. */
 static size_t heap_classify(pinheap *h, const void *p, bool *direct, const char *what) {
   _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
   *direct = false;
   if (slot) return heap_classify_tag(h, p, atomic_load_explicit(slot, memory_order_acquire), what);
-  pinheap_region r;
-  if (!heap_dynamic(h) || !heap_direct_find(h, p, true, &r))
-    heap_foreign(h, p, what, "pointer is not in the heap's memory");
+  size_t used = heap_dynamic(h) ? heap_direct_find(h, p, true, NULL) : 0;
+  if (!used) heap_foreign(h, p, what, "pointer is not in the heap's memory, or not a live block of it");
   *direct = true;
-  return r.size;
+  return used;
 }
 
 static void heap_small_free(pinheap *h, void *p) {
@@ -645,15 +648,10 @@ static bool heap_direct_free(pinheap *h, void *p) {
 }
 
 static PH_ALWAYS_INLINE void heap_free(pinheap *h, void *p) {
-  if (PH_UNLIKELY(!heap_registered(h))) {
-    if (!ownmap_test(&h->owned, p)) heap_foreign(h, p, "pinheap_free", "pointer is not in the heap's memory");
-    heap_small_free(h, p);
-    return;
-  }
   _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
   if (PH_UNLIKELY(!slot)) {
     if (heap_dynamic(h) && heap_direct_free(h, p)) return;
-    heap_foreign(h, p, "pinheap_free", "pointer is not in the heap's memory");
+    heap_foreign(h, p, "pinheap_free", "pointer is not in the heap's memory, or not a live block of it");
   }
   uint32_t tag = atomic_load_explicit(slot, memory_order_acquire);
   int bin = PAGEMAP_BIN_OF(tag);
@@ -685,19 +683,15 @@ PH_EXPORT void pinheap_free(pinheap *h, void *p) {
 
 size_t heap_usable_plain(pinheap *h, const void *p, heap_kind *kind, const char *what) {
   *kind = HEAP_SMALL;
-  if (heap_registered(h)) {
-    /* A small object's page names its bin: no lookup in jemalloc. */
-    _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
-    int bin = slot ? PAGEMAP_BIN_OF(atomic_load_explicit(slot, memory_order_acquire)) : -1;
-    if (bin >= 0) return h->classes.size[bin];
-    bool direct;
-    size_t bytes = heap_classify(h, p, &direct, what);
-    if (bytes) {
-      *kind = direct ? HEAP_DIRECT : HEAP_LARGE;
-      return bytes;
-    }
-  } else if (!ownmap_test(&h->owned, p)) {
-    heap_foreign(h, p, what, "pointer is not in the heap's memory");
+  /* A small object's page names its bin: no lookup in jemalloc. */
+  _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
+  int bin = slot ? PAGEMAP_BIN_OF(atomic_load_explicit(slot, memory_order_acquire)) : -1;
+  if (bin >= 0) return h->classes.size[bin];
+  bool direct;
+  size_t bytes = heap_classify(h, p, &direct, what);
+  if (bytes) {
+    *kind = direct ? HEAP_DIRECT : HEAP_LARGE;
+    return bytes;
   }
   return sallocx(p, 0);
 }
@@ -732,12 +726,50 @@ bool heap_resize_plain(pinheap *h, void *p, size_t old, size_t new) {
   return true;
 }
 
-static void *heap_move(pinheap *h, void *p, size_t old_usable, size_t size) {
-  void *q = heap_alloc(h, size, 0, false, false, "pinheap_realloc");
+/* Moves p, of old_usable bytes, to q (NULL: the allocation failed). */
+static void *heap_move_to(pinheap *h, void *q, void *p, size_t old_usable, size_t size) {
   if (!q) return NULL;
   memcpy(q, p, old_usable < size ? old_usable : size);
   pinheap_free(h, p);
   return q;
+}
+
+static void *heap_move(pinheap *h, void *p, size_t old_usable, size_t size) {
+  return heap_move_to(h, heap_alloc(h, size, 0, false, false, "pinheap_realloc"), p, old_usable, size);
+}
+
+bool heap_direct_resize_plain(pinheap *h, void *p, size_t bytes, size_t *registered) {
+  thread_cache *tc = heap_enter(h);
+  pinheap_region r;
+  bool fits = dynamic_direct_resize(h, p, bytes, &r);
+  heap_leave(h, tc);
+  *registered = r.size;
+  return fits;
+}
+
+bool heap_quarantine_plain(pinheap *h, void *p) {
+  thread_cache *tc = heap_enter(h);
+  bool kept = dynamic_direct_quarantine(h, p);
+  heap_leave(h, tc);
+  return kept;
+}
+
+/* Moves the large or direct block p to a new block of size bytes: a direct
+ * one with room to grow beyond grow_from bytes when size takes a direct
+ * block (growth by steps costs O(total bytes)), else any. */
+static void *heap_relocate(pinheap *h, void *p, size_t old, size_t size, size_t grow_from) {
+  if (!heap_dynamic(h) || util_align_up(size, h->page) < h->opts.direct_threshold) return heap_move(h, p, old, size);
+  return heap_move_to(h, heap_direct_plain(h, size, grow_from, "pinheap_realloc"), p, old, size);
+}
+
+/* The direct block p of old bytes resized: in place when its registration
+ * holds size, else moved. */
+static void *heap_direct_realloc(pinheap *h, void *p, size_t old, size_t size) {
+  size_t registered = old;
+  if (util_align_up(size, h->page) >= h->opts.direct_threshold &&
+      heap_direct_resize_plain(h, p, util_align_up(size, h->page), &registered))
+    return p;
+  return heap_relocate(h, p, old, size, registered);
 }
 
 PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
@@ -748,13 +780,10 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
     return NULL;
   }
   if (PH_UNLIKELY(h->debug)) return debug_realloc(h, p, size);
-  if (!heap_registered(h) && !ownmap_test(&h->owned, p))
-    heap_foreign(h, p, "pinheap_realloc", "pointer is not in the heap's memory");
   bool direct = false;
-  size_t old_large = heap_registered(h) ? heap_classify(h, p, &direct, "pinheap_realloc") : 0;
-  size_t old_direct = direct ? old_large : 0;
+  size_t old_large = heap_classify(h, p, &direct, "pinheap_realloc");
   if (heap_impossible(h, "pinheap_realloc", size)) return NULL;
-  if (old_direct) return util_align_up(size, h->page) == old_direct ? p : heap_move(h, p, old_direct, size);
+  if (direct) return heap_direct_realloc(h, p, old_large, size);
   if (old_large == 0) {
     if (size > h->large_threshold) return heap_move(h, p, sallocx(p, 0), size);
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -763,7 +792,7 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
       void *q = rallocx(p, size, tc->alloc_flags);
       thread_leave(tc);
       if (q) {
-        if (heap_registered(h)) pagemap_note_bin(&h->pm, q, sizeclass_bin(&h->classes, sallocx(q, 0)));
+        pagemap_note_bin(&h->pm, q, sizeclass_bin(&h->classes, sallocx(q, 0)));
         return q;
       }
       if (attempt == 0) heap_reclaim(h);
@@ -774,23 +803,23 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
   if (size <= h->large_threshold) return heap_move(h, p, old_large, size);
   size_t bytes = util_align_up(size, h->page);
   if (bytes == old_large || heap_resize_plain(h, p, old_large, bytes)) return p;
-  return heap_move(h, p, old_large, size);
+  return heap_relocate(h, p, old_large, size, old_large);
 }
 
 PH_EXPORT bool pinheap_owns(const pinheap *h, const void *p) {
   if (!h || !p) return false;
-  if (heap_registered(h))
-    return pagemap_covers(&h->pm, p) || (heap_dynamic(h) && heap_direct_find((pinheap *)h, p, false, NULL));
-  return ownmap_test(&h->owned, p);
+  return pagemap_covers(&h->pm, p) || (heap_dynamic(h) && heap_direct_find((pinheap *)h, p, false, NULL));
 }
 
 PH_EXPORT int pinheap_region_of(const pinheap *h, const void *p, pinheap_region *out) {
-  pagemap_chunk *c = h && out && heap_registered(h) ? pagemap_chunk_of(&h->pm, p) : NULL;
+  /* A SIMPLE heap's memory is ordinary, registered nowhere. */
+  bool registered = h && out && h->opts.mode != PINHEAP_SIMPLE;
+  pagemap_chunk *c = registered ? pagemap_chunk_of(&h->pm, p) : NULL;
   if (c) {
     *out = (pinheap_region){.base = (void *)c->base, .size = c->size, .handle = c->handle};
     return 0;
   }
-  if (h && out && heap_dynamic(h) && heap_direct_find((pinheap *)h, p, false, out)) return 0;
+  if (registered && heap_dynamic(h) && heap_direct_find((pinheap *)h, p, false, out)) return 0;
   error_set(EINVAL, "pinheap_region_of(%p): not in memory the heap obtained from its provider", p);
   return -1;
 }
@@ -815,37 +844,29 @@ PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
   }
   memset(out, 0, sizeof *out);
   hooks_stats_refresh();
-  size_t small = 0, mapped = 0;
-  for (unsigned i = 0; i < h->narenas; i++) {
-    small += hooks_arena_allocated(&h->arenas[i]);
-    mapped += hooks_arena_mapped(&h->arenas[i]);
-  }
+  size_t small = 0;
+  for (unsigned i = 0; i < h->narenas; i++) small += hooks_arena_allocated(&h->arenas[i]);
   out->large_allocated = atomic_load(&h->large_bytes);
   out->large_blocks = atomic_load(&h->large_blocks);
-  size_t in_use;
-  if (heap_registered(h)) {
-    em_stats s;
-    gate_enter(&h->gate);
-    em_get_stats(&h->em, &s);
-    out->capacity = s.capacity;
-    out->free_bytes = s.free_bytes;
-    out->largest_free = s.largest_free;
-    out->free_extents = s.free_extents;
-    out->peak_in_use = s.peak_in_use;
-    if (heap_dynamic(h)) {
-      pthread_mutex_lock(&h->direct_lock);
-      size_t direct = atomic_load(&h->direct_bytes);
-      out->large_blocks += h->direct.count;
-      pthread_mutex_unlock(&h->direct_lock);
-      out->capacity += direct;
-      out->large_allocated += direct;
-    }
-    gate_leave(&h->gate);
-    in_use = out->capacity - s.free_bytes;
-  } else {
-    /* Ordinary memory: the heap manages what jemalloc maps for its arenas. */
-    out->capacity = in_use = mapped;
+  em_stats s;
+  gate_enter(&h->gate);
+  em_get_stats(&h->em, &s);
+  out->capacity = s.capacity;
+  out->free_bytes = s.free_bytes;
+  out->largest_free = s.largest_free;
+  out->free_extents = s.free_extents;
+  out->peak_in_use = s.peak_in_use;
+  if (heap_dynamic(h)) {
+    /* Direct blocks: their registrations are capacity in use (quarantined
+     * ones too), the bytes the live ones use are allocated. */
+    pthread_mutex_lock(&h->direct_lock);
+    out->capacity += atomic_load(&h->direct_bytes);
+    out->large_allocated += atomic_load(&h->direct_used);
+    out->large_blocks += h->direct.count - h->quarantine.count;
+    pthread_mutex_unlock(&h->direct_lock);
   }
+  gate_leave(&h->gate);
+  size_t in_use = out->capacity - s.free_bytes;
   out->in_use = in_use;
   out->allocated = small + out->large_allocated;
   /* The high-water mark as stats calls and direct blocks saw it, beside what
@@ -879,7 +900,6 @@ int heap_check(pinheap *h) {
   /* The outer locks (the thread registry's, the list's) first, outside the
    * section: fork's prepare takes them before it closes the gate. */
   int broken = thread_check(&h->threads) + fork_check(h) + (h->debug ? debug_check_cached(h) : 0);
-  if (!heap_registered(h)) return broken;
   size_t cached = thread_cached_extent_bytes(&h->threads);
   gate_enter(&h->gate);
   if (h->debug) broken += debug_check_blocks(h);

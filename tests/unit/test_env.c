@@ -17,7 +17,7 @@
 static const char *vars[] = {"PINHEAP_MODE",     "PINHEAP_SIZE",      "PINHEAP_MIN_SIZE", "PINHEAP_POLICY",
                              "PINHEAP_LARGE_THRESHOLD", "PINHEAP_SMALL_EXTENT_MAX", "PINHEAP_ARENAS",
                              "PINHEAP_HUGEPAGES", "PINHEAP_PREFAULT", "PINHEAP_LOCK", "PINHEAP_DEBUG",
-                             "PINHEAP_CHUNK_SIZE", "PINHEAP_DIRECT_THRESHOLD"};
+                             "PINHEAP_CHUNK_SIZE", "PINHEAP_DIRECT_THRESHOLD", "PINHEAP_QUARANTINE"};
 
 static int clear_env(void **state) {
   (void)state;
@@ -162,7 +162,9 @@ static void test_debug_flags(void **state) {
   } good[] = {{"1", PINHEAP_DEBUG_ALL},    {"on", PINHEAP_DEBUG_ALL},
               {"0", 0},                    {"false", 0},
               {"canary", PINHEAP_DEBUG_CANARY}, {"Poison", PINHEAP_DEBUG_POISON},
-              {"canary,poison", PINHEAP_DEBUG_ALL}, {"poison,canary,poison", PINHEAP_DEBUG_ALL}};
+              {"canary,poison", PINHEAP_DEBUG_CANARY | PINHEAP_DEBUG_POISON},
+              {"poison,canary,poison", PINHEAP_DEBUG_CANARY | PINHEAP_DEBUG_POISON},
+              {"Quarantine", PINHEAP_DEBUG_QUARANTINE}, {"canary,quarantine,poison", PINHEAP_DEBUG_ALL}};
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
     unsigned f = 99;
     if (env_parse_debug(good[i].text, &f) != 0 || f != good[i].flags)
@@ -194,8 +196,10 @@ static void test_options_from_env(void **state) {
   setenv("PINHEAP_PREFAULT", "1", 1);
   setenv("PINHEAP_LOCK", "off", 1);
   setenv("PINHEAP_DEBUG", "poison", 1);
+  setenv("PINHEAP_QUARANTINE", "64m", 1);
   assert_int_equal(pinheap_options_from_env(&o), 0);
   assert_int_equal(o.debug, PINHEAP_DEBUG_POISON);
+  assert_int_equal(o.quarantine, (size_t)64 << 20);
   assert_int_equal(o.mode, PINHEAP_SIMPLE);
   assert_int_equal(o.size, (size_t)2 << 30);
   assert_int_equal(o.min_size, (size_t)512 << 20);
@@ -223,6 +227,7 @@ static void test_malformed_values(void **state) {
       {"PINHEAP_LARGE_THRESHOLD", "x"}, {"PINHEAP_SMALL_EXTENT_MAX", "4mm"}, {"PINHEAP_ARENAS", "two"},
       {"PINHEAP_ARENAS", "99999999"},   {"PINHEAP_HUGEPAGES", "maybe"}, {"PINHEAP_PREFAULT", "2"},
       {"PINHEAP_LOCK", "enable"},       {"PINHEAP_DEBUG", "guard"},    {"PINHEAP_DEBUG", "canary,"},
+      {"PINHEAP_QUARANTINE", "1x"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     clear_env(NULL);
