@@ -115,8 +115,10 @@ typedef struct pinheap_mpi_options {
  * created on the provider must have that mode). opts may be NULL: no info,
  * no prefault. The calling thread is the one that may attach and detach
  * below MPI_THREAD_SERIALIZED (see Threads). Returns the provider, or NULL
- * with errno EINVAL (bad arguments, MPI not initialized), ENOMEM, or EIO (an
- * MPI call failed). */
+ * with errno EINVAL (bad arguments, MPI not initialized, or the program's
+ * MPI is not of the family this library was built for: the message names
+ * this library, the MPI it was built for and the MPI library the calls
+ * reach), ENOMEM, or EIO (an MPI call failed). */
 pinheap_mpi *pinheap_mpi_create(MPI_Comm comm, pinheap_mode mode, const pinheap_mpi_options *opts);
 
 /* Collective. Frees the window(s) and the duplicate communicator. Every

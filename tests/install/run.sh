@@ -222,6 +222,48 @@ for so in "$libdir"/libpinheap-mpi-*.so; do
   fi
 done
 
+# The provider built for one MPI linked into a program built with the
+# other's wrapper (`mpicc.mpich main.c -lpinheap-mpi-openmpi`): both MPIs
+# load, and pinheap_mpi_create must refuse with a message naming the
+# provider library and the MPI library the program's calls reach, instead
+# of passing one MPI's handles to the other.
+step "the provider built for the other MPI"
+flavours=()
+for so in "$libdir"/libpinheap-mpi-*.so; do
+  [ -e "$so" ] || continue
+  f=${so##*/libpinheap-mpi-}
+  f=${f%.so}
+  command -v "mpicc.$f" >/dev/null && command -v "mpirun.$f" >/dev/null && flavours+=("$f")
+done
+if [ "${#flavours[@]}" -lt 2 ]; then
+  echo "skipped: needs two MPIs with their wrappers and launchers, found: ${flavours[*]:-none}"
+fi
+for built in "${flavours[@]}"; do
+  for used in "${flavours[@]}"; do
+    [ "$built" != "$used" ] || continue
+    exe=$tmp/wrong_${used}_links_$built
+    if ! "mpicc.$used" -o "$exe" "$here/consumer/main_mpi.c" -I"$prefix/include" -L"$libdir" \
+        -lpinheap-mpi-"$built" -lpinheap -Wl,-rpath,"$libdir"; then
+      fail "mpicc.$used ... -lpinheap-mpi-$built did not link"
+      continue
+    fi
+    case $used in
+      openmpi) theirs=libmpi.so ;;
+      *) theirs=lib$used ;;
+    esac
+    rc=0
+    out=$(bash "$here/../mpi/run.sh" "$used" 2 "$exe" 2>&1) || rc=$?
+    msg=$(grep -m1 'pinheap_mpi_create' <<<"$out" || true)
+    if [ "$rc" -ne 0 ] && grep -q "libpinheap-mpi-$built (.*) was built for" <<<"$msg" &&
+       grep -qF "$theirs" <<<"$msg" && grep -qF "link libpinheap-mpi-$used" <<<"$msg"; then
+      echo "mpicc.$used with libpinheap-mpi-$built: refused: ${msg#*failed: }"
+    else
+      printf '%s\n' "$out" | tail -n 20 >&2
+      fail "mpicc.$used with libpinheap-mpi-$built (exit $rc): no message naming libpinheap-mpi-$built and $theirs"
+    fi
+  done
+done
+
 if [ "$failures" -ne 0 ]; then
   echo "install test: $failures failure(s)" >&2
   exit 1
