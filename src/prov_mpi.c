@@ -753,6 +753,65 @@ int pinheap_mpi_locate(const pinheap *heap, const void *ptr, pinheap_mpi_addr *o
   return 0;
 }
 
+/* What pinheap_mpi_sym_create gathers of each rank's block: its
+ * displacement in the window, and that rank's handle of the window (the
+ * same window on every rank, each rank with a handle of its own: a reader
+ * takes the displacement of the target's entry and the window of its own). */
+typedef struct prov_mpi_sym_desc {
+  MPI_Aint disp;
+  MPI_Win win;
+} prov_mpi_sym_desc;
+
+/* Names this library's descriptors in symmetric heaps. */
+static const char prov_mpi_sym_id = 0;
+
+/* The describe of pinheap_mpi_sym_create's layer: the block must be in a
+ * region exposed by pm. */
+static int prov_mpi_sym_describe(void *ctx, pinheap *heap, void *block, size_t size, void *desc) {
+  (void)size;
+  pinheap_mpi *pm = ctx;
+  pinheap_mpi_addr at;
+  pinheap_region reg;
+  if (pinheap_mpi_locate(heap, block, &at) != 0 || pinheap_region_of(heap, block, &reg) != 0 ||
+      prov_mpi_record_of(reg.handle)->owner != pm) {
+    pinheap_set_error(EINVAL, "pinheap_mpi_sym_create: the heap is not on this MPI provider");
+    return EINVAL;
+  }
+  prov_mpi_sym_desc d;
+  memset(&d, 0, sizeof d); /* every byte travels */
+  d.disp = at.disp;
+  d.win = at.win;
+  memcpy(desc, &d, sizeof d);
+  return 0;
+}
+
+pinheap_sym *pinheap_mpi_sym_create(pinheap_mpi *pm, pinheap *heap, size_t size, unsigned flags) {
+  pinheap_collective coll;
+  if (pinheap_mpi_collective(pm, &coll) != 0) return NULL;
+  pinheap_sym_layer layer = {
+      .id = &prov_mpi_sym_id, .ctx = pm, .desc_len = sizeof(prov_mpi_sym_desc), .describe = prov_mpi_sym_describe};
+  return pinheap_sym_create_layer(heap, size, &coll, flags, &layer);
+}
+
+int pinheap_mpi_remote(const pinheap_sym *sym, const void *ptr, int rank, pinheap_mpi_addr *out) {
+  size_t off = pinheap_sym_offset(sym, ptr);
+  const prov_mpi_sym_desc *theirs = pinheap_sym_layer_desc(sym, &prov_mpi_sym_id, rank);
+  const prov_mpi_sym_desc *mine = pinheap_sym_layer_desc(sym, &prov_mpi_sym_id, pinheap_sym_rank(sym));
+  if (!out || off == SIZE_MAX || !theirs || !mine) {
+    pinheap_set_error(EINVAL,
+                      "pinheap_mpi_remote(%p, rank %d): output NULL, symmetric heap not from pinheap_mpi_sym_create, "
+                      "rank out of range, or pointer outside the symmetric heap",
+                      ptr, rank);
+    return -1;
+  }
+  prov_mpi_sym_desc t, m;
+  memcpy(&t, theirs, sizeof t); /* the table's bytes need not be aligned */
+  memcpy(&m, mine, sizeof m);
+  out->win = m.win;
+  out->disp = MPI_Aint_add(t.disp, (MPI_Aint)off);
+  return 0;
+}
+
 int pinheap_mpi_collective(pinheap_mpi *pm, pinheap_collective *out) {
   if (!pm || !out) {
     pinheap_set_error(EINVAL, "pinheap_mpi_collective: provider or output is NULL");

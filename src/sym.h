@@ -52,7 +52,7 @@ typedef struct sym_peer {
   uint32_t flags;
   uint32_t verify; /* it wants every call checked */
   int32_t status;  /* 0, or the errno value of its local failure */
-  uint32_t unused; /* zero: no padding of unknown contents */
+  uint32_t desc_len; /* its layer's descriptor length, 0 without a layer */
 } sym_peer;
 
 /* One process's account of one collective call. Plain integers: every
@@ -91,9 +91,12 @@ struct pinheap_sym {
   size_t allocated;
   size_t large_bytes;
   size_t large_objects;
-  size_t record_bytes;  /* this mapping: the struct, peers, gathered */
+  size_t record_bytes;  /* this mapping: the struct, peers, gathered, descs */
   sym_peer *peers;      /* one per rank */
   sym_record *gathered; /* one per rank, the last call's */
+  const void *layer_id; /* the layer's, or NULL */
+  size_t desc_len;      /* the layer's descriptor length, 0 without one */
+  unsigned char *descs; /* desc_len bytes per rank, rank i's at i * desc_len */
 };
 
 /* Number of broken invariants of s, each described on stderr. */
