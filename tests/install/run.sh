@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install test: installs a built tree into a temporary prefix and checks that
 # an outside project can use it, through the CMake package and through
-# pkg-config.
+# pkg-config; that a program built with one MPI refuses the provider built
+# for the other; and that the README's commands and snippets work as
+# written against that prefix (tests/readme/check.py).
 #
 #   tests/install/run.sh <build-dir>
 #
@@ -263,6 +265,11 @@ for built in "${flavours[@]}"; do
     fi
   done
 done
+
+# Every command and snippet of the README, against this prefix.
+step "the README (tests/readme/check.py)"
+python3 "$here/../readme/check.py" "$here/../../README.md" "$build_dir" "$prefix" ||
+  fail "the README's commands and snippets (above)"
 
 if [ "$failures" -ne 0 ]; then
   echo "install test: $failures failure(s)" >&2
