@@ -91,7 +91,9 @@
  * (the heap forgets it either way).
  *
  * Link with -lpinheap-mpi-openmpi or -lpinheap-mpi-mpich (the library built
- * for the MPI the program uses) and -lpinheap.
+ * for the MPI the program uses) and -lpinheap. The other links too, and
+ * loads both MPIs, but pinheap_mpi_create refuses it (EINVAL, naming both
+ * libraries) before it passes a handle of one MPI to the other.
  */
 #ifndef PINHEAP_MPI_H
 #define PINHEAP_MPI_H

@@ -502,8 +502,9 @@ static void prov_mpi_close(pinheap_mpi *pm) {
 #define PROV_MPI_STR2(x) #x
 #define PROV_MPI_STR(x) PROV_MPI_STR2(x)
 #if defined(OPEN_MPI)
-#define PROV_MPI_BUILT_FOR \
-  "Open MPI " PROV_MPI_STR(OMPI_MAJOR_VERSION) "." PROV_MPI_STR(OMPI_MINOR_VERSION) "." PROV_MPI_STR(OMPI_RELEASE_VERSION)
+#define PROV_MPI_BUILT_FOR                                                                 \
+  "Open MPI " PROV_MPI_STR(OMPI_MAJOR_VERSION) "." PROV_MPI_STR(OMPI_MINOR_VERSION) "." \
+      PROV_MPI_STR(OMPI_RELEASE_VERSION)
 #define PROV_MPI_OPEN_MPI 1
 #elif defined(MPICH)
 #define PROV_MPI_BUILT_FOR "MPICH " MPICH_VERSION

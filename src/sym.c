@@ -579,7 +579,8 @@ PH_EXPORT int pinheap_sym_remote(const pinheap_sym *s, const void *ptr, int rank
 
 PH_EXPORT const void *pinheap_sym_layer_desc(const pinheap_sym *s, const void *id, int rank) {
   if (!s || !id || s->layer_id != id || rank < 0 || rank >= s->coll.nranks) {
-    error_set(EINVAL, "pinheap_sym_layer_desc(rank %d): symmetric heap NULL, made without that layer, or rank out of range",
+    error_set(EINVAL,
+              "pinheap_sym_layer_desc(rank %d): symmetric heap NULL, made without that layer, or rank out of range",
               rank);
     return NULL;
   }
@@ -685,6 +686,8 @@ int sym_check(pinheap_sym *s) {
                s->large_bytes, s->large_objects, st.requested, st.large_bytes, st.large_objects);
   if (s->peers[s->coll.rank].base != s->base)
     SYM_BROKEN(&st, "this process's entry in the table should hold its base %#lx\n", (unsigned long)s->base);
+  if ((s->layer_id == NULL) != (s->desc_len == 0) || s->desc_len > PINHEAP_SYM_DESC_MAX)
+    SYM_BROKEN(&st, "a layer's id and descriptors go together: id %p, %zu bytes each\n", s->layer_id, s->desc_len);
   pthread_mutex_unlock(&s->lock);
   return st.broken;
 }

@@ -73,7 +73,8 @@ typedef struct sym_record {
  * exactly one free extent of em or one live object; objects.live =
  * live.count; allocated = the sum of requested over objects; large_bytes and
  * large_objects sum and count the objects of more than small_max bytes;
- * peers[rank].base = base.
+ * peers[rank].base = base; layer_id is NULL exactly when desc_len is 0,
+ * and desc_len <= PINHEAP_SYM_DESC_MAX.
  */
 struct pinheap_sym {
   pinheap *heap;

@@ -85,6 +85,7 @@ static void gathered_body(fake_proc *p, void *arg) {
   pinheap_sym *sym = pinheap_sym_create_layer(heap, 4 * MiB, &p->coll, 0, &layer);
   FAKE_CHECK(p, sym, "pinheap_sym_create_layer");
   FAKE_CHECK(p, pinheap_sym_rank(sym) == p->rank, "pinheap_sym_rank");
+  FAKE_CHECK(p, pinheap_sym_check(sym) == 0, "pinheap_sym_check");
   char *x = pinheap_sym_malloc(sym, 1000);
   FAKE_CHECK(p, x, "pinheap_sym_malloc");
   for (int r = 0; r < RANKS; r++) {
