@@ -111,6 +111,45 @@ typedef struct pinheap_sym pinheap_sym;
  * pinheap_sym_destroy. */
 pinheap_sym *pinheap_sym_create(pinheap *heap, size_t size, const pinheap_collective *coll, unsigned flags);
 
+/*
+ * What a comm layer gathers of every process's block at create, for its own
+ * remote-addressing call (pinheap_mpi_remote, pinheap_ofi_remote): a window
+ * displacement, a memory key. Optional: pinheap_sym_create gathers none.
+ * Comm layers build it (pinheap_mpi_sym_create, pinheap_ofi_sym_create);
+ * applications need not.
+ */
+typedef struct pinheap_sym_layer {
+  const void *id;  /* any address unique to the layer: pinheap_sym_layer_desc
+                    * answers only to it */
+  void *ctx;       /* passed to describe */
+  size_t desc_len; /* bytes each process describes its block with,
+                    * 1..PINHEAP_SYM_DESC_MAX, the same on every process */
+  /* Called once on each process when its block is taken, before anything
+   * is gathered: fills desc[0, desc_len) (every byte) with what the layer
+   * will need of this process's block. Returns 0, or an errno value (with
+   * pinheap_set_error): create then fails on every process, as when a
+   * block cannot be had. */
+  int (*describe)(void *ctx, pinheap *heap, void *block, size_t size, void *desc);
+} pinheap_sym_layer;
+#define PINHEAP_SYM_DESC_MAX 256
+
+/* pinheap_sym_create, and every process's descriptor of its block gathered
+ * by one more allgather (layer NULL: none, as pinheap_sym_create). A layer
+ * that is unusable (no id or describe, desc_len out of range) is EINVAL
+ * without an allgather; processes whose desc_len differ get EINVAL on
+ * every process. */
+pinheap_sym *pinheap_sym_create_layer(pinheap *heap, size_t size, const pinheap_collective *coll, unsigned flags,
+                                      const pinheap_sym_layer *layer);
+
+/* The descriptor process rank gave for its block, or NULL with errno EINVAL
+ * when sym is NULL, was not created with a layer of this id, or rank is out
+ * of range. Valid until pinheap_sym_destroy; thread-safe, O(1). */
+const void *pinheap_sym_layer_desc(const pinheap_sym *sym, const void *id, int rank);
+
+/* This process's rank in the group (the collective's), or -1 with errno
+ * EINVAL for NULL. */
+int pinheap_sym_rank(const pinheap_sym *sym);
+
 /* Collective. Frees the block. Objects still live are reported (count and
  * bytes) on stderr. */
 void pinheap_sym_destroy(pinheap_sym *sym);
@@ -143,9 +182,12 @@ void *pinheap_sym_ptr(const pinheap_sym *sym, size_t offset);
 
 /* Where ptr (a local address inside the symmetric heap) lives on process
  * rank: its virtual address there, and its offset inside rank's registration
- * (the block's pinheap_region_of there; an MPI window displacement for a
- * FIXED heap over MPI_Win_create, a libfabric offset without
- * FI_MR_VIRT_ADDR). */
+ * (the block's pinheap_region_of there). Which of the two a one-sided
+ * operation takes depends on the comm layer and its mode (an MPI FIXED
+ * window takes the offset, a DYNAMIC one the address; libfabric the address
+ * under FI_MR_VIRT_ADDR, else the offset) and neither carries the key or
+ * the window: pinheap_mpi_remote and pinheap_ofi_remote answer exactly what
+ * their operations take. */
 typedef struct pinheap_sym_addr {
   uint64_t addr;       /* virtual address on rank */
   uint64_t reg_offset; /* offset from the base of rank's registration, or

@@ -382,18 +382,33 @@ static bool sym_agree(const pinheap_sym *s, const sym_peer *me, size_t size) {
                 what, (unsigned long long)first->size, first->flags, i, (unsigned long long)p->size, p->flags);
       return false;
     }
+    if (p->desc_len != first->desc_len) {
+      error_set(EINVAL, "%s: the processes disagree: rank 0 describes its block in %u bytes, rank %d in %u", what,
+                first->desc_len, i, p->desc_len);
+      return false;
+    }
   }
   return true;
 }
 
 PH_EXPORT pinheap_sym *pinheap_sym_create(pinheap *heap, size_t size, const pinheap_collective *coll, unsigned flags) {
+  return pinheap_sym_create_layer(heap, size, coll, flags, NULL);
+}
+
+PH_EXPORT pinheap_sym *pinheap_sym_create_layer(pinheap *heap, size_t size, const pinheap_collective *coll,
+                                                unsigned flags, const pinheap_sym_layer *layer) {
   if (!coll || !coll->allgather || coll->nranks < 1 || coll->rank < 0 || coll->rank >= coll->nranks) {
     error_set(EINVAL,
               "pinheap_sym_create: the collective is NULL, has no allgather, or its rank is not in 0..nranks-1");
     return NULL;
   }
-  size_t n = (size_t)coll->nranks;
-  size_t record_bytes = sizeof(pinheap_sym) + n * sizeof(sym_peer) + n * sizeof(sym_record);
+  if (layer && (!layer->id || !layer->describe || layer->desc_len == 0 || layer->desc_len > PINHEAP_SYM_DESC_MAX)) {
+    error_set(EINVAL, "pinheap_sym_create: the layer has no id or describe, or its desc_len is not in 1..%d",
+              PINHEAP_SYM_DESC_MAX);
+    return NULL;
+  }
+  size_t n = (size_t)coll->nranks, desc_len = layer ? layer->desc_len : 0;
+  size_t record_bytes = sizeof(pinheap_sym) + n * sizeof(sym_peer) + n * sizeof(sym_record) + n * desc_len;
   /* From mmap, not malloc: the heap may be what serves this process's
    * malloc (libpinheap-preload). */
   pinheap_sym *s = mmap(NULL, record_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -406,11 +421,16 @@ PH_EXPORT pinheap_sym *pinheap_sym_create(pinheap *heap, size_t size, const pinh
   s->flags = flags;
   s->peers = (sym_peer *)(s + 1);
   s->gathered = (sym_record *)(s->peers + n);
+  s->layer_id = layer ? layer->id : NULL;
+  s->desc_len = desc_len;
+  s->descs = (unsigned char *)(s->gathered + n);
   pthread_mutex_init(&s->lock, NULL);
   tree_init(&s->live, sym_cmp, NULL);
   meta_init(&s->objects, sizeof(sym_object));
-  sym_peer me = {.flags = flags, .verify = sym_wants_verify(flags)};
+  sym_peer me = {.flags = flags, .verify = sym_wants_verify(flags), .desc_len = (uint32_t)desc_len};
   me.status = sym_open(s, heap, size, flags, &me);
+  unsigned char desc[PINHEAP_SYM_DESC_MAX] = {0};
+  if (!me.status && layer) me.status = layer->describe(layer->ctx, heap, (void *)s->base, s->size, desc);
   sym_record rec = {.op = SYM_CREATE, .size = size, .arg = SYM_NONE, .result = SYM_NONE};
   int err = sym_allgather(s, &me, s->peers, sizeof me, &rec, "pinheap_sym_create");
   if (err) {
@@ -422,6 +442,12 @@ PH_EXPORT pinheap_sym *pinheap_sym_create(pinheap *heap, size_t size, const pinh
     err = errno;
     sym_close(s);
     errno = err;
+    return NULL;
+  }
+  if (desc_len && (err = sym_allgather(s, desc, s->descs, desc_len, &rec, "pinheap_sym_create")) != 0) {
+    sym_close(s);
+    error_set(err, "pinheap_sym_create(%zu): the allgather of the layer's descriptors failed (%s)", size,
+              strerror(err));
     return NULL;
   }
   for (int i = 0; i < coll->nranks; i++) s->verify |= s->peers[i].verify != 0;
@@ -611,6 +637,24 @@ PH_EXPORT int pinheap_sym_remote(const pinheap_sym *s, const void *ptr, int rank
   return 0;
 }
 
+PH_EXPORT const void *pinheap_sym_layer_desc(const pinheap_sym *s, const void *id, int rank) {
+  if (!s || !id || s->layer_id != id || rank < 0 || rank >= s->coll.nranks) {
+    error_set(EINVAL,
+              "pinheap_sym_layer_desc(rank %d): symmetric heap NULL, made without that layer, or rank out of range",
+              rank);
+    return NULL;
+  }
+  return s->descs + (size_t)rank * s->desc_len;
+}
+
+PH_EXPORT int pinheap_sym_rank(const pinheap_sym *s) {
+  if (!s) {
+    error_set(EINVAL, "pinheap_sym_rank: symmetric heap is NULL");
+    return -1;
+  }
+  return s->coll.rank;
+}
+
 PH_EXPORT int pinheap_sym_get_stats(pinheap_sym *s, pinheap_stats *out) {
   if (!s || !out) {
     error_set(EINVAL, "pinheap_sym_get_stats: symmetric heap or output is NULL");
@@ -703,6 +747,8 @@ int sym_check(pinheap_sym *s) {
                s->large_bytes, s->large_objects, st.requested, st.large_bytes, st.large_objects);
   if (s->peers[s->coll.rank].base != s->base)
     SYM_BROKEN(&st, "this process's entry in the table should hold its base %#lx\n", (unsigned long)s->base);
+  if ((s->layer_id == NULL) != (s->desc_len == 0) || s->desc_len > PINHEAP_SYM_DESC_MAX)
+    SYM_BROKEN(&st, "a layer's id and descriptors go together: id %p, %zu bytes each\n", s->layer_id, s->desc_len);
   pthread_mutex_unlock(&s->lock);
   return st.broken;
 }
