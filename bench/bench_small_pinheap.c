@@ -1,7 +1,7 @@
 /* Small-object throughput: pinheap, one FIXED heap shared by every thread,
  * pinheap_malloc / pinheap_free. See small_bench.h for the workload. Takes
- * PINHEAP_DEBUG (and the other PINHEAP_* but mode and size) from the
- * environment. */
+ * PINHEAP_DEBUG (and the other PINHEAP_* but the size) from the
+ * environment; PINHEAP_MODE=simple or dynamic runs such a heap instead. */
 #include "pinheap.h"
 
 #define BK_NAME "pinheap"
@@ -16,13 +16,14 @@ static int bk_global_init(const sb_config *cfg) {
   pinheap_options o;
   pinheap_options_init(&o);
   /* PINHEAP_* from the environment (PINHEAP_DEBUG, for run_small.sh -d),
-   * but the mode and the size: this is a FIXED heap of -m MiB. */
+   * but the size: a FIXED heap of -m MiB unless PINHEAP_MODE says
+   * otherwise. */
   if (pinheap_options_from_env(&o) != 0) {
     fprintf(stderr, "pinheap: %s\n", pinheap_last_error());
     return -1;
   }
-  o.mode = PINHEAP_FIXED;
-  o.size = cfg->region_mib << 20;
+  if (!getenv("PINHEAP_MODE")) o.mode = PINHEAP_FIXED;
+  o.size = o.mode == PINHEAP_FIXED ? cfg->region_mib << 20 : 0;
   g_heap = pinheap_create(&o);
   if (g_heap == NULL) {
     fprintf(stderr, "pinheap: pinheap_create(FIXED, %zu MiB) failed: %s (%s)\n", cfg->region_mib,
@@ -30,8 +31,10 @@ static int bk_global_init(const sb_config *cfg) {
     return -1;
   }
   if (!cfg->quiet)
-    printf("pinheap %d.%d.%d: FIXED heap, %zu MiB region, debug flags %#x\n", PINHEAP_VERSION_MAJOR,
-           PINHEAP_VERSION_MINOR, PINHEAP_VERSION_PATCH, cfg->region_mib, o.debug);
+    printf("pinheap %d.%d.%d: %s heap, %zu MiB region, debug flags %#x\n", PINHEAP_VERSION_MAJOR,
+           PINHEAP_VERSION_MINOR, PINHEAP_VERSION_PATCH,
+           o.mode == PINHEAP_FIXED ? "FIXED" : o.mode == PINHEAP_DYNAMIC ? "DYNAMIC" : "SIMPLE",
+           o.mode == PINHEAP_FIXED ? cfg->region_mib : 0, o.debug);
   return 0;
 }
 

@@ -5,6 +5,9 @@
 #
 #   bench/run_comm.sh [build_dir] [rounds] [runs]
 #
+# With PINHEAP_BENCH_DRY_RUN=1 it checks its arguments and finds its
+# programs, says what it would run, and exits (0) without running them.
+#
 # Uses the MPI tests' launcher (tests/mpi/run.sh), which bounds each run and
 # removes the shared-memory files it leaves.
 set -euo pipefail
@@ -16,7 +19,14 @@ build=${1:-build}
 rounds=${2:-5}
 runs=${3:-5}
 bench=$build/bench
+[[ $# -le 3 && $rounds =~ ^[1-9][0-9]*$ && $runs =~ ^[1-9][0-9]*$ ]] ||
+  { sed -n '6p' "$0" >&2; echo "run_comm.sh: rounds and runs > 0" >&2; exit 2; }
 [ -d "$bench" ] || { echo "run_comm.sh: no $bench (build first)" >&2; exit 2; }
+if [ -n "${PINHEAP_BENCH_DRY_RUN:-}" ]; then
+  found=$(ls "$bench"/comm_mpi_* "$bench"/reg_cost_* 2>/dev/null) || { echo "run_comm.sh: nothing built" >&2; exit 2; }
+  echo "run_comm.sh: dry run:" $found "with $rounds rounds, $runs runs"
+  exit 0
+fi
 export PINHEAP_MPI_TIMEOUT=${PINHEAP_MPI_TIMEOUT:-300}
 export FI_TCP_IFACE=${FI_TCP_IFACE:-lo}
 

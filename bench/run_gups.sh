@@ -5,12 +5,22 @@
 # the ratio pinheap / MPI_Win_allocate.
 #
 #   bench/run_gups.sh [build_dir] [log_local] [repeats]
+#
+# With PINHEAP_BENCH_DRY_RUN=1 it checks its arguments and finds its
+# programs, says what it would run, and exits (0) without running them.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=${1:-build}
 log=${2:-18}
 reps=${3:-3}
+[[ $# -le 3 && $log =~ ^[0-9]+$ && $reps =~ ^[1-9][0-9]*$ ]] && [ "$log" -ge 4 ] && [ "$log" -le 30 ] ||
+  { sed -n '7p' "$0" >&2; echo "run_gups.sh: log_local 4..30, repeats > 0" >&2; exit 2; }
+if [ -n "${PINHEAP_BENCH_DRY_RUN:-}" ]; then
+  found=$(ls "$build"/examples/gups_* 2>/dev/null) || { echo "run_gups.sh: no gups built in $build" >&2; exit 2; }
+  echo "run_gups.sh: dry run:" $found "at 2 and 4 ranks, 2^$log words per rank, best of $reps"
+  exit 0
+fi
 export PINHEAP_MPI_TIMEOUT=${PINHEAP_MPI_TIMEOUT:-300}
 ran=0
 printf '%-8s %5s %14s %14s %8s\n' mpi ranks pinheap win_allocate ratio

@@ -32,6 +32,8 @@
 #   -v  print every sample, not only the medians
 # Exit status: 0 when every run passed its checks, 1 when one failed, 2 on
 # bad usage or missing runners.
+# With PINHEAP_BENCH_DRY_RUN=1 it checks its arguments and finds its
+# programs, says what it would run, and exits (0) without running them.
 set -u
 
 seed=12345
@@ -146,6 +148,11 @@ for a in "${allocs[@]}"; do
   fi
 done
 
+if [ -n "${PINHEAP_BENCH_DRY_RUN:-}" ]; then
+  echo "run_small.sh: dry run: ${allocs[*]} from $bindir, threads $threads, $reps runs each," \
+       "$rounds rounds/thread, sizes ${size_min}..${size_max} B, $slots slots"
+  exit 0
+fi
 echo "small-object throughput: seed=$seed slots/thread=$slots rounds/thread=$rounds" \
      "sizes=${size_min}..${size_max} B reps=$reps (median) region=${region} MiB"
 echo "runners: $bindir"

@@ -14,6 +14,8 @@
 #   -q  quick: the ptmalloc peer only (a smoke run)
 # Exit status: 0 when every job completed and pinheap_sym completed each of
 # the seed's sequences, 1 otherwise, 2 on bad usage.
+# With PINHEAP_BENCH_DRY_RUN=1 it checks its arguments and finds its
+# programs, says what it would run, and exits (0) without running them.
 set -u
 
 ranks=2
@@ -30,6 +32,8 @@ while getopts "n:s:qb:h" opt; do
   esac
 done
 shift $((OPTIND - 1))
+[ $# -le 1 ] || { echo "run_sym.sh: one BUILD_DIR at most" >&2; exit 2; }
+[[ $ranks =~ ^[1-9][0-9]*$ && $seeds =~ ^[0-9]+$ ]] || { echo "run_sym.sh: bad -n $ranks or -s $seeds" >&2; exit 2; }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 for d in "$bindir" "${1:+$1/bench}" "${1:-}" "$here" "$here/../build/bench"; do
   if [ -n "$d" ] && [ -x "$d/bench_sym_oshmem" ]; then bindir=$d; break; fi
@@ -38,6 +42,11 @@ runner=$bindir/bench_sym_oshmem
 if [ ! -x "$runner" ]; then
   echo "run_sym.sh: bench_sym_oshmem not found (is oshcc installed? build with cmake first)" >&2
   exit 2
+fi
+command -v oshrun >/dev/null || { echo "run_sym.sh: no oshrun (Open MPI's OSHMEM)" >&2; exit 2; }
+if [ -n "${PINHEAP_BENCH_DRY_RUN:-}" ]; then
+  echo "run_sym.sh: dry run: $runner under oshrun -np $ranks, memheap $components, $seeds churn seeds"
+  exit 0
 fi
 root_flag=()
 [ "$(id -u)" -eq 0 ] && root_flag=(--allow-run-as-root)

@@ -96,7 +96,9 @@ function(pinheap_mpi_add flavour)
     target_include_directories(${t} SYSTEM PUBLIC ${${pfx}_INCLUDE})
     target_include_directories(${t} PRIVATE ${PROJECT_SOURCE_DIR}/src)
     target_compile_options(${t} PUBLIC ${${pfx}_CFLAGS})
-    target_link_libraries(${t} PUBLIC ${${pfx}_LIBS} ${${pfx}_LDFLAGS} Threads::Threads)
+    # Named in the message of a program whose MPI is not this one.
+    target_compile_definitions(${t} PRIVATE PINHEAP_MPI_FLAVOUR="${flavour}")
+    target_link_libraries(${t} PUBLIC ${${pfx}_LIBS} ${${pfx}_LDFLAGS} Threads::Threads PRIVATE ${CMAKE_DL_LIBS})
     install(TARGETS ${t} EXPORT pinheapTargets
       LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
       ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})

@@ -16,7 +16,11 @@
  * every key (deleted ones must be absent). Then each owner checks its index
  * against the keys that hash to it, frees every blob and checks its heap.
  *
- *   mpirun -np N dht [keys_per_rank] [lookups_per_rank] [seed]
+ *   mpirun.mpich -np N dht_mpich [keys_per_rank] [lookups_per_rank] [seed]
+ *   tests/mpi/run.sh openmpi N build/examples/dht_openmpi ...
+ *
+ * (build/examples/dht_<mpi>, one per MPI found; tests/mpi/run.sh gives Open
+ * MPI the options it needs here.)
  *
  * Exits non-zero on any wrong, missing or unexpected value.
  */

@@ -2,18 +2,24 @@
  * gups: the HPC Challenge RandomAccess kernel over pinheap.
  *
  * The table (2^log_local 64-bit words per rank, 2^log_total in all) is one
- * symmetric object in each rank's FIXED heap, whose region is an MPI window
- * (the MPI provider). Each rank applies its share of the 4 * 2^log_total
+ * symmetric object in each rank's heap on the MPI provider: FIXED (the
+ * region is an MPI window), or DYNAMIC (chunks and blocks attached to one
+ * dynamic window). pinheap_mpi_remote gives the window and the table's
+ * displacement on every rank, whatever the mode. Each rank applies its share of the 4 * 2^log_total
  * updates, Table[ran & (size - 1)] ^= ran, to whichever rank owns the word,
  * with one-sided MPI_Accumulate(MPI_BXOR): atomic, so no update is lost.
  * The check is the benchmark's own: apply the same updates again, which
  * must bring every word back to its index. The benchmark's rules allow 1%
  * of words wrong; with atomics the example demands none.
  *
- *   mpirun -np N gups [log_local] [updates_per_flush] [win_allocate]
+ *   mpirun.openmpi -np N gups_openmpi [log_local] [updates_per_flush] [dynamic|win_allocate]
+ *   mpirun.mpich -np N gups_mpich ...
  *
- * With win_allocate the table is in memory from MPI_Win_allocate instead
- * (the peer to compare rates with).
+ * (build/examples/gups_<mpi>, one per MPI found; Open MPI needs the options
+ * tests/mpi/run.sh gives it, which runs either: tests/mpi/run.sh openmpi 4
+ * build/examples/gups_openmpi 16.) N is a power of two. With dynamic the
+ * heap is DYNAMIC; with win_allocate the table is in memory from
+ * MPI_Win_allocate instead (the peer to compare rates with).
  *
  * Prints the rate in GUP/s (billions of updates per second) and exits
  * non-zero when a word is wrong or anything fails.
@@ -137,8 +143,10 @@ int main(int argc, char **argv) {
   g.log_local = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 16;
   unsigned per_flush = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 1024;
   bool peer = argc > 3 && strcmp(argv[3], "win_allocate") == 0;
-  if (g.log_local < 4 || g.log_local > 30 || per_flush == 0 || (argc > 3 && !peer)) {
-    if (g.rank == 0) fprintf(stderr, "usage: gups [log_local 4..30] [updates_per_flush > 0] [win_allocate]\n");
+  bool dynamic = argc > 3 && strcmp(argv[3], "dynamic") == 0;
+  if (g.log_local < 4 || g.log_local > 30 || per_flush == 0 || (argc > 3 && !peer && !dynamic)) {
+    if (g.rank == 0)
+      fprintf(stderr, "usage: gups [log_local 4..30] [updates_per_flush > 0] [dynamic|win_allocate]\n");
     MPI_Finalize();
     return 2;
   }
@@ -156,29 +164,31 @@ int main(int argc, char **argv) {
     /* The peer: the table in memory MPI allocates for its own window. */
     MPI_Win_allocate((MPI_Aint)table_bytes, 1, MPI_INFO_NULL, MPI_COMM_WORLD, &g.table, &g.win);
   } else {
-    /* The heap: FIXED, its region an MPI window over every rank. */
-    pm = pinheap_mpi_create(MPI_COMM_WORLD, PINHEAP_FIXED, NULL);
+    /* The heap: FIXED, its region an MPI window over every rank, or
+     * DYNAMIC, its memory attached to one dynamic window. */
+    pinheap_mode mode = dynamic ? PINHEAP_DYNAMIC : PINHEAP_FIXED;
+    pm = pinheap_mpi_create(MPI_COMM_WORLD, mode, NULL);
     if (!pm) return gups_fail("pinheap_mpi_create");
     pinheap_options opts;
     pinheap_options_init(&opts);
-    opts.mode = PINHEAP_FIXED;
-    opts.size = table_bytes + ((size_t)64 << 20);
+    opts.mode = mode;
+    opts.size = dynamic ? 0 : table_bytes + ((size_t)64 << 20);
     opts.arenas = 1;
     heap = pinheap_mpi_heap_create(pm, &opts);
     if (!heap) return gups_fail("pinheap_mpi_heap_create");
-    g.win = pinheap_mpi_window(pm);
 
-    /* The table: one symmetric object, the same offset on every rank. */
-    pinheap_collective coll;
-    if (pinheap_mpi_collective(pm, &coll) != 0) return gups_fail("pinheap_mpi_collective");
-    sym = pinheap_sym_create(heap, table_bytes + ((size_t)2 << 20), &coll, 0);
-    if (!sym) return gups_fail("pinheap_sym_create");
+    /* The table: one symmetric object, the same offset on every rank, and
+     * where it lies on each: the window and the displacement its
+     * MPI_Accumulate takes. */
+    sym = pinheap_mpi_sym_create(pm, heap, table_bytes + ((size_t)2 << 20), 0);
+    if (!sym) return gups_fail("pinheap_mpi_sym_create");
     g.table = pinheap_sym_malloc(sym, table_bytes);
     if (!g.table) return gups_fail("pinheap_sym_malloc");
     for (int r = 0; r < g.nranks; r++) {
-      pinheap_sym_addr a;
-      if (pinheap_sym_remote(sym, g.table, r, &a) != 0) return gups_fail("pinheap_sym_remote");
-      g.disp[r] = (MPI_Aint)a.reg_offset;
+      pinheap_mpi_addr a;
+      if (pinheap_mpi_remote(sym, g.table, r, &a) != 0) return gups_fail("pinheap_mpi_remote");
+      g.win = a.win;
+      g.disp[r] = a.disp;
     }
   }
   uint64_t first = g.local_words * (uint64_t)g.rank;
@@ -221,7 +231,9 @@ int main(int argc, char **argv) {
 
   uint64_t updates = 4 * g.total_words / (uint64_t)g.nranks * (uint64_t)g.nranks;
   if (g.rank == 0) {
-    printf("gups: the table in %s\n", peer ? "MPI_Win_allocate memory (the peer)" : "a pinheap symmetric heap");
+    printf("gups: the table in %s\n", peer      ? "MPI_Win_allocate memory (the peer)"
+                                       : dynamic ? "a pinheap symmetric heap in a DYNAMIC heap"
+                                                 : "a pinheap symmetric heap in a FIXED heap");
     printf("gups: %d ranks, table 2^%u words (%" PRIu64 " MiB) per rank, %" PRIu64 " updates, %u per flush\n",
            g.nranks, g.log_local, (uint64_t)(table_bytes >> 20), updates, per_flush);
     printf("gups: %.6f GUP/s (%.3f s)\n", (double)updates / slowest / 1e9, slowest);

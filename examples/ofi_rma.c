@@ -14,6 +14,12 @@
  *     reads it (fi_fetch_atomic) and swaps 100 for 1000 (fi_compare_atomic);
  *   - checks that its own blocks hold the peer's pattern and its counter
  *     1000;
+ *   - makes a symmetric heap of 16 MiB with pinheap_ofi_sym_create (its
+ *     allgather: the socketpair), which gathers both processes' keys once,
+ *     and writes each of its objects (64 B, 25000 B, 5 MiB) into the peer's
+ *     counterpart, then reads the peer's back, each operation through the
+ *     key and address pinheap_ofi_remote gives, the local object its buffer
+ *     (its descriptor from the same call);
  *   - writes with a key no registration has, and rank 0 with the key of the
  *     9 MiB block rank 1 has freed (deregistered): both must fail with an
  *     error completion. The shm provider does not answer a bad key with an
@@ -81,6 +87,7 @@ typedef struct channel {
 typedef struct proc {
   int rank;
   int sock;
+  pinheap_collective coll; /* over sock, for the symmetric heap */
   bool checks_keys;
   pinheap_ofi *po;
   pinheap *heap;
@@ -223,7 +230,7 @@ static void channel_close(channel *l) {
 
 static int locate(proc *p, const void *ptr, size_t len, remote *out) {
   pinheap_ofi_addr a;
-  if (pinheap_ofi_locate(p->po, p->heap, ptr, &a) != 0) {
+  if (pinheap_ofi_locate(p->heap, ptr, &a) != 0) {
     FAIL(p, "pinheap_ofi_locate: %s", pinheap_ofi_last_error());
     return -1;
   }
@@ -290,8 +297,8 @@ static int setup(proc *p, const char *prov, bool basic, hello *peer) {
   pinheap_ofi_get_stats(p->po, &s);
   SAY(p, "%s heap: %zu registrations of %zu bytes in all", p->rank == 0 ? "FIXED" : "DYNAMIC", s.regions, s.bytes);
   if (locate(p, p->counter, sizeof *p->counter, &me.counter) != 0 ||
-      pinheap_ofi_locate(p->po, p->heap, p->buf, &p->buf_at) != 0 ||
-      pinheap_ofi_locate(p->po, p->heap, p->operand, &p->operand_at) != 0)
+      pinheap_ofi_locate(p->heap, p->buf, &p->buf_at) != 0 ||
+      pinheap_ofi_locate(p->heap, p->operand, &p->operand_at) != 0)
     return -1;
 
   if (!send_all(p->sock, &me, sizeof me) || !recv_all(p, peer, sizeof *peer)) {
@@ -388,6 +395,84 @@ static void check_own(proc *p) {
   if (!p->failures) SAY(p, "its own %d blocks hold the peer's patterns, its counter 1000", NBLOCKS);
 }
 
+/* The allgather of the symmetric heap's collective, for two processes: this
+ * one's bytes and the peer's, in rank order, serving the peer meanwhile. */
+static int sock_allgather(void *ctx, const void *in, void *out, size_t len) {
+  proc *p = ctx;
+  char *mine = (char *)out + (size_t)p->rank * len, *theirs = (char *)out + (size_t)(1 - p->rank) * len;
+  memcpy(mine, in, len);
+  return send_all(p->sock, in, len) && recv_all(p, theirs, len) ? 0 : EIO;
+}
+
+#define SYM_OBJECTS 3
+static const size_t sym_sizes[SYM_OBJECTS] = {64, 25000, 5 * MiB};
+
+/* Symmetric objects reached through pinheap_ofi_remote: each process writes
+ * its src objects into the peer's dst ones, then reads the peer's src ones
+ * into its own dst ones; the local side of each transfer is the local
+ * object itself. */
+static void symmetric(proc *p) {
+  pinheap_sym *sym = pinheap_ofi_sym_create(p->po, p->heap, 16 * MiB, &p->coll, 0);
+  if (!sym) {
+    FAIL(p, "pinheap_ofi_sym_create: %s (%s)", pinheap_last_error(), pinheap_ofi_last_error());
+    return;
+  }
+  channel *l = &p->chan;
+  char *src[SYM_OBJECTS] = {0}, *dst[SYM_OBJECTS] = {0}, err[256];
+  int status = 0, peer = 1 - p->rank;
+  for (int i = 0; i < SYM_OBJECTS; i++) {
+    src[i] = pinheap_sym_malloc(sym, sym_sizes[i]);
+    dst[i] = pinheap_sym_calloc(sym, 1, sym_sizes[i]);
+    if (!src[i] || !dst[i]) {
+      /* A failure on one process is one on both: they stop alike. */
+      FAIL(p, "pinheap_sym_malloc(%zu): %s", sym_sizes[i], pinheap_last_error());
+      goto out;
+    }
+    for (size_t j = 0; j < sym_sizes[i]; j++) src[i][j] = pattern(p->rank, i + NBLOCKS, j);
+  }
+  for (int i = 0; i < SYM_OBJECTS; i++) {
+    pinheap_ofi_addr at, from;
+    if (pinheap_ofi_remote(sym, dst[i], peer, &at) != 0 || pinheap_ofi_remote(sym, src[i], peer, &from) != 0) {
+      FAIL(p, "pinheap_ofi_remote: %s", pinheap_ofi_last_error());
+      continue;
+    }
+    /* The local side: src[i] itself, whose descriptor comes with its own
+     * remote call. */
+    RUN_OP(p, l, err, fi_write(l->ep, src[i], sym_sizes[i], from.desc, l->peer, at.addr, at.key, NULL));
+    if (status) FAIL(p, "fi_write of %zu bytes to the peer's symmetric object: %s", sym_sizes[i], err);
+  }
+  /* Delivery complete: the writes are in place once they completed. */
+  if (barrier(p))
+    for (int i = 0; i < SYM_OBJECTS; i++) {
+      size_t bad = 0;
+      for (size_t j = 0; j < sym_sizes[i]; j++) bad += dst[i][j] != pattern(peer, i + NBLOCKS, j);
+      if (bad) FAIL(p, "%zu of %zu bytes of a symmetric object differ from what the peer wrote", bad, sym_sizes[i]);
+    }
+  for (int i = 0; i < SYM_OBJECTS; i++) {
+    pinheap_ofi_addr from, into;
+    memset(dst[i], 0, sym_sizes[i]);
+    if (pinheap_ofi_remote(sym, src[i], peer, &from) != 0 || pinheap_ofi_remote(sym, dst[i], peer, &into) != 0) {
+      FAIL(p, "pinheap_ofi_remote: %s", pinheap_ofi_last_error());
+      continue;
+    }
+    RUN_OP(p, l, err, fi_read(l->ep, dst[i], sym_sizes[i], into.desc, l->peer, from.addr, from.key, NULL));
+    size_t bad = 0;
+    for (size_t j = 0; !status && j < sym_sizes[i]; j++) bad += dst[i][j] != pattern(peer, i + NBLOCKS, j);
+    if (status || bad)
+      FAIL(p, "fi_read of the peer's symmetric object of %zu bytes: %s, %zu bytes differ", sym_sizes[i],
+           status ? err : "completed", bad);
+  }
+  if (!p->failures)
+    SAY(p, "symmetric objects of 64, 25000 and %zu bytes written and read through pinheap_ofi_remote", 5 * MiB);
+out:
+  /* Each free is collective: the peer's reads of these objects are over. */
+  for (int i = 0; i < SYM_OBJECTS; i++) {
+    pinheap_sym_free(sym, src[i]);
+    pinheap_sym_free(sym, dst[i]);
+  }
+  pinheap_sym_destroy(sym);
+}
+
 /* A write with key must end in an error completion. It goes through an
  * endpoint of its own: the tcp provider drops the connection that carried
  * a rejected operation. */
@@ -415,6 +500,7 @@ static int run(proc *p, const char *prov, bool basic) {
     write_and_read(p, &peer);
     atomics(p, &peer);
     if (barrier(p)) check_own(p);
+    symmetric(p);
     if (!p->checks_keys) {
       SAY(p, "skipping the writes with bad keys: the %s provider does not reject them with an error", prov);
     } else {
@@ -496,6 +582,7 @@ int main(int argc, char **argv) {
   }
   alarm(30); /* in both processes: a hang ends */
   proc p = {.rank = child == 0 ? 1 : 0, .sock = sv[child == 0 ? 1 : 0], .checks_keys = strcmp(argv[1], "shm") != 0};
+  p.coll = (pinheap_collective){.ctx = &p, .rank = p.rank, .nranks = 2, .allgather = sock_allgather};
   close(sv[child == 0 ? 0 : 1]);
   int rc = run(&p, argv[1], argc == 3);
   close(p.sock);

@@ -4,8 +4,11 @@
  * operation. The manager never touches the memory it manages, so its regions
  * are plain numbers.
  *
- * Each operation takes 4 bytes: op, slot, and two bytes of size/alignment.
+ * Each operation takes 4 bytes: op, slot, and two bytes of size/alignment
+ * (alignments from a page to 2^15 pages). A refused allocation must have
+ * found no free extent that holds an aligned extent of its size.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,20 @@ static void check_disjoint(const live_extent *live, uintptr_t a, size_t size) {
       fuzz_fail("an extent handed out overlaps a live one");
 }
 
+typedef struct aligned_query {
+  size_t size, align;
+  bool found;
+} aligned_query;
+
+/* em_walk_free visitor: whether [addr, addr + size) holds an extent of
+ * q->size bytes aligned to q->align. */
+static int holds_aligned(uintptr_t addr, size_t size, void *arg) {
+  aligned_query *q = arg;
+  uintptr_t start = (addr + q->align - 1) & ~(uintptr_t)(q->align - 1);
+  q->found = start >= addr && start + q->size <= addr + size;
+  return q->found;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
   em m;
   if (em_init(&m, len && (data[0] & 0x80) ? EM_BUMP : EM_TWO_ENDED, PAGE, (size_t)1 << 20) != 0) return 0;
@@ -49,6 +66,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     live_extent *e = &live[s];
     if (op <= 1 && !e->size) {
       void *p = em_alloc(&m, size, align, NULL);
+      if (!p && m.policy == EM_TWO_ENDED) {
+        aligned_query q = {size, align, false};
+        em_walk_free(&m, holds_aligned, &q);
+        if (q.found) fuzz_fail("an aligned request refused though a free extent holds it");
+      }
       if (p) {
         uintptr_t a = (uintptr_t)p;
         if (a % align || a < BASE || a + size > BASE + 2 * REGION) fuzz_fail("a misplaced extent");

@@ -2,7 +2,9 @@
  * pinheap: a general-purpose allocator over memory a network card can reach.
  *
  * A heap serves malloc-style requests from one of three kinds of memory:
- *   PINHEAP_SIMPLE   jemalloc arenas of the heap's own over ordinary memory.
+ *   PINHEAP_SIMPLE   ordinary memory, registered nowhere: a DYNAMIC heap
+ *                    over memory from mmap, charged to the system's commit
+ *                    limit as malloc's is, without a cap.
  *   PINHEAP_DYNAMIC  registered chunks added as the heap grows, and large
  *                    blocks registered one by one.
  *   PINHEAP_FIXED    one region obtained once; every allocation comes from it.
@@ -59,8 +61,10 @@ typedef struct pinheap_provider {
    * two, at least the page size.
    * Returns 0 with *base (aligned as asked) and *handle (whatever the comm
    * layer needs to address the memory remotely, e.g. a memory key; may be
-   * NULL) set, or an errno value (ENOMEM: no memory or no registration left)
-   * with nothing obtained. */
+   * NULL) set, or an errno value (ENOMEM: no memory or no registration left;
+   * EBUSY: it serves no more regions until one is released, which
+   * pinheap_create of a FIXED heap passes on, and a DYNAMIC heap counts as
+   * ENOMEM) with nothing obtained. */
   int (*obtain)(void *ctx, size_t size, size_t align, void **base, void **handle);
   /* Deregisters and gives back a region obtain returned, whole: the same
    * base, size and handle. Returns 0, or an errno value (the heap forgets the
@@ -89,7 +93,9 @@ typedef enum pinheap_policy {
 
 typedef struct pinheap_options {
   pinheap_mode mode;
-  size_t size; /* FIXED: bytes in the region; DYNAMIC: cap on registered bytes, 0 = none */
+  /* FIXED: bytes in the region; DYNAMIC: cap on registered bytes, 0 = none;
+   * SIMPLE: not used. */
+  size_t size;
   /* Fields below: pinheap_options_init sets every one to its default. */
   pinheap_policy policy;
   /* Requests above this many bytes skip jemalloc and take an exact
@@ -106,20 +112,26 @@ typedef struct pinheap_options {
   bool lock;      /* mlock the region */
   bool hugepages; /* ask for transparent huge pages (madvise MADV_HUGEPAGE) */
   /* prefault, lock and hugepages apply to the local provider only. */
-  const pinheap_provider *provider; /* NULL: the local provider */
+  const pinheap_provider *provider; /* NULL: the local provider (SIMPLE: always) */
   /* FIXED: when size cannot be had, retry with sizes an eighth smaller each
    * time down to this many bytes (0: no retry); stats.capacity tells what
    * was obtained. */
   size_t min_size;
-  /* DYNAMIC: registered chunks are this big (rounded up to 2 MiB; default
-   * 64 MiB); blocks of at least direct_threshold bytes (default 8 MiB) get a
-   * registration of their own, given back when they are freed. */
+  /* DYNAMIC and SIMPLE: registered chunks are this big (rounded up to 2 MiB;
+   * default 64 MiB); blocks of at least direct_threshold bytes (default
+   * 8 MiB) get a registration of their own, given back when they are freed.
+   * realloc growing such a block moves it into a registration half as big
+   * again as its old one (as the cap allows), which the next steps fill in
+   * place: growth by steps costs O(total bytes). */
   size_t chunk_size;
   size_t direct_threshold;
   /* Debugging aids: PINHEAP_DEBUG_* flags or'ed together; 0 (the default)
    * for none. With any of them pinheap_destroy also lists the blocks still
    * live. They cost time and memory: see the README. */
   unsigned debug;
+  /* PINHEAP_DEBUG_QUARANTINE: the most bytes of freed direct blocks kept
+   * registered at once (default 256 MiB). An addition to the contract. */
+  size_t quarantine;
 } pinheap_options;
 
 /* pinheap_options.debug. Blocks are checked when freed (and reallocated);
@@ -131,12 +143,21 @@ typedef struct pinheap_options {
  * size: an overflow, or a free of a small object already freed, is caught.
  * pinheap_usable_size then answers the size requested. */
 #define PINHEAP_DEBUG_CANARY 1u
-/* Freed blocks are filled with PINHEAP_POISON_BYTE (direct blocks of a
- * DYNAMIC heap excepted: they go back to the provider), and a freed block a
+/* Freed blocks are filled with PINHEAP_POISON_BYTE (direct blocks excepted:
+ * they go back to the provider, or to the quarantine), and a freed block a
  * thread's cache hands out again is checked to be still poisoned: a write
  * after free is caught. */
 #define PINHEAP_DEBUG_POISON 2u
-#define PINHEAP_DEBUG_ALL (PINHEAP_DEBUG_CANARY | PINHEAP_DEBUG_POISON)
+/* DYNAMIC and SIMPLE: a freed direct block stays registered, filled with
+ * PINHEAP_POISON_BYTE, in a quarantine of at most opts.quarantine bytes
+ * (bigger blocks go back at once). It leaves, oldest first, when newer ones
+ * need the room, when the heap needs the bytes under its cap, and at
+ * pinheap_trim, and is checked then: a late write into it (a remote one
+ * too) is reported, naming the block, instead of landing in memory given
+ * back. pinheap_check checks the quarantined blocks too, and
+ * pinheap_destroy reports those written. */
+#define PINHEAP_DEBUG_QUARANTINE 4u
+#define PINHEAP_DEBUG_ALL (PINHEAP_DEBUG_CANARY | PINHEAP_DEBUG_POISON | PINHEAP_DEBUG_QUARANTINE)
 #define PINHEAP_POISON_BYTE 0xDF
 
 typedef struct pinheap_stats {
@@ -156,8 +177,8 @@ typedef struct pinheap_stats {
 void pinheap_options_init(pinheap_options *opts);
 
 /* Returns a new heap, or NULL with errno EINVAL (bad options), ENOMEM (the
- * region or metadata could not be had), ENOSYS (the jemalloc found does not
- * fit). */
+ * region or metadata could not be had), EBUSY (FIXED: the provider serves
+ * no other region now), ENOSYS (the jemalloc found does not fit). */
 pinheap *pinheap_create(const pinheap_options *opts);
 
 /* The checks of *opts that pinheap_create makes before it takes anything:
@@ -208,8 +229,8 @@ void pinheap_free(pinheap *heap, void *ptr);
 /* Bytes usable at ptr (at least the size requested). ptr must be live. */
 size_t pinheap_usable_size(pinheap *heap, const void *ptr);
 
-/* Whether ptr lies in memory the heap manages (FIXED: the region; SIMPLE:
- * an arena of the heap). */
+/* Whether ptr lies in memory the heap manages (FIXED: the region; DYNAMIC
+ * and SIMPLE: its chunks and live direct blocks). */
 bool pinheap_owns(const pinheap *heap, const void *ptr);
 
 /* Hands cached free extents back (jemalloc's caches and every thread's cache
@@ -245,7 +266,8 @@ int pinheap_region_of(const pinheap *heap, const void *ptr, pinheap_region *out)
  *   PINHEAP_HUGEPAGES, PINHEAP_PREFAULT, PINHEAP_LOCK   0 | 1 | yes | no |
  *                            true | false | on | off
  *   PINHEAP_DEBUG            as those (every aid, or none), or a comma list
- *                            of canary, poison
+ *                            of canary, poison, quarantine
+ *   PINHEAP_QUARANTINE       as PINHEAP_SIZE: opts.quarantine
  * Returns 0, or -1 with errno EINVAL and a pinheap_last_error() text naming
  * the variable and its value; *opts is then unchanged. */
 int pinheap_options_from_env(pinheap_options *opts);

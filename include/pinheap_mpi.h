@@ -13,6 +13,10 @@
  *   pinheap_mpi_addr at;
  *   pinheap_mpi_locate(heap, a, &at);    (send at.disp to the peers; they
  *                                         MPI_Get(..., rank, disp, ..., at.win))
+ *   pinheap_sym *sym = pinheap_mpi_sym_create(pm, heap, size, 0);   (collective)
+ *   double *x = pinheap_sym_malloc(sym, n * sizeof *x);             (collective)
+ *   pinheap_mpi_remote(sym, &x[i], peer, &at);   (nothing to send: at.win,
+ *                                         at.disp of x[i] on peer)
  *   ...
  *   pinheap_destroy(heap);               (collective for FIXED)
  *   pinheap_mpi_destroy(pm);             (collective)
@@ -87,7 +91,9 @@
  * (the heap forgets it either way).
  *
  * Link with -lpinheap-mpi-openmpi or -lpinheap-mpi-mpich (the library built
- * for the MPI the program uses) and -lpinheap.
+ * for the MPI the program uses) and -lpinheap. The other links too, and
+ * loads both MPIs, but pinheap_mpi_create refuses it (EINVAL, naming both
+ * libraries) before it passes a handle of one MPI to the other.
  */
 #ifndef PINHEAP_MPI_H
 #define PINHEAP_MPI_H
@@ -115,15 +121,20 @@ typedef struct pinheap_mpi_options {
  * created on the provider must have that mode). opts may be NULL: no info,
  * no prefault. The calling thread is the one that may attach and detach
  * below MPI_THREAD_SERIALIZED (see Threads). Returns the provider, or NULL
- * with errno EINVAL (bad arguments, MPI not initialized), ENOMEM, or EIO (an
- * MPI call failed). */
+ * with errno EINVAL (bad arguments, MPI not initialized, or the program's
+ * MPI is not of the family this library was built for: the message names
+ * this library, the MPI it was built for and the MPI library the calls
+ * reach), ENOMEM, or EIO (an MPI call failed). */
 pinheap_mpi *pinheap_mpi_create(MPI_Comm comm, pinheap_mode mode, const pinheap_mpi_options *opts);
 
-/* Collective. Frees the window(s) and the duplicate communicator. Every
- * heap on the provider must have been destroyed before (a region still
- * obtained is a misuse: the message names how many, and the process
- * aborts). NULL does nothing. Call it before MPI_Finalize. */
-void pinheap_mpi_destroy(pinheap_mpi *pm);
+/* Collective. Frees the window(s) and the duplicate communicator, and
+ * returns 0. Every heap on the provider must have been destroyed before:
+ * while a heap on any rank still holds a region, every rank returns -1 with
+ * errno EBUSY and a message naming the regions or the rank, and the
+ * provider stays usable (destroy the heaps, then call it again); -1 with
+ * EIO when the agreement itself failed. NULL does nothing and returns 0.
+ * Call it before MPI_Finalize. */
+int pinheap_mpi_destroy(pinheap_mpi *pm);
 
 /* For pinheap_options.provider; valid until pinheap_mpi_destroy. */
 const pinheap_provider *pinheap_mpi_provider(pinheap_mpi *pm);
@@ -137,7 +148,8 @@ const pinheap_provider *pinheap_mpi_provider(pinheap_mpi *pm);
  * region; then on the heaps; a rank whose heap could not be made fails every
  * rank's call, the others destroying theirs; only then, FIXED, is the window
  * created. Returns the heap, or NULL with errno: a rank that failed keeps
- * its own errno and reason (EINVAL, ENOMEM, ENOSYS as pinheap_create); the
+ * its own errno and reason (EINVAL, ENOMEM, ENOSYS as pinheap_create;
+ * EBUSY, on every rank, while a FIXED heap on the provider is live); the
  * others get EINVAL (bad options) or ENOMEM, and a text naming the lowest
  * rank that failed; EIO when an agreement itself failed. Destroy the heap
  * with pinheap_destroy (collective for FIXED). */
@@ -161,6 +173,28 @@ typedef struct pinheap_mpi_addr {
  * them). Costs one pinheap_region_of (O(1) for a FIXED heap) and no MPI
  * lookup; thread-safe. Every byte of one block has the same window. */
 int pinheap_mpi_locate(const pinheap *heap, const void *ptr, pinheap_mpi_addr *out);
+
+/* Collective over the provider's communicator: pinheap_sym_create(heap,
+ * size, the provider's collective, flags) on a heap of this provider, with
+ * every rank's window and displacement of its block gathered at once, so
+ * that pinheap_mpi_remote answers for any rank without communication.
+ * Returns the symmetric heap (destroy it with pinheap_sym_destroy), or NULL
+ * with errno as pinheap_sym_create, and EINVAL on every rank when a rank's
+ * heap is not on the provider. */
+pinheap_sym *pinheap_mpi_sym_create(pinheap_mpi *pm, pinheap *heap, size_t size, unsigned flags);
+
+/* What MPI_Put, MPI_Get, MPI_Accumulate and the other RMA calls take to
+ * reach, on rank, the counterpart of ptr (a local address inside sym, a
+ * symmetric heap from pinheap_mpi_sym_create): the window and the
+ * displacement, right for FIXED windows (the offset in the region) and
+ * DYNAMIC ones (the address on rank) alike:
+ *   pinheap_mpi_addr t;
+ *   pinheap_mpi_remote(sym, &x[i], peer, &t);
+ *   MPI_Put(&v, 1, MPI_DOUBLE, peer, t.disp, 1, MPI_DOUBLE, t.win);
+ * Returns 0, or -1 with errno EINVAL (out NULL, sym not from
+ * pinheap_mpi_sym_create, rank out of range, ptr outside sym). No MPI call,
+ * O(1), thread-safe. */
+int pinheap_mpi_remote(const pinheap_sym *sym, const void *ptr, int rank, pinheap_mpi_addr *out);
 
 /* Fills *out with a collective over the provider's communicator
  * (MPI_Allgather of MPI_BYTE; a length over INT_MAX is EINVAL), for

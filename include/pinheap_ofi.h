@@ -13,7 +13,11 @@
  *   pinheap *heap = pinheap_create(&opts);
  *   ... open endpoints on pinheap_ofi_domain(po) with pinheap_ofi_info(po) ...
  *   pinheap_ofi_addr a;
- *   pinheap_ofi_locate(po, heap, block, &a);  send a.key, a.addr to a peer
+ *   pinheap_ofi_locate(heap, block, &a);  send a.key, a.addr to a peer
+ *   ... or, for symmetric objects, no sending at all:
+ *   pinheap_sym *sym = pinheap_ofi_sym_create(po, heap, size, &coll, 0);
+ *   double *x = pinheap_sym_malloc(sym, n * sizeof *x);
+ *   pinheap_ofi_remote(sym, &x[i], peer, &a);  a.key, a.addr on peer; a.desc here
  *   ...
  *   pinheap_destroy(heap);
  *   ... close the endpoints ...
@@ -70,6 +74,7 @@
 #include <rdma/fi_domain.h>
 
 #include <pinheap.h>
+#include <pinheap_sym.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -125,12 +130,48 @@ typedef struct pinheap_ofi_addr {
   uint64_t addr; /* the `addr` argument of fi_write, fi_read, fi_atomic */
 } pinheap_ofi_addr;
 
-/* Fills *out for ptr, an address in memory heap obtained from po's provider
- * (a block and the bytes after it up to the block's end lie in one
- * registration). Makes no libfabric call; O(1) for FIXED heaps, as
- * pinheap_region_of. Returns 0, or -1 with errno EINVAL (NULL argument, ptr
- * not in memory the heap obtained, or heap not on po's provider). */
+/* Fills *out for ptr, an address in memory heap obtained from a provider
+ * of this library (a block and the bytes after it up to the block's end lie
+ * in one registration):
+ *   pinheap_ofi_locate(heap, ptr, &a)        as pinheap_mpi_locate(heap, ptr, &at)
+ *   pinheap_ofi_locate(po, heap, ptr, &a)    the earlier form: heap must be on po
+ * (a macro picks pinheap_ofi_locate_ptr for three arguments, the function
+ * pinheap_ofi_locate for four). Makes no libfabric call; O(1) for FIXED
+ * heaps, as pinheap_region_of (the three-argument form also looks through
+ * the objects live in the process, at most 64). Returns 0, or -1 with errno
+ * EINVAL (NULL argument, ptr not in memory the heap obtained, or heap not
+ * on po's provider, or on none of this library's). */
 int pinheap_ofi_locate(const pinheap_ofi *po, const pinheap *heap, const void *ptr, pinheap_ofi_addr *out);
+int pinheap_ofi_locate_ptr(const pinheap *heap, const void *ptr, pinheap_ofi_addr *out);
+#define PINHEAP_OFI_LOCATE_PICK(a1, a2, a3, a4, name, ...) name
+#define pinheap_ofi_locate(...) \
+  PINHEAP_OFI_LOCATE_PICK(__VA_ARGS__, pinheap_ofi_locate, pinheap_ofi_locate_ptr, )(__VA_ARGS__)
+
+/* Collective over coll (the group's allgather, as pinheap_sym_create takes
+ * it; libfabric has none of its own): pinheap_sym_create(heap, size, coll,
+ * flags) on a heap of po's provider, with every process's key and address
+ * of its block gathered at once, so that pinheap_ofi_remote answers for any
+ * rank without communication. Returns the symmetric heap (destroy it with
+ * pinheap_sym_destroy), or NULL with errno as pinheap_sym_create, and
+ * EINVAL on every process when a process's heap is not on its po. */
+pinheap_sym *pinheap_ofi_sym_create(pinheap_ofi *po, pinheap *heap, size_t size, const pinheap_collective *coll,
+                                    unsigned flags);
+
+/* What fi_write, fi_read and fi_atomic take to reach, on process rank, the
+ * counterpart of ptr (a local address inside sym, a symmetric heap from
+ * pinheap_ofi_sym_create): out->key and out->addr are rank's (its
+ * registration's key; the virtual address under FI_MR_VIRT_ADDR, else the
+ * offset in its registration, as rank's domain wants), out->desc is this
+ * process's descriptor of ptr, for using the local object as the buffer of
+ * the operation (FI_MR_LOCAL):
+ *   pinheap_ofi_addr t;
+ *   pinheap_ofi_remote(sym, &x[i], peer, &t);
+ *   fi_write(ep, &x[i], len, t.desc, peer_fi_addr, t.addr, t.key, ctx);
+ * The endpoint address of rank (peer_fi_addr) is the caller's, from its
+ * address vector. Returns 0, or -1 with errno EINVAL (out NULL, sym not
+ * from pinheap_ofi_sym_create, rank out of range, ptr outside sym). No
+ * libfabric call, O(1), thread-safe. */
+int pinheap_ofi_remote(const pinheap_sym *sym, const void *ptr, int rank, pinheap_ofi_addr *out);
 
 typedef struct pinheap_ofi_stats {
   size_t regions;      /* registrations live now */
@@ -148,12 +189,13 @@ int pinheap_ofi_get_stats(const pinheap_ofi *po, pinheap_ofi_stats *out);
  * described on stderr; 0 when consistent. */
 int pinheap_ofi_check(const pinheap_ofi *po);
 
-/* Closes po; NULL does nothing. Call it after pinheap_destroy of every heap
- * on it and, for an object from pinheap_ofi_open, after closing every
- * endpoint, address vector and completion queue opened on its domain.
- * Registrations still live are reported on stderr and closed, their memory
- * left mapped. */
-void pinheap_ofi_destroy(pinheap_ofi *po);
+/* Closes po and returns 0; NULL does nothing and returns 0. Call it after
+ * pinheap_destroy of every heap on it and, for an object from
+ * pinheap_ofi_open, after closing every endpoint, address vector and
+ * completion queue opened on its domain. While a registration is live (a
+ * heap on po not destroyed yet) it returns -1 with errno EBUSY and a
+ * message, and po stays usable. */
+int pinheap_ofi_destroy(pinheap_ofi *po);
 
 /* This thread's last failure in this library, in words; "" when none. */
 const char *pinheap_ofi_last_error(void);

@@ -37,18 +37,13 @@ unsigned debug_flags(unsigned asked) {
   return RUNNING_ON_VALGRIND ? asked | DEBUG_VALGRIND : asked;
 }
 
-void debug_open(pinheap *h) {
-  if (h->debug & DEBUG_VALGRIND) VALGRIND_CREATE_MEMPOOL(h, 0, 0);
-}
-
-void debug_close(pinheap *h) {
-  if (h->debug & DEBUG_VALGRIND) VALGRIND_DESTROY_MEMPOOL(h);
-}
-
 static bool debug_canary(const pinheap *h) { return (h->debug & PINHEAP_DEBUG_CANARY) != 0; }
 static bool debug_poison(const pinheap *h) { return (h->debug & PINHEAP_DEBUG_POISON) != 0; }
-/* Whether a freed block carries the freed record: with either aid. */
-static bool debug_records(const pinheap *h) { return (h->debug & PINHEAP_DEBUG_ALL) != 0; }
+/* Whether a freed block carries the freed record: with canaries or poison. */
+static bool debug_records(const pinheap *h) { return (h->debug & (PINHEAP_DEBUG_CANARY | PINHEAP_DEBUG_POISON)) != 0; }
+static bool debug_quarantine(const pinheap *h) {
+  return (h->debug & PINHEAP_DEBUG_QUARANTINE) && h->opts.mode != PINHEAP_FIXED;
+}
 
 /* What the record holds, mixed with the address so that a block's bytes
  * copied elsewhere, or a stray pattern, do not pass for a record. */
@@ -130,6 +125,44 @@ static bool debug_poison_whole(const pinheap *h, const void *p, size_t usable, c
   return true;
 }
 
+/* Whether the quarantined block p of size bytes is still poisoned; else why
+ * says what was found. */
+static bool debug_quarantine_whole(const void *p, size_t size, char *why, size_t len) {
+  const unsigned char *c = p;
+  VALGRIND_MAKE_MEM_DEFINED(p, size);
+  size_t at = debug_mismatch(p, 0, size, PINHEAP_POISON_BYTE);
+  VALGRIND_MAKE_MEM_NOACCESS(p, size);
+  if (at == size) return true;
+  snprintf(why, len, "freed block of %zu bytes in quarantine written after its free: byte %zu is %#04x, the poison %#04x",
+           size, at, c[at], PINHEAP_POISON_BYTE);
+  return false;
+}
+
+/* A block leaves the quarantine, to be given back: aborts when it was
+ * written after its free. */
+static void debug_quarantine_leave(void *ctx, void *p, size_t size) {
+  (void)ctx;
+  char why[200];
+  if (!debug_quarantine_whole(p, size, why, sizeof why)) error_fatal("direct block %p: %s", p, why);
+}
+
+/* pinheap_destroy: the quarantined blocks written after their free. */
+static void debug_report_quarantined(void *p, size_t size, void *arg) {
+  char why[200];
+  if (!debug_quarantine_whole(p, size, why, sizeof why))
+    error_report("pinheap_destroy(%p): direct block %p: %s", arg, p, why);
+}
+
+void debug_open(pinheap *h) {
+  if (h->debug & DEBUG_VALGRIND) VALGRIND_CREATE_MEMPOOL(h, 0, 0);
+  if (debug_quarantine(h)) dynamic_quarantine_open(h, h->opts.quarantine, debug_quarantine_leave, h);
+}
+
+void debug_close(pinheap *h) {
+  if (debug_quarantine(h)) dynamic_walk_quarantine(h, debug_report_quarantined, h);
+  if (h->debug & DEBUG_VALGRIND) VALGRIND_DESTROY_MEMPOOL(h);
+}
+
 /* The size asked for the live block p of usable bytes; aborts, naming what,
  * when its canary is broken or it was freed already. */
 static size_t debug_size_of(pinheap *h, const void *p, size_t usable, const char *what) {
@@ -174,19 +207,15 @@ static void debug_shape(pinheap *h, void *p, bool live, size_t keep, size_t usab
 }
 
 /* Freed memory [from, to) of p: poisoned (when asked) and no-access. */
-static void debug_bury(pinheap *h, void *p, size_t from, size_t to) {
+static void debug_bury(void *p, size_t from, size_t to, bool poison) {
   VALGRIND_MAKE_MEM_UNDEFINED((char *)p + from, to - from);
-  if (debug_poison(h)) memset((char *)p + from, PINHEAP_POISON_BYTE, to - from);
+  if (poison) memset((char *)p + from, PINHEAP_POISON_BYTE, to - from);
   VALGRIND_MAKE_MEM_NOACCESS((char *)p + from, to - from);
 }
 
-void *debug_alloc(pinheap *h, size_t size, size_t align, bool zero, const char *what) {
-  size_t extra = debug_canary(h) ? DEBUG_EXTRA : 0;
-  if (size > SIZE_MAX - extra) {
-    error_set(ENOMEM, "%s(%zu): impossible size", what, size);
-    return NULL;
-  }
-  void *p = heap_alloc_plain(h, size + extra, align, what);
+/* The block p (NULL: the allocation failed) the plain path gave for size
+ * bytes, shaped as a live block. */
+static void *debug_new(pinheap *h, void *p, size_t size, bool zero, const char *what) {
   if (!p) return NULL;
   heap_kind kind;
   debug_shape(h, p, false, 0, heap_usable_plain(h, p, &kind, what), size);
@@ -195,14 +224,35 @@ void *debug_alloc(pinheap *h, size_t size, size_t align, bool zero, const char *
   return p;
 }
 
+/* *need: size with the canary's bytes; false (the error set) when that
+ * overflows. */
+static bool debug_need(const pinheap *h, size_t size, size_t *need, const char *what) {
+  size_t extra = debug_canary(h) ? DEBUG_EXTRA : 0;
+  *need = size + extra;
+  if (size <= SIZE_MAX - extra) return true;
+  error_set(ENOMEM, "%s(%zu): impossible size", what, size);
+  return false;
+}
+
+void *debug_alloc(pinheap *h, size_t size, size_t align, bool zero, const char *what) {
+  size_t need;
+  return debug_need(h, size, &need, what) ? debug_new(h, heap_alloc_plain(h, need, align, what), size, zero, what)
+                                          : NULL;
+}
+
 void debug_free(pinheap *h, void *p) {
   heap_kind kind;
   size_t usable = heap_usable_plain(h, p, &kind, "pinheap_free");
   debug_size_of(h, p, usable, "pinheap_free");
   if (h->debug & DEBUG_VALGRIND) VALGRIND_MEMPOOL_FREE(h, p);
-  /* A direct block goes back to its provider: nothing to poison. */
-  if (kind != HEAP_DIRECT) {
-    debug_bury(h, p, 0, usable);
+  if (kind == HEAP_DIRECT) {
+    /* Poisoned whole into the quarantine, or back to its provider. */
+    if (debug_quarantine(h) && usable <= h->opts.quarantine) {
+      debug_bury(p, 0, usable, true);
+      if (heap_quarantine_plain(h, p)) return;
+    }
+  } else {
+    debug_bury(p, 0, usable, debug_poison(h));
     if (debug_records(h)) {
       VALGRIND_MAKE_MEM_UNDEFINED((char *)p + usable - DEBUG_TRAILER, DEBUG_TRAILER);
       debug_set_record(p, usable, debug_key(p) ^ DEBUG_FREED);
@@ -221,8 +271,9 @@ void *debug_realloc(pinheap *h, void *p, size_t size) {
   heap_kind kind;
   size_t usable = heap_usable_plain(h, p, &kind, "pinheap_realloc");
   size_t old = debug_size_of(h, p, usable, "pinheap_realloc");
-  size_t need = size + (debug_canary(h) ? DEBUG_EXTRA : 0), fit = 0;
-  if (need < size) need = SIZE_MAX; /* moves, and fails there */
+  /* grow_from: the registration of a direct block, else the block. */
+  size_t need, fit = 0, grow_from = usable;
+  if (!debug_need(h, size, &need, "pinheap_realloc")) return NULL;
   if (kind == HEAP_SMALL) {
     /* In place while the block stays in its size class, about. */
     if (need <= usable && need > usable / 2) fit = usable;
@@ -232,8 +283,14 @@ void *debug_realloc(pinheap *h, void *p, size_t size) {
       fit = usable;
     } else if (kind == HEAP_LARGE && bytes && need > h->large_threshold) {
       /* The tail goes back to the manager: buried before it does. */
-      if (bytes < usable) debug_bury(h, p, bytes, usable);
+      if (bytes < usable) debug_bury(p, bytes, usable, debug_poison(h));
       if (heap_resize_plain(h, p, usable, bytes)) fit = bytes;
+    } else if (kind == HEAP_DIRECT && bytes >= h->opts.direct_threshold) {
+      /* In its registration, or to one with room to grow (dynamic.h). */
+      if (heap_direct_resize_plain(h, p, bytes, &grow_from)) {
+        if (bytes < usable) debug_bury(p, bytes, usable, debug_poison(h));
+        fit = bytes;
+      }
     }
   }
   size_t keep = old < size ? old : size;
@@ -241,7 +298,11 @@ void *debug_realloc(pinheap *h, void *p, size_t size) {
     debug_shape(h, p, true, keep, fit, size);
     return p;
   }
-  void *q = debug_alloc(h, size, 0, false, "pinheap_realloc");
+  /* Moved; into a direct block with room to grow when it takes one. */
+  bool direct = h->opts.mode != PINHEAP_FIXED && util_align_up(need, h->page) >= h->opts.direct_threshold;
+  void *q = direct ? debug_new(h, heap_direct_plain(h, need, grow_from, "pinheap_realloc"), size, false,
+                               "pinheap_realloc")
+                   : debug_alloc(h, size, 0, false, "pinheap_realloc");
   if (!q) return NULL;
   memcpy(q, p, keep);
   debug_free(h, p);
@@ -287,23 +348,20 @@ static void debug_list_large(void *p, size_t usable, void *arg) {
     error_report("  large block %p: %zu usable bytes, %s", p, usable, why);
 }
 
-static void debug_list_class(pinheap *h, bool large, unsigned j, size_t size) {
+static void debug_list_class(pinheap *h, unsigned j, size_t size) {
   size_t count = 0;
-  for (unsigned a = 0; a < h->narenas; a++) count += hooks_arena_live(&h->arenas[a], large, j);
+  for (unsigned a = 0; a < h->narenas; a++) count += hooks_arena_live(&h->arenas[a], j);
   if (count) error_report("  %zu object(s) of jemalloc's %zu-byte class", count, size);
 }
 
 void debug_report_live(pinheap *h) {
   struct debug_walk w = {.h = h};
-  if (h->opts.mode != PINHEAP_SIMPLE) pagemap_walk_large(&h->pm, debug_list_large, &w);
-  if (h->opts.mode == PINHEAP_DYNAMIC) dynamic_walk_direct(h, debug_list_large, &w);
+  pagemap_walk_large(&h->pm, debug_list_large, &w);
+  if (h->opts.mode != PINHEAP_FIXED) dynamic_walk_direct(h, debug_list_large, &w);
   if (w.more) error_report("  and %zu more large block(s)", w.more);
-  /* jemalloc's objects, by size class: it can count them, not list them.
-   * It serves its large classes in SIMPLE heaps only. */
+  /* jemalloc's objects, by size class: it can count them, not list them. */
   hooks_stats_refresh();
-  for (unsigned j = 0; j < h->classes.nbins; j++) debug_list_class(h, false, j, h->classes.size[j]);
-  unsigned large = h->opts.mode == PINHEAP_SIMPLE ? hooks_large_classes() : 0;
-  for (unsigned j = 0; j < large; j++) debug_list_class(h, true, j, hooks_large_class_size(j));
+  for (unsigned j = 0; j < h->classes.nbins; j++) debug_list_class(h, j, h->classes.size[j]);
 }
 
 static void debug_check_live(void *p, size_t usable, void *arg) {
@@ -329,10 +387,19 @@ static void debug_check_freed(void *p, size_t usable, void *arg) {
   VALGRIND_MAKE_MEM_NOACCESS(p, usable);
 }
 
+static void debug_check_quarantined(void *p, size_t size, void *arg) {
+  struct debug_walk *w = arg;
+  char why[200];
+  if (debug_quarantine_whole(p, size, why, sizeof why)) return;
+  fprintf(stderr, "debug: direct block %p: %s\n", p, why);
+  w->broken++;
+}
+
 int debug_check_blocks(pinheap *h) {
   struct debug_walk w = {.h = h};
-  if (debug_canary(h) && h->opts.mode != PINHEAP_SIMPLE) pagemap_walk_large(&h->pm, debug_check_live, &w);
-  if (debug_canary(h) && h->opts.mode == PINHEAP_DYNAMIC) dynamic_walk_direct(h, debug_check_live, &w);
+  if (debug_canary(h)) pagemap_walk_large(&h->pm, debug_check_live, &w);
+  if (debug_canary(h) && h->opts.mode != PINHEAP_FIXED) dynamic_walk_direct(h, debug_check_live, &w);
+  if (debug_quarantine(h)) dynamic_walk_quarantine(h, debug_check_quarantined, &w);
   return w.broken;
 }
 

@@ -24,6 +24,13 @@
  * per block; a canary costs 16 bytes and catches a write past the end
  * anywhere in the slack, checked at free, at realloc and by pinheap_check.
  *
+ * With PINHEAP_DEBUG_QUARANTINE a freed direct block (DYNAMIC, SIMPLE) is
+ * filled with the poison, all of its used bytes, and enters the quarantine
+ * (dynamic.h) instead of going back to its provider; the quarantine checks
+ * it through debug's leave function as it leaves (a broken poison aborts,
+ * naming the block), pinheap_check through debug_check_blocks, and
+ * pinheap_destroy through debug_close (reported, not fatal).
+ *
  * Under valgrind (DEBUG_VALGRIND) the heap is a memcheck memory pool whose
  * chunks are the live blocks' [0, n): every other byte of the heap's blocks
  * is no-access, so memcheck reports a read or write of a freed block, or
@@ -50,7 +57,8 @@
 
 /* The flags a heap runs with: asked, and DEBUG_VALGRIND under valgrind. */
 unsigned debug_flags(unsigned asked);
-/* Start and end of a heap's life (the memcheck pool). */
+/* Start and end of a heap's life (the memcheck pool, the quarantine: debug_open
+ * turns it on, debug_close reports its written blocks). */
 void debug_open(pinheap *h);
 void debug_close(pinheap *h);
 
@@ -72,10 +80,11 @@ void debug_block_released(pinheap *h, void *p, size_t usable, const char *what);
 /* pinheap_destroy's list of the blocks still live, on stderr. */
 void debug_report_live(pinheap *h);
 
-/* Number of broken canaries of live large and direct blocks (inside the
- * heap's gate: it walks the page map and the direct blocks), and of freed
- * blocks in the thread caches no longer poisoned (outside it: it takes the
- * thread registry's lock); each described on stderr. */
+/* Number of broken canaries of live large and direct blocks and of
+ * quarantined blocks no longer poisoned (inside the heap's gate: it walks
+ * the page map and the direct blocks), and of freed blocks in the thread
+ * caches no longer poisoned (outside it: it takes the thread registry's
+ * lock); each described on stderr. */
 int debug_check_blocks(pinheap *h);
 int debug_check_cached(pinheap *h);
 

@@ -215,15 +215,47 @@ static em_extent *em_highest_fit(const em *m, size_t size) {
   return NULL;
 }
 
+/* Whether e holds an extent of size bytes (at most e->size) aligned to align:
+ * the first aligned address in it leaves room enough. */
+static bool em_holds_aligned(const em_extent *e, size_t size, size_t align) {
+  uintptr_t start = (e->addr + align - 1) & ~(uintptr_t)(align - 1);
+  return start >= e->addr && start - e->addr <= e->size - size;
+}
+
+/*
+ * When no free extent has size + align - page bytes (which any alignment
+ * fits): the extent the policy would choose among those that hold an aligned
+ * piece of size bytes, or NULL. Such an extent is between size and
+ * size + align - page bytes long: they are visited in size order, so this
+ * costs O(k log n) for the k of them, and runs only when the allocation
+ * would fail otherwise. Large: the smallest, ties the lowest address. Small:
+ * the smallest of at most small_max bytes, ties the highest address; else
+ * the highest-addressed.
+ */
+static em_extent *em_aligned_fit(const em *m, size_t size, size_t align) {
+  bool small = size <= m->small_max;
+  em_extent key = {.addr = 0, .size = size}, *best = NULL;
+  for (tree_node *n = tree_ceil(&m->by_size, &key.by_size); n; n = tree_next(&m->by_size, n)) {
+    em_extent *e = EM_OF_SIZE(n);
+    if (best && (!small || (best->size <= m->small_max && e->size != best->size))) break;
+    if (!em_holds_aligned(e, size, align)) continue;
+    if (!small || e->size <= m->small_max || !best || e->addr > best->addr) best = e;
+  }
+  return best;
+}
+
 static void *em_alloc_two_ended(em *m, size_t size, size_t align, bool *pristine) {
+  /* Any free extent of need bytes holds an aligned piece: one O(log n)
+   * search in the common case. */
   size_t need = size + (align - m->page);
-  if (need < size) return NULL;
   em_extent key = {.addr = 0, .size = need};
-  tree_node *n = tree_ceil(&m->by_size, &key.by_size);
-  if (!n) return NULL;
-  em_extent *e = EM_OF_SIZE(n);
-  uintptr_t start;
-  if (size <= m->small_max) {
+  tree_node *n = need < size ? NULL : tree_ceil(&m->by_size, &key.by_size);
+  em_extent *e = n ? EM_OF_SIZE(n) : em_aligned_fit(m, size, align);
+  if (!e) return NULL;
+  bool small = size <= m->small_max;
+  if (small && n) {
+    /* Ties among small extents go to the highest; past them, the highest
+     * extent that fits (em_aligned_fit chose so already). */
     if (e->size <= m->small_max) {
       key.size = e->size;
       key.addr = UINTPTR_MAX;
@@ -231,10 +263,9 @@ static void *em_alloc_two_ended(em *m, size_t size, size_t align, bool *pristine
     } else {
       e = em_highest_fit(m, need);
     }
-    start = util_align_down(e->addr + e->size - size, align);
-  } else {
-    start = (e->addr + align - 1) & ~(uintptr_t)(align - 1);
   }
+  uintptr_t start = small ? util_align_down(e->addr + e->size - size, align)
+                          : (e->addr + align - 1) & ~(uintptr_t)(align - 1);
   *pristine = em_touch(e->region, start, start + size);
   em_carve(m, e, start, size);
   return (void *)start;

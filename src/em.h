@@ -24,7 +24,15 @@
  * Policy EM_BUMP: a pointer per region that only moves up; freed extents are
  * never reused (the behaviour of bump-pointer extent hooks, for comparison).
  *
- * Complexity: O(log n) per operation in the number of free extents.
+ * An aligned request succeeds whenever some free extent holds an aligned
+ * extent of its size. It is placed as above among the free extents of at
+ * least size + align - page bytes (each holds one), and only when there is
+ * none among those that hold one.
+ *
+ * Complexity: O(log n) per operation in the number of free extents; an
+ * aligned request that no free extent of size + align - page bytes can
+ * serve also visits the k free extents between size and that many bytes
+ * long: O(k log n).
  * Thread-safe: every function takes the manager's lock.
  */
 #ifndef PINHEAP_EM_H
@@ -114,7 +122,9 @@ int em_add_region(em *m, void *base, size_t size, bool zeroed);
 int em_remove_region(em *m, void *base);
 
 /* An extent of size bytes (a page multiple) aligned to align (a power of two,
- * at least a page), or NULL. *pristine tells whether it reads as zero. */
+ * at least a page), or NULL when no free extent holds one (EM_BUMP: when no
+ * region has one above its pointer). *pristine tells whether it reads as
+ * zero. */
 void *em_alloc(em *m, size_t size, size_t align, bool *pristine);
 
 /* Takes exactly [addr, addr + size) if it is wholly free; false otherwise. */

@@ -25,20 +25,30 @@ static const char *env_digits(const char *s, uint64_t *out) {
   return p;
 }
 
-static int env_parse_percent(const char *text, size_t *out) {
-  uint64_t whole = 0, frac = 0, scale = 1;
-  const char *p = env_digits(text, &whole);
-  if (!p) return -1;
-  if (*p == '.') {
-    const char *q = p + 1;
-    for (; *q >= '0' && *q <= '9' && scale < 1000000; q++) {
-      frac = frac * 10 + (uint64_t)(*q - '0');
-      scale *= 10;
-    }
-    if (q == p + 1 || (*q >= '0' && *q <= '9')) return -1;
-    p = q;
+/* A decimal number: digits, then optionally a point and 1 to max_frac more
+ * digits, as whole + frac / scale (scale = 10^digits after the point, 1
+ * without them). Returns the first character after it, or NULL when it is
+ * malformed, has more fraction digits than max_frac (at most 18), or
+ * overflows. */
+static const char *env_decimal(const char *s, unsigned max_frac, uint64_t *whole, uint64_t *frac, uint64_t *scale) {
+  const char *p = env_digits(s, whole);
+  if (!p) return NULL;
+  *frac = 0;
+  *scale = 1;
+  if (*p != '.') return p;
+  const char *q = p + 1;
+  for (; *q >= '0' && *q <= '9'; q++) {
+    if ((unsigned)(q - p) > max_frac) return NULL;
+    *frac = *frac * 10 + (uint64_t)(*q - '0');
+    *scale *= 10;
   }
-  if (strcmp(p, "%") != 0) return -1;
+  return q == p + 1 ? NULL : q;
+}
+
+static int env_parse_percent(const char *text, size_t *out) {
+  uint64_t whole, frac, scale;
+  const char *p = env_decimal(text, 6, &whole, &frac, &scale);
+  if (!p || strcmp(p, "%") != 0) return -1;
   /* The percentage in millionths, 0 < pct <= 100%. */
   if (whole > 100) return -1;
   uint64_t millionths = whole * 1000000 + frac * (1000000 / scale);
@@ -53,8 +63,8 @@ static int env_parse_percent(const char *text, size_t *out) {
 int env_parse_size(const char *text, size_t *out) {
   if (!text || !*text) return -1;
   if (strchr(text, '%')) return env_parse_percent(text, out);
-  uint64_t v;
-  const char *p = env_digits(text, &v);
+  uint64_t whole, frac, scale;
+  const char *p = env_decimal(text, 18, &whole, &frac, &scale);
   if (!p) return -1;
   unsigned shift = 0;
   switch (*p) {
@@ -65,9 +75,21 @@ int env_parse_size(const char *text, size_t *out) {
   default: break;
   }
   if (shift && (strcasecmp(p, "b") == 0 || strcasecmp(p, "ib") == 0)) p += strlen(p);
-  if (*p) return -1;
-  if (v > (SIZE_MAX >> shift)) return -1;
-  *out = (size_t)v << shift;
+  /* A fraction needs a unit: bytes are whole. */
+  if (*p || (scale > 1 && !shift)) return -1;
+  /* whole and frac / scale units, the fraction rounded up to a whole byte. */
+  unsigned __int128 bytes = ((unsigned __int128)whole << shift) +
+                            (((unsigned __int128)frac << shift) + scale - 1) / scale;
+  if (bytes > SIZE_MAX) return -1;
+  *out = (size_t)bytes;
+  return 0;
+}
+
+int env_parse_seconds(const char *text, uint64_t *ns) {
+  uint64_t whole, frac, scale;
+  const char *p = text ? env_decimal(text, 9, &whole, &frac, &scale) : NULL;
+  if (!p || *p || whole > ENV_MAX_SECONDS) return -1;
+  *ns = whole * 1000000000u + frac * (1000000000u / scale);
   return 0;
 }
 
@@ -92,7 +114,7 @@ int env_parse_debug(const char *text, unsigned *out) {
   static const struct {
     const char *name;
     unsigned flag;
-  } names[] = {{"canary", PINHEAP_DEBUG_CANARY}, {"poison", PINHEAP_DEBUG_POISON}};
+  } names[] = {{"canary", PINHEAP_DEBUG_CANARY}, {"poison", PINHEAP_DEBUG_POISON}, {"quarantine", PINHEAP_DEBUG_QUARANTINE}};
   bool all;
   if (env_parse_bool(text, &all) == 0) return *out = all ? PINHEAP_DEBUG_ALL : 0, 0;
   if (!text || !*text) return -1;
@@ -117,7 +139,8 @@ static int env_bad(const char *name, const char *value, const char *expected) {
   return -1;
 }
 
-#define ENV_SIZE_WORDS "a size (bytes with an optional k, m, g or t suffix, or a percentage of memory such as 85%)"
+#define ENV_SIZE_WORDS \
+  "a size (bytes, or a number such as 1.5 with a k, m, g or t suffix, or a percentage of memory such as 85%)"
 #define ENV_BOOL_WORDS "one of 0, 1, yes, no, true, false, on, off"
 
 PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
@@ -155,6 +178,7 @@ PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
       {"PINHEAP_SMALL_EXTENT_MAX", offsetof(pinheap_options, small_extent_max)},
       {"PINHEAP_CHUNK_SIZE", offsetof(pinheap_options, chunk_size)},
       {"PINHEAP_DIRECT_THRESHOLD", offsetof(pinheap_options, direct_threshold)},
+      {"PINHEAP_QUARANTINE", offsetof(pinheap_options, quarantine)},
   };
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     if ((v = getenv(sizes[i].name)) && env_parse_size(v, (size_t *)(void *)((char *)&o + sizes[i].offset)) != 0)
@@ -175,7 +199,7 @@ PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
   if ((v = getenv("PINHEAP_ARENAS")) && env_parse_count(v, 1u << 16, &o.arenas) != 0)
     return env_bad("PINHEAP_ARENAS", v, "a count");
   if ((v = getenv("PINHEAP_DEBUG")) && env_parse_debug(v, &o.debug) != 0)
-    return env_bad("PINHEAP_DEBUG", v, ENV_BOOL_WORDS ", or a comma list of canary, poison");
+    return env_bad("PINHEAP_DEBUG", v, ENV_BOOL_WORDS ", or a comma list of canary, poison, quarantine");
   *opts = o;
   return 0;
 }

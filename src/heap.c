@@ -18,6 +18,7 @@
 #define HEAP_DEFAULT_SMALL_EXTENT_MAX ((size_t)4 << 20)
 #define HEAP_DEFAULT_CHUNK_SIZE ((size_t)64 << 20)
 #define HEAP_DEFAULT_DIRECT_THRESHOLD ((size_t)8 << 20)
+#define HEAP_DEFAULT_QUARANTINE ((size_t)256 << 20)
 /* Regions start on a 2 MiB boundary: huge pages, and jemalloc asks for 2 MiB
  * aligned blocks for its metadata. */
 #define HEAP_REGION_ALIGN ((size_t)2 << 20)
@@ -35,12 +36,13 @@ PH_EXPORT void pinheap_options_init(pinheap_options *opts) {
   opts->arenas = 0;
   opts->chunk_size = HEAP_DEFAULT_CHUNK_SIZE;
   opts->direct_threshold = HEAP_DEFAULT_DIRECT_THRESHOLD;
+  opts->quarantine = HEAP_DEFAULT_QUARANTINE;
 }
 
 static bool heap_fixed(const pinheap *h) { return h->opts.mode == PINHEAP_FIXED; }
-static bool heap_dynamic(const pinheap *h) { return h->opts.mode == PINHEAP_DYNAMIC; }
-/* FIXED and DYNAMIC: memory from a provider, an extent manager, a page map. */
-static bool heap_registered(const pinheap *h) { return h->opts.mode != PINHEAP_SIMPLE; }
+/* DYNAMIC, and SIMPLE: a DYNAMIC heap over ordinary memory that registers
+ * nothing (chunks and direct blocks, dynamic.h). */
+static bool heap_dynamic(const pinheap *h) { return h->opts.mode != PINHEAP_FIXED; }
 
 static void heap_release_extent(void *ctx, void *p, size_t bytes);
 static void heap_give_back(pinheap *h, void *p, size_t bytes, const char *what);
@@ -82,6 +84,7 @@ static PH_ALWAYS_INLINE void heap_check_key(const pinheap *h, const thread_cache
 
 static PH_ALWAYS_INLINE void heap_unmark(void *p) { heap_set_first_word(p, 0); }
 
+
 /* Adds to the error why a DYNAMIC heap could not grow, when it could not. */
 static void heap_explain(const pinheap *h) {
   if (heap_dynamic(h) && *dynamic_refusal()) error_append("; %s", dynamic_refusal());
@@ -100,12 +103,12 @@ static int heap_validate(const pinheap_options *o) {
     error_set(EINVAL, "pinheap_create: a cap of %zu bytes is below one 2 MiB chunk", o->size);
     return -1;
   }
-  if (o->mode == PINHEAP_DYNAMIC && o->policy == PINHEAP_POLICY_BUMP) {
+  if (o->mode != PINHEAP_FIXED && o->policy == PINHEAP_POLICY_BUMP) {
     error_set(EINVAL, "pinheap_create: the bump policy is for FIXED heaps");
     return -1;
   }
-  if (o->mode == PINHEAP_DYNAMIC && (o->chunk_size == 0 || o->chunk_size > ((size_t)1 << 40) ||
-                                     o->direct_threshold == 0)) {
+  if (o->mode != PINHEAP_FIXED && (o->chunk_size == 0 || o->chunk_size > ((size_t)1 << 40) ||
+                                    o->direct_threshold == 0)) {
     error_set(EINVAL, "pinheap_create: chunk_size (%zu) and direct_threshold (%zu) must be positive, chunks at most "
               "1 TiB", o->chunk_size, o->direct_threshold);
     return -1;
@@ -155,17 +158,14 @@ PH_EXPORT int pinheap_options_check(const pinheap_options *opts) { return heap_v
  * one 2 MiB extent more for what is allocated. */
 static size_t heap_least_size(unsigned arenas) { return arenas * HEAP_ARENA_BYTES + ((size_t)2 << 20); }
 
-/* How many arenas the heap may make: opts.arenas, or one per online CPU
- * taking at most an eighth of a FIXED region or a DYNAMIC cap between
- * them (so that a small heap is not theirs), and at least one. */
-static unsigned heap_arena_count(const pinheap *h, size_t limit) {
+/* How many arenas the heap may make: opts.arenas, or one per online CPU. */
+static unsigned heap_arena_count(const pinheap *h) {
   if (h->opts.arenas) return h->opts.arenas;
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   if (n < 1) n = 1;
-  if (limit && (size_t)n > limit / 8 / HEAP_ARENA_BYTES) n = (long)(limit / 8 / HEAP_ARENA_BYTES);
-  if (n < 1) n = 1;
   return n > (long)HEAP_MAX_ARENAS ? HEAP_MAX_ARENAS : (unsigned)n;
 }
+
 
 static int heap_check_jemalloc_page(size_t page) {
   size_t je_page = 0, sz = sizeof je_page;
@@ -190,7 +190,9 @@ int heap_provider_obtain(pinheap *h, size_t size, size_t align, pinheap_region *
     debug_mark_defined(base, size);
     return 0;
   }
-  err = err == EINVAL ? EINVAL : ENOMEM;
+  /* A FIXED heap's one region may be EBUSY (the provider serves no other
+   * now); anything else but EINVAL is a lack of memory. */
+  if (err != EINVAL && !(err == EBUSY && heap_fixed(h))) err = ENOMEM;
   if (pv != &h->local || err == EINVAL) {
     /* The provider's own reason when it left one (copied: error_set
      * rewrites the buffer it lives in). */
@@ -220,7 +222,7 @@ static int heap_obtain_region(pinheap *h, size_t size) {
     int err = heap_provider_obtain(h, size, HEAP_REGION_ALIGN, &h->region, "pinheap_create");
     if (err == 0) return 0;
     size_t next = util_align_down(size - size / 8, h->page);
-    if (err == EINVAL || floor == 0 || size <= floor || next == 0) return -1;
+    if (err != ENOMEM || floor == 0 || size <= floor || next == 0) return -1;
     size = next < floor ? floor : next;
   }
 }
@@ -263,12 +265,8 @@ static void heap_close_region(pinheap *h) {
 static void heap_close_memory(pinheap *h) {
   if (heap_fixed(h))
     heap_close_region(h);
-  else if (heap_dynamic(h))
+  else
     dynamic_close(h);
-  else {
-    dynamic_direct_close(h);
-    ownmap_fini(&h->owned);
-  }
 }
 
 static void heap_destroy_arenas(pinheap *h) {
@@ -293,7 +291,7 @@ static size_t heap_reserve_unused(const pinheap *h) {
 static int heap_add_arena(pinheap *h) {
   unsigned i = atomic_load_explicit(&h->narenas, memory_order_relaxed);
   char *piece = h->arena_reserve ? heap_arena_piece(h, i) : NULL;
-  if (hooks_arena_create(&h->arenas[i], heap_registered(h) ? &h->grants : NULL, &h->owned, piece,
+  if (hooks_arena_create(&h->arenas[i], &h->grants, piece,
                          piece ? HEAP_ARENA_BYTES : 0, h->arena_reserve_pristine) != 0) {
     for (unsigned j = i + 1; h->arena_reserve && j < h->arenas_max; j++)
       em_free(&h->em, heap_arena_piece(h, j), HEAP_ARENA_BYTES);
@@ -340,7 +338,7 @@ static void heap_init_free_key(pinheap *h) {
    * are held back from reuse for a while (thread.h), so that a second free
    * made meanwhile finds its record saying "freed". */
   h->threads.free_mark = h->debug ? 0 : h->free_key;
-  h->threads.hold = heap_registered(h) && (h->debug & PINHEAP_DEBUG_ALL) ? HEAP_HOLD : 0;
+  h->threads.hold = h->debug & PINHEAP_DEBUG_ALL ? HEAP_HOLD : 0;
 }
 
 PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
@@ -357,38 +355,39 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   h->local_opts = (local_options){.prefault = opts->prefault, .lock = opts->lock, .hugepages = opts->hugepages};
   local_provider_init(&h->local, &h->local_opts);
   h->provider = opts->provider ? opts->provider : &h->local;
-  /* SIMPLE: jemalloc serves every size; only impossible sizes stop first. */
-  h->large_threshold = heap_registered(h) ? opts->large_threshold : (size_t)PTRDIFF_MAX;
+  if (opts->mode == PINHEAP_SIMPLE) {
+    /* Ordinary memory, charged to the system's commit limit as malloc's is:
+     * a size the system cannot back is refused at once. No cap. */
+    h->local_opts.charged = true;
+    h->provider = &h->local;
+    h->opts.size = 0;
+  }
+  h->large_threshold = opts->large_threshold;
   pthread_mutex_init(&h->reclaim_lock, NULL);
   gate_init(&h->gate);
   if (heap_check_jemalloc_page(h->page) != 0 || sizeclass_init(&h->classes) != 0) goto fail;
-  /* jemalloc serves only its small classes in a FIXED or DYNAMIC heap: its large sizes
-   * would round up and keep the rest of their grants to themselves. */
-  if (heap_registered(h) && h->large_threshold > h->classes.max) h->large_threshold = h->classes.max;
+  /* jemalloc serves only its small classes: its large sizes would round up
+   * and keep the rest of their grants to themselves. */
+  if (h->large_threshold > h->classes.max) h->large_threshold = h->classes.max;
   if (heap_fixed(h) && heap_open_region(h) != 0) goto fail;
   if (heap_dynamic(h) && dynamic_open(h) != 0) goto fail_region;
-  if (!heap_registered(h) && ownmap_init(&h->owned, h->page) != 0) {
-    error_set(ENOMEM, "pinheap_create: no memory for the map of the heap's pages");
-    goto fail;
-  }
-  if (!heap_registered(h)) {
-    /* A SIMPLE heap has no cap: its direct blocks must not read size as one. */
-    h->opts.size = 0;
-    dynamic_direct_open(h);
-  }
   /* The least the arenas take, checked once the region is had (a layer
    * that obtains regions on several processes at once keeps them in step
-   * up to there). */
-  size_t limit = heap_fixed(h) ? h->region.size : heap_dynamic(h) ? h->opts.size : 0;
-  h->arenas_max = heap_arena_count(h, limit);
-  size_t least = heap_least_size(opts->arenas ? opts->arenas : 1);
+   * up to there): a FIXED heap keeps room for all of them, a DYNAMIC one's
+   * cap must hold the first (the others are made while it has room). */
+  h->arenas_max = heap_arena_count(h);
+  size_t limit = heap_fixed(h) ? h->region.size : h->opts.size;
+  unsigned counted = heap_fixed(h) ? h->arenas_max : 1;
+  size_t least = heap_least_size(counted);
   if (limit && limit < least) {
     error_set(ENOMEM,
-              "pinheap_create: a %s of %zu bytes is too small: each jemalloc arena takes %zu MiB of it for good "
-              "(its metadata and first grant) and the heap needs 2 MiB more; the least size that works with %u "
-              "arena%s is %zu bytes (%zu MiB)",
-              heap_fixed(h) ? "region" : "cap", limit, HEAP_ARENA_BYTES >> 20, opts->arenas ? opts->arenas : 1,
-              opts->arenas > 1 ? "s" : "", least, least >> 20);
+              "pinheap_create: a %s of %zu bytes is too small: %s %u jemalloc arena%s take%s %zu MiB of it for good "
+              "(metadata and a first grant each; %s) and the heap needs 2 MiB more; the least size that works is "
+              "%zu bytes (%zu MiB)",
+              heap_fixed(h) ? "region" : "cap", limit, heap_fixed(h) ? "its" : "its first", counted,
+              counted > 1 ? "s" : "", counted > 1 ? "" : "s", counted * (HEAP_ARENA_BYTES >> 20),
+              opts->arenas ? "as many as opts.arenas (PINHEAP_ARENAS) asks" : "one per CPU; opts.arenas (PINHEAP_ARENAS) sets fewer",
+              least, least >> 20);
     goto fail_region;
   }
   /* A FIXED heap keeps its arenas' room at the top of the region, as if
@@ -414,9 +413,9 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
       goto fail_region;
     }
   }
-  if (thread_registry_init(&h->threads, heap_registered(h) ? &h->classes : NULL, h->page,
+  if (thread_registry_init(&h->threads, &h->classes, h->page,
                            /* the bump policy never reuses a freed extent */
-                           heap_registered(h) && opts->policy == PINHEAP_POLICY_TWO_ENDED ? heap_release_extent : NULL, h,
+                           opts->policy == PINHEAP_POLICY_TWO_ENDED ? heap_release_extent : NULL, h,
                            heap_arena_for, h) != 0) {
     error_set(ENOMEM, "pinheap_create: cannot set up thread caches");
     heap_destroy_arenas(h);
@@ -524,11 +523,13 @@ PH_EXPORT void pinheap_trim(pinheap *h) {
   heap_reclaim(h);
   if (!heap_dynamic(h)) return;
   gate_enter(&h->gate);
+  dynamic_quarantine_drain(h);
   dynamic_release_free_chunks(h);
   gate_leave(&h->gate);
 }
 
-/* Bytes the heap manages now: FIXED the region, DYNAMIC what is registered. */
+/* Bytes the heap manages now: FIXED the region, DYNAMIC (SIMPLE) what is
+ * registered (mapped). */
 static size_t heap_capacity(pinheap *h) {
   em_stats s;
   em_get_stats(&h->em, &s);
@@ -536,18 +537,14 @@ static size_t heap_capacity(pinheap *h) {
 }
 
 static void heap_no_memory(pinheap *h, const char *what, size_t size) {
-  if (heap_registered(h)) {
-    em_stats s;
-    gate_enter(&h->gate);
-    em_get_stats(&h->em, &s);
-    size_t capacity = heap_capacity(h);
-    gate_leave(&h->gate);
-    error_set(ENOMEM, "%s(%zu): out of memory: %zu bytes free, largest free extent %zu bytes, %s %zu bytes", what,
-              size, s.free_bytes, s.largest_free, heap_fixed(h) ? "region" : "registered", capacity);
-    heap_explain(h);
-  } else {
-    error_set(ENOMEM, "%s(%zu): out of memory", what, size);
-  }
+  em_stats s;
+  gate_enter(&h->gate);
+  em_get_stats(&h->em, &s);
+  size_t capacity = heap_capacity(h);
+  gate_leave(&h->gate);
+  error_set(ENOMEM, "%s(%zu): out of memory: %zu bytes free, largest free extent %zu bytes, %s %zu bytes", what,
+            size, s.free_bytes, s.largest_free, heap_fixed(h) ? "region" : "registered", capacity);
+  heap_explain(h);
 }
 
 /* The most a block may be: the region, the cap, or what a size allows. */
@@ -570,28 +567,16 @@ static bool heap_impossible(pinheap *h, const char *what, size_t size) {
  * down (a pthread key destructor that runs after jemalloc's at the thread's
  * exit), jemalloc serves every mallocx from its own arena 0, whatever arena
  * and tcache the flags name. */
-static bool heap_jemalloc_ours(const pinheap *h, const void *p) {
-  return heap_registered(h) ? pagemap_covers(&h->pm, p) : ownmap_test(&h->owned, p);
-}
+static bool heap_jemalloc_ours(const pinheap *h, const void *p) { return pagemap_covers(&h->pm, p); }
 
 static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, bool debug, const char *what);
 
-/* A request jemalloc cannot serve from the heap now: the large path (an
- * exact page-rounded extent) of a FIXED or DYNAMIC heap, a direct block of
- * a SIMPLE one. */
-static void *heap_beside_jemalloc(pinheap *h, size_t size, size_t align, bool zero, bool debug, const char *what) {
-  if (heap_registered(h)) return heap_large(h, size, align < h->page ? h->page : align, zero, debug, what);
-  thread_cache *tc = heap_enter(h);
-  void *p = dynamic_direct_alloc(h, size, align, zero, what);
-  heap_leave(h, tc);
-  return p;
-}
-
 /* p came from jemalloc's arena 0 (heap_jemalloc_ours): back there with it,
- * and the request to the heap's own path. */
+ * and the request to the large path (an exact page-rounded extent, or a
+ * direct block), which needs no jemalloc. */
 static void *heap_outside(pinheap *h, void *p, size_t size, size_t align, bool zero, bool debug, const char *what) {
   dallocx(p, MALLOCX_TCACHE_NONE);
-  return heap_beside_jemalloc(h, size, align, zero, debug, what);
+  return heap_large(h, size, align < h->page ? h->page : align, zero, debug, what);
 }
 
 /* jemalloc's flags for a thread without a cache of the heap's (its cache
@@ -601,11 +586,11 @@ static int heap_uncached_flags(const pinheap *h) {
 }
 
 /* jemalloc path: through the thread's tcache, with reclaim and one retry.
- * In a FIXED or DYNAMIC heap the bin of every object handed out goes into its page's
+ * The bin of every object handed out goes into its page's
  * tag (bin: the request's bin when the caller knows it, else -1), so that
  * its free takes the fast path, and so that a tag left from an earlier use of
  * the page never outlives the first object of a new slab on it. align: 0
- * for malloc's. */
+ * for malloc's; debug as for heap_cached. */
 static void *heap_small(pinheap *h, size_t size, size_t align, bool zero, int bin, bool debug, const char *what) {
   if (size == 0) size = 1; /* mallocx(0) is undefined */
   int flags = (align ? (int)MALLOCX_ALIGN(align) : 0) | (zero ? MALLOCX_ZERO : 0);
@@ -615,11 +600,9 @@ static void *heap_small(pinheap *h, size_t size, size_t align, bool zero, int bi
     if (tc) thread_leave(tc);
     if (p) {
       if (PH_UNLIKELY(!heap_jemalloc_ours(h, p))) return heap_outside(h, p, size, align, zero, debug, what);
-      if (heap_registered(h)) {
-        unsigned b = bin >= 0 ? (unsigned)bin : sizeclass_bin(&h->classes, sallocx(p, 0));
-        pagemap_note_bin(&h->pm, p, b, h->classes.size[b]);
-      }
-      if (!debug && size <= h->classes.max) heap_unmark(p);
+      unsigned b = bin >= 0 ? (unsigned)bin : sizeclass_bin(&h->classes, sallocx(p, 0));
+      pagemap_note_bin(&h->pm, p, b, h->classes.size[b]);
+      if (!debug) heap_unmark(p);
       return p;
     }
     if (attempt == 0) heap_reclaim(h);
@@ -628,7 +611,7 @@ static void *heap_small(pinheap *h, size_t size, size_t align, bool zero, int bi
   return NULL;
 }
 
-/* FIXED and DYNAMIC, size <= large_threshold (<= classes.max): the thread's stack of
+/* size <= large_threshold (<= classes.max): the thread's stack of
  * freed objects of the size's bin, else jemalloc. debug: a constant, false
  * on the fast paths; true from debug.c, which zeroes blocks itself. */
 static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bool debug, const char *what) {
@@ -648,13 +631,26 @@ static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bo
   p = mallocx(size ? size : 1, tc->alloc_flags | (zero ? MALLOCX_ZERO : 0));
   thread_leave(tc);
   if (PH_LIKELY(p != NULL)) {
-    if (PH_UNLIKELY(!pagemap_covers(&h->pm, p))) return heap_outside(h, p, size, 0, zero, debug, what);
+    if (PH_UNLIKELY(!heap_jemalloc_ours(h, p))) return heap_outside(h, p, size, 0, zero, debug, what);
     pagemap_note_bin(&h->pm, p, bin, h->classes.size[bin]);
     if (!debug) heap_unmark(p);
     return p;
   }
   heap_reclaim(h); /* then jemalloc once more, reclaiming again if need be */
   return heap_small(h, size, 0, zero, (int)bin, debug, what);
+}
+
+/* dynamic_direct_alloc in a section. */
+static void *heap_direct_alloc(pinheap *h, size_t size, size_t align, bool zero, size_t grow_from, const char *what) {
+  thread_cache *tc = heap_enter(h);
+  void *p = dynamic_direct_alloc(h, size, align, zero, grow_from, what);
+  heap_leave(h, tc);
+  return p;
+}
+
+void *heap_direct_plain(pinheap *h, size_t size, size_t grow_from, const char *what) {
+  if (heap_impossible(h, what, size)) return NULL;
+  return heap_direct_alloc(h, size, h->page, false, grow_from, what);
 }
 
 /* Large path: an exact page-rounded extent, from the thread's cache of
@@ -666,12 +662,8 @@ static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, bool d
     error_set(ENOMEM, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, heap_limit(h));
     return NULL;
   }
-  if (heap_dynamic(h) && (bytes >= h->opts.direct_threshold || bytes / h->page > PAGEMAP_MAX_PAGES)) {
-    thread_cache *tc = heap_enter(h);
-    void *p = dynamic_direct_alloc(h, size, align, zero, what);
-    heap_leave(h, tc);
-    return p;
-  }
+  if (heap_dynamic(h) && (bytes >= h->opts.direct_threshold || bytes / h->page > PAGEMAP_MAX_PAGES))
+    return heap_direct_alloc(h, size, align, zero, 0, what);
   if (bytes / h->page > PAGEMAP_MAX_PAGES) {
     error_set(ENOMEM, "%s(%zu): impossible size: above %zu pages", what, size, (size_t)PAGEMAP_MAX_PAGES);
     return NULL;
@@ -717,10 +709,7 @@ static bool heap_bad_handle(const pinheap *h, const char *what) {
 static PH_ALWAYS_INLINE void *heap_alloc(pinheap *h, size_t size, size_t align, bool zero, bool debug,
                                           const char *what) {
   if (align == 0) {
-    if (PH_LIKELY(size <= h->large_threshold)) {
-      if (PH_LIKELY(heap_registered(h))) return heap_cached(h, size, zero, debug, what);
-      return heap_small(h, size, 0, zero, -1, debug, what);
-    }
+    if (PH_LIKELY(size <= h->large_threshold)) return heap_cached(h, size, zero, debug, what);
     if (heap_impossible(h, what, size)) return NULL;
     return heap_large(h, size, h->page, zero, debug, what);
   }
@@ -729,8 +718,7 @@ static PH_ALWAYS_INLINE void *heap_alloc(pinheap *h, size_t size, size_t align, 
   /* Alignments above a page, and sizes that alignment would lift out of
    * jemalloc's small classes, go to the large path: jemalloc would ask the
    * hooks for more and keep the rest to itself. */
-  if (!heap_registered(h) ||
-      (align <= h->page && size <= h->large_threshold && util_align_up(size, align) <= h->classes.max))
+  if (align <= h->page && size <= h->large_threshold && util_align_up(size, align) <= h->classes.max)
     return heap_small(h, size, align, zero, -1, debug, what);
   return heap_large(h, size, align < h->page ? h->page : align, zero, debug, what);
 }
@@ -771,11 +759,11 @@ static _Noreturn void heap_foreign(const pinheap *h, const void *p, const char *
 }
 
 /* dynamic_direct_find in a section: it takes the direct blocks' lock. */
-static bool heap_direct_find(pinheap *h, const void *p, bool exact, pinheap_region *out) {
+static size_t heap_direct_find(pinheap *h, const void *p, bool exact, pinheap_region *out) {
   gate_enter(&h->gate);
-  bool found = dynamic_direct_find(h, p, exact, out);
+  size_t used = dynamic_direct_find(h, p, exact, out);
   gate_leave(&h->gate);
-  return found;
+  return used;
 }
 
 /* Length in bytes of the live large block at p, whose page holds tag, or 0
@@ -787,33 +775,40 @@ static size_t heap_classify_tag(const pinheap *h, const void *p, uint32_t tag, c
   return (size_t)(tag >> 1) * h->page;
 }
 
-/* The heap's live block at p: its length when it is a large or direct
- * block (*direct tells which), 0 when it is one of jemalloc's objects;
- * aborts when p is none of these. One page-map lookup (SIMPLE: one test of
- * the page's owner), and the direct blocks beyond. */
+/* The live block at p: its length when it is a large or direct block
+ * (*direct tells which), 0 when it is a small object; aborts when p is none
+ * of these. One page-map lookup. */
 static size_t heap_classify(pinheap *h, const void *p, bool *direct, const char *what) {
+  _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
   *direct = false;
-  if (heap_registered(h)) {
-    _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
-    if (slot) return heap_classify_tag(h, p, atomic_load_explicit(slot, memory_order_acquire), what);
-  } else if (ownmap_test(&h->owned, p)) {
-    return 0;
-  }
-  pinheap_region r;
-  if (heap_fixed(h) || !heap_direct_find(h, p, true, &r))
-    heap_foreign(h, p, what, "pointer is not in the heap's memory");
+  if (slot) return heap_classify_tag(h, p, atomic_load_explicit(slot, memory_order_acquire), what);
+  size_t used = heap_dynamic(h) ? heap_direct_find(h, p, true, NULL) : 0;
+  if (!used) heap_foreign(h, p, what, "pointer is not in the heap's memory, or not a live block of it");
   *direct = true;
-  return r.size;
+  return used;
 }
 
-static void heap_small_free(pinheap *h, void *p) {
+/* Interior pointers of small objects. A page's tag says where on the page
+ * the objects of its bin b start (pagemap.h):
+ * aborts, naming what, unless an object starts at p. */
+static PH_ALWAYS_INLINE void heap_check_start(const pinheap *h, const void *p, uint32_t tag, unsigned b,
+                                              const char *what) {
+  uint32_t off = (uint32_t)((uintptr_t)p & (h->page - 1));
+  if (PH_UNLIKELY(!sizeclass_starts(&h->classes, b, off, PAGEMAP_PHASE_OF(tag))))
+    heap_foreign(h, p, what, "pointer is inside a block, not at its start");
+}
+
+/* Aborts, naming what, unless p, one of jemalloc's objects to a heap
+ * without the debugging aids, is a live object at its start. */
+static void heap_check_live(pinheap *h, void *p, const char *what) {
+  uint32_t tag = pagemap_get(&h->pm, p);
+  int bin = PAGEMAP_BIN_OF(tag);
+  if (bin < 0) heap_foreign(h, p, what, "pointer is not a live block (inside a block)");
+  heap_check_start(h, p, tag, (unsigned)bin, what);
   thread_cache *tc = thread_enter(&h->threads);
-  if (tc) {
-    dallocx(p, tc->free_flags);
-    thread_leave(tc);
-  } else {
-    dallocx(p, MALLOCX_TCACHE_NONE);
-  }
+  bool freed = heap_freed(h, tc, p, (unsigned)bin, heap_first_word(p));
+  if (tc) thread_leave(tc);
+  if (freed) heap_foreign(h, p, what, "block freed already (a double free)");
 }
 
 /* Gives a large block's extent (its head tag already cleared) back to the
@@ -854,66 +849,12 @@ static bool heap_direct_free(pinheap *h, void *p) {
   return freed;
 }
 
-/* Interior pointers of small objects. A FIXED or DYNAMIC heap's page tag
- * says where on the page the objects of its bin b start (pagemap.h):
- * aborts, naming what, unless an object starts at p. */
-static PH_ALWAYS_INLINE void heap_check_start(const pinheap *h, const void *p, uint32_t tag, unsigned b,
-                                              const char *what) {
-  uint32_t off = (uint32_t)((uintptr_t)p & (h->page - 1));
-  if (PH_UNLIKELY(!sizeclass_starts(&h->classes, b, off, PAGEMAP_PHASE_OF(tag))))
-    heap_foreign(h, p, what, "pointer is inside a block, not at its start");
-}
-
-/* A SIMPLE heap's pages say nothing: objects of a small size class start
- * at multiples of its lowest set bit (at most a page) from their
- * page-aligned slab, jemalloc's large blocks on a cache line (a random one
- * of their first page: opt.cache_oblivious), so a pointer that is not is
- * inside an object. Then, for small objects, the double free check (a
- * SIMPLE heap has no stacks of its own: jemalloc holds every freed
- * object), marking p freed when asked. Returns p's usable size. */
-static size_t heap_simple_check(const pinheap *h, void *p, bool key, bool mark, const char *what) {
-  size_t size = sallocx(p, 0), align = size > h->classes.max ? 64 : size & -size;
-  if ((uintptr_t)p & ((align < h->page ? align : h->page) - 1))
-    heap_foreign(h, p, what, "pointer is inside a block, not at its start");
-  if (key && size <= h->classes.max) {
-    heap_check_key(h, NULL, p, 0, what);
-    if (mark) heap_set_first_word(p, h->free_key);
-  }
-  return size;
-}
-
-/* Aborts, naming what, unless p, one of jemalloc's objects to a heap
- * without the debugging aids, is a live object at its start. */
-static void heap_check_live(pinheap *h, void *p, const char *what) {
-  if (!heap_registered(h)) {
-    heap_simple_check(h, p, true, false, what);
-    return;
-  }
-  uint32_t tag = pagemap_get(&h->pm, p);
-  int bin = PAGEMAP_BIN_OF(tag);
-  if (bin < 0) heap_foreign(h, p, what, "pointer is not a live block (inside a block)");
-  heap_check_start(h, p, tag, (unsigned)bin, what);
-  thread_cache *tc = thread_enter(&h->threads);
-  bool freed = heap_freed(h, tc, p, (unsigned)bin, heap_first_word(p));
-  if (tc) thread_leave(tc);
-  if (freed) heap_foreign(h, p, what, "block freed already (a double free)");
-}
-
 /* debug: a constant, as for heap_cached. */
 static PH_ALWAYS_INLINE void heap_free(pinheap *h, void *p, bool debug) {
-  if (PH_UNLIKELY(!heap_registered(h))) {
-    if (PH_UNLIKELY(!ownmap_test(&h->owned, p))) {
-      if (heap_direct_free(h, p)) return;
-      heap_foreign(h, p, "pinheap_free", "pointer is not in the heap's memory");
-    }
-    heap_simple_check(h, p, !debug, true, "pinheap_free");
-    heap_small_free(h, p);
-    return;
-  }
   _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
   if (PH_UNLIKELY(!slot)) {
     if (heap_dynamic(h) && heap_direct_free(h, p)) return;
-    heap_foreign(h, p, "pinheap_free", "pointer is not in the heap's memory");
+    heap_foreign(h, p, "pinheap_free", "pointer is not in the heap's memory, or not a live block of it");
   }
   uint32_t tag = atomic_load_explicit(slot, memory_order_acquire);
   int bin = PAGEMAP_BIN_OF(tag);
@@ -964,24 +905,22 @@ PH_EXPORT void pinheap_free(pinheap *h, void *p) {
 
 size_t heap_usable_plain(pinheap *h, const void *p, heap_kind *kind, const char *what) {
   *kind = HEAP_SMALL;
-  if (heap_registered(h)) {
-    /* A small object's page names its bin: no lookup in jemalloc. */
-    _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
-    uint32_t tag = slot ? atomic_load_explicit(slot, memory_order_acquire) : 0;
-    int bin = PAGEMAP_BIN_OF(tag);
-    if (bin >= 0) {
-      heap_check_start(h, p, tag, (unsigned)bin, what);
-      return h->classes.size[bin];
-    }
-    if (PAGEMAP_IS_SMALL(tag)) heap_foreign(h, p, what, "pointer is not a live block (inside a block)");
+  /* A small object's page names its bin: no lookup in jemalloc. */
+  _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
+  uint32_t tag = slot ? atomic_load_explicit(slot, memory_order_acquire) : 0;
+  int bin = PAGEMAP_BIN_OF(tag);
+  if (bin >= 0) {
+    heap_check_start(h, p, tag, (unsigned)bin, what);
+    return h->classes.size[bin];
   }
+  if (PAGEMAP_IS_SMALL(tag)) heap_foreign(h, p, what, "pointer is not a live block (inside a block)");
   bool direct;
   size_t bytes = heap_classify(h, p, &direct, what);
   if (bytes) {
     *kind = direct ? HEAP_DIRECT : HEAP_LARGE;
     return bytes;
   }
-  return heap_simple_check(h, (void *)p, false, false, what);
+  return sallocx(p, 0);
 }
 
 PH_EXPORT size_t pinheap_usable_size(pinheap *h, const void *p) {
@@ -1014,12 +953,50 @@ bool heap_resize_plain(pinheap *h, void *p, size_t old, size_t new) {
   return true;
 }
 
-static void *heap_move(pinheap *h, void *p, size_t old_usable, size_t size) {
-  void *q = heap_alloc(h, size, 0, false, false, "pinheap_realloc");
+/* Moves p, of old_usable bytes, to q (NULL: the allocation failed). */
+static void *heap_move_to(pinheap *h, void *q, void *p, size_t old_usable, size_t size) {
   if (!q) return NULL;
   memcpy(q, p, old_usable < size ? old_usable : size);
   pinheap_free(h, p);
   return q;
+}
+
+static void *heap_move(pinheap *h, void *p, size_t old_usable, size_t size) {
+  return heap_move_to(h, heap_alloc(h, size, 0, false, false, "pinheap_realloc"), p, old_usable, size);
+}
+
+bool heap_direct_resize_plain(pinheap *h, void *p, size_t bytes, size_t *registered) {
+  thread_cache *tc = heap_enter(h);
+  pinheap_region r;
+  bool fits = dynamic_direct_resize(h, p, bytes, &r);
+  heap_leave(h, tc);
+  *registered = r.size;
+  return fits;
+}
+
+bool heap_quarantine_plain(pinheap *h, void *p) {
+  thread_cache *tc = heap_enter(h);
+  bool kept = dynamic_direct_quarantine(h, p);
+  heap_leave(h, tc);
+  return kept;
+}
+
+/* Moves the large or direct block p to a new block of size bytes: a direct
+ * one with room to grow beyond grow_from bytes when size takes a direct
+ * block (growth by steps costs O(total bytes)), else any. */
+static void *heap_relocate(pinheap *h, void *p, size_t old, size_t size, size_t grow_from) {
+  if (!heap_dynamic(h) || util_align_up(size, h->page) < h->opts.direct_threshold) return heap_move(h, p, old, size);
+  return heap_move_to(h, heap_direct_plain(h, size, grow_from, "pinheap_realloc"), p, old, size);
+}
+
+/* The direct block p of old bytes resized: in place when its registration
+ * holds size, else moved. */
+static void *heap_direct_realloc(pinheap *h, void *p, size_t old, size_t size) {
+  size_t registered = old;
+  if (util_align_up(size, h->page) >= h->opts.direct_threshold &&
+      heap_direct_resize_plain(h, p, util_align_up(size, h->page), &registered))
+    return p;
+  return heap_relocate(h, p, old, size, registered);
 }
 
 PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
@@ -1030,12 +1007,11 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
     return NULL;
   }
   if (PH_UNLIKELY(h->debug)) return debug_realloc(h, p, size);
-  bool direct;
+  bool direct = false;
   size_t old_large = heap_classify(h, p, &direct, "pinheap_realloc");
   if (!old_large) heap_check_live(h, p, "pinheap_realloc");
-  size_t old_direct = direct ? old_large : 0;
   if (heap_impossible(h, "pinheap_realloc", size)) return NULL;
-  if (old_direct) return util_align_up(size, h->page) == old_direct ? p : heap_move(h, p, old_direct, size);
+  if (direct) return heap_direct_realloc(h, p, old_large, size);
   if (old_large == 0) {
     if (size > h->large_threshold) return heap_move(h, p, sallocx(p, 0), size);
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -1047,10 +1023,8 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
         /* rallocx keeps to the arena named, even where mallocx would not
          * (heap_jemalloc_ours). */
         if (!heap_jemalloc_ours(h, q)) error_fatal("pinheap_realloc(%p): jemalloc moved the block out of the heap", p);
-        if (heap_registered(h)) {
-          unsigned b = sizeclass_bin(&h->classes, sallocx(q, 0));
-          pagemap_note_bin(&h->pm, q, b, h->classes.size[b]);
-        }
+        unsigned b = sizeclass_bin(&h->classes, sallocx(q, 0));
+        pagemap_note_bin(&h->pm, q, b, h->classes.size[b]);
         return q;
       }
       if (attempt == 0) heap_reclaim(h);
@@ -1061,22 +1035,23 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
   if (size <= h->large_threshold) return heap_move(h, p, old_large, size);
   size_t bytes = util_align_up(size, h->page);
   if (bytes == old_large || heap_resize_plain(h, p, old_large, bytes)) return p;
-  return heap_move(h, p, old_large, size);
+  return heap_relocate(h, p, old_large, size, old_large);
 }
 
 PH_EXPORT bool pinheap_owns(const pinheap *h, const void *p) {
   if (!h || !p) return false;
-  if (heap_registered(h) ? pagemap_covers(&h->pm, p) : ownmap_test(&h->owned, p)) return true;
-  return !heap_fixed(h) && heap_direct_find((pinheap *)h, p, false, NULL);
+  return pagemap_covers(&h->pm, p) || (heap_dynamic(h) && heap_direct_find((pinheap *)h, p, false, NULL));
 }
 
 PH_EXPORT int pinheap_region_of(const pinheap *h, const void *p, pinheap_region *out) {
-  pagemap_chunk *c = h && out && heap_registered(h) ? pagemap_chunk_of(&h->pm, p) : NULL;
+  /* A SIMPLE heap's memory is ordinary, registered nowhere. */
+  bool registered = h && out && h->opts.mode != PINHEAP_SIMPLE;
+  pagemap_chunk *c = registered ? pagemap_chunk_of(&h->pm, p) : NULL;
   if (c) {
     *out = (pinheap_region){.base = (void *)c->base, .size = c->size, .handle = c->handle};
     return 0;
   }
-  if (h && out && heap_dynamic(h) && heap_direct_find((pinheap *)h, p, false, out)) return 0;
+  if (registered && heap_dynamic(h) && heap_direct_find((pinheap *)h, p, false, out)) return 0;
   error_set(EINVAL, "pinheap_region_of(%p): not in memory the heap obtained from its provider", p);
   return -1;
 }
@@ -1089,7 +1064,6 @@ static size_t heap_raise_peak(pinheap *h, size_t in_use) {
 }
 
 void heap_note_peak(pinheap *h) {
-  if (!heap_registered(h)) return;
   em_stats s;
   em_get_stats(&h->em, &s);
   heap_raise_peak(h, s.capacity - s.free_bytes + atomic_load(&h->direct_bytes));
@@ -1102,44 +1076,30 @@ PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
   }
   memset(out, 0, sizeof *out);
   hooks_stats_refresh();
-  size_t small = 0, mapped = 0;
+  size_t small = 0;
   unsigned n = atomic_load_explicit(&h->narenas, memory_order_acquire);
-  for (unsigned i = 0; i < n; i++) {
-    small += hooks_arena_allocated(&h->arenas[i]);
-    mapped += hooks_arena_mapped(&h->arenas[i]);
-  }
+  for (unsigned i = 0; i < n; i++) small += hooks_arena_allocated(&h->arenas[i]);
   out->large_allocated = atomic_load(&h->large_bytes);
   out->large_blocks = atomic_load(&h->large_blocks);
-  size_t in_use;
-  if (heap_registered(h)) {
-    em_stats s;
-    gate_enter(&h->gate);
-    em_get_stats(&h->em, &s);
-    out->capacity = s.capacity;
-    out->free_bytes = s.free_bytes;
-    out->largest_free = s.largest_free;
-    out->free_extents = s.free_extents;
-    out->peak_in_use = s.peak_in_use;
-    if (heap_dynamic(h)) {
-      pthread_mutex_lock(&h->direct_lock);
-      size_t direct = atomic_load(&h->direct_bytes);
-      out->large_blocks += h->direct.count;
-      pthread_mutex_unlock(&h->direct_lock);
-      out->capacity += direct;
-      out->large_allocated += direct;
-    }
-    gate_leave(&h->gate);
-    in_use = out->capacity - s.free_bytes;
-  } else {
-    /* Ordinary memory: the heap manages what jemalloc maps for its arenas,
-     * and its direct blocks. */
+  em_stats s;
+  gate_enter(&h->gate);
+  em_get_stats(&h->em, &s);
+  out->capacity = s.capacity;
+  out->free_bytes = s.free_bytes;
+  out->largest_free = s.largest_free;
+  out->free_extents = s.free_extents;
+  out->peak_in_use = s.peak_in_use;
+  if (heap_dynamic(h)) {
+    /* Direct blocks: their registrations are capacity in use (quarantined
+     * ones too), the bytes the live ones use are allocated. */
     pthread_mutex_lock(&h->direct_lock);
-    size_t direct = atomic_load(&h->direct_bytes);
-    out->large_blocks += h->direct.count;
+    out->capacity += atomic_load(&h->direct_bytes);
+    out->large_allocated += atomic_load(&h->direct_used);
+    out->large_blocks += h->direct.count - h->quarantine.count;
     pthread_mutex_unlock(&h->direct_lock);
-    out->large_allocated += direct;
-    out->capacity = in_use = mapped + direct;
   }
+  gate_leave(&h->gate);
+  size_t in_use = out->capacity - s.free_bytes;
   out->in_use = in_use;
   out->allocated = small + out->large_allocated;
   /* The high-water mark as stats calls and direct blocks saw it, beside what
@@ -1173,7 +1133,6 @@ int heap_check(pinheap *h) {
   /* The outer locks (the thread registry's, the list's) first, outside the
    * section: fork's prepare takes them before it closes the gate. */
   int broken = thread_check(&h->threads) + fork_check(h) + (h->debug ? debug_check_cached(h) : 0);
-  if (!heap_registered(h)) return broken;
   size_t cached = thread_cached_extent_bytes(&h->threads);
   gate_enter(&h->gate);
   if (h->debug) broken += debug_check_blocks(h);

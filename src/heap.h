@@ -1,11 +1,13 @@
 /*
  * heap: the public handle. Picks the mode; sends small requests to the
  * heap's jemalloc arenas through the calling thread's cache and large ones
- * (FIXED and DYNAMIC) straight to the extent manager as exact page-rounded
- * extents (DYNAMIC: or to registrations of their own); reclaims every cache
- * of the heap and retries before answering ENOMEM.
+ * straight to the extent manager as exact page-rounded extents (DYNAMIC and
+ * SIMPLE: or to registrations of their own); reclaims every cache of the
+ * heap and retries before answering ENOMEM. A SIMPLE heap is a DYNAMIC heap
+ * over ordinary memory from the local provider, charged to the system's
+ * commit limit, without a cap and registered nowhere.
  *
- * Invariants (FIXED and DYNAMIC): every large block is one extent in use
+ * Invariants: every large block is one extent in use
  * whose head page in the page map holds its length; large_blocks and
  * large_bytes count them; every byte of the regions (chunks) is free in the
  * manager, in a large block, in a thread's extent cache, or in an extent
@@ -33,7 +35,6 @@
 #include "gate.h"
 #include "hooks.h"
 #include "local.h"
-#include "ownmap.h"
 #include "pagemap.h"
 #include "pinheap.h"
 #include "sizeclass.h"
@@ -56,7 +57,6 @@ struct pinheap {
   pagemap pm;
   hooks_shared grants;
   sizeclass classes;
-  ownmap owned; /* SIMPLE: the pages jemalloc mapped for the heap */
   _Atomic size_t large_bytes;
   _Atomic size_t large_blocks;
   _Atomic size_t peak_seen; /* high-water mark of in_use as stats calls and direct blocks saw it */
@@ -79,14 +79,16 @@ struct pinheap {
   pthread_mutex_t reclaim_lock;
   gate gate;                /* closed by the fork handlers (fork.h) */
   struct pinheap *fork_next; /* the fork handlers' list of live heaps */
-  /* DYNAMIC (dynamic.h) */
+  /* DYNAMIC and SIMPLE (dynamic.h) */
   size_t chunk_size;
   _Atomic size_t registered;   /* bytes counted against the cap, in flight included */
-  _Atomic size_t direct_bytes; /* bytes in live direct blocks */
+  _Atomic size_t direct_bytes; /* bytes registered for direct blocks, quarantined ones included */
+  _Atomic size_t direct_used;  /* bytes live direct blocks use */
   pthread_mutex_t grow_lock;
   pthread_mutex_t direct_lock;
   tree direct;
   meta_pool direct_pool;
+  dynamic_quarantine quarantine;
 };
 
 /* Empties every thread cache of the heap and purges its arenas, so that every
@@ -133,5 +135,13 @@ void heap_free_plain(pinheap *heap, void *ptr);
  * multiples, new above the large threshold); false when the extent after it
  * is not free. */
 bool heap_resize_plain(pinheap *heap, void *ptr, size_t old, size_t new);
+/* DYNAMIC and SIMPLE: a direct block of size bytes, with room to grow when
+ * it replaces one of grow_from registered bytes (dynamic_direct_alloc). */
+void *heap_direct_plain(pinheap *heap, size_t size, size_t grow_from, const char *what);
+/* dynamic_direct_resize of the live direct block ptr to bytes (a page
+ * multiple); *registered gets its registration's size. */
+bool heap_direct_resize_plain(pinheap *heap, void *ptr, size_t bytes, size_t *registered);
+/* dynamic_direct_quarantine of the live direct block ptr. */
+bool heap_quarantine_plain(pinheap *heap, void *ptr);
 
 #endif

@@ -44,7 +44,6 @@ static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_
   bool pristine = false;
   void *p;
   if (!new_addr && size <= ha->reserve_left && !(ha->reserve & (alignment - 1))) {
-    /* Never handed out before: the region's memory as it came. */
     p = (void *)ha->reserve;
     pristine = ha->reserve_pristine;
     ha->reserve += size;
@@ -169,69 +168,13 @@ static bool hooks_merge(extent_hooks_t *h, void *addr_a, size_t size_a, void *ad
   return !pagemap_within_chunk(((hooks_arena *)h)->shared->pm, addr_a, size_a + size_b);
 }
 
-/* SIMPLE: jemalloc's default hooks, with the pages they map recorded. */
-static void *hooks_simple_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t alignment, bool *zero,
-                                bool *commit, unsigned arena_ind) {
-  hooks_arena *ha = (hooks_arena *)h;
-  void *p = ha->dflt->alloc(ha->dflt, new_addr, size, alignment, zero, commit, arena_ind);
-  if (p && ownmap_set(ha->owned, p, size, true) != 0) {
-    /* No memory to record it: undo, and let jemalloc see a failure. */
-    ownmap_set(ha->owned, p, size, false);
-    if (ha->dflt->destroy) ha->dflt->destroy(ha->dflt, p, size, *commit, arena_ind);
-    return NULL;
-  }
-  return p;
-}
-
-/* The bits go before the mapping does, so that an address the kernel hands
- * out again, to another arena, is never cleared after that arena set it. */
-static bool hooks_simple_dalloc(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigned arena_ind) {
-  hooks_arena *ha = (hooks_arena *)h;
-  if (!ha->dflt->dalloc) return true;
-  ownmap_set(ha->owned, addr, size, false);
-  if (!ha->dflt->dalloc(ha->dflt, addr, size, committed, arena_ind)) return false;
-  ownmap_set(ha->owned, addr, size, true); /* refused: jemalloc keeps the extent */
-  return true;
-}
-
-static void hooks_simple_destroy(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigned arena_ind) {
-  hooks_arena *ha = (hooks_arena *)h;
-  ownmap_set(ha->owned, addr, size, false);
-  if (ha->dflt->destroy) ha->dflt->destroy(ha->dflt, addr, size, committed, arena_ind);
-}
-
-/* The four hooks of one signature: forwarded as they are; a missing default
- * is a refusal. */
-#define HOOKS_SIMPLE_FORWARD(name)                                                                          \
-  static bool hooks_simple_##name(extent_hooks_t *h, void *addr, size_t size, size_t offset, size_t length, \
-                                  unsigned arena_ind) {                                                     \
-    extent_hooks_t *d = ((hooks_arena *)h)->dflt;                                                           \
-    return !d->name || d->name(d, addr, size, offset, length, arena_ind);                                   \
-  }
-HOOKS_SIMPLE_FORWARD(commit)
-HOOKS_SIMPLE_FORWARD(decommit)
-HOOKS_SIMPLE_FORWARD(purge_lazy)
-HOOKS_SIMPLE_FORWARD(purge_forced)
-
-static bool hooks_simple_split(extent_hooks_t *h, void *addr, size_t size, size_t size_a, size_t size_b,
-                               bool committed, unsigned arena_ind) {
-  extent_hooks_t *d = ((hooks_arena *)h)->dflt;
-  return !d->split || d->split(d, addr, size, size_a, size_b, committed, arena_ind);
-}
-
-static bool hooks_simple_merge(extent_hooks_t *h, void *addr_a, size_t size_a, void *addr_b, size_t size_b,
-                               bool committed, unsigned arena_ind) {
-  extent_hooks_t *d = ((hooks_arena *)h)->dflt;
-  return !d->merge || d->merge(d, addr_a, size_a, addr_b, size_b, committed, arena_ind);
-}
-
 static int hooks_arena_set(unsigned index, const char *leaf, void *value, size_t len) {
   char name[64];
   snprintf(name, sizeof name, "arena.%u.%s", index, leaf);
   return mallctl(name, NULL, NULL, value, len);
 }
 
-/* FIXED and DYNAMIC: extents from the manager; decommit and purge refused. */
+/* Extents from the manager; decommit and purge refused. */
 static const extent_hooks_t hooks_managed = {
     .alloc = hooks_alloc,
     .dalloc = hooks_dalloc,
@@ -244,73 +187,50 @@ static const extent_hooks_t hooks_managed = {
     .merge = hooks_merge,
 };
 
-/* SIMPLE: jemalloc's defaults, with the pages they map recorded. */
-static const extent_hooks_t hooks_simple = {
-    .alloc = hooks_simple_alloc,
-    .dalloc = hooks_simple_dalloc,
-    .destroy = hooks_simple_destroy,
-    .commit = hooks_simple_commit,
-    .decommit = hooks_simple_decommit,
-    .purge_lazy = hooks_simple_purge_lazy,
-    .purge_forced = hooks_simple_purge_forced,
-    .split = hooks_simple_split,
-    .merge = hooks_simple_merge,
-};
-
 /* Gives back to the manager what is left of the arena's reserve. */
 static void hooks_reserve_return(hooks_arena *ha) {
   if (ha->reserve_left) em_free(ha->shared->em, (void *)ha->reserve, ha->reserve_left);
   ha->reserve_left = 0;
 }
 
-int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, ownmap *owned, void *reserve, size_t reserve_bytes,
+int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, void *reserve, size_t reserve_bytes,
                        bool reserve_pristine) {
   memset(ha, 0, sizeof *ha);
   ha->shared = shared;
-  ha->owned = owned;
+  ha->hooks = hooks_managed;
   ha->reserve = (uintptr_t)reserve;
   ha->reserve_left = reserve_bytes;
   ha->reserve_pristine = reserve_pristine;
   size_t sz = sizeof ha->index;
-  int err = 0;
-  if (shared) {
-    ha->hooks = hooks_managed;
-  } else {
-    size_t hsz = sizeof ha->dflt;
-    err = mallctl("arena.0.extent_hooks", &ha->dflt, &hsz, NULL, 0);
-    ha->hooks = hooks_simple;
-  }
   extent_hooks_t *hp = &ha->hooks;
-  if (!err) err = mallctl("arenas.create", &ha->index, &sz, &hp, sizeof hp);
+  int err = mallctl("arenas.create", &ha->index, &sz, &hp, sizeof hp);
   if (err) {
     hooks_reserve_return(ha);
     error_set(err == EAGAIN ? ENOMEM : err, "cannot create a jemalloc arena: arenas.create: %s", strerror(err));
     return -1;
   }
-  if (shared) {
-    ssize_t decay = 0;
-    size_t limit = (size_t)sysconf(_SC_PAGESIZE);
-    if ((err = hooks_arena_set(ha->index, "dirty_decay_ms", &decay, sizeof decay)) ||
-        (err = hooks_arena_set(ha->index, "muzzy_decay_ms", &decay, sizeof decay)) ||
-        (err = hooks_arena_set(ha->index, "retain_grow_limit", &limit, sizeof limit))) {
-      hooks_arena_destroy(ha);
-      hooks_reserve_return(ha);
-      error_set(ENOMEM, "cannot configure jemalloc arena %u: %s", ha->index, strerror(err));
-      return -1;
-    }
-    /* jemalloc's first grow is 2 MiB whatever the limit, and it keeps the
-     * rest of that grant for good: take it now, beside the arena's metadata
-     * at the top, rather than later in the middle of the region. */
-    void *warm = mallocx(1, (int)(MALLOCX_ARENA(ha->index) | MALLOCX_TCACHE_NONE));
-    if (!warm) {
-      hooks_arena_destroy(ha);
-      hooks_reserve_return(ha);
-      error_set(ENOMEM, "cannot start jemalloc arena %u: the region is too small for it", ha->index);
-      return -1;
-    }
-    dallocx(warm, MALLOCX_TCACHE_NONE);
+  ssize_t decay = 0;
+  size_t limit = (size_t)sysconf(_SC_PAGESIZE);
+  if ((err = hooks_arena_set(ha->index, "dirty_decay_ms", &decay, sizeof decay)) ||
+      (err = hooks_arena_set(ha->index, "muzzy_decay_ms", &decay, sizeof decay)) ||
+      (err = hooks_arena_set(ha->index, "retain_grow_limit", &limit, sizeof limit))) {
+    hooks_arena_destroy(ha);
     hooks_reserve_return(ha);
+    error_set(ENOMEM, "cannot configure jemalloc arena %u: %s", ha->index, strerror(err));
+    return -1;
   }
+  /* jemalloc's first grow is 2 MiB whatever the limit, and it keeps the
+   * rest of that grant for good: take it now, beside the arena's metadata
+   * at the top, rather than later in the middle of the region. */
+  void *warm = mallocx(1, (int)(MALLOCX_ARENA(ha->index) | MALLOCX_TCACHE_NONE));
+  if (!warm) {
+    hooks_arena_destroy(ha);
+    hooks_reserve_return(ha);
+    error_set(ENOMEM, "cannot start jemalloc arena %u: the region is too small for it", ha->index);
+    return -1;
+  }
+  dallocx(warm, MALLOCX_TCACHE_NONE);
+  hooks_reserve_return(ha);
   return 0;
 }
 
@@ -330,25 +250,10 @@ size_t hooks_arena_allocated(const hooks_arena *ha) {
   return hooks_stat(ha->index, "small.allocated") + hooks_stat(ha->index, "large.allocated");
 }
 
-size_t hooks_arena_mapped(const hooks_arena *ha) { return hooks_stat(ha->index, "mapped"); }
-
-size_t hooks_arena_live(const hooks_arena *ha, bool large, unsigned j) {
+size_t hooks_arena_live(const hooks_arena *ha, unsigned j) {
   char leaf[48];
-  snprintf(leaf, sizeof leaf, large ? "lextents.%u.curlextents" : "bins.%u.curregs", j);
+  snprintf(leaf, sizeof leaf, "bins.%u.curregs", j);
   return hooks_stat(ha->index, leaf);
-}
-
-unsigned hooks_large_classes(void) {
-  unsigned n = 0;
-  size_t sz = sizeof n;
-  return mallctl("arenas.nlextents", &n, &sz, NULL, 0) == 0 ? n : 0;
-}
-
-size_t hooks_large_class_size(unsigned j) {
-  char name[48];
-  size_t v = 0, sz = sizeof v;
-  snprintf(name, sizeof name, "arenas.lextent.%u.size", j);
-  return mallctl(name, &v, &sz, NULL, 0) == 0 ? v : 0;
 }
 
 void hooks_stats_refresh(void) {

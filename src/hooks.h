@@ -1,8 +1,6 @@
 /*
- * hooks: jemalloc arenas of a heap, and the extent hooks that make a FIXED
- * or DYNAMIC heap's arenas take their extents from, and give them back to,
- * the extent manager (and those that record what a SIMPLE heap's arenas
- * map).
+ * hooks: jemalloc arenas of a heap, and the extent hooks that make them
+ * take their extents from, and give them back to, the extent manager.
  *
  * The hooks are thin adapters: alloc takes an extent (a "grant") from the
  * manager and tags its pages PAGEMAP_SMALL; dalloc and destroy give it back;
@@ -37,7 +35,6 @@
 
 #include "em.h"
 #include "gate.h"
-#include "ownmap.h"
 #include "pagemap.h"
 
 /* An extent the alloc hook handed out. Invariant: 0 <= returned < size; the
@@ -75,10 +72,6 @@ int hooks_shared_check(hooks_shared *s);
 typedef struct hooks_arena {
   extent_hooks_t hooks;
   hooks_shared *shared;
-  /* SIMPLE: jemalloc's default hooks, which ours wrap, and the map of the
-   * pages they mapped for the heap. */
-  extent_hooks_t *dflt;
-  ownmap *owned;
   unsigned index; /* jemalloc's arena index */
   /* FIXED: a piece of the region taken from the manager for this arena
    * beforehand, from which its first extents come (its metadata and first
@@ -88,13 +81,12 @@ typedef struct hooks_arena {
   bool reserve_pristine; /* never handed out: reads as zero */
 } hooks_arena;
 
-/* Creates an arena; with shared non-NULL it takes its extents from the
- * manager (FIXED, DYNAMIC), otherwise jemalloc's default hooks map them and
- * owned records which pages they are (SIMPLE). reserve_bytes at reserve,
- * taken from the manager already (0: none), serve its first extents while
- * they fit; what is left of them goes back to the manager before it
- * returns. 0, or -1 with the error set (the reserve given back). */
-int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, ownmap *owned, void *reserve, size_t reserve_bytes,
+/* Creates an arena that takes its extents from shared's manager.
+ * reserve_bytes at reserve, taken from the manager already (0: none), serve
+ * its first extents while they fit; what is left of them goes back to the
+ * manager before it returns. 0, or -1 with the error set (the reserve given
+ * back). */
+int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, void *reserve, size_t reserve_bytes,
                        bool reserve_pristine);
 /* Destroys the arena; every tcache that may hold its objects must be gone. */
 void hooks_arena_destroy(hooks_arena *ha);
@@ -103,14 +95,9 @@ void hooks_arena_purge(hooks_arena *ha);
 /* Bytes in live allocations of the arena (jemalloc's stats; objects cached in
  * thread caches count as live); the caller refreshes the stats epoch. */
 size_t hooks_arena_allocated(const hooks_arena *ha);
-/* Bytes jemalloc maps for the arena. */
-size_t hooks_arena_mapped(const hooks_arena *ha);
-/* Live objects of the arena in jemalloc's small bin j (large: its large
- * size class j); the caller refreshes the stats epoch. */
-size_t hooks_arena_live(const hooks_arena *ha, bool large, unsigned j);
-/* How many large size classes jemalloc has, and the size of class j. */
-unsigned hooks_large_classes(void);
-size_t hooks_large_class_size(unsigned j);
+/* Live objects of the arena in jemalloc's small bin j; the caller refreshes
+ * the stats epoch. */
+size_t hooks_arena_live(const hooks_arena *ha, unsigned j);
 /* Refreshes jemalloc's stats. */
 void hooks_stats_refresh(void);
 

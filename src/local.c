@@ -20,7 +20,8 @@ int local_obtain(void *ctx, size_t size, size_t align, void **base_out, void **h
     error_set(ENOMEM, "cannot reserve a region of %zu bytes: too large", size);
     return ENOMEM;
   }
-  char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | (opts->charged ? 0 : MAP_NORESERVE);
+  char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, flags, -1, 0);
   if (raw == MAP_FAILED) {
     int err = errno;
     error_set(ENOMEM, "cannot reserve a region of %zu bytes: mmap: %s", size, strerror(err));

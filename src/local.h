@@ -1,8 +1,10 @@
 /*
  * local: the local provider. Regions of ordinary anonymous memory from mmap,
  * reserved without committing swap (MAP_NORESERVE) so that a large heap costs
- * only the pages it touches, optionally pre-faulted, locked and backed by
- * transparent huge pages. Nothing is registered: the handle is NULL.
+ * only the pages it touches, or charged to the system's commit limit as
+ * malloc's memory is (so that a size the system cannot back is refused at
+ * once), optionally pre-faulted, locked and backed by transparent huge
+ * pages. Nothing is registered: the handle is NULL.
  *
  * Invariants of a region it gave: base is aligned as asked and size is a
  * multiple of the page size; its pages are never madvised away.
@@ -21,6 +23,7 @@ typedef struct local_options {
   bool prefault;
   bool lock;
   bool hugepages;
+  bool charged; /* without MAP_NORESERVE */
 } local_options;
 
 /* Fills *p with the local provider; opts is its context and must outlive it. */

@@ -14,6 +14,7 @@
  */
 #include "pinheap_mpi.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -495,6 +496,61 @@ static void prov_mpi_close(pinheap_mpi *pm) {
   free(pm);
 }
 
+/* The MPI this library was compiled against, and its ABI family: Open
+ * MPI's handles are pointers to its objects, MPICH's (and those of the MPIs
+ * that share its ABI: Intel MPI, MVAPICH, Cray MPICH) are integers. */
+#define PROV_MPI_STR2(x) #x
+#define PROV_MPI_STR(x) PROV_MPI_STR2(x)
+#if defined(OPEN_MPI)
+#define PROV_MPI_BUILT_FOR                                                                 \
+  "Open MPI " PROV_MPI_STR(OMPI_MAJOR_VERSION) "." PROV_MPI_STR(OMPI_MINOR_VERSION) "." \
+      PROV_MPI_STR(OMPI_RELEASE_VERSION)
+#define PROV_MPI_OPEN_MPI 1
+#elif defined(MPICH)
+#define PROV_MPI_BUILT_FOR "MPICH " MPICH_VERSION
+#define PROV_MPI_OPEN_MPI 0
+#endif
+#ifndef PINHEAP_MPI_FLAVOUR
+#define PINHEAP_MPI_FLAVOUR "?"
+#endif
+
+/*
+ * Whether the MPI this library's calls reach is of the family it was
+ * compiled for. A program built with one MPI's wrapper that links the
+ * provider built for the other loads both MPIs, and every call of this
+ * library then reaches the program's MPI with the other's handles and
+ * constants (MPICH answers "Invalid errhandler", Open MPI crashes).
+ * MPI_Get_library_version has the same signature in both and may be called
+ * before MPI_Init; its buffer is sized for the larger of the two maxima
+ * (MPICH's 8192, Open MPI's 256), whichever MPI answers. On a mismatch the
+ * error names both libraries.
+ */
+static bool prov_mpi_same_abi(void) {
+#ifdef PROV_MPI_BUILT_FOR
+  static char version[16384];
+  int len = 0;
+  if (MPI_Get_library_version(version, &len) != MPI_SUCCESS) return true; /* nothing to compare: let MPI say */
+  version[len > 0 && (size_t)len < sizeof version ? (size_t)len : sizeof version - 1] = '\0';
+  bool open_mpi = strstr(version, "Open MPI") != NULL;
+  if (open_mpi == PROV_MPI_OPEN_MPI) return true;
+  version[strcspn(version, "\n,")] = '\0';
+  for (char *c = version; *c; c++)
+    if (*c == '\t') *c = ' ';
+  Dl_info mine = {0}, theirs = {0};
+  dladdr((void *)pinheap_mpi_create, &mine);
+  dladdr((void *)MPI_Get_library_version, &theirs);
+  pinheap_set_error(EINVAL,
+                    "pinheap_mpi_create: libpinheap-mpi-" PINHEAP_MPI_FLAVOUR " (%s) was built for " PROV_MPI_BUILT_FOR
+                    ", but this program's MPI calls reach %s (%s), whose handles and constants differ: link "
+                    "libpinheap-mpi-%s, the provider built for the program's MPI",
+                    mine.dli_fname ? mine.dli_fname : "?", version, theirs.dli_fname ? theirs.dli_fname : "?",
+                    open_mpi ? "openmpi" : "mpich");
+  return false;
+#else
+  return true; /* neither family: nothing to compare with */
+#endif
+}
+
 /* In pinheap_mpi_create: on a failed call, to its failure path with the
  * call's name. */
 #define PROV_MPI_TRY(fn, ...)                    \
@@ -506,6 +562,7 @@ static void prov_mpi_close(pinheap_mpi *pm) {
   } while (0)
 
 pinheap_mpi *pinheap_mpi_create(MPI_Comm comm, pinheap_mode mode, const pinheap_mpi_options *opts) {
+  if (!prov_mpi_same_abi()) return NULL; /* before any call that passes a handle */
   int up = 0, down = 0;
   MPI_Initialized(&up);
   MPI_Finalized(&down);
@@ -557,15 +614,34 @@ fail:
   return NULL;
 }
 
-void pinheap_mpi_destroy(pinheap_mpi *pm) {
-  if (!pm) return;
-  if (pm->stats.regions) {
-    fprintf(stderr,
-            "pinheap_mpi_destroy: %zu region(s) of %zu bytes are still obtained by a heap: destroy the heap first\n",
-            pm->stats.regions, pm->stats.bytes);
-    abort();
+int pinheap_mpi_destroy(pinheap_mpi *pm) {
+  if (!pm) return 0;
+  pthread_mutex_lock(&pm->lock);
+  size_t regions = pm->stats.regions, bytes = pm->stats.bytes;
+  pthread_mutex_unlock(&pm->lock);
+  /* Every rank frees the windows or none: one with a live heap keeps the
+   * provider on all. */
+  int low, who;
+  int rc = prov_mpi_agree(pm, regions ? PROV_MPI_FAILED : PROV_MPI_OK, &low, &who);
+  if (rc != MPI_SUCCESS) {
+    prov_mpi_fail(EIO, rc, "pinheap_mpi_destroy: MPI_Allreduce (agreeing that no heap is live)");
+    return -1;
+  }
+  if (low != PROV_MPI_OK) {
+    if (regions)
+      pinheap_set_error(EBUSY,
+                        "pinheap_mpi_destroy: %zu region(s) of %zu bytes are still obtained by a heap: destroy the "
+                        "heap first; the provider is left as it was",
+                        regions, bytes);
+    else
+      pinheap_set_error(EBUSY,
+                        "pinheap_mpi_destroy: rank %d still has a heap on the provider: destroy it first; the provider "
+                        "is left as it was",
+                        who);
+    return -1;
   }
   prov_mpi_close(pm);
+  return 0;
 }
 
 /* pinheap_mpi_heap_create's first step: this rank's options, checked as
@@ -694,6 +770,65 @@ int pinheap_mpi_locate(const pinheap *heap, const void *ptr, pinheap_mpi_addr *o
   }
   out->win = r->win;
   out->disp = MPI_Aint_add(r->disp0, (MPI_Aint)((const char *)ptr - r->base));
+  return 0;
+}
+
+/* What pinheap_mpi_sym_create gathers of each rank's block: its
+ * displacement in the window, and that rank's handle of the window (the
+ * same window on every rank, each rank with a handle of its own: a reader
+ * takes the displacement of the target's entry and the window of its own). */
+typedef struct prov_mpi_sym_desc {
+  MPI_Aint disp;
+  MPI_Win win;
+} prov_mpi_sym_desc;
+
+/* Names this library's descriptors in symmetric heaps. */
+static const char prov_mpi_sym_id = 0;
+
+/* The describe of pinheap_mpi_sym_create's layer: the block must be in a
+ * region exposed by pm. */
+static int prov_mpi_sym_describe(void *ctx, pinheap *heap, void *block, size_t size, void *desc) {
+  (void)size;
+  pinheap_mpi *pm = ctx;
+  pinheap_mpi_addr at;
+  pinheap_region reg;
+  if (pinheap_mpi_locate(heap, block, &at) != 0 || pinheap_region_of(heap, block, &reg) != 0 ||
+      prov_mpi_record_of(reg.handle)->owner != pm) {
+    pinheap_set_error(EINVAL, "pinheap_mpi_sym_create: the heap is not on this MPI provider");
+    return EINVAL;
+  }
+  prov_mpi_sym_desc d;
+  memset(&d, 0, sizeof d); /* every byte travels */
+  d.disp = at.disp;
+  d.win = at.win;
+  memcpy(desc, &d, sizeof d);
+  return 0;
+}
+
+pinheap_sym *pinheap_mpi_sym_create(pinheap_mpi *pm, pinheap *heap, size_t size, unsigned flags) {
+  pinheap_collective coll;
+  if (pinheap_mpi_collective(pm, &coll) != 0) return NULL;
+  pinheap_sym_layer layer = {
+      .id = &prov_mpi_sym_id, .ctx = pm, .desc_len = sizeof(prov_mpi_sym_desc), .describe = prov_mpi_sym_describe};
+  return pinheap_sym_create_layer(heap, size, &coll, flags, &layer);
+}
+
+int pinheap_mpi_remote(const pinheap_sym *sym, const void *ptr, int rank, pinheap_mpi_addr *out) {
+  size_t off = pinheap_sym_offset(sym, ptr);
+  const prov_mpi_sym_desc *theirs = pinheap_sym_layer_desc(sym, &prov_mpi_sym_id, rank);
+  const prov_mpi_sym_desc *mine = pinheap_sym_layer_desc(sym, &prov_mpi_sym_id, pinheap_sym_rank(sym));
+  if (!out || off == SIZE_MAX || !theirs || !mine) {
+    pinheap_set_error(EINVAL,
+                      "pinheap_mpi_remote(%p, rank %d): output NULL, symmetric heap not from pinheap_mpi_sym_create, "
+                      "rank out of range, or pointer outside the symmetric heap",
+                      ptr, rank);
+    return -1;
+  }
+  prov_mpi_sym_desc t, m;
+  memcpy(&t, theirs, sizeof t); /* the table's bytes need not be aligned */
+  memcpy(&m, mine, sizeof m);
+  out->win = m.win;
+  out->disp = MPI_Aint_add(t.disp, (MPI_Aint)off);
   return 0;
 }
 

@@ -28,6 +28,8 @@
 
 /* Registrations live at once, at most: the size of the record table. */
 #define PROV_OFI_MAX_REGIONS ((size_t)1 << 20)
+/* Objects live at once in the process, at most. */
+#define PROV_OFI_MAX_OBJECTS 64
 /* Memory-registration modes this provider cannot serve. */
 #define PROV_OFI_UNSUPPORTED_MR (FI_MR_ENDPOINT | FI_MR_RAW)
 #define PROV_OFI_ACCESS (FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE | FI_SEND | FI_RECV)
@@ -72,6 +74,7 @@ struct pinheap_ofi {
   uint64_t key_tries;
   size_t page;
   prov_ofi_region *records; /* PROV_OFI_MAX_REGIONS reserved */
+  int slot;                 /* in prov_ofi_objects */
   pinheap_provider provider;
   char name[64];
   pthread_mutex_t lock;
@@ -80,6 +83,18 @@ struct pinheap_ofi {
   uint64_t next_key;
   pinheap_ofi_stats stats;
 };
+
+/*
+ * Every live object of the process, so that a record found through a heap
+ * leads to its object without the caller naming it (pinheap_ofi_locate with
+ * three arguments). Invariants: prov_ofi_objects[0, prov_ofi_objects_used)
+ * are the slots ever taken, each a live object or NULL; a live object is in
+ * one slot. Slots change under prov_ofi_objects_lock, atomically, so that
+ * lookups read them without it.
+ */
+static pinheap_ofi *prov_ofi_objects[PROV_OFI_MAX_OBJECTS];
+static size_t prov_ofi_objects_used;
+static pthread_mutex_t prov_ofi_objects_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static _Thread_local char prov_ofi_error_text[512];
 
@@ -120,6 +135,30 @@ static bool prov_ofi_access_ok(uint64_t access, const char *fn) {
 
 static int prov_ofi_obtain(void *ctx, size_t size, size_t align, void **base, void **handle);
 static int prov_ofi_release(void *ctx, void *base, size_t size, void *handle);
+
+/* A slot of prov_ofi_objects for po, complete: published there; or -1
+ * when all are taken. */
+static int prov_ofi_slot_take(pinheap_ofi *po) {
+  pthread_mutex_lock(&prov_ofi_objects_lock);
+  int slot = -1;
+  for (size_t i = 0; i < prov_ofi_objects_used && slot < 0; i++)
+    if (!prov_ofi_objects[i]) slot = (int)i;
+  if (slot >= 0) {
+    __atomic_store_n(&prov_ofi_objects[slot], po, __ATOMIC_RELEASE);
+  } else if (prov_ofi_objects_used < PROV_OFI_MAX_OBJECTS) {
+    slot = (int)prov_ofi_objects_used;
+    __atomic_store_n(&prov_ofi_objects[slot], po, __ATOMIC_RELEASE);
+    __atomic_store_n(&prov_ofi_objects_used, prov_ofi_objects_used + 1, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&prov_ofi_objects_lock);
+  return slot;
+}
+
+static void prov_ofi_slot_put(int slot) {
+  pthread_mutex_lock(&prov_ofi_objects_lock);
+  __atomic_store_n(&prov_ofi_objects[slot], NULL, __ATOMIC_RELEASE);
+  pthread_mutex_unlock(&prov_ofi_objects_lock);
+}
 
 /* A new object on domain (not owned yet), or NULL with the error set. */
 static pinheap_ofi *prov_ofi_new(struct fid_domain *domain, const struct fi_info *info, uint64_t access,
@@ -177,6 +216,14 @@ static pinheap_ofi *prov_ofi_new(struct fid_domain *domain, const struct fi_info
   snprintf(po->name, sizeof po->name, "libfabric %s", prov);
   po->provider =
       (pinheap_provider){.name = po->name, .ctx = po, .obtain = prov_ofi_obtain, .release = prov_ofi_release};
+  if ((po->slot = prov_ofi_slot_take(po)) < 0) {
+    pthread_mutex_destroy(&po->lock);
+    munmap(records, PROV_OFI_MAX_REGIONS * sizeof(prov_ofi_region));
+    fi_freeinfo(copy);
+    free(po);
+    prov_ofi_error(ENOMEM, "%s: more than %d objects at once in the process", fn, PROV_OFI_MAX_OBJECTS);
+    return NULL;
+  }
   return po;
 }
 
@@ -399,19 +446,29 @@ static int prov_ofi_release(void *ctx, void *base, size_t size, void *handle) {
   return munmap(base, size) == 0 ? 0 : errno;
 }
 
-PH_EXPORT int pinheap_ofi_locate(const pinheap_ofi *po, const pinheap *heap, const void *ptr, pinheap_ofi_addr *out) {
-  if (!po || !heap || !out) {
-    prov_ofi_error(EINVAL, "pinheap_ofi_locate: provider, heap or output is NULL");
-    return -1;
+/* The live object whose table holds handle, or NULL. */
+static const pinheap_ofi *prov_ofi_owner_of(const void *handle) {
+  size_t used = __atomic_load_n(&prov_ofi_objects_used, __ATOMIC_ACQUIRE);
+  for (size_t i = 0; i < used; i++) {
+    const pinheap_ofi *po = __atomic_load_n(&prov_ofi_objects[i], __ATOMIC_ACQUIRE);
+    if (po && prov_ofi_record_of(po, handle)) return po;
   }
+  return NULL;
+}
+
+/* Both shapes of pinheap_ofi_locate: po NULL finds the object through the
+ * heap's handle. */
+static int prov_ofi_locate(const pinheap_ofi *po, const pinheap *heap, const void *ptr, pinheap_ofi_addr *out) {
   pinheap_region reg;
   if (pinheap_region_of(heap, ptr, &reg) != 0) {
     prov_ofi_error(EINVAL, "pinheap_ofi_locate(%p): not in memory the heap obtained from its provider", ptr);
     return -1;
   }
-  const prov_ofi_region *r = prov_ofi_record_of(po, reg.handle);
+  if (!po) po = prov_ofi_owner_of(reg.handle);
+  const prov_ofi_region *r = po ? prov_ofi_record_of(po, reg.handle) : NULL;
   if (!r || r->base != reg.base) {
-    prov_ofi_error(EINVAL, "pinheap_ofi_locate(%p): the heap's memory there is not registered by %s", ptr, po->name);
+    prov_ofi_error(EINVAL, "pinheap_ofi_locate(%p): the heap's memory there is not registered by %s", ptr,
+                   po ? po->name : "a libfabric provider of pinheap_ofi");
     return -1;
   }
   *out = (pinheap_ofi_addr){
@@ -419,6 +476,77 @@ PH_EXPORT int pinheap_ofi_locate(const pinheap_ofi *po, const pinheap *heap, con
       .desc = r->desc,
       .addr = po->virt_addr ? (uint64_t)(uintptr_t)ptr : (uint64_t)((const char *)ptr - r->base),
   };
+  return 0;
+}
+
+PH_EXPORT int pinheap_ofi_locate(const pinheap_ofi *po, const pinheap *heap, const void *ptr, pinheap_ofi_addr *out) {
+  if (!po || !heap || !out) {
+    prov_ofi_error(EINVAL, "pinheap_ofi_locate: provider, heap or output is NULL");
+    return -1;
+  }
+  return prov_ofi_locate(po, heap, ptr, out);
+}
+
+PH_EXPORT int pinheap_ofi_locate_ptr(const pinheap *heap, const void *ptr, pinheap_ofi_addr *out) {
+  if (!heap || !out) {
+    prov_ofi_error(EINVAL, "pinheap_ofi_locate: heap or output is NULL");
+    return -1;
+  }
+  return prov_ofi_locate(NULL, heap, ptr, out);
+}
+
+/* What pinheap_ofi_sym_create gathers of each process's block: its key,
+ * the address a peer's operations give for its first byte, and that
+ * process's local descriptor of it (a reader uses the key and address of
+ * the target's entry and the descriptor of its own). */
+typedef struct prov_ofi_sym_desc {
+  uint64_t key;
+  uint64_t addr;
+  void *desc;
+} prov_ofi_sym_desc;
+
+/* Names this library's descriptors in symmetric heaps. */
+static const char prov_ofi_sym_id = 0;
+
+static int prov_ofi_sym_describe(void *ctx, pinheap *heap, void *block, size_t size, void *desc) {
+  (void)size;
+  pinheap_ofi_addr a;
+  if (prov_ofi_locate(ctx, heap, block, &a) != 0) return EINVAL;
+  prov_ofi_sym_desc d;
+  memset(&d, 0, sizeof d); /* every byte travels */
+  d.key = a.key;
+  d.addr = a.addr;
+  d.desc = a.desc;
+  memcpy(desc, &d, sizeof d);
+  return 0;
+}
+
+PH_EXPORT pinheap_sym *pinheap_ofi_sym_create(pinheap_ofi *po, pinheap *heap, size_t size,
+                                              const pinheap_collective *coll, unsigned flags) {
+  if (!po) {
+    prov_ofi_error(EINVAL, "pinheap_ofi_sym_create: the provider is NULL");
+    return NULL;
+  }
+  pinheap_sym_layer layer = {
+      .id = &prov_ofi_sym_id, .ctx = po, .desc_len = sizeof(prov_ofi_sym_desc), .describe = prov_ofi_sym_describe};
+  return pinheap_sym_create_layer(heap, size, coll, flags, &layer);
+}
+
+PH_EXPORT int pinheap_ofi_remote(const pinheap_sym *sym, const void *ptr, int rank, pinheap_ofi_addr *out) {
+  size_t off = pinheap_sym_offset(sym, ptr);
+  const prov_ofi_sym_desc *theirs = pinheap_sym_layer_desc(sym, &prov_ofi_sym_id, rank);
+  const prov_ofi_sym_desc *mine = pinheap_sym_layer_desc(sym, &prov_ofi_sym_id, pinheap_sym_rank(sym));
+  if (!out || off == SIZE_MAX || !theirs || !mine) {
+    prov_ofi_error(EINVAL,
+                   "pinheap_ofi_remote(%p, rank %d): output NULL, symmetric heap not from pinheap_ofi_sym_create, "
+                   "rank out of range, or pointer outside the symmetric heap",
+                   ptr, rank);
+    return -1;
+  }
+  prov_ofi_sym_desc t, m;
+  memcpy(&t, theirs, sizeof t); /* the table's bytes need not be aligned */
+  memcpy(&m, mine, sizeof m);
+  *out = (pinheap_ofi_addr){.key = t.key, .desc = m.desc, .addr = t.addr + off};
   return 0;
 }
 
@@ -482,6 +610,9 @@ PH_EXPORT int pinheap_ofi_check(const pinheap_ofi *po) {
                   "the keys tried for one registration (%llu) should be within 1..%llu",
                   (unsigned long long)po->key_tries, (unsigned long long)po->key_max);
   PROV_OFI_EXPECT(keys, "no memory to check that keys are distinct");
+  PROV_OFI_EXPECT(po->slot >= 0 && po->slot < PROV_OFI_MAX_OBJECTS &&
+                      __atomic_load_n(&prov_ofi_objects[po->slot], __ATOMIC_ACQUIRE) == po,
+                  "the object should be in its slot %d of the process's objects", po->slot);
   if (keys) {
     qsort(keys, live, sizeof *keys, prov_ofi_key_order);
     for (size_t i = 1; i < live; i++)
@@ -493,20 +624,19 @@ PH_EXPORT int pinheap_ofi_check(const pinheap_ofi *po) {
   return broken;
 }
 
-PH_EXPORT void pinheap_ofi_destroy(pinheap_ofi *po) {
-  if (!po) return;
-  if (po->stats.regions)
-    fprintf(stderr,
-            "pinheap_ofi_destroy: %zu registrations (%zu bytes) still live: destroy the heaps first; closing them, "
-            "their memory stays mapped\n",
-            po->stats.regions, po->stats.bytes);
-  for (size_t i = 0; i < po->used; i++) {
-    prov_ofi_region *r = &po->records[i];
-    int ret = r->mr ? fi_close(&r->mr->fid) : 0;
-    if (ret)
-      fprintf(stderr, "pinheap_ofi_destroy: fi_close of a registration at %p: %s\n", (void *)r->base,
-              fi_strerror(-ret));
+PH_EXPORT int pinheap_ofi_destroy(pinheap_ofi *po) {
+  if (!po) return 0;
+  pthread_mutex_lock(&po->lock);
+  size_t regions = po->stats.regions, bytes = po->stats.bytes;
+  pthread_mutex_unlock(&po->lock);
+  if (regions) {
+    prov_ofi_error(EBUSY,
+                   "pinheap_ofi_destroy: %zu registration(s) of %zu bytes still live: destroy the heaps first; the "
+                   "provider is left as it was",
+                   regions, bytes);
+    return -1;
   }
+  prov_ofi_slot_put(po->slot);
   if (po->own_domain) {
     int ret = fi_close(&po->domain->fid);
     if (ret)
@@ -521,6 +651,7 @@ PH_EXPORT void pinheap_ofi_destroy(pinheap_ofi *po) {
   munmap(po->records, PROV_OFI_MAX_REGIONS * sizeof(prov_ofi_region));
   pthread_mutex_destroy(&po->lock);
   free(po);
+  return 0;
 }
 
 PH_EXPORT const char *pinheap_ofi_last_error(void) { return prov_ofi_error_text; }

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "error.h"
 #include "util.h"
 
@@ -17,8 +18,9 @@
  * a sixteenth of the block: what is big for the block counts as an array. */
 #define SYM_SMALL_MAX ((size_t)4 << 20)
 
-enum sym_op { SYM_MALLOC = 1, SYM_CALLOC, SYM_ALIGNED, SYM_REALLOC, SYM_FREE, SYM_DESTROY };
-static const char *const sym_op_name[] = {"?", "malloc", "calloc", "aligned_alloc", "realloc", "free", "destroy"};
+enum sym_op { SYM_MALLOC = 1, SYM_CALLOC, SYM_ALIGNED, SYM_REALLOC, SYM_FREE, SYM_DESTROY, SYM_CREATE };
+static const char *const sym_op_name[] = {"?",       "malloc", "calloc",  "aligned_alloc",
+                                          "realloc", "free",   "destroy", "create"};
 
 #define SYM_NONE UINT64_MAX          /* no pointer, no object */
 #define SYM_FOREIGN (UINT64_MAX - 1) /* a pointer outside the block */
@@ -119,12 +121,12 @@ static void sym_no_room(pinheap_sym *s, const char *what, size_t size) {
             what, size, st.free_bytes, st.largest_free, s->size);
 }
 
-/* The bytes an object of size takes, or 0 with the error set (EINVAL) when
+/* The bytes an object of size takes, or 0 with the error set (ENOMEM) when
  * no state of the heap could hold it. */
 static size_t sym_bytes(const pinheap_sym *s, size_t size, const char *what) {
   size_t bytes = util_align_up(size, SYM_QUANTUM);
   if (bytes == 0 || bytes > s->size) {
-    error_set(EINVAL, "%s(%zu): impossible size: larger than the symmetric heap's %zu bytes", what, size, s->size);
+    error_set(ENOMEM, "%s(%zu): impossible size: larger than the symmetric heap's %zu bytes", what, size, s->size);
     return 0;
   }
   return bytes;
@@ -135,7 +137,7 @@ static size_t sym_bytes(const pinheap_sym *s, size_t size, const char *what) {
 static sym_object *sym_place(pinheap_sym *s, size_t size, size_t align, int32_t *status, const char *what) {
   size_t bytes = sym_bytes(s, size, what);
   if (!bytes) {
-    *status = EINVAL;
+    *status = ENOMEM;
     return NULL;
   }
   pthread_mutex_lock(&s->lock);
@@ -194,6 +196,7 @@ static void sym_describe(const sym_record *r, char *buf, size_t len) {
     break;
   case SYM_REALLOC: snprintf(buf, len, "call %llu %s(%s, %llu)%s", seq, op, arg, size, res); break;
   case SYM_FREE: snprintf(buf, len, "call %llu %s(%s)%s", seq, op, arg, res); break;
+  case SYM_CREATE: snprintf(buf, len, "%s(%llu), before call 0%s", op, size, res); break;
   default: snprintf(buf, len, "call %llu %s()%s", seq, op, res); break;
   }
 }
@@ -210,6 +213,39 @@ static _Noreturn void sym_mismatch(const pinheap_sym *s, int i, const char *what
   error_fatal("%s: symmetric heap %p: %s: rank 0: %s; rank %d: %s", what, (const void *)s, how, a, i, b);
 }
 
+/* What the watchdog keeps of a call in progress. */
+typedef struct sym_note {
+  sym_record rec;
+  const char *what; /* the public function's name */
+} sym_note;
+_Static_assert(sizeof(sym_note) <= WATCHDOG_NOTE_MAX, "sym_note does not fit the watchdog");
+
+/* The watchdog's verdict on an allgather that lasts too long. */
+static void sym_overdue(const void *note, uint64_t waited_ns, void *arg) {
+  const sym_note *n = note;
+  const pinheap_sym *s = arg;
+  char call[160];
+  sym_describe(&n->rec, call, sizeof call);
+  error_fatal("%s: symmetric heap %p, rank %d of %d: %s has waited %llu.%03llu s in its allgather "
+              "(PINHEAP_SYM_TIMEOUT=%llu.%03llu): some process has not made this call",
+              n->what, (const void *)s, s->coll.rank, s->coll.nranks, call,
+              (unsigned long long)(waited_ns / 1000000000u), (unsigned long long)(waited_ns / 1000000u % 1000u),
+              (unsigned long long)(s->timeout_ns / 1000000000u),
+              (unsigned long long)(s->timeout_ns / 1000000u % 1000u));
+}
+
+/* The collective's allgather of the record rec (len bytes of in), under
+ * the watchdog when there is one. */
+static int sym_allgather(pinheap_sym *s, const void *in, void *out, size_t len, const sym_record *rec,
+                         const char *what) {
+  if (!s->timeout_ns) return s->coll.allgather(s->coll.ctx, in, out, len);
+  sym_note n = {*rec, what};
+  watchdog_enter(&s->watch, &n, sizeof n);
+  int err = s->coll.allgather(s->coll.ctx, in, out, len);
+  watchdog_leave(&s->watch);
+  return err;
+}
+
 /*
  * Ends a collective call: one allgather of every process's record, then the
  * same verdict on every process. Aborts when the calls differ, when a
@@ -223,7 +259,7 @@ static int sym_sync(pinheap_sym *s, sym_record *mine, const void *ptr, const cha
     if (mine->status == SYM_BAD_POINTER) sym_bad_pointer(s, ptr, what);
     return mine->status ? s->coll.rank : -1;
   }
-  int err = s->coll.allgather(s->coll.ctx, mine, s->gathered, sizeof *mine);
+  int err = sym_allgather(s, mine, s->gathered, sizeof *mine, mine, what);
   if (err) error_fatal("%s: symmetric heap %p: the allgather failed (%s)", what, (void *)s, strerror(err));
   if (mine->status == SYM_BAD_POINTER) sym_bad_pointer(s, ptr, what);
   int failed = -1;
@@ -258,15 +294,27 @@ static int sym_open(pinheap_sym *s, pinheap *heap, size_t size, unsigned flags, 
   const char *what = "pinheap_sym_create";
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
   size_t bytes = util_align_up(size, page);
-  if (!heap || size == 0 || bytes == 0 || (flags & ~PINHEAP_SYM_NOSYNC)) {
-    error_set(EINVAL, "%s(%p, %zu, flags %#x): heap NULL, size 0 or too large, or unknown flags", what, (void *)heap,
-              size, flags);
+  if (!heap || size == 0 || (flags & ~PINHEAP_SYM_NOSYNC)) {
+    error_set(EINVAL, "%s(%p, %zu, flags %#x): heap NULL, size 0, or unknown flags", what, (void *)heap, size, flags);
+    return EINVAL;
+  }
+  if (bytes == 0) {
+    error_set(ENOMEM, "%s(%zu): impossible size", what, size);
+    return ENOMEM;
+  }
+  const char *t = getenv("PINHEAP_SYM_TIMEOUT");
+  uint64_t timeout = 0;
+  if (t && env_parse_seconds(t, &timeout) != 0) {
+    error_set(EINVAL, "%s: PINHEAP_SYM_TIMEOUT=\"%s\" is not a number of seconds (such as 30 or 2.5; 0: none)", what,
+              t);
     return EINVAL;
   }
   me->size = bytes;
   void *block = pinheap_aligned_alloc(heap, PINHEAP_SYM_MAX_ALIGN, bytes);
   if (!block) {
-    int err = errno;
+    /* The alignment is good: a refusal is about the size, impossible or
+     * not, and so ENOMEM. */
+    int err = ENOMEM;
     char why[512];
     snprintf(why, sizeof why, "%s", pinheap_last_error());
     error_set(err, "%s(%zu): no block in the heap: %s", what, size, why);
@@ -291,11 +339,19 @@ static int sym_open(pinheap_sym *s, pinheap *heap, size_t size, unsigned flags, 
   s->heap = heap;
   s->base = (uintptr_t)block;
   s->size = bytes;
+  /* Last: sym_close undoes the rest when this fails. */
+  int err = timeout ? watchdog_start(&s->watch, timeout, sym_overdue, s) : 0;
+  if (err) {
+    error_set(ENOMEM, "%s(%zu): cannot start the watchdog thread: %s", what, size, strerror(err));
+    return ENOMEM;
+  }
+  s->timeout_ns = timeout;
   return 0;
 }
 
 /* Undoes sym_open and gives the record back. */
 static void sym_close(pinheap_sym *s) {
+  if (s->timeout_ns) watchdog_stop(&s->watch);
   if (s->heap) {
     meta_fini(&s->objects);
     em_fini(&s->em);
@@ -326,18 +382,33 @@ static bool sym_agree(const pinheap_sym *s, const sym_peer *me, size_t size) {
                 what, (unsigned long long)first->size, first->flags, i, (unsigned long long)p->size, p->flags);
       return false;
     }
+    if (p->desc_len != first->desc_len) {
+      error_set(EINVAL, "%s: the processes disagree: rank 0 describes its block in %u bytes, rank %d in %u", what,
+                first->desc_len, i, p->desc_len);
+      return false;
+    }
   }
   return true;
 }
 
 PH_EXPORT pinheap_sym *pinheap_sym_create(pinheap *heap, size_t size, const pinheap_collective *coll, unsigned flags) {
+  return pinheap_sym_create_layer(heap, size, coll, flags, NULL);
+}
+
+PH_EXPORT pinheap_sym *pinheap_sym_create_layer(pinheap *heap, size_t size, const pinheap_collective *coll,
+                                                unsigned flags, const pinheap_sym_layer *layer) {
   if (!coll || !coll->allgather || coll->nranks < 1 || coll->rank < 0 || coll->rank >= coll->nranks) {
     error_set(EINVAL,
               "pinheap_sym_create: the collective is NULL, has no allgather, or its rank is not in 0..nranks-1");
     return NULL;
   }
-  size_t n = (size_t)coll->nranks;
-  size_t record_bytes = sizeof(pinheap_sym) + n * sizeof(sym_peer) + n * sizeof(sym_record);
+  if (layer && (!layer->id || !layer->describe || layer->desc_len == 0 || layer->desc_len > PINHEAP_SYM_DESC_MAX)) {
+    error_set(EINVAL, "pinheap_sym_create: the layer has no id or describe, or its desc_len is not in 1..%d",
+              PINHEAP_SYM_DESC_MAX);
+    return NULL;
+  }
+  size_t n = (size_t)coll->nranks, desc_len = layer ? layer->desc_len : 0;
+  size_t record_bytes = sizeof(pinheap_sym) + n * sizeof(sym_peer) + n * sizeof(sym_record) + n * desc_len;
   /* From mmap, not malloc: the heap may be what serves this process's
    * malloc (libpinheap-preload). */
   pinheap_sym *s = mmap(NULL, record_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -350,12 +421,18 @@ PH_EXPORT pinheap_sym *pinheap_sym_create(pinheap *heap, size_t size, const pinh
   s->flags = flags;
   s->peers = (sym_peer *)(s + 1);
   s->gathered = (sym_record *)(s->peers + n);
+  s->layer_id = layer ? layer->id : NULL;
+  s->desc_len = desc_len;
+  s->descs = (unsigned char *)(s->gathered + n);
   pthread_mutex_init(&s->lock, NULL);
   tree_init(&s->live, sym_cmp, NULL);
   meta_init(&s->objects, sizeof(sym_object));
-  sym_peer me = {.flags = flags, .verify = sym_wants_verify(flags)};
+  sym_peer me = {.flags = flags, .verify = sym_wants_verify(flags), .desc_len = (uint32_t)desc_len};
   me.status = sym_open(s, heap, size, flags, &me);
-  int err = coll->allgather(coll->ctx, &me, s->peers, sizeof me);
+  unsigned char desc[PINHEAP_SYM_DESC_MAX] = {0};
+  if (!me.status && layer) me.status = layer->describe(layer->ctx, heap, (void *)s->base, s->size, desc);
+  sym_record rec = {.op = SYM_CREATE, .size = size, .arg = SYM_NONE, .result = SYM_NONE};
+  int err = sym_allgather(s, &me, s->peers, sizeof me, &rec, "pinheap_sym_create");
   if (err) {
     sym_close(s);
     error_set(err, "pinheap_sym_create(%zu): the allgather failed (%s)", size, strerror(err));
@@ -365,6 +442,12 @@ PH_EXPORT pinheap_sym *pinheap_sym_create(pinheap *heap, size_t size, const pinh
     err = errno;
     sym_close(s);
     errno = err;
+    return NULL;
+  }
+  if (desc_len && (err = sym_allgather(s, desc, s->descs, desc_len, &rec, "pinheap_sym_create")) != 0) {
+    sym_close(s);
+    error_set(err, "pinheap_sym_create(%zu): the allgather of the layer's descriptors failed (%s)", size,
+              strerror(err));
     return NULL;
   }
   for (int i = 0; i < coll->nranks; i++) s->verify |= s->peers[i].verify != 0;
@@ -400,20 +483,21 @@ static bool sym_bad_handle(const pinheap_sym *s, const char *what) {
 
 /* The collective part of every allocation: a new object of size bytes
  * unless rec already failed or size is 0, the check, and its undoing when
- * some process failed. */
+ * some process failed. The object is zeroed before the allgather: once any
+ * process has returned it, others may write into it remotely, and nothing
+ * here writes it any more (its undoing only gives it back). */
 static void *sym_alloc(pinheap_sym *s, sym_record *rec, size_t size, size_t align, bool zero, const char *what) {
   sym_object *o = NULL;
   if (!rec->status && size) o = sym_place(s, size, align, &rec->status, what);
   rec->result = o ? (uint64_t)(o->addr - s->base) : SYM_NONE;
+  if (o && zero) memset((void *)o->addr, 0, size);
   int failed = sym_sync(s, rec, NULL, what);
   if (failed >= 0) {
     if (o) sym_release(s, o, what);
     sym_failed(s, rec, failed, what);
     return NULL;
   }
-  if (!o) return NULL;
-  if (zero) memset((void *)o->addr, 0, size);
-  return (void *)o->addr;
+  return o ? (void *)o->addr : NULL;
 }
 
 PH_EXPORT void *pinheap_sym_malloc(pinheap_sym *s, size_t size) {
@@ -427,8 +511,8 @@ PH_EXPORT void *pinheap_sym_calloc(pinheap_sym *s, size_t count, size_t size) {
   sym_record rec = {.op = SYM_CALLOC, .size = size, .count = count, .arg = SYM_NONE};
   size_t total = 0;
   if (__builtin_mul_overflow(count, size, &total)) {
-    error_set(EINVAL, "pinheap_sym_calloc(%zu, %zu): the product overflows", count, size);
-    rec.status = EINVAL;
+    error_set(ENOMEM, "pinheap_sym_calloc(%zu, %zu): the product overflows", count, size);
+    rec.status = ENOMEM;
   }
   return sym_alloc(s, &rec, total, SYM_QUANTUM, true, "pinheap_sym_calloc");
 }
@@ -462,7 +546,7 @@ PH_EXPORT void *pinheap_sym_realloc(pinheap_sym *s, void *ptr, size_t size) {
   if (!o) {
     rec.status = SYM_BAD_POINTER;
   } else if (size && !(bytes = sym_bytes(s, size, what))) {
-    rec.status = EINVAL;
+    rec.status = ENOMEM;
   } else if (size) {
     /* Grow into the free extent above, else move: the same choice on every
      * process, since their managers are in the same state. */
@@ -479,6 +563,9 @@ PH_EXPORT void *pinheap_sym_realloc(pinheap_sym *s, void *ptr, size_t size) {
     pthread_mutex_unlock(&s->lock);
     if (rec.status) sym_no_room(s, what, size);
     rec.result = how == SYM_MOVE ? (uint64_t)(moved - s->base) : rec.arg;
+    /* Copied before the allgather, as sym_alloc zeroes: after it, the new
+     * place belongs to the processes' remote writes. */
+    if (moved) memcpy((void *)moved, ptr, o->requested < size ? o->requested : size);
   }
   int failed = sym_sync(s, &rec, ptr, what);
   if (failed >= 0) {
@@ -491,7 +578,6 @@ PH_EXPORT void *pinheap_sym_realloc(pinheap_sym *s, void *ptr, size_t size) {
     sym_release(s, o, what);
     return NULL;
   }
-  if (how == SYM_MOVE) memcpy((void *)moved, ptr, o->requested < size ? o->requested : size);
   pthread_mutex_lock(&s->lock);
   sym_account(s, o, -1);
   if (how == SYM_KEEP && bytes < o->bytes) sym_give_back(s, o->addr + bytes, o->bytes - bytes, what);
@@ -549,6 +635,24 @@ PH_EXPORT int pinheap_sym_remote(const pinheap_sym *s, const void *ptr, int rank
   out->addr = p->base + off;
   out->reg_offset = p->reg_offset == PINHEAP_SYM_NO_REG ? PINHEAP_SYM_NO_REG : p->reg_offset + off;
   return 0;
+}
+
+PH_EXPORT const void *pinheap_sym_layer_desc(const pinheap_sym *s, const void *id, int rank) {
+  if (!s || !id || s->layer_id != id || rank < 0 || rank >= s->coll.nranks) {
+    error_set(EINVAL,
+              "pinheap_sym_layer_desc(rank %d): symmetric heap NULL, made without that layer, or rank out of range",
+              rank);
+    return NULL;
+  }
+  return s->descs + (size_t)rank * s->desc_len;
+}
+
+PH_EXPORT int pinheap_sym_rank(const pinheap_sym *s) {
+  if (!s) {
+    error_set(EINVAL, "pinheap_sym_rank: symmetric heap is NULL");
+    return -1;
+  }
+  return s->coll.rank;
 }
 
 PH_EXPORT int pinheap_sym_get_stats(pinheap_sym *s, pinheap_stats *out) {
@@ -628,6 +732,7 @@ int sym_check(pinheap_sym *s) {
   pthread_mutex_lock(&s->lock);
   sym_check_state st = {.s = s};
   st.broken += em_check(&s->em) + tree_check(&s->live, "sym.live") + meta_check(&s->objects);
+  if (s->timeout_ns) st.broken += watchdog_check(&s->watch, true);
   if (s->objects.live != s->live.count)
     SYM_BROKEN(&st, "%zu object records handed out should equal %zu live objects\n", s->objects.live, s->live.count);
   tree_walk(&s->live, sym_check_object, &st);
@@ -642,6 +747,8 @@ int sym_check(pinheap_sym *s) {
                s->large_bytes, s->large_objects, st.requested, st.large_bytes, st.large_objects);
   if (s->peers[s->coll.rank].base != s->base)
     SYM_BROKEN(&st, "this process's entry in the table should hold its base %#lx\n", (unsigned long)s->base);
+  if ((s->layer_id == NULL) != (s->desc_len == 0) || s->desc_len > PINHEAP_SYM_DESC_MAX)
+    SYM_BROKEN(&st, "a layer's id and descriptors go together: id %p, %zu bytes each\n", s->layer_id, s->desc_len);
   pthread_mutex_unlock(&s->lock);
   return st.broken;
 }

@@ -11,7 +11,13 @@
  *
  * Every collective call ends in sym_sync: one allgather of a sym_record per
  * process; each process compares them all, so every process takes the same
- * decision (abort on a mismatch, fail everywhere when one failed).
+ * decision (abort on a mismatch, fail everywhere when one failed). All that
+ * a call writes into the block (calloc's zeroes, realloc's copy) is written
+ * before its allgather, so that no process writes an object after any
+ * process has returned it.
+ *
+ * With PINHEAP_SYM_TIMEOUT, a watchdog (watchdog.h) watches every
+ * allgather, create's included, and aborts one that lasts longer.
  *
  * Thread-safe as the public header says: the queries read only what create
  * set; lock guards the objects and counters against stats and check.
@@ -27,6 +33,7 @@
 #include "meta.h"
 #include "pinheap_sym.h"
 #include "tree.h"
+#include "watchdog.h"
 
 /* The manager's page: objects are this many bytes apart at least, and
  * aligned to it. */
@@ -52,7 +59,7 @@ typedef struct sym_peer {
   uint32_t flags;
   uint32_t verify; /* it wants every call checked */
   int32_t status;  /* 0, or the errno value of its local failure */
-  uint32_t unused; /* zero: no padding of unknown contents */
+  uint32_t desc_len; /* its layer's descriptor length, 0 without a layer */
 } sym_peer;
 
 /* One process's account of one collective call. Plain integers: every
@@ -73,7 +80,8 @@ typedef struct sym_record {
  * exactly one free extent of em or one live object; objects.live =
  * live.count; allocated = the sum of requested over objects; large_bytes and
  * large_objects sum and count the objects of more than small_max bytes;
- * peers[rank].base = base.
+ * peers[rank].base = base; layer_id is NULL exactly when desc_len is 0,
+ * and desc_len <= PINHEAP_SYM_DESC_MAX.
  */
 struct pinheap_sym {
   pinheap *heap;
@@ -91,9 +99,14 @@ struct pinheap_sym {
   size_t allocated;
   size_t large_bytes;
   size_t large_objects;
-  size_t record_bytes;  /* this mapping: the struct, peers, gathered */
+  size_t record_bytes;  /* this mapping: the struct, peers, gathered, descs */
   sym_peer *peers;      /* one per rank */
   sym_record *gathered; /* one per rank, the last call's */
+  uint64_t timeout_ns;  /* PINHEAP_SYM_TIMEOUT; 0: no watchdog */
+  watchdog watch;       /* running while timeout_ns > 0 */
+  const void *layer_id; /* the layer's, or NULL */
+  size_t desc_len;      /* the layer's descriptor length, 0 without one */
+  unsigned char *descs; /* desc_len bytes per rank, rank i's at i * desc_len */
 };
 
 /* Number of broken invariants of s, each described on stderr. */

@@ -19,8 +19,9 @@ typedef struct child_result {
   char err[8192];
 } child_result;
 
-/* Runs fn(arg) in a child (no core file, SIGABRT at its default); the child
- * exits 0 when fn returns. */
+/* Runs fn(arg) in a child (no core file; SIGABRT, and the signals of a
+ * crash that cmocka catches in the parent, at their defaults, so that a
+ * crash ends the child); the child exits 0 when fn returns. */
 static inline void child_run(void (*fn)(void *), void *arg, child_result *out) {
   out->status = -1;
   out->err[0] = '\0';
@@ -33,6 +34,10 @@ static inline void child_run(void (*fn)(void *), void *arg, child_result *out) {
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
     signal(SIGABRT, SIG_DFL);
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGBUS, SIG_DFL);
+    signal(SIGILL, SIG_DFL);
+    signal(SIGFPE, SIG_DFL);
     close(fds[0]);
     dup2(fds[1], STDERR_FILENO);
     close(fds[1]);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install test: installs a built tree into a temporary prefix and checks that
 # an outside project can use it, through the CMake package and through
-# pkg-config.
+# pkg-config; that a program built with one MPI refuses the provider built
+# for the other; and that the README's commands and snippets work as
+# written against that prefix (tests/readme/check.py).
 #
 #   tests/install/run.sh <build-dir>
 #
@@ -221,6 +223,53 @@ for so in "$libdir"/libpinheap-mpi-*.so; do
     fail "compiling main_mpi.c with the pkg-config flags of pinheap-mpi-$flavour failed"
   fi
 done
+
+# The provider built for one MPI linked into a program built with the
+# other's wrapper (`mpicc.mpich main.c -lpinheap-mpi-openmpi`): both MPIs
+# load, and pinheap_mpi_create must refuse with a message naming the
+# provider library and the MPI library the program's calls reach, instead
+# of passing one MPI's handles to the other.
+step "the provider built for the other MPI"
+flavours=()
+for so in "$libdir"/libpinheap-mpi-*.so; do
+  [ -e "$so" ] || continue
+  f=${so##*/libpinheap-mpi-}
+  f=${f%.so}
+  command -v "mpicc.$f" >/dev/null && command -v "mpirun.$f" >/dev/null && flavours+=("$f")
+done
+if [ "${#flavours[@]}" -lt 2 ]; then
+  echo "skipped: needs two MPIs with their wrappers and launchers, found: ${flavours[*]:-none}"
+fi
+for built in "${flavours[@]}"; do
+  for used in "${flavours[@]}"; do
+    [ "$built" != "$used" ] || continue
+    exe=$tmp/wrong_${used}_links_$built
+    if ! "mpicc.$used" -o "$exe" "$here/consumer/main_mpi.c" -I"$prefix/include" -L"$libdir" \
+        -lpinheap-mpi-"$built" -lpinheap -Wl,-rpath,"$libdir"; then
+      fail "mpicc.$used ... -lpinheap-mpi-$built did not link"
+      continue
+    fi
+    case $used in
+      openmpi) theirs=libmpi.so ;;
+      *) theirs=lib$used ;;
+    esac
+    rc=0
+    out=$(bash "$here/../mpi/run.sh" "$used" 2 "$exe" 2>&1) || rc=$?
+    msg=$(grep -m1 'pinheap_mpi_create' <<<"$out" || true)
+    if [ "$rc" -ne 0 ] && grep -q "libpinheap-mpi-$built (.*) was built for" <<<"$msg" &&
+       grep -qF "$theirs" <<<"$msg" && grep -qF "link libpinheap-mpi-$used" <<<"$msg"; then
+      echo "mpicc.$used with libpinheap-mpi-$built: refused: ${msg#*failed: }"
+    else
+      printf '%s\n' "$out" | tail -n 20 >&2
+      fail "mpicc.$used with libpinheap-mpi-$built (exit $rc): no message naming libpinheap-mpi-$built and $theirs"
+    fi
+  done
+done
+
+# Every command and snippet of the README, against this prefix.
+step "the README (tests/readme/check.py)"
+python3 "$here/../readme/check.py" "$here/../../README.md" "$build_dir" "$prefix" ||
+  fail "the README's commands and snippets (above)"
 
 if [ "$failures" -ne 0 ]; then
   echo "install test: $failures failure(s)" >&2

@@ -48,8 +48,8 @@ enum misuse {
   INTERIOR_8,         /* free(p + 8), p of 40 bytes */
   INTERIOR_1,         /* free(p + 1) */
   INTERIOR_16_OF_64,  /* free(p + 16), p of 64 bytes */
-  INTERIOR_16_OF_48,  /* free(p + 16), p of 40 bytes (a 48-byte class): not in SIMPLE */
-  INTERIOR_NEXT_PAGE, /* free(p + 4096), p of 10000 bytes: not in SIMPLE */
+  INTERIOR_16_OF_48,  /* free(p + 16), p of 40 bytes (a 48-byte class) */
+  INTERIOR_NEXT_PAGE, /* free(p + 4096), p of 10000 bytes */
 };
 
 struct job {
@@ -145,7 +145,6 @@ static void test_interior(void **state) {
     expect_abort(modes[m], 0, INTERIOR_8, "inside a block");
     expect_abort(modes[m], 0, INTERIOR_1, "inside a block");
     expect_abort(modes[m], 0, INTERIOR_16_OF_64, "inside a block");
-    if (modes[m] == PINHEAP_SIMPLE) continue;
     expect_abort(modes[m], 0, INTERIOR_16_OF_48, "inside a block");
     expect_abort(modes[m], 0, INTERIOR_NEXT_PAGE, "inside a block");
   }
@@ -162,7 +161,7 @@ static void test_debug(void **state) {
       expect_abort(modes[m], flags[f], TWICE, "double free");
       expect_abort(modes[m], flags[f], TWICE_BETWEEN, "double free");
       expect_abort(modes[m], flags[f], INTERIOR_8, "inside a block");
-      if (modes[m] != PINHEAP_SIMPLE) expect_abort(modes[m], flags[f], TWICE_AFTER_REUSE, "double free");
+      expect_abort(modes[m], flags[f], TWICE_AFTER_REUSE, "double free");
     }
   }
 }

@@ -1,8 +1,9 @@
 /*
  * Integration tests of DYNAMIC heaps: growth by chunks, blocks that never
  * straddle two registrations, direct blocks registered one by one, the cap,
- * and chunks given back after pinheap_trim. A counting provider stands in
- * for a comm layer.
+ * and chunks given back after pinheap_trim, and a block grown by realloc
+ * step by step registered O(log n) times. A counting provider stands in for
+ * a comm layer.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -204,6 +205,101 @@ static void test_cap(void **state) {
   assert_int_equal(c.live_bytes, 0);
 }
 
+/* One byte per step of a block grown by steps, to see that every move kept
+ * the contents. */
+static unsigned char stamp(size_t n) { return (unsigned char)(n * 2654435761u >> 24); }
+
+/* Grows p (NULL: a new block) by step bytes at a time from its size to
+ * top, stamping the last byte of each step, and fails as soon as the
+ * provider has been called more than limit times meanwhile, or holds more
+ * than cap bytes (when not 0). */
+static char *grow_by_steps(pinheap *h, char *p, size_t from, size_t top, size_t step, counting *c, int limit,
+                           size_t cap) {
+  int calls = c->obtains + c->releases;
+  for (size_t n = from + step; n <= top; n += step) {
+    char *q = pinheap_realloc(h, p, n);
+    if (!q) fail_msg("realloc to %zu bytes: %s", n, pinheap_last_error());
+    q[n - 1] = (char)stamp(n);
+    p = q;
+    int now = c->obtains + c->releases - calls;
+    if (now > limit) fail_msg("growing to %zu bytes by %zu: %d obtains and releases already", n, step, now);
+    if (cap && c->live_bytes > cap) fail_msg("%zu bytes registered at %zu, over the cap", c->live_bytes, n);
+  }
+  return p;
+}
+
+static void expect_stamps(const char *p, size_t top, size_t step) {
+  for (size_t n = step; n <= top; n += step)
+    if ((unsigned char)p[n - 1] != stamp(n)) fail_msg("byte %zu is %#x, expected %#x", n - 1, p[n - 1], stamp(n));
+}
+
+/* A block grown by realloc in 64 KiB steps to 256 MiB (4,096 calls) moves
+ * to a new registration O(log n) times, not at every page-rounded size: the
+ * registration grows geometrically and the steps fill it in place. The
+ * slack is registered: capacity, not allocated. Shrinking to a quarter gives
+ * the registration back; growing again works. */
+static void test_realloc_growth_is_amortized(void **state) {
+  (void)state;
+  counting c = {0};
+  pinheap_provider pv = counting_provider(&c);
+  pinheap *h = dynamic(&pv, 0, 8 * MiB);
+  const size_t step = 64 * KiB, top = 256 * MiB;
+  /* From 8 MiB (the direct threshold) up by half each time: 9 moves, and
+   * chunks for the block below it. */
+  int before = c.obtains + c.releases;
+  char *p = grow_by_steps(h, NULL, 0, top, step, &c, 40, 0);
+  printf("grew to %zu MiB by %zu KiB: %d obtains and releases\n", top >> 20, step >> 10,
+         c.obtains + c.releases - before);
+  expect_stamps(p, top, step);
+  pinheap_region r;
+  assert_int_equal(pinheap_region_of(h, p + top - 1, &r), 0);
+  assert_ptr_equal(r.base, p);
+  assert_true(r.size >= top);
+  assert_int_equal(pinheap_usable_size(h, p), top);
+  pinheap_stats s = stats_of(h);
+  assert_int_equal(s.capacity, c.live_bytes); /* the slack too */
+  assert_true(s.allocated >= top && s.allocated < top + 8 * MiB);
+  assert_int_equal(heap_check(h), 0);
+  /* At most half of it stays in use: moved, the rest given back. */
+  size_t live = c.live_bytes;
+  char *q = pinheap_realloc(h, p, r.size / 4);
+  assert_non_null(q);
+  assert_true(c.live_bytes <= live - r.size + r.size / 4);
+  expect_stamps(q, r.size / 4, step);
+  /* Above half: in place. */
+  p = pinheap_realloc(h, q, r.size / 4 - 1 * MiB);
+  assert_ptr_equal(p, q);
+  assert_int_equal(pinheap_usable_size(h, p), r.size / 4 - 1 * MiB);
+  assert_int_equal(heap_check(h), 0);
+  p = grow_by_steps(h, p, r.size / 4 - 1 * MiB, top, step, &c, 20, 0);
+  expect_stamps(p, r.size / 4 - 1 * MiB, step);
+  pinheap_free(h, p);
+  assert_int_equal(heap_check(h), 0);
+  pinheap_destroy(h);
+  assert_int_equal(c.live_bytes, 0);
+  assert_int_equal(c.bad_releases, 0);
+}
+
+/* Under a cap the room shrinks to what the cap leaves: growth still goes
+ * as far as a move allows (the old block and the new one), the cap is
+ * never passed, and the moves stay few. */
+static void test_realloc_growth_under_a_cap(void **state) {
+  (void)state;
+  counting c = {0};
+  pinheap_provider pv = counting_provider(&c);
+  const size_t cap = 100 * MiB, step = 64 * KiB, top = 36 * MiB;
+  pinheap *h = dynamic(&pv, cap, 8 * MiB);
+  int before = c.obtains + c.releases;
+  char *p = grow_by_steps(h, NULL, 0, top, step, &c, 30, cap);
+  printf("grew to %zu MiB under a %zu MiB cap: %d obtains and releases\n", top >> 20, cap >> 20,
+         c.obtains + c.releases - before);
+  expect_stamps(p, top, step);
+  assert_int_equal(heap_check(h), 0);
+  pinheap_free(h, p);
+  pinheap_destroy(h);
+  assert_int_equal(c.live_bytes, 0);
+}
+
 static void test_foreign_free_aborts(void **state) {
   (void)state;
   pid_t pid = fork();
@@ -228,6 +324,8 @@ int main(void) {
       cmocka_unit_test(test_small_objects_grow_through_the_hooks),
       cmocka_unit_test(test_direct_blocks),
       cmocka_unit_test(test_cap),
+      cmocka_unit_test(test_realloc_growth_is_amortized),
+      cmocka_unit_test(test_realloc_growth_under_a_cap),
       cmocka_unit_test(test_foreign_free_aborts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,13 +15,16 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -548,8 +551,9 @@ static void test_bad_input(void **state) {
   assert_fails(pinheap_sym_create(h.heap, MiB, &bad, 0), EINVAL);
   assert_fails(pinheap_sym_create(NULL, MiB, &solo, 0), EINVAL);
   assert_fails(pinheap_sym_create(h.heap, 0, &solo, 0), EINVAL);
-  assert_fails(pinheap_sym_create(h.heap, SIZE_MAX, &solo, 0), EINVAL);
-  assert_fails(pinheap_sym_create(h.heap, 64 * MiB, &solo, 0), ENOMEM); /* larger than the heap: impossible */
+  /* Sizes no heap could hold are ENOMEM, as a lack of room is. */
+  assert_fails(pinheap_sym_create(h.heap, SIZE_MAX, &solo, 0), ENOMEM);
+  assert_fails(pinheap_sym_create(h.heap, 64 * MiB, &solo, 0), ENOMEM); /* larger than the heap */
 
   assert_fails(pinheap_sym_malloc(NULL, 10), EINVAL);
   assert_fails(pinheap_sym_calloc(NULL, 1, 10), EINVAL);
@@ -571,9 +575,9 @@ static void test_bad_input(void **state) {
   assert_fails(pinheap_sym_aligned_alloc(s, 3, 10), EINVAL);
   assert_fails(pinheap_sym_aligned_alloc(s, 0, 10), EINVAL);
   assert_fails(pinheap_sym_aligned_alloc(s, 2 * PINHEAP_SYM_MAX_ALIGN, 10), EINVAL);
-  assert_fails(pinheap_sym_calloc(s, SIZE_MAX / 2, 3), EINVAL);
-  assert_fails(pinheap_sym_malloc(s, 8 * MiB + 1), EINVAL);
-  assert_fails(pinheap_sym_malloc(s, SIZE_MAX), EINVAL);
+  assert_fails(pinheap_sym_calloc(s, SIZE_MAX / 2, 3), ENOMEM);
+  assert_fails(pinheap_sym_malloc(s, 8 * MiB + 1), ENOMEM);
+  assert_fails(pinheap_sym_malloc(s, SIZE_MAX), ENOMEM);
   assert_fails(pinheap_sym_malloc(s, 8 * MiB), ENOMEM); /* possible in an empty heap */
   errno = 0;
   assert_null(pinheap_sym_malloc(s, 0));
@@ -581,8 +585,8 @@ static void test_bad_input(void **state) {
   assert_int_equal(errno, 0);
   /* Failed and empty calls are collective all the same. */
   assert_int_equal(solo_calls - calls, 9);
-  assert_fails(pinheap_sym_realloc(s, a, SIZE_MAX - 10), EINVAL);
-  assert_fails(pinheap_sym_realloc(s, a, 9 * MiB), EINVAL);
+  assert_fails(pinheap_sym_realloc(s, a, SIZE_MAX - 10), ENOMEM);
+  assert_fails(pinheap_sym_realloc(s, a, 9 * MiB), ENOMEM);
   assert_int_equal(a[99], 7);
 
   /* Queries. */
@@ -880,6 +884,280 @@ static void test_check_catches(void **state) {
   solo_close(h);
 }
 
+/* ---- 11. remote writes right after calloc and realloc ------------------ */
+
+/* Rank 1's allgather, while held, returns only after rank 0 has returned
+ * from the same call and written into rank 1's new object, as a fast
+ * process's remote write reaches a slow one. */
+typedef struct held_group {
+  atomic_int hold;    /* set by rank 1 before the call */
+  atomic_int written; /* set by rank 0 after its write */
+} held_group;
+
+static int held_allgather(void *ctx, const void *in, void *out, size_t len) {
+  fake_proc *p = ctx;
+  held_group *g = p->arg;
+  int r = fake_allgather(ctx, in, out, len);
+  if (p->rank == 1 && atomic_load(&g->hold)) {
+    for (int i = 0; !atomic_load(&g->written); i++) {
+      FAKE_CHECK(p, i < 10000, "rank 0 did not write within 10 s");
+      usleep(1000);
+    }
+  }
+  return r;
+}
+
+/* Rank 0 writes byte into rank 1's copy of obj (rank 0's address). */
+static void held_write(fake_proc *p, held_group *g, pinheap_sym *sym, void *obj, size_t len, int byte) {
+  pinheap_sym_addr a;
+  FAKE_CHECK(p, pinheap_sym_remote(sym, obj, 1, &a) == 0, "remote");
+  memset((void *)(uintptr_t)a.addr, byte, len);
+  atomic_store(&g->written, 1);
+}
+
+/* Rank 1: whether rank 0's write survived; then the group is in step. */
+static void held_check(fake_proc *p, held_group *g, const unsigned char *obj, size_t len, int byte, const char *call) {
+  if (p->rank == 1) {
+    atomic_store(&g->hold, 0);
+    size_t lost = 0;
+    for (size_t i = 0; i < len; i++) lost += obj[i] != byte;
+    FAKE_CHECK(p, lost == 0, "%zu of the %zu bytes rank 0 wrote into the object %s returned were overwritten", lost,
+               len, call);
+  }
+  fake_all_same(p, 0);
+  atomic_store(&g->written, 0);
+}
+
+#define HELD_BYTES (64 * KiB)
+
+static void held_body(fake_proc *p, void *arg) {
+  held_group *g = arg;
+  p->arg = g;
+  pinheap_collective coll = p->coll;
+  coll.allgather = held_allgather;
+  pinheap *heap = heap_for(4 * MiB);
+  pinheap_sym *sym = pinheap_sym_create(heap, 4 * MiB, &coll, 0);
+  FAKE_CHECK(p, sym, "create");
+  /* calloc zeroes; rank 0 writes at once. */
+  if (p->rank == 1) atomic_store(&g->hold, 1);
+  unsigned char *c = pinheap_sym_calloc(sym, 1, HELD_BYTES);
+  FAKE_CHECK(p, c, "calloc");
+  if (p->rank == 0) held_write(p, g, sym, c, HELD_BYTES, 0xC5);
+  held_check(p, g, c, HELD_BYTES, 0xC5, "calloc");
+  /* realloc moves (the object sits at the top) and copies; rank 0 writes
+   * over the copied part at once. */
+  memset(c, 0x11, HELD_BYTES);
+  fake_all_same(p, 0);
+  if (p->rank == 1) atomic_store(&g->hold, 1);
+  unsigned char *r = pinheap_sym_realloc(sym, c, 2 * HELD_BYTES);
+  FAKE_CHECK(p, r && r != c, "realloc moves");
+  if (p->rank == 0) held_write(p, g, sym, r, HELD_BYTES, 0xD7);
+  held_check(p, g, r, HELD_BYTES, 0xD7, "realloc");
+  pinheap_sym_free(sym, r);
+  FAKE_CHECK(p, pinheap_sym_check(sym) == 0, "check");
+  pinheap_sym_destroy(sym);
+  pinheap_destroy(heap);
+}
+
+static void test_remote_write_after_return(void **state) {
+  (void)state;
+  held_group g;
+  atomic_init(&g.hold, 0);
+  atomic_init(&g.written, 0);
+  fake_run(2, held_body, &g);
+}
+
+/* ---- 12. the heap a symmetric block needs ------------------------------- */
+
+static size_t online_arenas(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > 64 ? 64 : (size_t)n;
+}
+
+/* pinheap_sym_create(n) in a FIXED heap of size bytes and arenas arenas
+ * (0: the default): 0, or the errno (ENOMEM also when the heap is too
+ * small for its arenas and 2 MiB more, and cannot be made). */
+static int sym_fits(size_t size, unsigned arenas, size_t n) {
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.mode = PINHEAP_FIXED;
+  o.size = size;
+  o.arenas = arenas;
+  errno = 0;
+  pinheap *heap = pinheap_create(&o);
+  if (!heap) {
+    assert_contains(pinheap_last_error(), "too small");
+    return errno;
+  }
+  errno = 0;
+  pinheap_sym *s = pinheap_sym_create(heap, n, &solo, 0);
+  int err = s ? 0 : errno;
+  if (s) {
+    assert_int_equal(pinheap_sym_check(s), 0);
+    pinheap_sym_destroy(s);
+  }
+  pinheap_destroy(heap);
+  return err;
+}
+
+static void test_heap_size_for_a_block(void **state) {
+  (void)state;
+  /* The extent manager's exact fit, through the public API: with 2 arenas a
+   * 128 MiB heap's free extent is exactly 120 MiB, and 2 MiB-aligned. */
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.mode = PINHEAP_FIXED;
+  o.size = 128 * MiB;
+  o.arenas = 2;
+  pinheap *heap = pinheap_create(&o);
+  assert_non_null(heap);
+  pinheap_stats st;
+  pinheap_get_stats(heap, &st);
+  assert_int_equal(st.largest_free, 120 * MiB);
+  for (size_t align = 4096; align <= PINHEAP_SYM_MAX_ALIGN; align <<= 1) {
+    void *p = pinheap_aligned_alloc(heap, align, 120 * MiB);
+    if (!p) fail_msg("aligned_alloc(%zu, 120 MiB) in a 120 MiB extent: %s", align, pinheap_last_error());
+    assert_int_equal((uintptr_t)p % align, 0);
+    pinheap_free(heap, p);
+  }
+  assert_int_equal(pinheap_check(heap), 0);
+  pinheap_destroy(heap);
+
+  /* PINHEAP_SYM_HEAP_SIZE holds the block exactly, for the default arenas
+   * and others; for a multiple of 2 MiB one page less does not. */
+  static const size_t sizes[] = {1, 4096, 2 * MiB, 3 * MiB + 1, 120 * MiB, 120 * MiB + 4096};
+  static const unsigned arenas[] = {0, 1, 3};
+  for (size_t a = 0; a < sizeof arenas / sizeof *arenas; a++) {
+    size_t count = arenas[a] ? arenas[a] : online_arenas();
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+      size_t n = sizes[i], need = PINHEAP_SYM_HEAP_SIZE(n, count);
+      int err = sym_fits(need, arenas[a], n);
+      if (err)
+        fail_msg("pinheap_sym_create(%zu) in a heap of PINHEAP_SYM_HEAP_SIZE = %zu bytes, %zu arenas: %s", n, need,
+                 count, pinheap_last_error());
+      if (n % PINHEAP_SYM_MAX_ALIGN == 0) assert_int_equal(sym_fits(need - 4096, arenas[a], n), ENOMEM);
+    }
+  }
+}
+
+/* ---- 13. the watchdog --------------------------------------------------- */
+
+typedef struct watch_case {
+  bool skip_create; /* rank 2 never calls create (else its third malloc) */
+  unsigned pause_ms; /* else: rank 1 comes this late to every call, and rank 2 skips nothing */
+} watch_case;
+
+static void watch_body(fake_proc *p, void *arg) {
+  const watch_case *c = arg;
+  pinheap *heap = heap_for(4 * MiB);
+  FAKE_CHECK(p, heap, "heap");
+  bool skipper = p->rank == 2 && !c->pause_ms;
+  if (skipper && c->skip_create) pause();
+  pinheap_sym *sym = pinheap_sym_create(heap, 4 * MiB, &p->coll, 0);
+  FAKE_CHECK(p, sym, "create");
+  for (int i = 0; i < 3; i++) {
+    if (skipper && i == 2) pause();
+    if (p->rank == 1) usleep(c->pause_ms * 1000);
+    void *a = pinheap_sym_malloc(sym, i == 2 ? 4096 : 64);
+    FAKE_CHECK(p, a, "malloc");
+  }
+  pinheap_sym_destroy(sym);
+  pinheap_destroy(heap);
+}
+
+/* In a child: a group of 3 under PINHEAP_SYM_TIMEOUT=1; SIGALRM after 20 s
+ * if nothing else ends it. */
+static void watch_child(void *arg) {
+  alarm(20);
+  setenv("PINHEAP_SYM_TIMEOUT", "1", 1);
+  fake_run(3, watch_body, arg);
+}
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* The threads of this process. */
+static int task_count(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return -1;
+  for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+static void watch_quiet_child(void *arg) {
+  (void)arg;
+  /* Off: no thread. On: one per symmetric heap, gone at destroy. */
+  unsetenv("PINHEAP_SYM_TIMEOUT");
+  int before = task_count();
+  pinheap *heap = heap_for(4 * MiB);
+  pinheap_sym *s = pinheap_sym_create(heap, 4 * MiB, &solo, 0);
+  if (!s || task_count() != before) abort();
+  pinheap_sym_destroy(s);
+  setenv("PINHEAP_SYM_TIMEOUT", "0", 1);
+  s = pinheap_sym_create(heap, 4 * MiB, &solo, 0);
+  if (!s || task_count() != before) abort();
+  pinheap_sym_destroy(s);
+  setenv("PINHEAP_SYM_TIMEOUT", "2.5", 1);
+  s = pinheap_sym_create(heap, 4 * MiB, &solo, 0);
+  if (!s || task_count() != before + 1 || pinheap_sym_check(s) != 0) abort();
+  /* The checker sees a wait that was left open (marked now: the watchdog
+   * would fire only 2.5 s later). */
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  pthread_mutex_lock(&s->watch.lock);
+  s->watch.busy = true;
+  s->watch.since = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+  pthread_mutex_unlock(&s->watch.lock);
+  if (sym_check(s) != 1) abort();
+  pthread_mutex_lock(&s->watch.lock);
+  s->watch.busy = false;
+  pthread_mutex_unlock(&s->watch.lock);
+  pinheap_sym_destroy(s);
+  if (task_count() != before) abort();
+  /* Not a number: EINVAL, naming the variable. */
+  setenv("PINHEAP_SYM_TIMEOUT", "1.5s", 1);
+  errno = 0;
+  if (pinheap_sym_create(heap, 4 * MiB, &solo, 0) || errno != EINVAL ||
+      !strstr(pinheap_last_error(), "PINHEAP_SYM_TIMEOUT=\"1.5s\""))
+    abort();
+  pinheap_destroy(heap);
+  /* Calls that wait less than the limit go through. */
+  alarm(20);
+  setenv("PINHEAP_SYM_TIMEOUT", "1", 1);
+  watch_case late = {.pause_ms = 300};
+  fake_run(3, watch_body, &late);
+}
+
+static void test_watchdog(void **state) {
+  (void)state;
+  child_result r = run_child(watch_quiet_child, NULL);
+  if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0) fail_msg("status %#x, stderr \"%s\"", r.status, r.err);
+
+  static const struct {
+    watch_case c;
+    const char *call;
+  } cases[] = {{{.skip_create = false}, "pinheap_sym_malloc: symmetric heap 0x"},
+               {{.skip_create = true}, "pinheap_sym_create: symmetric heap 0x"}};
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    double t0 = now_s();
+    r = run_child(watch_child, (void *)&cases[i].c);
+    double took = now_s() - t0;
+    assert_aborted(&r, "a call rank 2 skipped");
+    assert_contains(r.err, cases[i].call);
+    assert_contains(r.err, cases[i].c.skip_create ? "create(4194304), before call 0 has waited 1."
+                                                  : "call 2 malloc(4096) -> offset 0x3fef80 has waited 1.");
+    assert_contains(r.err, "(PINHEAP_SYM_TIMEOUT=1.000): some process has not made this call");
+    if (!strstr(r.err, "rank 0 of 3") && !strstr(r.err, "rank 1 of 3")) fail_msg("no waiting rank in \"%s\"", r.err);
+    /* Within the limit, give or take scheduling on a loaded machine. */
+    if (took < 1.0 || took > 6.0) fail_msg("the watchdog fired after %.2f s, with a limit of 1 s", took);
+  }
+}
+
 int main(int argc, char **argv) {
   test_seed = seed_init(argc, argv, "test_sym");
   const struct CMUnitTest tests[] = {
@@ -896,6 +1174,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_simple_and_dynamic),
       cmocka_unit_test(test_destroy_reports),
       cmocka_unit_test(test_check_catches),
+      cmocka_unit_test(test_remote_write_after_return),
+      cmocka_unit_test(test_heap_size_for_a_block),
+      cmocka_unit_test(test_watchdog),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

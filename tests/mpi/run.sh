@@ -3,20 +3,52 @@
 # run left in /dev/shm.
 #
 #   tests/mpi/run.sh <openmpi|mpich> <ranks> <program> [args...]
+#   tests/mpi/run.sh --limit <ranks>     (prints the limit a run would have)
 #
 # The launcher is mpirun.<flavour>; Open MPI's one-sided component is
 # PINHEAP_MPI_OSC (default pt2pt). The run is bounded by PINHEAP_MPI_TIMEOUT
-# seconds (default 50, under the tests' ctest timeout, so that the cleanup
-# still runs after a hang). Exits with the run's status.
+# seconds when that is set. Otherwise the limit grows with how many
+# processes will share each core: 40 s times (the load average of the last
+# minute + ranks) / online cores, at least 50 s, and, under ctest, at most
+# its timeout (PINHEAP_MPI_CTEST_TIMEOUT, set by the tests' CMake files)
+# less 10 s, so that the cleanup still runs after a hang. PINHEAP_MPI_LOAD
+# and PINHEAP_MPI_CORES stand for the machine's load and cores (for tests
+# of the rule). Exits with the run's status.
 set -uo pipefail
 
-if [ "$#" -lt 3 ]; then
-  sed -n '5p' "$0" >&2
+usage() {
+  sed -n '5,6p' "$0" >&2
   exit 2
+}
+
+# The limit of a run of $1 ranks, in whole seconds.
+limit_for() {
+  if [ -n "${PINHEAP_MPI_TIMEOUT:-}" ]; then
+    echo "$PINHEAP_MPI_TIMEOUT"
+    return
+  fi
+  local load cores
+  load=${PINHEAP_MPI_LOAD:-$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)}
+  cores=${PINHEAP_MPI_CORES:-$(nproc 2>/dev/null || echo 1)}
+  awk -v load="$load" -v ranks="$1" -v cores="$cores" -v ceiling="${PINHEAP_MPI_CTEST_TIMEOUT:-0}" 'BEGIN {
+    if (cores < 1) cores = 1
+    t = 40 * (load + ranks) / cores
+    t = t == int(t) ? t : int(t) + 1
+    if (t < 50) t = 50
+    if (ceiling > 0 && t > ceiling - 10) t = ceiling - 10
+    print t
+  }'
+}
+
+if [ "${1:-}" = --limit ]; then
+  [ "$#" -eq 2 ] || usage
+  limit_for "$2"
+  exit 0
 fi
+[ "$#" -lt 3 ] && usage
 flavour=$1 np=$2
 shift 2
-limit=${PINHEAP_MPI_TIMEOUT:-50}
+limit=$(limit_for "$np")
 shm=/dev/shm
 listing() { ls -A "$shm" 2>/dev/null | LC_ALL=C sort; }
 

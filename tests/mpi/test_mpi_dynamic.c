@@ -253,7 +253,16 @@ int main(int argc, char **argv) {
 
   refused_detach(heap, pm);
   for (size_t b = 0; b < 3; b++) pinheap_free(heap, blk[b]);
-  pinheap_destroy(heap);
+  /* While the last rank's heap is live, destroying the provider is refused
+   * on every rank, naming that rank to the others. */
+  if (mt_rank != n - 1) pinheap_destroy(heap);
+  errno = 0;
+  MT_CHECK(pinheap_mpi_destroy(pm) == -1 && errno == EBUSY, "destroy under rank %d's heap: errno %d", n - 1, errno);
+  char rank_text[64];
+  snprintf(rank_text, sizeof rank_text, "rank %d still has a heap on the provider", n - 1);
+  MT_CHECK(strstr(pinheap_last_error(), mt_rank == n - 1 ? "destroy the heap first" : rank_text),
+           "the message of a destroy under rank %d's heap", n - 1);
+  if (mt_rank == n - 1) pinheap_destroy(heap);
   pinheap_mpi_stats end = mt_stats(pm);
   MT_CHECK(end.regions == 0 && end.bytes == 0 && end.obtained == end.released + 1 && end.unreleased == 1 &&
                end.refused == 0,
@@ -262,7 +271,7 @@ int main(int argc, char **argv) {
   attachlog_counts(&live, &bytes, &strays);
   MT_CHECK(live == 0 && strays == 0, "MPI still has %zu regions attached (%zu strays)", live, strays);
   MT_CHECK(pinheap_mpi_check(pm) == 0, "pinheap_mpi_check");
-  pinheap_mpi_destroy(pm);
+  MT_CHECK(pinheap_mpi_destroy(pm) == 0, "destroy");
   free(kept);
   free(all);
   MPI_Barrier(MPI_COMM_WORLD);

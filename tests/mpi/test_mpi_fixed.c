@@ -5,7 +5,8 @@
  * with MPI_Get, writes a neighbour's with MPI_Put (checked locally after a
  * barrier), and counts on two counters in every heap with MPI_Fetch_and_op
  * and MPI_Compare_and_swap: each fetch must see a distinct value and the
- * totals must be exact. Then misuse (a second heap on the provider, locate
+ * totals must be exact. Then misuse (a second heap on the provider: EBUSY;
+ * destroying the provider under the heap: EBUSY, nothing changed; locate
  * outside an MPI heap: a stack variable, a heap of the local provider, a
  * heap whose provider's handles are not the MPI provider's), destroy and a
  * second heap on the same provider, made with pinheap_create this time.
@@ -128,10 +129,17 @@ static void misuse(pinheap_mpi *pm, pinheap *heap) {
   /* A second FIXED heap on a provider that exposes one: every rank refuses
    * at once, without a collective. */
   errno = 0;
-  MT_CHECK(mt_heap(pm, PINHEAP_FIXED, 16 * MiB, 0, 0) == NULL && errno == ENOMEM, "a second heap");
+  MT_CHECK(mt_heap(pm, PINHEAP_FIXED, 16 * MiB, 0, 0) == NULL && errno == EBUSY, "a second heap: errno %d", errno);
   MT_CHECK(strstr(pinheap_last_error(), "provider mpi") && strstr(pinheap_last_error(), "one at a time"),
            "the message of a second heap");
   MT_CHECK(mt_stats(pm).refused == 1, "refusals");
+  /* Destroying the provider under the live heap: refused on every rank, and
+   * both stay usable (the caller goes on with them). */
+  errno = 0;
+  MT_CHECK(pinheap_mpi_destroy(pm) == -1 && errno == EBUSY, "destroy under a live heap: errno %d", errno);
+  MT_CHECK(strstr(pinheap_last_error(), "1 region(s)") && strstr(pinheap_last_error(), "destroy the heap first"),
+           "the message of a destroy under a live heap");
+  MT_CHECK(pinheap_mpi_check(pm) == 0 && pinheap_mpi_window(pm) != MPI_WIN_NULL, "the provider after it");
   int local = 0;
   pinheap_mpi_addr a;
   errno = 0;
@@ -258,7 +266,7 @@ int main(int argc, char **argv) {
   pinheap_destroy(heap);
   st = mt_stats(pm);
   MT_CHECK(st.regions == 0 && st.obtained == 2 && st.released == 2, "stats after the second heap");
-  pinheap_mpi_destroy(pm);
+  MT_CHECK(pinheap_mpi_destroy(pm) == 0, "destroy");
   free(disps);
   free(all);
   MPI_Barrier(MPI_COMM_WORLD);

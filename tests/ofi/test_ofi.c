@@ -10,7 +10,11 @@
  * arguments (hints without domain attributes, FI_MR_LOCAL without local
  * access); a prefault that fails (MADV_POPULATE_WRITE answers ENOMEM,
  * injected through the program's own madvise, which the library's call
- * reaches first) fails the obtain without touching the pages.
+ * reaches first) fails the obtain without touching the pages. Locate in
+ * both shapes, (po, heap, ptr, out) and (heap, ptr, out), answers the same.
+ * Symmetric heaps from pinheap_ofi_sym_create (a group of one) in FIXED and
+ * DYNAMIC heaps: the key, address and descriptor pinheap_ofi_remote gives
+ * are locate's, and a write through them lands.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,6 +42,7 @@
 
 #include "pinheap.h"
 #include "pinheap_ofi.h"
+#include "pinheap_sym.h"
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
@@ -45,6 +50,15 @@
 
 static const char *prov_name;
 static bool basic;
+
+/* The group of one of the symmetric heaps here. */
+static int solo_allgather(void *ctx, const void *in, void *out, size_t len) {
+  (void)ctx;
+  memcpy(out, in, len);
+  return 0;
+}
+
+static const pinheap_collective solo = {.rank = 0, .nranks = 1, .allgather = solo_allgather};
 
 /* Calls of madvise(MADV_POPULATE_WRITE) still to fail with ENOMEM. */
 static int fail_populate;
@@ -196,6 +210,11 @@ static pinheap_ofi_addr located(pinheap_ofi *po, pinheap *h, const char *p, size
   assert_int_equal(pinheap_ofi_locate(po, h, p + size - 1, &last), 0);
   assert_int_equal(last.key, a.key);
   assert_int_equal(last.addr, a.addr + size - 1);
+  pinheap_ofi_addr three; /* the shape of pinheap_mpi_locate: the object found through the heap */
+  assert_int_equal(pinheap_ofi_locate(h, p, &three), 0);
+  assert_int_equal(three.key, a.key);
+  assert_int_equal(three.addr, a.addr);
+  assert_ptr_equal(three.desc, a.desc);
   return a;
 }
 
@@ -524,6 +543,12 @@ static void test_bad_arguments(void **state) {
   int local;
   assert_int_equal(pinheap_ofi_locate(po, h, &local, &a), -1);
   expect_error(EINVAL, "not in memory the heap obtained");
+  assert_int_equal(pinheap_ofi_locate(NULL, p, &a), -1);
+  expect_error(EINVAL, "NULL");
+  assert_int_equal(pinheap_ofi_locate(h, p, NULL), -1);
+  expect_error(EINVAL, "NULL");
+  assert_int_equal(pinheap_ofi_locate(h, &local, &a), -1);
+  expect_error(EINVAL, "not in memory the heap obtained");
   /* A heap on the local provider, and one on another pinheap_ofi. */
   pinheap_options o;
   pinheap_options_init(&o);
@@ -534,12 +559,31 @@ static void test_bad_arguments(void **state) {
   char *lp = pinheap_malloc(lh, 100);
   assert_int_equal(pinheap_ofi_locate(po, lh, lp, &a), -1);
   expect_error(EINVAL, "not registered by libfabric");
+  assert_int_equal(pinheap_ofi_locate(lh, lp, &a), -1);
+  expect_error(EINVAL, "not registered by a libfabric provider of pinheap_ofi");
   pinheap_ofi *other = pinheap_ofi_create(d, info, ACCESS);
   assert_non_null(other);
   assert_int_equal(pinheap_ofi_locate(other, h, p, &a), -1);
   expect_error(EINVAL, "not registered by libfabric");
   assert_int_equal(pinheap_ofi_locate(po, h, p, &a), 0);
+  pinheap_ofi_addr three; /* found among two objects */
+  assert_int_equal(pinheap_ofi_locate(h, p, &three), 0);
+  assert_int_equal(three.key, a.key);
+  assert_int_equal(three.addr, a.addr);
+  assert_int_equal(pinheap_ofi_check(other), 0);
   pinheap_ofi_destroy(other);
+  /* A symmetric heap on a heap of another provider, and remote addressing
+   * of one made without this library. */
+  errno = 0;
+  assert_null(pinheap_ofi_sym_create(po, lh, MiB, &solo, 0));
+  expect_error(EINVAL, "not registered by libfabric");
+  assert_null(pinheap_ofi_sym_create(NULL, h, MiB, &solo, 0));
+  expect_error(EINVAL, "NULL");
+  pinheap_sym *plain = pinheap_sym_create(h, MiB, &solo, 0);
+  assert_non_null(plain);
+  assert_int_equal(pinheap_ofi_remote(plain, pinheap_sym_ptr(plain, 0), 0, &a), -1);
+  expect_error(EINVAL, "pinheap_ofi_sym_create");
+  pinheap_sym_destroy(plain);
   pinheap_free(lh, lp);
   pinheap_destroy(lh);
 
@@ -554,10 +598,75 @@ static void test_bad_arguments(void **state) {
   assert_null(pinheap_ofi_fabric(NULL));
   assert_non_null(pinheap_ofi_fabric(po));
   assert_non_null(strstr(pinheap_ofi_provider(po)->name, prov_name));
-  pinheap_ofi_destroy(NULL);
+  assert_int_equal(pinheap_ofi_destroy(NULL), 0);
+  /* Destroying the provider under a live heap is refused; both stay usable. */
+  assert_int_equal(pinheap_ofi_destroy(po), -1);
+  expect_error(EBUSY, "registration(s) of 16777216 bytes still live: destroy the heaps first");
+  char *q = pinheap_malloc(h, 4 * MiB);
+  assert_non_null(q);
+  assert_int_equal(pinheap_ofi_locate(po, h, q, &a), 0);
+  pinheap_free(h, q);
+  assert_int_equal(pinheap_ofi_check(po), 0);
   pinheap_free(h, p);
   pinheap_destroy(h);
+  assert_int_equal(pinheap_ofi_destroy(po), 0);
+}
+
+/* A symmetric heap of sym_size bytes on a heap of mode, a group of one:
+ * pinheap_ofi_remote answers what locate does, for rank 0, and a write from
+ * one object into another through it lands. */
+static void sym_on(pinheap_mode mode, size_t heap_size, size_t sym_size) {
+  pinheap_ofi *po = open_ofi();
+  pinheap *h = heap_on(po, mode, heap_size);
+  pinheap_sym *sym = pinheap_ofi_sym_create(po, h, sym_size, &solo, 0);
+  if (!sym) fail_msg("pinheap_ofi_sym_create: %s", pinheap_last_error());
+  assert_int_equal(pinheap_sym_rank(sym), 0);
+  loop *l = loop_open(po);
+  static const size_t sizes[] = {64, 25000, 3 * MiB};
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes && 2 * sizes[i] < sym_size; i++) {
+    char *src = pinheap_sym_malloc(sym, sizes[i]), *dst = pinheap_sym_calloc(sym, 1, sizes[i]);
+    assert_non_null(src);
+    assert_non_null(dst);
+    pinheap_ofi_addr from, to, a;
+    assert_int_equal(pinheap_ofi_remote(sym, src, 0, &from), 0);
+    assert_int_equal(pinheap_ofi_remote(sym, dst + sizes[i] - 1, 0, &to), 0);
+    a = located(po, h, dst, sizes[i]);
+    assert_int_equal(to.key, a.key);
+    assert_int_equal(to.addr, a.addr + sizes[i] - 1);
+    assert_ptr_equal(to.desc, a.desc);
+    assert_int_equal(pinheap_ofi_remote(sym, dst, 0, &to), 0);
+    for (size_t j = 0; j < sizes[i]; j++) src[j] = (char)(j * 13 + i);
+    loop_write(l, src, &from, sizes[i], &to);
+    assert_memory_equal(dst, src, sizes[i]);
+    int local;
+    assert_int_equal(pinheap_ofi_remote(sym, dst, 1, &a), -1);
+    expect_error(EINVAL, "rank 1");
+    assert_int_equal(pinheap_ofi_remote(sym, &local, 0, &a), -1);
+    expect_error(EINVAL, "outside");
+    assert_int_equal(pinheap_ofi_remote(sym, dst, 0, NULL), -1);
+    expect_error(EINVAL, "NULL");
+    pinheap_sym_free(sym, src);
+    pinheap_sym_free(sym, dst);
+  }
+  assert_int_equal(pinheap_sym_check(sym), 0);
+  pinheap_sym_destroy(sym);
+  assert_int_equal(loop_close(NULL), 0);
+  pinheap_destroy(h);
+  assert_int_equal(stats_of(po).regions, 0);
   pinheap_ofi_destroy(po);
+}
+
+static void test_sym_fixed(void **state) {
+  (void)state;
+  sym_on(PINHEAP_FIXED, 64 * MiB, 16 * MiB);
+}
+
+/* 16 MiB: above the direct threshold, a registration of its own; 1 MiB:
+ * inside a chunk. */
+static void test_sym_dynamic(void **state) {
+  (void)state;
+  sym_on(PINHEAP_DYNAMIC, 0, 16 * MiB);
+  sym_on(PINHEAP_DYNAMIC, 0, MiB);
 }
 
 /* A prefault that cannot have its pages fails the obtain and touches none;
@@ -625,6 +734,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test_teardown(test_threads, loop_close),
       cmocka_unit_test_teardown(test_bad_arguments, loop_close),
       cmocka_unit_test_teardown(test_prefault, loop_close),
+      cmocka_unit_test_teardown(test_sym_fixed, loop_close),
+      cmocka_unit_test_teardown(test_sym_dynamic, loop_close),
       cmocka_unit_test(test_no_shm_files_left),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

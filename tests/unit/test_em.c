@@ -172,6 +172,104 @@ static void test_alignment(void **state) {
   em_fini(m);
 }
 
+/* Occupies exactly [off, off + size) of a fresh manager. */
+static void occupy(em *m, uintptr_t off, size_t size) {
+  assert_true(em_alloc_at(m, AT(off), size, NULL));
+  assert_int_equal(em_check(m), 0);
+}
+
+/* em_alloc(size, align) gives off (or fails: off UINTPTR_MAX, and nothing
+ * changes); em_check after it, and the extent given back. */
+static void expect_aligned(em *m, size_t size, size_t align, uintptr_t off) {
+  em_stats before = stats(m);
+  void *p = em_alloc(m, size, align, NULL);
+  assert_int_equal(em_check(m), 0);
+  if (off == UINTPTR_MAX) {
+    if (p) fail_msg("em_alloc(%zu, %zu) gave %#lx, expected a failure", size, align, (unsigned long)OFF(p));
+    em_stats after = stats(m);
+    assert_memory_equal(&before, &after, sizeof before);
+    return;
+  }
+  if (!p) fail_msg("em_alloc(%zu, %zu) failed, expected offset %#lx", size, align, (unsigned long)off);
+  if (OFF(p) != off)
+    fail_msg("em_alloc(%zu, %zu) gave offset %#lx, expected %#lx", size, align, (unsigned long)OFF(p), (unsigned long)off);
+  give(m, p, size);
+}
+
+/* An aligned request needs only an aligned piece of its size in some free
+ * extent, not size + align - page bytes: every case of the search made when
+ * that first search fails. */
+static void test_aligned_exact_fit(void **state) {
+  (void)state;
+  /* A 128 MiB region whose top 8 MiB are taken: the free extent is exactly
+   * 120 MiB at an address aligned to anything up to 2^40. */
+  em *m = make(EM_TWO_ENDED, 128 * MiB, 4 * MiB);
+  occupy(m, 120 * MiB, 8 * MiB);
+  for (size_t align = PAGE; align <= 64 * MiB; align <<= 1) expect_aligned(m, 120 * MiB, align, 0);
+  expect_aligned(m, 120 * MiB + PAGE, PAGE, UINTPTR_MAX); /* one page too many */
+  /* A small request too (at most small_max): from the top of the extent. */
+  expect_aligned(m, 4 * MiB, 8 * MiB, 112 * MiB);
+  em_fini(m);
+
+  /* The free extent [56 KiB, 56 KiB + 1 MiB + 8 KiB): a 64 KiB-aligned
+   * MiB fits at 64 KiB with nothing to spare; a 128 KiB-aligned one does
+   * not, nor does one a page longer. */
+  m = make(EM_TWO_ENDED, 64 * MiB, 256 * KiB);
+  occupy(m, 0, 56 * KiB);
+  occupy(m, 64 * KiB + MiB, 64 * MiB - 64 * KiB - MiB);
+  expect_aligned(m, MiB, 64 * KiB, 64 * KiB);
+  expect_aligned(m, MiB, 128 * KiB, UINTPTR_MAX);
+  expect_aligned(m, MiB + PAGE, 64 * KiB, UINTPTR_MAX);
+  em_fini(m);
+
+  /* Large requests: among the extents that hold an aligned piece, the
+   * smallest; ties, the lowest address; one that does not hold it is
+   * skipped however small. Free (offsets): A = [1M+4K, 2M+4K) holds no
+   * 1 MiB-aligned MiB; B = [8M, 9M+4K) and C = [16M, 17M+4K), equally long,
+   * hold one; D = [24M, 25M+8K) holds one and is longer. */
+  m = make(EM_TWO_ENDED, 64 * MiB, 256 * KiB);
+  occupy(m, 0, MiB + PAGE);
+  occupy(m, 2 * MiB + PAGE, 6 * MiB - PAGE);
+  occupy(m, 9 * MiB + PAGE, 7 * MiB - PAGE);
+  occupy(m, 17 * MiB + PAGE, 7 * MiB - PAGE);
+  occupy(m, 25 * MiB + 2 * PAGE, 39 * MiB - 2 * PAGE);
+  assert_int_equal(stats(m).free_extents, 4);
+  expect_aligned(m, MiB, MiB, 8 * MiB);              /* B: A skipped, B before C */
+  expect_aligned(m, MiB, 2 * MiB, 8 * MiB);          /* the same */
+  expect_aligned(m, MiB, 16 * MiB, 16 * MiB);        /* only C starts on 16 MiB */
+  expect_aligned(m, MiB + PAGE, MiB, 8 * MiB);       /* B exactly */
+  expect_aligned(m, MiB + 2 * PAGE, MiB, 24 * MiB);  /* only D is long enough */
+  expect_aligned(m, MiB, 32 * MiB, UINTPTR_MAX);     /* none starts on 32 MiB */
+  expect_aligned(m, MiB, (size_t)1 << 62, UINTPTR_MAX);
+  expect_aligned(m, ((size_t)1 << 63) + PAGE, (size_t)1 << 63, UINTPTR_MAX); /* size + align overflows */
+  em_fini(m);
+
+  /* Small requests (small_max 256 KiB). Free: S1 = [1M, 1M+68K) and S2 =
+   * [4M, 4M+68K) (small, equally long), L1 = [8M, 8M+320K) and L2 =
+   * [16M, 16M+320K) (large). */
+  m = make(EM_TWO_ENDED, 64 * MiB, 256 * KiB);
+  occupy(m, 0, MiB);
+  occupy(m, MiB + 68 * KiB, 3 * MiB - 68 * KiB);
+  occupy(m, 4 * MiB + 68 * KiB, 4 * MiB - 68 * KiB);
+  occupy(m, 8 * MiB + 320 * KiB, 8 * MiB - 320 * KiB);
+  occupy(m, 16 * MiB + 320 * KiB, 48 * MiB - 320 * KiB);
+  assert_int_equal(stats(m).free_extents, 4);
+  /* Some extent has size + align - page bytes (L1, L2): the top of the
+   * highest of them, as without the fallback. */
+  expect_aligned(m, 64 * KiB, 256 * KiB, 16 * MiB + 256 * KiB);
+  /* None has: the smallest small extent that holds an aligned piece, ties
+   * the highest (S2), from its top. */
+  expect_aligned(m, 64 * KiB, 512 * KiB, 4 * MiB);
+  expect_aligned(m, 64 * KiB, 4 * MiB, 4 * MiB);
+  /* No small extent holds it: the highest extent that does. */
+  expect_aligned(m, 64 * KiB, 16 * MiB, 16 * MiB);
+  expect_aligned(m, 128 * KiB, 512 * KiB, 16 * MiB); /* L1 and L2 do: L2, from its top */
+  expect_aligned(m, 64 * KiB, 32 * MiB, UINTPTR_MAX); /* none starts on 32 MiB */
+  occupy(m, 16 * MiB, 320 * KiB);
+  expect_aligned(m, 128 * KiB, 512 * KiB, 8 * MiB);
+  em_fini(m);
+}
+
 static void test_alloc_at_and_pristine(void **state) {
   (void)state;
   em *m = make(EM_TWO_ENDED, 64 * MiB, 1 * MiB);
@@ -294,6 +392,19 @@ static void test_check_catches_breakage(void **state) {
   em_fini(m);
 }
 
+typedef struct aligned_query {
+  size_t size, align;
+  bool found;
+} aligned_query;
+
+/* em_walk_free visitor: whether [addr, addr + size) holds q's request. */
+static int holds_aligned(uintptr_t addr, size_t size, void *arg) {
+  aligned_query *q = arg;
+  uintptr_t start = (addr + q->align - 1) & ~(uintptr_t)(q->align - 1);
+  q->found = start + q->size <= addr + size;
+  return q->found;
+}
+
 /* Random allocations and frees against a shadow list of live extents. */
 static void test_random_against_shadow(void **state) {
   (void)state;
@@ -325,8 +436,11 @@ static void test_random_against_shadow(void **state) {
     assert_int_equal(em_check(m), 0);
     if (!p) {
       failures++;
-      /* A failure is only allowed when no free extent could hold it. */
-      assert_true(stats(m).largest_free < size + align - PAGE);
+      /* A failure is only allowed when no free extent holds an aligned
+       * piece of that size. */
+      aligned_query q = {size, align, false};
+      em_walk_free(m, holds_aligned, &q);
+      if (q.found) fail_msg("em_alloc(%zu, %zu) failed though a free extent holds it", size, align);
       continue;
     }
     assert_int_equal((uintptr_t)p % align, 0);
@@ -359,6 +473,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_tiny_in_hole),
       cmocka_unit_test(test_small_prefers_small_holes_then_top),
       cmocka_unit_test(test_alignment),
+      cmocka_unit_test(test_aligned_exact_fit),
       cmocka_unit_test(test_alloc_at_and_pristine),
       cmocka_unit_test(test_bad_frees_change_nothing),
       cmocka_unit_test(test_regions_never_merge),

@@ -16,7 +16,8 @@
 
 static const char *vars[] = {"PINHEAP_MODE",     "PINHEAP_SIZE",      "PINHEAP_MIN_SIZE", "PINHEAP_POLICY",
                              "PINHEAP_LARGE_THRESHOLD", "PINHEAP_SMALL_EXTENT_MAX", "PINHEAP_ARENAS",
-                             "PINHEAP_HUGEPAGES", "PINHEAP_PREFAULT", "PINHEAP_LOCK", "PINHEAP_DEBUG"};
+                             "PINHEAP_HUGEPAGES", "PINHEAP_PREFAULT", "PINHEAP_LOCK", "PINHEAP_DEBUG",
+                             "PINHEAP_CHUNK_SIZE", "PINHEAP_DIRECT_THRESHOLD", "PINHEAP_QUARANTINE"};
 
 static int clear_env(void **state) {
   (void)state;
@@ -50,13 +51,86 @@ static void test_sizes(void **state) {
   assert_true(v >= phys / 2 && v <= phys / 2 + 4096);
   assert_int_equal(env_parse_size("12.5%", &v), 0);
   assert_true(v >= phys / 8 && v <= phys / 8 + 4096);
-  const char *bad[] = {"", "k", "-1", "1.5g", "12x", "1kk", "1 k", "0%", "101%", "%", "5.%", "abc",
-                       "99999999999999999999", "16777216t", "1e9", "0x10"};
+  const char *bad[] = {"", "k", "-1", "12x", "1kk", "1 k", "0%", "101%", "%", "5.%", "abc",
+                       "99999999999999999999", "16777216t", "1e9", "0x10", "1.5", "1.5.5g", ".g", ".5g",
+                       "1.g", "1e3g", "1,5g", "+1g", "1.5 g", "1.5gg", "1.5g%", "0.1234567%",
+                       "1.0000000000000000000k", "16777216.5t", "1.5%%"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     v = 7;
     if (env_parse_size(bad[i], &v) == 0) fail_msg("\"%s\" parsed as a size", bad[i]);
     assert_int_equal(v, 7);
   }
+}
+
+/* Fractions with a unit: exact values, rounded up to a whole byte. */
+static void test_size_fractions(void **state) {
+  (void)state;
+  static const struct {
+    const char *text;
+    size_t bytes;
+  } good[] = {
+      {"1.5g", (size_t)3 << 29},
+      {"1.5G", (size_t)3 << 29},
+      {"1.5GiB", (size_t)3 << 29},
+      {"0.5m", (size_t)1 << 19},
+      {"2.25k", 2304},
+      {"0.3k", 308}, /* 307.2 */
+      {"0.001k", 2}, /* 1.024 */
+      {"0.0k", 0},
+      {"1.000000000000000001t", ((size_t)1 << 40) + 1}, /* 18 digits: a fraction of a byte */
+      {"0.000000000000000001k", 1},
+      {"3.0m", (size_t)3 << 20},
+      {"16777215.5t", ((size_t)16777215 << 40) + ((size_t)1 << 39)},
+  };
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    size_t v = 7;
+    if (env_parse_size(good[i].text, &v) != 0 || v != good[i].bytes)
+      fail_msg("\"%s\" parsed as %zu, expected %zu", good[i].text, v, good[i].bytes);
+  }
+  /* Every size variable takes them. */
+  static const char *sizes[] = {"PINHEAP_SIZE",      "PINHEAP_MIN_SIZE",         "PINHEAP_LARGE_THRESHOLD",
+                                "PINHEAP_SMALL_EXTENT_MAX", "PINHEAP_CHUNK_SIZE", "PINHEAP_DIRECT_THRESHOLD"};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    setenv(sizes[i], "1.5g", 1);
+    pinheap_options o;
+    pinheap_options_init(&o);
+    if (pinheap_options_from_env(&o) != 0) fail_msg("%s=1.5g: %s", sizes[i], pinheap_last_error());
+    unsetenv(sizes[i]);
+  }
+  setenv("PINHEAP_SIZE", "1.5g", 1);
+  setenv("PINHEAP_CHUNK_SIZE", "0.25g", 1);
+  pinheap_options o;
+  pinheap_options_init(&o);
+  assert_int_equal(pinheap_options_from_env(&o), 0);
+  assert_int_equal(o.size, (size_t)3 << 29);
+  assert_int_equal(o.chunk_size, (size_t)1 << 28);
+  setenv("PINHEAP_SIZE", "1.5.5g", 1);
+  assert_int_equal(pinheap_options_from_env(&o), -1);
+  assert_int_equal(errno, EINVAL);
+  unsetenv("PINHEAP_SIZE");
+  unsetenv("PINHEAP_CHUNK_SIZE");
+}
+
+static void test_seconds(void **state) {
+  (void)state;
+  static const struct {
+    const char *text;
+    uint64_t ns;
+  } good[] = {{"0", 0}, {"2", 2000000000u}, {"0.5", 500000000u}, {"1.000000001", 1000000001u},
+              {"1000000000", 1000000000000000000u}};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    uint64_t ns = 7;
+    if (env_parse_seconds(good[i].text, &ns) != 0 || ns != good[i].ns)
+      fail_msg("\"%s\" parsed as %llu ns", good[i].text, (unsigned long long)ns);
+  }
+  const char *bad[] = {"", "s", "-1", "1s", "1.", ".5", "1.5.5", "1e3", "0.0000000001", "1000000001", " 1"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    uint64_t ns = 7;
+    if (env_parse_seconds(bad[i], &ns) == 0) fail_msg("\"%s\" parsed as seconds", bad[i]);
+    assert_int_equal(ns, 7);
+  }
+  uint64_t ns;
+  assert_int_equal(env_parse_seconds(NULL, &ns), -1);
 }
 
 static void test_bools_and_counts(void **state) {
@@ -88,7 +162,9 @@ static void test_debug_flags(void **state) {
   } good[] = {{"1", PINHEAP_DEBUG_ALL},    {"on", PINHEAP_DEBUG_ALL},
               {"0", 0},                    {"false", 0},
               {"canary", PINHEAP_DEBUG_CANARY}, {"Poison", PINHEAP_DEBUG_POISON},
-              {"canary,poison", PINHEAP_DEBUG_ALL}, {"poison,canary,poison", PINHEAP_DEBUG_ALL}};
+              {"canary,poison", PINHEAP_DEBUG_CANARY | PINHEAP_DEBUG_POISON},
+              {"poison,canary,poison", PINHEAP_DEBUG_CANARY | PINHEAP_DEBUG_POISON},
+              {"Quarantine", PINHEAP_DEBUG_QUARANTINE}, {"canary,quarantine,poison", PINHEAP_DEBUG_ALL}};
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
     unsigned f = 99;
     if (env_parse_debug(good[i].text, &f) != 0 || f != good[i].flags)
@@ -120,8 +196,10 @@ static void test_options_from_env(void **state) {
   setenv("PINHEAP_PREFAULT", "1", 1);
   setenv("PINHEAP_LOCK", "off", 1);
   setenv("PINHEAP_DEBUG", "poison", 1);
+  setenv("PINHEAP_QUARANTINE", "64m", 1);
   assert_int_equal(pinheap_options_from_env(&o), 0);
   assert_int_equal(o.debug, PINHEAP_DEBUG_POISON);
+  assert_int_equal(o.quarantine, (size_t)64 << 20);
   assert_int_equal(o.mode, PINHEAP_SIMPLE);
   assert_int_equal(o.size, (size_t)2 << 30);
   assert_int_equal(o.min_size, (size_t)512 << 20);
@@ -149,6 +227,7 @@ static void test_malformed_values(void **state) {
       {"PINHEAP_LARGE_THRESHOLD", "x"}, {"PINHEAP_SMALL_EXTENT_MAX", "4mm"}, {"PINHEAP_ARENAS", "two"},
       {"PINHEAP_ARENAS", "99999999"},   {"PINHEAP_HUGEPAGES", "maybe"}, {"PINHEAP_PREFAULT", "2"},
       {"PINHEAP_LOCK", "enable"},       {"PINHEAP_DEBUG", "guard"},    {"PINHEAP_DEBUG", "canary,"},
+      {"PINHEAP_QUARANTINE", "1x"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     clear_env(NULL);
@@ -170,6 +249,8 @@ static void test_malformed_values(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_sizes, clear_env),
+      cmocka_unit_test_setup(test_size_fractions, clear_env),
+      cmocka_unit_test_setup(test_seconds, clear_env),
       cmocka_unit_test_setup(test_bools_and_counts, clear_env),
       cmocka_unit_test_setup(test_debug_flags, clear_env),
       cmocka_unit_test_setup(test_options_from_env, clear_env),

@@ -27,8 +27,13 @@ int main(int argc, char **argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   next = (rank + 1) % size;
   pm = pinheap_mpi_create(MPI_COMM_WORLD, PINHEAP_DYNAMIC, NULL);
-  if (pm == NULL)
-    FAIL("pinheap_mpi_create");
+  if (pm == NULL) {
+    /* Collective: it failed on every rank. No MPI_Abort, whose teardown can
+     * lose what the ranks wrote to stderr. */
+    fprintf(stderr, "consumer_mpi: pinheap_mpi_create failed: %s\n", pinheap_last_error());
+    MPI_Finalize();
+    return 1;
+  }
   pinheap_options_init(&opts);
   opts.mode = PINHEAP_DYNAMIC;
   heap = pinheap_mpi_heap_create(pm, &opts);
