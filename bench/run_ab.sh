@@ -8,13 +8,19 @@
 #   e.g. run_ab.sh -k 11 old/bench/bench_small_pinheap build/bench/bench_small_pinheap -t 1 -r 2000000 -n 1000
 #   -k  runs of each (default 11)
 # The runners print a "RESULT ... ops_per_s=N" line (small_bench.h); -q is
-# passed to them.
+# passed to them. With PINHEAP_BENCH_DRY_RUN=1 it checks that both runners
+# are there, says what it would run, and stops.
 set -u
 reps=11
 if [ "${1:-}" = -k ]; then reps=$2; shift 2; fi
 [ $# -ge 2 ] || { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
 a=$1 b=$2
 shift 2
+for r in "$a" "$b"; do [ -x "$r" ] || { echo "run_ab.sh: no runner $r" >&2; exit 2; }; done
+if [ -n "${PINHEAP_BENCH_DRY_RUN:-}" ]; then
+  echo "run_ab.sh: dry run: $a and $b, $reps runs each, arguments -q $*"
+  exit 0
+fi
 one() { "$1" -q "${@:2}" | sed -n 's/^RESULT .* ops_per_s=\([0-9]*\).*/\1/p'; }
 sa=() sb=()
 for ((r = 0; r < reps; r++)); do

@@ -16,6 +16,8 @@
 #   -k    runs per configuration; the median is reported (default 5)
 #   -n    execs of /bin/true in the true workload (default 500)
 #   -m    modes, a comma list of fixed, dynamic, simple (default all three)
+# With PINHEAP_BENCH_DRY_RUN=1 it checks its arguments and finds its
+# libraries, says what it would run, and stops.
 set -u
 reps=5 n=500 modes=fixed,dynamic,simple
 usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
@@ -39,6 +41,14 @@ done
 here=$(cd "$(dirname "$0")" && pwd)
 script=$here/startup_script.sh
 IFS=, read -r -a mlist <<< "$modes"
+for mode in "${mlist[@]}"; do
+  [[ $mode =~ ^(fixed|dynamic|simple)$ ]] || { echo "run_startup.sh: bad mode $mode" >&2; exit 2; }
+done
+if [ -n "${PINHEAP_BENCH_DRY_RUN:-}" ]; then
+  echo "run_startup.sh: dry run: ${libs[*]} against glibc, modes $modes, $reps runs each, $n execs of /bin/true" \
+       "and $script"
+  exit 0
+fi
 
 # CPU milliseconds of the children of one run: bash's `times` after it.
 cpu_ms() { # workload lib(or "") mode

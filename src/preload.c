@@ -13,8 +13,8 @@
  * its place), not of its children, unless "all". The first process marks
  * the environment with its pid (PINHEAP_PRELOAD_PID) so that its children
  * know they are children; it does so only when it has something to say.
- * A SIMPLE heap has no size and locks nothing: PINHEAP_SIZE and
- * PINHEAP_LOCK given with it are reported once, by the first process.
+ * A SIMPLE heap has no size (heap.h): PINHEAP_SIZE given with it is
+ * reported once, by the first process.
  *
  * Calls made while the heap is being set up, or from inside the heap's own
  * set-up of a thread (glibc's pthread_setspecific may calloc), are served by
@@ -126,13 +126,12 @@ __attribute__((constructor)) static void preload_start(void) {
                 "true, false, on, off, all",
                 stats);
   if (all || (on && first)) preload_stats_pid = self;
-  const char *mode = getenv("PINHEAP_MODE"), *size = getenv("PINHEAP_SIZE"), *lock = getenv("PINHEAP_LOCK");
+  const char *mode = getenv("PINHEAP_MODE"), *size = getenv("PINHEAP_SIZE");
   bool noted = false;
-  if (first && mode && strcasecmp(mode, "simple") == 0 && (size || lock)) {
-    error_report("libpinheap-preload: %s%s%s%s%s%s ignored: a SIMPLE heap takes ordinary memory as jemalloc maps "
-                 "it, with no size and nothing locked (said once, by the first process)",
-                 size ? "PINHEAP_SIZE=" : "", size ? size : "", size && lock ? " and " : "",
-                 lock ? "PINHEAP_LOCK=" : "", lock ? lock : "", size && lock ? " are" : " is");
+  if (first && mode && strcasecmp(mode, "simple") == 0 && size) {
+    error_report("libpinheap-preload: PINHEAP_SIZE=%s is ignored: a SIMPLE heap takes ordinary memory as it grows, "
+                 "without a cap (said once, by the first process)",
+                 size);
     noted = true;
   }
   if (!mark && (on || noted)) {
