@@ -25,7 +25,9 @@ int sizeclass_init(sizeclass *sc) {
       return -1;
     }
     sc->size[b] = (uint32_t)size;
-    sc->magic[b] = UINT64_MAX / size + 1; /* ceil(2^64 / size), size > 1 */
+    uint32_t shift = (uint32_t)__builtin_ctzll(size), odd = (uint32_t)(size >> shift), inverse = odd;
+    for (int i = 0; i < 5; i++) inverse *= 2 - odd * inverse; /* Newton: correct to 32 bits */
+    sc->div[b] = (struct sizeclass_div){.inverse = inverse, .limit = UINT32_MAX / (uint32_t)size, .shift = shift};
   }
   sc->max = sc->size[nbins - 1];
   unsigned b = 0;
@@ -43,8 +45,8 @@ int sizeclass_check(const sizeclass *sc) {
     uint32_t s = sc->size[b];
     if (!sizeclass_starts(sc, b, 0, 0) || !sizeclass_starts(sc, b, s - 8, 8) || !sizeclass_starts(sc, b, 3 * s, 0) ||
         (s > 8 && (sizeclass_starts(sc, b, 8, 0) || sizeclass_starts(sc, b, s + 8, 0)))) {
-      fprintf(stderr, "sizeclass: bin %u (%u bytes): its divisor %#llx should tell object starts\n", b, s,
-              (unsigned long long)sc->magic[b]);
+      fprintf(stderr, "sizeclass: bin %u (%u bytes): its divisor (%#x, %u, %u) should tell object starts\n", b, s,
+              sc->div[b].inverse, sc->div[b].shift, sc->div[b].limit);
       broken++;
     }
   }

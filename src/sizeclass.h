@@ -22,7 +22,13 @@ typedef struct sizeclass {
   unsigned nbins;
   size_t max; /* the largest small size */
   uint32_t size[SIZECLASS_MAX_BINS];
-  uint64_t magic[SIZECLASS_MAX_BINS]; /* ceil(2^64 / size): d / size = d * magic >> 64 for d < 2^32 */
+  /* Divisibility by size = odd << shift: inverse (of odd, mod 2^32) and
+   * limit (UINT32_MAX / size), for sizeclass_starts. */
+  struct sizeclass_div {
+    uint32_t inverse;
+    uint32_t limit;
+    uint32_t shift;
+  } div[SIZECLASS_MAX_BINS];
   uint8_t bin_of[SIZECLASS_MAX_SIZE / 8 + 1];
 } sizeclass;
 
@@ -32,11 +38,15 @@ int sizeclass_init(sizeclass *sc);
 /* The bin of a request of n bytes (n <= max). */
 static inline unsigned sizeclass_bin(const sizeclass *sc, size_t n) { return sc->bin_of[(n + 7) >> 3]; }
 
-/* Whether off + phase is a multiple of bin b's size: one multiplication
- * for the quotient, exact below 2^32, and one to check it. */
+/* Whether off + phase (below 2^32) is a multiple of bin b's size, with one
+ * multiplication: d is a multiple of odd << shift iff d times the inverse
+ * of odd, rotated right by shift, is at most UINT32_MAX / size (its low
+ * shift bits, which must be 0, come out on top). */
 static inline bool sizeclass_starts(const sizeclass *sc, unsigned b, uint32_t off, uint32_t phase) {
-  uint64_t d = (uint64_t)off + phase;
-  return (uint64_t)(((unsigned __int128)d * sc->magic[b]) >> 64) * sc->size[b] == d;
+  const struct sizeclass_div *v = &sc->div[b];
+  uint32_t x = (off + phase) * v->inverse;
+  x = (x >> v->shift) | (x << ((32 - v->shift) & 31));
+  return x <= v->limit;
 }
 
 /* Number of broken invariants. */
