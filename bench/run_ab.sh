@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Two builds of one benchmark runner side by side: runs A and B alternately
 # (A B B A A B ...), K times each, with the same arguments, and prints the
-# median ops/s of each and the ratio B / A. For a change's cost: A the
+# median ops/s of each, their ratio B / A, and the median of the ratios of
+# each B run to the A run beside it (steadier when the load changes). For a change's cost: A the
 # runner built before it, B after.
 #
 # usage: run_ab.sh [-k reps] A_RUNNER B_RUNNER [runner arguments...]
@@ -28,7 +29,13 @@ for ((r = 0; r < reps; r++)); do
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[n++] = $1 } END { print n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2 }'; }
 ma=$(median "${sa[@]}") mb=$(median "${sb[@]}")
+# Each B run over the A run beside it: both saw about the same load.
+pairs=()
+for ((r = 0; r < reps; r++)); do
+  pairs+=("$(awk -v a="${sa[$r]}" -v b="${sb[$r]}" 'BEGIN { printf "%.4f", (a > 0 ? b / a : 0) }')")
+done
 echo "args: $*"
 echo "A $a: median $ma ops/s of $reps (${sa[*]})"
 echo "B $b: median $mb ops/s of $reps (${sb[*]})"
-awk -v a="$ma" -v b="$mb" 'BEGIN { printf "B / A = %.3f\n", (a > 0 ? b / a : 0) }'
+awk -v a="$ma" -v b="$mb" -v p="$(median "${pairs[@]}")" \
+  'BEGIN { printf "B / A = %.3f (medians), %.3f (median of the %s pairs side by side)\n", (a > 0 ? b / a : 0), p, "'"$reps"'" }'

@@ -50,16 +50,20 @@ static _Noreturn void heap_foreign(const pinheap *h, const void *p, const char *
 
 /* Double frees of small objects, without the debugging aids. A freed
  * small object holds one of two random keys of the heap's in its first 8
- * bytes (every small size has them) until it is handed out again, when the
- * key is wiped: free_key while jemalloc holds it (from its free, or a
- * thread cache's drain), cached_key while a thread's cache does. A free
+ * bytes (every small size has them): free_key while jemalloc holds it
+ * (from its free, or a thread cache's drain, until jemalloc hands it out
+ * again, when the key is wiped), cached_key while a thread's cache holds
+ * it, and after the cache hands it out again until the caller writes
+ * there (wiping it there costs more than the rare search below). A free
  * that finds free_key is a second free; one that finds cached_key is when
- * the object is in the thread's own cache (a search of that one stack, as
- * glibc's tcache does; an object in another thread's cache is missed, as
- * there). Costs a load and a store at free and a store at malloc, to bytes
- * the caller touches anyway. A live object holding a key by chance, one in
- * 2^64, is not a concern. With the aids, debug.c keeps its own records
- * instead (freed blocks are poisoned). */
+ * the object is in the thread's own cache (a search of that one stack, of
+ * at most 256, as glibc's tcache does; an object in another thread's
+ * cache is missed, as there). Costs a load, two comparisons and a store at
+ * free, to bytes the caller touches anyway; a store when jemalloc hands an
+ * object out. The keys are independent: writing some bytes of an object
+ * that holds cached_key never makes free_key of it, and a live object
+ * holding a key by chance, one in 2^64, is not a concern. With the aids,
+ * debug.c keeps its own records instead (freed blocks are poisoned). */
 static PH_ALWAYS_INLINE uint64_t heap_first_word(const void *p) {
   uint64_t w;
   memcpy(&w, p, sizeof w);
@@ -365,7 +369,7 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   h->large_threshold = opts->large_threshold;
   pthread_mutex_init(&h->reclaim_lock, NULL);
   gate_init(&h->gate);
-  if (heap_check_jemalloc_page(h->page) != 0 || sizeclass_init(&h->classes) != 0) goto fail;
+  if (heap_check_jemalloc_page(h->page) != 0 || sizeclass_init(&h->classes, h->page) != 0) goto fail;
   /* jemalloc serves only its small classes: its large sizes would round up
    * and keep the rest of their grants to themselves. */
   if (h->large_threshold > h->classes.max) h->large_threshold = h->classes.max;
@@ -621,10 +625,7 @@ static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bo
   void *p = thread_bin_pop(&tc->bins[bin]);
   if (PH_LIKELY(p != NULL)) {
     thread_leave(tc);
-    if (debug)
-      debug_block_reused(h, p, h->classes.size[bin], what);
-    else
-      heap_unmark(p);
+    if (debug) debug_block_reused(h, p, h->classes.size[bin], what);
     if (zero) memset(p, 0, size);
     return p;
   }
@@ -793,8 +794,7 @@ static size_t heap_classify(pinheap *h, const void *p, bool *direct, const char 
  * aborts, naming what, unless an object starts at p. */
 static PH_ALWAYS_INLINE void heap_check_start(const pinheap *h, const void *p, uint32_t tag, unsigned b,
                                               const char *what) {
-  uint32_t off = (uint32_t)((uintptr_t)p & (h->page - 1));
-  if (PH_UNLIKELY(!sizeclass_starts(&h->classes, b, off, PAGEMAP_PHASE_OF(tag))))
+  if (PH_UNLIKELY(!sizeclass_starts(&h->classes, b, p, PAGEMAP_PHASE_OF(tag))))
     heap_foreign(h, p, what, "pointer is inside a block, not at its start");
 }
 
@@ -861,8 +861,8 @@ static PH_ALWAYS_INLINE void heap_free(pinheap *h, void *p, bool debug) {
   if (PH_LIKELY(bin >= 0)) {
     heap_check_start(h, p, tag, (unsigned)bin, "pinheap_free");
     thread_cache *tc = thread_enter(&h->threads);
-    if (!debug) heap_check_key(h, tc, p, (unsigned)bin, "pinheap_free");
     if (PH_LIKELY(tc != NULL)) {
+      if (!debug) heap_check_key(h, tc, p, (unsigned)bin, "pinheap_free");
       unsigned b = (unsigned)bin;
       if (debug && tc->held.limit) {
         if (!thread_fifo_push(&tc->held, p, b, &p, &b)) {
@@ -879,7 +879,10 @@ static PH_ALWAYS_INLINE void heap_free(pinheap *h, void *p, bool debug) {
       }
       thread_leave(tc);
     } else {
-      if (!debug) heap_set_first_word(p, h->free_key);
+      if (!debug) {
+        heap_check_key(h, NULL, p, (unsigned)bin, "pinheap_free");
+        heap_set_first_word(p, h->free_key);
+      }
       dallocx(p, MALLOCX_TCACHE_NONE);
     }
     return;
