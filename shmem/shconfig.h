@@ -17,8 +17,10 @@
  *                              block up to a power of two)
  *   PINHEAP_STATS=1            the symmetric heap's stats on stderr at exit
  *   PINHEAP_DEBUG, and every other variable of pinheap_options_from_env:
- *                              read as it reads them; of them only the
- *                              debugging flags apply here
+ *                              read as it reads them; of them only
+ *                              PINHEAP_DEBUG applies here: any flag of it
+ *                              has every invariant checked after every
+ *                              call
  *
  * Pure: no state of its own; thread-safe as getenv is.
  */
@@ -43,7 +45,7 @@ typedef struct shconfig {
   size_t min_block; /* the smallest block tried when that is refused */
   size_t impl_heap; /* the implementation's heap, as far as we know it */
   bool explicit_size; /* PINHEAP_SHMEM_SIZE gave block */
-  unsigned debug;   /* PINHEAP_DEBUG_* flags */
+  unsigned debug;   /* PINHEAP_DEBUG_* flags: any, every call checked */
   bool stats;       /* PINHEAP_STATS=1 */
 } shconfig;
 

@@ -101,7 +101,8 @@ static void shserve_setup(void) {
   o.size = shserve.cfg.block;
   o.min_size = shserve.cfg.min_block < shserve.cfg.block ? shserve.cfg.min_block : 0;
   o.arenas = 1;
-  o.debug = shserve.cfg.debug;
+  /* No debugging aids of the heap: it holds one block, the symmetric
+   * heap's, whose objects PINHEAP_DEBUG checks here instead. */
   o.provider = &shserve.block.provider;
   shserve.heap = pinheap_create(&o);
   char why[512] = "";
