@@ -57,7 +57,10 @@ foreach(kind SHARED STATIC)
   target_compile_options(${t} PUBLIC ${PINHEAP_OSHMEM_CFLAGS})
   target_link_libraries(${t} PUBLIC ${core} ${PINHEAP_OSHMEM_LIBS} ${PINHEAP_OSHMEM_LDFLAGS} Threads::Threads)
 endforeach()
-set_target_properties(pinheap_shmem PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR})
+# Preloaded, it must find libpinheap beside itself without the program's
+# help (LD_PRELOAD=$PREFIX/lib/libpinheap-shmem.so, no LD_LIBRARY_PATH).
+set_target_properties(pinheap_shmem PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}
+  INSTALL_RPATH "$ORIGIN")
 add_library(pinheap::pinheap_shmem ALIAS pinheap_shmem)
 
 install(TARGETS pinheap_shmem pinheap_shmem_static EXPORT pinheapTargets
