@@ -128,7 +128,10 @@ static int workload(uint64_t seed, int steps) {
       }
       failed |= take(size, step + life, 1);
     }
-    if (!failed && rng(&s) % 8 == 0) failed |= take(log_uniform(&s, 16 * KiB, 256 * KiB), step + 1 + (int)(rng(&s) % 10), 0);
+    if (!failed && rng(&s) % 8 == 0) {
+      size_t size = log_uniform(&s, 16 * KiB, 256 * KiB);
+      failed |= take(size, step + 1 + (int)(rng(&s) % 10), 0);
+    }
     int count = 1 + (int)(rng(&s) % 3);
     for (int k = 0; k < count && !failed; k++) {
       size_t size = log_uniform(&s, 16, 4 * KiB);

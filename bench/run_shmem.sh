@@ -77,7 +77,8 @@ job() {
   fi
   if ! grep -q '^RESULT ' <<<"$out"; then
     if [ "$1" = workload ] && [ "$who" != pinheap ]; then
-      echo "$who $heap MiB seed $2: $(grep -m1 -oE 'Caught signal [0-9]+ \([^)]*\)|signal [0-9]+' <<<"$out")" >>"$tmp/crashed"
+      why=$(grep -m1 -oE 'Caught signal [0-9]+ \([^)]*\)|signal [0-9]+' <<<"$out")
+      echo "$who $heap MiB seed $2: $why" >>"$tmp/crashed"
     else
       echo "run_shmem.sh: FAILED: $who, $heap MiB, $*:" >&2
       tail -5 <<<"$out" >&2
@@ -151,7 +152,9 @@ for seed in $(seq 1 "$seeds"); do
 done
 printf '%-15s' "mean (found)"
 for who in ptmalloc buddy pinheap; do
-  printf ' %16s' "$(awk -v a="${sum[$who]:-0}" -v n="${count[$who]:-0}" 'BEGIN { if (n) printf "%.3f", a / n; else printf "none" }')"
+  mean=$(awk -v a="${sum[$who]:-0}" -v n="${count[$who]:-0}" \
+    'BEGIN { if (n) printf "%.3f", a / n; else printf "none" }')
+  printf ' %16s' "$mean"
 done
 echo
 echo "(H/M, then the heap in MiB; pinheap's heap is the block PINHEAP_SHMEM_SIZE takes of the implementation's)"

@@ -129,17 +129,33 @@ static pinheap_sym *shserve_sym(void) {
   return shserve.sym;
 }
 
+/* Number of broken invariants of the library's state (set up), each
+ * described on stderr. */
+static int shserve_broken(void) {
+  int broken = pinheap_sym_check(shserve.sym) + shgather_check(&shserve.gather) + shblock_check(&shserve.block) +
+               shconfig_check(&shserve.cfg);
+  pinheap_region r;
+  if (!shserve.heap || !shserve.block.held ||
+      pinheap_region_of(shserve.heap, shserve.block.base, &r) != 0 || r.base != shserve.block.base ||
+      r.size != shserve.block.size) {
+    fprintf(stderr, "shserve: the heap %p should hold the block %p of %zu bytes as its region\n",
+            (void *)shserve.heap, shserve.block.base, shserve.block.size);
+    broken++;
+  }
+  return broken;
+}
+
 /* PINHEAP_DEBUG: every invariant after every call. */
 static void shserve_check(const char *what) {
   if (!shserve.cfg.debug) return;
-  int broken = pinheap_sym_check(shserve.sym) + shgather_check(&shserve.gather) + shblock_check(&shserve.block) +
-               shconfig_check(&shserve.cfg);
+  int broken = shserve_broken();
   if (broken) shserve_fatal("%s: %d broken invariant(s), described above", what, broken);
 }
 
 /* The end of an allocating call: why it returned NULL, the debug check. */
 static void *shserve_done(void *p, const char *what) {
-  if (!p) fprintf(stderr, "libpinheap-shmem: PE %d: %s returns NULL: %s\n", shserve.gather.me, what, pinheap_last_error());
+  if (!p)
+    fprintf(stderr, "libpinheap-shmem: PE %d: %s returns NULL: %s\n", shserve.gather.me, what, pinheap_last_error());
   shserve_check(what);
   return p;
 }

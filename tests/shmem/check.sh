@@ -76,7 +76,8 @@ if [ "$kind" != misuse ]; then
   done
   served preload
   served linked
-  cmp -s "$tmp/preload.out" "$tmp/linked.out" || fail "the runs with the library, preloaded and linked, print different lines"
+  cmp -s "$tmp/preload.out" "$tmp/linked.out" ||
+    fail "the runs with the library, preloaded and linked, print different lines"
   [ -s "$tmp/preload.out" ] || fail "the runs with the library print nothing"
 fi
 
