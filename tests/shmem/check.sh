@@ -22,7 +22,8 @@
 #           (spec_zero.expected beside this script); the plain run's are
 #           shown
 #   misuse  ARGS is the case, then a phrase: with the library the run must
-#           fail, print the phrase, and not reach its end
+#           fail, print the phrase, and not reach its end (spec_misuse; a
+#           setup the environment makes fail, any program)
 # SHMEM_SYMMETRIC_HEAP_SIZE is 64M unless set. Exit status 0 when the check
 # passes.
 set -uo pipefail
