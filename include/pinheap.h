@@ -277,6 +277,15 @@ int pinheap_region_of(const pinheap *heap, const void *ptr, pinheap_region *out)
  * the variable and its value; *opts is then unchanged. */
 int pinheap_options_from_env(pinheap_options *opts);
 
+/* Bytes in text, read as PINHEAP_SIZE is: digits; or digits, optionally a
+ * fraction, then a k, m, g or t suffix (powers of 1024, optionally followed
+ * by b or ib), rounded up to a whole byte; or a percentage of physical
+ * memory such as 85% or 12.5%, rounded up to a page. For layers over
+ * pinheap that read sizes of their own from the environment. Returns 0 with
+ * *out set, or -1 with errno EINVAL and a pinheap_last_error() text quoting
+ * text (*out unchanged). An addition to the contract. */
+int pinheap_parse_size(const char *text, size_t *out);
+
 #ifdef __cplusplus
 }
 #endif

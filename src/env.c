@@ -143,6 +143,16 @@ static int env_bad(const char *name, const char *value, const char *expected) {
   "a size (bytes, or a number such as 1.5 with a k, m, g or t suffix, or a percentage of memory such as 85%)"
 #define ENV_BOOL_WORDS "one of 0, 1, yes, no, true, false, on, off"
 
+PH_EXPORT int pinheap_parse_size(const char *text, size_t *out) {
+  size_t v;
+  if (!out || env_parse_size(text, &v) != 0) {
+    error_set(EINVAL, "pinheap_parse_size: \"%s\" is not %s", text ? text : "(null)", ENV_SIZE_WORDS);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
 PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
   if (!opts) {
     error_set(EINVAL, "pinheap_options_from_env: options are NULL");

@@ -224,6 +224,60 @@ for so in "$libdir"/libpinheap-mpi-*.so; do
   fi
 done
 
+# libpinheap-shmem, when the build has it: its files and the OpenSHMEM
+# routines it serves, and the OpenSHMEM consumer, run at 2 PEs under
+# oshrun, built through the CMake package (shared and static), with oshcc
+# and pkg-config, and with oshcc alone and the library preloaded. Each run
+# must print "ok" and the library's stats line (it served the calls).
+if [ -e "$build_dir/libpinheap-shmem.so" ]; then
+  step "libpinheap-shmem"
+  for f in "$libdir/libpinheap-shmem.so" "$libdir/libpinheap-shmem.a" "$libdir/pkgconfig/pinheap-shmem.pc"; do
+    if [ -e "$f" ]; then echo "present: ${f#"$prefix"/}"; else fail "missing: ${f#"$prefix"/}"; fi
+  done
+  exported=$(nm -D --defined-only "$libdir/libpinheap-shmem.so" | awk '{ print $NF }' | sort -u)
+  for fn in shmem_malloc shmem_calloc shmem_align shmem_realloc shmem_free shmalloc shmemalign shrealloc shfree \
+            shmemx_malloc_with_hint shmem_finalize; do
+    grep -qx "$fn" <<<"$exported" || fail "libpinheap-shmem.so does not export $fn"
+  done
+  shmem_ok() {
+    local what=$1 out err rc=0
+    shift
+    err=$tmp/shmem.err
+    out=$(PINHEAP_STATS=1 bash "$here/../mpi/run.sh" oshmem 2 "$@" 2>"$err") || rc=$?
+    if [ "$rc" -ne 0 ] || [ "$out" != ok ] || ! grep -q '^libpinheap-shmem: symmetric heap of 2 PEs' "$err"; then
+      printf '%s\n' "$out" >&2
+      tail -n 20 "$err" >&2
+      fail "$what: exit $rc, printed the above instead of 'ok' and the library's stats line"
+      return 1
+    fi
+    echo "$what: ok, served by libpinheap-shmem"
+  }
+  for exe in consumer_shmem consumer_shmem_static; do
+    if [ -x "$tmp/consumer-build/$exe" ]; then
+      shmem_ok "$exe (CMake package)" "$tmp/consumer-build/$exe" || true
+    else
+      fail "the CMake package has no target for $exe"
+    fi
+  done
+  if command -v oshcc >/dev/null; then
+    flags=$(pkg-config --cflags --libs pinheap-shmem) || fail "pkg-config pinheap-shmem"
+    echo "pkg-config --cflags --libs pinheap-shmem: $flags"
+    # shellcheck disable=SC2086  # the flags are meant to split
+    if oshcc -std=c99 -Wall -Wextra -Werror -o "$tmp/consumer_shmem_pc" "$here/consumer/shmem.c" $flags \
+        -Wl,-rpath,"$libdir"; then
+      shmem_ok "oshcc with pkg-config pinheap-shmem" "$tmp/consumer_shmem_pc" || true
+    else
+      fail "compiling shmem.c with oshcc and the pkg-config flags of pinheap-shmem failed"
+    fi
+    if oshcc -std=c99 -Wall -Wextra -Werror -o "$tmp/consumer_shmem_plain" "$here/consumer/shmem.c"; then
+      shmem_ok "oshcc alone, libpinheap-shmem.so preloaded" \
+        env LD_PRELOAD="$libdir/libpinheap-shmem.so" "$tmp/consumer_shmem_plain" || true
+    else
+      fail "compiling shmem.c with oshcc failed"
+    fi
+  fi
+fi
+
 # The provider built for one MPI linked into a program built with the
 # other's wrapper (`mpicc.mpich main.c -lpinheap-mpi-openmpi`): both MPIs
 # load, and pinheap_mpi_create must refuse with a message naming the

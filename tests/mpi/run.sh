@@ -2,11 +2,12 @@
 # Runs a test program under one MPI and removes the shared-memory files the
 # run left in /dev/shm.
 #
-#   tests/mpi/run.sh <openmpi|mpich> <ranks> <program> [args...]
+#   tests/mpi/run.sh <openmpi|mpich|oshmem> <ranks> <program> [args...]
 #   tests/mpi/run.sh --limit <ranks>     (prints the limit a run would have)
 #
-# The launcher is mpirun.<flavour>; Open MPI's one-sided component is
-# PINHEAP_MPI_OSC (default pt2pt). The run is bounded by PINHEAP_MPI_TIMEOUT
+# The launcher is mpirun.<flavour>, or for OpenSHMEM programs (oshmem)
+# Open MPI's oshrun; Open MPI's one-sided component is PINHEAP_MPI_OSC
+# (default pt2pt; oshmem: ^rdma). The run is bounded by PINHEAP_MPI_TIMEOUT
 # seconds when that is set. Otherwise the limit grows with how many
 # processes will share each core: 40 s times (the load average of the last
 # minute + ranks) / online cores, at least 50 s, and, under ctest, at most
@@ -55,15 +56,19 @@ listing() { ls -A "$shm" 2>/dev/null | LC_ALL=C sort; }
 before=$(listing)
 seg=
 case $flavour in
-  openmpi)
+  openmpi | oshmem)
     # Its shared-memory segments go to a directory of this run's own.
     seg=$(mktemp -d "$shm/pinheap-mpi.XXXXXX" 2>/dev/null || mktemp -d "${TMPDIR:-/tmp}/pinheap-mpi.XXXXXX")
-    cmd=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun.openmpi -np "$np" --oversubscribe
-      --mca osc "${PINHEAP_MPI_OSC:-pt2pt}" --mca btl_vader_backing_directory "$seg") ;;
+    # OpenSHMEM programs: Open MPI's oshrun, whose shmem_finalize crashes
+    # with the one-sided component rdma, and with pt2pt alone.
+    launcher=mpirun.openmpi osc=${PINHEAP_MPI_OSC:-pt2pt}
+    [ "$flavour" = oshmem ] && launcher=oshrun osc=${PINHEAP_MPI_OSC:-^rdma}
+    cmd=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "$launcher" -np "$np" --oversubscribe
+      --mca osc "$osc" --mca btl_vader_backing_directory "$seg") ;;
   mpich)
     cmd=(mpirun.mpich -np "$np") ;;
   *)
-    echo "run.sh: unknown MPI flavour '$flavour' (openmpi or mpich)" >&2
+    echo "run.sh: unknown MPI flavour '$flavour' (openmpi, mpich or oshmem)" >&2
     exit 2 ;;
 esac
 

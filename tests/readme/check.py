@@ -14,13 +14,15 @@ opening fence, by a marker that says how it is checked:
         directory, so a block may use what an earlier one made. FILE.c=NAME
         puts there the program the C block with context NAME was completed
         into. A block whose needs (programs on PATH, or paths in the work
-        directory) are missing is skipped, and says so.
+        directory) are missing is skipped, and says so. `oshrun` there
+        gets --oversubscribe (2 cores here), and --allow-run-as-root when
+        run as root.
     <!-- readme-test: dry-run [needs=...] -->
         sh, for commands too long to run here: `bash -n`, then run with
         `make` as `make -n`, `ctest` as `ctest -N`, and
         PINHEAP_BENCH_DRY_RUN=1, with which the benchmark scripts check
         their arguments and programs and exit without running.
-    <!-- readme-test: c NAME [mpi|ofi] -->
+    <!-- readme-test: c NAME [mpi|ofi|shmem] -->
         a C fragment, completed by tests/readme/NAME.c: the fragment's
         leading preprocessor lines, comments and function definitions
         replace the context's line `#pragma readme top`, the rest its line
@@ -29,6 +31,11 @@ opening fence, by a marker that says how it is checked:
         pkg-config (pinheap; mpi: pinheap-mpi-<mpi> with mpicc.<mpi>, for
         each MPI installed; ofi: pinheap-ofi), -Wall -Wextra -Werror, and
         run (mpi: at 2 ranks under tests/mpi/run.sh, the real launchers).
+        shmem: an OpenSHMEM program, built with oshcc twice, with
+        pinheap-shmem's pkg-config flags and without, and run at 2 PEs
+        under oshrun (tests/mpi/run.sh oshmem), the first as it is and the
+        second with libpinheap-shmem.so in LD_PRELOAD; with PINHEAP_STATS=1
+        each run must print the library's stats line.
     <!-- readme-test: cmake [app.c=NAME] [run=PROGRAM] -->
         the block is a CMakeLists.txt's end; the project (C) finds the
         installed package, builds, and runs PROGRAM.
@@ -63,6 +70,8 @@ COMMAND_SPAN = re.compile(
     r"^(?:[A-Z_][A-Z0-9_]*=\S+\s+)*"
     r"(make|bash|sh|cmake|ctest|pkg-config|mpirun\S*|mpiexec\S*|mpicc\S*|oshrun|cc|gcc|build/\S+|\./\S+)\s+\S")
 DRY_PRELUDE = "make() { command make -n \"$@\"; }\nctest() { command ctest -N \"$@\"; }\n"
+RUN_PRELUDE = ('oshrun() { command oshrun --oversubscribe $([ "$(id -u)" = 0 ] && echo --allow-run-as-root) "$@"; }\n'
+               "export -f oshrun\n")
 MPI_FLAVOURS = ("openmpi", "mpich")
 
 
@@ -141,8 +150,8 @@ def parse(path):
             if k not in allowed and not (k.endswith(".c") and b.kind in ("run", "cmake")):
                 errors.append(f"{where}: option '{k}' does not apply to '{b.kind}'")
         if b.kind == "c":
-            if len(b.args) < 1 or len(b.args) > 2 or (len(b.args) == 2 and b.args[1] not in ("mpi", "ofi")):
-                errors.append(f"{where}: 'c NAME [mpi|ofi]'")
+            if len(b.args) < 1 or len(b.args) > 2 or (len(b.args) == 2 and b.args[1] not in ("mpi", "ofi", "shmem")):
+                errors.append(f"{where}: 'c NAME [mpi|ofi|shmem]'")
             elif not os.path.exists(os.path.join(HERE, b.args[0] + ".c")):
                 errors.append(f"{where}: no context tests/readme/{b.args[0]}.c")
         elif b.args:
@@ -292,6 +301,23 @@ class Runner:
                 if rc:
                     return self.fail(b, f"{name}_{f} at 2 ranks exited {rc}", out)
                 self.say(b, f"built with mpicc.{f}, ran at 2 ranks")
+        elif mode == "shmem":
+            if not shutil.which("oshcc") or not os.path.exists(os.path.join(self.libdir, "libpinheap-shmem.so")):
+                self.skipped += 1
+                return self.say(b, "skipped: no oshcc, or libpinheap-shmem not installed")
+            linked, plain = os.path.join(d, name + "_linked"), os.path.join(d, name)
+            for exe, libs in ((linked, self.pc("pinheap-shmem")), (plain, "")):
+                rc, out = self.sh(f"oshcc {flags} -o {exe} {path} {libs}")
+                if rc:
+                    return self.fail(b, "oshcc failed", out)
+            preload = os.path.join(self.libdir, "libpinheap-shmem.so")
+            for how, cmd in (("linked", linked), ("preloaded", f"env LD_PRELOAD={preload} {plain}")):
+                rc, out = self.sh(f"PINHEAP_STATS=1 bash tests/mpi/run.sh oshmem 2 {cmd}", timeout=90)
+                if rc:
+                    return self.fail(b, f"{name} ({how}) at 2 PEs exited {rc}", out)
+                if "libpinheap-shmem: symmetric heap of 2 PEs" not in out:
+                    return self.fail(b, f"{name} ({how}): the library did not serve its calls (no stats line)", out)
+            self.say(b, "built with oshcc, ran at 2 PEs with libpinheap-shmem linked and preloaded")
         else:
             exe = os.path.join(d, name)
             rc, out = self.sh(f"cc {flags} -o {exe} {path} {self.pc('pinheap-ofi' if mode == 'ofi' else 'pinheap')}")
@@ -333,7 +359,7 @@ class Runner:
         self.bind(b)
         script = os.path.join(self.tmp, f"block-{b.line}.sh")
         with open(script, "w") as f:
-            f.write("set -eo pipefail\n" + (DRY_PRELUDE if dry else "") + b.text)
+            f.write("set -eo pipefail\n" + (DRY_PRELUDE if dry else RUN_PRELUDE) + b.text)
         rc, out = self.sh(f"bash -n {script}")
         if rc:
             return self.fail(b, "bash -n: not valid shell", out)

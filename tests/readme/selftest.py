@@ -42,6 +42,8 @@ expect("none with a reason", "<!-- readme-test: none: a diagram -->\n```\nx\n```
 expect("an unknown kind", "<!-- readme-test: skip -->\n```sh\nls\n```\n", "unknown readme-test kind 'skip'")
 expect("a C context that does not exist", "<!-- readme-test: c no-such-context -->\n```c\nint x;\n```\n",
        "no context tests/readme/no-such-context.c")
+expect("an OpenSHMEM program", "<!-- readme-test: c use shmem -->\n```c\nint x;\n```\n")
+expect("a mode that does not exist", "<!-- readme-test: c use upc -->\n```c\nint x;\n```\n", "'c NAME [mpi|ofi|shmem]'")
 expect("a run block fenced as C", "<!-- readme-test: run -->\n```c\nint x;\n```\n", "must be fenced as bash or sh")
 expect("an option of another kind", "<!-- readme-test: dry-run run=app -->\n```sh\nls\n```\n",
        "option 'run' does not apply")

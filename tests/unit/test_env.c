@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -246,6 +247,34 @@ static void test_malformed_values(void **state) {
   assert_int_equal(pinheap_options_from_env(NULL), -1);
 }
 
+/* The public parser: env_parse_size's answers, and EINVAL with a text
+ * quoting what it refused. */
+static void test_public_size_parser(void **state) {
+  (void)state;
+  static const char *good[] = {"4096", "64k", "1.5g", "8GiB", "12.5%", "0.3k"};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    size_t mine = 7, inner = 9;
+    if (pinheap_parse_size(good[i], &mine) != 0) fail_msg("\"%s\": %s", good[i], pinheap_last_error());
+    assert_int_equal(env_parse_size(good[i], &inner), 0);
+    assert_int_equal(mine, inner);
+  }
+  static const char *bad[] = {"", "1.5", "12x", "-1", "101%"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    size_t v = 7;
+    errno = 0;
+    assert_int_equal(pinheap_parse_size(bad[i], &v), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(v, 7);
+    char quoted[32];
+    snprintf(quoted, sizeof quoted, "\"%s\"", bad[i]);
+    if (!strstr(pinheap_last_error(), quoted)) fail_msg("message \"%s\" does not quote %s", pinheap_last_error(), quoted);
+  }
+  size_t v;
+  assert_int_equal(pinheap_parse_size(NULL, &v), -1);
+  assert_int_equal(pinheap_parse_size("4k", NULL), -1);
+  assert_int_equal(errno, EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_sizes, clear_env),
@@ -255,6 +284,7 @@ int main(void) {
       cmocka_unit_test_setup(test_debug_flags, clear_env),
       cmocka_unit_test_setup(test_options_from_env, clear_env),
       cmocka_unit_test_setup(test_malformed_values, clear_env),
+      cmocka_unit_test_setup(test_public_size_parser, clear_env),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
