@@ -106,7 +106,10 @@ typedef struct pinheap_options {
    * region, larger ones from the bottom (FIXED, two-ended policy).
    * Default 4 MiB. */
   size_t small_extent_max;
-  /* jemalloc arenas in the heap; 0 = one per online CPU, at most 64. */
+  /* jemalloc arenas in the heap; 0 = one per online CPU, at most 64. One
+   * is made with the heap, the others as threads first need them; each
+   * takes 4 MiB of a FIXED region (kept for it from the start) or of a
+   * DYNAMIC heap's cap. */
   unsigned arenas;
   bool prefault;  /* touch every page of the region at creation */
   bool lock;      /* mlock the region */
@@ -177,8 +180,10 @@ typedef struct pinheap_stats {
 void pinheap_options_init(pinheap_options *opts);
 
 /* Returns a new heap, or NULL with errno EINVAL (bad options), ENOMEM (the
- * region or metadata could not be had), EBUSY (FIXED: the provider serves
- * no other region now), ENOSYS (the jemalloc found does not fit). */
+ * region or metadata could not be had, or a FIXED region or DYNAMIC cap is
+ * smaller than its arenas' 4 MiB each and 2 MiB more: the message gives the
+ * least size that works), EBUSY (FIXED: the provider serves no other region
+ * now), ENOSYS (the jemalloc found does not fit). */
 pinheap *pinheap_create(const pinheap_options *opts);
 
 /* The checks of *opts that pinheap_create makes before it takes anything:
@@ -205,11 +210,14 @@ void pinheap_set_error(int err, const char *fmt, ...)
 #endif
     ;
 
-/* The usual meanings. A failure returns NULL with errno ENOMEM (no room;
- * the message gives the request, the free bytes and the largest free
- * extent, and for a DYNAMIC heap why it could not grow) or EINVAL (size 0
- * for pinheap_malloc is allowed and returns a minimal block; an impossible
- * size or a bad alignment is EINVAL). */
+/* The usual meanings. A failure returns NULL with errno ENOMEM, as malloc's
+ * does: no room now (the message gives the request, the free bytes and the
+ * largest free extent, and for a DYNAMIC heap why it could not grow), or an
+ * impossible size, which no state of the heap could hold (larger than a
+ * FIXED region or a DYNAMIC heap's cap, beyond the address space, or an
+ * overflowing calloc; the message says "impossible size"). EINVAL is for a
+ * bad alignment or a NULL heap only. Size 0 for pinheap_malloc is allowed
+ * and returns a minimal block. */
 void *pinheap_malloc(pinheap *heap, size_t size);
 void *pinheap_calloc(pinheap *heap, size_t count, size_t size);
 /* ptr NULL: malloc. size 0: frees ptr and returns NULL. On failure ptr is

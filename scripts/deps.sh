@@ -18,6 +18,7 @@ PACKAGES=(
   libmimalloc-dev  # benchmarks compare against mimalloc
   libcmocka-dev    # unit tests
   python3          # programs run under libpinheap-preload in the tests
+  libpython3.11-testsuite # Python's own test suite, a slice of it run under libpinheap-preload
   clang            # the fuzzers (libFuzzer)
   libclang-rt-14-dev # libFuzzer and the sanitizers' runtimes
   sqlite3          # programs run under libpinheap-preload in the tests

@@ -39,6 +39,8 @@ unsigned debug_flags(unsigned asked) {
 
 static bool debug_canary(const pinheap *h) { return (h->debug & PINHEAP_DEBUG_CANARY) != 0; }
 static bool debug_poison(const pinheap *h) { return (h->debug & PINHEAP_DEBUG_POISON) != 0; }
+/* Whether a freed block carries the freed record: with canaries or poison. */
+static bool debug_records(const pinheap *h) { return (h->debug & (PINHEAP_DEBUG_CANARY | PINHEAP_DEBUG_POISON)) != 0; }
 static bool debug_quarantine(const pinheap *h) {
   return (h->debug & PINHEAP_DEBUG_QUARANTINE) && h->opts.mode != PINHEAP_FIXED;
 }
@@ -106,15 +108,16 @@ static bool debug_canary_whole(const void *p, size_t usable, size_t *n, char *wh
 /* Whether the freed block p of usable bytes is still poisoned; else why
  * says what was found. */
 static bool debug_poison_whole(const pinheap *h, const void *p, size_t usable, char *why, size_t len) {
+  (void)h;
   const unsigned char *c = p;
-  size_t end = debug_canary(h) ? usable - DEBUG_TRAILER : usable;
+  size_t end = usable - DEBUG_TRAILER;
   size_t at = debug_mismatch(p, 0, end, PINHEAP_POISON_BYTE);
   if (at < end) {
     snprintf(why, len, "freed block of %zu bytes written after its free: byte %zu is %#04x, the poison %#04x", usable,
              at, c[at], PINHEAP_POISON_BYTE);
     return false;
   }
-  if (debug_canary(h) && debug_record(p, usable) != (debug_key(p) ^ DEBUG_FREED)) {
+  if (debug_record(p, usable) != (debug_key(p) ^ DEBUG_FREED)) {
     snprintf(why, len, "freed block of %zu bytes written after its free: its last 8 bytes hold %#018llx", usable,
              (unsigned long long)debug_record(p, usable));
     return false;
@@ -161,9 +164,17 @@ void debug_close(pinheap *h) {
 }
 
 /* The size asked for the live block p of usable bytes; aborts, naming what,
- * when its canary is broken. */
+ * when its canary is broken or it was freed already. */
 static size_t debug_size_of(pinheap *h, const void *p, size_t usable, const char *what) {
-  if (!debug_canary(h)) return usable;
+  if (!debug_canary(h)) {
+    /* Poison alone: the record is there only while the block is freed. */
+    if (debug_records(h)) {
+      VALGRIND_MAKE_MEM_DEFINED((const char *)p + usable - DEBUG_TRAILER, DEBUG_TRAILER);
+      if (debug_record(p, usable) == (debug_key(p) ^ DEBUG_FREED))
+        error_fatal("%s(%p): block freed already (a double free)", what, p);
+    }
+    return usable;
+  }
   size_t n;
   char why[200];
   if (!debug_canary_whole(p, usable, &n, why, sizeof why)) error_fatal("%s(%p): %s", what, p, why);
@@ -181,6 +192,10 @@ static void debug_shape(pinheap *h, void *p, bool live, size_t keep, size_t usab
   if (debug_canary(h)) {
     memset(c + n, DEBUG_CANARY_BYTE, usable - DEBUG_TRAILER - n);
     debug_set_record(p, usable, (uint64_t)n ^ debug_key(p));
+  } else if (!live && debug_records(h)) {
+    /* The caller's bytes now: no freed record left behind. */
+    debug_set_record(p, usable, 0);
+    VALGRIND_MAKE_MEM_UNDEFINED(c + usable - DEBUG_TRAILER, DEBUG_TRAILER);
   }
   if (h->debug & DEBUG_VALGRIND) {
     if (live)
@@ -215,7 +230,7 @@ static bool debug_need(const pinheap *h, size_t size, size_t *need, const char *
   size_t extra = debug_canary(h) ? DEBUG_EXTRA : 0;
   *need = size + extra;
   if (size <= SIZE_MAX - extra) return true;
-  error_set(EINVAL, "%s(%zu): impossible size", what, size);
+  error_set(ENOMEM, "%s(%zu): impossible size", what, size);
   return false;
 }
 
@@ -238,7 +253,7 @@ void debug_free(pinheap *h, void *p) {
     }
   } else {
     debug_bury(p, 0, usable, debug_poison(h));
-    if (debug_canary(h)) {
+    if (debug_records(h)) {
       VALGRIND_MAKE_MEM_UNDEFINED((char *)p + usable - DEBUG_TRAILER, DEBUG_TRAILER);
       debug_set_record(p, usable, debug_key(p) ^ DEBUG_FREED);
       VALGRIND_MAKE_MEM_NOACCESS((char *)p + usable - DEBUG_TRAILER, DEBUG_TRAILER);
@@ -299,6 +314,15 @@ void debug_block_reused(pinheap *h, void *p, size_t usable, const char *what) {
   char why[200];
   if (debug_poison(h) && !debug_poison_whole(h, p, usable, why, sizeof why))
     error_fatal("%s: block %p: %s", what, p, why);
+}
+
+void debug_block_released(pinheap *h, void *p, size_t usable, const char *what) {
+  if (!debug_poison(h)) return;
+  VALGRIND_MAKE_MEM_DEFINED(p, usable);
+  char why[200];
+  bool whole = debug_poison_whole(h, p, usable, why, sizeof why);
+  VALGRIND_MAKE_MEM_NOACCESS(p, usable);
+  if (!whole) error_fatal("%s: block %p: %s", what, p, why);
 }
 
 struct debug_walk {

@@ -10,10 +10,16 @@
  *   [0, n)         the caller's
  *   [n, U - 8)     canary bytes, at least 8          } PINHEAP_DEBUG_CANARY
  *   [U - 8, U)     n ^ key(p) while live,            } (without it n = U,
- *                  DEBUG_FREED ^ key(p) once freed   }  nothing follows)
+ *                  DEBUG_FREED ^ key(p) once freed   }  nothing follows
+ *                                                    }  a live block; the
+ *                                                    }  freed record with
+ *                                                    }  poison alone)
  *
  * and a freed block is filled with PINHEAP_POISON_BYTE, but for that last
- * word (PINHEAP_DEBUG_POISON). A freed block that a thread's cache hands out
+ * word (PINHEAP_DEBUG_POISON). With any aid, a freed small object waits in
+ * its thread's FIFO of held-back objects (thread.h) before it can be
+ * handed out again, so that a second free made meanwhile finds its record
+ * saying freed; it is checked to be still poisoned when it leaves. A freed block that a thread's cache hands out
  * again is checked to be still poisoned; blocks that come back through
  * jemalloc or the extent manager are not (nothing tells a fresh block from a
  * freed one there).
@@ -71,6 +77,11 @@ size_t debug_usable_size(pinheap *h, const void *p);
 /* A freed block of usable bytes that a thread's cache hands out again:
  * checked to be still poisoned (aborts, naming what, when it is not). */
 void debug_block_reused(pinheap *h, void *p, size_t usable, const char *what);
+
+/* A freed block of usable bytes leaving a thread's hold-back FIFO
+ * (thread.h), still freed: checked to be still poisoned (aborts, naming
+ * what, when it is not). */
+void debug_block_released(pinheap *h, void *p, size_t usable, const char *what);
 
 /* pinheap_destroy's list of the blocks still live, on stderr. */
 void debug_report_live(pinheap *h);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -21,6 +22,8 @@
 /* Regions start on a 2 MiB boundary: huge pages, and jemalloc asks for 2 MiB
  * aligned blocks for its metadata. */
 #define HEAP_REGION_ALIGN ((size_t)2 << 20)
+/* Freed small objects each thread holds back with the debugging aids. */
+#define HEAP_HOLD 256u
 
 PH_EXPORT void pinheap_options_init(pinheap_options *opts) {
   if (!opts) return;
@@ -43,6 +46,48 @@ static bool heap_dynamic(const pinheap *h) { return h->opts.mode != PINHEAP_FIXE
 
 static void heap_release_extent(void *ctx, void *p, size_t bytes);
 static void heap_give_back(pinheap *h, void *p, size_t bytes, const char *what);
+static _Noreturn void heap_foreign(const pinheap *h, const void *p, const char *what, const char *why);
+
+/* Double frees of small objects, without the debugging aids. A freed
+ * small object holds one of two random keys of the heap's in its first 8
+ * bytes (every small size has them): free_key while jemalloc holds it
+ * (from its free, or a thread cache's drain, until jemalloc hands it out
+ * again, when the key is wiped), cached_key while a thread's cache holds
+ * it, and after the cache hands it out again until the caller writes
+ * there (wiping it there costs more than the rare search below). A free
+ * that finds free_key is a second free; one that finds cached_key is when
+ * the object is in the thread's own cache (a search of that one stack, of
+ * at most 256, as glibc's tcache does; an object in another thread's
+ * cache is missed, as there). Costs a load, two comparisons and a store at
+ * free, to bytes the caller touches anyway; a store when jemalloc hands an
+ * object out. The keys are independent: writing some bytes of an object
+ * that holds cached_key never makes free_key of it, and a live object
+ * holding a key by chance, one in 2^64, is not a concern. With the aids,
+ * debug.c keeps its own records instead (freed blocks are poisoned). */
+static PH_ALWAYS_INLINE uint64_t heap_first_word(const void *p) {
+  uint64_t w;
+  memcpy(&w, p, sizeof w);
+  return w;
+}
+
+static PH_ALWAYS_INLINE void heap_set_first_word(void *p, uint64_t w) { memcpy(p, &w, sizeof w); }
+
+/* Whether the small object p of bin b, which holds w, is freed already
+ * (tc: the thread's cache, or NULL). */
+static bool heap_freed(const pinheap *h, const thread_cache *tc, const void *p, unsigned b, uint64_t w) {
+  return w == h->free_key || (w == h->cached_key && tc && thread_bin_holds(&tc->bins[b], p));
+}
+
+/* Aborts, naming what, when the small object p of bin b is freed already. */
+static PH_ALWAYS_INLINE void heap_check_key(const pinheap *h, const thread_cache *tc, const void *p, unsigned b,
+                                            const char *what) {
+  uint64_t w = heap_first_word(p);
+  if (PH_UNLIKELY(w == h->free_key || w == h->cached_key) && heap_freed(h, tc, p, b, w))
+    heap_foreign(h, p, what, "block freed already (a double free)");
+}
+
+static PH_ALWAYS_INLINE void heap_unmark(void *p) { heap_set_first_word(p, 0); }
+
 
 /* Adds to the error why a DYNAMIC heap could not grow, when it could not. */
 static void heap_explain(const pinheap *h) {
@@ -109,11 +154,22 @@ static int heap_validate(const pinheap_options *o) {
 
 PH_EXPORT int pinheap_options_check(const pinheap_options *opts) { return heap_validate(opts); }
 
-static unsigned heap_default_arenas(void) {
+/* What an arena takes of a FIXED region or a DYNAMIC heap's cap, for good:
+ * jemalloc's metadata and the first grant it keeps, 2 MiB each (hooks.c). */
+#define HEAP_ARENA_BYTES ((size_t)4 << 20)
+
+/* The least region (or cap) a heap of arenas arenas works in: theirs, and
+ * one 2 MiB extent more for what is allocated. */
+static size_t heap_least_size(unsigned arenas) { return arenas * HEAP_ARENA_BYTES + ((size_t)2 << 20); }
+
+/* How many arenas the heap may make: opts.arenas, or one per online CPU. */
+static unsigned heap_arena_count(const pinheap *h) {
+  if (h->opts.arenas) return h->opts.arenas;
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   if (n < 1) n = 1;
   return n > (long)HEAP_MAX_ARENAS ? HEAP_MAX_ARENAS : (unsigned)n;
 }
+
 
 static int heap_check_jemalloc_page(size_t page) {
   size_t je_page = 0, sz = sizeof je_page;
@@ -220,6 +276,73 @@ static void heap_close_memory(pinheap *h) {
 static void heap_destroy_arenas(pinheap *h) {
   for (unsigned i = 0; i < h->narenas; i++) hooks_arena_destroy(&h->arenas[i]);
   h->narenas = 0;
+  pthread_mutex_destroy(&h->arena_lock);
+}
+
+/* The reserve's piece of arena i (heap.h). */
+static char *heap_arena_piece(const pinheap *h, unsigned i) {
+  return h->arena_reserve - (size_t)(i + 1) * HEAP_ARENA_BYTES;
+}
+
+/* Bytes of the reserve kept for arenas not made yet. */
+static size_t heap_reserve_unused(const pinheap *h) {
+  return h->arena_reserve ? (size_t)(h->arenas_max - atomic_load(&h->narenas)) * HEAP_ARENA_BYTES : 0;
+}
+
+/* Makes the next arena; arena_lock held, or the heap not yet shared. 0, or
+ * -1 with the error set; then no other is made (the reserve's pieces left
+ * go back to the manager). */
+static int heap_add_arena(pinheap *h) {
+  unsigned i = atomic_load_explicit(&h->narenas, memory_order_relaxed);
+  char *piece = h->arena_reserve ? heap_arena_piece(h, i) : NULL;
+  if (hooks_arena_create(&h->arenas[i], &h->grants, piece,
+                         piece ? HEAP_ARENA_BYTES : 0, h->arena_reserve_pristine) != 0) {
+    for (unsigned j = i + 1; h->arena_reserve && j < h->arenas_max; j++)
+      em_free(&h->em, heap_arena_piece(h, j), HEAP_ARENA_BYTES);
+    atomic_store(&h->arenas_max, i);
+    return -1;
+  }
+  h->arena_index[i] = h->arenas[i].index;
+  atomic_store_explicit(&h->narenas, i + 1, memory_order_release);
+  return 0;
+}
+
+/* The arena of a thread's new cache: the slots taken in turn, each arena
+ * made when its slot is first taken; when one cannot be made (no room
+ * left), one that exists. */
+static unsigned heap_arena_for(void *ctx) {
+  pinheap *h = ctx;
+  unsigned slot = atomic_fetch_add_explicit(&h->next_arena, 1, memory_order_relaxed) % atomic_load(&h->arenas_max);
+  unsigned n = atomic_load_explicit(&h->narenas, memory_order_acquire);
+  if (slot >= n) {
+    int saved = errno; /* a failure here is no failure of the caller's */
+    pthread_mutex_lock(&h->arena_lock);
+    while ((n = atomic_load_explicit(&h->narenas, memory_order_relaxed)) <= slot && heap_add_arena(h) == 0) {
+    }
+    pthread_mutex_unlock(&h->arena_lock);
+    errno = saved;
+  }
+  return h->arena_index[slot < n ? slot : slot % n];
+}
+
+/* From the kernel's random bytes for the process (no syscall), mixed with
+ * the heap's address; never 0, which fresh memory holds. */
+static void heap_init_free_key(pinheap *h) {
+  uint64_t r[2] = {0x9E3779B97F4A7C15ull, (uintptr_t)h};
+  const void *at = (const void *)getauxval(AT_RANDOM);
+  if (at) memcpy(r, at, sizeof r);
+  /* Independent: a caller that writes some bytes of an object handed out
+   * with cached_key must not make free_key of it. */
+  uint64_t mix = (uintptr_t)h * 0xBF58476D1CE4E5B9ull;
+  h->free_key = (r[0] ^ mix) | 1;
+  h->cached_key = (r[1] ^ (mix >> 29) ^ 0x94D049BB133111EBull) | 1;
+  if (h->cached_key == h->free_key) h->cached_key ^= 2;
+  /* The caches' drains mark what they hand to jemalloc; with the aids
+   * nothing is marked (debug.c keeps the records), and freed small objects
+   * are held back from reuse for a while (thread.h), so that a second free
+   * made meanwhile finds its record saying "freed". */
+  h->threads.free_mark = h->debug ? 0 : h->free_key;
+  h->threads.hold = h->debug & PINHEAP_DEBUG_ALL ? HEAP_HOLD : 0;
 }
 
 PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
@@ -246,31 +369,64 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
   h->large_threshold = opts->large_threshold;
   pthread_mutex_init(&h->reclaim_lock, NULL);
   gate_init(&h->gate);
-  if (heap_check_jemalloc_page(h->page) != 0 || sizeclass_init(&h->classes) != 0) goto fail;
+  if (heap_check_jemalloc_page(h->page) != 0 || sizeclass_init(&h->classes, h->page) != 0) goto fail;
   /* jemalloc serves only its small classes: its large sizes would round up
    * and keep the rest of their grants to themselves. */
   if (h->large_threshold > h->classes.max) h->large_threshold = h->classes.max;
   if (heap_fixed(h) && heap_open_region(h) != 0) goto fail;
   if (heap_dynamic(h) && dynamic_open(h) != 0) goto fail_region;
-  unsigned want = opts->arenas ? opts->arenas : heap_default_arenas();
-  for (unsigned i = 0; i < want; i++) {
-    if (hooks_arena_create(&h->arenas[i], &h->grants)) {
+  /* The least the arenas take, checked once the region is had (a layer
+   * that obtains regions on several processes at once keeps them in step
+   * up to there): a FIXED heap keeps room for all of them, a DYNAMIC one's
+   * cap must hold the first (the others are made while it has room). */
+  h->arenas_max = heap_arena_count(h);
+  size_t limit = heap_fixed(h) ? h->region.size : h->opts.size;
+  unsigned counted = heap_fixed(h) ? h->arenas_max : 1;
+  size_t least = heap_least_size(counted);
+  if (limit && limit < least) {
+    error_set(ENOMEM,
+              "pinheap_create: a %s of %zu bytes is too small: %s %u jemalloc arena%s take%s %zu MiB of it for good "
+              "(metadata and a first grant each; %s) and the heap needs 2 MiB more; the least size that works is "
+              "%zu bytes (%zu MiB)",
+              heap_fixed(h) ? "region" : "cap", limit, heap_fixed(h) ? "its" : "its first", counted,
+              counted > 1 ? "s" : "", counted > 1 ? "" : "s", counted * (HEAP_ARENA_BYTES >> 20),
+              opts->arenas ? "as many as opts.arenas (PINHEAP_ARENAS) asks" : "one per CPU; opts.arenas (PINHEAP_ARENAS) sets fewer",
+              least, least >> 20);
+    goto fail_region;
+  }
+  /* A FIXED heap keeps its arenas' room at the top of the region, as if
+   * they were made now, so that those made later sit there too rather
+   * than where the top of the free space is then. */
+  if (heap_fixed(h) && opts->policy == PINHEAP_POLICY_TWO_ENDED) {
+    size_t bytes = h->arenas_max * HEAP_ARENA_BYTES;
+    char *at = (char *)util_align_down((uintptr_t)h->region.base + h->region.size - bytes, HEAP_REGION_ALIGN);
+    if (!em_alloc_at(&h->em, at, bytes, &h->arena_reserve_pristine)) {
+      error_set(ENOMEM, "pinheap_create: no room for the arenas at the top of the region");
+      goto fail_region;
+    }
+    h->arena_reserve = at + bytes;
+  }
+  /* One arena now (a FIXED heap with the bump policy: all), the others when
+   * threads first need them. */
+  pthread_mutex_init(&h->arena_lock, NULL);
+  unsigned now = heap_fixed(h) && !h->arena_reserve ? h->arenas_max : 1;
+  for (unsigned i = 0; i < now; i++) {
+    if (heap_add_arena(h) != 0) {
       heap_explain(h);
       heap_destroy_arenas(h);
       goto fail_region;
     }
-    h->arena_index[i] = h->arenas[i].index;
-    h->narenas++;
   }
   if (thread_registry_init(&h->threads, &h->classes, h->page,
                            /* the bump policy never reuses a freed extent */
                            opts->policy == PINHEAP_POLICY_TWO_ENDED ? heap_release_extent : NULL, h,
-                           h->arena_index, h->narenas) != 0) {
+                           heap_arena_for, h) != 0) {
     error_set(ENOMEM, "pinheap_create: cannot set up thread caches");
     heap_destroy_arenas(h);
     goto fail_region;
   }
   h->debug = debug_flags(opts->debug);
+  heap_init_free_key(h);
   debug_open(h);
   if (fork_add(h) != 0) {
     debug_close(h);
@@ -320,7 +476,9 @@ PH_EXPORT void pinheap_destroy(pinheap *h) {
   munmap(h, sizeof *h);
 }
 
+/* arena_lock first: making an arena takes none of the others. */
 void heap_fork_prepare(pinheap *h) {
+  pthread_mutex_lock(&h->arena_lock);
   pthread_mutex_lock(&h->reclaim_lock);
   thread_fork_prepare(&h->threads);
   gate_close(&h->gate);
@@ -330,6 +488,7 @@ void heap_fork_parent(pinheap *h) {
   gate_open(&h->gate);
   thread_fork_parent(&h->threads);
   pthread_mutex_unlock(&h->reclaim_lock);
+  pthread_mutex_unlock(&h->arena_lock);
 }
 
 /* The gate first: emptying the dead threads' caches calls the hooks. */
@@ -337,6 +496,7 @@ void heap_fork_child(pinheap *h) {
   gate_reset(&h->gate);
   thread_fork_child(&h->threads);
   pthread_mutex_unlock(&h->reclaim_lock);
+  pthread_mutex_unlock(&h->arena_lock);
 }
 
 /* Opens a fork section (heap.h) for a thread that may change the heap: its
@@ -357,7 +517,8 @@ static void heap_leave(pinheap *h, thread_cache *tc) {
 void heap_reclaim(pinheap *h) {
   pthread_mutex_lock(&h->reclaim_lock);
   thread_flush_all(&h->threads);
-  for (unsigned i = 0; i < h->narenas; i++) hooks_arena_purge(&h->arenas[i]);
+  unsigned n = atomic_load_explicit(&h->narenas, memory_order_acquire);
+  for (unsigned i = 0; i < n; i++) hooks_arena_purge(&h->arenas[i]);
   pthread_mutex_unlock(&h->reclaim_lock);
 }
 
@@ -401,24 +562,51 @@ static size_t heap_limit(const pinheap *h) {
 static bool heap_impossible(pinheap *h, const char *what, size_t size) {
   size_t limit = heap_limit(h);
   if (size <= limit) return false;
-  error_set(EINVAL, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, limit);
+  error_set(ENOMEM, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, limit);
   return true;
+}
+
+/* Whether p, which jemalloc returned for one of the heap's arenas, lies in
+ * the heap's memory. It may not: once a thread's jemalloc state is torn
+ * down (a pthread key destructor that runs after jemalloc's at the thread's
+ * exit), jemalloc serves every mallocx from its own arena 0, whatever arena
+ * and tcache the flags name. */
+static bool heap_jemalloc_ours(const pinheap *h, const void *p) { return pagemap_covers(&h->pm, p); }
+
+static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, bool debug, const char *what);
+
+/* p came from jemalloc's arena 0 (heap_jemalloc_ours): back there with it,
+ * and the request to the large path (an exact page-rounded extent, or a
+ * direct block), which needs no jemalloc. */
+static void *heap_outside(pinheap *h, void *p, size_t size, size_t align, bool zero, bool debug, const char *what) {
+  dallocx(p, MALLOCX_TCACHE_NONE);
+  return heap_large(h, size, align < h->page ? h->page : align, zero, debug, what);
+}
+
+/* jemalloc's flags for a thread without a cache of the heap's (its cache
+ * is gone at its exit, or could not be made): the heap's first arena. */
+static int heap_uncached_flags(const pinheap *h) {
+  return (int)(MALLOCX_ARENA(h->arena_index[0]) | MALLOCX_TCACHE_NONE);
 }
 
 /* jemalloc path: through the thread's tcache, with reclaim and one retry.
  * The bin of every object handed out goes into its page's
  * tag (bin: the request's bin when the caller knows it, else -1), so that
  * its free takes the fast path, and so that a tag left from an earlier use of
- * the page never outlives the first object of a new slab on it. */
-static void *heap_small(pinheap *h, size_t size, int flags, int bin, const char *what) {
+ * the page never outlives the first object of a new slab on it. align: 0
+ * for malloc's; debug as for heap_cached. */
+static void *heap_small(pinheap *h, size_t size, size_t align, bool zero, int bin, bool debug, const char *what) {
   if (size == 0) size = 1; /* mallocx(0) is undefined */
+  int flags = (align ? (int)MALLOCX_ALIGN(align) : 0) | (zero ? MALLOCX_ZERO : 0);
   for (int attempt = 0; attempt < 2; attempt++) {
     thread_cache *tc = thread_enter(&h->threads);
-    if (!tc) return NULL;
-    void *p = mallocx(size, tc->alloc_flags | flags);
-    thread_leave(tc);
+    void *p = mallocx(size, (tc ? tc->alloc_flags : heap_uncached_flags(h)) | flags);
+    if (tc) thread_leave(tc);
     if (p) {
-      pagemap_note_bin(&h->pm, p, bin >= 0 ? (unsigned)bin : sizeclass_bin(&h->classes, sallocx(p, 0)));
+      if (PH_UNLIKELY(!heap_jemalloc_ours(h, p))) return heap_outside(h, p, size, align, zero, debug, what);
+      unsigned b = bin >= 0 ? (unsigned)bin : sizeclass_bin(&h->classes, sallocx(p, 0));
+      pagemap_note_bin(&h->pm, p, b, h->classes.size[b]);
+      if (!debug) heap_unmark(p);
       return p;
     }
     if (attempt == 0) heap_reclaim(h);
@@ -433,7 +621,7 @@ static void *heap_small(pinheap *h, size_t size, int flags, int bin, const char 
 static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bool debug, const char *what) {
   unsigned bin = sizeclass_bin(&h->classes, size);
   thread_cache *tc = thread_enter(&h->threads);
-  if (PH_UNLIKELY(!tc)) return NULL;
+  if (PH_UNLIKELY(!tc)) return heap_small(h, size, 0, zero, (int)bin, debug, what);
   void *p = thread_bin_pop(&tc->bins[bin]);
   if (PH_LIKELY(p != NULL)) {
     thread_leave(tc);
@@ -444,11 +632,13 @@ static PH_ALWAYS_INLINE void *heap_cached(pinheap *h, size_t size, bool zero, bo
   p = mallocx(size ? size : 1, tc->alloc_flags | (zero ? MALLOCX_ZERO : 0));
   thread_leave(tc);
   if (PH_LIKELY(p != NULL)) {
-    pagemap_note_bin(&h->pm, p, bin);
+    if (PH_UNLIKELY(!heap_jemalloc_ours(h, p))) return heap_outside(h, p, size, 0, zero, debug, what);
+    pagemap_note_bin(&h->pm, p, bin, h->classes.size[bin]);
+    if (!debug) heap_unmark(p);
     return p;
   }
   heap_reclaim(h); /* then jemalloc once more, reclaiming again if need be */
-  return heap_small(h, size, zero ? MALLOCX_ZERO : 0, (int)bin, what);
+  return heap_small(h, size, 0, zero, (int)bin, debug, what);
 }
 
 /* dynamic_direct_alloc in a section. */
@@ -470,13 +660,13 @@ void *heap_direct_plain(pinheap *h, size_t size, size_t grow_from, const char *w
 static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, bool debug, const char *what) {
   size_t bytes = util_align_up(size, h->page);
   if (bytes == 0 || bytes > heap_limit(h)) {
-    error_set(EINVAL, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, heap_limit(h));
+    error_set(ENOMEM, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, heap_limit(h));
     return NULL;
   }
   if (heap_dynamic(h) && (bytes >= h->opts.direct_threshold || bytes / h->page > PAGEMAP_MAX_PAGES))
     return heap_direct_alloc(h, size, align, zero, 0, what);
   if (bytes / h->page > PAGEMAP_MAX_PAGES) {
-    error_set(EINVAL, "%s(%zu): impossible size: above %zu pages", what, size, (size_t)PAGEMAP_MAX_PAGES);
+    error_set(ENOMEM, "%s(%zu): impossible size: above %zu pages", what, size, (size_t)PAGEMAP_MAX_PAGES);
     return NULL;
   }
   size_t pages = bytes / h->page;
@@ -530,7 +720,7 @@ static PH_ALWAYS_INLINE void *heap_alloc(pinheap *h, size_t size, size_t align, 
    * jemalloc's small classes, go to the large path: jemalloc would ask the
    * hooks for more and keep the rest to itself. */
   if (align <= h->page && size <= h->large_threshold && util_align_up(size, align) <= h->classes.max)
-    return heap_small(h, size, (int)MALLOCX_ALIGN(align) | (zero ? MALLOCX_ZERO : 0), -1, what);
+    return heap_small(h, size, align, zero, -1, debug, what);
   return heap_large(h, size, align < h->page ? h->page : align, zero, debug, what);
 }
 
@@ -548,7 +738,7 @@ PH_EXPORT void *pinheap_calloc(pinheap *h, size_t count, size_t size) {
   if (heap_bad_handle(h, "pinheap_calloc")) return NULL;
   size_t total;
   if (__builtin_mul_overflow(count, size, &total)) {
-    error_set(EINVAL, "pinheap_calloc(%zu, %zu): the product overflows", count, size);
+    error_set(ENOMEM, "pinheap_calloc(%zu, %zu): impossible size: the product overflows", count, size);
     return NULL;
   }
   if (PH_UNLIKELY(h->debug)) return debug_alloc(h, total, 0, true, "pinheap_calloc");
@@ -599,14 +789,26 @@ static size_t heap_classify(pinheap *h, const void *p, bool *direct, const char 
   return used;
 }
 
-static void heap_small_free(pinheap *h, void *p) {
+/* Interior pointers of small objects. A page's tag says where on the page
+ * the objects of its bin b start (pagemap.h):
+ * aborts, naming what, unless an object starts at p. */
+static PH_ALWAYS_INLINE void heap_check_start(const pinheap *h, const void *p, uint32_t tag, unsigned b,
+                                              const char *what) {
+  if (PH_UNLIKELY(!sizeclass_starts(&h->classes, b, p, PAGEMAP_PHASE_OF(tag))))
+    heap_foreign(h, p, what, "pointer is inside a block, not at its start");
+}
+
+/* Aborts, naming what, unless p, one of jemalloc's objects to a heap
+ * without the debugging aids, is a live object at its start. */
+static void heap_check_live(pinheap *h, void *p, const char *what) {
+  uint32_t tag = pagemap_get(&h->pm, p);
+  int bin = PAGEMAP_BIN_OF(tag);
+  if (bin < 0) heap_foreign(h, p, what, "pointer is not a live block (inside a block)");
+  heap_check_start(h, p, tag, (unsigned)bin, what);
   thread_cache *tc = thread_enter(&h->threads);
-  if (tc) {
-    dallocx(p, tc->free_flags);
-    thread_leave(tc);
-  } else {
-    dallocx(p, MALLOCX_TCACHE_NONE);
-  }
+  bool freed = heap_freed(h, tc, p, (unsigned)bin, heap_first_word(p));
+  if (tc) thread_leave(tc);
+  if (freed) heap_foreign(h, p, what, "block freed already (a double free)");
 }
 
 /* Gives a large block's extent (its head tag already cleared) back to the
@@ -647,7 +849,8 @@ static bool heap_direct_free(pinheap *h, void *p) {
   return freed;
 }
 
-static PH_ALWAYS_INLINE void heap_free(pinheap *h, void *p) {
+/* debug: a constant, as for heap_cached. */
+static PH_ALWAYS_INLINE void heap_free(pinheap *h, void *p, bool debug) {
   _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
   if (PH_UNLIKELY(!slot)) {
     if (heap_dynamic(h) && heap_direct_free(h, p)) return;
@@ -656,20 +859,42 @@ static PH_ALWAYS_INLINE void heap_free(pinheap *h, void *p) {
   uint32_t tag = atomic_load_explicit(slot, memory_order_acquire);
   int bin = PAGEMAP_BIN_OF(tag);
   if (PH_LIKELY(bin >= 0)) {
+    heap_check_start(h, p, tag, (unsigned)bin, "pinheap_free");
     thread_cache *tc = thread_enter(&h->threads);
     if (PH_LIKELY(tc != NULL)) {
-      if (PH_UNLIKELY(!thread_bin_push(&tc->bins[bin], p))) sdallocx(p, h->classes.size[bin], tc->free_flags);
+      if (!debug) heap_check_key(h, tc, p, (unsigned)bin, "pinheap_free");
+      unsigned b = (unsigned)bin;
+      if (debug && tc->held.limit) {
+        if (!thread_fifo_push(&tc->held, p, b, &p, &b)) {
+          thread_leave(tc);
+          return;
+        }
+        debug_block_released(h, p, h->classes.size[b], "pinheap_free");
+      }
+      if (PH_LIKELY(thread_bin_push(&tc->bins[b], p))) {
+        if (!debug) heap_set_first_word(p, h->cached_key);
+      } else {
+        if (!debug) heap_set_first_word(p, h->free_key);
+        sdallocx(p, h->classes.size[b], tc->free_flags);
+      }
       thread_leave(tc);
-      return;
+    } else {
+      if (!debug) {
+        heap_check_key(h, NULL, p, (unsigned)bin, "pinheap_free");
+        heap_set_first_word(p, h->free_key);
+      }
+      dallocx(p, MALLOCX_TCACHE_NONE);
     }
+    return;
   }
-  if (heap_classify_tag(h, p, tag, "pinheap_free") == 0)
-    heap_small_free(h, p);
-  else
-    heap_large_free(h, p, slot);
+  /* Every object handed out had its page tagged with its bin (heap_small,
+   * heap_cached): a small page without one holds no object's start. */
+  if (PAGEMAP_IS_SMALL(tag)) heap_foreign(h, p, "pinheap_free", "pointer is not a live block (inside a block)");
+  heap_classify_tag(h, p, tag, "pinheap_free");
+  heap_large_free(h, p, slot);
 }
 
-void heap_free_plain(pinheap *h, void *p) { heap_free(h, p); }
+void heap_free_plain(pinheap *h, void *p) { heap_free(h, p, true); }
 
 PH_EXPORT void pinheap_free(pinheap *h, void *p) {
   if (!p) return;
@@ -678,15 +903,20 @@ PH_EXPORT void pinheap_free(pinheap *h, void *p) {
     debug_free(h, p);
     return;
   }
-  heap_free(h, p);
+  heap_free(h, p, false);
 }
 
 size_t heap_usable_plain(pinheap *h, const void *p, heap_kind *kind, const char *what) {
   *kind = HEAP_SMALL;
   /* A small object's page names its bin: no lookup in jemalloc. */
   _Atomic uint32_t *slot = pagemap_slot(&h->pm, p);
-  int bin = slot ? PAGEMAP_BIN_OF(atomic_load_explicit(slot, memory_order_acquire)) : -1;
-  if (bin >= 0) return h->classes.size[bin];
+  uint32_t tag = slot ? atomic_load_explicit(slot, memory_order_acquire) : 0;
+  int bin = PAGEMAP_BIN_OF(tag);
+  if (bin >= 0) {
+    heap_check_start(h, p, tag, (unsigned)bin, what);
+    return h->classes.size[bin];
+  }
+  if (PAGEMAP_IS_SMALL(tag)) heap_foreign(h, p, what, "pointer is not a live block (inside a block)");
   bool direct;
   size_t bytes = heap_classify(h, p, &direct, what);
   if (bytes) {
@@ -782,17 +1012,22 @@ PH_EXPORT void *pinheap_realloc(pinheap *h, void *p, size_t size) {
   if (PH_UNLIKELY(h->debug)) return debug_realloc(h, p, size);
   bool direct = false;
   size_t old_large = heap_classify(h, p, &direct, "pinheap_realloc");
+  if (!old_large) heap_check_live(h, p, "pinheap_realloc");
   if (heap_impossible(h, "pinheap_realloc", size)) return NULL;
   if (direct) return heap_direct_realloc(h, p, old_large, size);
   if (old_large == 0) {
     if (size > h->large_threshold) return heap_move(h, p, sallocx(p, 0), size);
     for (int attempt = 0; attempt < 2; attempt++) {
       thread_cache *tc = thread_enter(&h->threads);
-      if (!tc) return NULL;
+      if (!tc) return heap_move(h, p, sallocx(p, 0), size);
       void *q = rallocx(p, size, tc->alloc_flags);
       thread_leave(tc);
       if (q) {
-        pagemap_note_bin(&h->pm, q, sizeclass_bin(&h->classes, sallocx(q, 0)));
+        /* rallocx keeps to the arena named, even where mallocx would not
+         * (heap_jemalloc_ours). */
+        if (!heap_jemalloc_ours(h, q)) error_fatal("pinheap_realloc(%p): jemalloc moved the block out of the heap", p);
+        unsigned b = sizeclass_bin(&h->classes, sallocx(q, 0));
+        pagemap_note_bin(&h->pm, q, b, h->classes.size[b]);
         return q;
       }
       if (attempt == 0) heap_reclaim(h);
@@ -845,7 +1080,8 @@ PH_EXPORT int pinheap_get_stats(pinheap *h, pinheap_stats *out) {
   memset(out, 0, sizeof *out);
   hooks_stats_refresh();
   size_t small = 0;
-  for (unsigned i = 0; i < h->narenas; i++) small += hooks_arena_allocated(&h->arenas[i]);
+  unsigned n = atomic_load_explicit(&h->narenas, memory_order_acquire);
+  for (unsigned i = 0; i < n; i++) small += hooks_arena_allocated(&h->arenas[i]);
   out->large_allocated = atomic_load(&h->large_bytes);
   out->large_blocks = atomic_load(&h->large_blocks);
   em_stats s;
@@ -916,10 +1152,13 @@ int heap_check(pinheap *h) {
   em_walk_free(&h->em, heap_check_free_untagged, &walk);
   broken += walk.broken;
   gate_leave(&h->gate);
-  if (h->opts.policy == PINHEAP_POLICY_TWO_ENDED && s.free_bytes + bytes + cached + small_pages * h->page != s.capacity) {
+  size_t reserved = heap_reserve_unused(h);
+  if (h->opts.policy == PINHEAP_POLICY_TWO_ENDED &&
+      s.free_bytes + bytes + cached + small_pages * h->page + reserved != s.capacity) {
     fprintf(stderr,
-            "heap: free %zu + large %zu + cached %zu + jemalloc's %zu bytes should equal the region's %zu\n",
-            s.free_bytes, bytes, cached, small_pages * h->page, s.capacity);
+            "heap: free %zu + large %zu + cached %zu + jemalloc's %zu + kept for arenas %zu bytes should equal the "
+            "region's %zu\n",
+            s.free_bytes, bytes, cached, small_pages * h->page, reserved, s.capacity);
     broken++;
   }
   return broken;

@@ -47,6 +47,8 @@ struct pinheap {
   size_t page;
   size_t large_threshold; /* requests above it take the large path */
   unsigned debug;         /* opts.debug, and DEBUG_VALGRIND (debug.h): any bit sends every call through debug.c */
+  uint64_t cached_key;    /* random, in a small object freed into a thread's cache (heap.c) */
+  uint64_t free_key;      /* random, in a small object freed into jemalloc (heap.c) */
   local_options local_opts;
   pinheap_provider local;            /* the local provider, when opts.provider is NULL */
   const pinheap_provider *provider;
@@ -58,7 +60,19 @@ struct pinheap {
   _Atomic size_t large_bytes;
   _Atomic size_t large_blocks;
   _Atomic size_t peak_seen; /* high-water mark of in_use as stats calls and direct blocks saw it */
-  unsigned narenas;
+  /* Arenas are made on first use (heap_arena_for): arenas[0 .. narenas) are
+   * live, published by narenas (release), never more than arenas_max;
+   * arena_lock serializes their making. */
+  _Atomic unsigned narenas;
+  _Atomic unsigned arenas_max; /* lowered to narenas when one cannot be made */
+  _Atomic unsigned next_arena; /* round robin over the arena slots */
+  pthread_mutex_t arena_lock;
+  /* FIXED (two-ended): arenas_max pieces of HEAP_ARENA_BYTES ending at
+   * arena_reserve, near the top of the region, taken from the manager at
+   * creation, arena i's the i-th from there down (NULL: none); those of
+   * arenas not made yet count as in use. */
+  char *arena_reserve;
+  bool arena_reserve_pristine;
   unsigned arena_index[HEAP_MAX_ARENAS];
   hooks_arena arenas[HEAP_MAX_ARENAS];
   thread_registry threads;

@@ -38,11 +38,17 @@ void *hooks_take(hooks_shared *s, size_t size, size_t align, bool *pristine) {
 }
 
 /* A grant for jemalloc, or NULL; the gate passed. */
-static void *hooks_grant_new(hooks_shared *s, void *new_addr, size_t size, size_t alignment, bool *zero,
+static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_t alignment, bool *zero,
                              bool *commit) {
+  hooks_shared *s = ha->shared;
   bool pristine = false;
   void *p;
-  if (new_addr)
+  if (!new_addr && size <= ha->reserve_left && !(ha->reserve & (alignment - 1))) {
+    p = (void *)ha->reserve;
+    pristine = ha->reserve_pristine;
+    ha->reserve += size;
+    ha->reserve_left -= size;
+  } else if (new_addr)
     p = em_alloc_at(s->em, new_addr, size, &pristine) ? new_addr : NULL;
   else
     p = hooks_take(s, size, alignment, &pristine);
@@ -78,7 +84,7 @@ static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t 
   (void)arena_ind;
   hooks_shared *s = ((hooks_arena *)h)->shared;
   if (!gate_try(s->gate)) return NULL;
-  void *p = hooks_grant_new(s, new_addr, size, alignment, zero, commit);
+  void *p = hooks_grant_new((hooks_arena *)h, new_addr, size, alignment, zero, commit);
   gate_leave(s->gate);
   return p;
 }
@@ -181,14 +187,25 @@ static const extent_hooks_t hooks_managed = {
     .merge = hooks_merge,
 };
 
-int hooks_arena_create(hooks_arena *ha, hooks_shared *shared) {
+/* Gives back to the manager what is left of the arena's reserve. */
+static void hooks_reserve_return(hooks_arena *ha) {
+  if (ha->reserve_left) em_free(ha->shared->em, (void *)ha->reserve, ha->reserve_left);
+  ha->reserve_left = 0;
+}
+
+int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, void *reserve, size_t reserve_bytes,
+                       bool reserve_pristine) {
   memset(ha, 0, sizeof *ha);
   ha->shared = shared;
   ha->hooks = hooks_managed;
+  ha->reserve = (uintptr_t)reserve;
+  ha->reserve_left = reserve_bytes;
+  ha->reserve_pristine = reserve_pristine;
   size_t sz = sizeof ha->index;
   extent_hooks_t *hp = &ha->hooks;
   int err = mallctl("arenas.create", &ha->index, &sz, &hp, sizeof hp);
   if (err) {
+    hooks_reserve_return(ha);
     error_set(err == EAGAIN ? ENOMEM : err, "cannot create a jemalloc arena: arenas.create: %s", strerror(err));
     return -1;
   }
@@ -198,6 +215,7 @@ int hooks_arena_create(hooks_arena *ha, hooks_shared *shared) {
       (err = hooks_arena_set(ha->index, "muzzy_decay_ms", &decay, sizeof decay)) ||
       (err = hooks_arena_set(ha->index, "retain_grow_limit", &limit, sizeof limit))) {
     hooks_arena_destroy(ha);
+    hooks_reserve_return(ha);
     error_set(ENOMEM, "cannot configure jemalloc arena %u: %s", ha->index, strerror(err));
     return -1;
   }
@@ -207,10 +225,12 @@ int hooks_arena_create(hooks_arena *ha, hooks_shared *shared) {
   void *warm = mallocx(1, (int)(MALLOCX_ARENA(ha->index) | MALLOCX_TCACHE_NONE));
   if (!warm) {
     hooks_arena_destroy(ha);
+    hooks_reserve_return(ha);
     error_set(ENOMEM, "cannot start jemalloc arena %u: the region is too small for it", ha->index);
     return -1;
   }
   dallocx(warm, MALLOCX_TCACHE_NONE);
+  hooks_reserve_return(ha);
   return 0;
 }
 

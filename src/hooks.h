@@ -73,11 +73,21 @@ typedef struct hooks_arena {
   extent_hooks_t hooks;
   hooks_shared *shared;
   unsigned index; /* jemalloc's arena index */
+  /* FIXED: a piece of the region taken from the manager for this arena
+   * beforehand, from which its first extents come (its metadata and first
+   * grant), so that they sit where the heap placed the piece. */
+  uintptr_t reserve;
+  size_t reserve_left;
+  bool reserve_pristine; /* never handed out: reads as zero */
 } hooks_arena;
 
-/* Creates an arena that takes its extents from shared's manager. 0, or -1
- * with the error set. */
-int hooks_arena_create(hooks_arena *ha, hooks_shared *shared);
+/* Creates an arena that takes its extents from shared's manager.
+ * reserve_bytes at reserve, taken from the manager already (0: none), serve
+ * its first extents while they fit; what is left of them goes back to the
+ * manager before it returns. 0, or -1 with the error set (the reserve given
+ * back). */
+int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, void *reserve, size_t reserve_bytes,
+                       bool reserve_pristine);
 /* Destroys the arena; every tcache that may hold its objects must be gone. */
 void hooks_arena_destroy(hooks_arena *ha);
 /* Hands the arena's unused dirty and muzzy extents back. */

@@ -38,12 +38,19 @@ static int meta_grow(meta_pool *p) {
   c->next = p->chunks;
   p->chunks = c;
   size_t header = (sizeof *c + 15) & ~(size_t)15;
-  for (char *r = (char *)mem + header; r + p->record_size <= (char *)mem + bytes; r += p->record_size) {
-    *(void **)r = p->free_list;
-    p->free_list = r;
-    p->capacity++;
+  /* The records not carved yet of the chunk before stay free. */
+  for (; p->bump && p->bump + p->record_size <= p->bump_end; p->bump += p->record_size) {
+    *(void **)p->bump = p->free_list;
+    p->free_list = p->bump;
   }
+  p->bump = (char *)mem + header;
+  p->bump_end = p->bump + (bytes - header) / p->record_size * p->record_size;
+  p->capacity += (bytes - header) / p->record_size;
   return 0;
+}
+
+static size_t meta_uncarved(const meta_pool *p) {
+  return p->bump ? (size_t)(p->bump_end - p->bump) / p->record_size : 0;
 }
 
 int meta_reserve(meta_pool *p, size_t n) {
@@ -53,9 +60,14 @@ int meta_reserve(meta_pool *p, size_t n) {
 }
 
 void *meta_alloc(meta_pool *p) {
-  if (!p->free_list && meta_grow(p) != 0) return NULL;
   void *r = p->free_list;
-  p->free_list = *(void **)r;
+  if (r) {
+    p->free_list = *(void **)r;
+  } else {
+    if (p->bump == p->bump_end && meta_grow(p) != 0) return NULL;
+    r = p->bump;
+    p->bump += p->record_size;
+  }
   p->live++;
   memset(r, 0, p->record_size);
   return r;
@@ -70,9 +82,9 @@ void meta_free(meta_pool *p, void *rec) {
 int meta_check(const meta_pool *p) {
   size_t free_count = 0;
   for (void *r = p->free_list; r && free_count <= p->capacity; r = *(void **)r) free_count++;
-  if (free_count + p->live != p->capacity) {
-    fprintf(stderr, "meta: %zu free + %zu live records should equal the capacity %zu\n", free_count, p->live,
-            p->capacity);
+  if (free_count + meta_uncarved(p) + p->live != p->capacity) {
+    fprintf(stderr, "meta: %zu free + %zu not carved + %zu live records should equal the capacity %zu\n", free_count,
+            meta_uncarved(p), p->live, p->capacity);
     return 1;
   }
   return 0;

@@ -3,8 +3,10 @@
  * that jemalloc's extent hooks may allocate metadata without reentering
  * jemalloc.
  *
- * Invariants: every record is either on the free list or handed out; chunks
- * are only returned to the system by meta_fini.
+ * Invariants: every record is on the free list, handed out, or not yet
+ * carved from the newest chunk ([bump, bump_end): carved in order, so that
+ * a pool touches only the pages of the records it used); chunks are only
+ * returned to the system by meta_fini.
  *
  * Not thread-safe: synchronization is the caller's.
  */
@@ -18,6 +20,7 @@ typedef struct meta_chunk meta_chunk;
 typedef struct meta_pool {
   size_t record_size;
   void *free_list;
+  char *bump, *bump_end; /* the newest chunk's records not yet carved */
   meta_chunk *chunks;
   size_t live;     /* records handed out */
   size_t capacity; /* records in all chunks */
@@ -30,7 +33,8 @@ void *meta_alloc(meta_pool *p);
 void meta_free(meta_pool *p, void *rec);
 /* Makes sure n records can be had without asking the system; 0 on success. */
 int meta_reserve(meta_pool *p, size_t n);
-/* Number of broken invariants (free list length + live = capacity). */
+/* Number of broken invariants (free list length + not carved + live =
+ * capacity). */
 int meta_check(const meta_pool *p);
 
 #endif

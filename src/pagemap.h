@@ -7,8 +7,12 @@
  *                       free, in a thread cache, or inside a large block
  *   PAGEMAP_SMALL       the page belongs to an extent jemalloc took through
  *                       the hooks (slabs, its metadata);
- *                       PAGEMAP_SMALL_BIN(b) also says that the objects
- *                       starting on the page are of jemalloc bin b
+ *                       PAGEMAP_SMALL_OBJ(b, phase) also says that the
+ *                       objects starting on the page are of jemalloc bin b,
+ *                       at the offsets that phase takes to a multiple of
+ *                       b's size (a slab's objects tile it from its
+ *                       page-aligned start: they start every size of b
+ *                       from the first one on the page)
  *   PAGEMAP_RETURNED    jemalloc gave the page back, but the rest of its grant
  *                       is still in jemalloc (see hooks.h)
  *   npages << 1 (>= 2)  the first page of a large block of npages pages
@@ -42,9 +46,13 @@
 
 #define PAGEMAP_SMALL 1u
 #define PAGEMAP_RETURNED 3u
-#define PAGEMAP_SMALL_BIN(b) (PAGEMAP_SMALL | (((uint32_t)(b) + 1) << 2))
+#define PAGEMAP_PHASE_SHIFT 10
+#define PAGEMAP_SMALL_OBJ(b, phase) \
+  (PAGEMAP_SMALL | (((uint32_t)(b) + 1) << 2) | ((uint32_t)(phase) << PAGEMAP_PHASE_SHIFT))
 /* The bin of a small tag, or -1 when the tag names none. */
-#define PAGEMAP_BIN_OF(tag) ((((tag)&3u) == PAGEMAP_SMALL) ? (int)((tag) >> 2) - 1 : -1)
+#define PAGEMAP_BIN_OF(tag) ((((tag)&3u) == PAGEMAP_SMALL) ? (int)(((tag) >> 2) & 0xFFu) - 1 : -1)
+/* The phase of a small tag with a bin. */
+#define PAGEMAP_PHASE_OF(tag) ((tag) >> PAGEMAP_PHASE_SHIFT)
 #define PAGEMAP_IS_SMALL(tag) (((tag)&3u) == PAGEMAP_SMALL)
 #define PAGEMAP_MAX_PAGES (UINT32_MAX >> 1)
 
@@ -130,11 +138,14 @@ bool pagemap_resize_large(pagemap *pm, void *addr, size_t old_pages, size_t new_
  * large block's head. */
 size_t pagemap_take_large(_Atomic uint32_t *slot);
 
-/* Records that the object at p, in a page jemalloc holds, is of bin b. */
-static inline void pagemap_note_bin(pagemap *pm, const void *p, unsigned b) {
+/* Records that the object at p, in a page jemalloc holds, is of bin b, of
+ * size bytes: its page's tag names the bin and where on the page its
+ * objects start (bins: at most 255; sizes: below 2^22). */
+static inline void pagemap_note_bin(pagemap *pm, const void *p, unsigned b, uint32_t size) {
   _Atomic uint32_t *slot = pagemap_slot(pm, p);
-  if (atomic_load_explicit(slot, memory_order_relaxed) != PAGEMAP_SMALL_BIN(b))
-    atomic_store_explicit(slot, PAGEMAP_SMALL_BIN(b), memory_order_relaxed);
+  uint32_t first = (uint32_t)((uintptr_t)p & (((uintptr_t)1 << pm->page_shift) - 1)) % size;
+  uint32_t tag = PAGEMAP_SMALL_OBJ(b, first ? size - first : 0);
+  if (atomic_load_explicit(slot, memory_order_relaxed) != tag) atomic_store_explicit(slot, tag, memory_order_relaxed);
 }
 
 /* Calls visit on every large block of the live chunks (its address and

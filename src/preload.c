@@ -3,7 +3,18 @@
  * of an unmodified program is served by one heap configured from the
  * environment (pinheap_options_from_env; default FIXED of PINHEAP_SIZE,
  * 4 GiB when unset), so the program's whole heap lives in the heap's memory.
- * PINHEAP_STATS=1 prints the heap's stats to stderr at exit.
+ * The heap is set up at the program's first allocation, with one jemalloc
+ * arena (the others as threads come): a program that allocates nothing pays
+ * for nothing but loading the library, which carries its own copy of
+ * jemalloc (CMakeLists.txt).
+ *
+ * PINHEAP_STATS (a boolean, or "all") prints the heap's stats to stderr at
+ * exit: of the process it was given to (and of what that process execs in
+ * its place), not of its children, unless "all". The first process marks
+ * the environment with its pid (PINHEAP_PRELOAD_PID) so that its children
+ * know they are children; it does so only when it has something to say.
+ * A SIMPLE heap has no size (heap.h): PINHEAP_SIZE given with it is
+ * reported once, by the first process.
  *
  * Calls made while the heap is being set up, or from inside the heap's own
  * set-up of a thread (glibc's pthread_setspecific may calloc), are served by
@@ -15,14 +26,18 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "error.h"
 #include "heap.h"
 #include "pinheap.h"
@@ -57,19 +72,25 @@ static void *preload_boot_alloc(size_t size, size_t align) {
 
 static size_t preload_boot_size(const void *p) { return ((const size_t *)p)[-1]; }
 
-/* A copy of stderr taken at start-up: programs such as coreutils close
- * stderr at exit before the stats are printed. */
+/* Whether this process prints the stats at exit (its pid, 0: no), and a
+ * copy of stderr taken when the heap is set up: programs such as coreutils
+ * close stderr at exit before the stats are printed. The copy is
+ * close-on-exec, and high, away from the descriptors a program counts on
+ * being next. */
+static pid_t preload_stats_pid;
 static int preload_stats_fd = -1;
 
 static void preload_print_stats(void) {
   pinheap_stats s;
-  if (!preload_heap || pinheap_get_stats(preload_heap, &s) != 0) return;
+  /* A child forked without exec runs the handlers too: not its stats. */
+  if (getpid() != preload_stats_pid || !preload_heap || pinheap_get_stats(preload_heap, &s) != 0) return;
   char buf[512];
   int n = snprintf(buf, sizeof buf,
                    "pinheap: capacity %zu, in use %zu, free %zu, largest free %zu, free extents %zu, allocated %zu, "
-                   "peak in use %zu, large blocks %zu (%zu bytes)\n",
+                   "peak in use %zu, large blocks %zu (%zu bytes), arenas %u of %u\n",
                    s.capacity, s.in_use, s.free_bytes, s.largest_free, s.free_extents, s.allocated, s.peak_in_use,
-                   s.large_blocks, s.large_allocated);
+                   s.large_blocks, s.large_allocated, atomic_load(&preload_heap->narenas),
+                   atomic_load(&preload_heap->arenas_max));
   if (n > 0) {
     ssize_t w = write(preload_stats_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
     (void)w;
@@ -84,10 +105,40 @@ static void preload_init(void) {
   if (pinheap_options_from_env(&o) != 0) error_fatal("libpinheap-preload: %s", pinheap_last_error());
   preload_heap = pinheap_create(&o);
   if (!preload_heap) error_fatal("libpinheap-preload: %s", pinheap_last_error());
-  const char *stats = getenv("PINHEAP_STATS");
-  if (stats && strcmp(stats, "1") == 0 && (preload_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)) >= 0)
-    atexit(preload_print_stats);
+  if (preload_stats_pid) {
+    preload_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 1000);
+    if (preload_stats_fd < 0) preload_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (preload_stats_fd >= 0) atexit(preload_print_stats);
+  }
   preload_depth--;
+}
+
+/* At load, before the program runs: what this process is to say, from the
+ * environment (the heap itself waits for the first allocation). */
+__attribute__((constructor)) static void preload_start(void) {
+  const char *stats = getenv("PINHEAP_STATS"), *mark = getenv("PINHEAP_PRELOAD_PID");
+  pid_t self = getpid();
+  /* The first process, or the program it exec'd in its place. */
+  bool first = !mark || strtol(mark, NULL, 10) == (long)self;
+  bool all = stats && strcasecmp(stats, "all") == 0, on = false;
+  if (stats && !all && env_parse_bool(stats, &on) != 0)
+    error_fatal("libpinheap-preload: pinheap_options_from_env: PINHEAP_STATS=\"%s\" is not one of 0, 1, yes, no, "
+                "true, false, on, off, all",
+                stats);
+  if (all || (on && first)) preload_stats_pid = self;
+  const char *mode = getenv("PINHEAP_MODE"), *size = getenv("PINHEAP_SIZE");
+  bool noted = false;
+  if (first && mode && strcasecmp(mode, "simple") == 0 && size) {
+    error_report("libpinheap-preload: PINHEAP_SIZE=%s is ignored: a SIMPLE heap takes ordinary memory as it grows, "
+                 "without a cap (said once, by the first process)",
+                 size);
+    noted = true;
+  }
+  if (!mark && (on || noted)) {
+    char pid[24];
+    snprintf(pid, sizeof pid, "%ld", (long)self);
+    setenv("PINHEAP_PRELOAD_PID", pid, 1);
+  }
 }
 
 /* The heap, or NULL when the call must go to the bootstrap area. */
@@ -182,9 +233,30 @@ PH_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
   return 0;
 }
 
-PH_EXPORT void *aligned_alloc(size_t align, size_t size) { return preload_aligned(align, size); }
+/* memalign's alignment in glibc 2.36, whose aligned_alloc is the same
+ * function: up to 16, malloc's (16 here too: jemalloc's smallest class is
+ * only 8-aligned); one that is not a power of two is rounded up to one, 32
+ * at least; above SIZE_MAX / 2 + 1 there is none (0). */
+static size_t preload_glibc_alignment(size_t align) {
+  if (align <= 16) return 16;
+  if (align > SIZE_MAX / 2 + 1) return 0;
+  size_t a = 32;
+  while (a < align) a <<= 1;
+  return a;
+}
 
-PH_EXPORT void *memalign(size_t align, size_t size) { return preload_aligned(align, size); }
+static void *preload_memalign(size_t align, size_t size) {
+  size_t a = preload_glibc_alignment(align);
+  if (!a) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return preload_aligned(a, size);
+}
+
+PH_EXPORT void *aligned_alloc(size_t align, size_t size) { return preload_memalign(align, size); }
+
+PH_EXPORT void *memalign(size_t align, size_t size) { return preload_memalign(align, size); }
 
 PH_EXPORT void *valloc(size_t size) { return preload_aligned((size_t)sysconf(_SC_PAGESIZE), size); }
 
@@ -196,4 +268,81 @@ PH_EXPORT void *pvalloc(size_t size) {
     return NULL;
   }
   return preload_aligned(page, rounded);
+}
+
+/* glibc's introspection calls, answered for the heap (until it exists, for
+ * an empty one). */
+static pinheap_stats preload_stats(void) {
+  pinheap_stats s = {0};
+  pinheap *h = preload_get();
+  if (h) pinheap_get_stats(h, &s);
+  return s;
+}
+
+/* arena: the bytes the heap manages; ordblks: its free extents; hblks and
+ * hblkhd: its large blocks; uordblks: the bytes allocated; fordblks: the
+ * free bytes; usmblks: the peak in use; keepcost: the largest free extent. */
+PH_EXPORT struct mallinfo2 mallinfo2(void) {
+  pinheap_stats s = preload_stats();
+  return (struct mallinfo2){.arena = s.capacity,
+                            .ordblks = s.free_extents,
+                            .hblks = s.large_blocks,
+                            .hblkhd = s.large_allocated,
+                            .usmblks = s.peak_in_use,
+                            .uordblks = s.allocated,
+                            .fordblks = s.free_bytes,
+                            .keepcost = s.largest_free};
+}
+
+/* The same in int fields, which saturate. */
+PH_EXPORT struct mallinfo mallinfo(void) {
+  struct mallinfo2 m = mallinfo2();
+#define PRELOAD_INT(v) ((v) > INT_MAX ? INT_MAX : (int)(v))
+  return (struct mallinfo){.arena = PRELOAD_INT(m.arena),
+                           .ordblks = PRELOAD_INT(m.ordblks),
+                           .hblks = PRELOAD_INT(m.hblks),
+                           .hblkhd = PRELOAD_INT(m.hblkhd),
+                           .usmblks = PRELOAD_INT(m.usmblks),
+                           .uordblks = PRELOAD_INT(m.uordblks),
+                           .fordblks = PRELOAD_INT(m.fordblks),
+                           .keepcost = PRELOAD_INT(m.keepcost)};
+#undef PRELOAD_INT
+}
+
+/* pinheap_trim: every cache emptied back into the heap. 1: memory may have
+ * been released. */
+PH_EXPORT int malloc_trim(size_t pad) {
+  (void)pad;
+  pinheap *h = preload_get();
+  if (h) pinheap_trim(h);
+  return 1;
+}
+
+/* glibc's layout, with the heap's figures: system bytes are what it
+ * manages, in use bytes what is allocated, the mmap lines its large
+ * blocks. */
+PH_EXPORT void malloc_stats(void) {
+  pinheap_stats s = preload_stats();
+  fprintf(stderr,
+          "Arena 0:\nsystem bytes     = %10zu\nin use bytes     = %10zu\nTotal (incl. mmap):\n"
+          "system bytes     = %10zu\nin use bytes     = %10zu\nmax mmap regions = %10zu\nmax mmap bytes   = %10zu\n",
+          s.capacity, s.allocated, s.capacity, s.allocated, s.large_blocks, s.large_allocated);
+}
+
+/* XML as glibc's, with the heap's figures. options must be 0. */
+PH_EXPORT int malloc_info(int options, FILE *fp) {
+  if (options != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  pinheap_stats s = preload_stats();
+  fprintf(fp,
+          "<malloc version=\"pinheap-1\">\n<heap nr=\"0\">\n"
+          "<total type=\"allocated\" size=\"%zu\"/>\n<total type=\"large\" count=\"%zu\" size=\"%zu\"/>\n"
+          "<total type=\"free\" count=\"%zu\" size=\"%zu\"/>\n<total type=\"largest_free\" size=\"%zu\"/>\n"
+          "<system type=\"current\" size=\"%zu\"/>\n<system type=\"in_use\" size=\"%zu\"/>\n"
+          "<system type=\"max\" size=\"%zu\"/>\n</heap>\n</malloc>\n",
+          s.allocated, s.large_blocks, s.large_allocated, s.free_extents, s.free_bytes, s.largest_free, s.capacity,
+          s.in_use, s.peak_in_use);
+  return 0;
 }

@@ -6,7 +6,7 @@
 
 #include "error.h"
 
-int sizeclass_init(sizeclass *sc) {
+int sizeclass_init(sizeclass *sc, size_t page) {
   unsigned nbins = 0;
   size_t sz = sizeof nbins;
   if (mallctl("arenas.nbins", &nbins, &sz, NULL, 0) != 0 || nbins == 0 || nbins > SIZECLASS_MAX_BINS) {
@@ -25,6 +25,10 @@ int sizeclass_init(sizeclass *sc) {
       return -1;
     }
     sc->size[b] = (uint32_t)size;
+    uint32_t shift = (uint32_t)__builtin_ctzll(size), odd = (uint32_t)(size >> shift), inverse = odd;
+    for (int i = 0; i < 5; i++) inverse *= 2 - odd * inverse; /* Newton: correct to 32 bits */
+    sc->div[b] = (struct sizeclass_div){
+        .inverse = inverse, .limit = UINT32_MAX / odd, .low = (1u << shift) - 1, .page_mask = (uint32_t)page - 1};
   }
   sc->max = sc->size[nbins - 1];
   unsigned b = 0;
@@ -38,6 +42,17 @@ int sizeclass_init(sizeclass *sc) {
 
 int sizeclass_check(const sizeclass *sc) {
   int broken = 0;
+  for (unsigned b = 0; b < sc->nbins; b++) {
+    uint32_t s = sc->size[b];
+    /* From a page-aligned address: at its start, and 8 bytes in. */
+    uintptr_t page = (uintptr_t)sc->div[b].page_mask + 1;
+    if (!sizeclass_starts(sc, b, (const void *)page, 0) || !sizeclass_starts(sc, b, (const void *)(page + 8), s - 8) ||
+        (s > 8 && sizeclass_starts(sc, b, (const void *)(page + 8), 0))) {
+      fprintf(stderr, "sizeclass: bin %u (%u bytes): its divisor (%#x, %#x, %u) should tell object starts\n", b, s,
+              sc->div[b].inverse, sc->div[b].low, sc->div[b].limit);
+      broken++;
+    }
+  }
   for (size_t n = 1; n <= sc->max; n++) {
     unsigned b = sizeclass_bin(sc, n);
     if (sc->size[b] < n || (b > 0 && sc->size[b - 1] >= n)) {

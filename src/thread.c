@@ -14,6 +14,9 @@
 
 bool thread_asymmetric;
 _Thread_local thread_last_used thread_last __attribute__((tls_model("initial-exec")));
+/* Set when the thread's exit tore down one of its caches: from then on it
+ * gets no new one, which no destructor would be left to tear down. */
+static _Thread_local bool thread_exiting __attribute__((tls_model("initial-exec")));
 static _Atomic uint64_t thread_next_id = 1;
 static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
 
@@ -39,7 +42,15 @@ static void thread_heavy_fence(void) {
 static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
   for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
     thread_bin *bin = &tc->bins[b];
-    while (bin->count) dallocx(bin->slots[--bin->count], tc->free_flags);
+    while (bin->count) {
+      void *p = bin->slots[--bin->count];
+      if (reg->free_mark) memcpy(p, &reg->free_mark, sizeof reg->free_mark);
+      dallocx(p, tc->free_flags);
+    }
+  }
+  for (; tc->held.count; tc->held.count--) {
+    dallocx(tc->held.slots[tc->held.head], tc->free_flags);
+    tc->held.head = tc->held.head + 1 == tc->held.limit ? 0 : tc->held.head + 1;
   }
   for (unsigned i = 0; i < THREAD_EXTENT_PAGES; i++) {
     thread_bin *ext = &tc->extents[i];
@@ -62,6 +73,7 @@ static void thread_cache_release(thread_registry *reg, thread_cache *tc) {
 
 static void thread_exit(void *arg) {
   thread_cache *tc = arg;
+  thread_exiting = true;
   if (thread_last.tc == tc) thread_last = (thread_last_used){0, NULL};
   thread_registry *reg = tc->registry;
   pthread_mutex_lock(&reg->lock);
@@ -72,7 +84,7 @@ static void thread_exit(void *arg) {
 
 int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t page,
                          void (*release_extent)(void *ctx, void *addr, size_t bytes), void *release_ctx,
-                         const unsigned *arenas, unsigned narenas) {
+                         unsigned (*arena_for)(void *ctx), void *arena_ctx) {
   pthread_once(&thread_once, thread_detect_membarrier);
   reg->head = NULL;
   reg->page = page;
@@ -80,9 +92,10 @@ int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t 
   reg->release_ctx = release_ctx;
   reg->id = atomic_fetch_add(&thread_next_id, 1);
   reg->classes = classes;
-  reg->arenas = arenas;
-  reg->narenas = narenas;
-  atomic_init(&reg->next_arena, 0);
+  reg->arena_for = arena_for;
+  reg->arena_ctx = arena_ctx;
+  reg->free_mark = 0;
+  reg->hold = 0;
   meta_init(&reg->pool, sizeof(thread_cache));
   if (pthread_mutex_init(&reg->lock, NULL) != 0) return -1;
   if (pthread_key_create(&reg->key, thread_exit) != 0) {
@@ -102,6 +115,7 @@ void thread_registry_fini(thread_registry *reg) {
 }
 
 static thread_cache *thread_cache_create(thread_registry *reg) {
+  unsigned arena = reg->arena_for(reg->arena_ctx);
   unsigned id;
   size_t sz = sizeof id;
   int err = mallctl("tcache.create", &id, &sz, NULL, 0);
@@ -117,8 +131,7 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
     error_set(ENOMEM, "cannot create a thread cache: no memory for its record");
     return NULL;
   }
-  unsigned slot = atomic_fetch_add(&reg->next_arena, 1) % reg->narenas;
-  tc->arena = reg->arenas[slot];
+  tc->arena = arena;
   tc->tcache = id;
   tc->alloc_flags = (int)(MALLOCX_ARENA(tc->arena) | MALLOCX_TCACHE(id));
   tc->free_flags = (int)MALLOCX_TCACHE(id);
@@ -136,8 +149,11 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
     tc->extents[i].limit = limit < 2 ? 2 : limit;
     slots += tc->extents[i].limit;
   }
+  tc->held.limit = reg->hold;
+  slots += reg->hold;
   if (slots) {
-    tc->slot_bytes = slots * sizeof(void *);
+    /* The FIFO's bin numbers after every stack's slots. */
+    tc->slot_bytes = slots * sizeof(void *) + reg->hold;
     void *mem = mmap(NULL, tc->slot_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) {
       meta_free(&reg->pool, tc);
@@ -151,6 +167,8 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
     for (unsigned b = 0; b < SIZECLASS_MAX_BINS; used += tc->bins[b].limit, b++) tc->bins[b].slots = tc->slot_memory + used;
     for (unsigned i = 0; i < THREAD_EXTENT_PAGES; used += tc->extents[i].limit, i++)
       tc->extents[i].slots = tc->slot_memory + used;
+    tc->held.slots = tc->slot_memory + used;
+    tc->held.bins = (uint8_t *)(tc->slot_memory + used + reg->hold);
   }
   tc->next = reg->head;
   if (reg->head) reg->head->prev = tc;
@@ -164,6 +182,7 @@ thread_cache *thread_enter_slow(thread_registry *reg) {
   for (;;) {
     thread_cache *tc = pthread_getspecific(reg->key);
     if (!tc) {
+      if (thread_exiting) return NULL;
       tc = thread_cache_create(reg);
       if (!tc) return NULL;
     }
@@ -232,6 +251,8 @@ void thread_walk_cached(thread_registry *reg, void (*visit)(void *p, size_t byte
       for (uint32_t i = 0; i < tc->bins[b].count; i++) visit(tc->bins[b].slots[i], reg->classes->size[b], arg);
     for (unsigned e = 0; e < THREAD_EXTENT_PAGES; e++)
       for (uint32_t i = 0; i < tc->extents[e].count; i++) visit(tc->extents[e].slots[i], (e + 1) * reg->page, arg);
+    for (uint32_t i = 0, at = tc->held.head; i < tc->held.count; i++, at = at + 1 == tc->held.limit ? 0 : at + 1)
+      visit(tc->held.slots[at], reg->classes ? reg->classes->size[tc->held.bins[at]] : 0, arg);
   }
   pthread_mutex_unlock(&reg->lock);
 }
@@ -272,6 +293,12 @@ int thread_check(thread_registry *reg) {
                 tc->extents[i].limit);
         broken++;
       }
+    }
+    if (tc->held.count > tc->held.limit || tc->held.limit != reg->hold ||
+        (tc->held.limit && tc->held.head >= tc->held.limit)) {
+      fprintf(stderr, "thread: held-back FIFO of %u entries from %u, limit %u (the registry's %u)\n", tc->held.count,
+              tc->held.head, tc->held.limit, reg->hold);
+      broken++;
     }
     for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
       if (tc->bins[b].count > tc->bins[b].limit) {

@@ -59,6 +59,13 @@ typedef struct thread_bin {
 /* The top of the stack, or NULL when empty. */
 static inline void *thread_bin_pop(thread_bin *b) { return b->count ? b->slots[--b->count] : NULL; }
 
+/* Whether p is on the stack: O(count). */
+static inline bool thread_bin_holds(const thread_bin *b, const void *p) {
+  for (uint32_t i = 0; i < b->count; i++)
+    if (b->slots[i] == p) return true;
+  return false;
+}
+
 /* Pushes p; false when the stack is full. */
 static inline bool thread_bin_push(thread_bin *b, void *p) {
   if (b->count >= b->limit) return false;
@@ -67,6 +74,38 @@ static inline bool thread_bin_push(thread_bin *b, void *p) {
 }
 
 #define THREAD_EXTENT_PAGES 16
+
+/* A FIFO of freed small objects held back from reuse (with the debugging
+ * aids): an object waits until `limit` later frees of its thread have
+ * pushed it out, so that a second free of it in that time finds it freed
+ * rather than handed out again. Invariant: count <= limit; entry i (0 the
+ * oldest) is slots[(head + i) % limit], of bin bins[(head + i) % limit]. */
+typedef struct thread_fifo {
+  void **slots;
+  uint8_t *bins;
+  uint32_t head;
+  uint32_t count;
+  uint32_t limit;
+} thread_fifo;
+
+/* Appends p of bin b; when full, first takes out the oldest entry into
+ * *out and *out_bin and returns true. */
+static inline bool thread_fifo_push(thread_fifo *q, void *p, unsigned b, void **out, unsigned *out_bin) {
+  bool evicted = false;
+  if (q->count == q->limit) {
+    *out = q->slots[q->head];
+    *out_bin = q->bins[q->head];
+    q->head = q->head + 1 == q->limit ? 0 : q->head + 1;
+    q->count--;
+    evicted = true;
+  }
+  uint32_t at = q->head + q->count;
+  if (at >= q->limit) at -= q->limit;
+  q->slots[at] = p;
+  q->bins[at] = (uint8_t)b;
+  q->count++;
+  return evicted;
+}
 
 typedef struct thread_cache {
   _Atomic int busy;
@@ -82,6 +121,7 @@ typedef struct thread_cache {
   size_t slot_bytes;
   thread_bin bins[SIZECLASS_MAX_BINS];
   thread_bin extents[THREAD_EXTENT_PAGES]; /* extents[i]: extents of i + 1 pages */
+  thread_fifo held;                        /* registry's hold > 0 only */
 } thread_cache;
 
 struct thread_registry {
@@ -95,9 +135,15 @@ struct thread_registry {
   /* Gives a cached extent back to the extent manager (NULL: no extent caches). */
   void (*release_extent)(void *ctx, void *addr, size_t bytes);
   void *release_ctx;
-  const unsigned *arenas;
-  unsigned narenas;
-  _Atomic unsigned next_arena;
+  /* The jemalloc arena a new cache fills from (the heap makes its arenas on
+   * first use): called before the registry's lock is taken. */
+  unsigned (*arena_for)(void *ctx);
+  void *arena_ctx;
+  /* Written into the first 8 bytes of each object a cache hands to jemalloc
+   * (0: nothing written): the heap's mark of a freed object (heap.c). */
+  uint64_t free_mark;
+  /* Entries of each cache's FIFO of held-back objects (0: none). */
+  uint32_t hold;
 };
 
 extern bool thread_asymmetric; /* membarrier available */
@@ -112,16 +158,20 @@ typedef struct thread_last_used {
 extern _Thread_local thread_last_used thread_last __attribute__((tls_model("initial-exec")));
 
 /* classes: the bins whose free lists the caches keep (NULL: none);
- * release_extent: where cached extents go back (NULL: no extent caches). */
+ * release_extent: where cached extents go back (NULL: no extent caches);
+ * arena_for: the arena of each new cache. */
 int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t page,
                          void (*release_extent)(void *ctx, void *addr, size_t bytes), void *release_ctx,
-                         const unsigned *arenas, unsigned narenas);
+                         unsigned (*arena_for)(void *ctx), void *arena_ctx);
 void thread_registry_fini(thread_registry *reg);
 
 thread_cache *thread_enter_slow(thread_registry *reg);
 
-/* The calling thread's cache, marked busy; NULL (errno set) if one could not
- * be made. Pair with thread_leave. */
+/* The calling thread's cache, marked busy; NULL if it has none: one could
+ * not be made (errno set), or the thread is exiting and its caches are
+ * gone already (a pthread key destructor that runs after the registry's; a
+ * new cache would outlive the thread). The caller then goes without one.
+ * Pair with thread_leave. */
 static inline thread_cache *thread_enter(thread_registry *reg) {
   thread_cache *tc = thread_last.tc;
   if (PH_UNLIKELY(thread_last.id != reg->id)) return thread_enter_slow(reg);

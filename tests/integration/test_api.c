@@ -349,18 +349,24 @@ static void test_alloc_errors(void **state) {
   pinheap *h = fixed_heap(64 * MiB, PINHEAP_POLICY_TWO_ENDED);
   pinheap_stats s0 = stats_of(h);
 
-  assert_fails(pinheap_malloc(h, 64 * MiB + page), EINVAL);
-  assert_fails(pinheap_malloc(h, 1024 * MiB), EINVAL);
-  assert_fails(pinheap_malloc(h, SIZE_MAX), EINVAL);
-  assert_fails(pinheap_malloc(h, SIZE_MAX - 100), EINVAL);
-  assert_fails(pinheap_calloc(h, SIZE_MAX / 2, 4), EINVAL);
-  assert_fails(pinheap_calloc(h, 4, SIZE_MAX / 2), EINVAL);
-  assert_fails(pinheap_calloc(h, 1, 65 * MiB), EINVAL);
+  /* Sizes no state of the heap could hold: ENOMEM, as glibc and POSIX say,
+   * with a text that says so; EINVAL is for bad alignments only. */
+  assert_fails(pinheap_malloc(h, 64 * MiB + page), ENOMEM);
+  assert_contains(pinheap_last_error(), "impossible size");
+  assert_fails(pinheap_malloc(h, 1024 * MiB), ENOMEM);
+  assert_fails(pinheap_malloc(h, SIZE_MAX), ENOMEM);
+  assert_contains(pinheap_last_error(), "impossible size");
+  assert_fails(pinheap_malloc(h, SIZE_MAX - 100), ENOMEM);
+  assert_fails(pinheap_calloc(h, SIZE_MAX / 2, 4), ENOMEM);
+  assert_contains(pinheap_last_error(), "impossible size");
+  assert_fails(pinheap_calloc(h, 4, SIZE_MAX / 2), ENOMEM);
+  assert_fails(pinheap_calloc(h, 1, 65 * MiB), ENOMEM);
   assert_fails(pinheap_aligned_alloc(h, 3, 100), EINVAL);
   assert_fails(pinheap_aligned_alloc(h, 0, 100), EINVAL);
   assert_fails(pinheap_aligned_alloc(h, 3, 1 * MiB), EINVAL);
   assert_fails(pinheap_aligned_alloc(h, 48, 64), EINVAL);
-  assert_fails(pinheap_aligned_alloc(h, 4096, 65 * MiB), EINVAL);
+  assert_fails(pinheap_aligned_alloc(h, 4096, 65 * MiB), ENOMEM);
+  assert_fails(pinheap_aligned_alloc(h, 64, SIZE_MAX), ENOMEM);
 
   assert_fails(pinheap_malloc(NULL, 10), EINVAL);
   assert_fails(pinheap_calloc(NULL, 1, 10), EINVAL);
@@ -382,11 +388,11 @@ static void test_alloc_errors(void **state) {
   assert_int_equal(s1.allocated, s0.allocated);
   assert_heap_ok(h);
 
-  /* A failed realloc leaves the block as it was: impossible size (EINVAL). */
+  /* A failed realloc leaves the block as it was: impossible size (ENOMEM). */
   void *small = pinheap_malloc(h, 200);
   assert_non_null(small);
   fill(small, 200, 11);
-  assert_fails(pinheap_realloc(h, small, 65 * MiB), EINVAL);
+  assert_fails(pinheap_realloc(h, small, 65 * MiB), ENOMEM);
   assert_true(check_fill(small, 200, 11));
 
   void *a = pinheap_malloc(h, 20 * MiB);
@@ -395,7 +401,7 @@ static void test_alloc_errors(void **state) {
   assert_non_null(b);
   fill(a, 64 * KiB, 3);
   fill_at(a, 20 * MiB - 64 * KiB, 64 * KiB, 4);
-  assert_fails(pinheap_realloc(h, a, 65 * MiB), EINVAL);
+  assert_fails(pinheap_realloc(h, a, 65 * MiB), ENOMEM);
   assert_true(check_fill(a, 64 * KiB, 3));
 
   /* No room (ENOMEM): a cannot grow in place (b follows it) and no 45 MiB
@@ -1280,21 +1286,21 @@ static void test_simple_mode(void **state) {
 }
 
 /* An impossible size (more than the address space: above PTRDIFF_MAX) is
- * EINVAL in a SIMPLE heap too, for every allocating function. */
+ * ENOMEM in a SIMPLE heap too, for every allocating function. */
 static void test_simple_impossible_size(void **state) {
   (void)state;
   pinheap *h = simple_heap();
   void *p = pinheap_malloc(h, 64);
   assert_non_null(p);
   memset(p, 0x3c, 64);
-  assert_fails(pinheap_realloc(h, p, SIZE_MAX), EINVAL);
-  assert_fails(pinheap_realloc(h, p, (size_t)PTRDIFF_MAX + 1), EINVAL);
+  assert_fails(pinheap_realloc(h, p, SIZE_MAX), ENOMEM);
+  assert_fails(pinheap_realloc(h, p, (size_t)PTRDIFF_MAX + 1), ENOMEM);
   assert_int_equal(((unsigned char *)p)[63], 0x3c);
-  assert_fails(pinheap_aligned_alloc(h, 64, SIZE_MAX), EINVAL);
-  assert_fails(pinheap_calloc(h, SIZE_MAX / 2, 4), EINVAL);
-  assert_fails(pinheap_malloc(h, SIZE_MAX), EINVAL);
-  assert_fails(pinheap_malloc(h, (size_t)PTRDIFF_MAX + 1), EINVAL);
-  assert_fails(pinheap_calloc(h, 1, SIZE_MAX), EINVAL);
+  assert_fails(pinheap_aligned_alloc(h, 64, SIZE_MAX), ENOMEM);
+  assert_fails(pinheap_calloc(h, SIZE_MAX / 2, 4), ENOMEM);
+  assert_fails(pinheap_malloc(h, SIZE_MAX), ENOMEM);
+  assert_fails(pinheap_malloc(h, (size_t)PTRDIFF_MAX + 1), ENOMEM);
+  assert_fails(pinheap_calloc(h, 1, SIZE_MAX), ENOMEM);
   pinheap_free(h, p);
   assert_heap_ok(h);
   pinheap_destroy(h);
@@ -1446,6 +1452,65 @@ static void test_check_and_destroy_report(void **state) {
   assert_contains(buf, "1 large block");
 }
 
+/* ---- arenas on first use --------------------------------------------- */
+
+struct lazy_job {
+  pinheap *h;
+  pthread_barrier_t *all_in;
+};
+
+static void *lazy_thread(void *arg) {
+  struct lazy_job *j = arg;
+  void *p = pinheap_malloc(j->h, 100); /* this thread's cache, and its arena */
+  pthread_barrier_wait(j->all_in);     /* every thread holds a cache at once */
+  pinheap_free(j->h, p);
+  return NULL;
+}
+
+/* A heap makes one arena at creation and the others as threads first need
+ * them (a process that allocates little pays for one); in a FIXED heap they
+ * all sit in the room kept for them at the top of the region, however late
+ * they come, so that the rest comes back as one free extent. */
+static void test_arenas_on_first_use(void **state) {
+  (void)state;
+  static const pinheap_mode modes[] = {PINHEAP_FIXED, PINHEAP_DYNAMIC, PINHEAP_SIMPLE};
+  for (int m = 0; m < 3; m++) {
+    pinheap_options o;
+    pinheap_options_init(&o);
+    o.mode = modes[m];
+    o.size = modes[m] == PINHEAP_FIXED ? 256 * MiB : 0;
+    o.arenas = 4;
+    pinheap *h = pinheap_create(&o);
+    assert_non_null(h);
+    assert_int_equal(h->narenas, 1);
+    void *keep = pinheap_malloc(h, 3000); /* the main thread's arena: the first */
+    assert_int_equal(h->narenas, 1);
+    /* Blocks that fill the top of the region before the other arenas come. */
+    void *mid[64];
+    for (int i = 0; i < 64; i++) mid[i] = pinheap_malloc(h, 64 * KiB);
+    pthread_barrier_t all_in;
+    pthread_barrier_init(&all_in, NULL, 4);
+    pthread_t t[3];
+    struct lazy_job j = {h, &all_in};
+    for (int i = 0; i < 3; i++) assert_int_equal(pthread_create(&t[i], NULL, lazy_thread, &j), 0);
+    pthread_barrier_wait(&all_in);
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&all_in);
+    assert_int_equal(h->narenas, 4);
+    assert_heap_ok(h);
+    for (int i = 0; i < 64; i++) pinheap_free(h, mid[i]);
+    pinheap_free(h, keep);
+    pinheap_trim(h);
+    assert_heap_ok(h);
+    if (modes[m] == PINHEAP_FIXED) {
+      /* The 4 arenas' 16 MiB at the top, one free extent below them. */
+      pinheap_stats s = stats_of(h);
+      assert_true(s.largest_free >= s.capacity - 16 * MiB - 2 * MiB);
+    }
+    pinheap_destroy(h);
+  }
+}
+
 static void test_destroy_and_independence(void **state) {
   (void)state;
   /* destroy with live blocks, from this thread and from a thread still alive */
@@ -1560,6 +1625,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_provider_options),
       cmocka_unit_test(test_jemalloc_small_classes_only),
       cmocka_unit_test(test_check_and_destroy_report),
+      cmocka_unit_test(test_arenas_on_first_use),
       cmocka_unit_test(test_destroy_and_independence),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

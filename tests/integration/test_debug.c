@@ -148,11 +148,18 @@ static void misuse_child(void *arg) {
     pinheap_free(h, p);
     pinheap_free(h, p);
     break;
-  case WRITE_AFTER_FREE:
+  case WRITE_AFTER_FREE: {
     pinheap_free(h, p);
     p[m->size / 2] = 1;
-    (void)pinheap_malloc(h, m->size); /* the thread's cache hands p out again */
+    /* Small blocks wait in a FIFO of 256 before reuse: 300 more frees push p
+     * out of it, and it is checked then; a larger block is checked when the
+     * thread's cache hands it out again. */
+    void *more[300];
+    for (int i = 0; i < 300; i++) more[i] = pinheap_malloc(h, m->size);
+    for (int i = 0; i < 300; i++) pinheap_free(h, more[i]);
+    (void)pinheap_malloc(h, m->size);
     break;
+  }
   }
 }
 

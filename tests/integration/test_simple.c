@@ -216,12 +216,18 @@ static void write_after_free_child(void *arg) {
   pinheap_free(h, p);
   p[10] = 0x20;
   fprintf(stderr, "wrote into %p\n", (void *)p);
-  pinheap_malloc(h, size); /* the thread's cache hands p out again */
+  /* A small object waits in a FIFO of 256 before reuse: 300 more frees push
+   * p out of it, and it is checked then; a large block is checked when the
+   * thread's cache hands it out again. */
+  void *more[300];
+  for (int i = 0; i < 300; i++) more[i] = pinheap_malloc(h, size);
+  for (int i = 0; i < 300; i++) pinheap_free(h, more[i]);
+  pinheap_malloc(h, size);
   _exit(0);
 }
 
-/* With poison, a write after free is caught when the block is handed out
- * again: a small object and a large block. */
+/* With poison, a write after free is caught when the block leaves the
+ * hold-back FIFO (a small object) or is handed out again (a large block). */
 static void test_poison_catches_write_after_free(void **state) {
   (void)state;
   static const size_t sizes[] = {80, 20 * KiB};

@@ -975,15 +975,20 @@ static size_t online_arenas(void) {
 }
 
 /* pinheap_sym_create(n) in a FIXED heap of size bytes and arenas arenas
- * (0: the default): 0, or the errno. */
+ * (0: the default): 0, or the errno (ENOMEM also when the heap is too
+ * small for its arenas and 2 MiB more, and cannot be made). */
 static int sym_fits(size_t size, unsigned arenas, size_t n) {
   pinheap_options o;
   pinheap_options_init(&o);
   o.mode = PINHEAP_FIXED;
   o.size = size;
   o.arenas = arenas;
+  errno = 0;
   pinheap *heap = pinheap_create(&o);
-  assert_non_null(heap);
+  if (!heap) {
+    assert_contains(pinheap_last_error(), "too small");
+    return errno;
+  }
   errno = 0;
   pinheap_sym *s = pinheap_sym_create(heap, n, &solo, 0);
   int err = s ? 0 : errno;

@@ -31,7 +31,7 @@ check() { # name, mode, then the command; output compared with the reference run
 seq 1 300000 | awk '{print ($1 * 7919) % 100003, $1}' > "$tmp/sort.in"
 for mode in simple fixed dynamic; do
   check "python3 dicts and lists" "$mode" "$py" "$here/dicts.py"
-  check "sqlite3 table and index" "$mode" sh -c "sqlite3 :memory: < '$here/table.sql'"
+  check "sqlite3 table and index" "$mode" sqlite3 :memory: ".read $here/table.sql"
   check "sort, 2 threads" "$mode" sort --parallel=2 -S 50M "$tmp/sort.in"
 done
 

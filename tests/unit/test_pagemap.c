@@ -25,7 +25,7 @@ static void test_tags(void **state) {
   pagemap_set_small(&pm, BASE + 10 * PAGE, 4 * PAGE);
   for (int i = 10; i < 14; i++) assert_int_equal(pagemap_get(&pm, BASE + i * PAGE + 100), PAGEMAP_SMALL);
   assert_int_equal(pagemap_get(&pm, BASE + 14 * PAGE), 0);
-  pagemap_note_bin(&pm, BASE + 11 * PAGE + 64, 5);
+  pagemap_note_bin(&pm, BASE + 11 * PAGE + 64, 5, 48);
   assert_int_equal(PAGEMAP_BIN_OF(pagemap_get(&pm, BASE + 11 * PAGE)), 5);
   assert_int_equal(PAGEMAP_BIN_OF(pagemap_get(&pm, BASE + 10 * PAGE)), -1);
   assert_int_equal(pagemap_count_jemalloc_pages(&pm), 4);

@@ -1,0 +1,228 @@
+/*
+ * Bad frees of small objects (public API): a double free and an interior
+ * pointer print the pointer and abort, in every mode, without the debugging
+ * aids; with them, a double free made after other blocks of the size were
+ * handed out (which, without the aids, would have handed the block out
+ * again) too. Legitimate patterns never abort: blocks freed without being
+ * written, blocks written in part (a byte of their first 8), blocks freed
+ * by another thread. Aborting cases run in child processes (child.h).
+ *
+ * Usage: test_badfree
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "asserts.h"
+#include "child.h"
+#include "pinheap.h"
+
+#define MiB ((size_t)1 << 20)
+
+static pinheap *make_heap(pinheap_mode mode, unsigned debug) {
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.mode = mode;
+  o.size = mode == PINHEAP_FIXED ? 64 * MiB : 0;
+  o.arenas = 1;
+  o.debug = debug;
+  pinheap *h = pinheap_create(&o);
+  if (!h) fail_msg("pinheap_create: %s", pinheap_last_error());
+  return h;
+}
+
+enum misuse {
+  TWICE,              /* free(p); free(p) */
+  TWICE_BETWEEN,      /* free(p); free(q); free(p) */
+  TWICE_AFTER_TRIM,   /* free(p); trim (the caches emptied into jemalloc); free(p) */
+  TWICE_THREAD_GONE,  /* another thread frees p and exits; free(p) */
+  REALLOC_FREED,      /* free(p); realloc(p) */
+  TWICE_AFTER_REUSE,  /* free(p); 100 more mallocs of the size; free(p): with the aids only */
+  INTERIOR_8,         /* free(p + 8), p of 40 bytes */
+  INTERIOR_1,         /* free(p + 1) */
+  INTERIOR_16_OF_64,  /* free(p + 16), p of 64 bytes */
+  INTERIOR_16_OF_48,  /* free(p + 16), p of 40 bytes (a 48-byte class) */
+  INTERIOR_NEXT_PAGE, /* free(p + 4096), p of 10000 bytes */
+};
+
+struct job {
+  pinheap_mode mode;
+  unsigned debug;
+  enum misuse what;
+};
+
+static pinheap *thread_heap;
+static void *thread_free(void *p) {
+  pinheap_free(thread_heap, p);
+  return NULL;
+}
+
+/* In the child: the misuse, after printing the pointer it passes. */
+static void misuse(void *arg) {
+  struct job *j = arg;
+  pinheap *h = make_heap(j->mode, j->debug);
+  size_t size = j->what == INTERIOR_16_OF_64 ? 64 : j->what == INTERIOR_NEXT_PAGE ? 10000 : 40;
+  char *p = pinheap_malloc(h, size), *q = pinheap_malloc(h, size);
+  memset(p, 0, size);
+  memset(q, 0, size);
+  static const size_t off[] = {[INTERIOR_8] = 8, [INTERIOR_1] = 1, [INTERIOR_16_OF_64] = 16, [INTERIOR_16_OF_48] = 16,
+                               [INTERIOR_NEXT_PAGE] = 4096};
+  char *bad = j->what >= INTERIOR_8 ? p + off[j->what] : p;
+  fprintf(stderr, "pointer %p\n", (void *)bad);
+  switch (j->what) {
+  case TWICE:
+    pinheap_free(h, p);
+    break;
+  case TWICE_BETWEEN:
+    pinheap_free(h, p);
+    pinheap_free(h, q);
+    break;
+  case TWICE_AFTER_TRIM:
+    pinheap_free(h, p);
+    pinheap_trim(h);
+    break;
+  case TWICE_THREAD_GONE: {
+    pthread_t t;
+    thread_heap = h;
+    pthread_create(&t, NULL, thread_free, p);
+    pthread_join(t, NULL);
+    break;
+  }
+  case REALLOC_FREED:
+    pinheap_free(h, p);
+    (void)pinheap_realloc(h, p, 100);
+    return;
+  case TWICE_AFTER_REUSE:
+    pinheap_free(h, p);
+    for (int i = 0; i < 100; i++) memset(pinheap_malloc(h, size), 1, size);
+    break;
+  default:
+    break;
+  }
+  pinheap_free(h, bad);
+}
+
+static const char *mode_name(pinheap_mode m) {
+  return m == PINHEAP_SIMPLE ? "simple" : m == PINHEAP_FIXED ? "fixed" : "dynamic";
+}
+
+static void expect_abort(pinheap_mode mode, unsigned debug, enum misuse what, const char *words) {
+  struct job j = {mode, debug, what};
+  child_result r;
+  child_run(misuse, &j, &r);
+  void *bad = NULL;
+  char ptr[32] = "";
+  if (sscanf(r.err, "pointer %p", &bad) == 1) snprintf(ptr, sizeof ptr, "%p", bad);
+  const char *report = strstr(r.err, "pinheap: ");
+  if (!child_aborted(&r) || !ptr[0] || !report || !strstr(report, ptr) || !strstr(report, words))
+    fail_msg("%s, debug %#x, misuse %d: child status %#x, expected an abort naming %s and \"%s\"; stderr \"%s\"",
+             mode_name(mode), debug, (int)what, r.status, ptr, words, r.err);
+}
+
+static const pinheap_mode modes[] = {PINHEAP_SIMPLE, PINHEAP_FIXED, PINHEAP_DYNAMIC};
+
+static void test_double_free(void **state) {
+  (void)state;
+  for (int m = 0; m < 3; m++) {
+    expect_abort(modes[m], 0, TWICE, "double free");
+    expect_abort(modes[m], 0, TWICE_BETWEEN, "double free");
+    expect_abort(modes[m], 0, TWICE_AFTER_TRIM, "double free");
+    expect_abort(modes[m], 0, TWICE_THREAD_GONE, "double free");
+    expect_abort(modes[m], 0, REALLOC_FREED, "freed already");
+  }
+}
+
+static void test_interior(void **state) {
+  (void)state;
+  for (int m = 0; m < 3; m++) {
+    expect_abort(modes[m], 0, INTERIOR_8, "inside a block");
+    expect_abort(modes[m], 0, INTERIOR_1, "inside a block");
+    expect_abort(modes[m], 0, INTERIOR_16_OF_64, "inside a block");
+    expect_abort(modes[m], 0, INTERIOR_16_OF_48, "inside a block");
+    expect_abort(modes[m], 0, INTERIOR_NEXT_PAGE, "inside a block");
+  }
+}
+
+/* With the aids: each double free, and one made after 100 more blocks of
+ * the size were handed out (small objects wait in a FIFO of 256 before
+ * reuse). */
+static void test_debug(void **state) {
+  (void)state;
+  static const unsigned flags[] = {PINHEAP_DEBUG_CANARY, PINHEAP_DEBUG_POISON, PINHEAP_DEBUG_ALL};
+  for (int m = 0; m < 3; m++) {
+    for (int f = 0; f < 3; f++) {
+      expect_abort(modes[m], flags[f], TWICE, "double free");
+      expect_abort(modes[m], flags[f], TWICE_BETWEEN, "double free");
+      expect_abort(modes[m], flags[f], INTERIOR_8, "inside a block");
+      expect_abort(modes[m], flags[f], TWICE_AFTER_REUSE, "double free");
+    }
+  }
+}
+
+/* Legitimate patterns: none aborts (a false report would end the test). */
+struct legit {
+  pinheap *h;
+  void *p;
+};
+
+static void *free_in_thread(void *arg) {
+  struct legit *l = arg;
+  pinheap_free(l->h, l->p);
+  return NULL;
+}
+
+static void test_no_false_reports(void **state) {
+  (void)state;
+  for (int m = 0; m < 3; m++) {
+    for (unsigned debug = 0; debug <= PINHEAP_DEBUG_ALL; debug += PINHEAP_DEBUG_ALL) {
+      pinheap *h = make_heap(modes[m], debug);
+      /* Blocks of every small size freed and handed out again unwritten. */
+      for (size_t n = 0; n <= 14336; n += n < 256 ? 8 : 200) {
+        void *a = pinheap_malloc(h, n), *b = pinheap_calloc(h, 1, n);
+        pinheap_free(h, a);
+        pinheap_free(h, b);
+        a = pinheap_malloc(h, n);
+        pinheap_free(h, a);
+        a = pinheap_realloc(h, pinheap_malloc(h, n), n + 100);
+        pinheap_free(h, a);
+      }
+      /* A block handed out again, written in one byte of its first 8, then
+       * freed: every byte, every value. */
+      for (int k = 0; k < 8; k++) {
+        for (int v = 0; v < 256; v++) {
+          unsigned char *p = pinheap_malloc(h, 40);
+          p[k] = (unsigned char)v;
+          pinheap_free(h, p);
+        }
+      }
+      /* Blocks handed out unwritten, freed by another thread. */
+      for (int i = 0; i < 20; i++) {
+        void *x = pinheap_malloc(h, 40);
+        pinheap_free(h, x);
+        struct legit l = {h, pinheap_malloc(h, 40)};
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, free_in_thread, &l), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+      }
+      assert_int_equal(pinheap_check(h), 0);
+      pinheap_destroy(h);
+    }
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_double_free),
+      cmocka_unit_test(test_interior),
+      cmocka_unit_test(test_debug),
+      cmocka_unit_test(test_no_false_reports),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
