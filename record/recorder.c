@@ -30,10 +30,13 @@
  * (FILE.PID: the header, then its inherited live blocks as allocations) or
  * records nothing, so it never writes into the parent's file.
  *
- * Records reach the file when the buffer is full, at fork and at exit (the
- * end record); a process that ends without exit (_exit, a signal) leaves a
- * trace without its last records and without an end record, which reads as
- * incomplete, never as corrupt.
+ * Records reach the file when the buffer is full, at fork, and when the
+ * process ends by exit or _exit (the end record; _exit and _Exit are
+ * interposed too, as shells and forked children end that way). A process
+ * killed by a signal leaves a trace without its last records and without
+ * an end record, which reads as incomplete, never as corrupt. A vfork
+ * child (posix_spawn) shares the recorder's memory with its parent: its
+ * _exit is passed on untouched.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -69,6 +72,8 @@ static void *(*next_aligned_alloc)(size_t, size_t);
 static void *(*next_memalign)(size_t, size_t);
 static void *(*next_valloc)(size_t);
 static void *(*next_pvalloc)(size_t);
+static void (*next__exit)(int);
+static void (*next__Exit)(int);
 
 static pthread_once_t recorder_once = PTHREAD_ONCE_INIT;
 static _Thread_local int recorder_depth RECORDER_TLS;   /* inside a call of ours: pass through */
@@ -79,6 +84,7 @@ static atomic_uint recorder_threads;
 static pthread_mutex_t recorder_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool recorder_on; /* written under the lock; read without it as a hint */
 static int recorder_fd = -1;
+static pid_t recorder_owner; /* the process whose trace recorder_fd is */
 static bool recorder_children;
 static char recorder_file[PATH_MAX];
 static trace_encoder recorder_enc;
@@ -173,6 +179,7 @@ static void recorder_finish(void) {
 static bool recorder_begin(const char *path, long parent) {
   recorder_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (recorder_fd < 0) return false;
+  recorder_owner = getpid();
   trace_encoder_init(&recorder_enc);
   recorder_records = 0;
   recorder_len = trace_encode_header(recorder_buf);
@@ -204,6 +211,8 @@ static bool recorder_begin(const char *path, long parent) {
     snprintf(line, sizeof line, "%s%s", vars[i][1], v);
     recorder_text(TRACE_INFO, line);
   }
+  /* At once: a process that ends without a word still leaves a trace. */
+  recorder_flush();
   return true;
 }
 
@@ -232,8 +241,10 @@ static void recorder_init(void) {
   RECORDER_RESOLVE(memalign);
   RECORDER_RESOLVE(valloc);
   RECORDER_RESOLVE(pvalloc);
+  RECORDER_RESOLVE(_exit);
+  RECORDER_RESOLVE(_Exit);
   if (!next_malloc || !next_free || !next_calloc || !next_realloc || !next_posix_memalign || !next_aligned_alloc ||
-      !next_memalign || !next_valloc || !next_pvalloc) {
+      !next_memalign || !next_valloc || !next_pvalloc || !next__exit || !next__Exit) {
     static const char msg[] = "libpinheap-record: the malloc functions of the next library are not found\n";
     ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
     (void)w;
@@ -262,9 +273,10 @@ static inline void recorder_ensure(void) {
   if (__builtin_expect(!next_malloc, 0)) pthread_once(&recorder_once, recorder_init);
 }
 
+/* At exit, or _exit of the process that records (not of a vfork child). */
 __attribute__((destructor)) static void recorder_fini(void) {
   pthread_mutex_lock(&recorder_lock);
-  if (atomic_load(&recorder_on)) recorder_finish();
+  if (atomic_load(&recorder_on) && recorder_owner == getpid()) recorder_finish();
   pthread_mutex_unlock(&recorder_lock);
 }
 
@@ -492,6 +504,20 @@ RECORDER_ALIGNED(memalign, (size_t align, size_t size), next_memalign, (align, s
 RECORDER_ALIGNED(valloc, (size_t size), next_valloc, (size), RECORDER_PAGE, size)
 RECORDER_ALIGNED(pvalloc, (size_t size), next_pvalloc, (size), RECORDER_PAGE,
                  size ? (size + RECORDER_PAGE - 1) & ~(RECORDER_PAGE - 1) : RECORDER_PAGE)
+
+RECORDER_EXPORT _Noreturn void _exit(int status) {
+  recorder_ensure();
+  recorder_fini();
+  next__exit(status);
+  __builtin_unreachable();
+}
+
+RECORDER_EXPORT _Noreturn void _Exit(int status) {
+  recorder_ensure();
+  recorder_fini();
+  next__Exit(status);
+  __builtin_unreachable();
+}
 
 /* pinheap_phase of the library, which the program calls: a phase mark. */
 RECORDER_EXPORT void pinheap_phase(const char *name) {

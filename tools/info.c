@@ -37,7 +37,7 @@ int info_main(int argc, char **argv) {
   }
   char h[32];
   printf("  form: %s, version %d, %s\n", r.text ? "text" : "binary", TRACE_VERSION,
-         r.ended ? "complete (an end record)" : "no end record: the program did not exit normally");
+         r.ended ? "complete (an end record)" : "no end record (a recording cut short, or a trace written by hand)");
   printf("  records: %llu:", (unsigned long long)r.records);
   for (int k = TRACE_MALLOC; k < TRACE_END; k++)
     printf(" %s %llu%s", trace_kind_name((trace_kind)k), (unsigned long long)r.by_kind[k], k + 1 < TRACE_END ? "," : "\n");

@@ -130,13 +130,13 @@ int picture_write_svg(const picture *p, FILE *out, const picture_labels *l) {
     fprintf(out,
             "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"black\"/>"
             "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
-            PIC_LEFT - 5, y, PIC_LEFT, y, PIC_LEFT - 8, y + 4, cli_human(a, sizeof a, p->capacity / 4 * (size_t)t));
+            PIC_LEFT - 5, y, PIC_LEFT, y, PIC_LEFT - 8, y + 4, cli_human(a, sizeof a, p->capacity * (size_t)t / 4));
     double x = PIC_LEFT + PIC_PLOT_W * t / 4.0;
     fprintf(out,
             "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"black\"/>"
             "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%llu</text>\n",
             x, PIC_TOP + PIC_PLOT_H, x, PIC_TOP + PIC_PLOT_H + 5, x, PIC_TOP + PIC_PLOT_H + 18,
-            (unsigned long long)(l->events / 4 * (uint64_t)t));
+            (unsigned long long)(l->events * (uint64_t)t / 4));
   }
   fprintf(out,
           "<text x=\"18\" y=\"%d\" transform=\"rotate(-90 18 %d)\" text-anchor=\"middle\">offset in the heap's "

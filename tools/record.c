@@ -62,7 +62,7 @@ static void record_summary(const char *path) {
   size_t heap;
   char h[32];
   if (cli_scan_trace("record", path, &r, &heap) != 0) return;
-  fprintf(stderr, "pinheap record: %s: %llu events from %llu threads, peak live %s (%llu bytes)%s\n", path,
+  fprintf(stderr, "pinheap record: %s: %llu events, threads %llu, peak live %s (%llu bytes)%s\n", path,
           (unsigned long long)r.events, (unsigned long long)r.threads, cli_human(h, sizeof h, r.peak_live_bytes),
           (unsigned long long)r.peak_live_bytes, r.ended ? "" : "; no end record: the program did not exit normally");
 }

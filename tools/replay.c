@@ -113,16 +113,16 @@ static void replay_heap_line(FILE *out, const pinheap_options *o) {
     fprintf(out, " %s (%zu bytes), policy %s", cli_human(a, sizeof a, o->size), o->size, pinheap_policy_name(o->policy));
   else if (o->mode == PINHEAP_DYNAMIC)
     fprintf(out, ", cap %s", o->size ? cli_human(a, sizeof a, o->size) : "none");
-  if (o->arenas) fprintf(out, ", %u arenas", o->arenas);
+  if (o->arenas) fprintf(out, ", arenas %u", o->arenas);
   fputc('\n', out);
 }
 
 static void replay_text(const replay_args *a, const trace_reader *scan, const engine_result *res) {
   char h1[32], h2[32], h3[32], h4[32], call[96];
-  printf("pinheap replay: %s: %llu events, %llu threads, peak live %s (%llu bytes)%s\n", a->trace,
+  printf("pinheap replay: %s: %llu events, threads %llu, peak live %s (%llu bytes)%s\n", a->trace,
          (unsigned long long)scan->events, (unsigned long long)scan->threads,
          cli_human(h1, sizeof h1, scan->peak_live_bytes), (unsigned long long)scan->peak_live_bytes,
-         scan->ended ? "" : "; no end record: the program did not exit normally");
+         scan->ended ? "" : "; no end record (a recording cut short, or a trace written by hand)");
   replay_heap_line(stdout, &a->opts);
   if (!res->created) {
     printf("outcome: FAILED: the heap could not be created: %s\n", res->error);
@@ -132,7 +132,7 @@ static void replay_text(const replay_args *a, const trace_reader *scan, const en
     printf("outcome: completed (%llu requests)\n", (unsigned long long)res->requests);
   } else {
     const engine_failure *f = &res->first;
-    printf("outcome: FAILED: %llu of %llu requests failed (%llu later events on their blocks skipped)\n",
+    printf("outcome: FAILED: %llu of %llu requests failed (later events on their blocks skipped: %llu)\n",
            (unsigned long long)res->failures, (unsigned long long)res->requests, (unsigned long long)res->skipped);
     printf("first failure: event %llu (request %llu%s%s%s): %s with %s live\n", (unsigned long long)f->event,
            (unsigned long long)f->request, f->phase[0] ? ", phase \"" : "", f->phase, f->phase[0] ? "\"" : "",
@@ -142,11 +142,11 @@ static void replay_text(const replay_args *a, const trace_reader *scan, const en
   }
   printf("peak live bytes: %llu (%s)\n", (unsigned long long)res->peak_live, cli_human(h1, sizeof h1, res->peak_live));
   printf("peak in use: %zu (%s)\n", res->end.peak_in_use, cli_human(h1, sizeof h1, res->end.peak_in_use));
-  printf("at the end, after pinheap_trim: %s free in %zu extents, the largest %s\n",
+  printf("at the end, after pinheap_trim: %s free, free extents %zu, the largest %s\n",
          cli_human(h1, sizeof h1, res->end.free_bytes), res->end.free_extents,
          cli_human(h2, sizeof h2, res->end.largest_free));
   if (res->n_samples < 2) return;
-  printf("\nover time (%zu samples; every %zuth shown; in use counts what thread caches keep):\n", res->n_samples,
+  printf("\nover time (samples: %zu, one in %zu shown; in use counts what thread caches keep):\n", res->n_samples,
          (res->n_samples + REPLAY_TABLE_ROWS - 1) / REPLAY_TABLE_ROWS);
   printf("%12s %12s %12s %12s %14s %13s\n", "event", "live", "in use", "free", "largest free", "largest/free");
   size_t every = (res->n_samples + REPLAY_TABLE_ROWS - 1) / REPLAY_TABLE_ROWS;

@@ -203,7 +203,9 @@ static int trace_next_line(trace_reader *r, char **line) {
   if (n < 0) return 0;
   r->offset += (uint64_t)n;
   r->line++;
-  if (memchr(r->line_buf, '\0', (size_t)n)) return trace_fail(r, r->record_offset, "a NUL byte in a text line");
+  if (memchr(r->line_buf, '\0', (size_t)n))
+    return trace_fail(r, r->record_offset, "%s", r->records || r->line > 1 ? "a NUL byte in a text line"
+                                                                         : "not a pinheap trace (binary data)");
   if (n > 0 && r->line_buf[n - 1] == '\n') r->line_buf[--n] = '\0';
   if (n > 0 && r->line_buf[n - 1] == '\r') r->line_buf[--n] = '\0';
   *line = r->line_buf;

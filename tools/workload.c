@@ -314,7 +314,8 @@ static void wl_server(workload *w, const workload_params *p) {
  * Grow-by-realloc: 8 vectors grow at once, each by half its size per step
  * (realloc) from 64 B-4 KiB to a target of 64 KiB-8% of the heap, then live
  * 0-20 steps more and are freed, and a new one starts; one in ten stays to
- * the end. 4-16 small objects per step live 1-10 steps.
+ * the end while those kept hold less than 15% of the heap. 4-16 small
+ * objects per step live 1-10 steps.
  */
 static void wl_grow(workload *w, const workload_params *p) {
   const uint64_t h = p->heap;
@@ -343,7 +344,7 @@ static void wl_grow(workload *w, const workload_params *p) {
         }
         wl_realloc(w, v[i].id, v[i].size);
       } else if (v[i].until <= step) {
-        if (rng_below(&w->r, 10) == 0)
+        if (rng_below(&w->r, 10) == 0 && kept.bytes + v[i].size <= h * 15 / 100)
           wl_push(w, &kept, v[i].id, v[i].size, FOREVER);
         else
           wl_free(w, v[i].id);
@@ -372,7 +373,7 @@ const workload_kind workload_kinds[] = {
      1024 * MIB, 2000, wl_pgas},
     {"server", "server-like: requests of small objects and buffers under 64 KiB, a cache, connections",
      256 * MIB, 20000, wl_server},
-    {"grow", "grow-by-realloc: vectors growing by half per step up to 8% of the heap, small objects", 1024 * MIB,
+    {"grow", "grow-by-realloc: vectors growing by half per step up to 8% of the heap, small objects", 256 * MIB,
      2000, wl_grow},
     {"seq700", "malloc 700 MiB, free it, malloc 1000 MiB (heap 1200 MiB)", 1200 * MIB, 0, wl_seq700},
     {"seq1000", "malloc 1000 MiB, free it, malloc 500 MiB twice (heap 1050 MiB)", 1050 * MIB, 0, wl_seq1000},
