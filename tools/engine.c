@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "blockmap.h"
 #include "cli.h"
@@ -14,6 +16,8 @@ typedef struct engine {
   blockmap blocks; /* id -> (address, bytes) */
   uint64_t live, blocks_live;
   uint64_t next_sample; /* the event after which the next sample is taken */
+  uint64_t release_above; /* resident bytes beyond which pages are given back */
+  bool release;
   unsigned taken;
   char phase[TRACE_MAX_TEXT + 1];
 } engine;
@@ -44,6 +48,28 @@ static void engine_touch(void *p, uint64_t size) {
   volatile unsigned char *b = p;
   b[0] = 0xa5;
   b[size - 1] = 0x5a;
+}
+
+#define ENGINE_RELEASE_MIN ((uint64_t)1 << 30)
+#define ENGINE_RSS_EVERY 1024
+
+/* The process's resident bytes, or 0 when unknown. */
+static uint64_t engine_resident(void) {
+  unsigned long long size = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  if (fscanf(f, "%llu %llu", &size, &resident) != 2) resident = 0;
+  fclose(f);
+  return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* The whole pages inside the block at p of size bytes, back to the system
+ * once the replay holds too much: its blocks hold nothing worth keeping. */
+static void engine_release(const engine *g, void *p, uint64_t size) {
+  if (!g->release) return;
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), b = ((uintptr_t)p + size) & ~(page - 1);
+  if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 /* The sample after event number e (0: at the start), when it is due; at
@@ -102,9 +128,11 @@ static int engine_event(engine *g, const trace_event *ev) {
     q = pinheap_aligned_alloc(g->heap, ev->align, size);
     break;
   case TRACE_REALLOC:
+    engine_release(g, p, bytes);
     q = pinheap_realloc(g->heap, p, size);
     break;
   case TRACE_FREE:
+    engine_release(g, p, bytes);
     pinheap_free(g->heap, p);
     blockmap_take(&g->blocks, ev->id, NULL, NULL);
     g->live -= bytes;
@@ -134,6 +162,7 @@ static int engine_free_one(uint64_t key, uint64_t addr, uint64_t bytes, void *ar
 int engine_run(trace_reader *r, const engine_options *o, engine_result *res) {
   memset(res, 0, sizeof *res);
   engine g = {.o = o, .res = res};
+  g.release_above = o->peak_live * 2 > ENGINE_RELEASE_MIN ? o->peak_live * 2 : ENGINE_RELEASE_MIN;
   blockmap_init(&g.blocks);
   if (o->samples && !(res->samples = calloc((size_t)o->samples + 1, sizeof *res->samples))) {
     snprintf(res->error, sizeof res->error, "no memory for %u samples", o->samples);
@@ -168,6 +197,7 @@ int engine_run(trace_reader *r, const engine_options *o, engine_result *res) {
       break;
     }
     engine_sample_now(&g, res->events);
+    if (!g.release && res->events % ENGINE_RSS_EVERY == 0) g.release = engine_resident() > g.release_above;
     if (o->prog && (res->events & 1023) == 0) progress_update(o->prog, res->events);
     if (o->stop_at_failure && res->failures) break;
   }

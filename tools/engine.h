@@ -2,7 +2,12 @@
  * engine: replays a trace through the library. Each block event of the
  * trace becomes the call it records (pinheap_malloc, _calloc, _realloc,
  * _aligned_alloc, _free) on one heap, in the trace's order, from one
- * thread; new blocks are written at their first and last byte. A request
+ * thread; new blocks are written at their first and last byte. Once the
+ * process holds more than twice the trace's peak live bytes (at least
+ * 1 GiB), the whole pages of a block are given back to the system (madvise)
+ * before it is freed or reallocated, so that the replay's memory stays near
+ * the live bytes whatever the policy (a bump pointer never reuses what it
+ * freed, and a realloc that moves copies the block). A request
  * that fails is counted and the replay goes on: later events on a block
  * whose allocation failed are skipped. Stats are sampled at evenly spaced
  * events (and drawn into a picture when one is given).
@@ -29,6 +34,7 @@ typedef struct engine_sample {
 typedef struct engine_options {
   pinheap_options heap;
   uint64_t events;     /* block events in the trace (a first pass): spaces the samples */
+  uint64_t peak_live;  /* the trace's peak live bytes (the first pass) */
   unsigned samples;    /* after as many evenly spaced events, and at the start; 0: none */
   picture *pic;        /* a column at each sample, or NULL */
   progress *prog;      /* or NULL */

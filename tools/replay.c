@@ -242,8 +242,8 @@ int replay_main(int argc, char **argv) {
   }
   progress prog;
   progress_start(&prog, "replay", scan.events);
-  engine_options o = {.heap = a.opts, .events = scan.events, .samples = a.samples, .pic = a.svg ? &pic : NULL,
-                      .prog = &prog};
+  engine_options o = {.heap = a.opts, .events = scan.events, .peak_live = scan.peak_live_bytes, .samples = a.samples,
+                      .pic = a.svg ? &pic : NULL, .prog = &prog};
   FILE *f;
   trace_reader r;
   engine_result res;

@@ -83,12 +83,13 @@ typedef struct size_args {
   size_t resolution, max;
 } size_args;
 
-/* Whether a FIXED heap of size bytes completes the trace. */
-static int size_probe_one(const size_args *a, size_policy *sp, size_t size, bool *completed) {
+/* Whether a FIXED heap of size bytes completes the trace (whose peak live
+ * bytes are peak). */
+static int size_probe_one(const size_args *a, size_policy *sp, uint64_t peak, size_t size, bool *completed) {
   FILE *f;
   trace_reader r;
   if (cli_open_trace("size", a->trace, &f, &r) != 0) return -1;
-  engine_options o = {.stop_at_failure = true};
+  engine_options o = {.stop_at_failure = true, .peak_live = peak};
   pinheap_options_init(&o.heap);
   o.heap.size = size;
   o.heap.policy = sp->policy;
@@ -125,7 +126,7 @@ static int size_policy_run(const size_args *a, size_policy *sp, uint64_t peak, p
   size_t lo = peak > page ? size_round((size_t)peak - 1, page) : 0;
   size_t hi = size_round(peak * 2 > (uint64_t)(8 << 20) + peak ? (size_t)peak * 2 : (size_t)peak + (8 << 20), page);
   for (;;) {
-    if (size_probe_one(a, sp, hi, &ok) != 0) return -1;
+    if (size_probe_one(a, sp, peak, hi, &ok) != 0) return -1;
     progress_update(prog, sp->n);
     if (ok) break;
     lo = hi;
@@ -135,7 +136,7 @@ static int size_policy_run(const size_args *a, size_policy *sp, uint64_t peak, p
   while (hi - lo > a->resolution) {
     size_t mid = size_round(lo + (hi - lo) / 2, page);
     if (mid <= lo) break;
-    if (size_probe_one(a, sp, mid, &ok) != 0) return -1;
+    if (size_probe_one(a, sp, peak, mid, &ok) != 0) return -1;
     progress_update(prog, sp->n);
     if (ok)
       hi = mid;
@@ -146,11 +147,11 @@ static int size_policy_run(const size_args *a, size_policy *sp, uint64_t peak, p
   size_t step = size_round((size_t)((double)hi * a->step / 100), page);
   if (step < page) step = page;
   for (unsigned k = 1; k <= a->scan; k++) {
-    if (size_probe_one(a, sp, hi + k * step, &ok) != 0) return -1;
+    if (size_probe_one(a, sp, peak, hi + k * step, &ok) != 0) return -1;
     progress_update(prog, sp->n);
   }
   for (unsigned k = 1; k <= a->scan / 2 && hi > k * step && hi - k * step > peak; k++) {
-    if (size_probe_one(a, sp, hi - k * step, &ok) != 0) return -1;
+    if (size_probe_one(a, sp, peak, hi - k * step, &ok) != 0) return -1;
     progress_update(prog, sp->n);
   }
   qsort(sp->probes, sp->n, sizeof *sp->probes, size_cmp);

@@ -63,7 +63,8 @@ bool trace_event_valid(const trace_event *ev, char *why, size_t why_len) {
   uint64_t product;
   switch (ev->kind) {
   case TRACE_CALLOC:
-    if (__builtin_mul_overflow(ev->count, ev->size, &product) || product > TRACE_MAX_VALUE) {
+    if (ev->count > TRACE_MAX_VALUE || ev->size > TRACE_MAX_VALUE ||
+        __builtin_mul_overflow(ev->count, ev->size, &product) || product > TRACE_MAX_VALUE) {
       snprintf(why, why_len, "calloc: %llu x %llu bytes is above 2^63 - 1", (unsigned long long)ev->count,
                (unsigned long long)ev->size);
       return false;

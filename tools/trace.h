@@ -44,7 +44,8 @@ typedef enum trace_kind {
 #define TRACE_THREAD_FLAG 0x10u
 
 #define TRACE_MAX_TEXT 255
-/* Block ids, sizes (calloc: the product) and alignments are below 2^63. */
+/* Block ids, sizes, calloc's count and product, and alignments are below
+ * 2^63. */
 #define TRACE_MAX_VALUE (UINT64_MAX >> 1)
 /* The longest binary record: the first byte, six varints, the text. */
 #define TRACE_MAX_RECORD (1 + 6 * 10 + TRACE_MAX_TEXT)

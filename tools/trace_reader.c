@@ -272,7 +272,7 @@ static int trace_read_text(trace_reader *r, trace_event *ev) {
     return -1;
   switch (ev->kind) {
   case TRACE_CALLOC:
-    if (trace_text_number(r, trace_token(&p), "count", UINT64_MAX, &ev->count) ||
+    if (trace_text_number(r, trace_token(&p), "count", TRACE_MAX_VALUE, &ev->count) ||
         trace_text_size(r, trace_token(&p), "size", &ev->size))
       return -1;
     break;

@@ -4,7 +4,8 @@
  * posix_memalign) and hand them to each other through a queue to be
  * reallocated and freed there, while the main thread forks children that
  * allocate and free too and end by exit() or _exit(). Prints how many
- * children finished.
+ * children finished. It marks its phases with pinheap_phase, which a
+ * recording turns into phase records.
  *
  *   forkrec [forks]
  */
@@ -16,6 +17,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "pinheap.h"
 
 #define WORKERS 3
 #define QUEUE 256
@@ -60,6 +63,7 @@ static void *work(void *arg) {
 int main(int argc, char **argv) {
   int forks = argc > 1 ? atoi(argv[1]) : 20, ok = 0;
   pthread_t t[WORKERS];
+  pinheap_phase("workers start");
   for (int i = 0; i < WORKERS; i++) pthread_create(&t[i], NULL, work, (void *)(uintptr_t)(i + 1));
   for (int f = 0; f < forks; f++) {
     usleep(2000);
@@ -76,6 +80,7 @@ int main(int argc, char **argv) {
     if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) ok++;
   }
   atomic_store(&stop, 1);
+  pinheap_phase("workers stop");
   for (int i = 0; i < WORKERS; i++) pthread_join(t[i], NULL);
   while (queued) free(queue[--queued]);
   printf("forkrec: %d of %d children finished\n", ok, forks);

@@ -56,6 +56,7 @@ done
 "$pinheap" info "$tmp/fork.trace" > "$tmp/fork.info"
 threads=$(sed -n 's/^  threads: //p' "$tmp/fork.info")
 check "the parent's trace: complete, 4 threads" test "$threads" = 4 -a -n "$(grep 'complete (an end record)' "$tmp/fork.info")"
+check "the program's pinheap_phase calls are phase records" contains "$tmp/fork.info" "phase: workers stop"
 replay_modes fork
 rm -f "$tmp"/fork.trace*
 check "forkrec recorded without --children" "$pinheap" record -o "$tmp/fork.trace" -- "$forkrec" 12
