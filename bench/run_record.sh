@@ -8,6 +8,9 @@
 # usage: run_record.sh [-k reps] [BUILD_DIR]
 #   BUILD_DIR  the CMake build directory (default build)
 #   -k  runs of each, alternated; the median is reported (default 5)
+#
+# With PINHEAP_BENCH_DRY_RUN=1 it checks its arguments and programs, says
+# what it would run, and exits (0) without running them.
 set -euo pipefail
 reps=5
 while getopts k: opt; do
@@ -20,7 +23,16 @@ shift $((OPTIND - 1))
 build=$(readlink -f "${1:-build}")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 pinheap=$build/pinheap preload=$build/libpinheap-preload.so recorder=$build/libpinheap-record.so
-[ -x "$pinheap" ] && [ -e "$preload" ] || { echo "run_record.sh: no $pinheap or $preload: build first" >&2; exit 2; }
+[ -x "$pinheap" ] && [ -e "$preload" ] && [ -e "$recorder" ] ||
+  { echo "run_record.sh: no $pinheap, $preload or $recorder: build first" >&2; exit 2; }
+[[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "run_record.sh: -k needs a positive count" >&2; exit 2; }
+for p in sqlite3 /usr/bin/python3 sort bc; do
+  command -v "$p" > /dev/null || { echo "run_record.sh: $p not found" >&2; exit 2; }
+done
+if [ -n "${PINHEAP_BENCH_DRY_RUN:-}" ]; then
+  echo "run_record.sh: dry run: sqlite3, python3 and sort, $reps times each under $preload and under $recorder"
+  exit 0
+fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pinheap-record-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 seq 1 1000000 | awk '{print ($1 * 7919) % 100003, $1}' > "$tmp/sort.in"

@@ -326,28 +326,28 @@ typedef struct pinheap_extent {
 } pinheap_extent;
 
 /* Calls visit on every extent of the heap's memory in address order: its
- * regions (FIXED: the one region; DYNAMIC: its chunks, each region reported
- * whole; direct blocks, which have registrations of their own, are not
+ * regions (FIXED: the one region; DYNAMIC and SIMPLE: its chunks, each
+ * reported whole; direct blocks, which are mapped one by one, are not
  * reported), so that consecutive extents of one region are adjacent and
  * together cover it. Stops when visit returns non-zero. visit runs with the
  * heap's extent lock held: it must not call into the heap, nor allocate
  * from it. Returns 0, visit's non-zero value, or -1 with errno EINVAL (a
- * NULL argument, a SIMPLE heap). */
+ * NULL argument). */
 int pinheap_walk(pinheap *heap, int (*visit)(const pinheap_extent *extent, void *arg), void *arg);
 
 /* A summary of the heap's memory for pictures: its regions laid end to end
  * in address order, cut into n slices of equal length; kinds[i] gets the
  * pinheap_extent_kind covering most bytes of slice i. Returns 0, or -1
- * with errno EINVAL (a NULL argument, n = 0, a SIMPLE heap). Does not
- * allocate; the heap's extent lock is held meanwhile. */
+ * with errno EINVAL (a NULL argument, n = 0). Does not allocate; the
+ * heap's extent lock is held meanwhile. */
 int pinheap_slices(pinheap *heap, unsigned char *kinds, size_t n);
 
 /* Writes a report of the heap's memory to out: free bytes, the largest free
  * extents with their addresses, and what lies on either side of each (kind,
  * size, age), so that a reader sees which blocks cut the region into
  * pieces. The report an ENOMEM writes (opts.oom_report) is the same with
- * the request that failed. 0, or -1 with errno EINVAL (NULL, a SIMPLE heap)
- * or EIO (out failed). */
+ * the request that failed. 0, or -1 with errno EINVAL (NULL) or EIO (out
+ * failed). */
 int pinheap_report(pinheap *heap, FILE *out);
 
 /* Marks the start of a phase of the program (name: printable text) in the

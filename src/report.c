@@ -176,8 +176,7 @@ static int report_text(report_sink *s, pinheap *heap, const report *r, const cha
                        const char *picture) {
   report_scan sc = {.pending = -1};
   pinheap_stats st;
-  if (pinheap_get_stats(heap, &st) != 0) return -1;
-  bool walked = pinheap_walk(heap, report_scan_visit, &sc) == 0;
+  if (pinheap_get_stats(heap, &st) != 0 || pinheap_walk(heap, report_scan_visit, &sc) < 0) return -1;
   char a[32], b[32];
   report_printf(s, "pinheap out-of-memory report: process %ld, heap %p", (long)getpid(), (void *)heap);
   if (r)
@@ -189,11 +188,6 @@ static int report_text(report_sink *s, pinheap *heap, const report *r, const cha
     report_printf(s, "request: %s(%zu) (%s) failed: ENOMEM\n", what, size, report_human(a, sizeof a, size));
   else
     report_printf(s, "request: none (pinheap_report)\n");
-  if (!walked) {
-    report_printf(s, "memory: %zu bytes, in no region of the heap's own (SIMPLE)\n", st.capacity);
-    report_flush(s);
-    return s->failed ? -1 : 0;
-  }
   report_printf(s, "memory: %zu bytes (%s) at %#lx-%#lx\n", st.capacity, report_human(a, sizeof a, st.capacity),
                 (unsigned long)sc.lo, (unsigned long)sc.hi);
   report_printf(s, "free: %zu bytes (%s) in %zu free extents; the largest is %zu bytes (%s)\n", st.free_bytes,
@@ -203,7 +197,7 @@ static int report_text(report_sink *s, pinheap *heap, const report *r, const cha
                 report_human(a, sizeof a, st.allocated), st.large_allocated, st.large_blocks);
   report_printf(s, "extents by kind:\n");
   for (unsigned k = 0; k < PINHEAP_EXTENT_KINDS; k++)
-    report_printf(s, "  %-32s %8zu extents %16zu bytes (%s)\n", report_kinds[k], sc.count[k], sc.bytes[k],
+    report_printf(s, "  %-32s count %6zu, %14zu bytes (%s)\n", report_kinds[k], sc.count[k], sc.bytes[k],
                   report_human(a, sizeof a, sc.bytes[k]));
   report_printf(s, "\nthe %zu largest free extents, and what lies on either side of each:\n", sc.n);
   for (size_t i = 0; i < sc.n; i++) {

@@ -91,8 +91,8 @@ static int walk_range(uintptr_t addr, size_t size, bool free, void *arg) {
 }
 
 static bool walk_refuse(const pinheap *h, const void *p, const char *what) {
-  if (h && p && h->opts.mode != PINHEAP_SIMPLE) return false;
-  error_set(EINVAL, "%s: %s", what, !h || !p ? "a NULL argument" : "a SIMPLE heap has no regions to walk");
+  if (h && p) return false;
+  error_set(EINVAL, "%s: a NULL argument", what);
   return true;
 }
 

@@ -86,7 +86,7 @@ static void engine_sample_now(engine *g, uint64_t e) {
   /* Sample k comes after ceil(k * events / samples) events. */
   g->next_sample = (o->events * g->taken + o->samples - 1) / o->samples;
   if (g->next_sample <= e) g->next_sample = e + 1;
-  if (o->pic && o->heap.mode != PINHEAP_SIMPLE) picture_column(o->pic, g->heap, e, &s->stats);
+  if (o->pic) picture_column(o->pic, g->heap, e, &s->stats);
 }
 
 static void engine_fail(engine *g, const trace_event *ev) {

@@ -30,7 +30,7 @@ typedef struct picture {
 int picture_init(picture *p, size_t rows, size_t max_cols);
 void picture_fini(picture *p);
 
-/* Adds a column: the heap (FIXED or DYNAMIC) after event, with its stats.
+/* Adds a column: the heap after event, with its stats.
  * 0, or -1 (full, or pinheap_slices failed). */
 int picture_column(picture *p, pinheap *heap, uint64_t event, const pinheap_stats *st);
 

@@ -40,7 +40,7 @@ void replay_usage(FILE *out) {
           "                     (default %s)\n"
           "  --arenas N         jemalloc arenas (default: as pinheap_create, one per CPU)\n"
           "  --samples N        stats taken at N evenly spaced events (default %d)\n"
-          "  --svg FILE         draw the heap over time as SVG (FIXED and DYNAMIC)\n"
+          "  --svg FILE         draw the heap over time as SVG\n"
           "  --oom-report FILE  the heap's first ENOMEM writes its report to FILE and\n"
           "                     a picture to FILE.svg (opts.oom_report)\n"
           "  --json             print the results as JSON\n"
@@ -100,8 +100,6 @@ static int replay_parse(int argc, char **argv, replay_args *a) {
     }
   }
   if (!a->trace) return cli_usage_error("replay", replay_usage, "no trace given");
-  if (a->svg && a->opts.mode == PINHEAP_SIMPLE)
-    return cli_usage_error("replay", replay_usage, "--svg draws FIXED and DYNAMIC heaps (a SIMPLE heap has no region)");
   if (a->svg && a->samples == 0) a->samples = REPLAY_SAMPLES;
   return -1;
 }

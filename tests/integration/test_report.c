@@ -149,41 +149,49 @@ static void test_walk_bump(void **state) {
   pinheap_destroy(h);
 }
 
-static void test_walk_dynamic(void **state) {
+/* DYNAMIC and SIMPLE heaps: every chunk tiled, the large blocks found. */
+static void test_walk_chunks(void **state) {
   (void)state;
-  pinheap *h = make(PINHEAP_DYNAMIC, 0, PINHEAP_POLICY_TWO_ENDED, NULL);
-  void *p[6];
-  for (int i = 0; i < 6; i++) p[i] = pinheap_malloc(h, 3 * MiB); /* past the first chunk */
-  static walk_log w;
-  w.n = 0;
-  assert_int_equal(pinheap_walk(h, log_visit, &w), 0);
-  size_t regions = 1;
-  for (size_t i = 1; i < w.n; i++) regions += (char *)w.e[i - 1].addr + w.e[i - 1].size != (char *)w.e[i].addr;
-  assert_true(regions >= 2);
-  check_tiling(h, &w, regions);
-  for (int i = 0; i < 6; i++) {
-    const pinheap_extent *e = find(&w, p[i]);
-    assert_non_null(e);
-    assert_int_equal(e->kind, PINHEAP_EXTENT_LARGE);
+  static const pinheap_mode modes[] = {PINHEAP_DYNAMIC, PINHEAP_SIMPLE};
+  for (int m = 0; m < 2; m++) {
+    pinheap *h = make(modes[m], 0, PINHEAP_POLICY_TWO_ENDED, NULL);
+    void *p[6];
+    for (int i = 0; i < 6; i++) p[i] = pinheap_malloc(h, 3 * MiB); /* past the first chunk */
+    static walk_log w;
+    w.n = 0;
+    assert_int_equal(pinheap_walk(h, log_visit, &w), 0);
+    size_t regions = 1;
+    for (size_t i = 1; i < w.n; i++) regions += (char *)w.e[i - 1].addr + w.e[i - 1].size != (char *)w.e[i].addr;
+    assert_true(regions >= 2);
+    check_tiling(h, &w, regions);
+    for (int i = 0; i < 6; i++) {
+      const pinheap_extent *e = find(&w, p[i]);
+      assert_non_null(e);
+      assert_int_equal(e->kind, PINHEAP_EXTENT_LARGE);
+    }
+    unsigned char k[8];
+    assert_int_equal(pinheap_slices(h, k, 8), 0);
+    for (int i = 0; i < 6; i++) pinheap_free(h, p[i]);
+    pinheap_destroy(h);
   }
-  for (int i = 0; i < 6; i++) pinheap_free(h, p[i]);
-  pinheap_destroy(h);
 }
 
 static void test_walk_refusals(void **state) {
   (void)state;
-  pinheap *h = make(PINHEAP_SIMPLE, 0, PINHEAP_POLICY_TWO_ENDED, NULL);
   static walk_log w;
   unsigned char k[8];
   errno = 0;
-  assert_int_equal(pinheap_walk(h, log_visit, &w), -1);
-  assert_int_equal(errno, EINVAL);
-  assert_contains(pinheap_last_error(), "SIMPLE");
-  assert_int_equal(pinheap_slices(h, k, 8), -1);
-  pinheap_destroy(h);
   assert_int_equal(pinheap_walk(NULL, log_visit, &w), -1);
+  assert_int_equal(errno, EINVAL);
+  assert_contains(pinheap_last_error(), "pinheap_walk: a NULL argument");
+  pinheap *h = make(PINHEAP_FIXED, 64 * MiB, PINHEAP_POLICY_TWO_ENDED, NULL);
+  assert_int_equal(pinheap_walk(h, NULL, &w), -1);
+  assert_int_equal(pinheap_slices(h, NULL, 8), -1);
+  assert_int_equal(pinheap_slices(NULL, k, 8), -1);
+  assert_int_equal(pinheap_report(h, NULL), -1);
   assert_int_equal(pinheap_report(NULL, stdout), -1);
   assert_int_equal(errno, EINVAL);
+  pinheap_destroy(h);
 }
 
 static void test_slices(void **state) {
@@ -319,7 +327,7 @@ static void test_options(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_walk_fixed),     cmocka_unit_test(test_walk_bump),
-      cmocka_unit_test(test_walk_dynamic),   cmocka_unit_test(test_walk_refusals),
+      cmocka_unit_test(test_walk_chunks),   cmocka_unit_test(test_walk_refusals),
       cmocka_unit_test(test_slices),         cmocka_unit_test(test_oom_report),
       cmocka_unit_test(test_report_on_demand), cmocka_unit_test(test_options),
   };
