@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "blockmap.h"
+#include "clock.h"
 #include "trace.h"
 
 #define RECORDER_EXPORT __attribute__((visibility("default")))
@@ -80,7 +81,11 @@ static _Thread_local int recorder_depth RECORDER_TLS;   /* inside a call of ours
 static _Thread_local uint32_t recorder_tid RECORDER_TLS; /* thread id + 1; 0: none yet */
 static atomic_uint recorder_threads;
 
-/* Under recorder_lock. */
+/* Under recorder_lock. Invariants: while recording, recorder_blocks holds
+ * every block recorded and not yet freed, by address, with its id and
+ * bytes; recorder_buf[0, recorder_len) holds whole records only (the
+ * header first in a new file), and recorder_enc the state after the last
+ * of them; recorder_records counts the records written but the end. */
 static pthread_mutex_t recorder_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool recorder_on; /* written under the lock; read without it as a hint */
 static int recorder_fd = -1;
@@ -114,12 +119,6 @@ static void *recorder_boot_alloc(size_t size) {
   return recorder_boot + at;
 }
 
-static uint64_t recorder_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Writing, under the lock. */
 
@@ -140,7 +139,7 @@ static void recorder_flush(void) {
 
 static void recorder_put(trace_event *ev) {
   if (!recorder_tid) recorder_tid = atomic_fetch_add(&recorder_threads, 1) + 1;
-  uint64_t now = recorder_now();
+  uint64_t now = clock_ns();
   /* The end record as the tool's writer makes it: no thread, no time. */
   bool end = ev->kind == TRACE_END;
   ev->thread = end ? recorder_enc.thread : recorder_tid - 1;
@@ -183,7 +182,7 @@ static bool recorder_begin(const char *path, long parent) {
   trace_encoder_init(&recorder_enc);
   recorder_records = 0;
   recorder_len = trace_encode_header(recorder_buf);
-  recorder_last_ns = recorder_now();
+  recorder_last_ns = clock_ns();
   atomic_store(&recorder_on, true);
   char line[TRACE_MAX_TEXT + 1];
   recorder_text(TRACE_INFO, "recorded by libpinheap-record");

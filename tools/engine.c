@@ -9,6 +9,9 @@
 #include "blockmap.h"
 #include "cli.h"
 
+/* A replay in progress. Invariants: blocks holds, for every block of the
+ * trace whose allocation succeeded and that is not freed, its address and
+ * bytes; live is the sum of those bytes and blocks_live their count. */
 typedef struct engine {
   const engine_options *o;
   engine_result *res;

@@ -2,17 +2,12 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "clock.h"
 
 #define PROGRESS_WIDTH 30
 #define PROGRESS_EVERY_NS 100000000u
-
-static uint64_t progress_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
 
 void progress_start(progress *p, const char *label, uint64_t total) {
   memset(p, 0, sizeof *p);
@@ -23,7 +18,7 @@ void progress_start(progress *p, const char *label, uint64_t total) {
 
 void progress_update(progress *p, uint64_t done) {
   if (!p->on) return;
-  uint64_t now = progress_now();
+  uint64_t now = clock_ns();
   if (now - p->last_ns < PROGRESS_EVERY_NS) return;
   p->last_ns = now;
   if (done > p->total) done = p->total;

@@ -19,6 +19,10 @@
  * could have made. An error leaves a message naming the file and the byte
  * offset (text: and the line) in error, and every later read fails.
  * Statistics of what was read so far are kept.
+ *
+ * Invariants: live holds every block allocated and not freed, with its
+ * bytes; live_bytes and live_blocks are their sums, peak_* the largest
+ * these were; state is the encoder's state after the last record read.
  */
 typedef struct trace_reader {
   FILE *in;

@@ -13,6 +13,8 @@
 #define MIB ((uint64_t)1 << 20)
 #define FOREVER UINT_MAX
 
+/* A generator. Invariant: next_id is above every id handed out, so that
+ * each allocation names a block that is not live. */
 struct workload {
   trace_writer *out;
   rng r;
@@ -60,6 +62,7 @@ typedef struct wl_block {
   unsigned expires;
 } wl_block;
 
+/* Live blocks of one kind. Invariant: bytes is the sum of their bytes. */
 typedef struct wl_pool {
   wl_block *v;
   size_t n, cap;
