@@ -272,6 +272,9 @@ static inline void recorder_ensure(void) {
   if (__builtin_expect(!next_malloc, 0)) pthread_once(&recorder_once, recorder_init);
 }
 
+/* At load: a process that never allocates still leaves its trace. */
+__attribute__((constructor)) static void recorder_start(void) { recorder_ensure(); }
+
 /* At exit, or _exit of the process that records (not of a vfork child). */
 __attribute__((destructor)) static void recorder_fini(void) {
   pthread_mutex_lock(&recorder_lock);

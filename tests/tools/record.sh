@@ -41,6 +41,11 @@ record sqlite3 fixed sh -c "exec sqlite3 :memory: < '$preload/table.sql'"
 record sort fixed sort --parallel=2 -S 50M "$tmp/sort.in"
 for t in python3-fixed python3-none sqlite3 sort; do replay_modes "$t"; done
 
+# A program that never allocates still leaves a trace, complete and empty.
+check "record true: a complete trace without events" "$pinheap" record -o "$tmp/true.trace" -- true
+"$pinheap" info "$tmp/true.trace" > "$tmp/true.info"
+check "its trace: an end record, no block" contains "$tmp/true.info" "peak live bytes: 0 (0 B)"
+
 # Threads hand blocks to each other and the main thread forks.
 forkrec=$build/tests/tools_forkrec
 rm -f "$tmp"/fork.trace*
