@@ -11,7 +11,7 @@ build=build-fuzz
 cmake -S fuzz -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
 cmake --build "$build" -j"$(nproc)" > /dev/null
 passed=0 failed=0
-for f in fuzz_em fuzz_api; do
+for f in fuzz_em fuzz_api fuzz_trace; do
   corpus=$(mktemp -d "${TMPDIR:-/tmp}/pinheap-$f.XXXXXX")
   name=${f#fuzz_}
   cp fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
@@ -24,7 +24,7 @@ for f in fuzz_em fuzz_api; do
     passed=$((passed + 1))
   else
     echo "FAILED: $f (see $log and the crash-* input in $build)"
-    grep -E 'ERROR|fuzz_(em|api):|SUMMARY' "$log" | head -5 || true
+    grep -E 'ERROR|fuzz_(em|api|trace):|SUMMARY' "$log" | head -5 || true
     failed=$((failed + 1))
   fi
   rm -rf "$corpus"

@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -91,6 +92,11 @@ typedef enum pinheap_policy {
   PINHEAP_POLICY_BUMP
 } pinheap_policy;
 
+/* A policy's name, as PINHEAP_POLICY takes it ("two-ended", "bump"), or
+ * NULL for a value that names none. Policies are numbered from 0 without
+ * gaps: a loop from 0 until NULL meets every one. */
+const char *pinheap_policy_name(pinheap_policy policy);
+
 typedef struct pinheap_options {
   pinheap_mode mode;
   /* FIXED: bytes in the region; DYNAMIC: cap on registered bytes, 0 = none;
@@ -135,6 +141,12 @@ typedef struct pinheap_options {
   /* PINHEAP_DEBUG_QUARANTINE: the most bytes of freed direct blocks kept
    * registered at once (default 256 MiB). An addition to the contract. */
   size_t quarantine;
+  /* A file the heap's first ENOMEM writes its report to (pinheap_report,
+   * with the request that failed), and a picture of the region to the same
+   * name with ".svg" added; "%p" in it stands for the process id. NULL
+   * (the default): no report. The heap keeps a copy. An addition to the
+   * contract. */
+  const char *oom_report;
 } pinheap_options;
 
 /* pinheap_options.debug. Blocks are checked when freed (and reallocated);
@@ -273,6 +285,7 @@ int pinheap_region_of(const pinheap *heap, const void *ptr, pinheap_region *out)
  *   PINHEAP_DEBUG            as those (every aid, or none), or a comma list
  *                            of canary, poison, quarantine
  *   PINHEAP_QUARANTINE       as PINHEAP_SIZE: opts.quarantine
+ *   PINHEAP_OOM_REPORT       a path: opts.oom_report
  * Returns 0, or -1 with errno EINVAL and a pinheap_last_error() text naming
  * the variable and its value; *opts is then unchanged. */
 int pinheap_options_from_env(pinheap_options *opts);
@@ -285,6 +298,62 @@ int pinheap_options_from_env(pinheap_options *opts);
  * *out set, or -1 with errno EINVAL and a pinheap_last_error() text quoting
  * text (*out unchanged). An addition to the contract. */
 int pinheap_parse_size(const char *text, size_t *out);
+
+/*
+ * What the heap's memory holds, extent by extent, for reports and pictures.
+ */
+typedef enum pinheap_extent_kind {
+  PINHEAP_EXTENT_FREE,     /* free: the heap can place blocks there */
+  PINHEAP_EXTENT_LARGE,    /* one large block (above large_threshold) */
+  PINHEAP_EXTENT_SLAB,     /* an extent jemalloc holds for small objects */
+  PINHEAP_EXTENT_METADATA, /* jemalloc's metadata of an arena */
+  /* In use, but holding no block: extents thread caches keep for reuse,
+   * pieces jemalloc gave back while the rest of their extent is still its
+   * own, and (bump policy) extents freed and never reused. */
+  PINHEAP_EXTENT_HELD
+} pinheap_extent_kind;
+#define PINHEAP_EXTENT_KINDS 5
+
+typedef struct pinheap_extent {
+  void *addr;
+  size_t size; /* a multiple of the page size */
+  pinheap_extent_kind kind;
+  /* Seconds since the block or extent was handed out (LARGE, SLAB,
+   * METADATA), -1 for the other kinds. */
+  double age;
+  /* SLAB: the size of the objects of its first page when known, else 0. */
+  size_t object_size;
+} pinheap_extent;
+
+/* Calls visit on every extent of the heap's memory in address order: its
+ * regions (FIXED: the one region; DYNAMIC and SIMPLE: its chunks, each
+ * reported whole; direct blocks, which are mapped one by one, are not
+ * reported), so that consecutive extents of one region are adjacent and
+ * together cover it. Stops when visit returns non-zero. visit runs with the
+ * heap's extent lock held: it must not call into the heap, nor allocate
+ * from it. Returns 0, visit's non-zero value, or -1 with errno EINVAL (a
+ * NULL argument). */
+int pinheap_walk(pinheap *heap, int (*visit)(const pinheap_extent *extent, void *arg), void *arg);
+
+/* A summary of the heap's memory for pictures: its regions laid end to end
+ * in address order, cut into n slices of equal length; kinds[i] gets the
+ * pinheap_extent_kind covering most bytes of slice i. Returns 0, or -1
+ * with errno EINVAL (a NULL argument, n = 0). Does not allocate; the
+ * heap's extent lock is held meanwhile. */
+int pinheap_slices(pinheap *heap, unsigned char *kinds, size_t n);
+
+/* Writes a report of the heap's memory to out: free bytes, the largest free
+ * extents with their addresses, and what lies on either side of each (kind,
+ * size, age), so that a reader sees which blocks cut the region into
+ * pieces. The report an ENOMEM writes (opts.oom_report) is the same with
+ * the request that failed. 0, or -1 with errno EINVAL (NULL) or EIO (out
+ * failed). */
+int pinheap_report(pinheap *heap, FILE *out);
+
+/* Marks the start of a phase of the program (name: printable text) in the
+ * trace `pinheap record` is recording, whose library defines this function;
+ * outside a recording it does nothing. */
+void pinheap_phase(const char *name);
 
 #ifdef __cplusplus
 }

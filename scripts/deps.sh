@@ -29,6 +29,7 @@ PACKAGES=(
   mpich
   libfabric-dev    # the libfabric provider and its tests
   libfabric-bin
+  librsvg2-bin     # rsvg-convert: the tests turn a heap picture (SVG) into a PNG
 )
 
 check_only=0

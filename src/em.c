@@ -414,6 +414,33 @@ int em_walk_free(em *m, int (*visit)(uintptr_t addr, size_t size, void *arg), vo
   return r;
 }
 
+/* One region's ranges for em_walk; lock held. */
+static int em_walk_region(em *m, const em_region *r, int (*visit)(uintptr_t, size_t, bool, void *), void *arg) {
+  if (m->policy == EM_BUMP) {
+    int stop = r->bump > r->base ? visit(r->base, r->bump - r->base, false, arg) : 0;
+    return stop || r->end == r->bump ? stop : visit(r->bump, r->end - r->bump, true, arg);
+  }
+  em_extent key = {.addr = r->base};
+  uintptr_t at = r->base;
+  for (tree_node *n = tree_ceil(&m->by_addr, &key.by_addr); n && EM_OF_ADDR(n)->addr < r->end;
+       n = tree_next(&m->by_addr, n)) {
+    const em_extent *e = EM_OF_ADDR(n);
+    int stop = e->addr > at ? visit(at, e->addr - at, false, arg) : 0;
+    if (stop || (stop = visit(e->addr, e->size, true, arg))) return stop;
+    at = e->addr + e->size;
+  }
+  return at < r->end ? visit(at, r->end - at, false, arg) : 0;
+}
+
+int em_walk(em *m, int (*visit)(uintptr_t addr, size_t size, bool free, void *arg), void *arg) {
+  int stop = 0;
+  pthread_mutex_lock(&m->lock);
+  for (tree_node *n = tree_first(&m->regions); n && !stop; n = tree_next(&m->regions, n))
+    stop = em_walk_region(m, EM_REGION_OF(n), visit, arg);
+  pthread_mutex_unlock(&m->lock);
+  return stop;
+}
+
 typedef struct em_check_state {
   em *m;
   const em_extent *prev;

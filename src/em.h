@@ -141,6 +141,14 @@ void em_get_stats(em *m, em_stats *out);
  * must not call back into the manager); stops when visit returns non-zero. */
 int em_walk_free(em *m, int (*visit)(uintptr_t addr, size_t size, void *arg), void *arg);
 
+/* Calls visit on the ranges of every region, regions in address order and
+ * the ranges of each in address order, under the lock (visit must not call
+ * back into the manager): each free extent (free true; EM_BUMP: the room
+ * above a region's pointer) and each range between them (free false), so
+ * that the ranges of a region are adjacent and cover it. Stops when visit
+ * returns non-zero, and returns that. O(k log n) for k ranges. */
+int em_walk(em *m, int (*visit)(uintptr_t addr, size_t size, bool free, void *arg), void *arg);
+
 /* Number of broken invariants, each described on stderr. */
 int em_check(em *m);
 

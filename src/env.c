@@ -1,6 +1,7 @@
 #include "env.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,17 @@ static int env_bad(const char *name, const char *value, const char *expected) {
   "a size (bytes, or a number such as 1.5 with a k, m, g or t suffix, or a percentage of memory such as 85%)"
 #define ENV_BOOL_WORDS "one of 0, 1, yes, no, true, false, on, off"
 
+/* The policies by name, in the order of pinheap_policy: a new policy is one
+ * more line here. */
+static const char *const env_policies[] = {
+    [PINHEAP_POLICY_TWO_ENDED] = "two-ended",
+    [PINHEAP_POLICY_BUMP] = "bump",
+};
+
+PH_EXPORT const char *pinheap_policy_name(pinheap_policy policy) {
+  return (unsigned)policy < sizeof env_policies / sizeof env_policies[0] ? env_policies[policy] : NULL;
+}
+
 PH_EXPORT int pinheap_parse_size(const char *text, size_t *out) {
   size_t v;
   if (!out || env_parse_size(text, &v) != 0) {
@@ -171,12 +183,15 @@ PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
       return env_bad("PINHEAP_MODE", v, "one of simple, dynamic, fixed");
   }
   if ((v = getenv("PINHEAP_POLICY"))) {
-    if (strcasecmp(v, "two-ended") == 0)
-      o.policy = PINHEAP_POLICY_TWO_ENDED;
-    else if (strcasecmp(v, "bump") == 0)
-      o.policy = PINHEAP_POLICY_BUMP;
-    else
-      return env_bad("PINHEAP_POLICY", v, "one of two-ended, bump");
+    pinheap_policy p = 0;
+    while (pinheap_policy_name(p) && strcasecmp(v, pinheap_policy_name(p)) != 0) p++;
+    if (!pinheap_policy_name(p)) {
+      char names[256] = "one of";
+      for (pinheap_policy q = 0; pinheap_policy_name(q); q++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s %s", q ? "," : "", pinheap_policy_name(q));
+      return env_bad("PINHEAP_POLICY", v, names);
+    }
+    o.policy = p;
   }
   static const struct {
     const char *name;
@@ -210,6 +225,10 @@ PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
     return env_bad("PINHEAP_ARENAS", v, "a count");
   if ((v = getenv("PINHEAP_DEBUG")) && env_parse_debug(v, &o.debug) != 0)
     return env_bad("PINHEAP_DEBUG", v, ENV_BOOL_WORDS ", or a comma list of canary, poison, quarantine");
+  if ((v = getenv("PINHEAP_OOM_REPORT"))) {
+    if (!*v) return env_bad("PINHEAP_OOM_REPORT", v, "a path");
+    o.oom_report = v;
+  }
   *opts = o;
   return 0;
 }

@@ -12,6 +12,7 @@
 #include "debug.h"
 #include "error.h"
 #include "fork.h"
+#include "report.h"
 #include "util.h"
 
 #define HEAP_DEFAULT_LARGE_THRESHOLD ((size_t)14 << 10)
@@ -143,6 +144,10 @@ static int heap_validate(const pinheap_options *o) {
   }
   if (o->debug & ~PINHEAP_DEBUG_ALL) {
     error_set(EINVAL, "pinheap_create: unknown debug flags %#x", o->debug & ~PINHEAP_DEBUG_ALL);
+    return -1;
+  }
+  if (o->oom_report && (!*o->oom_report || strlen(o->oom_report) > REPORT_MAX_PATH)) {
+    error_set(EINVAL, "pinheap_create: oom_report must be a path of 1 to %d bytes", REPORT_MAX_PATH);
     return -1;
   }
   if (o->arenas > HEAP_MAX_ARENAS) {
@@ -355,6 +360,14 @@ PH_EXPORT pinheap *pinheap_create(const pinheap_options *opts) {
     return NULL;
   }
   h->opts = *opts;
+  if (opts->oom_report) {
+    if (!(h->on_enomem_ctx = report_open(opts))) {
+      munmap(h, sizeof *h);
+      return NULL;
+    }
+    h->on_enomem = report_enomem;
+    h->opts.oom_report = report_path(h->on_enomem_ctx);
+  }
   h->page = (size_t)sysconf(_SC_PAGESIZE);
   h->local_opts = (local_options){.prefault = opts->prefault, .lock = opts->lock, .hugepages = opts->hugepages};
   local_provider_init(&h->local, &h->local_opts);
@@ -440,6 +453,7 @@ fail_region:
 fail:
   pthread_mutex_destroy(&h->reclaim_lock);
   int err = errno;
+  report_close(h->on_enomem_ctx);
   munmap(h, sizeof *h);
   errno = err;
   return NULL;
@@ -473,6 +487,7 @@ PH_EXPORT void pinheap_destroy(pinheap *h) {
   heap_destroy_arenas(h);
   heap_close_memory(h);
   pthread_mutex_destroy(&h->reclaim_lock);
+  report_close(h->on_enomem_ctx);
   munmap(h, sizeof *h);
 }
 
@@ -549,6 +564,7 @@ static void heap_no_memory(pinheap *h, const char *what, size_t size) {
   error_set(ENOMEM, "%s(%zu): out of memory: %zu bytes free, largest free extent %zu bytes, %s %zu bytes", what,
             size, s.free_bytes, s.largest_free, heap_fixed(h) ? "region" : "registered", capacity);
   heap_explain(h);
+  if (h->on_enomem) h->on_enomem(h->on_enomem_ctx, h, what, size);
 }
 
 /* The most a block may be: the region, the cap, or what a size allows. */
@@ -687,6 +703,7 @@ static void *heap_large(pinheap *h, size_t size, size_t align, bool zero, bool d
   }
   if (p) {
     pagemap_set_large(&h->pm, p, pages);
+    pagemap_set_birth(&h->pm, p, util_now_ns());
     atomic_fetch_add_explicit(&h->large_bytes, bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->large_blocks, 1, memory_order_relaxed);
   }

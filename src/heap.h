@@ -78,6 +78,11 @@ struct pinheap {
   thread_registry threads;
   pthread_mutex_t reclaim_lock;
   gate gate;                /* closed by the fork handlers (fork.h) */
+  /* Called after an allocation answered ENOMEM (the error set), in no
+   * section: the out-of-memory report (report.h) when opts.oom_report
+   * names a file, set by pinheap_create. */
+  void (*on_enomem)(void *ctx, pinheap *heap, const char *what, size_t size);
+  void *on_enomem_ctx;
   struct pinheap *fork_next; /* the fork handlers' list of live heaps */
   /* DYNAMIC and SIMPLE (dynamic.h) */
   size_t chunk_size;

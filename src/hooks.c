@@ -10,6 +10,8 @@
 #include "util.h"
 
 #define HOOKS_GRANT(n) PH_CONTAINER_OF(n, hooks_grant, by_addr)
+/* jemalloc asks for its base blocks (metadata) aligned to a huge page. */
+#define HOOKS_META_ALIGN ((size_t)2 << 20)
 
 static int hooks_cmp_grant(const tree_node *a, const tree_node *b) {
   uintptr_t x = HOOKS_GRANT(a)->addr, y = HOOKS_GRANT(b)->addr;
@@ -58,6 +60,8 @@ static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_
   if (g) {
     g->addr = (uintptr_t)p;
     g->size = size;
+    g->birth = util_now_ns();
+    g->meta = !new_addr && alignment >= HOOKS_META_ALIGN;
     tree_insert(&s->grants, &g->by_addr);
   }
   pthread_mutex_unlock(&s->lock);
@@ -260,6 +264,21 @@ void hooks_stats_refresh(void) {
   uint64_t epoch = 1;
   size_t sz = sizeof epoch;
   mallctl("epoch", &epoch, &sz, &epoch, sz);
+}
+
+bool hooks_grant_at(hooks_shared *s, uintptr_t addr, hooks_grant *out, uintptr_t *next) {
+  hooks_grant key = {.addr = addr};
+  pthread_mutex_lock(&s->lock);
+  tree_node *n = tree_floor(&s->grants, &key.by_addr);
+  bool in = n && addr - HOOKS_GRANT(n)->addr < HOOKS_GRANT(n)->size;
+  if (in) {
+    *out = *HOOKS_GRANT(n);
+  } else {
+    n = tree_next(&s->grants, &key.by_addr);
+    *next = n ? HOOKS_GRANT(n)->addr : UINTPTR_MAX;
+  }
+  pthread_mutex_unlock(&s->lock);
+  return in;
 }
 
 typedef struct hooks_check_state {

@@ -44,6 +44,10 @@ typedef struct hooks_grant {
   uintptr_t addr;
   size_t size;
   size_t returned; /* bytes jemalloc gave back so far */
+  uint64_t birth;  /* CLOCK_MONOTONIC ns when handed out */
+  /* Asked for aligned to 2 MiB or more: jemalloc's metadata (its base
+   * blocks; slabs are asked for page-aligned). */
+  bool meta;
 } hooks_grant;
 
 /* What the arenas of one heap hold. Invariant: grants do not overlap. */
@@ -66,6 +70,13 @@ void *hooks_take(hooks_shared *s, size_t size, size_t align, bool *pristine);
 void hooks_shared_fini(hooks_shared *s);
 /* Number of broken invariants. */
 int hooks_shared_check(hooks_shared *s);
+
+/* The grant holding addr: true with a copy in *out (its node unused);
+ * otherwise false, with *next the start of the first grant above addr
+ * (UINTPTR_MAX when there is none). Takes the grants' lock, which callers
+ * may hold the manager's lock around: the hooks never hold the grants'
+ * lock while they call the manager. */
+bool hooks_grant_at(hooks_shared *s, uintptr_t addr, hooks_grant *out, uintptr_t *next);
 
 /* Invariant: hooks is the first member (jemalloc hands its address back to
  * every hook); the record outlives the arena. */

@@ -25,7 +25,10 @@ int pagemap_init(pagemap *pm, size_t page) {
 
 void pagemap_fini(pagemap *pm) {
   if (!pm->dir) return;
-  for (pagemap_chunk *c = pm->chunks; c; c = c->next) munmap((void *)c->tags, c->tag_bytes);
+  for (pagemap_chunk *c = pm->chunks; c; c = c->next) {
+    munmap((void *)c->tags, c->tag_bytes);
+    munmap((void *)c->births, 2 * c->tag_bytes);
+  }
   for (size_t t = 0; t < ((size_t)1 << PAGEMAP_TOP_BITS); t++) {
     pagemap_leaf *leaf = atomic_load(&pm->dir[t]);
     if (leaf) munmap(leaf, sizeof *leaf);
@@ -70,13 +73,15 @@ int pagemap_add(pagemap *pm, void *base, size_t size, void *handle) {
   for (pagemap_chunk *r = pm->chunks; r; r = r->next)
     if (!r->live && r->tag_bytes >= need && (!c || r->tag_bytes < c->tag_bytes)) c = r;
   if (!c) {
-    void *tags = pagemap_map(need);
-    if (!tags || !(c = meta_alloc(&pm->records))) {
+    void *tags = pagemap_map(need), *births = pagemap_map(2 * need);
+    if (!tags || !births || !(c = meta_alloc(&pm->records))) {
       if (tags) munmap(tags, need);
+      if (births) munmap(births, 2 * need);
       pthread_mutex_unlock(&pm->lock);
       return -1;
     }
     c->tags = tags;
+    c->births = births;
     c->tag_bytes = need;
     c->next = pm->chunks;
     pm->chunks = c;

@@ -23,6 +23,9 @@
  * chunk's record and tags stay mapped after it is removed (a racing reader
  * of a stale pointer reads zeros, never unmapped memory) and are reused.
  *
+ * Beside each tag, a birth stamp (CLOCK_MONOTONIC nanoseconds) for the head
+ * page of a large block: when it was handed out, for reports.
+ *
  * Invariants: a large block's head holds its length; its other pages hold 0,
  * and so do free pages and extents kept in thread caches; a page holds a
  * small tag or PAGEMAP_RETURNED iff it lies in a grant (hooks.h). Tags are
@@ -67,6 +70,7 @@ typedef struct pagemap_chunk {
   void *handle; /* the provider's registration handle */
   _Atomic uint32_t *tags;
   size_t tag_bytes; /* mapped for tags (may exceed what size needs) */
+  _Atomic uint64_t *births; /* twice tag_bytes */
   bool live;
   struct pagemap_chunk *next; /* every record, live or not */
 } pagemap_chunk;
@@ -123,6 +127,21 @@ static inline bool pagemap_within_chunk(const pagemap *pm, const void *addr, siz
 /* The tag of the page holding p; p must be covered. */
 static inline uint32_t pagemap_get(const pagemap *pm, const void *p) {
   return atomic_load_explicit(pagemap_slot(pm, p), memory_order_acquire);
+}
+
+/* The length in pages of the large block whose head holds tag, or 0 when
+ * tag is no head. */
+static inline size_t pagemap_large_pages(uint32_t tag) { return tag >= 2 && !(tag & 1) ? tag >> 1 : 0; }
+
+/* The birth stamp of the page holding p (covered): set when a large block
+ * is handed out, read by reports (0: none set). */
+static inline void pagemap_set_birth(pagemap *pm, const void *p, uint64_t ns) {
+  pagemap_chunk *c = pagemap_chunk_of(pm, p);
+  atomic_store_explicit(&c->births[((uintptr_t)p - c->base) >> pm->page_shift], ns, memory_order_relaxed);
+}
+static inline uint64_t pagemap_birth(const pagemap *pm, const void *p) {
+  pagemap_chunk *c = pagemap_chunk_of(pm, p);
+  return atomic_load_explicit(&c->births[((uintptr_t)p - c->base) >> pm->page_shift], memory_order_relaxed);
 }
 
 /* Range setters: [addr, addr + bytes) must lie in one chunk. */

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define PH_EXPORT __attribute__((visibility("default")))
 #define PH_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -21,6 +22,13 @@ static inline bool util_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0;
 static inline size_t util_align_up(size_t x, size_t a) {
   if (x > SIZE_MAX - (a - 1)) return 0;
   return (x + a - 1) & ~(a - 1);
+}
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline uint64_t util_now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
 static inline uintptr_t util_align_down(uintptr_t x, size_t a) { return x & ~(uintptr_t)(a - 1); }

@@ -6,17 +6,13 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t watchdog_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
+#include "util.h"
 
 static void *watchdog_main(void *arg) {
   watchdog *w = arg;
   pthread_mutex_lock(&w->lock);
   while (!w->stop) {
-    uint64_t now = watchdog_now();
+    uint64_t now = util_now_ns();
     if (w->busy && now - w->since >= w->limit_ns) w->fire(w->note, now - w->since, w->arg);
     uint64_t next = (w->busy ? w->since : now) + w->limit_ns;
     struct timespec at = {.tv_sec = (time_t)(next / 1000000000u), .tv_nsec = (long)(next % 1000000000u)};
@@ -54,7 +50,7 @@ int watchdog_start(watchdog *w, uint64_t limit_ns, watchdog_fire fire, void *arg
 }
 
 void watchdog_enter(watchdog *w, const void *note, size_t len) {
-  uint64_t now = watchdog_now();
+  uint64_t now = util_now_ns();
   pthread_mutex_lock(&w->lock);
   memcpy(w->note, note, len < sizeof w->note ? len : sizeof w->note);
   w->since = now;

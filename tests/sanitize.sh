@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the library and its tests with sanitizers and runs them:
 # AddressSanitizer with UndefinedBehaviorSanitizer over the unit,
-# integration and stress tests, ThreadSanitizer over the stress and soak
+# integration and stress tests and the tool's trace tests (tools_traces:
+# gen, convert, replay, size, and corrupt traces), ThreadSanitizer over the stress and soak
 # tests, the libfabric provider's tests (when built) and the fork test. Any
 # report fails the run.
 #
@@ -25,7 +26,7 @@ run() { # name, build dir, flags, ctest regex, environment
   fi
 }
 run "ASan+UBSan" build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
-  '^(test_|stress_threads$|stress_threads_dynamic$)' "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1"
+  '^(test_|stress_threads$|stress_threads_dynamic$|tools_traces$)' "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1"
 run "TSan" build-tsan "-fsanitize=thread -Wno-error=tsan" \
   '^(stress_threads(_dynamic)?|soak(_dynamic|_debug)?|test_ofi_tcp|test_ofi_shm)$' "TSAN_OPTIONS=halt_on_error=1"
 # Without the deadlock detector: jemalloc's own fork handler holds more

@@ -17,7 +17,7 @@ command -v valgrind > /dev/null || { echo "valgrind.sh: valgrind not found (scri
 # A child that crashes under valgrind can leave its parent waiting: bounded.
 vg=(timeout -k 10 300 valgrind --error-exitcode=99)
 passed=0 failed=0
-for t in test_api test_provider test_dynamic test_faults; do
+for t in test_api test_provider test_dynamic test_faults test_report; do
   log=$build/valgrind-$t.log
   start=$SECONDS
   if "${vg[@]}" -q "$build/tests/$t" > "$log" 2>&1; then

@@ -1,8 +1,14 @@
 /*
  * pinheap: command-line tool of the pinheap library.
  *
- *   pinheap demo [options]   compare the extent policies of a FIXED heap
- *   pinheap help [command]   print usage
+ *   pinheap demo [options]        compare the extent policies of a FIXED heap
+ *   pinheap record -- CMD ARGS    record a program's allocations as a trace
+ *   pinheap replay TRACE          replay a trace through the library
+ *   pinheap size TRACE            the smallest FIXED heap that completes it
+ *   pinheap gen KIND              a synthetic workload as a trace
+ *   pinheap convert IN OUT        a trace from binary to text or back
+ *   pinheap info TRACE            what a trace holds
+ *   pinheap help [command]        print usage
  *
  * Each subcommand lives in its own file; this file only dispatches.
  */
@@ -20,8 +26,13 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"demo", "compare the extent policies of a FIXED heap on a few scenarios", demo_main,
-     demo_usage},
+    {"demo", "compare the extent policies of a FIXED heap on a few scenarios", demo_main, demo_usage},
+    {"record", "run a program and record its allocations as a trace", record_main, record_usage},
+    {"replay", "replay a trace through the library, with stats and pictures", replay_main, replay_usage},
+    {"size", "the smallest FIXED heap that completes a trace, per policy", size_main, size_usage},
+    {"gen", "write a synthetic workload as a trace", gen_main, gen_usage},
+    {"convert", "convert a trace between its binary and text forms", convert_main, convert_usage},
+    {"info", "check a trace and say what it holds", info_main, info_usage},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

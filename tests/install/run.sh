@@ -85,6 +85,7 @@ for f in "$prefix/include/pinheap.h" \
          "$libdir/libpinheap.so" \
          "$libdir/libpinheap.a" \
          "$libdir/libpinheap-preload.so" \
+         "$libdir/libpinheap-record.so" \
          "$libdir/pkgconfig/pinheap.pc" \
          "$libdir/cmake/pinheap/pinheapConfig.cmake" \
          "$libdir/cmake/pinheap/pinheapConfigVersion.cmake" \
@@ -103,6 +104,13 @@ if [ "$ofi" = 1 ]; then
   done
 fi
 [ "$failures" -eq 0 ] || { (cd "$prefix" && find . | sort) >&2; die "installed tree incomplete (above)"; }
+
+step "the installed pinheap tool records a program with the installed libraries"
+if "$prefix/bin/pinheap" record -o "$tmp/true.trace" -- true && "$prefix/bin/pinheap" info "$tmp/true.trace" > /dev/null; then
+  echo "pinheap record: ok"
+else
+  fail "the installed pinheap record did not write a trace that reads"
+fi
 
 # The objects are built with -fvisibility=hidden: every function named $3...
 # that header $1 declares must be exported by library $2.
