@@ -14,7 +14,10 @@
 # its timeout (PINHEAP_MPI_CTEST_TIMEOUT, set by the tests' CMake files)
 # less 10 s, so that the cleanup still runs after a hang. PINHEAP_MPI_LOAD
 # and PINHEAP_MPI_CORES stand for the machine's load and cores (for tests
-# of the rule). Exits with the run's status.
+# of the rule). Under Open MPI, PINHEAP_MPI_OUTPUT=DIR also writes each
+# rank's stdout and stderr to DIR/1/rank.N/ (the launcher's merged stream
+# interleaves the ranks' lines in chunks, cut anywhere, when they write
+# much at once). Exits with the run's status.
 set -uo pipefail
 
 usage() {
@@ -64,7 +67,8 @@ case $flavour in
     launcher=mpirun.openmpi osc=${PINHEAP_MPI_OSC:-pt2pt}
     [ "$flavour" = oshmem ] && launcher=oshrun osc=${PINHEAP_MPI_OSC:-^rdma}
     cmd=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "$launcher" -np "$np" --oversubscribe
-      --mca osc "$osc" --mca btl_vader_backing_directory "$seg") ;;
+      --mca osc "$osc" --mca btl_vader_backing_directory "$seg")
+    [ -n "${PINHEAP_MPI_OUTPUT:-}" ] && cmd+=(--output-filename "$PINHEAP_MPI_OUTPUT") ;;
   mpich)
     cmd=(mpirun.mpich -np "$np") ;;
   *)

@@ -40,21 +40,26 @@ fail() { echo "check.sh: FAIL: $*" >&2; failures=$((failures + 1)); }
 stats="libpinheap-shmem: symmetric heap of $np PEs"
 
 # run NAME PROGRAM...: one oshrun job; its stdout in $tmp/NAME.out, its
-# stderr in $tmp/NAME.err, its status in $tmp/NAME.rc.
+# stderr in $tmp/NAME.err, its status in $tmp/NAME.rc, and every PE's
+# stderr whole, one after the other, in $tmp/NAME.pes (oshrun's own stream
+# cuts lines anywhere when PEs print much at once: the stats line is read
+# from there).
 run() {
   local name=$1
   shift
-  PINHEAP_STATS=1 bash "$here/../mpi/run.sh" oshmem "$np" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
+  PINHEAP_STATS=1 PINHEAP_MPI_OUTPUT="$tmp/$name.dir" bash "$here/../mpi/run.sh" oshmem "$np" "$@" \
+    >"$tmp/$name.out" 2>"$tmp/$name.err"
   echo $? >"$tmp/$name.rc"
+  cat /dev/null $(ls "$tmp/$name.dir"/*/rank.*/stderr 2>/dev/null | sort -V) >"$tmp/$name.pes"
 }
 show() {
   echo "--- $1 (exit $(cat "$tmp/$1.rc")):"
   cat "$tmp/$1.out"
-  grep -F "$stats" "$tmp/$1.err"
+  grep -F "$stats" "$tmp/$1.pes"
   grep -E '^(pinheap|libpinheap-shmem)' "$tmp/$1.err" | grep -vF "$stats" | sort | uniq -c | sort -rn | head -4
 }
 served() {
-  grep -qF "$stats" "$tmp/$1.err" || fail "$1: no line '$stats' on stderr: the library did not serve the calls"
+  grep -qF "$stats" "$tmp/$1.pes" || fail "$1: no line '$stats' on stderr: the library did not serve the calls"
 }
 
 # Three runs share the ctest timeout that run.sh keeps its limit under.
@@ -64,13 +69,14 @@ if [ "$kind" = misuse ]; then
   echo "(not run without the library)" >"$tmp/plain.out"
   echo 0 >"$tmp/plain.rc"
   : >"$tmp/plain.err"
+  : >"$tmp/plain.pes"
 else
   run plain "$plain" "$@"
 fi
 run preload env LD_PRELOAD="$lib" "$plain" "$@"
 run linked "$linked" "$@"
 for r in plain preload linked; do show "$r"; done
-if grep -qF "$stats" "$tmp/plain.err"; then fail "plain: the library's stats line, though it was not loaded"; fi
+if grep -qF "$stats" "$tmp/plain.pes" "$tmp/plain.err"; then fail "plain: the library's stats line, though it was not loaded"; fi
 if [ "$kind" != misuse ]; then
   for r in plain preload linked; do
     [ "$(cat "$tmp/$r.rc")" = 0 ] || fail "$r: exit status $(cat "$tmp/$r.rc")"
@@ -89,7 +95,7 @@ case $kind in
     fi
     # The programs free what they allocate: nothing is left at exit.
     for r in preload linked; do
-      grep -F "$stats" "$tmp/$r.err" | grep -q ', allocated 0,' || fail "$r: objects left allocated at exit"
+      grep -F "$stats" "$tmp/$r.pes" | grep -q ', allocated 0,' || fail "$r: objects left allocated at exit"
     done
     if ! diff <(grep -v shmem_calloc "$tmp/plain.out") <(grep -v shmem_calloc "$tmp/preload.out"); then
       fail "without the library the program prints other lines (above: <, without; >, with)"
