@@ -1,21 +1,8 @@
 /*
  * `pinheap size TRACE`: the smallest FIXED heap that completes a trace, for
  * each placement policy, and the size above which every heap probed
- * completes.
- *
- * Whether a heap of S bytes completes the trace is not monotone in S (a
- * heap a page larger places differently and may fail where a smaller one
- * passed), so one bisection is not the answer. Per policy:
- *   1. below the trace's peak live bytes M no heap can complete; heaps of
- *      2M, 4M, ... are probed until one completes (up to --max);
- *   2. bisection between the largest failing and the smallest completing
- *      heap, to a page (--resolution), gives B;
- *   3. a scan probes B +- k steps of --step percent of B, --scan steps above
- *      and half as many below (not below M).
- * Reported: the smallest heap any probe saw complete, and the smallest
- * probed heap from which every larger probe completed (what to put in
- * PINHEAP_SIZE). Both are claims about the heaps probed only: between two
- * probes a heap may fail.
+ * completes (what to put in PINHEAP_SIZE). The search, and why it is more
+ * than one bisection, is search.h's.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,6 +13,7 @@
 #include "commands.h"
 #include "engine.h"
 #include "progress.h"
+#include "search.h"
 
 #define SIZE_SCAN 20
 #define SIZE_STEP_PCT 1.0
@@ -59,19 +47,9 @@ void size_usage(FILE *out) {
           cli_policy_names(names, sizeof names), SIZE_SCAN, SIZE_STEP_PCT);
 }
 
-typedef struct size_probe {
-  size_t size;
-  bool completed;
-} size_probe;
-
 typedef struct size_policy {
   pinheap_policy policy;
-  size_probe *probes;
-  size_t n, cap;
-  size_t bisected;  /* the bisection's result; 0: none completed */
-  size_t smallest;  /* the smallest completing probe */
-  size_t all_from;  /* every probe from here up completed */
-  size_t failing;   /* the largest failing probe, 0 when none */
+  search_result res;
 } size_policy;
 
 typedef struct size_args {
@@ -83,88 +61,43 @@ typedef struct size_args {
   size_t resolution, max;
 } size_args;
 
-/* Whether a FIXED heap of size bytes completes the trace (whose peak live
- * bytes are peak). */
-static int size_probe_one(const size_args *a, size_policy *sp, uint64_t peak, size_t size, bool *completed) {
+/* What a probe needs: the arguments, the policy, the trace's peak live
+ * bytes and the progress bar. */
+typedef struct size_ctx {
+  const size_args *a;
+  pinheap_policy policy;
+  uint64_t peak;
+  progress *prog;
+} size_ctx;
+
+/* Whether a FIXED heap of size bytes completes the trace (a search_probe_fn). */
+static int size_probe_one(void *arg, size_t size, bool *completed) {
+  const size_ctx *c = arg;
   FILE *f;
   trace_reader r;
-  if (cli_open_trace("size", a->trace, &f, &r) != 0) return -1;
-  engine_options o = {.stop_at_failure = true, .peak_live = peak};
+  if (cli_open_trace("size", c->a->trace, &f, &r) != 0) return -1;
+  engine_options o = {.stop_at_failure = true, .peak_live = c->peak};
   pinheap_options_init(&o.heap);
   o.heap.size = size;
-  o.heap.policy = sp->policy;
-  o.heap.arenas = a->arenas;
+  o.heap.policy = c->policy;
+  o.heap.arenas = c->a->arenas;
   engine_result res;
   int rc = engine_run(&r, &o, &res);
   if (rc != 0) fprintf(stderr, "pinheap size: %s\n", r.failed ? r.error : res.error);
   *completed = res.created && res.completed;
   engine_result_free(&res);
   cli_close_trace(f, &r);
-  if (rc != 0) return -1;
-  if (sp->n == sp->cap) {
-    size_t cap = sp->cap ? 2 * sp->cap : 64;
-    size_probe *p = realloc(sp->probes, cap * sizeof *p);
-    if (!p) return -1;
-    sp->probes = p;
-    sp->cap = cap;
-  }
-  sp->probes[sp->n++] = (size_probe){size, *completed};
-  return 0;
+  return rc != 0 ? -1 : 0;
 }
 
-static int size_cmp(const void *x, const void *y) {
-  size_t a = ((const size_probe *)x)->size, b = ((const size_probe *)y)->size;
-  return (a > b) - (a < b);
-}
-
-static size_t size_round(size_t x, size_t page) { return x / page * page; }
+static void size_progress(void *arg, size_t probes) { progress_update(((const size_ctx *)arg)->prog, probes); }
 
 static int size_policy_run(const size_args *a, size_policy *sp, uint64_t peak, progress *prog) {
-  size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  bool ok;
-  /* Below the peak live bytes no heap completes. */
-  size_t lo = peak > page ? size_round((size_t)peak - 1, page) : 0;
-  size_t hi = size_round(peak * 2 > (uint64_t)(8 << 20) + peak ? (size_t)peak * 2 : (size_t)peak + (8 << 20), page);
-  for (;;) {
-    if (size_probe_one(a, sp, peak, hi, &ok) != 0) return -1;
-    progress_update(prog, sp->n);
-    if (ok) break;
-    lo = hi;
-    if (hi >= a->max) return 0; /* none completes up to --max */
-    hi = hi > a->max / 2 ? a->max : size_round(hi * 2, page);
-  }
-  while (hi - lo > a->resolution) {
-    size_t mid = size_round(lo + (hi - lo) / 2, page);
-    if (mid <= lo) break;
-    if (size_probe_one(a, sp, peak, mid, &ok) != 0) return -1;
-    progress_update(prog, sp->n);
-    if (ok)
-      hi = mid;
-    else
-      lo = mid;
-  }
-  sp->bisected = hi;
-  size_t step = size_round((size_t)((double)hi * a->step / 100), page);
-  if (step < page) step = page;
-  for (unsigned k = 1; k <= a->scan; k++) {
-    if (size_probe_one(a, sp, peak, hi + k * step, &ok) != 0) return -1;
-    progress_update(prog, sp->n);
-  }
-  for (unsigned k = 1; k <= a->scan / 2 && hi > k * step && hi - k * step > peak; k++) {
-    if (size_probe_one(a, sp, peak, hi - k * step, &ok) != 0) return -1;
-    progress_update(prog, sp->n);
-  }
-  qsort(sp->probes, sp->n, sizeof *sp->probes, size_cmp);
-  for (size_t i = 0; i < sp->n; i++) {
-    if (sp->probes[i].completed && !sp->smallest) sp->smallest = sp->probes[i].size;
-    if (!sp->probes[i].completed) sp->failing = sp->probes[i].size;
-  }
-  for (size_t i = 0; i < sp->n; i++)
-    if (sp->probes[i].completed && sp->probes[i].size > sp->failing) {
-      sp->all_from = sp->probes[i].size;
-      break;
-    }
-  return 0;
+  size_ctx c = {a, sp->policy, peak, prog};
+  search_params p = {.peak = peak, .page = (size_t)sysconf(_SC_PAGESIZE), .resolution = a->resolution,
+                     .max = a->max, .scan = a->scan, .step = a->step};
+  if (search_run(&p, size_probe_one, size_progress, &c, &sp->res) != 0) return -1;
+  return search_check(&sp->res) ? -1 : 0;
 }
 
 static int size_parse(int argc, char **argv, size_args *a) {
@@ -226,15 +159,15 @@ static void size_table(const size_args *a, const trace_reader *scan, const size_
          cli_human(h, sizeof h, scan->peak_live_bytes), (unsigned long long)scan->peak_live_bytes);
   printf("%-12s %-34s %-34s %s\n", "policy", "smallest found, bytes, H/M", "every probe from, bytes, H/M", "probes");
   for (size_t i = 0; i < n; i++) {
-    size_cell(c1, sizeof c1, sp[i].smallest, scan->peak_live_bytes, "none up to --max");
-    size_cell(c2, sizeof c2, sp[i].all_from, scan->peak_live_bytes,
-              sp[i].smallest ? "none: the largest probe failed" : "none up to --max");
-    printf("%-12s %-34s %-34s %zu\n", pinheap_policy_name(sp[i].policy), c1, c2, sp[i].n);
+    size_cell(c1, sizeof c1, sp[i].res.smallest, scan->peak_live_bytes, "none up to --max");
+    size_cell(c2, sizeof c2, sp[i].res.all_from, scan->peak_live_bytes,
+              sp[i].res.smallest ? "none: the largest probe failed" : "none up to --max");
+    printf("%-12s %-34s %-34s %zu\n", pinheap_policy_name(sp[i].policy), c1, c2, sp[i].res.n);
   }
   for (size_t i = 0; i < n; i++) {
-    if (!sp[i].all_from) continue;
+    if (!sp[i].res.all_from) continue;
     printf("%s: PINHEAP_SIZE=%zu (bisection %zu; largest failing probe %zu; scan %.1f%% steps, %u above, %u below)\n",
-           pinheap_policy_name(sp[i].policy), sp[i].all_from, sp[i].bisected, sp[i].failing, a->step, a->scan,
+           pinheap_policy_name(sp[i].policy), sp[i].res.all_from, sp[i].res.bisected, sp[i].res.failing, a->step, a->scan,
            a->scan / 2);
   }
 }
@@ -248,11 +181,11 @@ static void size_json(const size_args *a, const trace_reader *scan, const size_p
   for (size_t i = 0; i < n; i++) {
     printf("%s\n  {\"policy\": \"%s\", \"smallest\": %zu, \"smallest_hm\": %.4f, \"every_probe_from\": %zu, "
            "\"every_probe_from_hm\": %.4f, \"bisection\": %zu, \"largest_failing\": %zu, \"probes\": [",
-           i ? "," : "", pinheap_policy_name(sp[i].policy), sp[i].smallest, (double)sp[i].smallest / m,
-           sp[i].all_from, (double)sp[i].all_from / m, sp[i].bisected, sp[i].failing);
-    for (size_t k = 0; k < sp[i].n; k++)
-      printf("%s{\"size\": %zu, \"completed\": %s}", k ? ", " : "", sp[i].probes[k].size,
-             sp[i].probes[k].completed ? "true" : "false");
+           i ? "," : "", pinheap_policy_name(sp[i].policy), sp[i].res.smallest, (double)sp[i].res.smallest / m,
+           sp[i].res.all_from, (double)sp[i].res.all_from / m, sp[i].res.bisected, sp[i].res.failing);
+    for (size_t k = 0; k < sp[i].res.n; k++)
+      printf("%s{\"size\": %zu, \"completed\": %s}", k ? ", " : "", sp[i].res.probes[k].size,
+             sp[i].res.probes[k].completed ? "true" : "false");
     printf("]}");
   }
   printf("]}\n");
@@ -286,8 +219,8 @@ int size_main(int argc, char **argv) {
   }
   bool all = true;
   for (size_t i = 0; i < n; i++) {
-    all = all && sp[i].all_from;
-    free(sp[i].probes);
+    all = all && sp[i].res.all_from;
+    search_result_free(&sp[i].res);
   }
   return rc != 0 ? 2 : all ? 0 : 1;
 }

@@ -1,0 +1,7 @@
+/* The runner of the mimalloc peer, in a process of its own. */
+#include "compare.h"
+
+int main(int argc, char **argv) {
+  static const peer_family families[] = {peer_mimalloc};
+  return compare_main(argc, argv, families, 1, NULL, 0);
+}
