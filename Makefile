@@ -6,7 +6,9 @@
 #                  integration tests under valgrind's memcheck, the tests
 #                  again under ASan+UBSan and TSan, and the fuzzers for 30 s
 #                  each
-#   make bench     build, then run bench/run_small.sh build (when present)
+#   make bench     build, then the comparison with every peer (bench/compare/run.py),
+#                  about 20 minutes on 2 cores: bench/results/RESULTS.md and plots
+#   make bench-quick  a subset of it in under 3 minutes, into $(BENCH_QUICK_OUT)
 #   make fuzz      build and run the fuzzers for FUZZ_SECONDS each (default 300)
 #   make soak      build and run the soak test for SOAK_SECONDS (default 600),
 #                  a third each FIXED, DYNAMIC and FIXED with the debugging aids
@@ -20,7 +22,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 1)
 CMAKE      ?= cmake
 CTEST      ?= ctest
 
-.PHONY: all deps build demo check bench fuzz soak install clean
+.PHONY: all deps build demo check bench bench-quick fuzz soak install clean
 
 all: build
 
@@ -55,16 +57,14 @@ soak: build
 	./$(BUILD_DIR)/tests/soak $(SOAK_SEED) $$(($(SOAK_SECONDS) / 3)) dynamic 4
 	./$(BUILD_DIR)/tests/soak $(SOAK_SEED) $$(($(SOAK_SECONDS) / 3)) fixed 4 debug
 
+# The comparison of allocators, side by side (bench/compare/run.py -h).
+BENCH_OUT       ?= bench/results
+BENCH_QUICK_OUT ?= $(BUILD_DIR)/bench-quick
 bench: build
-	@if [ -x bench/run_small.sh ]; then \
-	  echo "bench/run_small.sh $(BUILD_DIR)"; \
-	  ./bench/run_small.sh $(BUILD_DIR); \
-	elif [ -f bench/run_small.sh ]; then \
-	  echo "bash bench/run_small.sh $(BUILD_DIR)"; \
-	  bash bench/run_small.sh $(BUILD_DIR); \
-	else \
-	  echo "make bench: bench/run_small.sh not found; nothing to run."; \
-	fi
+	python3 bench/compare/run.py --build $(BUILD_DIR) --out $(BENCH_OUT)
+
+bench-quick: build
+	python3 bench/compare/run.py --quick --build $(BUILD_DIR) --out $(BENCH_QUICK_OUT)
 
 # After installing as root (and not into a DESTDIR staging tree), refresh the
 # loader cache so the installed tool finds libpinheap.so.0.

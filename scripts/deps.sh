@@ -30,6 +30,7 @@ PACKAGES=(
   libfabric-dev    # the libfabric provider and its tests
   libfabric-bin
   librsvg2-bin     # rsvg-convert: the tests turn a heap picture (SVG) into a PNG
+  libdpdk-dev      # the comparison's peer: DPDK's rte_malloc over an external heap (bench/compare)
 )
 
 check_only=0

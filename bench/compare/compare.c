@@ -92,14 +92,14 @@ typedef struct compare_opts {
   const char *ops, *peer, *columns, *test, *threads;
   size_t heap, size;
   bool stop;
-  double resolution, step, max_ratio, seconds;
+  double resolution, step, max_ratio, seconds, scale;
   unsigned long long scan, reps, seed;
 } compare_opts;
 
 /* Options of every subcommand; the first word that is not one is the ops
  * file. 0, or 2 (usage). */
 static int compare_parse(int argc, char **argv, compare_opts *o) {
-  *o = (compare_opts){.resolution = 0.5, .step = 1.0, .max_ratio = 64, .seconds = 0.3, .scan = 6, .reps = 5,
+  *o = (compare_opts){.resolution = 0.5, .step = 1.0, .max_ratio = 64, .seconds = 0.3, .scale = 1, .scan = 6, .reps = 5,
                       .seed = 12345, .size = (size_t)256 << 20};
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -133,6 +133,8 @@ static int compare_parse(int argc, char **argv, compare_opts *o) {
       bad = compare_double(v, 0.01, 100, &o->step);
     else if (strcmp(a, "--max-ratio") == 0)
       bad = compare_double(v, 1.01, 1e6, &o->max_ratio);
+    else if (strcmp(a, "--scale") == 0)
+      bad = compare_double(v, 0.001, 1, &o->scale);
     else if (strcmp(a, "--seconds") == 0)
       bad = compare_double(v, 0.001, 600, &o->seconds);
     else if (strcmp(a, "--scan") == 0)
@@ -189,7 +191,7 @@ static int cmd_replay(int argc, char **argv) {
   if (rc == 0) compare_print_replay(p, o.heap, &t, &r);
   if (draw) {
     FILE *f = fopen(o.columns, "w");
-    if (!f || replay_columns_write(&cols, t.h.n, f) != 0 || fclose(f) != 0) {
+    if (!f || replay_columns_write(&cols, t.h.n, r.region, f) != 0 || fclose(f) != 0) {
       fprintf(stderr, "compare: %s: %s\n", o.columns, strerror(errno));
       rc = -1;
     }
@@ -286,7 +288,10 @@ static int compare_replay_any(const compare_frag *f, size_t heap, bool stop, rep
   r->has_space = compare_field(line, "has_space") == 1;
   v = compare_field(line, "region");
   r->region = v > 0 ? (size_t)v : heap;
-  if (!line[0]) snprintf(r->error, sizeof r->error, "the job crashed or printed nothing");
+  if (!line[0]) {
+    snprintf(r->error, sizeof r->error, "the job crashed or printed nothing");
+    r->crashed = true;
+  }
   return 0;
 }
 
@@ -351,10 +356,11 @@ static int cmd_frag(int argc, char **argv) {
   printf(", \"peak_live\": %llu, \"events\": %llu, \"max\": %zu, \"probes\": %zu, \"smallest\": %zu, \"all_from\": %zu, "
          "\"bisected\": %zu, \"failing\": %zu, \"h_smallest\": %zu, \"h_all_from\": %zu, \"hm_smallest\": %.4f, "
          "\"hm_all_from\": %.4f, "
-         "\"heap_1_1\": %zu, \"completed_1_1\": %s, \"fail_live_1_1\": %llu, \"fail_size_1_1\": %llu, "
+         "\"heap_1_1\": %zu, \"created_1_1\": %s, \"crashed_1_1\": %s, \"completed_1_1\": %s, \"fail_live_1_1\": %llu, \"fail_size_1_1\": %llu, "
          "\"end_heap\": %zu, \"end_has_space\": %s, \"end_free\": %zu, \"end_largest\": %zu, \"seconds\": %.3f}\n",
          (unsigned long long)t.h.peak_live, (unsigned long long)t.h.events, max, sr.n, sr.smallest, sr.all_from,
          sr.bisected, sr.failing, h_smallest, h_all, (double)h_smallest / m, (double)h_all / m, h11,
+         at11.created ? "true" : "false", at11.crashed ? "true" : "false",
          at11.created && at11.completed ? "true" : "false", (unsigned long long)at11.fail_live,
          (unsigned long long)at11.fail_size, sr.all_from, end.has_space ? "true" : "false", end.space.free_bytes,
          end.space.largest_free, compare_now() - t0);
@@ -389,7 +395,7 @@ static int cmd_speed(int argc, char **argv) {
       return compare_usage("bad --threads '%s'", list);
     for (unsigned long long n = lo; n <= hi; n++) {
       speed_result r;
-      if (speed_run(p, t, (unsigned)n, o.seconds, o.seed, &r) != 0) return 1;
+      if (speed_run(p, t, (unsigned)n, o.seconds, o.scale, o.seed, &r) != 0) return 1;
       printf("{\"peer\": ");
       compare_json_string(p->name);
       printf(", \"test\": \"%s\", \"threads\": %llu, \"ok\": %s, \"error\": ", t->name, n, r.ok ? "true" : "false");
@@ -462,6 +468,17 @@ static int cmd_peers(int argc, char **argv) {
   return 0;
 }
 
+static int cmd_tests(int argc, char **argv) {
+  compare_opts o;
+  if (compare_parse(argc, argv, &o)) return 2;
+  for (size_t i = 0; i < speed_test_count; i++) {
+    printf("{\"name\": \"%s\", \"what\": ", speed_tests[i].name);
+    compare_json_string(speed_tests[i].what);
+    printf(", \"region\": %zu}\n", speed_region(&speed_tests[i], 1, o.scale));
+  }
+  return 0;
+}
+
 int compare_main(int argc, char **argv, const peer_family *families, size_t n_families,
                  const compare_command *extra, size_t n_extra) {
   ssize_t len = readlink("/proc/self/exe", compare_self, sizeof compare_self - 1);
@@ -471,7 +488,7 @@ int compare_main(int argc, char **argv, const peer_family *families, size_t n_fa
     compare_n += got < COMPARE_MAX_PEERS - compare_n ? got : COMPARE_MAX_PEERS - compare_n;
   }
   static const compare_command commands[] = {
-      {"peers", cmd_peers}, {"replay", cmd_replay}, {"frag", cmd_frag}, {"speed", cmd_speed}, {"create", cmd_create}};
+      {"peers", cmd_peers}, {"tests", cmd_tests}, {"replay", cmd_replay}, {"frag", cmd_frag}, {"speed", cmd_speed}, {"create", cmd_create}};
   if (argc < 2) return compare_usage("%s", "a command is needed");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (strcmp(argv[1], commands[i].name) == 0) return commands[i].main(argc, argv);

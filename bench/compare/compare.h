@@ -5,13 +5,15 @@
  * malloc); bench/compare/run.py drives them all, side by side.
  *
  *   RUNNER peers                        the peers it holds, one JSON line each
+ *   RUNNER tests [--scale F]            the speed tests (speed.h), one JSON line each,
+ *                                       with the region of one thread
  *   RUNNER replay OPS --peer P --heap SIZE [--stop] [--columns FILE]
  *                                       one replay (ops.h), a JSON line
  *   RUNNER frag OPS --peer P [--resolution PCT] [--scan N] [--step PCT] [--max-ratio R]
  *                                       the search (tools/search.h) for the
  *                                       smallest heap, the replay in a heap
  *                                       of 1.1 M, the space at the end: a JSON line
- *   RUNNER speed --peer P --test T [--threads LIST] [--seconds S] [--seed N]
+ *   RUNNER speed --peer P --test T [--threads LIST] [--seconds S] [--seed N] [--scale F]
  *                                       a JSON line per thread count
  *   RUNNER create --peer P [--size SIZE] [--reps K]
  *                                       heap creation, with and without prefault

@@ -8,11 +8,13 @@
 
 /* Reads the text replay_columns_write wrote into p. 0, or -1. */
 static int draw_read(FILE *in, picture *p, uint64_t *events, uint64_t *failure) {
-  size_t rows, n;
+  size_t rows, n, region;
   unsigned long long ev, fail;
-  if (fscanf(in, "columns %zu %zu %llu %llu\n", &rows, &n, &ev, &fail) != 4 || !rows || rows > 100000 || n > 100000)
+  if (fscanf(in, "columns %zu %zu %llu %llu %zu\n", &rows, &n, &ev, &fail, &region) != 5 || !rows || rows > 100000 ||
+      n > 100000)
     return -1;
   if (picture_init(p, rows, n ? n : 1) != 0) return -1;
+  p->capacity = region;
   char cells[100001];
   for (size_t c = 0; c < n; c++) {
     unsigned long long e;

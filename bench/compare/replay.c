@@ -171,9 +171,9 @@ void replay_columns_fini(replay_columns *c) {
   memset(c, 0, sizeof *c);
 }
 
-int replay_columns_write(const replay_columns *c, uint64_t events, FILE *out) {
-  fprintf(out, "columns %zu %zu %llu %llu\n", c->rows, c->n, (unsigned long long)events,
-          (unsigned long long)c->failure);
+int replay_columns_write(const replay_columns *c, uint64_t events, size_t region, FILE *out) {
+  fprintf(out, "columns %zu %zu %llu %llu %zu\n", c->rows, c->n, (unsigned long long)events,
+          (unsigned long long)c->failure, region);
   for (size_t k = 0; k < c->n; k++) {
     fprintf(out, "%llu %.6f %.6f ", (unsigned long long)c->event[k], c->frag[k], c->used[k]);
     for (size_t r = 0; r < c->rows; r++) fputc('0' + c->cells[k * c->rows + r], out);

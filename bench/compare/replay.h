@@ -57,6 +57,7 @@ typedef struct replay_result {
   peer_space space;
   uint64_t space_live;  /* live bytes there */
   size_t region;        /* the bytes the heap spanned (peer's extent) */
+  bool crashed;         /* a replay by a job: the job died (compare.c) */
   double seconds;       /* the replay's wall time */
 } replay_result;
 
@@ -66,8 +67,8 @@ int replay_run(const peer *p, const ops *o, const replay_options *ro, replay_res
 
 int replay_columns_init(replay_columns *c, size_t rows, size_t max);
 void replay_columns_fini(replay_columns *c);
-/* The columns as text: "columns ROWS N EVENTS FAILURE", then a line per
- * column "EVENT FRAG USED CELLS" (CELLS: a digit per row). 0, or -1. */
-int replay_columns_write(const replay_columns *c, uint64_t events, FILE *out);
+/* The columns as text: "columns ROWS N EVENTS FAILURE REGION", then a line
+ * per column "EVENT FRAG USED CELLS" (CELLS: a digit per row). 0, or -1. */
+int replay_columns_write(const replay_columns *c, uint64_t events, size_t region, FILE *out);
 
 #endif

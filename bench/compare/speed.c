@@ -17,6 +17,7 @@
 #define SPEED_BATCH 64          /* xthread: blocks allocated before handing them on */
 #define SPEED_WRITES 64         /* falseshare: writes into each object */
 #define SPEED_CHECK_EVERY 256   /* operations between looks at the clock's flag */
+#define SPEED_MIN_REGION (64 * MiB) /* two of mimalloc's segments */
 
 typedef enum speed_kind { SPEED_CHURN, SPEED_XTHREAD, SPEED_FALSESHARE } speed_kind;
 
@@ -39,12 +40,18 @@ static const speed_def speed_defs[] = {
 const speed_test speed_tests[] = {
     {"small1k", "16 B - 1 KiB, 1000 live per thread", 256 * MiB},
     {"small32k", "16 B - 32 KiB, 1000 live per thread", 512 * MiB},
-    {"medium", "14 KiB - 1 MiB (log-uniform), 1000 live per thread", 2048 * MiB},
-    {"large", "1 - 32 MiB (log-uniform), 40 live per thread", 3072 * MiB},
+    {"medium", "14 KiB - 1 MiB (log-uniform), 1000 live per thread", 1024 * MiB},
+    {"large", "1 - 32 MiB (log-uniform), 40 live per thread", 2048 * MiB},
     {"xthread", "16 B - 1 KiB handed to the next thread, which frees them (larson-style)", 256 * MiB},
     {"falseshare", "8-byte objects of different threads, each written 64 times", 256 * MiB},
 };
 const size_t speed_test_count = sizeof speed_tests / sizeof speed_tests[0];
+
+/* Blocks live per thread under scale (CHURN). */
+static unsigned speed_live(const speed_def *d, double scale) {
+  unsigned n = (unsigned)(d->live * scale);
+  return n > 4 ? n : 4;
+}
 
 const speed_test *speed_find(const char *name) {
   for (size_t i = 0; i < speed_test_count; i++)
@@ -78,6 +85,7 @@ struct speed_shared {
   peer_heap *h;
   const speed_def *d;
   unsigned threads;
+  unsigned live; /* CHURN: blocks live per thread, scaled */
   pthread_barrier_t ready, start;
   _Atomic int stop;
   _Atomic unsigned producers_done;
@@ -145,7 +153,7 @@ static inline bool speed_release(speed_worker *w, unsigned char *q, unsigned cha
 
 static void speed_churn(speed_worker *w) {
   speed_shared *sh = w->sh;
-  unsigned n = sh->d->live;
+  unsigned n = sh->live;
   size_t len = n * sizeof(void *);
   unsigned char **slot = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (slot == MAP_FAILED) {
@@ -229,7 +237,7 @@ static void speed_falseshare(speed_worker *w) {
     for (unsigned k = 0; k < SPEED_CHECK_EVERY / 2; k++) {
       volatile unsigned char *q = speed_alloc(w, 8, 0x3c);
       if (!q) break;
-      for (unsigned j = 0; j < SPEED_WRITES; j++) q[4 + (j & 3)]++;
+      for (unsigned j = 0; j < SPEED_WRITES; j++) q[4 + (j & 1)]++; /* not the tag, in the last byte */
       if (!speed_release(w, (unsigned char *)q, 0x3c)) break;
     }
     ops += SPEED_CHECK_EVERY;
@@ -262,7 +270,17 @@ static void *speed_main(void *arg) {
   return NULL;
 }
 
-int speed_run(const peer *p, const speed_test *t, unsigned threads, double seconds, uint64_t seed,
+size_t speed_region(const speed_test *t, unsigned threads, double scale) {
+  const speed_def *d = &speed_defs[t - speed_tests];
+  size_t n = threads > 2 ? threads : 2;
+  size_t r = (size_t)((double)(t->region / 2 * n) * scale) / MiB * MiB;
+  /* Room for twice the most the live blocks can hold, however scaled. */
+  size_t least = 2 * n * speed_live(d, scale) * d->max;
+  if (r < least) r = (least + MiB - 1) / MiB * MiB;
+  return r > SPEED_MIN_REGION ? r : SPEED_MIN_REGION;
+}
+
+int speed_run(const peer *p, const speed_test *t, unsigned threads, double seconds, double scale, uint64_t seed,
               speed_result *res) {
   memset(res, 0, sizeof *res);
   if (threads > 1 && !(p->flags & PEER_THREADS)) {
@@ -270,7 +288,8 @@ int speed_run(const peer *p, const speed_test *t, unsigned threads, double secon
     return 0;
   }
   speed_shared sh = {.p = p, .d = &speed_defs[t - speed_tests], .threads = threads};
-  size_t region = t->region / 2 * (threads > 2 ? threads : 2);
+  sh.live = speed_live(sh.d, scale);
+  size_t region = speed_region(t, threads, scale);
   size_t wlen = threads * sizeof(speed_worker), rlen = threads * sizeof(speed_ring);
   sh.w = mmap(NULL, wlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   sh.rings = mmap(NULL, rlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

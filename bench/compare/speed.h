@@ -47,11 +47,17 @@ typedef struct speed_result {
   double seconds;
 } speed_result;
 
+/* The region a PEER_FIXED peer gets for t at threads threads: t->region
+ * for 2 threads (and 1), in proportion above, times scale, at least
+ * 64 MiB. */
+size_t speed_region(const speed_test *t, unsigned threads, double scale);
+
 /* Runs t on a new heap of p (when it serves threads threads) for about
- * seconds seconds. Returns 0 with *res filled (res->ok false and
+ * seconds seconds; scale (at most 1) shrinks the region and the blocks
+ * live per thread alike, for smoke runs. Returns 0 with *res filled (res->ok false and
  * res->error when the heap could not be made or an allocation failed or a
  * block was found overwritten), or -1 when the harness could not start. */
-int speed_run(const peer *p, const speed_test *t, unsigned threads, double seconds, uint64_t seed,
+int speed_run(const peer *p, const speed_test *t, unsigned threads, double seconds, double scale, uint64_t seed,
               speed_result *res);
 
 #endif
