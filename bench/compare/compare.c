@@ -163,11 +163,12 @@ static void compare_print_replay(const peer *p, size_t heap, const ops *o, const
   compare_json_string(r->error);
   printf(", \"completed\": %s, \"failures\": %llu, \"fail_record\": %llu, \"fail_live\": %llu, \"fail_size\": %llu, "
          "\"peak_live\": %llu, \"has_space\": %s, \"free_bytes\": %zu, \"largest_free\": %zu, \"space_live\": %llu, "
-         "\"region\": %zu, \"seconds\": %.6f}\n",
+         "\"region\": %zu, \"outside\": %llu, \"outside_size\": %llu, \"seconds\": %.6f}\n",
          r->created && r->completed ? "true" : "false", (unsigned long long)r->failures,
          (unsigned long long)r->fail_record, (unsigned long long)r->fail_live, (unsigned long long)r->fail_size,
          (unsigned long long)o->h.peak_live, r->has_space ? "true" : "false", r->space.free_bytes,
-         r->space.largest_free, (unsigned long long)r->space_live, r->region, r->seconds);
+         r->space.largest_free, (unsigned long long)r->space_live, r->region, (unsigned long long)r->outside,
+         (unsigned long long)r->outside_size, r->seconds);
 }
 
 static int cmd_replay(int argc, char **argv) {
@@ -266,14 +267,17 @@ typedef struct compare_frag {
   const peer *p;
   const char *opsfile;
   const ops *t;
+  uint64_t outside; /* blocks placed beyond the region, over every replay */
 } compare_frag;
 
 /* A replay in a heap of heap bytes: in this process, or by a job. Its
  * result into *r (for a job: the fields its line gives). */
-static int compare_replay_any(const compare_frag *f, size_t heap, bool stop, replay_result *r) {
+static int compare_replay_any(compare_frag *f, size_t heap, bool stop, replay_result *r) {
   if (!(f->p->flags & PEER_EXTERNAL)) {
     replay_options ro = {.heap = heap, .stop_at_failure = stop};
-    return replay_run(f->p, f->t, &ro, r);
+    int rc = replay_run(f->p, f->t, &ro, r);
+    f->outside += r->outside;
+    return rc;
   }
   char line[4096];
   memset(r, 0, sizeof *r);
@@ -288,6 +292,9 @@ static int compare_replay_any(const compare_frag *f, size_t heap, bool stop, rep
   r->has_space = compare_field(line, "has_space") == 1;
   v = compare_field(line, "region");
   r->region = v > 0 ? (size_t)v : heap;
+  v = compare_field(line, "outside");
+  r->outside = v > 0 ? (uint64_t)v : 0;
+  f->outside += r->outside;
   if (!line[0]) {
     snprintf(r->error, sizeof r->error, "the job crashed or printed nothing");
     r->crashed = true;
@@ -318,7 +325,7 @@ static int cmd_frag(int argc, char **argv) {
   }
   if (!(p->flags & PEER_EXTERNAL) && compare_setup(p) != 0) return 1;
   double t0 = compare_now();
-  compare_frag f = {p, o.ops, &t};
+  compare_frag f = {p, o.ops, &t, 0};
   double peak = (double)t.h.peak_live;
   size_t max = compare_round_up(peak * o.max_ratio);
   if (p->max_heap && max > p->max_heap) max = p->max_heap;
@@ -357,13 +364,14 @@ static int cmd_frag(int argc, char **argv) {
          "\"bisected\": %zu, \"failing\": %zu, \"h_smallest\": %zu, \"h_all_from\": %zu, \"hm_smallest\": %.4f, "
          "\"hm_all_from\": %.4f, "
          "\"heap_1_1\": %zu, \"created_1_1\": %s, \"crashed_1_1\": %s, \"completed_1_1\": %s, \"fail_live_1_1\": %llu, \"fail_size_1_1\": %llu, "
-         "\"end_heap\": %zu, \"end_has_space\": %s, \"end_free\": %zu, \"end_largest\": %zu, \"seconds\": %.3f}\n",
+         "\"end_heap\": %zu, \"end_has_space\": %s, \"end_free\": %zu, \"end_largest\": %zu, \"outside\": %llu, "
+         "\"seconds\": %.3f}\n",
          (unsigned long long)t.h.peak_live, (unsigned long long)t.h.events, max, sr.n, sr.smallest, sr.all_from,
          sr.bisected, sr.failing, h_smallest, h_all, (double)h_smallest / m, (double)h_all / m, h11,
          at11.created ? "true" : "false", at11.crashed ? "true" : "false",
          at11.created && at11.completed ? "true" : "false", (unsigned long long)at11.fail_live,
          (unsigned long long)at11.fail_size, sr.all_from, end.has_space ? "true" : "false", end.space.free_bytes,
-         end.space.largest_free, compare_now() - t0);
+         end.space.largest_free, (unsigned long long)f.outside, compare_now() - t0);
   search_result_free(&sr);
   ops_unload(&t);
   return 0;

@@ -32,3 +32,8 @@ void *peer_region_map(size_t size, size_t align, bool prefault) {
 }
 
 void peer_region_unmap(void *base, size_t size) { munmap(base, size); }
+
+bool peer_region_holds(const void *base, size_t len, const void *ptr, size_t size) {
+  uintptr_t b = (uintptr_t)base, q = (uintptr_t)ptr;
+  return q >= b && q - b <= len && size <= len - (q - b);
+}

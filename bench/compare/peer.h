@@ -67,6 +67,10 @@ struct peer {
   /* The lowest address of the region (PEER_FIXED), for pictures; NULL when
    * the peer cannot say. May be NULL. */
   void *(*base)(peer_heap *h);
+  /* PEER_FIXED: whether the size bytes at ptr lie in the heap's region, so
+   * that a replay does not credit a peer with memory it took from elsewhere.
+   * NULL: it cannot say. */
+  bool (*owns)(peer_heap *h, const void *ptr, size_t size);
   /* The bytes the heap's memory spans, when they differ from the size
    * create was given (memory the peer took beyond it, or rounding down);
    * NULL: that size. */
@@ -103,5 +107,8 @@ void *peer_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((f
  * when prefault is set. NULL when it cannot be had. */
 void *peer_region_map(size_t size, size_t align, bool prefault);
 void peer_region_unmap(void *base, size_t size);
+
+/* For peers' owns: whether [ptr, ptr + size) lies in [base, base + len). */
+bool peer_region_holds(const void *base, size_t len, const void *ptr, size_t size);
 
 #endif

@@ -92,6 +92,9 @@ static void *dp_aligned(peer_heap *h, size_t a, size_t size) {
 }
 static void dp_free(peer_heap *h, void *ptr) { (void)h, rte_free(ptr); }
 static void *dp_base(peer_heap *h) { return ((dp_heap *)h)->base; }
+static bool dp_owns(peer_heap *h, const void *ptr, size_t size) {
+  return peer_region_holds(((dp_heap *)h)->base, ((dp_heap *)h)->size, ptr, size);
+}
 static int dp_space(peer_heap *h, peer_space *out) {
   struct rte_malloc_socket_stats st;
   if (rte_malloc_get_socket_stats(((dp_heap *)h)->socket, &st) != 0) return -1;
@@ -108,7 +111,7 @@ size_t peer_dpdk(peer *out, size_t max) {
                     .flags = PEER_FIXED | PEER_THREADS | PEER_SPACE, .max_heap = (size_t)16 << 30,
                     .setup = dp_setup, .create = dp_create, .malloc = dp_malloc, .calloc = dp_calloc,
                     .realloc = dp_realloc, .aligned = dp_aligned, .free = dp_free, .space = dp_space,
-                    .base = dp_base, .thread_start = dp_thread_start, .thread_stop = dp_thread_stop,
+                    .base = dp_base, .owns = dp_owns, .thread_start = dp_thread_start, .thread_stop = dp_thread_stop,
                     .destroy = dp_destroy};
   return 1;
 }

@@ -189,11 +189,15 @@ static void jb_free(peer_heap *h, void *ptr) {
   if (ptr) dallocx(ptr, MALLOCX_TCACHE(jb_tl.tcache));
 }
 static void *jb_base(peer_heap *h) { return ((jb_heap *)h)->base; }
+static bool jb_owns(peer_heap *ph, const void *ptr, size_t size) {
+  jb_heap *h = (jb_heap *)ph;
+  return peer_region_holds(h->base, h->size, ptr, size);
+}
 
 size_t peer_jebump(peer *out, size_t max) {
   static const peer proto = {.flags = PEER_FIXED | PEER_THREADS, .create = jb_create, .malloc = jb_malloc,
                              .calloc = jb_calloc, .realloc = jb_realloc, .aligned = jb_aligned, .free = jb_free,
-                             .base = jb_base, .thread_start = jb_thread_start, .thread_stop = jb_thread_stop,
+                             .base = jb_base, .owns = jb_owns, .thread_start = jb_thread_start, .thread_stop = jb_thread_stop,
                              .destroy = jb_destroy};
   if (max > 0) {
     out[0] = proto;

@@ -56,6 +56,9 @@ static void *mi_p_aligned(peer_heap *h, size_t a, size_t size) {
 }
 static void mi_p_free(peer_heap *h, void *ptr) { (void)h, mi_free(ptr); }
 static void *mi_base(peer_heap *h) { return ((mi_region *)h)->base; }
+static bool mi_owns(peer_heap *h, const void *ptr, size_t size) {
+  return peer_region_holds(((mi_region *)h)->base, ((mi_region *)h)->size, ptr, size);
+}
 static void mi_destroy(peer_heap *h) { (void)h; }
 static size_t mi_extent(peer_heap *h) { return ((mi_region *)h)->size; }
 
@@ -66,7 +69,7 @@ size_t peer_mimalloc(peer *out, size_t max) {
                             "per thread in it (mi_heap_new_in_arena)",
                     .flags = PEER_FIXED | PEER_THREADS | PEER_EXTERNAL, .create = mi_create, .malloc = mi_p_malloc,
                     .calloc = mi_p_calloc, .realloc = mi_p_realloc, .aligned = mi_p_aligned, .free = mi_p_free,
-                    .base = mi_base, .extent = mi_extent, .thread_start = mi_thread_start, .thread_stop = mi_thread_stop,
+                    .base = mi_base, .owns = mi_owns, .extent = mi_extent, .thread_start = mi_thread_start, .thread_stop = mi_thread_stop,
                     .destroy = mi_destroy};
   return 1;
 }

@@ -21,6 +21,8 @@
 static const char *const osh_components[] = {"ptmalloc", "buddy"};
 static bool osh_started, osh_used;
 static void *osh_first;
+static char *osh_lo;   /* the mapping that holds the heap (osh_mapping) */
+static size_t osh_len;
 
 static int osh_setup(const peer *p, const char *argv0, char *err, size_t errlen) {
   (void)argv0;
@@ -34,6 +36,22 @@ static int osh_setup(const peer *p, const char *argv0, char *err, size_t errlen)
   return 0;
 }
 
+/* The mapping that holds the heap: Open MPI maps (and registers) more than
+ * SHMEM_SYMMETRIC_HEAP_SIZE, for its own use. Found in /proc/self/maps
+ * from the first block; 0, or -1. */
+static int osh_mapping(void) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  unsigned long lo, hi;
+  char line[512];
+  while (f && !osh_len && fgets(line, sizeof line, f))
+    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)osh_first >= lo && (uintptr_t)osh_first < hi) {
+      osh_lo = (char *)lo;
+      osh_len = hi - lo;
+    }
+  if (f) fclose(f);
+  return osh_len ? 0 : -1;
+}
+
 static peer_heap *osh_create(const peer *p, size_t size, unsigned threads, bool prefault, char *err, size_t errlen) {
   (void)p, (void)threads, (void)prefault;
   const char *s = getenv("SHMEM_SYMMETRIC_HEAP_SIZE");
@@ -44,6 +62,7 @@ static peer_heap *osh_create(const peer *p, size_t size, unsigned threads, bool 
   osh_used = true;
   osh_first = shmem_malloc(1);
   shmem_free(osh_first);
+  if (!osh_first || osh_mapping() != 0) return peer_fail(err, errlen, "the symmetric heap's mapping was not found");
   static char token;
   return (peer_heap *)&token;
 }
@@ -56,19 +75,9 @@ static void osh_free(peer_heap *h, void *ptr) { (void)h, shmem_free(ptr); }
 static void *osh_base(peer_heap *h) { return (void)h, osh_first; }
 static void osh_destroy(peer_heap *h) { (void)h; }
 
-/* The length of the mapping that holds the heap: Open MPI maps (and
- * registers) more than SHMEM_SYMMETRIC_HEAP_SIZE, for its own use. */
-static size_t osh_extent(peer_heap *h) {
-  (void)h;
-  FILE *f = fopen("/proc/self/maps", "r");
-  unsigned long lo, hi;
-  size_t len = 0;
-  char line[512];
-  while (f && !len && fgets(line, sizeof line, f))
-    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)osh_first >= lo && (uintptr_t)osh_first < hi)
-      len = hi - lo;
-  if (f) fclose(f);
-  return len ? len : strtoull(getenv("SHMEM_SYMMETRIC_HEAP_SIZE"), NULL, 10);
+static size_t osh_extent(peer_heap *h) { return (void)h, osh_len; }
+static bool osh_owns(peer_heap *h, const void *ptr, size_t size) {
+  return (void)h, peer_region_holds(osh_lo, osh_len, ptr, size);
 }
 
 static size_t osh_launch(const peer *p, size_t heap, const char **argv, size_t max) {
@@ -87,7 +96,7 @@ size_t peer_oshmem(peer *out, size_t max) {
   static const peer proto = {.flags = PEER_FIXED | PEER_EXTERNAL, .max_heap = (size_t)16 << 30,
                              .setup = osh_setup, .create = osh_create, .malloc = osh_malloc, .calloc = osh_calloc,
                              .realloc = osh_realloc, .aligned = osh_aligned, .free = osh_free, .base = osh_base,
-                             .extent = osh_extent, .destroy = osh_destroy, .launch = osh_launch};
+                             .extent = osh_extent, .owns = osh_owns, .destroy = osh_destroy, .launch = osh_launch};
   if (max > 0) {
     out[0] = proto;
     out[0].name = "oshmem-ptmalloc";

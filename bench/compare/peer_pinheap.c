@@ -48,6 +48,10 @@ static int ph_first(const pinheap_extent *e, void *arg) {
   return 1;
 }
 
+static bool ph_owns(peer_heap *h, const void *ptr, size_t size) {
+  return pinheap_owns((pinheap *)h, ptr) && pinheap_owns((pinheap *)h, (const char *)ptr + (size ? size - 1 : 0));
+}
+
 static void *ph_base(peer_heap *h) {
   void *base = NULL;
   pinheap_walk((pinheap *)h, ph_first, &base);
@@ -56,7 +60,7 @@ static void *ph_base(peer_heap *h) {
 
 size_t peer_pinheap(peer *out, size_t max) {
   static const peer proto = {.create = ph_create, .malloc = ph_malloc, .calloc = ph_calloc, .realloc = ph_realloc,
-                             .aligned = ph_aligned, .free = ph_free, .space = ph_space, .base = ph_base,
+                             .aligned = ph_aligned, .free = ph_free, .space = ph_space, .base = ph_base, .owns = ph_owns,
                              .destroy = ph_destroy};
   size_t n = 0;
   for (pinheap_policy pol = 0; pinheap_policy_name(pol) && n < 15; pol++, n++) {
@@ -76,6 +80,7 @@ size_t peer_pinheap(peer *out, size_t max) {
     out[n].variant = PEER_PINHEAP_SIMPLE;
     out[n].space = NULL;
     out[n].base = NULL;
+    out[n].owns = NULL;
   }
   return n + 1;
 }

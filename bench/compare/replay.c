@@ -116,6 +116,18 @@ int replay_run(const peer *p, const ops *o, const replay_options *ro, replay_res
     } else {
       unsigned char *q = replay_call(p, h, r, b->ptr);
       uint64_t want = ops_bytes(r);
+      if (q && want && p->owns && !p->owns(h, q, want)) {
+        /* Memory from beyond the region: the request failed in this heap
+         * (a realloc's old block is gone with it). */
+        if (!res->outside) res->outside_size = want;
+        res->outside++;
+        p->free(h, q);
+        q = NULL;
+        if (r->kind == OPS_REALLOC && b->ptr) {
+          live -= b->size;
+          b->ptr = NULL;
+        }
+      }
       if (!q && want) {
         if (!res->failures) {
           res->fail_record = i + 1;

@@ -1,8 +1,9 @@
 /*
  * replay: an ops file (ops.h) replayed through a peer's heap, in order,
  * from one thread: each record becomes the call it stands for, and a new
- * or resized block is written at its first and last byte. A request that
- * fails is counted; later records on its slot are skipped (or, asked, the
+ * or resized block is written at its first and last byte. A block that a
+ * PEER_FIXED peer places beyond its region (peer.owns) is freed at once and
+ * counted as a failed request. A request that fails is counted; later records on its slot are skipped (or, asked, the
  * replay stops there). Every block still live at the end is freed before
  * the heap is destroyed.
  *
@@ -57,6 +58,8 @@ typedef struct replay_result {
   peer_space space;
   uint64_t space_live;  /* live bytes there */
   size_t region;        /* the bytes the heap spanned (peer's extent) */
+  uint64_t outside;      /* blocks the peer placed beyond its region (peer.owns), each counted a failure */
+  uint64_t outside_size; /* the first one's bytes */
   bool crashed;         /* a replay by a job: the job died (compare.c) */
   double seconds;       /* the replay's wall time */
 } replay_result;

@@ -196,6 +196,13 @@ class Report:
                         self.losses.append(("frag", f"largest free / free at the end of {t}: pinheap {mine:.3f}, "
                                                     f"{peer} {r['end_largest'] / r['end_free']:.3f}"))
         self.table(["trace"] + spaced, rows)
+        outside = [r for r in self.raw["frag"] if r.get("outside")]
+        if outside:
+            self.w("Blocks a peer placed beyond its region (each replay checks every block against the region: "
+                   "such a block is freed at once and counted as a failed request, so H/M never credits memory "
+                   "taken from elsewhere): " + "; ".join(f"{r['peer']} on {r['trace']}: {r['outside']}"
+                                                         for r in outside) + ".")
+            self.w()
         errors = [r for r in self.raw["frag"] if "error" in r]
         if errors:
             self.w("Searches that did not run: " + "; ".join(f"{r['peer']} on {r['trace']}: {r['error'][:160]}"
@@ -361,6 +368,9 @@ class Report:
             head.append(f"| {n} | {p['what']} | {'yes' if p['fixed'] else 'no'} | "
                         f"{'any' if p['threads'] else 'one'} |")
         head.append("")
+        for r, why in self.raw.get("missing", {}).items():
+            head.append(f"Not run: the peers of `bench_compare_{r}`: {why}.")
+            head.append("")
         self.fragmentation()
         self.speed()
         self.creation()

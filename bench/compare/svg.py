@@ -43,7 +43,8 @@ def bars(title, groups, series, values, ylabel, note="", cap=None):
     top = math.ceil(top * 1.05 * 2) / 2
     gw = max(60, 14 * len(series) + 16)
     left, plot_h, plot_top = 70, 360, 60
-    w = left + gw * len(groups) + 40
+    # Wide enough for the bars and for the title (16 px bold: about 10 px a letter).
+    w = max(left + gw * len(groups) + 40, 10 * len(title) + 40)
     legend_rows = (len(series) + max(1, (w - left) // 190) - 1) // max(1, (w - left) // 190)
     h = plot_top + plot_h + 130 + 18 * legend_rows
     body = [_text(w / 2, 24, title, 16, "middle", weight="bold"), _text(w / 2, 42, note, 11, "middle")]
