@@ -308,23 +308,32 @@ class Report:
         self.w("## Heap creation")
         self.w()
         self.w("Seconds from nothing to a heap over 256 MiB that has served its first `malloc(64)`, without and "
-               "with every page written first (prefault), and to destroy it; median of the rounds. OSHMEM's heap "
-               "is made by `shmem_init` inside `oshrun` and is not timed here.")
+               "with every page written first (prefault), and to destroy it; median of the rounds. The ratios: "
+               "the median over rounds of pinheap's time over the peer's in the same round (above 1: pinheap "
+               "slower). OSHMEM's heap is made by `shmem_init` inside `oshrun` and is not timed here.")
         self.w()
+        mine = {r["rep"]: r for r in rows.get(PINHEAP, [])}
+
+        def ratio(rs, key):
+            v = [mine[r["rep"]][key] / r[key] for r in rs if r["rep"] in mine and r[key] > 0]
+            return statistics.median(v) if v else None
+
         out = []
-        med = {}
         for p, rs in rows.items():
             c = statistics.median(r["create_s"] for r in rs)
             cp = statistics.median(r["create_prefault_s"] for r in rs)
             d = statistics.median(r["destroy_s"] for r in rs)
-            med[p] = c
-            out.append([p, f"{c * 1e3:.2f} ms", f"{cp * 1e3:.1f} ms", f"{d * 1e3:.2f} ms"])
-        self.table(["peer", "create", "create with prefault", "destroy"], out)
-        if PINHEAP in med:
-            for p, c in med.items():
-                if not p.startswith("pinheap-") and c < med[PINHEAP]:
-                    self.losses.append(("create", f"creating a heap over 256 MiB: pinheap {med[PINHEAP] * 1e3:.2f} ms, "
-                                                  f"{p} {c * 1e3:.2f} ms"))
+            rc, rp = ratio(rs, "create_s"), ratio(rs, "create_prefault_s")
+            out.append([p, f"{c * 1e3:.2f} ms", f"{cp * 1e3:.1f} ms", f"{d * 1e3:.2f} ms",
+                        f"{rc:.2f}" if rc else "-", f"{rp:.2f}" if rp else "-"])
+            if p.startswith("pinheap-"):
+                continue
+            for what, r in (("creating", rc), ("creating with prefault", rp)):
+                if r and r > 1:
+                    self.losses.append(("create", f"{what} a heap over 256 MiB: pinheap takes {r:.2f} times "
+                                                  f"{p}'s time"))
+        self.table(["peer", "create", "create with prefault", "destroy", "pinheap / peer (create)",
+                    "pinheap / peer (prefault)"], out)
 
     def pictures(self):
         pic = self.raw.get("pictures")
