@@ -335,6 +335,33 @@ class Report:
         self.table(["peer", "create", "create with prefault", "destroy", "pinheap / peer (create)",
                     "pinheap / peer (prefault)"], out)
 
+    def providers(self):
+        prov, missing = self.raw.get("providers"), self.raw.get("providers_missing")
+        if not prov and not missing:
+            return
+        self.w("## pinheap's heap creation per provider")
+        self.w()
+        if missing:
+            self.w(f"Not run: {missing}.")
+            self.w()
+            return
+        self.w(f"pinheap's FIXED heap created (its region obtained and registered) and destroyed with each provider "
+               f"(`bench/reg_cost.c`, one rank under {prov['flavour']}, median of {prov['runs']} runs); ratio: the "
+               "provider's creation time over the local provider's. Pre-faulting commits the whole region, so it "
+               "is measured up to 2 GiB.")
+        self.w()
+        rows = []
+        for r in prov["rows"]:
+            if "note" in r:
+                rows.append([r["provider"], r["size"], "yes" if r["prefault"] else "no", "-", "-", r["note"]])
+            else:
+                rows.append([r["provider"], r["size"], "yes" if r["prefault"] else "no", f"{r['create_ms']:.3f} ms",
+                             f"{r['destroy_ms']:.3f} ms", f"{r['ratio']:.2f}"])
+        self.table(["provider", "region", "prefault", "create", "destroy", "ratio"], rows)
+        if prov.get("error"):
+            self.w(f"The run did not complete: {prov['error']}")
+            self.w()
+
     def pictures(self):
         pic = self.raw.get("pictures")
         if not pic:
@@ -383,6 +410,7 @@ class Report:
         self.fragmentation()
         self.speed()
         self.creation()
+        self.providers()
         self.pictures()
         body = self.lines
         self.lines = []

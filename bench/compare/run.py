@@ -17,7 +17,8 @@ Runs the runners of bench/compare (compare.h) from the build directory:
   3. speed: every test of speed.h at 1 .. cores threads, K rounds, the
      peers in a different order each round (side by side, alternating),
      medians and the medians of the ratios of runs of the same round;
-  4. heap creation over 256 MiB with and without prefault, K rounds;
+  4. heap creation over 256 MiB with and without prefault, K rounds; and
+     pinheap's FIXED heap created with each provider (bench/reg_cost.c);
   5. pictures of one trace under pinheap's bump policy, dlmalloc (OSHMEM's
      ptmalloc) and pinheap side by side.
 Writes OUT/RESULTS.md (tables, with the machine, versions and load
@@ -274,6 +275,33 @@ class Bench:
                     line["rep"] = rep
                     self.raw["create"].append(line)
 
+    def providers(self):
+        """pinheap's FIXED heap made with each provider (bench/reg_cost.c:
+        local, MPI window, libfabric tcp and shm), at one rank under the MPI
+        tests' launcher, which bounds the run and cleans /dev/shm."""
+        exe = next((os.path.join(self.build, "bench", f"reg_cost_{f}") for f in ("openmpi", "mpich")
+                    if os.access(os.path.join(self.build, "bench", f"reg_cost_{f}"), os.X_OK)), None)
+        if not exe:
+            self.raw["providers_missing"] = ("reg_cost was not built (it needs an MPI and libfabric, Debian "
+                                             "libopenmpi-dev or libmpich-dev, and libfabric-dev)")
+            log(f"not run: heap creation per provider: {self.raw['providers_missing']}")
+            return
+        flavour = exe.rsplit("_", 1)[1]
+        log(f"creation per provider: reg_cost under {flavour}, median of {self.cfg['reps']} runs")
+        r = run(["bash", os.path.join(SRC, "tests", "mpi", "run.sh"), flavour, "1", exe, str(self.cfg["reps"])],
+                env={"FI_TCP_IFACE": "lo"}, check=False, timeout=600)
+        rows = []
+        for line in r.stdout.splitlines():
+            f = line.split()
+            if len(f) == 6 and f[2] in ("no", "yes"):
+                rows.append({"provider": f[0], "size": f[1], "prefault": f[2] == "yes", "create_ms": float(f[3]),
+                             "destroy_ms": float(f[4]), "ratio": float(f[5])})
+            elif len(f) > 3 and f[3] == "-":
+                rows.append({"provider": f[0], "size": f[1], "prefault": f[2] == "yes", "note": " ".join(f[4:])})
+        self.raw["providers"] = {"flavour": flavour, "runs": self.cfg["reps"], "rows": rows}
+        if r.returncode != 0 or not rows:
+            self.raw["providers"]["error"] = (r.stderr.strip() or r.stdout.strip())[-300:]
+
     # ---- pictures ----------------------------------------------------------
     def pictures(self, work):
         """pgas (seed 1) in one heap under pinheap's bump policy, dlmalloc
@@ -329,6 +357,7 @@ class Bench:
             self.fragmentation()
             self.speed()
             self.creation()
+            self.providers()
             self.pictures(work)
         self.raw["seconds"] = time.time() - t0
         self.raw["tests"] = {t: v["what"] for t, v in self.tests.items()}
@@ -357,6 +386,9 @@ class Bench:
         bad += [f"speed {r['peer']} {r['test']} at {r.get('threads')} threads: {r['error'][:200]}"
                 for r in self.raw["speed"] if r["peer"] == PINHEAP and not r.get("ok")]
         files = ["RESULTS.md", "hm.svg", "speed.svg"] + (["hm.png", "speed.png"] if shutil.which("rsvg-convert") else [])
+        prov = self.raw.get("providers", {})
+        if prov.get("error"):
+            bad.append(f"heap creation per provider: {prov['error'][:200]}")
         bad += [f"{f} not written" for f in files if not os.path.exists(os.path.join(self.out, f))]
         for b in bad:
             print(f"run.py: {b}", file=sys.stderr)
