@@ -19,6 +19,8 @@
 
 #define DP_PAGE ((size_t)4096)
 
+/* Invariants: [base, base + size) is all the memory of the named heap name,
+ * size a multiple of DP_PAGE; socket is that heap's socket id. */
 typedef struct dp_heap {
   char name[32];
   char *base;

@@ -37,6 +37,10 @@
 #define JB_LARGE ((size_t)32 << 20)
 #define JB_MAX_ARENAS 65
 
+/* Invariants: top <= size, and [base, base + top) is all the hooks have
+ * handed out; arena[0..n_arenas) carry these hooks; with large_arena the
+ * last of them (large) serves requests of JB_LARGE and more, the others a
+ * thread each, in turn. */
 typedef struct jb_heap {
   extent_hooks_t hooks; /* first: a hook finds its heap from the pointer jemalloc passes */
   bool split_merge, large_arena;

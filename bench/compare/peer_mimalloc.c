@@ -12,6 +12,8 @@
 
 #define MI_SEGMENT ((size_t)32 << 20)
 
+/* Invariants: base is aligned to MI_SEGMENT, size a positive multiple of
+ * it; arena is the exclusive arena over [base, base + size). */
 typedef struct mi_region {
   char *base;
   size_t size;

@@ -8,7 +8,9 @@
 #include "ops.h"
 #include "trace_reader.h"
 
-/* Free slots, reused last in first out so that the slot table stays small. */
+/* Free slots, reused last in first out so that the slot table stays small.
+ * Invariants: n <= cap; free[0..n) are distinct slots below next, each
+ * released and not yet reused; next is the count of slots ever used. */
 typedef struct prepare_slots {
   uint32_t *free;
   size_t n, cap;

@@ -59,7 +59,9 @@ const speed_test *speed_find(const char *name) {
   return NULL;
 }
 
-/* A thread's inbox: one producer (the previous thread), one consumer. */
+/* A thread's inbox: one producer (the previous thread), one consumer.
+ * Invariants: head <= tail <= head + SPEED_RING; slot[i % SPEED_RING] for i
+ * in [head, tail) holds a block handed over and not yet taken. */
 typedef struct speed_ring {
   _Alignas(64) _Atomic uint64_t head; /* written by the consumer */
   _Alignas(64) _Atomic uint64_t tail; /* written by the producer */
