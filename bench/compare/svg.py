@@ -7,7 +7,7 @@ import re
 
 # One colour per allocator, pinheap's first (Tableau 10).
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
-           "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#8c564b"]
+           "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac", "#222222", "#8c564b"]
 
 
 def _text(x, y, s, size=12, anchor="start", rotate=None, weight="normal"):
