@@ -237,31 +237,37 @@ class Bench:
         self.note_load("after fragmentation")
 
     # ---- speed and creation ------------------------------------------------
+    def speed_one(self, job):
+        rep, test, peer = job
+        p, secs = self.peers[peer], self.cfg["seconds"]
+        cmd = [p["runner"], "speed", "--peer", peer, "--test", test, "--seconds", str(secs), "--seed", str(rep + 1),
+               "--threads", f"1-{self.cores}" if p["threads"] else "1", "--scale", str(self.cfg["scale"])]
+        env = {}
+        if peer.startswith("oshmem-"):
+            cmd = oshrun_words(peer.split("-", 1)[1]) + cmd
+            env["SHMEM_SYMMETRIC_HEAP_SIZE"] = str(self.tests[test]["region"])
+        r = run(cmd, env=env, check=False, timeout=600)
+        out = json_lines(r.stdout)
+        if r.returncode != 0:
+            out.append({"peer": peer, "test": test, "ok": False, "error": r.stderr.strip()[-300:], "threads": 0})
+        for line in out:
+            line["rep"] = rep
+        return out
+
     def speed(self):
         reps, secs = self.cfg["reps"], self.cfg["seconds"]
         names = list(self.peers)
-        threads = f"1-{self.cores}"
-        log(f"speed: {len(self.tests)} tests x {len(names)} peers x {reps} rounds, {secs} s per thread count")
+        jobs = [(rep, test, peer) for rep in range(reps) for test in self.tests
+                for peer in names[rep % len(names):] + names[:rep % len(names)]]
+        # One run at a time, so that runs do not slow each other; the tiny
+        # mode checks the machinery only, and runs them side by side.
+        at_once = self.cfg["jobs"] if self.mode == "tiny" else 1
+        log(f"speed: {len(self.tests)} tests x {len(names)} peers x {reps} rounds, {secs} s per thread count, "
+            f"{at_once} at a time")
         self.note_load("before speed")
-        for rep in range(reps):
-            order = names[rep % len(names):] + names[:rep % len(names)]
-            for test in self.tests:
-                for peer in order:
-                    p = self.peers[peer]
-                    cmd = [p["runner"], "speed", "--peer", peer, "--test", test, "--seconds", str(secs),
-                           "--seed", str(rep + 1), "--threads", threads if p["threads"] else "1",
-                           "--scale", str(self.cfg["scale"])]
-                    env = {}
-                    if peer.startswith("oshmem-"):
-                        cmd = oshrun_words(peer.split("-", 1)[1]) + cmd
-                        env["SHMEM_SYMMETRIC_HEAP_SIZE"] = str(self.tests[test]["region"])
-                    r = run(cmd, env=env, check=False, timeout=600)
-                    for line in json_lines(r.stdout):
-                        line["rep"] = rep
-                        self.raw["speed"].append(line)
-                    if r.returncode != 0:
-                        self.raw["speed"].append({"peer": peer, "test": test, "rep": rep, "ok": False,
-                                                  "error": r.stderr.strip()[-300:], "threads": 0})
+        with concurrent.futures.ThreadPoolExecutor(at_once) as pool:
+            for out in pool.map(self.speed_one, jobs):
+                self.raw["speed"] += out
         self.note_load("after speed")
 
     def creation(self):
