@@ -5,8 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "debug.h"
 #include "error.h"
+#include "ph_assert.h"
+#include "track.h"
 #include "util.h"
 
 #define HOOKS_GRANT(n) PH_CONTAINER_OF(n, hooks_grant, by_addr)
@@ -26,6 +27,11 @@ int hooks_shared_init(hooks_shared *s, em *em, pagemap *pm, gate *gate) {
   tree_init(&s->grants, hooks_cmp_grant, NULL);
   meta_init(&s->pool, sizeof(hooks_grant));
   return pthread_mutex_init(&s->lock, NULL) ? -1 : 0;
+}
+
+void hooks_set_grow(hooks_shared *s, int (*grow)(void *ctx, size_t bytes), void *ctx) {
+  s->grow = grow;
+  s->grow_ctx = ctx;
 }
 
 void hooks_shared_fini(hooks_shared *s) {
@@ -71,7 +77,7 @@ static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_
   }
   /* Never handed out, it reads as zero and memcheck knows it; else it may
    * have been a freed block, no-access for memcheck. */
-  if (!pristine) debug_mark_undefined(p, size);
+  if (!pristine) track_mem_undefined(p, size);
   if (*zero && !pristine) memset(p, 0, size);
   *zero = *zero || pristine;
   *commit = true;

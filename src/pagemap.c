@@ -151,6 +151,14 @@ size_t pagemap_take_large(_Atomic uint32_t *slot) {
   return 0;
 }
 
+const pagemap_chunk *pagemap_next_live(pagemap *pm, const pagemap_chunk *c) {
+  pthread_mutex_lock(&pm->lock);
+  const pagemap_chunk *n = c ? c->next : pm->chunks;
+  while (n && !n->live) n = n->next;
+  pthread_mutex_unlock(&pm->lock);
+  return n;
+}
+
 void pagemap_walk_large(pagemap *pm, void (*visit)(void *addr, size_t bytes, void *arg), void *arg) {
   pthread_mutex_lock(&pm->lock);
   for (pagemap_chunk *c = pm->chunks; c; c = c->next) {
