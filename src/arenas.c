@@ -38,6 +38,7 @@ static int arenas_add(arenas *a) {
   }
   a->index[i] = a->arena[i].index;
   atomic_store_explicit(&a->made, i + 1, memory_order_release);
+  PH_ASSERT_EXPENSIVE(arenas_check(a) == 0);
   return 0;
 }
 

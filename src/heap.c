@@ -141,7 +141,7 @@ int heap_open(heap *h, const pinheap_options *o) {
     error_set(ENOMEM, "pinheap_create: cannot set up thread caches");
     goto fail_arenas;
   }
-  key_init(&h->keys, h);
+  key_init(&h->keys, (uintptr_t)h);
   /* The caches' drains mark what they hand to jemalloc. */
   h->threads.free_mark = h->keys.freed;
   pthread_mutex_init(&h->reclaim_lock, NULL);

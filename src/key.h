@@ -38,7 +38,7 @@ typedef struct key {
 
 /* Keys from the kernel's random bytes for the process (no syscall), mixed
  * with seed (the heap's address). */
-void key_init(key *k, const void *seed);
+void key_init(key *k, uintptr_t seed);
 
 /* The first 8 bytes of the object p, and writing them. */
 static inline uint64_t key_word(const void *p) {
