@@ -11,6 +11,10 @@
  * heap, so that a heap that fails after obtaining its region gives it back
  * without a collective, and a rank that failed before obtaining casts the
  * region vote the others wait for.
+ *
+ * Longer than 600 lines: the provider and the collective heap creation it
+ * serves agree step by step (prov_mpi_agree): split, each half would have
+ * to restate the other's branches.
  */
 #include "pinheap_mpi.h"
 

@@ -8,6 +8,9 @@
  * Records come from a table reserved once (MAP_NORESERVE, so only the
  * records used cost memory) instead of from malloc, so that locate can tell
  * a record of this object from any other handle by its address alone.
+ *
+ * Longer than 600 lines: the registration table, the provider's calls and
+ * pinheap_ofi_locate share the table's record layout, private to this file.
  */
 #include "pinheap_ofi.h"
 

@@ -1,3 +1,12 @@
+/*
+ * heap.c is longer than 600 lines: every path of the core (malloc, free,
+ * realloc, the large and direct paths, stats, check) in one translation
+ * unit, because the small-object paths (heap_cached, heap_free_any) are
+ * inlined into their callers with the helpers they share (the sections,
+ * the classification of a pointer, the one reclaim-and-retry), which stay
+ * static here; split, they would need a private header of their own and
+ * the fast path would cost a call.
+ */
 #include "heap.h"
 
 #include <errno.h>

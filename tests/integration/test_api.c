@@ -13,6 +13,9 @@
  * left in a small heap would depend on the machine running the test.
  *
  * Usage: test_api [seed]
+ *
+ * Longer than 600 lines: one test program per public header, every case
+ * a cmocka test of its own sharing the heaps' set-up and checks.
  */
 #include <stdarg.h>
 #include <stddef.h>
