@@ -1487,6 +1487,14 @@ static void test_arenas_on_first_use(void **state) {
     pinheap *h = pinheap_create(&o);
     assert_non_null(h);
     assert_int_equal(h->core.arenas.made, 1);
+    unsigned made = 0, most = 0;
+    assert_int_equal(pinheap_arena_count(h, &made, &most), 0);
+    assert_int_equal(made, 1);
+    assert_int_equal(most, 4);
+    errno = 0;
+    assert_int_equal(pinheap_arena_count(h, NULL, &most), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(pinheap_arena_count(NULL, &made, &most), -1);
     void *keep = pinheap_malloc(h, 3000); /* the main thread's arena: the first */
     assert_int_equal(h->core.arenas.made, 1);
     /* Blocks that fill the top of the region before the other arenas come. */
@@ -1501,6 +1509,9 @@ static void test_arenas_on_first_use(void **state) {
     for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
     pthread_barrier_destroy(&all_in);
     assert_int_equal(h->core.arenas.made, 4);
+    assert_int_equal(pinheap_arena_count(h, &made, &most), 0);
+    assert_int_equal(made, 4);
+    assert_int_equal(most, 4);
     assert_heap_ok(h);
     for (int i = 0; i < 64; i++) pinheap_free(h, mid[i]);
     pinheap_free(h, keep);
