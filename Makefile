@@ -1,8 +1,10 @@
 # Thin driver over CMake. The real build is in CMakeLists.txt.
 #
-#   make build     install missing packages, configure build/, compile
-#   make demo      build, then run `build/pinheap demo`
-#   make check     build, run the test suite (ctest), the install test, the
+#   make deps      install missing packages (scripts/deps.sh: apt-get)
+#   make build     configure build/, compile (no package check: works offline
+#                  where the packages are there)
+#   make demo      deps, build, then run `build/pinheap demo`
+#   make check     deps, build, run the test suite (ctest), the install test, the
 #                  integration tests under valgrind's memcheck, the tests
 #                  again under ASan+UBSan and TSan, and the fuzzers for 30 s
 #                  each
@@ -29,7 +31,9 @@ all: build
 deps:
 	bash scripts/deps.sh
 
-build: deps
+# Only demo and check install packages first; the order-only prerequisite
+# keeps deps before the build when they do, even under make -j.
+build: | $(if $(filter demo check,$(MAKECMDGOALS)),deps)
 	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
 	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
 

@@ -1,4 +1,4 @@
-# The MPI provider (include/pinheap_mpi.h, src/prov_mpi.c), a library over
+# The MPI provider (include/pinheap_mpi.h, comm/prov_mpi.c), a library over
 # libpinheap. Open MPI and MPICH have different ABIs, so it is built once per
 # MPI found: libpinheap-mpi-openmpi and libpinheap-mpi-mpich, each shared and
 # static. Sets PINHEAP_MPI_FLAVOURS to the flavours built (tests/mpi uses it).
@@ -39,11 +39,11 @@ function(pinheap_mpi_add flavour)
   foreach(kind "" _static)
     set(t pinheap_mpi_${flavour}${kind})
     if(kind STREQUAL "")
-      add_library(${t} SHARED src/prov_mpi.c)
+      add_library(${t} SHARED comm/prov_mpi.c)
       set_target_properties(${t} PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR})
       target_link_libraries(${t} PUBLIC pinheap)
     else()
-      add_library(${t} STATIC src/prov_mpi.c)
+      add_library(${t} STATIC comm/prov_mpi.c)
       target_link_libraries(${t} PUBLIC pinheap_static)
     endif()
     set_target_properties(${t} PROPERTIES OUTPUT_NAME pinheap-mpi-${flavour})
@@ -51,7 +51,6 @@ function(pinheap_mpi_add flavour)
       $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
       $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
     target_include_directories(${t} SYSTEM PUBLIC ${${pfx}_INCLUDE})
-    target_include_directories(${t} PRIVATE ${PROJECT_SOURCE_DIR}/src)
     target_compile_options(${t} PUBLIC ${${pfx}_CFLAGS})
     # Named in the message of a program whose MPI is not this one.
     target_compile_definitions(${t} PRIVATE PINHEAP_MPI_FLAVOUR="${flavour}")

@@ -19,13 +19,12 @@ foreach(kind SHARED STATIC)
     set(t pinheap_ofi_static)
     set(core pinheap_static)
   endif()
-  add_library(${t} ${kind} src/prov_ofi.c)
+  add_library(${t} ${kind} comm/prov_ofi.c)
   set_target_properties(${t} PROPERTIES OUTPUT_NAME pinheap-ofi C_VISIBILITY_PRESET hidden)
   target_include_directories(${t} PUBLIC
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
     ${LIBFABRIC_INCLUDE_DIRS})
-  target_include_directories(${t} PRIVATE ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(${t} PUBLIC ${core} ${LIBFABRIC_LINK_LIBRARIES} PRIVATE Threads::Threads)
 endforeach()
 set_target_properties(pinheap_ofi PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR})

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "heap.h"
 #include "pinheap.h"
 
 #define SLOTS 48
@@ -129,7 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
           st.peak_in_use < st.in_use)
         fuzz_fail("inconsistent stats", NULL);
     }
-    if (i % 64 == 1 && heap_check(h) != 0) fuzz_fail("heap_check", NULL);
+    if (i % 64 == 1 && pinheap_check(h) != 0) fuzz_fail("heap_check", NULL);
   }
   for (int j = 0; j < SLOTS; j++)
     if (live[j].p) {
@@ -137,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
       pinheap_free(h, live[j].p);
     }
   pinheap_trim(h);
-  if (heap_check(h) != 0) fuzz_fail("heap_check at the end", NULL);
+  if (pinheap_check(h) != 0) fuzz_fail("heap_check at the end", NULL);
   pinheap_stats st;
   pinheap_get_stats(h, &st);
   if (st.allocated != 0) fuzz_fail("bytes still allocated after everything was freed", NULL);

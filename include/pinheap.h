@@ -257,6 +257,12 @@ void pinheap_trim(pinheap *heap);
 /* Fills *out; returns 0, or -1 with errno EINVAL. */
 int pinheap_get_stats(pinheap *heap, pinheap_stats *out);
 
+/* The jemalloc arenas the heap has made so far (*made: they are made as
+ * threads first need them) and the most it may make (*most: opts.arenas,
+ * or one per CPU, lowered when one could not be made). Returns 0, or -1
+ * with errno EINVAL (a NULL argument). An addition to the contract. */
+int pinheap_arena_count(const pinheap *heap, unsigned *made, unsigned *most);
+
 /* Walks every invariant of the heap (extent manager, page map, grants,
  * thread caches, regions, counters) and returns how many are broken, each
  * described on stderr with what it expected; 0 for a consistent heap. Takes
@@ -298,6 +304,21 @@ int pinheap_options_from_env(pinheap_options *opts);
  * *out set, or -1 with errno EINVAL and a pinheap_last_error() text quoting
  * text (*out unchanged). An addition to the contract. */
 int pinheap_parse_size(const char *text, size_t *out);
+
+/* A boolean in text, read as PINHEAP_PREFAULT is: 0, 1, yes, no, true,
+ * false, on or off, in any case. For layers over pinheap that read
+ * settings of their own from the environment. Returns 0 with *out set, or
+ * -1 with errno EINVAL and a pinheap_last_error() text quoting text (*out
+ * unchanged). An addition to the contract. */
+int pinheap_parse_bool(const char *text, bool *out);
+
+/* For providers: faults in every page of [base, base + size) (page-aligned,
+ * read-write, fresh from mmap) before it is registered, as the local
+ * provider does with opts.prefault. Returns 0, or an errno value (ENOMEM
+ * when the pages cannot be had): a failure is returned, never worked around
+ * by touching the pages, as a fault the kernel cannot serve would kill the
+ * process. An addition to the contract. */
+int pinheap_prefault(void *base, size_t size);
 
 /*
  * What the heap's memory holds, extent by extent, for reports and pictures.

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ph_assert.h"
 #include "util.h"
 
 /* Records kept spare by every allocation: one for its own carve, the rest for
@@ -14,6 +15,9 @@
 #define EM_OF_ADDR(n) PH_CONTAINER_OF(n, em_extent, by_addr)
 #define EM_OF_SIZE(n) PH_CONTAINER_OF(n, em_extent, by_size)
 #define EM_REGION_OF(n) PH_CONTAINER_OF(n, em_region, by_base)
+
+/* em_check with the lock held: the expensive assertions after each change. */
+static int em_check_locked(em *m);
 
 static int em_cmp_addr(const tree_node *a, const tree_node *b) {
   uintptr_t x = EM_OF_ADDR(a)->addr, y = EM_OF_ADDR(b)->addr;
@@ -134,6 +138,7 @@ int em_add_region(em *m, void *base, size_t size, bool zeroed) {
   if (m->policy == EM_TWO_ENDED) em_new_free(m, r, b, size);
   m->capacity += size;
   m->free_bytes += size;
+  PH_ASSERT_EXPENSIVE(em_check_locked(m) == 0);
   pthread_mutex_unlock(&m->lock);
   return 0;
 }
@@ -156,6 +161,7 @@ int em_remove_region(em *m, void *base) {
       res = 0;
     }
   }
+  PH_ASSERT_EXPENSIVE(em_check_locked(m) == 0);
   pthread_mutex_unlock(&m->lock);
   return res;
 }
@@ -285,6 +291,7 @@ static void *em_alloc_bump(em *m, size_t size, size_t align, bool *pristine) {
 }
 
 void *em_alloc(em *m, size_t size, size_t align, bool *pristine) {
+  PH_ASSERT(size > 0 && size % m->page == 0 && util_is_pow2(align) && align >= m->page);
   if (size == 0 || (size & (m->page - 1)) || !util_is_pow2(align)) return NULL;
   if (align < m->page) align = m->page;
   bool zero = false;
@@ -294,6 +301,7 @@ void *em_alloc(em *m, size_t size, size_t align, bool *pristine) {
     p = em_alloc_bump(m, size, align, &zero);
   else if (meta_reserve(&m->extent_pool, EM_RESERVE) == 0)
     p = em_alloc_two_ended(m, size, align, &zero);
+  PH_ASSERT_EXPENSIVE(em_check_locked(m) == 0);
   pthread_mutex_unlock(&m->lock);
   if (pristine) *pristine = zero;
   return p;
@@ -322,6 +330,7 @@ bool em_alloc_at(em *m, void *addr, size_t size, bool *pristine) {
       ok = true;
     }
   }
+  PH_ASSERT_EXPENSIVE(em_check_locked(m) == 0);
   pthread_mutex_unlock(&m->lock);
   if (pristine) *pristine = zero;
   return ok;
@@ -372,6 +381,7 @@ em_free_result em_free(em *m, void *addr, size_t size) {
       res = EM_ALREADY_FREE;
     }
   }
+  PH_ASSERT_EXPENSIVE(em_check_locked(m) == 0);
   pthread_mutex_unlock(&m->lock);
   return res;
 }
@@ -504,8 +514,7 @@ static int em_check_region(tree_node *n, void *arg) {
   return 0;
 }
 
-int em_check(em *m) {
-  pthread_mutex_lock(&m->lock);
+static int em_check_locked(em *m) {
   em_check_state s = {.m = m};
   s.broken += tree_check(&m->by_addr, "em.by_addr");
   s.broken += tree_check(&m->by_size, "em.by_size");
@@ -523,6 +532,12 @@ int em_check(em *m) {
     EM_BROKEN(&s, "free bytes %zu should not exceed capacity %zu\n", m->free_bytes, m->capacity);
   if (m->peak_in_use < m->capacity - m->free_bytes)
     EM_BROKEN(&s, "peak in use %zu should be at least in use %zu\n", m->peak_in_use, m->capacity - m->free_bytes);
-  pthread_mutex_unlock(&m->lock);
   return s.broken;
+}
+
+int em_check(em *m) {
+  pthread_mutex_lock(&m->lock);
+  int broken = em_check_locked(m);
+  pthread_mutex_unlock(&m->lock);
+  return broken;
 }

@@ -124,7 +124,8 @@ int em_remove_region(em *m, void *base);
 /* An extent of size bytes (a page multiple) aligned to align (a power of two,
  * at least a page), or NULL when no free extent holds one (EM_BUMP: when no
  * region has one above its pointer). *pristine tells whether it reads as
- * zero. */
+ * zero. Pre (PH_ASSERT; without assertions such a request gets NULL): size
+ * and align as said. */
 void *em_alloc(em *m, size_t size, size_t align, bool *pristine);
 
 /* Takes exactly [addr, addr + size) if it is wholly free; false otherwise. */

@@ -165,6 +165,16 @@ PH_EXPORT int pinheap_parse_size(const char *text, size_t *out) {
   return 0;
 }
 
+PH_EXPORT int pinheap_parse_bool(const char *text, bool *out) {
+  bool v;
+  if (!out || env_parse_bool(text, &v) != 0) {
+    error_set(EINVAL, "pinheap_parse_bool: \"%s\" is not %s", text ? text : "(null)", ENV_BOOL_WORDS);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
 PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
   if (!opts) {
     error_set(EINVAL, "pinheap_options_from_env: options are NULL");

@@ -13,9 +13,12 @@
  * the same order.
  *
  * What the prepare handler does, with the list's lock held, for each heap
- * from the newest to the oldest:
- *   1. takes the heap's reclaim lock and its thread registry's lock (the
- *      outer locks: no flush of the caches, no thread exit, no new cache);
+ * from the newest to the oldest (heap_prefork, which calls down into the
+ * heap's modules, as jemalloc's jemalloc_fork.c does; no module calls up
+ * into this one):
+ *   1. takes the heap's arenas' lock, its reclaim lock and its thread
+ *      registry's lock (the outer locks: no arena made, no flush of the
+ *      caches, no thread exit, no new cache);
  *   2. steals every thread cache (thread.h) and waits until no thread is
  *      inside one. The heap does every change that spans its extent
  *      manager, page map, grants, counters and caches inside a "section":
@@ -64,9 +67,9 @@
  * handler makes its state consistent. A thread that does not survive leaves
  * its cache as it was between two uses, so the child can empty it.
  *
- * Invariants: the list holds every heap between pinheap_create's success
- * and the start of pinheap_destroy, once, newest first; outside the
- * handlers, every listed heap's gate is open.
+ * Invariants: the list holds the link of every heap between
+ * pinheap_create's success and the start of pinheap_destroy, once, newest
+ * first; outside the handlers, every listed heap's gate is open.
  *
  * Thread-safe: the list's lock guards it; the handlers hold it from
  * prepare to parent or child.
@@ -74,16 +77,23 @@
 #ifndef PINHEAP_FORK_H
 #define PINHEAP_FORK_H
 
-#include "pinheap.h"
+#include "heap.h"
 
-/* Puts a heap whose arenas exist on the list, registering the handlers on
- * the first call. 0, or -1 with the error set (no handlers). The caller
- * holds none of the heap's locks and is in no section. */
-int fork_add(pinheap *heap);
+/* A heap's place on the list (in the heap's public handle, api.h). */
+typedef struct fork_link {
+  struct fork_link *next;
+  heap *core;
+} fork_link;
+
+/* Puts the heap core, whose arenas exist, on the list through link,
+ * registering the handlers on the first call. 0, or -1 with the error set
+ * (no handlers). The caller holds none of the heap's locks and is in no
+ * section. */
+int fork_add(fork_link *link, heap *core);
 /* Takes the heap off the list; the same conditions. */
-void fork_remove(pinheap *heap);
+void fork_remove(fork_link *link);
 
-/* Number of broken invariants of the list as they concern heap. */
-int fork_check(pinheap *heap);
+/* Number of broken invariants of the list as they concern link's heap. */
+int fork_check(fork_link *link);
 
 #endif

@@ -22,6 +22,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "ph_assert.h"
+
 /* Invariants: inside counts the threads between a passing gate_try or
  * gate_enter and their gate_leave, and, for an instant, those backing off;
  * once gate_close has returned, no thread is inside and none passes until
@@ -46,7 +48,11 @@ static inline bool gate_try(gate *g) {
  * fork handler waits for before it closes the gate (fork.h). */
 void gate_enter(gate *g);
 
-static inline void gate_leave(gate *g) { atomic_fetch_sub_explicit(&g->inside, 1, memory_order_release); }
+static inline void gate_leave(gate *g) {
+  unsigned was = atomic_fetch_sub_explicit(&g->inside, 1, memory_order_release);
+  PH_ASSERT(was > 0); /* a leave without its enter */
+  (void)was;
+}
 
 /* Closes the gate and waits until no thread is inside. */
 void gate_close(gate *g);

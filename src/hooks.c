@@ -5,13 +5,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "debug.h"
 #include "error.h"
+#include "ph_assert.h"
+#include "track.h"
 #include "util.h"
 
 #define HOOKS_GRANT(n) PH_CONTAINER_OF(n, hooks_grant, by_addr)
 /* jemalloc asks for its base blocks (metadata) aligned to a huge page. */
 #define HOOKS_META_ALIGN ((size_t)2 << 20)
+
+/* hooks_shared_check with the grants' lock held: the expensive assertions
+ * after each change. */
+static int hooks_check_locked(hooks_shared *s);
 
 static int hooks_cmp_grant(const tree_node *a, const tree_node *b) {
   uintptr_t x = HOOKS_GRANT(a)->addr, y = HOOKS_GRANT(b)->addr;
@@ -26,6 +31,11 @@ int hooks_shared_init(hooks_shared *s, em *em, pagemap *pm, gate *gate) {
   tree_init(&s->grants, hooks_cmp_grant, NULL);
   meta_init(&s->pool, sizeof(hooks_grant));
   return pthread_mutex_init(&s->lock, NULL) ? -1 : 0;
+}
+
+void hooks_set_grow(hooks_shared *s, int (*grow)(void *ctx, size_t bytes), void *ctx) {
+  s->grow = grow;
+  s->grow_ctx = ctx;
 }
 
 void hooks_shared_fini(hooks_shared *s) {
@@ -55,6 +65,9 @@ static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_
   else
     p = hooks_take(s, size, alignment, &pristine);
   if (!p) return NULL;
+  /* Tagged before it is recorded, untagged after it is forgotten
+   * (hooks_give_back): the grants' lock holder sees every grant tagged. */
+  pagemap_set_small(s->pm, p, size);
   pthread_mutex_lock(&s->lock);
   hooks_grant *g = meta_alloc(&s->pool);
   if (g) {
@@ -64,18 +77,19 @@ static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_
     g->meta = !new_addr && alignment >= HOOKS_META_ALIGN;
     tree_insert(&s->grants, &g->by_addr);
   }
+  PH_ASSERT_EXPENSIVE(hooks_check_locked(s) == 0);
   pthread_mutex_unlock(&s->lock);
   if (!g) {
+    pagemap_clear(s->pm, p, size);
     em_free(s->em, p, size);
     return NULL;
   }
   /* Never handed out, it reads as zero and memcheck knows it; else it may
    * have been a freed block, no-access for memcheck. */
-  if (!pristine) debug_mark_undefined(p, size);
+  if (!pristine) track_mem_undefined(p, size);
   if (*zero && !pristine) memset(p, 0, size);
   *zero = *zero || pristine;
   *commit = true;
-  pagemap_set_small(s->pm, p, size);
   return p;
 }
 
@@ -87,6 +101,7 @@ static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t 
                          unsigned arena_ind) {
   (void)arena_ind;
   hooks_shared *s = ((hooks_arena *)h)->shared;
+  PH_ASSERT(size > 0 && size % s->em->page == 0 && util_is_pow2(alignment));
   if (!gate_try(s->gate)) return NULL;
   void *p = hooks_grant_new((hooks_arena *)h, new_addr, size, alignment, zero, commit);
   gate_leave(s->gate);
@@ -120,6 +135,7 @@ static void hooks_give_back(hooks_arena *ha, void *addr, size_t size) {
       g->returned += piece;
       pagemap_fill_returned(s->pm, (void *)a, piece);
     }
+    PH_ASSERT_EXPENSIVE(hooks_check_locked(s) == 0);
     pthread_mutex_unlock(&s->lock);
     a += piece;
     if (!whole) continue;
@@ -161,7 +177,8 @@ static bool hooks_commit(extent_hooks_t *h, void *addr, size_t size, size_t offs
  * forgets an extent it fails to split. */
 static bool hooks_split(extent_hooks_t *h, void *addr, size_t size, size_t size_a, size_t size_b, bool committed,
                         unsigned arena_ind) {
-  (void)size_a, (void)size_b, (void)committed, (void)arena_ind;
+  (void)committed, (void)arena_ind;
+  PH_ASSERT(size_a > 0 && size_b > 0 && size_a + size_b == size);
   return !pagemap_within_chunk(((hooks_arena *)h)->shared->pm, addr, size);
 }
 
@@ -313,11 +330,16 @@ static int hooks_check_grant(tree_node *n, void *arg) {
   return 0;
 }
 
-int hooks_shared_check(hooks_shared *s) {
+static int hooks_check_locked(hooks_shared *s) {
   hooks_check_state st = {.pm = s->pm};
-  pthread_mutex_lock(&s->lock);
   st.broken = tree_check(&s->grants, "hooks.grants") + meta_check(&s->pool);
   tree_walk(&s->grants, hooks_check_grant, &st);
-  pthread_mutex_unlock(&s->lock);
   return st.broken;
+}
+
+int hooks_shared_check(hooks_shared *s) {
+  pthread_mutex_lock(&s->lock);
+  int broken = hooks_check_locked(s);
+  pthread_mutex_unlock(&s->lock);
+  return broken;
 }

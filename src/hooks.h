@@ -64,6 +64,9 @@ typedef struct hooks_shared {
 } hooks_shared;
 
 int hooks_shared_init(hooks_shared *s, em *em, pagemap *pm, gate *gate);
+/* From now on hooks_take grows the manager through grow(ctx, bytes) when it
+ * has no room (DYNAMIC); before the arenas exist. */
+void hooks_set_grow(hooks_shared *s, int (*grow)(void *ctx, size_t bytes), void *ctx);
 /* An extent from the manager, growing it once when it has no room (DYNAMIC);
  * NULL when it still has none. The hooks' way, and the large path's. */
 void *hooks_take(hooks_shared *s, size_t size, size_t align, bool *pristine);

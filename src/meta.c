@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "ph_assert.h"
+
 #define META_CHUNK_BYTES (64 * 1024)
 
 struct meta_chunk {
@@ -70,13 +72,16 @@ void *meta_alloc(meta_pool *p) {
   }
   p->live++;
   memset(r, 0, p->record_size);
+  PH_ASSERT_EXPENSIVE(meta_check(p) == 0);
   return r;
 }
 
 void meta_free(meta_pool *p, void *rec) {
+  PH_ASSERT(rec && p->live > 0);
   *(void **)rec = p->free_list;
   p->free_list = rec;
   p->live--;
+  PH_ASSERT_EXPENSIVE(meta_check(p) == 0);
 }
 
 int meta_check(const meta_pool *p) {

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "ph_assert.h"
+
 #define PAGEMAP_GRANULE ((uintptr_t)1 << PAGEMAP_GRANULE_SHIFT)
 #define PAGEMAP_TOP_OF(a) ((a) >> (PAGEMAP_GRANULE_SHIFT + PAGEMAP_LEAF_BITS))
 #define PAGEMAP_LEAF_OF(a) (((a) >> PAGEMAP_GRANULE_SHIFT) & ((1u << PAGEMAP_LEAF_BITS) - 1))
@@ -37,6 +39,29 @@ void pagemap_fini(pagemap *pm) {
   meta_fini(&pm->records);
   pthread_mutex_destroy(&pm->lock);
   pm->dir = NULL;
+}
+
+/* The chunks' part of pagemap_check, lock held: each live chunk found by
+ * its addresses, each removed one without tags. */
+static int pagemap_check_chunks(const pagemap *pm) {
+  int broken = 0;
+  for (const pagemap_chunk *c = pm->chunks; c; c = c->next) {
+    size_t npages = c->size >> pm->page_shift;
+    if (!c->live) {
+      for (size_t i = 0; i < npages; i++)
+        if (atomic_load_explicit(&c->tags[i], memory_order_relaxed)) {
+          fprintf(stderr, "pagemap: removed chunk %#lx should hold no tag\n", (unsigned long)c->base);
+          broken++;
+          break;
+        }
+      continue;
+    }
+    if (pagemap_chunk_of(pm, (void *)c->base) != c || pagemap_chunk_of(pm, (void *)(c->base + c->size - 1)) != c) {
+      fprintf(stderr, "pagemap: chunk %#lx+%zu should be found by its addresses\n", (unsigned long)c->base, c->size);
+      broken++;
+    }
+  }
+  return broken;
 }
 
 pagemap_chunk *pagemap_chunk_slow(const pagemap *pm, uintptr_t p) {
@@ -100,6 +125,7 @@ int pagemap_add(pagemap *pm, void *base, size_t size, void *handle) {
       pm->span = size;
     }
   }
+  PH_ASSERT_EXPENSIVE(pagemap_check_chunks(pm) == 0);
   pthread_mutex_unlock(&pm->lock);
   return err;
 }
@@ -108,6 +134,8 @@ void pagemap_remove(pagemap *pm, void *base) {
   pthread_mutex_lock(&pm->lock);
   for (pagemap_chunk *c = pm->chunks; c; c = c->next) {
     if (!c->live || c->base != (uintptr_t)base) continue;
+    for (size_t i = 0; PINHEAP_ASSERT_LEVEL >= 1 && i < c->size >> pm->page_shift; i++)
+      PH_ASSERT(atomic_load_explicit(&c->tags[i], memory_order_relaxed) == 0);
     pagemap_point(pm, c, NULL);
     c->live = false;
     if (c == pm->first) {
@@ -118,10 +146,12 @@ void pagemap_remove(pagemap *pm, void *base) {
     }
     break;
   }
+  PH_ASSERT_EXPENSIVE(pagemap_check_chunks(pm) == 0);
   pthread_mutex_unlock(&pm->lock);
 }
 
 static void pagemap_fill(pagemap *pm, void *addr, size_t bytes, uint32_t tag) {
+  PH_ASSERT(pagemap_within_chunk(pm, addr, bytes) && ((uintptr_t)addr | bytes) % ((size_t)1 << pm->page_shift) == 0);
   _Atomic uint32_t *slot = pagemap_slot(pm, addr);
   size_t n = bytes >> pm->page_shift;
   for (size_t i = 0; i < n; i++) atomic_store_explicit(&slot[i], tag, memory_order_relaxed);
@@ -135,6 +165,7 @@ void pagemap_clear(pagemap *pm, void *addr, size_t bytes) { pagemap_fill(pm, add
 void pagemap_fill_returned(pagemap *pm, void *addr, size_t bytes) { pagemap_fill(pm, addr, bytes, PAGEMAP_RETURNED); }
 
 void pagemap_set_large(pagemap *pm, void *addr, size_t npages) {
+  PH_ASSERT(npages >= 1 && npages <= PAGEMAP_MAX_PAGES && pagemap_within_chunk(pm, addr, npages << pm->page_shift));
   atomic_store_explicit(pagemap_slot(pm, addr), (uint32_t)(npages << 1), memory_order_release);
 }
 
@@ -149,6 +180,14 @@ size_t pagemap_take_large(_Atomic uint32_t *slot) {
     if (atomic_compare_exchange_weak(slot, &tag, 0)) return tag >> 1;
   }
   return 0;
+}
+
+const pagemap_chunk *pagemap_next_live(pagemap *pm, const pagemap_chunk *c) {
+  pthread_mutex_lock(&pm->lock);
+  const pagemap_chunk *n = c ? c->next : pm->chunks;
+  while (n && !n->live) n = n->next;
+  pthread_mutex_unlock(&pm->lock);
+  return n;
 }
 
 void pagemap_walk_large(pagemap *pm, void (*visit)(void *addr, size_t bytes, void *arg), void *arg) {
@@ -182,24 +221,12 @@ size_t pagemap_count_jemalloc_pages(pagemap *pm) {
 }
 
 int pagemap_check(pagemap *pm, size_t large_blocks, size_t large_pages) {
-  int broken = 0;
   size_t blocks = 0, pages = 0;
   pthread_mutex_lock(&pm->lock);
+  int broken = pagemap_check_chunks(pm);
   for (pagemap_chunk *c = pm->chunks; c; c = c->next) {
     size_t npages = c->size >> pm->page_shift;
-    if (!c->live) {
-      for (size_t i = 0; i < npages; i++)
-        if (atomic_load_explicit(&c->tags[i], memory_order_relaxed)) {
-          fprintf(stderr, "pagemap: removed chunk %#lx should hold no tag\n", (unsigned long)c->base);
-          broken++;
-          break;
-        }
-      continue;
-    }
-    if (pagemap_chunk_of(pm, (void *)c->base) != c || pagemap_chunk_of(pm, (void *)(c->base + c->size - 1)) != c) {
-      fprintf(stderr, "pagemap: chunk %#lx+%zu should be found by its addresses\n", (unsigned long)c->base, c->size);
-      broken++;
-    }
+    if (!c->live) continue;
     for (size_t i = 0; i < npages; i++) {
       uint32_t tag = atomic_load_explicit(&c->tags[i], memory_order_relaxed);
       if (tag < 2 || tag == PAGEMAP_RETURNED || PAGEMAP_IS_SMALL(tag)) continue;

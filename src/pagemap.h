@@ -167,6 +167,17 @@ static inline void pagemap_note_bin(pagemap *pm, const void *p, unsigned b, uint
   if (atomic_load_explicit(slot, memory_order_relaxed) != tag) atomic_store_explicit(slot, tag, memory_order_relaxed);
 }
 
+/* The first chunk added (NULL: none), which pagemap_remove removes only to
+ * undo a failed start. */
+static inline const pagemap_chunk *pagemap_first(const pagemap *pm) { return pm->first; }
+
+/* The live chunk after c in the map's list of records (c NULL: the first
+ * one), or NULL: a walk over the live chunks, a step at a time, under the
+ * map's lock for each step only. The caller keeps other threads from adding
+ * or removing chunks until it is done; it may remove c itself (records
+ * stay in the list, so the walk goes on from there). */
+const pagemap_chunk *pagemap_next_live(pagemap *pm, const pagemap_chunk *c);
+
 /* Calls visit on every large block of the live chunks (its address and
  * length in bytes), under the map's lock: no chunk goes away meanwhile. */
 void pagemap_walk_large(pagemap *pm, void (*visit)(void *addr, size_t bytes, void *arg), void *arg);

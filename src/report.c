@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "util.h"
+#include "walk.h"
 
 /* The largest free extents the report describes. */
 #define REPORT_HOLES 8
@@ -172,11 +173,12 @@ static void report_neighbour(report_sink *s, const char *side, bool has, const p
 }
 
 /* The report's text. what NULL: no request (pinheap_report). */
-static int report_text(report_sink *s, pinheap *heap, const report *r, const char *what, size_t size,
+static int report_text(report_sink *s, heap *heap, const report *r, const char *what, size_t size,
                        const char *picture) {
   report_scan sc = {.pending = -1};
   pinheap_stats st;
-  if (pinheap_get_stats(heap, &st) != 0 || pinheap_walk(heap, report_scan_visit, &sc) < 0) return -1;
+  heap_get_stats(heap, &st);
+  walk_extents(heap, report_scan_visit, &sc);
   char a[32], b[32];
   report_printf(s, "pinheap out-of-memory report: process %ld, heap %p", (long)getpid(), (void *)heap);
   if (r)
@@ -215,13 +217,13 @@ static int report_text(report_sink *s, pinheap *heap, const report *r, const cha
 
 /* The picture: the heap's memory as one band, low addresses on the left,
  * coloured by kind, the largest free extents numbered as in the text. */
-static int report_picture(report_sink *s, pinheap *heap, const char *what, size_t size) {
+static int report_picture(report_sink *s, heap *heap, const char *what, size_t size) {
   unsigned char kinds[REPORT_SLICES];
   report_scan sc = {.pending = -1};
   pinheap_stats st;
-  if (pinheap_get_stats(heap, &st) != 0 || pinheap_slices(heap, kinds, REPORT_SLICES) != 0 ||
-      pinheap_walk(heap, report_scan_visit, &sc) < 0)
-    return -1;
+  heap_get_stats(heap, &st);
+  walk_slices(heap, kinds, REPORT_SLICES);
+  walk_extents(heap, report_scan_visit, &sc);
   char a[32], b[32], c[32];
   int width = REPORT_SLICES + 2 * REPORT_LEFT, height = REPORT_BAND_TOP + REPORT_BAND_HEIGHT + 70;
   report_printf(s,
@@ -271,11 +273,7 @@ static int report_picture(report_sink *s, pinheap *heap, const char *what, size_
   return s->failed ? -1 : 0;
 }
 
-PH_EXPORT int pinheap_report(pinheap *heap, FILE *out) {
-  if (!heap || !out) {
-    error_set(EINVAL, "pinheap_report: a NULL argument");
-    return -1;
-  }
+int report_write(heap *heap, FILE *out) {
   report_sink s = {.fd = -1, .file = out};
   if (report_text(&s, heap, NULL, NULL, 0, NULL) != 0) {
     if (s.failed) error_set(EIO, "pinheap_report: writing the report failed");
@@ -298,7 +296,7 @@ static void report_expand(const char *path, char *out, size_t len) {
   out[n < len ? n : len - 1] = '\0';
 }
 
-static bool report_write_file(const char *path, pinheap *heap, const report *r, const char *what, size_t size,
+static bool report_write_file(const char *path, heap *heap, const report *r, const char *what, size_t size,
                               const char *picture) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
@@ -308,11 +306,11 @@ static bool report_write_file(const char *path, pinheap *heap, const report *r, 
   report_sink s = {.fd = fd};
   int rc = picture ? report_text(&s, heap, r, what, size, picture) : report_picture(&s, heap, what, size);
   close(fd);
-  if (rc != 0) error_report("the out-of-memory report %s is incomplete: %s", path, s.failed ? strerror(errno) : "the walk failed");
+  if (rc != 0) error_report("the out-of-memory report %s is incomplete: %s", path, strerror(errno));
   return rc == 0;
 }
 
-void report_enomem(void *ctx, pinheap *heap, const char *what, size_t size) {
+void report_enomem(void *ctx, heap *heap, const char *what, size_t size) {
   report *r = ctx;
   if (atomic_exchange(&r->done, true)) return;
   int err = errno;

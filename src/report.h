@@ -4,13 +4,12 @@
  * that failed, at its first ENOMEM, and a picture of its memory beside it
  * (the same path with ".svg").
  *
- * Built on the public face only (pinheap_walk, pinheap_slices,
- * pinheap_get_stats): the heap holds a report_open record and calls
- * report_enomem through a pointer set at its creation, so that nothing
- * below the public face calls up into this module. Writes without
- * allocating (the heap out of memory may be the process's malloc): text is
- * formatted on the stack and written to a file descriptor (or to the FILE
- * of pinheap_report).
+ * Built on the walk (walk.h) and the core's stats (heap.h): the public
+ * face holds a report_open record and has the core call report_enomem
+ * through a pointer (heap_on_enomem), so that the core never calls up into
+ * this module. Writes without allocating (the heap out of memory may be
+ * the process's malloc): text is formatted on the stack and written to a
+ * file descriptor (or to the FILE of pinheap_report).
  *
  * Thread-safe: the first report_enomem of a record writes; any later or
  * concurrent one returns at once.
@@ -19,7 +18,9 @@
 #define PINHEAP_REPORT_H
 
 #include <stddef.h>
+#include <stdio.h>
 
+#include "heap.h"
 #include "pinheap.h"
 
 /* The longest opts.oom_report accepted. */
@@ -39,6 +40,8 @@ const char *report_path(const report *r);
 /* For the heap's ENOMEM path, ctx a report: writes the report and the
  * picture of heap, whose request what(size) just failed, once; keeps
  * errno and pinheap_last_error() as they were. */
-void report_enomem(void *ctx, pinheap *heap, const char *what, size_t size);
+void report_enomem(void *ctx, heap *heap, const char *what, size_t size);
+/* pinheap_report of heap to out: 0, or -1 with the error set (EIO). */
+int report_write(heap *heap, FILE *out);
 
 #endif

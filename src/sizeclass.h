@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ph_assert.h"
+
 #define SIZECLASS_MAX_BINS 64
 #define SIZECLASS_MAX_SIZE ((size_t)64 << 10)
 
@@ -38,7 +40,10 @@ typedef struct sizeclass {
 int sizeclass_init(sizeclass *sc, size_t page);
 
 /* The bin of a request of n bytes (n <= max). */
-static inline unsigned sizeclass_bin(const sizeclass *sc, size_t n) { return sc->bin_of[(n + 7) >> 3]; }
+static inline unsigned sizeclass_bin(const sizeclass *sc, size_t n) {
+  PH_ASSERT(n <= sc->max);
+  return sc->bin_of[(n + 7) >> 3];
+}
 
 /* Whether an object of bin b may start at p, on a page whose objects of b
  * start where phase takes their offset to a multiple of the size: d = (p's

@@ -1,3 +1,9 @@
+/*
+ * sym.c is longer than 600 lines: the symmetric heaps' calls and the
+ * agreement they end in (sym_sync, sym_agree, the mismatch reports) share
+ * the record each process contributes and the heap's lock; the header
+ * (sym.h) says how they fit together.
+ */
 #include "sym.h"
 
 #include <errno.h>

@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "meta.h"
+#include "ph_assert.h"
 #include "sizeclass.h"
 #include "util.h"
 
@@ -68,6 +69,7 @@ static inline bool thread_bin_holds(const thread_bin *b, const void *p) {
 
 /* Pushes p; false when the stack is full. */
 static inline bool thread_bin_push(thread_bin *b, void *p) {
+  PH_ASSERT(b->count <= b->limit);
   if (b->count >= b->limit) return false;
   b->slots[b->count++] = p;
   return true;
@@ -184,7 +186,10 @@ static inline thread_cache *thread_enter(thread_registry *reg) {
   return tc;
 }
 
-static inline void thread_leave(thread_cache *tc) { atomic_store_explicit(&tc->busy, 0, memory_order_release); }
+static inline void thread_leave(thread_cache *tc) {
+  PH_ASSERT(atomic_load_explicit(&tc->busy, memory_order_relaxed)); /* a leave without its enter */
+  atomic_store_explicit(&tc->busy, 0, memory_order_release);
+}
 
 /* Empties every thread's cache of this registry into the arenas. The caller
  * must not be inside thread_enter/thread_leave. */

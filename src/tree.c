@@ -2,6 +2,8 @@
 
 #include <stdio.h>
 
+#include "ph_assert.h"
+
 static void tree_fix(const tree *t, tree_node *n) {
   int hl = tree_height(n->left), hr = tree_height(n->right);
   n->height = 1 + (hl > hr ? hl : hr);
@@ -48,7 +50,9 @@ static tree_node *tree_balance(const tree *t, tree_node *n) {
 
 static tree_node *tree_insert_at(tree *t, tree_node *root, tree_node *n) {
   if (!root) return n;
-  if (t->cmp(n, root) < 0)
+  int c = t->cmp(n, root);
+  PH_ASSERT(c != 0); /* n, or a node of its key, is in the tree already */
+  if (c < 0)
     root->left = tree_insert_at(t, root->left, n);
   else
     root->right = tree_insert_at(t, root->right, n);
@@ -68,6 +72,7 @@ void tree_insert(tree *t, tree_node *n) {
   if (t->update) t->update(n);
   t->root = tree_insert_at(t, t->root, n);
   t->count++;
+  PH_ASSERT_EXPENSIVE(tree_check(t, "tree") == 0);
 }
 
 /* Detaches the smallest node of the subtree into *min; returns the rest. */
@@ -81,6 +86,7 @@ static tree_node *tree_take_min(const tree *t, tree_node *root, tree_node **min)
 }
 
 static tree_node *tree_remove_at(tree *t, tree_node *root, tree_node *n) {
+  PH_ASSERT(root != NULL); /* n is in the tree */
   if (!root) return NULL;
   if (root != n) {
     if (t->cmp(n, root) < 0)
@@ -101,6 +107,7 @@ static tree_node *tree_remove_at(tree *t, tree_node *root, tree_node *n) {
 void tree_remove(tree *t, tree_node *n) {
   t->root = tree_remove_at(t, t->root, n);
   t->count--;
+  PH_ASSERT_EXPENSIVE(tree_check(t, "tree") == 0);
 }
 
 static void tree_refresh_at(tree *t, tree_node *root, tree_node *n) {

@@ -4,6 +4,7 @@
 #ifndef PINHEAP_UTIL_H
 #define PINHEAP_UTIL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,5 +33,13 @@ static inline uint64_t util_now_ns(void) {
 }
 
 static inline uintptr_t util_align_down(uintptr_t x, size_t a) { return x & ~(uintptr_t)(a - 1); }
+
+/* Raises *max to v when v is larger; returns the maximum after. */
+static inline size_t util_raise_max(_Atomic size_t *max, size_t v) {
+  size_t cur = atomic_load(max);
+  while (v > cur && !atomic_compare_exchange_weak(max, &cur, v)) {
+  }
+  return v > cur ? v : cur;
+}
 
 #endif

@@ -2,7 +2,9 @@
 # Builds the library and its tests with sanitizers and runs them:
 # AddressSanitizer with UndefinedBehaviorSanitizer over the unit,
 # integration and stress tests and the tool's trace tests (tools_traces:
-# gen, convert, replay, size, and corrupt traces), ThreadSanitizer over the stress and soak
+# gen, convert, replay, size, and corrupt traces), with the library's
+# expensive assertions (PINHEAP_ASSERT=expensive: every module's checker
+# after each of its changes), ThreadSanitizer over the stress and soak
 # tests, the libfabric provider's tests (when built) and the fork test. Any
 # report fails the run.
 #
@@ -10,10 +12,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 passed=0 failed=0
-run() { # name, build dir, flags, ctest regex, environment
-  local name=$1 dir=$2 flags=$3 regex=$4 envs=$5
+run() { # name, build dir, flags, ctest regex, environment, assertions
+  local name=$1 dir=$2 flags=$3 regex=$4 envs=$5 asserts=${6:-}
   # The MPI provider's tests are multi-process runs, not run here: not built.
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DPINHEAP_BUILD_BENCH=OFF -DPINHEAP_MPI=OFF -DCMAKE_C_FLAGS="$flags" > /dev/null
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DPINHEAP_BUILD_BENCH=OFF -DPINHEAP_MPI=OFF -DCMAKE_C_FLAGS="$flags" \
+    -DPINHEAP_ASSERT="$asserts" > /dev/null
   cmake --build "$dir" -j"$(nproc)" > /dev/null
   if env $envs ctest --test-dir "$dir" -R "$regex" --output-on-failure --timeout 600 > "$dir/sanitize.log" 2>&1 &&
      ! grep -qE 'ERROR: (Address|Thread|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$dir/sanitize.log"; then
@@ -26,7 +29,7 @@ run() { # name, build dir, flags, ctest regex, environment
   fi
 }
 run "ASan+UBSan" build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
-  '^(test_|stress_threads$|stress_threads_dynamic$|tools_traces$)' "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1"
+  '^(test_|stress_threads$|stress_threads_dynamic$|tools_traces$)' "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1" expensive
 run "TSan" build-tsan "-fsanitize=thread -Wno-error=tsan" \
   '^(stress_threads(_dynamic)?|soak(_dynamic|_debug)?|test_ofi_tcp|test_ofi_shm)$' "TSAN_OPTIONS=halt_on_error=1"
 # Without the deadlock detector: jemalloc's own fork handler holds more

@@ -1,6 +1,7 @@
 /*
- * Integration test of the public API of pinheap (include/pinheap.h), plus the
- * internal heap_check, which counts broken invariants of a heap.
+ * Integration test of the public API of pinheap (include/pinheap.h), with
+ * pinheap_check, which counts broken invariants of a heap, after each step,
+ * and a look inside the handle (api.h) where a test corrupts it.
  *
  * Memory: regions are reserved with MAP_NORESERVE, so a big heap costs only
  * the pages written. The test never writes more than a few MiB of a big block
@@ -12,6 +13,9 @@
  * left in a small heap would depend on the machine running the test.
  *
  * Usage: test_api [seed]
+ *
+ * Longer than 600 lines: one test program per public header, every case
+ * a cmocka test of its own sharing the heaps' set-up and checks.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,7 +38,7 @@
 
 #include "asserts.h"
 #include "child.h"
-#include "heap.h"
+#include "api.h"
 #include "pinheap.h"
 #include "seed.h"
 
@@ -55,7 +59,7 @@ static size_t round_page(size_t n) { return (n + page - 1) & ~(page - 1); }
 
 /* ---- helpers ----------------------------------------------------------- */
 
-#define assert_heap_ok(h) assert_int_equal(heap_check(h), 0)
+#define assert_heap_ok(h) assert_int_equal(pinheap_check(h), 0)
 
 /* Puts a known text in pinheap_last_error() (a failure of another function),
  * so that a later failure must be seen to replace it. */
@@ -1427,9 +1431,9 @@ static void test_check_and_destroy_report(void **state) {
   void *a = pinheap_malloc(h, 1000), *b = pinheap_malloc(h, 3 * MiB);
   assert_int_equal(pinheap_check(h), 0);
   fprintf(stderr, "test_api: the reports below are expected (deliberate corruption)\n");
-  h->em.free_bytes += page; /* a counter that no longer matches */
+  h->core.space.em.free_bytes += page; /* a counter that no longer matches */
   assert_true(pinheap_check(h) > 0);
-  h->em.free_bytes -= page;
+  h->core.space.em.free_bytes -= page;
   assert_int_equal(pinheap_check(h), 0);
   pinheap_free(h, a);
   (void)b;
@@ -1482,9 +1486,17 @@ static void test_arenas_on_first_use(void **state) {
     o.arenas = 4;
     pinheap *h = pinheap_create(&o);
     assert_non_null(h);
-    assert_int_equal(h->narenas, 1);
+    assert_int_equal(h->core.arenas.made, 1);
+    unsigned made = 0, most = 0;
+    assert_int_equal(pinheap_arena_count(h, &made, &most), 0);
+    assert_int_equal(made, 1);
+    assert_int_equal(most, 4);
+    errno = 0;
+    assert_int_equal(pinheap_arena_count(h, NULL, &most), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(pinheap_arena_count(NULL, &made, &most), -1);
     void *keep = pinheap_malloc(h, 3000); /* the main thread's arena: the first */
-    assert_int_equal(h->narenas, 1);
+    assert_int_equal(h->core.arenas.made, 1);
     /* Blocks that fill the top of the region before the other arenas come. */
     void *mid[64];
     for (int i = 0; i < 64; i++) mid[i] = pinheap_malloc(h, 64 * KiB);
@@ -1496,7 +1508,10 @@ static void test_arenas_on_first_use(void **state) {
     pthread_barrier_wait(&all_in);
     for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
     pthread_barrier_destroy(&all_in);
-    assert_int_equal(h->narenas, 4);
+    assert_int_equal(h->core.arenas.made, 4);
+    assert_int_equal(pinheap_arena_count(h, &made, &most), 0);
+    assert_int_equal(made, 4);
+    assert_int_equal(most, 4);
     assert_heap_ok(h);
     for (int i = 0; i < 64; i++) pinheap_free(h, mid[i]);
     pinheap_free(h, keep);

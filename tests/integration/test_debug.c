@@ -24,7 +24,6 @@
 #include "asserts.h"
 #include "child.h"
 #include "counting.h"
-#include "heap.h"
 #include "pinheap.h"
 
 #define KiB ((size_t)1 << 10)

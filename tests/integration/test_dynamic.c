@@ -22,7 +22,6 @@
 
 #include "asserts.h"
 #include "counting.h"
-#include "heap.h"
 #include "pinheap.h"
 
 #define KiB ((size_t)1 << 10)
@@ -81,7 +80,7 @@ static void test_grows_by_chunks_and_shrinks_after_trim(void **state) {
   assert_true(s1.capacity >= 100 * MiB + N * 4099);
   assert_true(c.obtains >= 13); /* many chunks */
   assert_int_equal(s1.capacity, c.live_bytes);
-  assert_int_equal(heap_check(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
   for (int i = 0; i < N; i++) {
     assert_int_equal(blk[i][0], (char)i);
     pinheap_free(h, blk[i]);
@@ -91,7 +90,7 @@ static void test_grows_by_chunks_and_shrinks_after_trim(void **state) {
   assert_true(s2.capacity < s1.capacity / 4);
   assert_int_equal(s2.capacity, c.live_bytes);
   assert_true(c.releases >= c.obtains - 3);
-  assert_int_equal(heap_check(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
   pinheap_destroy(h);
   assert_int_equal(c.live_bytes, 0);
   assert_int_equal(c.releases, c.obtains);
@@ -116,7 +115,7 @@ static void test_small_objects_grow_through_the_hooks(void **state) {
   pinheap_stats s1 = stats_of(h);
   assert_true(s1.capacity >= 20 * MiB);
   assert_true(c.obtains >= 5);
-  assert_int_equal(heap_check(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
   for (int i = 0; i < N; i++) {
     assert_int_equal((unsigned char)v[i][7], i & 0xff);
     pinheap_free(h, v[i]);
@@ -126,7 +125,7 @@ static void test_small_objects_grow_through_the_hooks(void **state) {
   pinheap_stats s2 = stats_of(h);
   assert_true(s2.capacity < s1.capacity);
   assert_int_equal(s2.allocated, 0);
-  assert_int_equal(heap_check(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
   pinheap_destroy(h);
   assert_int_equal(c.live_bytes, 0);
 }
@@ -162,7 +161,7 @@ static void test_direct_blocks(void **state) {
   char *zeroed = pinheap_calloc(h, 10, 1 * MiB);
   assert_non_null(zeroed);
   assert_int_equal(zeroed[5 * MiB], 0);
-  assert_int_equal(heap_check(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
   pinheap_free(h, moved);
   pinheap_free(h, aligned);
   pinheap_free(h, zeroed);
@@ -170,7 +169,7 @@ static void test_direct_blocks(void **state) {
   pinheap_stats after = stats_of(h);
   assert_int_equal(after.capacity, 8 * MiB);
   assert_true(after.peak_in_use >= 20 * MiB + 30 * MiB); /* the moved block beside its old self */
-  assert_int_equal(heap_check(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
   pinheap_destroy(h);
   assert_int_equal(c.live_bytes, 0);
   assert_int_equal(c.bad_releases, 0);
@@ -200,7 +199,7 @@ static void test_cap(void **state) {
   void *d = pinheap_malloc(h, 20 * MiB); /* room again */
   assert_non_null(d);
   pinheap_free(h, d);
-  assert_int_equal(heap_check(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
   pinheap_destroy(h);
   assert_int_equal(c.live_bytes, 0);
 }
@@ -259,7 +258,7 @@ static void test_realloc_growth_is_amortized(void **state) {
   pinheap_stats s = stats_of(h);
   assert_int_equal(s.capacity, c.live_bytes); /* the slack too */
   assert_true(s.allocated >= top && s.allocated < top + 8 * MiB);
-  assert_int_equal(heap_check(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
   /* At most half of it stays in use: moved, the rest given back. */
   size_t live = c.live_bytes;
   char *q = pinheap_realloc(h, p, r.size / 4);
@@ -270,11 +269,11 @@ static void test_realloc_growth_is_amortized(void **state) {
   p = pinheap_realloc(h, q, r.size / 4 - 1 * MiB);
   assert_ptr_equal(p, q);
   assert_int_equal(pinheap_usable_size(h, p), r.size / 4 - 1 * MiB);
-  assert_int_equal(heap_check(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
   p = grow_by_steps(h, p, r.size / 4 - 1 * MiB, top, step, &c, 20, 0);
   expect_stamps(p, r.size / 4 - 1 * MiB, step);
   pinheap_free(h, p);
-  assert_int_equal(heap_check(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
   pinheap_destroy(h);
   assert_int_equal(c.live_bytes, 0);
   assert_int_equal(c.bad_releases, 0);
@@ -294,7 +293,7 @@ static void test_realloc_growth_under_a_cap(void **state) {
   printf("grew to %zu MiB under a %zu MiB cap: %d obtains and releases\n", top >> 20, cap >> 20,
          c.obtains + c.releases - before);
   expect_stamps(p, top, step);
-  assert_int_equal(heap_check(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
   pinheap_free(h, p);
   pinheap_destroy(h);
   assert_int_equal(c.live_bytes, 0);

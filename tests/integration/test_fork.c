@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "heap.h"
+#include "api.h"
 #include "pinheap.h"
 #include "seed.h"
 
@@ -243,7 +243,7 @@ static int child_uses(int heap, uint64_t *s) {
     failed++;
   }
   /* The caches of the threads that did not survive the fork are gone. */
-  size_t caches = thread_count(&h->threads);
+  size_t caches = thread_count(&h->core.threads);
   if (caches != 1) {
     fprintf(stderr, "test_fork: child: %s heap: %zu thread caches, the forking thread's only expected\n",
             heap_names[heap], caches);

@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "heap.h"
 #include "pinheap.h"
 #include "counting.h"
 
@@ -55,7 +54,7 @@ static void test_heap_lives_in_provider_memory(void **state) {
   errno = 0;
   assert_int_equal(pinheap_region_of(h, &local, &r), -1);
   assert_int_equal(errno, EINVAL);
-  assert_int_equal(heap_check(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
   pinheap_free(h, small);
   pinheap_free(h, large);
   pinheap_destroy(h);

@@ -8,6 +8,9 @@
  * objects of at most 4.25 MiB in 16 MiB symmetric heaps: under 200 MiB touched.
  *
  * Usage: test_sym [seed]
+ *
+ * Longer than 600 lines: one test program per public header, every case
+ * a cmocka test of its own sharing the fake collectives' set-up.
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -15,6 +15,9 @@
  * Symmetric heaps from pinheap_ofi_sym_create (a group of one) in FIXED and
  * DYNAMIC heaps: the key, address and descriptor pinheap_ofi_remote gives
  * are locate's, and a write through them lands.
+ *
+ * Longer than 600 lines: every case runs on the one libfabric provider
+ * named, over the fabric, domain and loopback endpoint set up once.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "child.h"
 #include "em.h"
 #include "seed.h"
 
@@ -146,6 +147,32 @@ static void test_small_prefers_small_holes_then_top(void **state) {
   em_fini(m);
 }
 
+struct bad_request {
+  em *m;
+  size_t size, align;
+};
+
+static void bad_request_child(void *arg) {
+  struct bad_request *b = arg;
+  printf("%p\n", em_alloc(b->m, b->size, b->align, NULL));
+}
+
+/* A request that breaks em_alloc's preconditions: with assertions (cheap
+ * or expensive) it aborts, naming the assertion; without, it is refused. */
+static void expect_refused(em *m, size_t size, size_t align) {
+#if PINHEAP_ASSERT_LEVEL >= 1
+  struct bad_request b = {m, size, align};
+  child_result r;
+  child_run(bad_request_child, &b, &r);
+  if (!child_aborted(&r) || !strstr(r.err, "assertion failed")) fprintf(stderr, "child said: %s\n", r.err);
+  assert_true(child_aborted(&r));
+  assert_non_null(strstr(r.err, "assertion failed"));
+#else
+  (void)bad_request_child;
+  assert_null(em_alloc(m, size, align, NULL));
+#endif
+}
+
 static void test_alignment(void **state) {
   (void)state;
   em *m = make(EM_TWO_ENDED, 256 * MiB, 4 * MiB);
@@ -165,10 +192,9 @@ static void test_alignment(void **state) {
   give(m, skew, PAGE);
   give(m, low, 5 * MiB);
   assert_int_equal(stats(m).free_extents, 1);
-  /* Bad requests: not a page multiple, not a power of two. */
-  assert_null(em_alloc(m, PAGE + 1, PAGE, NULL));
-  assert_null(em_alloc(m, PAGE, 3 * PAGE, NULL));
-  assert_null(em_alloc(m, 0, PAGE, NULL));
+  /* Bad requests: not a page multiple, not a power of two, empty. */
+  static const size_t bad[][2] = {{PAGE + 1, PAGE}, {PAGE, 3 * PAGE}, {0, PAGE}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) expect_refused(m, bad[i][0], bad[i][1]);
   em_fini(m);
 }
 

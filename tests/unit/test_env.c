@@ -275,6 +275,39 @@ static void test_public_size_parser(void **state) {
   assert_int_equal(errno, EINVAL);
 }
 
+/* pinheap_parse_bool reads what PINHEAP_PREFAULT does; EINVAL quoting the
+ * text otherwise, *out unchanged. */
+static void test_public_bool_parser(void **state) {
+  (void)state;
+  static const struct {
+    const char *text;
+    bool value;
+  } good[] = {{"1", true}, {"0", false}, {"yes", true}, {"NO", false}, {"True", true},
+              {"false", false}, {"on", true}, {"Off", false}};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    bool v = !good[i].value, inner = good[i].value;
+    if (pinheap_parse_bool(good[i].text, &v) != 0) fail_msg("\"%s\": %s", good[i].text, pinheap_last_error());
+    assert_int_equal(v, good[i].value);
+    assert_int_equal(env_parse_bool(good[i].text, &inner), 0);
+    assert_int_equal(inner, v);
+  }
+  static const char *bad[] = {"", "2", "yess", "of", " on"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    bool v = true;
+    errno = 0;
+    assert_int_equal(pinheap_parse_bool(bad[i], &v), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_true(v);
+    char quoted[32];
+    snprintf(quoted, sizeof quoted, "\"%s\"", bad[i]);
+    if (!strstr(pinheap_last_error(), quoted)) fail_msg("message \"%s\" does not quote %s", pinheap_last_error(), quoted);
+  }
+  bool v;
+  assert_int_equal(pinheap_parse_bool(NULL, &v), -1);
+  assert_int_equal(pinheap_parse_bool("on", NULL), -1);
+  assert_int_equal(errno, EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_sizes, clear_env),
@@ -285,6 +318,7 @@ int main(void) {
       cmocka_unit_test_setup(test_options_from_env, clear_env),
       cmocka_unit_test_setup(test_malformed_values, clear_env),
       cmocka_unit_test_setup(test_public_size_parser, clear_env),
+      cmocka_unit_test_setup(test_public_bool_parser, clear_env),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

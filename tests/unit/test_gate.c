@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "gate.h"
-#include "heap.h"
+#include "api.h"
 #include "pinheap.h"
 
 #define MiB ((size_t)1 << 20)
@@ -109,26 +109,26 @@ static void test_hooks_refuse_while_closed(void **state) {
   o.arenas = 1;
   pinheap *h = pinheap_create(&o);
   assert_non_null(h);
-  int flags = (int)(MALLOCX_ARENA(h->arena_index[0]) | MALLOCX_TCACHE_NONE);
+  int flags = (int)(MALLOCX_ARENA(arenas_first(&h->core.arenas)) | MALLOCX_TCACHE_NONE);
   pinheap_stats before;
   assert_int_equal(pinheap_get_stats(h, &before), 0);
-  gate_close(&h->gate);
+  gate_close(&h->core.gate);
   assert_null(mallocx(4 * MiB, flags)); /* more than the arena keeps: a new extent */
-  gate_open(&h->gate);
+  gate_open(&h->core.gate);
   void *p = mallocx(4 * MiB, flags);
   assert_non_null(p);
-  assert_int_equal(heap_check(h), 0);
-  gate_close(&h->gate);
+  assert_int_equal(pinheap_check(h), 0);
+  gate_close(&h->core.gate);
   dallocx(p, MALLOCX_TCACHE_NONE); /* dalloc refused: jemalloc keeps the extent */
-  gate_open(&h->gate);
-  assert_int_equal(heap_check(h), 0);
+  gate_open(&h->core.gate);
+  assert_int_equal(pinheap_check(h), 0);
   pinheap_stats kept;
   assert_int_equal(pinheap_get_stats(h, &kept), 0);
   assert_true(kept.in_use >= before.in_use + 4 * MiB);
   p = mallocx(4 * MiB, flags); /* from what jemalloc kept */
   assert_non_null(p);
   dallocx(p, MALLOCX_TCACHE_NONE);
-  assert_int_equal(heap_check(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
   pinheap_destroy(h);
 }
 

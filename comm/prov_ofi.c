@@ -8,6 +8,9 @@
  * Records come from a table reserved once (MAP_NORESERVE, so only the
  * records used cost memory) instead of from malloc, so that locate can tell
  * a record of this object from any other handle by its address alone.
+ *
+ * Longer than 600 lines: the registration table, the provider's calls and
+ * pinheap_ofi_locate share the table's record layout, private to this file.
  */
 #include "pinheap_ofi.h"
 
@@ -23,8 +26,9 @@
 
 #include <rdma/fi_errno.h>
 
-#include "prefault.h"
-#include "util.h"
+/* The functions of include/pinheap_ofi.h (the rest is hidden). */
+#define PROV_OFI_EXPORT __attribute__((visibility("default")))
+
 
 /* Registrations live at once, at most: the size of the record table. */
 #define PROV_OFI_MAX_REGIONS ((size_t)1 << 20)
@@ -227,11 +231,11 @@ static pinheap_ofi *prov_ofi_new(struct fid_domain *domain, const struct fi_info
   return po;
 }
 
-PH_EXPORT pinheap_ofi *pinheap_ofi_create(struct fid_domain *domain, const struct fi_info *info, uint64_t access) {
+PROV_OFI_EXPORT pinheap_ofi *pinheap_ofi_create(struct fid_domain *domain, const struct fi_info *info, uint64_t access) {
   return prov_ofi_new(domain, info, access, "pinheap_ofi_create");
 }
 
-PH_EXPORT pinheap_ofi *pinheap_ofi_open(const struct fi_info *hints, uint64_t access) {
+PROV_OFI_EXPORT pinheap_ofi *pinheap_ofi_open(const struct fi_info *hints, uint64_t access) {
   static const char fn[] = "pinheap_ofi_open";
   if (!prov_ofi_access_ok(access, fn)) return NULL;
   struct fi_info *ask = hints ? fi_dupinfo(hints) : fi_allocinfo();
@@ -288,12 +292,12 @@ out:
   return po;
 }
 
-PH_EXPORT struct fid_fabric *pinheap_ofi_fabric(const pinheap_ofi *po) { return po ? po->fabric : NULL; }
-PH_EXPORT struct fid_domain *pinheap_ofi_domain(const pinheap_ofi *po) { return po ? po->domain : NULL; }
-PH_EXPORT struct fi_info *pinheap_ofi_info(const pinheap_ofi *po) { return po ? po->info : NULL; }
-PH_EXPORT const pinheap_provider *pinheap_ofi_provider(const pinheap_ofi *po) { return po ? &po->provider : NULL; }
+PROV_OFI_EXPORT struct fid_fabric *pinheap_ofi_fabric(const pinheap_ofi *po) { return po ? po->fabric : NULL; }
+PROV_OFI_EXPORT struct fid_domain *pinheap_ofi_domain(const pinheap_ofi *po) { return po ? po->domain : NULL; }
+PROV_OFI_EXPORT struct fi_info *pinheap_ofi_info(const pinheap_ofi *po) { return po ? po->info : NULL; }
+PROV_OFI_EXPORT const pinheap_provider *pinheap_ofi_provider(const pinheap_ofi *po) { return po ? &po->provider : NULL; }
 
-PH_EXPORT int pinheap_ofi_set_prefault(pinheap_ofi *po, bool on) {
+PROV_OFI_EXPORT int pinheap_ofi_set_prefault(pinheap_ofi *po, bool on) {
   if (!po) {
     prov_ofi_error(EINVAL, "pinheap_ofi_set_prefault: NULL object");
     return -1;
@@ -382,13 +386,13 @@ static int prov_ofi_obtain(void *ctx, size_t size, size_t align, void **base_out
     return ENOMEM;
   }
   /* Keep the aligned middle, give back the ends. */
-  char *base = (char *)util_align_up((uintptr_t)raw, align);
+  char *base = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
   if (base > raw) munmap(raw, (size_t)(base - raw));
   if (raw + span > base + size) munmap(base + size, (size_t)(raw + span - (base + size)));
   pthread_mutex_lock(&po->lock);
   bool prefault = po->prefault;
   pthread_mutex_unlock(&po->lock);
-  int err = prefault ? prefault_pages(base, size, po->page) : 0;
+  int err = prefault ? pinheap_prefault(base, size) : 0;
 
   pthread_mutex_lock(&po->lock);
   prov_ofi_region *r = err ? NULL : prov_ofi_record_take(po);
@@ -479,7 +483,7 @@ static int prov_ofi_locate(const pinheap_ofi *po, const pinheap *heap, const voi
   return 0;
 }
 
-PH_EXPORT int pinheap_ofi_locate(const pinheap_ofi *po, const pinheap *heap, const void *ptr, pinheap_ofi_addr *out) {
+PROV_OFI_EXPORT int pinheap_ofi_locate(const pinheap_ofi *po, const pinheap *heap, const void *ptr, pinheap_ofi_addr *out) {
   if (!po || !heap || !out) {
     prov_ofi_error(EINVAL, "pinheap_ofi_locate: provider, heap or output is NULL");
     return -1;
@@ -487,7 +491,7 @@ PH_EXPORT int pinheap_ofi_locate(const pinheap_ofi *po, const pinheap *heap, con
   return prov_ofi_locate(po, heap, ptr, out);
 }
 
-PH_EXPORT int pinheap_ofi_locate_ptr(const pinheap *heap, const void *ptr, pinheap_ofi_addr *out) {
+PROV_OFI_EXPORT int pinheap_ofi_locate_ptr(const pinheap *heap, const void *ptr, pinheap_ofi_addr *out) {
   if (!heap || !out) {
     prov_ofi_error(EINVAL, "pinheap_ofi_locate: heap or output is NULL");
     return -1;
@@ -521,7 +525,7 @@ static int prov_ofi_sym_describe(void *ctx, pinheap *heap, void *block, size_t s
   return 0;
 }
 
-PH_EXPORT pinheap_sym *pinheap_ofi_sym_create(pinheap_ofi *po, pinheap *heap, size_t size,
+PROV_OFI_EXPORT pinheap_sym *pinheap_ofi_sym_create(pinheap_ofi *po, pinheap *heap, size_t size,
                                               const pinheap_collective *coll, unsigned flags) {
   if (!po) {
     prov_ofi_error(EINVAL, "pinheap_ofi_sym_create: the provider is NULL");
@@ -532,7 +536,7 @@ PH_EXPORT pinheap_sym *pinheap_ofi_sym_create(pinheap_ofi *po, pinheap *heap, si
   return pinheap_sym_create_layer(heap, size, coll, flags, &layer);
 }
 
-PH_EXPORT int pinheap_ofi_remote(const pinheap_sym *sym, const void *ptr, int rank, pinheap_ofi_addr *out) {
+PROV_OFI_EXPORT int pinheap_ofi_remote(const pinheap_sym *sym, const void *ptr, int rank, pinheap_ofi_addr *out) {
   size_t off = pinheap_sym_offset(sym, ptr);
   const prov_ofi_sym_desc *theirs = pinheap_sym_layer_desc(sym, &prov_ofi_sym_id, rank);
   const prov_ofi_sym_desc *mine = pinheap_sym_layer_desc(sym, &prov_ofi_sym_id, pinheap_sym_rank(sym));
@@ -550,7 +554,7 @@ PH_EXPORT int pinheap_ofi_remote(const pinheap_sym *sym, const void *ptr, int ra
   return 0;
 }
 
-PH_EXPORT int pinheap_ofi_get_stats(const pinheap_ofi *po, pinheap_ofi_stats *out) {
+PROV_OFI_EXPORT int pinheap_ofi_get_stats(const pinheap_ofi *po, pinheap_ofi_stats *out) {
   if (!po || !out) {
     prov_ofi_error(EINVAL, "pinheap_ofi_get_stats: provider or output is NULL");
     return -1;
@@ -567,7 +571,7 @@ static int prov_ofi_key_order(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-PH_EXPORT int pinheap_ofi_check(const pinheap_ofi *po) {
+PROV_OFI_EXPORT int pinheap_ofi_check(const pinheap_ofi *po) {
   if (!po) return 1;
   pinheap_ofi *w = (pinheap_ofi *)po; /* the lock only */
   int broken = 0;
@@ -624,7 +628,7 @@ PH_EXPORT int pinheap_ofi_check(const pinheap_ofi *po) {
   return broken;
 }
 
-PH_EXPORT int pinheap_ofi_destroy(pinheap_ofi *po) {
+PROV_OFI_EXPORT int pinheap_ofi_destroy(pinheap_ofi *po) {
   if (!po) return 0;
   pthread_mutex_lock(&po->lock);
   size_t regions = po->stats.regions, bytes = po->stats.bytes;
@@ -654,4 +658,4 @@ PH_EXPORT int pinheap_ofi_destroy(pinheap_ofi *po) {
   return 0;
 }
 
-PH_EXPORT const char *pinheap_ofi_last_error(void) { return prov_ofi_error_text; }
+PROV_OFI_EXPORT const char *pinheap_ofi_last_error(void) { return prov_ofi_error_text; }

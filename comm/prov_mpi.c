@@ -11,6 +11,10 @@
  * heap, so that a heap that fails after obtaining its region gives it back
  * without a collective, and a rank that failed before obtaining casts the
  * region vote the others wait for.
+ *
+ * Longer than 600 lines: the provider and the collective heap creation it
+ * serves agree step by step (prov_mpi_agree): split, each half would have
+ * to restate the other's branches.
  */
 #include "pinheap_mpi.h"
 
@@ -25,8 +29,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#include "prefault.h"
 
 /* Regions exposed at once by all the providers of a process, at most. */
 #define PROV_MPI_MAX_REGIONS ((size_t)1 << 16)
@@ -215,7 +217,7 @@ static prov_mpi_reg *prov_mpi_new_region(pinheap_mpi *pm, size_t size, size_t al
   }
   r->base = prov_mpi_map(size, align);
   int err = r->base ? 0 : errno;
-  if (r->base && pm->prefault && (err = prefault_pages(r->base, size, pm->page)) != 0) munmap(r->base, size);
+  if (r->base && pm->prefault && (err = pinheap_prefault(r->base, size)) != 0) munmap(r->base, size);
   if (err) {
     snprintf(why, len, "%s: %s", r->base ? "prefault (MADV_POPULATE_WRITE)" : "mmap", strerror(err));
     prov_mpi_record_put(r);

@@ -13,7 +13,7 @@
  * its place), not of its children, unless "all". The first process marks
  * the environment with its pid (PINHEAP_PRELOAD_PID) so that its children
  * know they are children; it does so only when it has something to say.
- * A SIMPLE heap has no size (heap.h): PINHEAP_SIZE given with it is
+ * A SIMPLE heap has no size (pinheap.h): PINHEAP_SIZE given with it is
  * reported once, by the first process.
  *
  * Calls made while the heap is being set up, or from inside the heap's own
@@ -21,14 +21,19 @@
  * a small bootstrap area that is never reused; frees of its blocks are
  * ignored.
  *
+ * Built on the public header alone (pinheap.h), as any program is; it
+ * links the library's objects and, where it can, a private copy of
+ * jemalloc (CMakeLists.txt).
+ *
  * Thread-safe: the heap is set up once (pthread_once); every other call goes
- * to the heap. fork() is safe as for any heap of the library (fork.h).
+ * to the heap. fork() is safe as for any heap of the library (pinheap.h).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,14 +42,34 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "env.h"
-#include "error.h"
-#include "heap.h"
 #include "pinheap.h"
-#include "util.h"
 
 #define PRELOAD_BOOT_BYTES ((size_t)1 << 20)
 #define PRELOAD_DEFAULT_SIZE ((size_t)4 << 30)
+/* The malloc family this library exports (the rest of it is hidden). */
+#define PRELOAD_EXPORT __attribute__((visibility("default")))
+#define PRELOAD_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* A line with the library's "pinheap: " prefix on stderr, formatted on the
+ * stack and written at once: this library is malloc, so no stdio buffer
+ * and no allocation. die: then abort. */
+__attribute__((format(printf, 2, 3))) static void preload_say(bool die, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf + 9, sizeof buf - 10, fmt, ap);
+  va_end(ap);
+  if (n < 0) n = 0;
+  if ((size_t)n > sizeof buf - 11) n = sizeof buf - 11;
+  memcpy(buf, "pinheap: ", 9);
+  buf[9 + n] = '\n';
+  ssize_t w = write(STDERR_FILENO, buf, (size_t)n + 10);
+  (void)w;
+  if (die) abort();
+}
+
+/* x rounded up to a multiple of the power of two a; 0 on overflow. */
+static size_t preload_align_up(size_t x, size_t a) { return x > SIZE_MAX - (a - 1) ? 0 : (x + a - 1) & ~(a - 1); }
 
 static pinheap *preload_heap;
 static pthread_once_t preload_once = PTHREAD_ONCE_INIT;
@@ -61,11 +86,11 @@ static bool preload_is_boot(const void *p) {
 
 static void *preload_boot_alloc(size_t size, size_t align) {
   if (align < 16) align = 16;
-  size_t need = util_align_up(size, 16) + align;
+  size_t need = preload_align_up(size, 16) + align;
   size_t at = atomic_fetch_add(&preload_boot_used, need);
   if (need > PRELOAD_BOOT_BYTES || at > PRELOAD_BOOT_BYTES - need)
-    error_fatal("libpinheap-preload: the bootstrap area is full (a %zu-byte request while setting up)", size);
-  uintptr_t p = util_align_up((uintptr_t)(preload_boot + at) + 16, align);
+    preload_say(true, "libpinheap-preload: the bootstrap area is full (a %zu-byte request while setting up)", size);
+  uintptr_t p = preload_align_up((uintptr_t)(preload_boot + at) + 16, align);
   ((size_t *)p)[-1] = size;
   return (void *)p;
 }
@@ -82,15 +107,17 @@ static int preload_stats_fd = -1;
 
 static void preload_print_stats(void) {
   pinheap_stats s;
+  unsigned made, most;
   /* A child forked without exec runs the handlers too: not its stats. */
-  if (getpid() != preload_stats_pid || !preload_heap || pinheap_get_stats(preload_heap, &s) != 0) return;
+  if (getpid() != preload_stats_pid || !preload_heap || pinheap_get_stats(preload_heap, &s) != 0 ||
+      pinheap_arena_count(preload_heap, &made, &most) != 0)
+    return;
   char buf[512];
   int n = snprintf(buf, sizeof buf,
                    "pinheap: capacity %zu, in use %zu, free %zu, largest free %zu, free extents %zu, allocated %zu, "
                    "peak in use %zu, large blocks %zu (%zu bytes), arenas %u of %u\n",
                    s.capacity, s.in_use, s.free_bytes, s.largest_free, s.free_extents, s.allocated, s.peak_in_use,
-                   s.large_blocks, s.large_allocated, atomic_load(&preload_heap->narenas),
-                   atomic_load(&preload_heap->arenas_max));
+                   s.large_blocks, s.large_allocated, made, most);
   if (n > 0) {
     ssize_t w = write(preload_stats_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
     (void)w;
@@ -102,9 +129,9 @@ static void preload_init(void) {
   pinheap_options o;
   pinheap_options_init(&o);
   o.size = PRELOAD_DEFAULT_SIZE;
-  if (pinheap_options_from_env(&o) != 0) error_fatal("libpinheap-preload: %s", pinheap_last_error());
+  if (pinheap_options_from_env(&o) != 0) preload_say(true, "libpinheap-preload: %s", pinheap_last_error());
   preload_heap = pinheap_create(&o);
-  if (!preload_heap) error_fatal("libpinheap-preload: %s", pinheap_last_error());
+  if (!preload_heap) preload_say(true, "libpinheap-preload: %s", pinheap_last_error());
   if (preload_stats_pid) {
     preload_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 1000);
     if (preload_stats_fd < 0) preload_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
@@ -121,15 +148,15 @@ __attribute__((constructor)) static void preload_start(void) {
   /* The first process, or the program it exec'd in its place. */
   bool first = !mark || strtol(mark, NULL, 10) == (long)self;
   bool all = stats && strcasecmp(stats, "all") == 0, on = false;
-  if (stats && !all && env_parse_bool(stats, &on) != 0)
-    error_fatal("libpinheap-preload: pinheap_options_from_env: PINHEAP_STATS=\"%s\" is not one of 0, 1, yes, no, "
+  if (stats && !all && pinheap_parse_bool(stats, &on) != 0)
+    preload_say(true, "libpinheap-preload: pinheap_options_from_env: PINHEAP_STATS=\"%s\" is not one of 0, 1, yes, no, "
                 "true, false, on, off, all",
                 stats);
   if (all || (on && first)) preload_stats_pid = self;
   const char *mode = getenv("PINHEAP_MODE"), *size = getenv("PINHEAP_SIZE");
   bool noted = false;
   if (first && mode && strcasecmp(mode, "simple") == 0 && size) {
-    error_report("libpinheap-preload: PINHEAP_SIZE=%s is ignored: a SIMPLE heap takes ordinary memory as it grows, "
+    preload_say(false, "libpinheap-preload: PINHEAP_SIZE=%s is ignored: a SIMPLE heap takes ordinary memory as it grows, "
                  "without a cap (said once, by the first process)",
                  size);
     noted = true;
@@ -143,8 +170,8 @@ __attribute__((constructor)) static void preload_start(void) {
 
 /* The heap, or NULL when the call must go to the bootstrap area. */
 static inline pinheap *preload_get(void) {
-  if (PH_UNLIKELY(preload_depth)) return NULL;
-  if (PH_UNLIKELY(!preload_heap)) pthread_once(&preload_once, preload_init);
+  if (PRELOAD_UNLIKELY(preload_depth)) return NULL;
+  if (PRELOAD_UNLIKELY(!preload_heap)) pthread_once(&preload_once, preload_init);
   return preload_heap;
 }
 
@@ -157,13 +184,13 @@ static inline pinheap *preload_get(void) {
     r_;                    \
   })
 
-PH_EXPORT void *malloc(size_t size) {
+PRELOAD_EXPORT void *malloc(size_t size) {
   pinheap *h = preload_get();
   if (!h) return preload_boot_alloc(size, 16);
   return PRELOAD_CALL(pinheap_malloc(h, size));
 }
 
-PH_EXPORT void free(void *p) {
+PRELOAD_EXPORT void free(void *p) {
   if (!p || preload_is_boot(p)) return;
   pinheap *h = preload_get();
   if (!h) return; /* a free while setting up: keep the block */
@@ -172,7 +199,7 @@ PH_EXPORT void free(void *p) {
   preload_depth--;
 }
 
-PH_EXPORT void *calloc(size_t count, size_t size) {
+PRELOAD_EXPORT void *calloc(size_t count, size_t size) {
   pinheap *h = preload_get();
   if (!h) {
     size_t total;
@@ -185,14 +212,14 @@ PH_EXPORT void *calloc(size_t count, size_t size) {
   return PRELOAD_CALL(pinheap_calloc(h, count, size));
 }
 
-PH_EXPORT size_t malloc_usable_size(void *p) {
+PRELOAD_EXPORT size_t malloc_usable_size(void *p) {
   if (!p) return 0;
   if (preload_is_boot(p)) return preload_boot_size(p);
   pinheap *h = preload_get();
   return h ? pinheap_usable_size(h, p) : 0;
 }
 
-PH_EXPORT void *realloc(void *p, size_t size) {
+PRELOAD_EXPORT void *realloc(void *p, size_t size) {
   pinheap *h = preload_get();
   if (!h || (p && preload_is_boot(p))) {
     void *q = h ? PRELOAD_CALL(pinheap_malloc(h, size)) : preload_boot_alloc(size, 16);
@@ -205,7 +232,7 @@ PH_EXPORT void *realloc(void *p, size_t size) {
   return PRELOAD_CALL(pinheap_realloc(h, p, size));
 }
 
-PH_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
+PRELOAD_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
   size_t total;
   if (__builtin_mul_overflow(count, size, &total)) {
     errno = ENOMEM;
@@ -220,8 +247,8 @@ static void *preload_aligned(size_t align, size_t size) {
   return PRELOAD_CALL(pinheap_aligned_alloc(h, align, size));
 }
 
-PH_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
-  if (!util_is_pow2(align) || align % sizeof(void *)) return EINVAL;
+PRELOAD_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
+  if (!align || (align & (align - 1)) || align % sizeof(void *)) return EINVAL;
   int saved = errno;
   void *p = preload_aligned(align, size);
   if (!p) {
@@ -254,15 +281,15 @@ static void *preload_memalign(size_t align, size_t size) {
   return preload_aligned(a, size);
 }
 
-PH_EXPORT void *aligned_alloc(size_t align, size_t size) { return preload_memalign(align, size); }
+PRELOAD_EXPORT void *aligned_alloc(size_t align, size_t size) { return preload_memalign(align, size); }
 
-PH_EXPORT void *memalign(size_t align, size_t size) { return preload_memalign(align, size); }
+PRELOAD_EXPORT void *memalign(size_t align, size_t size) { return preload_memalign(align, size); }
 
-PH_EXPORT void *valloc(size_t size) { return preload_aligned((size_t)sysconf(_SC_PAGESIZE), size); }
+PRELOAD_EXPORT void *valloc(size_t size) { return preload_aligned((size_t)sysconf(_SC_PAGESIZE), size); }
 
-PH_EXPORT void *pvalloc(size_t size) {
+PRELOAD_EXPORT void *pvalloc(size_t size) {
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  size_t rounded = util_align_up(size ? size : 1, page);
+  size_t rounded = preload_align_up(size ? size : 1, page);
   if (!rounded) {
     errno = ENOMEM;
     return NULL;
@@ -282,7 +309,7 @@ static pinheap_stats preload_stats(void) {
 /* arena: the bytes the heap manages; ordblks: its free extents; hblks and
  * hblkhd: its large blocks; uordblks: the bytes allocated; fordblks: the
  * free bytes; usmblks: the peak in use; keepcost: the largest free extent. */
-PH_EXPORT struct mallinfo2 mallinfo2(void) {
+PRELOAD_EXPORT struct mallinfo2 mallinfo2(void) {
   pinheap_stats s = preload_stats();
   return (struct mallinfo2){.arena = s.capacity,
                             .ordblks = s.free_extents,
@@ -295,7 +322,7 @@ PH_EXPORT struct mallinfo2 mallinfo2(void) {
 }
 
 /* The same in int fields, which saturate. */
-PH_EXPORT struct mallinfo mallinfo(void) {
+PRELOAD_EXPORT struct mallinfo mallinfo(void) {
   struct mallinfo2 m = mallinfo2();
 #define PRELOAD_INT(v) ((v) > INT_MAX ? INT_MAX : (int)(v))
   return (struct mallinfo){.arena = PRELOAD_INT(m.arena),
@@ -311,7 +338,7 @@ PH_EXPORT struct mallinfo mallinfo(void) {
 
 /* pinheap_trim: every cache emptied back into the heap. 1: memory may have
  * been released. */
-PH_EXPORT int malloc_trim(size_t pad) {
+PRELOAD_EXPORT int malloc_trim(size_t pad) {
   (void)pad;
   pinheap *h = preload_get();
   if (h) pinheap_trim(h);
@@ -321,7 +348,7 @@ PH_EXPORT int malloc_trim(size_t pad) {
 /* glibc's layout, with the heap's figures: system bytes are what it
  * manages, in use bytes what is allocated, the mmap lines its large
  * blocks. */
-PH_EXPORT void malloc_stats(void) {
+PRELOAD_EXPORT void malloc_stats(void) {
   pinheap_stats s = preload_stats();
   fprintf(stderr,
           "Arena 0:\nsystem bytes     = %10zu\nin use bytes     = %10zu\nTotal (incl. mmap):\n"
@@ -330,7 +357,7 @@ PH_EXPORT void malloc_stats(void) {
 }
 
 /* XML as glibc's, with the heap's figures. options must be 0. */
-PH_EXPORT int malloc_info(int options, FILE *fp) {
+PRELOAD_EXPORT int malloc_info(int options, FILE *fp) {
   if (options != 0) {
     errno = EINVAL;
     return -1;
