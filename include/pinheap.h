@@ -114,8 +114,9 @@ typedef struct pinheap_options {
   size_t small_extent_max;
   /* jemalloc arenas in the heap; 0 = one per online CPU, at most 64. One
    * is made with the heap, the others as threads first need them; each
-   * takes 4 MiB of a FIXED region (kept for it from the start) or of a
-   * DYNAMIC heap's cap. */
+   * takes 2 MiB of a FIXED region (kept for it from the start) or of a
+   * DYNAMIC heap's cap, and jemalloc's metadata for it (2 MiB or more)
+   * from ordinary memory, outside the heap's. */
   unsigned arenas;
   bool prefault;  /* touch every page of the region at creation */
   bool lock;      /* mlock the region */
@@ -177,7 +178,7 @@ typedef struct pinheap_options {
 
 typedef struct pinheap_stats {
   size_t capacity;     /* bytes the heap manages now (FIXED: the region) */
-  size_t in_use;       /* bytes of extents handed out: slabs, large blocks, metadata */
+  size_t in_use;       /* bytes of extents handed out: slabs, large blocks */
   size_t free_bytes;   /* capacity - in_use */
   size_t largest_free; /* the largest free contiguous extent */
   size_t free_extents; /* how many free extents */
@@ -193,7 +194,7 @@ void pinheap_options_init(pinheap_options *opts);
 
 /* Returns a new heap, or NULL with errno EINVAL (bad options), ENOMEM (the
  * region or metadata could not be had, or a FIXED region or DYNAMIC cap is
- * smaller than its arenas' 4 MiB each and 2 MiB more: the message gives the
+ * smaller than its arenas' 2 MiB each and 2 MiB more: the message gives the
  * least size that works), EBUSY (FIXED: the provider serves no other region
  * now), ENOSYS (the jemalloc found does not fit). */
 pinheap *pinheap_create(const pinheap_options *opts);
@@ -327,7 +328,9 @@ typedef enum pinheap_extent_kind {
   PINHEAP_EXTENT_FREE,     /* free: the heap can place blocks there */
   PINHEAP_EXTENT_LARGE,    /* one large block (above large_threshold) */
   PINHEAP_EXTENT_SLAB,     /* an extent jemalloc holds for small objects */
-  PINHEAP_EXTENT_METADATA, /* jemalloc's metadata of an arena */
+  /* jemalloc's metadata of an arena: never reported, as it lies in
+   * ordinary memory outside the heap's; kept for source compatibility. */
+  PINHEAP_EXTENT_METADATA,
   /* In use, but holding no block: extents thread caches keep for reuse,
    * pieces jemalloc gave back while the rest of their extent is still its
    * own, and (bump policy) extents freed and never reused. */
@@ -339,8 +342,8 @@ typedef struct pinheap_extent {
   void *addr;
   size_t size; /* a multiple of the page size */
   pinheap_extent_kind kind;
-  /* Seconds since the block or extent was handed out (LARGE, SLAB,
-   * METADATA), -1 for the other kinds. */
+  /* Seconds since the block or extent was handed out (LARGE, SLAB), -1
+   * for the other kinds. */
   double age;
   /* SLAB: the size of the objects of its first page when known, else 0. */
   size_t object_size;

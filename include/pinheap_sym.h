@@ -84,9 +84,9 @@ typedef struct pinheap_sym pinheap_sym;
 
 /* What a FIXED heap takes besides its blocks: each of its jemalloc arenas
  * takes this many bytes at the top of the region when the heap is created
- * (2 MiB of jemalloc's metadata, 2 MiB-aligned, and jemalloc's first 2 MiB
- * grant), which pinheap_trim cannot take back. */
-#define PINHEAP_SYM_ARENA_BYTES ((size_t)4 << 20)
+ * (jemalloc's first grant, 2 MiB-aligned; jemalloc's metadata lies outside
+ * the region), which pinheap_trim cannot take back. */
+#define PINHEAP_SYM_ARENA_BYTES ((size_t)2 << 20)
 
 /* How large a FIXED heap must be for pinheap_sym_create(heap, n, ...) to
  * find its block: n rounded up to PINHEAP_SYM_MAX_ALIGN, plus

@@ -8,8 +8,8 @@
 #include "ph_assert.h"
 #include "util.h"
 
-/* The reserve's pieces start on a 2 MiB boundary: jemalloc asks for 2 MiB
- * aligned blocks for its metadata. */
+/* The reserve's pieces start on a 2 MiB boundary: each holds a 2 MiB grant,
+ * one huge page. */
 #define ARENAS_ALIGN ((size_t)2 << 20)
 
 unsigned arenas_wanted(unsigned asked) {

@@ -6,7 +6,7 @@
  *
  * A FIXED heap under the two-ended policy keeps their room at the top of its
  * region from its creation: max pieces of ARENAS_BYTES, arena i's the i-th
- * from the top down, so that each arena's metadata and first grant sit there
+ * from the top down, so that each arena's first grant sits there
  * however late it is made; the pieces of arenas not made yet count as in
  * use (arenas_reserved). When an arena cannot be made, max drops to the
  * arenas made and the pieces left go back to the extent manager.
@@ -31,8 +31,8 @@
 
 #define ARENAS_MAX 64u
 /* What an arena takes of a FIXED region or a DYNAMIC heap's cap, for good:
- * jemalloc's metadata and the first grant it keeps, 2 MiB each (hooks.c). */
-#define ARENAS_BYTES ((size_t)4 << 20)
+ * the first grant jemalloc keeps (hooks.c); its metadata lies outside. */
+#define ARENAS_BYTES ((size_t)2 << 20)
 
 typedef struct arenas {
   hooks_shared *grants;

@@ -21,8 +21,8 @@
 #include "ph_assert.h"
 #include "util.h"
 
-/* Regions start on a 2 MiB boundary: huge pages, and jemalloc asks for 2 MiB
- * aligned blocks for its metadata. */
+/* Regions start on a 2 MiB boundary: huge pages, and the arenas' reserve
+ * (arenas.c) at its top. */
 #define HEAP_REGION_ALIGN ((size_t)2 << 20)
 
 static bool heap_fixed(const heap *h) { return h->opts.mode == PINHEAP_FIXED; }
@@ -107,7 +107,7 @@ static int heap_check_room(const heap *h, unsigned arenas) {
   if (!limit || limit >= least) return 0;
   error_set(ENOMEM,
             "pinheap_create: a %s of %zu bytes is too small: %s %u jemalloc arena%s take%s %zu MiB of it for good "
-            "(metadata and a first grant each; %s) and the heap needs 2 MiB more; the least size that works is "
+            "(jemalloc's first grant each; %s) and the heap needs 2 MiB more; the least size that works is "
             "%zu bytes (%zu MiB)",
             heap_fixed(h) ? "region" : "cap", limit, heap_fixed(h) ? "its" : "its first", counted,
             counted > 1 ? "s" : "", counted > 1 ? "" : "s", counted * (ARENAS_BYTES >> 20),

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -11,8 +12,9 @@
 #include "util.h"
 
 #define HOOKS_GRANT(n) PH_CONTAINER_OF(n, hooks_grant, by_addr)
-/* jemalloc asks for its base blocks (metadata) aligned to a huge page. */
-#define HOOKS_META_ALIGN ((size_t)2 << 20)
+/* jemalloc 5.3's HUGEPAGE on x86-64 and arm64 Linux: its base blocks'
+ * alignment and size unit. */
+#define HOOKS_BASE_ALIGN ((size_t)2 << 20)
 
 /* hooks_shared_check with the grants' lock held: the expensive assertions
  * after each change. */
@@ -29,6 +31,7 @@ int hooks_shared_init(hooks_shared *s, em *em, pagemap *pm, gate *gate) {
   s->pm = pm;
   s->gate = gate;
   tree_init(&s->grants, hooks_cmp_grant, NULL);
+  tree_init(&s->bases, hooks_cmp_grant, NULL);
   meta_init(&s->pool, sizeof(hooks_grant));
   return pthread_mutex_init(&s->lock, NULL) ? -1 : 0;
 }
@@ -74,7 +77,6 @@ static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_
     g->addr = (uintptr_t)p;
     g->size = size;
     g->birth = util_now_ns();
-    g->meta = !new_addr && alignment >= HOOKS_META_ALIGN;
     tree_insert(&s->grants, &g->by_addr);
   }
   PH_ASSERT_EXPENSIVE(hooks_check_locked(s) == 0);
@@ -93,17 +95,103 @@ static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_
   return p;
 }
 
+/*
+ * Whether jemalloc asks alloc for a base block (its metadata) rather than an
+ * extent for objects. Read in jemalloc 5.3.0's sources:
+ * - base_map (src/base.c) is the only caller that asks for metadata: with
+ *   new_addr NULL, alignment HUGEPAGE, *zero and *commit true, and a size
+ *   that base_block_alloc rounds up to a multiple of HUGEPAGE; first for
+ *   the base_t inside arenas.create, later whenever the base runs out (from
+ *   any thread, in any mallocx). base_new keeps the hooks given to
+ *   arenas.create, and arena.<i>.extent_hooks would replace them for the
+ *   base too (base_extent_hooks_set): no hook set later tells them apart.
+ * - Extent growth for slabs and large objects, with opt.retain (the
+ *   default on 64-bit Linux), is extent_grow_retained (src/extent.c): it
+ *   asks with alignment PAGE and *zero, *commit false, whatever the
+ *   request's alignment (it asks for size + alignment - PAGE instead).
+ * - When that growth fails (the hook returned NULL), ecache_alloc_grow falls
+ *   back to extent_alloc_wrapper, which asks for exactly the request with
+ *   its alignment raised to PAGE, *commit true and *zero as the request
+ *   asked: the one path where a non-base request could look like a base
+ *   one. It would take an alignment of HUGEPAGE or more from the caller of
+ *   mallocx; pinheap routes every alignment above a page to its large path
+ *   (heap.c), so its arenas' extents are always asked with alignment PAGE.
+ * - Arenas with hooks of their own never use the HPA (arena_new), and the
+ *   tcache and rtree metadata come from arena 0 and base 0, not from here.
+ * So alignment >= HOOKS_BASE_ALIGN alone separates the two here; the other
+ * marks are checked too, so that a request breaking the precondition on
+ * hooks_arena_create is more likely served as an extent than as metadata.
+ */
+static bool hooks_is_base(const void *new_addr, size_t size, size_t alignment, bool zero, bool commit) {
+  return !new_addr && alignment >= HOOKS_BASE_ALIGN && size % HOOKS_BASE_ALIGN == 0 && zero && commit;
+}
+
+/* A base block of size bytes from mmap, aligned as jemalloc asks, zeroed
+ * and committed, and recorded; NULL when the system has none. */
+static void *hooks_base_map(hooks_shared *s, size_t size, size_t alignment) {
+  size_t span = size + alignment - s->em->page;
+  char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return NULL;
+  char *p = (char *)util_align_up((uintptr_t)raw, alignment);
+  if (p > raw) munmap(raw, (size_t)(p - raw));
+  if (raw + span > p + size) munmap(p + size, (size_t)(raw + span - (p + size)));
+  pthread_mutex_lock(&s->lock);
+  hooks_grant *g = meta_alloc(&s->pool);
+  if (g) {
+    g->addr = (uintptr_t)p;
+    g->size = size;
+    g->birth = util_now_ns();
+    tree_insert(&s->bases, &g->by_addr);
+    s->base_bytes += size;
+  }
+  PH_ASSERT_EXPENSIVE(hooks_check_locked(s) == 0);
+  pthread_mutex_unlock(&s->lock);
+  if (!g) {
+    munmap(p, size);
+    return NULL;
+  }
+  return p;
+}
+
+/* Unmaps [addr, addr + size) when it is a base block; false when it is
+ * none (then it is an extent of the region). */
+static bool hooks_base_unmap(hooks_shared *s, void *addr, size_t size) {
+  hooks_grant key = {.addr = (uintptr_t)addr};
+  pthread_mutex_lock(&s->lock);
+  tree_node *n = tree_floor(&s->bases, &key.by_addr);
+  if (n && HOOKS_GRANT(n)->addr != key.addr) n = NULL;
+  if (n) {
+    hooks_grant *g = HOOKS_GRANT(n);
+    if (g->size != size) {
+      pthread_mutex_unlock(&s->lock);
+      error_fatal("jemalloc gave back %zu bytes of its base block %p of %zu bytes", size, addr, g->size);
+    }
+    tree_remove(&s->bases, n);
+    s->base_bytes -= size;
+    meta_free(&s->pool, g);
+    PH_ASSERT_EXPENSIVE(hooks_check_locked(s) == 0);
+  }
+  pthread_mutex_unlock(&s->lock);
+  if (n) munmap(addr, size);
+  return n != NULL;
+}
+
 /* While a fork is being prepared the gate is closed: alloc fails and dalloc
  * refuses, which jemalloc copes with (a failed allocation; an extent it
  * keeps for itself, as retained), rather than wait with jemalloc's locks
- * held (fork.h). */
+ * held (fork.h). Base blocks pass it too: the grants' lock must not be
+ * held across fork. */
 static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t alignment, bool *zero, bool *commit,
                          unsigned arena_ind) {
   (void)arena_ind;
   hooks_shared *s = ((hooks_arena *)h)->shared;
   PH_ASSERT(size > 0 && size % s->em->page == 0 && util_is_pow2(alignment));
   if (!gate_try(s->gate)) return NULL;
-  void *p = hooks_grant_new((hooks_arena *)h, new_addr, size, alignment, zero, commit);
+  void *p;
+  if (hooks_is_base(new_addr, size, alignment, *zero, *commit))
+    p = hooks_base_map(s, size, alignment);
+  else
+    p = hooks_grant_new((hooks_arena *)h, new_addr, size, alignment, zero, commit);
   gate_leave(s->gate);
   return p;
 }
@@ -152,7 +240,7 @@ static bool hooks_dalloc(extent_hooks_t *h, void *addr, size_t size, bool commit
   (void)arena_ind;
   hooks_shared *s = ((hooks_arena *)h)->shared;
   if (!gate_try(s->gate)) return true;
-  hooks_give_back((hooks_arena *)h, addr, size);
+  if (!hooks_base_unmap(s, addr, size)) hooks_give_back((hooks_arena *)h, addr, size);
   gate_leave(s->gate);
   return false;
 }
@@ -163,7 +251,7 @@ static bool hooks_dalloc(extent_hooks_t *h, void *addr, size_t size, bool commit
 static void hooks_destroy(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigned arena_ind) {
   (void)committed;
   (void)arena_ind;
-  hooks_give_back((hooks_arena *)h, addr, size);
+  if (!hooks_base_unmap(((hooks_arena *)h)->shared, addr, size)) hooks_give_back((hooks_arena *)h, addr, size);
 }
 
 static bool hooks_commit(extent_hooks_t *h, void *addr, size_t size, size_t offset, size_t length,
@@ -241,8 +329,8 @@ int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, void *reserve, siz
     return -1;
   }
   /* jemalloc's first grow is 2 MiB whatever the limit, and it keeps the
-   * rest of that grant for good: take it now, beside the arena's metadata
-   * at the top, rather than later in the middle of the region. */
+   * rest of that grant for good: take it now, from the reserve at the top,
+   * rather than later in the middle of the region. */
   void *warm = mallocx(1, (int)(MALLOCX_ARENA(ha->index) | MALLOCX_TCACHE_NONE));
   if (!warm) {
     hooks_arena_destroy(ha);
@@ -330,11 +418,40 @@ static int hooks_check_grant(tree_node *n, void *arg) {
   return 0;
 }
 
+typedef struct hooks_base_state {
+  const pagemap *pm;
+  size_t bytes;
+  int broken;
+} hooks_base_state;
+
+static int hooks_check_base(tree_node *n, void *arg) {
+  hooks_base_state *st = arg;
+  const hooks_grant *g = HOOKS_GRANT(n);
+  st->bytes += g->size;
+  if (g->returned || g->addr % HOOKS_BASE_ALIGN || g->size % HOOKS_BASE_ALIGN) {
+    fprintf(stderr, "hooks: base block %#lx+%zu should be 2 MiB-aligned, whole, and not partly returned (%zu)\n",
+            (unsigned long)g->addr, g->size, g->returned);
+    st->broken++;
+  }
+  if (pagemap_covers(st->pm, (void *)g->addr) || pagemap_covers(st->pm, (void *)(g->addr + g->size - 1))) {
+    fprintf(stderr, "hooks: base block %#lx+%zu should lie outside every region\n", (unsigned long)g->addr,
+            g->size);
+    st->broken++;
+  }
+  return 0;
+}
+
 static int hooks_check_locked(hooks_shared *s) {
   hooks_check_state st = {.pm = s->pm};
-  st.broken = tree_check(&s->grants, "hooks.grants") + meta_check(&s->pool);
+  st.broken = tree_check(&s->grants, "hooks.grants") + tree_check(&s->bases, "hooks.bases") + meta_check(&s->pool);
   tree_walk(&s->grants, hooks_check_grant, &st);
-  return st.broken;
+  hooks_base_state bs = {.pm = s->pm};
+  tree_walk(&s->bases, hooks_check_base, &bs);
+  if (bs.bytes != s->base_bytes) {
+    fprintf(stderr, "hooks: base blocks hold %zu bytes, counted %zu\n", bs.bytes, s->base_bytes);
+    bs.broken++;
+  }
+  return st.broken + bs.broken;
 }
 
 int hooks_shared_check(hooks_shared *s) {
@@ -342,4 +459,11 @@ int hooks_shared_check(hooks_shared *s) {
   int broken = hooks_check_locked(s);
   pthread_mutex_unlock(&s->lock);
   return broken;
+}
+
+size_t hooks_base_bytes(hooks_shared *s) {
+  pthread_mutex_lock(&s->lock);
+  size_t bytes = s->base_bytes;
+  pthread_mutex_unlock(&s->lock);
+  return bytes;
 }

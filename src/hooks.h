@@ -19,6 +19,13 @@
  * arenas would merge each other's extents. Pieces that came back wait, tagged
  * PAGEMAP_RETURNED, and count as in use.
  *
+ * jemalloc's own metadata for an arena (its base blocks: the arena, its
+ * bins, the records of its extents) also comes through alloc, and is served
+ * from ordinary memory (mmap), outside the region, so that no allocator
+ * metadata lies where a remote write can land and none takes registered
+ * memory; it goes back to the system when the arena is destroyed (hooks.c
+ * says how a base request is told from extent growth).
+ *
  * An arena with hooks has dirty and muzzy decay of 0, so an extent jemalloc
  * frees reaches dalloc at once and any thread can reuse it, and a retain grow
  * limit of one page, so jemalloc asks the manager for what it needs instead
@@ -45,15 +52,16 @@ typedef struct hooks_grant {
   size_t size;
   size_t returned; /* bytes jemalloc gave back so far */
   uint64_t birth;  /* CLOCK_MONOTONIC ns when handed out */
-  /* Asked for aligned to 2 MiB or more: jemalloc's metadata (its base
-   * blocks; slabs are asked for page-aligned). */
-  bool meta;
 } hooks_grant;
 
-/* What the arenas of one heap hold. Invariant: grants do not overlap. */
+/* What the arenas of one heap hold. Invariants: grants do not overlap;
+ * bases holds jemalloc's base blocks (records of the grant type, returned
+ * 0), mapped outside every region of the page map, base_bytes in all. */
 typedef struct hooks_shared {
   pthread_mutex_t lock;
   tree grants;
+  tree bases;
+  size_t base_bytes;
   meta_pool pool;
   em *em;
   pagemap *pm;
@@ -73,6 +81,8 @@ void *hooks_take(hooks_shared *s, size_t size, size_t align, bool *pristine);
 void hooks_shared_fini(hooks_shared *s);
 /* Number of broken invariants. */
 int hooks_shared_check(hooks_shared *s);
+/* Bytes of jemalloc's metadata the arenas hold, outside the region. */
+size_t hooks_base_bytes(hooks_shared *s);
 
 /* The grant holding addr: true with a copy in *out (its node unused);
  * otherwise false, with *next the start of the first grant above addr
@@ -88,14 +98,17 @@ typedef struct hooks_arena {
   hooks_shared *shared;
   unsigned index; /* jemalloc's arena index */
   /* FIXED: a piece of the region taken from the manager for this arena
-   * beforehand, from which its first extents come (its metadata and first
-   * grant), so that they sit where the heap placed the piece. */
+   * beforehand, from which its first extents come (its first grant), so
+   * that they sit where the heap placed the piece. */
   uintptr_t reserve;
   size_t reserve_left;
   bool reserve_pristine; /* never handed out: reads as zero */
 } hooks_arena;
 
 /* Creates an arena that takes its extents from shared's manager.
+ * Precondition, for the arena's life: nothing asks it for an alignment of
+ * 2 MiB or more (the heap sends it none above a page): such a request could
+ * pass for a base block (hooks.c).
  * reserve_bytes at reserve, taken from the manager already (0: none), serve
  * its first extents while they fit; what is left of them goes back to the
  * manager before it returns. 0, or -1 with the error set (the reserve given

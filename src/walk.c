@@ -20,7 +20,7 @@ static int walk_emit(walk_state *w, uintptr_t addr, size_t size, pinheap_extent_
 }
 
 /* [a, end) inside grant g: runs of the pages jemalloc gave back (held) and
- * of the others (slabs or metadata). */
+ * of the others (slabs; jemalloc's metadata lies outside the region). */
 static int walk_grant(walk_state *w, const hooks_grant *g, uintptr_t a, uintptr_t end) {
   heap *h = w->heap;
   const pagemap *pm = &h->space.pm;
@@ -29,10 +29,9 @@ static int walk_grant(walk_state *w, const hooks_grant *g, uintptr_t a, uintptr_
     bool returned = tag == PAGEMAP_RETURNED;
     uintptr_t b = a + h->page;
     while (b < end && (pagemap_get(pm, (void *)b) == PAGEMAP_RETURNED) == returned) b += h->page;
-    int bin = g->meta ? -1 : PAGEMAP_BIN_OF(tag);
+    int bin = PAGEMAP_BIN_OF(tag);
     int stop = returned ? walk_emit(w, a, b - a, PINHEAP_EXTENT_HELD, 0, 0)
-                        : walk_emit(w, a, b - a, g->meta ? PINHEAP_EXTENT_METADATA : PINHEAP_EXTENT_SLAB, g->birth,
-                                    bin >= 0 ? h->classes.size[bin] : 0);
+                        : walk_emit(w, a, b - a, PINHEAP_EXTENT_SLAB, g->birth, bin >= 0 ? h->classes.size[bin] : 0);
     if (stop) return stop;
     a = b;
   }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Configuration under libpinheap-preload.so, and what a process pays for it:
-#   - a FIXED heap too small for its arenas (1k, 4m, and 8m on 2 CPUs and
+#   - a FIXED heap too small for its arenas (1k, 3m, and 5m on 2 CPUs and
 #     more) stops the program, saying so and naming the least size that
 #     works, which then works;
 #   - PINHEAP_STATS takes the booleans the other variables take ("yes"),
@@ -21,7 +21,7 @@ ok() { passed=$((passed + 1)); echo "ok: $1"; }
 bad() { failed=$((failed + 1)); echo "FAILED: $1"; [ -z "${2:-}" ] || printf '%s\n' "$2" | head -5 | sed 's/^/  /'; }
 
 # Too small: the message says so and gives the least size that works.
-for size in 1k 4m 8m; do
+for size in 1k 3m 5m; do
   err=$(env PINHEAP_SIZE=$size LD_PRELOAD="$lib" "$py" -c 'print(1)' 2>&1 >/dev/null)
   least=$(printf '%s\n' "$err" | sed -n 's/.*the least size that works is \([0-9]*\) bytes.*/\1/p')
   if printf '%s\n' "$err" | grep -q "too small" && [ -n "$least" ]; then

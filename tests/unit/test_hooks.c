@@ -2,8 +2,8 @@
  * Unit tests of hooks (src/hooks.h): jemalloc arenas over an extent manager
  * and a page map made here, without a heap. Every extent an arena takes
  * comes from the manager and is tagged small while jemalloc holds it, and
- * recorded as a grant; an arena's reserve serves its first extents and the
- * rest goes back; a closed gate makes the alloc hook fail; hooks_take grows
+ * recorded as a grant; jemalloc's metadata comes from mmap, outside the
+ * region; an arena's reserve serves its first extents and the rest goes back; a closed gate makes the alloc hook fail; hooks_take grows
  * the manager through the callback once when it has no room (the way up
  * is a callback, never a call); destroying the arena gives everything back;
  * hooks_shared_check after each step.
@@ -147,8 +147,8 @@ static int grant_span(tree_node *n, void *arg) {
   return 0;
 }
 
-/* The reserve serves the arena's first extents (its metadata, aligned to
- * 2 MiB, at its start); what is left of it goes back to the manager. */
+/* The reserve serves the arena's first extent (jemalloc's first grant, at
+ * its start); what is left of it goes back to the manager. */
 static void test_reserve(void **state) {
   (void)state;
   fixture *f = open_fixture(REGION);
@@ -161,7 +161,6 @@ static void test_reserve(void **state) {
   hooks_grant g;
   uintptr_t next;
   assert_true(hooks_grant_at(&f->shared, (uintptr_t)reserve, &g, &next));
-  assert_true(g.meta);
   span s = {.lo = UINTPTR_MAX};
   tree_walk(&f->shared.grants, grant_span, &s);
   assert_true(s.lo >= (uintptr_t)reserve && s.hi <= (uintptr_t)reserve + reserve_bytes);
@@ -169,6 +168,42 @@ static void test_reserve(void **state) {
   assert_int_equal(free_bytes(f), REGION - s.bytes);
   assert_int_equal(hooks_shared_check(&f->shared), 0);
   hooks_arena_destroy(&ha);
+  assert_int_equal(free_bytes(f), REGION);
+  close_fixture(f);
+}
+
+/* jemalloc's metadata (its base blocks) comes from mmap, outside the
+ * region: a new arena takes of the region its first grant alone (2 MiB),
+ * however many objects it then serves; destroying it unmaps its base
+ * blocks. */
+static void test_bases(void **state) {
+  (void)state;
+  fixture *f = open_fixture(REGION);
+  hooks_arena ha;
+  assert_int_equal(hooks_arena_create(&ha, &f->shared, NULL, 0, false), 0);
+  assert_int_equal(REGION - free_bytes(f), 2 * MiB);
+  assert_true(hooks_base_bytes(&f->shared) >= 2 * MiB);
+  span b = {.lo = UINTPTR_MAX};
+  tree_walk(&f->shared.bases, grant_span, &b);
+  assert_int_equal(b.bytes, hooks_base_bytes(&f->shared));
+  assert_false(pagemap_covers(&f->pm, (void *)b.lo) || pagemap_covers(&f->pm, (void *)(b.hi - 1)));
+  /* Objects of many classes: slabs come from the region, their records
+   * from the base blocks. */
+  enum { N = 4000 };
+  static void *p[N];
+  for (unsigned i = 0; i < N; i++) {
+    p[i] = mallocx(16 + (i % 40) * 64, flags(&ha));
+    assert_non_null(p[i]);
+    assert_true(pagemap_covers(&f->pm, p[i]));
+  }
+  assert_int_equal(hooks_shared_check(&f->shared), 0);
+  for (unsigned i = 0; i < N; i++) dallocx(p[i], MALLOCX_TCACHE_NONE);
+  hooks_arena_destroy(&ha);
+  assert_int_equal(hooks_base_bytes(&f->shared), 0);
+  assert_int_equal(f->shared.bases.count, 0);
+  /* Unmapped: msync fails with ENOMEM on a range not mapped. */
+  assert_int_equal(msync((void *)b.lo, PAGE, MS_ASYNC), -1);
+  assert_int_equal(errno, ENOMEM);
   assert_int_equal(free_bytes(f), REGION);
   close_fixture(f);
 }
@@ -247,6 +282,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_arena),
       cmocka_unit_test(test_reserve),
+      cmocka_unit_test(test_bases),
       cmocka_unit_test(test_gate),
       cmocka_unit_test(test_grow),
   };
