@@ -188,7 +188,9 @@ static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t 
   PH_ASSERT(size > 0 && size % s->em->page == 0 && util_is_pow2(alignment));
   if (!gate_try(s->gate)) return NULL;
   void *p;
-  if (hooks_is_base(new_addr, size, alignment, *zero, *commit))
+  bool base = hooks_is_base(new_addr, size, alignment, *zero, *commit);
+  PH_ASSERT(base || alignment < HOOKS_BASE_ALIGN); /* hooks_arena_create's precondition */
+  if (base)
     p = hooks_base_map(s, size, alignment);
   else
     p = hooks_grant_new((hooks_arena *)h, new_addr, size, alignment, zero, commit);

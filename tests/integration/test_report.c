@@ -217,7 +217,7 @@ static void test_slices(void **state) {
   assert_int_equal(pinheap_slices(h, k, 64), 0);
   for (int i = 0; i < 16; i++) assert_int_equal(k[i], PINHEAP_EXTENT_LARGE);
   for (int i = 16; i < 60; i++) assert_int_equal(k[i], PINHEAP_EXTENT_FREE);
-  assert_int_not_equal(k[63], PINHEAP_EXTENT_FREE); /* the arena's 4 MiB at the top */
+  assert_int_not_equal(k[63], PINHEAP_EXTENT_FREE); /* the arena's 2 MiB at the top */
   assert_int_equal(pinheap_slices(h, k, 0), -1);
   assert_int_equal(errno, EINVAL);
   pinheap_free(h, a);

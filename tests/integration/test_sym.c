@@ -47,7 +47,7 @@
 static uint64_t test_seed;
 
 /* A FIXED heap with room for a symmetric block of sym_size bytes: its
- * one arena takes 4 MiB at the top of the region. */
+ * one arena takes 2 MiB at the top of the region. */
 static pinheap *heap_for(size_t sym_size) {
   pinheap_options o;
   pinheap_options_init(&o);
