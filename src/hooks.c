@@ -12,8 +12,8 @@
 #include "util.h"
 
 #define HOOKS_GRANT(n) PH_CONTAINER_OF(n, hooks_grant, by_addr)
-/* jemalloc 5.3's HUGEPAGE on x86-64 and arm64 Linux: its base blocks'
- * alignment and size unit. */
+/* jemalloc 5.3's HUGEPAGE on x86-64 (larger on some systems: the tests
+ * below take it as a least): its base blocks' alignment and size unit. */
 #define HOOKS_BASE_ALIGN ((size_t)2 << 20)
 
 /* hooks_shared_check with the grants' lock held: the expensive assertions

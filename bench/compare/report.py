@@ -9,10 +9,10 @@ CAP = 8.0  # H/M plotted up to this
 
 # Why pinheap loses, by kind of figure: what the design does there and what would close it.
 WHY = {
-    "frag": "pinheap places every block through jemalloc's size classes or page-rounded extents, and keeps 4 MiB "
-            "per arena at the top of the region: on small or object-dense traces that fixed overhead and the "
-            "slabs of small classes outweigh the placement (what would close it: arena metadata outside the "
-            "region, a finer path for 1-64 KiB blocks, next-fit placement of the largest extents)",
+    "frag": "pinheap places every block through jemalloc's size classes or page-rounded extents, and keeps 2 MiB "
+            "per arena at the top of the region (jemalloc's first grant; its metadata lies outside): on small or "
+            "object-dense traces that fixed overhead and the slabs of small classes outweigh the placement (what "
+            "would close it: a finer path for 1-64 KiB blocks, next-fit placement of the largest extents)",
     "speed-medium": "blocks above 14 KiB take the extent manager's one lock (no per-thread caching above 16 "
                     "pages); per-thread or sharded caches of medium extents would close it",
     "speed-small": "small objects go through pinheap's per-thread stacks and jemalloc's flagged mallocx/"
