@@ -6,7 +6,9 @@
  *
  * Each operation takes 4 bytes: op, slot, and two bytes of size/alignment
  * (alignments from a page to 2^15 pages). A refused allocation must have
- * found no free extent that holds an aligned extent of its size.
+ * found no free extent that holds an aligned extent of its size. The first
+ * byte's top two bits choose the policy (00 two-ended, 01 ring, 10 bump,
+ * 11 first fit); the ring takes extents of 8 MiB and more.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -53,7 +55,8 @@ static int holds_aligned(uintptr_t addr, size_t size, void *arg) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
   em m;
-  if (em_init(&m, len && (data[0] & 0x80) ? EM_BUMP : EM_TWO_ENDED, PAGE, (size_t)1 << 20) != 0) return 0;
+  static const em_policy policies[] = {EM_TWO_ENDED, EM_RING, EM_BUMP, EM_FIRST_FIT};
+  if (em_init(&m, policies[len ? data[0] >> 6 : 0], PAGE, (size_t)1 << 20, (size_t)8 << 20) != 0) return 0;
   /* Two adjacent regions: extents must never cross or merge between them. */
   if (em_add_region(&m, (void *)BASE, REGION, true) != 0 || em_add_region(&m, (void *)(BASE + REGION), REGION, false))
     fuzz_fail("em_add_region");
@@ -66,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     live_extent *e = &live[s];
     if (op <= 1 && !e->size) {
       void *p = em_alloc(&m, size, align, NULL);
-      if (!p && m.policy == EM_TWO_ENDED) {
+      if (!p && m.policy != EM_BUMP) {
         aligned_query q = {size, align, false};
         em_walk_free(&m, holds_aligned, &q);
         if (q.found) fuzz_fail("an aligned request refused though a free extent holds it");
@@ -93,19 +96,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     } else if (op == 4 && e->size) {
       /* A second free of a live extent's range must be refused whole. */
       if (em_free(&m, (void *)e->addr, e->size) != EM_FREED) fuzz_fail("free");
-      if (m.policy == EM_TWO_ENDED && em_free(&m, (void *)e->addr, e->size) == EM_FREED) fuzz_fail("a double free");
+      if (m.policy != EM_BUMP && em_free(&m, (void *)e->addr, e->size) == EM_FREED) fuzz_fail("a double free");
       used -= e->size;
       *e = (live_extent){0, 0};
     }
     if (em_check(&m) != 0) fuzz_fail("em_check");
     em_stats st;
     em_get_stats(&m, &st);
-    if (m.policy == EM_TWO_ENDED && st.free_bytes != 2 * REGION - used) fuzz_fail("free bytes");
+    if (m.policy != EM_BUMP && st.free_bytes != 2 * REGION - used) fuzz_fail("free bytes");
   }
   for (int s = 0; s < SLOTS; s++)
     if (live[s].size) em_free(&m, (void *)live[s].addr, live[s].size);
   if (em_check(&m) != 0) fuzz_fail("em_check at the end");
-  if (m.policy == EM_TWO_ENDED) {
+  if (m.policy != EM_BUMP) {
     em_stats st;
     em_get_stats(&m, &st);
     if (st.free_extents != 2 || st.free_bytes != 2 * REGION) fuzz_fail("everything freed: two whole regions");

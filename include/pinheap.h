@@ -89,10 +89,21 @@ typedef enum pinheap_policy {
   PINHEAP_POLICY_TWO_ENDED,
   /* A pointer that only moves up and never takes memory back, as the hooks
    * of jemalloc-based runtimes do today. For comparison only. */
-  PINHEAP_POLICY_BUMP
+  PINHEAP_POLICY_BUMP,
+  /* Extents of at least ring_min bytes are placed next fit from a roving
+   * pointer that wraps round the region (a ring): large arrays that die
+   * oldest first leave their room where the next one goes. Smaller extents
+   * are placed from the top, as small ones under two-ended. An addition to
+   * the contract. */
+  PINHEAP_POLICY_RING,
+  /* As two-ended, but extents above small_extent_max take the lowest-
+   * addressed free extent that fits (address-ordered first fit). For
+   * comparison. An addition to the contract. */
+  PINHEAP_POLICY_FIRST_FIT
 } pinheap_policy;
 
-/* A policy's name, as PINHEAP_POLICY takes it ("two-ended", "bump"), or
+/* A policy's name, as PINHEAP_POLICY takes it ("two-ended", "bump", "ring",
+ * "first-fit"), or
  * NULL for a value that names none. Policies are numbered from 0 without
  * gaps: a loop from 0 until NULL meets every one. */
 const char *pinheap_policy_name(pinheap_policy policy);
@@ -148,6 +159,11 @@ typedef struct pinheap_options {
    * (the default): no report. The heap keeps a copy. An addition to the
    * contract. */
   const char *oom_report;
+  /* The ring policy: extents of at least this many bytes go round the ring
+   * (raised to small_extent_max plus a page when below it). 0 (the
+   * default): a 32nd of the region (FIXED), of chunk_size (DYNAMIC). An
+   * addition to the contract. */
+  size_t ring_min;
 } pinheap_options;
 
 /* pinheap_options.debug. Blocks are checked when freed (and reallocated);
@@ -283,9 +299,9 @@ int pinheap_region_of(const pinheap *heap, const void *ptr, pinheap_region *out)
  *                            (powers of 1024), or a percentage of physical
  *                            memory such as 85%
  *   PINHEAP_MIN_SIZE         as PINHEAP_SIZE: the floor of retries
- *   PINHEAP_POLICY           two-ended | bump
+ *   PINHEAP_POLICY           two-ended | bump | ring | first-fit
  *   PINHEAP_LARGE_THRESHOLD, PINHEAP_SMALL_EXTENT_MAX, PINHEAP_CHUNK_SIZE,
- *   PINHEAP_DIRECT_THRESHOLD as PINHEAP_SIZE
+ *   PINHEAP_DIRECT_THRESHOLD, PINHEAP_RING_MIN as PINHEAP_SIZE
  *   PINHEAP_ARENAS           a count
  *   PINHEAP_HUGEPAGES, PINHEAP_PREFAULT, PINHEAP_LOCK   0 | 1 | yes | no |
  *                            true | false | on | off

@@ -12,6 +12,9 @@
  * system unless many come in a row without an allocation between. */
 #define EM_RESERVE 16
 
+/* Above the height of any AVL tree that fits in memory (1.44 log2 n). */
+#define EM_MAX_HEIGHT 96
+
 #define EM_OF_ADDR(n) PH_CONTAINER_OF(n, em_extent, by_addr)
 #define EM_OF_SIZE(n) PH_CONTAINER_OF(n, em_extent, by_size)
 #define EM_REGION_OF(n) PH_CONTAINER_OF(n, em_region, by_base)
@@ -46,7 +49,7 @@ static void em_update_addr(tree_node *n) {
   e->largest_below = m;
 }
 
-int em_init(em *m, em_policy policy, size_t page, size_t small_max) {
+int em_init(em *m, em_policy policy, size_t page, size_t small_max, size_t ring_min) {
   memset(m, 0, sizeof *m);
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
@@ -57,6 +60,7 @@ int em_init(em *m, em_policy policy, size_t page, size_t small_max) {
   m->policy = policy;
   m->page = page;
   m->small_max = small_max;
+  m->ring_min = ring_min > small_max ? ring_min : small_max + page;
   tree_init(&m->by_addr, em_cmp_addr, em_update_addr);
   tree_init(&m->by_size, em_cmp_size, NULL);
   tree_init(&m->regions, em_cmp_region, NULL);
@@ -135,7 +139,7 @@ int em_add_region(em *m, void *base, size_t size, bool zeroed) {
   r->end = b + size;
   r->pristine_hi = zeroed ? r->end : b;
   tree_insert(&m->regions, &r->by_base);
-  if (m->policy == EM_TWO_ENDED) em_new_free(m, r, b, size);
+  if (m->policy != EM_BUMP) em_new_free(m, r, b, size);
   m->capacity += size;
   m->free_bytes += size;
   PH_ASSERT_EXPENSIVE(em_check_locked(m) == 0);
@@ -148,13 +152,14 @@ int em_remove_region(em *m, void *base) {
   int res = -1;
   pthread_mutex_lock(&m->lock);
   em_region *r = em_region_at(m, b);
-  if (r && r->base == b && m->policy == EM_TWO_ENDED) {
+  if (r && r->base == b && m->policy != EM_BUMP) {
     em_extent key = {.addr = b};
     tree_node *n = tree_ceil(&m->by_addr, &key.by_addr);
     em_extent *e = n ? EM_OF_ADDR(n) : NULL;
     if (e && e->addr == b && e->size == r->end - r->base) {
       em_remove_free(m, e);
       tree_remove(&m->regions, &r->by_base);
+      if (m->rover > r->base && m->rover <= r->end) m->rover = 0;
       m->capacity -= r->end - r->base;
       m->free_bytes -= r->end - r->base;
       meta_free(&m->region_pool, r);
@@ -221,6 +226,42 @@ static em_extent *em_highest_fit(const em *m, size_t size) {
   return NULL;
 }
 
+/* The lowest-addressed free extent of at least size bytes in the subtree
+ * at n. O(log n). */
+static em_extent *em_leftmost_fit(tree_node *n, size_t size) {
+  while (n && em_largest_below(n) >= size) {
+    if (em_largest_below(n->left) >= size)
+      n = n->left;
+    else if (EM_OF_ADDR(n)->size >= size)
+      return EM_OF_ADDR(n);
+    else
+      n = n->right;
+  }
+  return NULL;
+}
+
+/* The lowest-addressed free extent at or above from of at least size bytes,
+ * or NULL. The path towards from passes, where it turns left, the nodes at
+ * or above from whose right subtrees lie wholly above from; they are tried
+ * from the lowest up, and one descent enters the first with room: O(log n). */
+static em_extent *em_lowest_fit(const em *m, uintptr_t from, size_t size) {
+  tree_node *above[EM_MAX_HEIGHT];
+  size_t k = 0;
+  for (tree_node *n = m->by_addr.root; n;) {
+    if (EM_OF_ADDR(n)->addr < from) {
+      n = n->right;
+    } else {
+      above[k++] = n;
+      n = n->left;
+    }
+  }
+  while (k--) {
+    if (EM_OF_ADDR(above[k])->size >= size) return EM_OF_ADDR(above[k]);
+    if (em_largest_below(above[k]->right) >= size) return em_leftmost_fit(above[k]->right, size);
+  }
+  return NULL;
+}
+
 /* Whether e holds an extent of size bytes (at most e->size) aligned to align:
  * the first aligned address in it leaves room enough. */
 static bool em_holds_aligned(const em_extent *e, size_t size, size_t align) {
@@ -250,28 +291,62 @@ static em_extent *em_aligned_fit(const em *m, size_t size, size_t align) {
   return best;
 }
 
-static void *em_alloc_two_ended(em *m, size_t size, size_t align, bool *pristine) {
+/* EM_RING's extent for a request of at least ring_min bytes (any free
+ * extent of need bytes holds it aligned), and where in it: at the pointer,
+ * above it, or round from the lowest address. NULL when none has need bytes. */
+static em_extent *em_ring_fit(const em *m, size_t size, size_t align, size_t need, uintptr_t *start) {
+  em_extent key = {.addr = m->rover};
+  tree_node *n = m->rover ? tree_floor(&m->by_addr, &key.by_addr) : NULL;
+  em_extent *e = n ? EM_OF_ADDR(n) : NULL;
+  if (e) {
+    uintptr_t s = util_align_up(m->rover, align);
+    if (s >= m->rover && s <= e->addr + e->size && e->addr + e->size - s >= size) {
+      *start = s;
+      return e;
+    }
+  }
+  if (!(e = em_lowest_fit(m, m->rover, need)) && !(e = em_lowest_fit(m, 0, need))) return NULL;
+  *start = util_align_up(e->addr, align);
+  return e;
+}
+
+static void *em_alloc_free_list(em *m, size_t size, size_t align, bool *pristine) {
   /* Any free extent of need bytes holds an aligned piece: one O(log n)
    * search in the common case. */
   size_t need = size + (align - m->page);
-  em_extent key = {.addr = 0, .size = need};
-  tree_node *n = need < size ? NULL : tree_ceil(&m->by_size, &key.by_size);
-  em_extent *e = n ? EM_OF_SIZE(n) : em_aligned_fit(m, size, align);
-  if (!e) return NULL;
-  bool small = size <= m->small_max;
-  if (small && n) {
-    /* Ties among small extents go to the highest; past them, the highest
-     * extent that fits (em_aligned_fit chose so already). */
-    if (e->size <= m->small_max) {
-      key.size = e->size;
-      key.addr = UINTPTR_MAX;
-      e = EM_OF_SIZE(tree_floor(&m->by_size, &key.by_size));
-    } else {
-      e = em_highest_fit(m, need);
+  /* EM_RING: all but the ring's extents are placed as small ones, at the
+   * top, out of the ring's way. */
+  bool small = size <= m->small_max || (m->policy == EM_RING && size < m->ring_min);
+  em_extent *e = NULL;
+  uintptr_t start = 0;
+  if (need < size) {
+    e = em_aligned_fit(m, size, align);
+  } else if (m->policy == EM_RING && size >= m->ring_min) {
+    e = em_ring_fit(m, size, align, need, &start);
+  } else if (m->policy == EM_FIRST_FIT && !small) {
+    e = em_lowest_fit(m, 0, need);
+  } else {
+    em_extent key = {.addr = 0, .size = need};
+    tree_node *n = tree_ceil(&m->by_size, &key.by_size);
+    e = n ? EM_OF_SIZE(n) : NULL;
+    if (e && small) {
+      /* Ties among small extents go to the highest; past them, the highest
+       * extent that fits. */
+      if (e->size <= m->small_max) {
+        key.size = e->size;
+        key.addr = UINTPTR_MAX;
+        e = EM_OF_SIZE(tree_floor(&m->by_size, &key.by_size));
+      } else {
+        e = em_highest_fit(m, need);
+      }
     }
   }
-  uintptr_t start = small ? util_align_down(e->addr + e->size - size, align)
-                          : (e->addr + align - 1) & ~(uintptr_t)(align - 1);
+  /* Only an alignment too large for any extent of need bytes comes here
+   * (em_aligned_fit chose by the two-ended rules already). */
+  if (!e && !(e = em_aligned_fit(m, size, align))) return NULL;
+  if (!start)
+    start = small ? util_align_down(e->addr + e->size - size, align) : util_align_up(e->addr, align);
+  if (m->policy == EM_RING && size >= m->ring_min) m->rover = start + size;
   *pristine = em_touch(e->region, start, start + size);
   em_carve(m, e, start, size);
   return (void *)start;
@@ -300,7 +375,7 @@ void *em_alloc(em *m, size_t size, size_t align, bool *pristine) {
   if (m->policy == EM_BUMP)
     p = em_alloc_bump(m, size, align, &zero);
   else if (meta_reserve(&m->extent_pool, EM_RESERVE) == 0)
-    p = em_alloc_two_ended(m, size, align, &zero);
+    p = em_alloc_free_list(m, size, align, &zero);
   PH_ASSERT_EXPENSIVE(em_check_locked(m) == 0);
   pthread_mutex_unlock(&m->lock);
   if (pristine) *pristine = zero;
@@ -372,7 +447,7 @@ em_free_result em_free(em *m, void *addr, size_t size) {
   pthread_mutex_lock(&m->lock);
   em_region *r = em_region_at(m, a);
   if (r && a + size <= r->end) {
-    if (m->policy == EM_TWO_ENDED) {
+    if (m->policy != EM_BUMP) {
       res = em_free_two_ended(m, r, a, size);
     } else if (a + size <= r->bump) {
       m->abandoned += size;
@@ -392,7 +467,7 @@ void em_get_stats(em *m, em_stats *out) {
   out->capacity = m->capacity;
   out->free_bytes = m->free_bytes;
   out->peak_in_use = m->peak_in_use;
-  if (m->policy == EM_TWO_ENDED) {
+  if (m->policy != EM_BUMP) {
     tree_node *last = tree_last(&m->by_size);
     out->largest_free = last ? EM_OF_SIZE(last)->size : 0;
     out->free_extents = m->by_size.count;
@@ -498,7 +573,7 @@ static int em_check_extent(tree_node *n, void *arg) {
 static int em_check_region(tree_node *n, void *arg) {
   em_check_state *s = arg;
   em_region *r = EM_REGION_OF(n);
-  if (s->m->policy == EM_TWO_ENDED && r->pristine_lo < r->pristine_hi) {
+  if (s->m->policy != EM_BUMP && r->pristine_lo < r->pristine_hi) {
     em_extent key = {.addr = r->pristine_lo};
     tree_node *f = tree_floor(&s->m->by_addr, &key.by_addr);
     const em_extent *e = f ? EM_OF_ADDR(f) : NULL;
@@ -526,6 +601,11 @@ static int em_check_locked(em *m) {
   if (m->extent_pool.live != m->by_addr.count)
     EM_BROKEN(&s, "%zu extent records live should equal %zu free extents\n", m->extent_pool.live, m->by_addr.count);
   tree_walk(&m->regions, em_check_region, &s);
+  if (m->ring_min <= m->small_max)
+    EM_BROKEN(&s, "ring_min %zu should exceed small_max %zu\n", m->ring_min, m->small_max);
+  if (m->rover && (!em_region_at(m, m->rover - 1) || (m->rover & (m->page - 1))))
+    EM_BROKEN(&s, "the roving pointer %#lx should be 0, or page-aligned with base < it <= end of a region\n",
+              (unsigned long)m->rover);
   tree_walk(&m->by_addr, em_check_extent, &s);
   if (s.sum != m->free_bytes) EM_BROKEN(&s, "free extents sum to %zu, free_bytes says %zu\n", s.sum, m->free_bytes);
   if (m->free_bytes > m->capacity)

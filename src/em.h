@@ -21,6 +21,19 @@
  *   - a larger extent is taken best fit from all free extents (ties: lowest
  *     address) and carved from that extent's bottom;
  *   - a freed extent is merged at once with free neighbours of its region.
+ * Policy EM_RING: an extent below ring_min bytes is placed as a small one
+ * under EM_TWO_ENDED (from the top; which holes count as small still goes
+ * by small_max), and one of at least ring_min bytes next fit: at the roving pointer when the free extent holding it
+ * has room above it, else at the bottom of the lowest-addressed free extent
+ * that fits above the pointer, else (wrapping round) of the lowest-addressed
+ * one that fits; the pointer then moves to the extent's end. Large arrays
+ * thus follow each other round the region like a ring buffer: when the
+ * oldest die first, the pointer keeps meeting the room they left, and holes
+ * between arrays are not scattered by best fit; medium blocks stay at the
+ * top, out of the ring's way.
+ * Policy EM_FIRST_FIT: as EM_TWO_ENDED, but an extent of more than small_max
+ * bytes is carved from the bottom of the lowest-addressed free extent that
+ * fits (address-ordered first fit).
  * Policy EM_BUMP: a pointer per region that only moves up; freed extents are
  * never reused (the behaviour of bump-pointer extent hooks, for comparison).
  *
@@ -29,7 +42,8 @@
  * least size + align - page bytes (each holds one), and only when there is
  * none among those that hold one.
  *
- * Complexity: O(log n) per operation in the number of free extents; an
+ * Complexity: O(log n) per operation in the number of free extents (every
+ * policy); an
  * aligned request that no free extent of size + align - page bytes can
  * serve also visits the k free extents between size and that many bytes
  * long: O(k log n).
@@ -46,7 +60,7 @@
 #include "meta.h"
 #include "tree.h"
 
-typedef enum em_policy { EM_TWO_ENDED, EM_BUMP } em_policy;
+typedef enum em_policy { EM_TWO_ENDED, EM_BUMP, EM_RING, EM_FIRST_FIT } em_policy;
 
 /*
  * A region. Invariants: base < end, both page-aligned;
@@ -81,13 +95,17 @@ typedef struct em_extent {
 /*
  * The manager. Invariants: free_bytes = the sum of free extent sizes
  * (EM_BUMP: of end - bump over regions); free_bytes <= capacity = the sum of
- * region sizes; peak_in_use >= capacity - free_bytes.
+ * region sizes; peak_in_use >= capacity - free_bytes; ring_min > small_max;
+ * rover (EM_RING) = 0 (start from the lowest address), or page-aligned with
+ * base < rover <= end of some region (the end of the last ring extent).
  */
 typedef struct em {
   pthread_mutex_t lock;
   em_policy policy;
   size_t page;
   size_t small_max;
+  size_t ring_min;
+  uintptr_t rover;
   tree by_addr;
   tree by_size;
   tree regions;
@@ -107,8 +125,10 @@ typedef struct em_stats {
   size_t peak_in_use;
 } em_stats;
 
-/* page: a power of two; small_max: see the policy. Returns 0 or -1. */
-int em_init(em *m, em_policy policy, size_t page, size_t small_max);
+/* page: a power of two; small_max and ring_min: see the policies (EM_RING
+ * only: ring_min is raised to small_max + page when below it). Returns 0 or
+ * -1. */
+int em_init(em *m, em_policy policy, size_t page, size_t small_max, size_t ring_min);
 void em_fini(em *m);
 
 /* Adds [base, base + size) as a free region; zeroed: whether it reads as

@@ -149,6 +149,8 @@ static int env_bad(const char *name, const char *value, const char *expected) {
 static const char *const env_policies[] = {
     [PINHEAP_POLICY_TWO_ENDED] = "two-ended",
     [PINHEAP_POLICY_BUMP] = "bump",
+    [PINHEAP_POLICY_RING] = "ring",
+    [PINHEAP_POLICY_FIRST_FIT] = "first-fit",
 };
 
 PH_EXPORT const char *pinheap_policy_name(pinheap_policy policy) {
@@ -214,6 +216,7 @@ PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
       {"PINHEAP_CHUNK_SIZE", offsetof(pinheap_options, chunk_size)},
       {"PINHEAP_DIRECT_THRESHOLD", offsetof(pinheap_options, direct_threshold)},
       {"PINHEAP_QUARANTINE", offsetof(pinheap_options, quarantine)},
+      {"PINHEAP_RING_MIN", offsetof(pinheap_options, ring_min)},
   };
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     if ((v = getenv(sizes[i].name)) && env_parse_size(v, (size_t *)(void *)((char *)&o + sizes[i].offset)) != 0)

@@ -24,6 +24,8 @@
 /* Regions start on a 2 MiB boundary: huge pages, and the arenas' reserve
  * (arenas.c) at its top. */
 #define HEAP_REGION_ALIGN ((size_t)2 << 20)
+/* ring_min's default: this fraction of the region (see the README). */
+#define HEAP_RING_FRACTION 32
 
 static bool heap_fixed(const heap *h) { return h->opts.mode == PINHEAP_FIXED; }
 /* DYNAMIC, and SIMPLE: a DYNAMIC heap over ordinary memory that registers
@@ -76,8 +78,13 @@ static void heap_release_extent(void *ctx, void *p, size_t bytes) { heap_give_ba
 /* The memory, empty: FIXED its region, DYNAMIC its first chunk. */
 static int heap_open_memory(heap *h) {
   const pinheap_options *o = &h->opts;
-  em_policy policy = o->policy == PINHEAP_POLICY_BUMP ? EM_BUMP : EM_TWO_ENDED;
-  if (space_open(&h->space, &h->prov, policy, h->page, o->small_extent_max, &h->gate) != 0) return -1;
+  static const em_policy policies[] = {[PINHEAP_POLICY_TWO_ENDED] = EM_TWO_ENDED,
+                                       [PINHEAP_POLICY_BUMP] = EM_BUMP,
+                                       [PINHEAP_POLICY_RING] = EM_RING,
+                                       [PINHEAP_POLICY_FIRST_FIT] = EM_FIRST_FIT};
+  size_t ring_min = o->ring_min ? o->ring_min : (heap_fixed(h) ? o->size : o->chunk_size) / HEAP_RING_FRACTION;
+  if (space_open(&h->space, &h->prov, policies[o->policy], h->page, o->small_extent_max, ring_min, &h->gate) != 0)
+    return -1;
   if (heap_dynamic(h)) {
     if (dynamic_open(&h->dyn, &h->space, &h->prov, h->page, o->chunk_size, o->size) == 0) return 0;
     dynamic_close(&h->dyn);
@@ -118,12 +125,12 @@ static int heap_check_room(const heap *h, unsigned arenas) {
 }
 
 /* One arena now (a FIXED heap with the bump policy: all), the others when
- * threads first need them; a FIXED heap under the two-ended policy keeps
+ * threads first need them; a FIXED heap under the other policies keeps
  * their room at the top of its region. */
 static int heap_open_arenas(heap *h) {
   unsigned max = arenas_wanted(h->opts.arenas);
   if (heap_check_room(h, max) != 0) return -1;
-  bool reserve = heap_fixed(h) && h->opts.policy == PINHEAP_POLICY_TWO_ENDED;
+  bool reserve = heap_fixed(h) && h->opts.policy != PINHEAP_POLICY_BUMP;
   unsigned now = heap_fixed(h) && !reserve ? max : 1;
   if (arenas_open(&h->arenas, &h->space.grants, max, now, reserve ? &h->region : NULL) == 0) return 0;
   heap_explain(h);
@@ -145,7 +152,7 @@ int heap_open(heap *h, const pinheap_options *o) {
   if (heap_open_arenas(h) != 0) goto fail_memory;
   if (thread_registry_init(&h->threads, &h->classes, h->page,
                            /* the bump policy never reuses a freed extent */
-                           o->policy == PINHEAP_POLICY_TWO_ENDED ? heap_release_extent : NULL, h, arenas_for,
+                           o->policy != PINHEAP_POLICY_BUMP ? heap_release_extent : NULL, h, arenas_for,
                            &h->arenas) != 0) {
     error_set(ENOMEM, "pinheap_create: cannot set up thread caches");
     goto fail_arenas;
@@ -811,7 +818,7 @@ int heap_check(heap *h) {
   broken += walk.broken;
   gate_leave(&h->gate);
   size_t reserved = arenas_reserved(&h->arenas);
-  if (h->opts.policy == PINHEAP_POLICY_TWO_ENDED &&
+  if (h->opts.policy != PINHEAP_POLICY_BUMP &&
       s.free_bytes + bytes + cached + small_pages * h->page + reserved != s.capacity) {
     fprintf(stderr,
             "heap: free %zu + large %zu + cached %zu + jemalloc's %zu + kept for arenas %zu bytes should equal the "

@@ -50,7 +50,7 @@ int options_check(const pinheap_options *o) {
               "1 TiB", o->chunk_size, o->direct_threshold);
     return -1;
   }
-  if (o->policy != PINHEAP_POLICY_TWO_ENDED && o->policy != PINHEAP_POLICY_BUMP) {
+  if ((unsigned)o->policy > PINHEAP_POLICY_FIRST_FIT) {
     error_set(EINVAL, "pinheap_create: unknown policy %d", (int)o->policy);
     return -1;
   }

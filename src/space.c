@@ -5,9 +5,10 @@
 #include "error.h"
 #include "ph_assert.h"
 
-int space_open(space *s, provider *prov, em_policy policy, size_t page, size_t small_max, gate *g) {
+int space_open(space *s, provider *prov, em_policy policy, size_t page, size_t small_max, size_t ring_min,
+               gate *g) {
   s->prov = prov;
-  if (em_init(&s->em, policy, page, small_max) != 0) goto no_memory;
+  if (em_init(&s->em, policy, page, small_max, ring_min) != 0) goto no_memory;
   if (pagemap_init(&s->pm, page) != 0) {
     em_fini(&s->em);
     goto no_memory;

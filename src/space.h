@@ -32,10 +32,11 @@ typedef struct space {
   provider *prov;
 } space;
 
-/* An empty space whose regions come from prov, placed by policy (small_max:
- * em.h); the hooks pass gate g (fork.h). 0, or -1 with the error set
- * (nothing left open). */
-int space_open(space *s, provider *prov, em_policy policy, size_t page, size_t small_max, gate *g);
+/* An empty space whose regions come from prov, placed by policy (small_max,
+ * ring_min: em.h); the hooks pass gate g (fork.h). 0, or -1 with the error
+ * set (nothing left open). */
+int space_open(space *s, provider *prov, em_policy policy, size_t page, size_t small_max, size_t ring_min,
+               gate *g);
 /* Gives every region back to the provider and frees the structures. */
 void space_close(space *s);
 

@@ -331,7 +331,7 @@ static int sym_open(pinheap_sym *s, pinheap *heap, size_t size, unsigned flags, 
   me->reg_offset =
       pinheap_region_of(heap, block, &r) == 0 ? (uint64_t)((char *)block - (char *)r.base) : PINHEAP_SYM_NO_REG;
   s->small_max = sym_small_max(bytes);
-  if (em_init(&s->em, EM_TWO_ENDED, SYM_QUANTUM, s->small_max) != 0) {
+  if (em_init(&s->em, EM_TWO_ENDED, SYM_QUANTUM, s->small_max, 0) != 0) {
     pinheap_free(heap, block);
     error_set(ENOMEM, "%s(%zu): cannot set up the extent manager", what, size);
     return ENOMEM;

@@ -214,7 +214,9 @@ static void print_legend(void) {
          "legend:\n"
          "  policy      bump: the pointer only moves up and never takes memory back;\n"
          "              two-ended*: the default, best fit, small extents from the top,\n"
-         "              large ones from the bottom, free extents coalesced at once.\n"
+         "              large ones from the bottom, free extents coalesced at once;\n"
+         "              ring: arrays next fit round the region, the rest at the top;\n"
+         "              first-fit: as two-ended, large extents lowest address first.\n"
          "  outcome     ok, or the first request that failed; steps count the\n"
          "              scenario's operations (frees included) in scenarios 1-3 and\n"
          "              its allocation requests in the array churn.\n"
@@ -287,7 +289,7 @@ int demo_main(int argc, char **argv) {
   pinheap_policy policies[DEMO_MAX_POLICIES];
   size_t n_policies = demo_policies(policies);
 
-  printf("pinheap demo: FIXED heaps, policies bump and two-ended (default)\n");
+  printf("pinheap demo: FIXED heaps, every policy (two-ended the default)\n");
   printf("array churn: seed %llu, %u iterations%s\n\n", (unsigned long long)seed, iters, quick ? " (--quick)" : "");
   fflush(stdout);
 

@@ -308,7 +308,9 @@ static void test_options(void **state) {
   (void)state;
   assert_string_equal(pinheap_policy_name(PINHEAP_POLICY_TWO_ENDED), "two-ended");
   assert_string_equal(pinheap_policy_name(PINHEAP_POLICY_BUMP), "bump");
-  assert_null(pinheap_policy_name((pinheap_policy)2));
+  assert_string_equal(pinheap_policy_name(PINHEAP_POLICY_RING), "ring");
+  assert_string_equal(pinheap_policy_name(PINHEAP_POLICY_FIRST_FIT), "first-fit");
+  assert_null(pinheap_policy_name((pinheap_policy)4));
   assert_null(pinheap_policy_name((pinheap_policy)-1));
   pinheap_options o;
   pinheap_options_init(&o);

@@ -47,7 +47,7 @@ count=0
 for f in "$tmp"/demo/*.svg; do
   rsvg-convert "$f" -o "${f%.svg}.png" && png_is "${f%.svg}.png" 1000 750 && count=$((count + 1))
 done
-[ "$count" = 8 ] && ok "demo --svg: 8 pictures, each converts to 1000 x 750" || bad "demo --svg: $count good pictures"
+[ "$count" = 16 ] && ok "demo --svg: 16 pictures (4 scenarios, 4 policies), each converts to 1000 x 750" || bad "demo --svg: $count good pictures"
 
 # A program out of memory under the preload library: 62 MiB fit no 64 MiB
 # region with an arena and the program's own blocks in it.

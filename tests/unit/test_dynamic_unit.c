@@ -104,7 +104,7 @@ static fixture *open_dynamic(size_t chunk, size_t cap) {
   o.provider = &f->pv;
   provider_init(&f->prov, &o, PAGE);
   gate_init(&f->gate);
-  assert_int_equal(space_open(&f->space, &f->prov, EM_TWO_ENDED, PAGE, 0, &f->gate), 0);
+  assert_int_equal(space_open(&f->space, &f->prov, EM_TWO_ENDED, PAGE, 0, 0, &f->gate), 0);
   assert_int_equal(dynamic_open(&f->dyn, &f->space, &f->prov, PAGE, chunk, cap), 0);
   assert_int_equal(dynamic_check(&f->dyn), 0);
   return f;

@@ -23,12 +23,16 @@
 #define AT(off) ((void *)(BASE + (off)))
 #define OFF(p) ((uintptr_t)(p)-BASE)
 
-static em *make(em_policy policy, size_t region, size_t small_max) {
+static em *make_ring(em_policy policy, size_t region, size_t small_max, size_t ring_min) {
   static em m;
-  assert_int_equal(em_init(&m, policy, PAGE, small_max), 0);
+  assert_int_equal(em_init(&m, policy, PAGE, small_max, ring_min), 0);
   assert_int_equal(em_add_region(&m, AT(0), region, true), 0);
   assert_int_equal(em_check(&m), 0);
   return &m;
+}
+
+static em *make(em_policy policy, size_t region, size_t small_max) {
+  return make_ring(policy, region, small_max, 0);
 }
 
 static void *take(em *m, size_t size) {
@@ -341,7 +345,7 @@ static void test_bad_frees_change_nothing(void **state) {
 static void test_regions_never_merge(void **state) {
   (void)state;
   em m;
-  assert_int_equal(em_init(&m, EM_TWO_ENDED, PAGE, 1 * MiB), 0);
+  assert_int_equal(em_init(&m, EM_TWO_ENDED, PAGE, 1 * MiB, 0), 0);
   assert_int_equal(em_add_region(&m, AT(0), 16 * MiB, true), 0);
   assert_int_equal(em_add_region(&m, AT(16 * MiB), 16 * MiB, true), 0);
   assert_int_equal(em_add_region(&m, AT(8 * MiB), 16 * MiB, true), -1); /* overlaps */
@@ -418,6 +422,67 @@ static void test_check_catches_breakage(void **state) {
   em_fini(m);
 }
 
+/* Four 20 MiB arrays, the first and third freed: best fit would refill the
+ * lowest hole; the ring goes on from where it stopped (80 MiB), wraps to
+ * the bottom, then takes the next hole above the pointer. Blocks below
+ * ring_min are placed at the top, as small ones. */
+static void test_ring_next_fit(void **state) {
+  (void)state;
+  em *m = make_ring(EM_RING, 100 * MiB, 1 * MiB, 10 * MiB);
+  void *a = take(m, 20 * MiB), *b = take(m, 20 * MiB), *c = take(m, 20 * MiB), *d = take(m, 20 * MiB);
+  assert_int_equal(OFF(a), 0);
+  assert_int_equal(OFF(d), 60 * MiB);
+  assert_int_equal(m->rover, BASE + 80 * MiB);
+  give(m, a, 20 * MiB);
+  give(m, c, 20 * MiB);
+  void *e = take(m, 20 * MiB), *f = take(m, 20 * MiB), *g = take(m, 20 * MiB);
+  assert_int_equal(OFF(e), 80 * MiB); /* at the pointer */
+  assert_int_equal(OFF(f), 0);        /* wrapped round */
+  assert_int_equal(OFF(g), 40 * MiB); /* the next hole above the pointer */
+  assert_null(take(m, 20 * MiB));
+  give(m, b, 20 * MiB);
+  void *medium = take(m, 4 * MiB), *small = take(m, 64 * KiB);
+  assert_int_equal(OFF(medium), 36 * MiB);          /* below ring_min: the top of the highest hole */
+  assert_int_equal(OFF(small), 36 * MiB - 64 * KiB);
+  assert_int_equal(m->rover, BASE + 60 * MiB);      /* only ring extents move it */
+  give(m, medium, 4 * MiB);
+  void *aligned = em_alloc(m, 10 * MiB, 8 * MiB, NULL); /* no hole of 18 MiB: the smallest aligned fit */
+  assert_int_equal(OFF(aligned), 24 * MiB);
+  assert_int_equal(em_check(m), 0);
+  em_fini(m);
+}
+
+/* Free holes of 20 MiB at 0 and 10 MiB at 50 MiB: best fit takes the
+ * second for 10 MiB, address-ordered first fit the first. */
+static void test_first_fit(void **state) {
+  (void)state;
+  em *m = make(EM_FIRST_FIT, 100 * MiB, 1 * MiB);
+  void *a = take(m, 20 * MiB), *b = take(m, 10 * MiB), *c = take(m, 20 * MiB), *d = take(m, 10 * MiB);
+  void *e = take(m, 10 * MiB);
+  (void)b, (void)c, (void)e;
+  assert_int_equal(OFF(d), 50 * MiB);
+  give(m, a, 20 * MiB);
+  give(m, d, 10 * MiB);
+  assert_int_equal(OFF(take(m, 10 * MiB)), 0);
+  assert_int_equal(OFF(take(m, 10 * MiB)), 10 * MiB);
+  assert_int_equal(OFF(take(m, 10 * MiB)), 50 * MiB);
+  assert_int_equal(OFF(take(m, 64 * KiB)), 100 * MiB - 64 * KiB); /* small: still the top */
+  em_fini(m);
+}
+
+static void test_check_catches_bad_rover(void **state) {
+  (void)state;
+  em *m = make_ring(EM_RING, 64 * MiB, 1 * MiB, 8 * MiB);
+  take(m, 8 * MiB);
+  fprintf(stderr, "test_em: the next two reports are expected (deliberate corruption)\n");
+  m->rover += 1;
+  assert_true(em_check(m) > 0);
+  m->rover = BASE + 65 * MiB;
+  assert_true(em_check(m) > 0);
+  m->rover = BASE;
+  em_fini(m);
+}
+
 typedef struct aligned_query {
   size_t size, align;
   bool found;
@@ -432,8 +497,7 @@ static int holds_aligned(uintptr_t addr, size_t size, void *arg) {
 }
 
 /* Random allocations and frees against a shadow list of live extents. */
-static void test_random_against_shadow(void **state) {
-  (void)state;
+static void random_against_shadow(em_policy policy) {
   enum { SLOTS = 300, STEPS = 20000 };
   const size_t region = 512 * MiB;
   static struct {
@@ -441,7 +505,7 @@ static void test_random_against_shadow(void **state) {
     size_t size;
   } live[SLOTS];
   memset(live, 0, sizeof live);
-  em *m = make(EM_TWO_ENDED, region, 1 * MiB);
+  em *m = make_ring(policy, region, 1 * MiB, 16 * MiB);
   size_t used = 0, failures = 0;
   for (int step = 0; step < STEPS; step++) {
     int i = (int)seed_below(SLOTS);
@@ -486,8 +550,15 @@ static void test_random_against_shadow(void **state) {
   em_stats s = stats(m);
   assert_int_equal(s.free_extents, 1);
   assert_int_equal(s.largest_free, region);
-  printf("random: %d steps, %zu failed for lack of room\n", STEPS, failures);
+  printf("random (policy %d): %d steps, %zu failed for lack of room\n", (int)policy, STEPS, failures);
   em_fini(m);
+}
+
+static void test_random_against_shadow(void **state) {
+  (void)state;
+  random_against_shadow(EM_TWO_ENDED);
+  random_against_shadow(EM_RING);
+  random_against_shadow(EM_FIRST_FIT);
 }
 
 int main(int argc, char **argv) {
@@ -506,6 +577,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_seed_sequences),
       cmocka_unit_test(test_bump_never_reuses),
       cmocka_unit_test(test_check_catches_breakage),
+      cmocka_unit_test(test_ring_next_fit),
+      cmocka_unit_test(test_first_fit),
+      cmocka_unit_test(test_check_catches_bad_rover),
       cmocka_unit_test(test_random_against_shadow),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -55,7 +55,7 @@ static void *add_region(fixture *f, size_t size) {
 static fixture *open_fixture(size_t region) {
   fixture *f = calloc(1, sizeof *f);
   assert_non_null(f);
-  assert_int_equal(em_init(&f->em, EM_TWO_ENDED, PAGE, 0), 0);
+  assert_int_equal(em_init(&f->em, EM_TWO_ENDED, PAGE, 0, 0), 0);
   assert_int_equal(pagemap_init(&f->pm, PAGE), 0);
   gate_init(&f->gate);
   assert_int_equal(hooks_shared_init(&f->shared, &f->em, &f->pm, &f->gate), 0);
