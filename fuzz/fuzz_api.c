@@ -1,10 +1,13 @@
 /*
  * libFuzzer target: the public API of a FIXED (or DYNAMIC) heap, with or
- * without the debugging aids (the low two bits of the first byte), under
+ * without the debugging aids (the low two bits of the first byte), placed
+ * two-ended or by the ring (the third bit), under
  * arbitrary sequences of malloc, calloc, realloc, aligned allocation, free,
  * trim and stats, against a shadow model that checks contents, ownership,
- * non-overlap, usable sizes and the stats; heap_check runs every few
- * operations and at the end.
+ * non-overlap, usable sizes and the stats; heap_check runs every 64
+ * operations and at the end. The heaps are small (32 MiB, a quarantine of
+ * 8 MiB) so that a check, which visits every free page and every
+ * quarantined byte, costs little: a run makes thousands of executions.
  *
  * Each operation takes 4 bytes: op, slot, and two bytes of size/alignment.
  */
@@ -27,7 +30,7 @@ typedef struct {
   unsigned char tag;
 } block;
 
-static pinheap *heaps[4];
+static pinheap *heaps[8];
 
 static void fuzz_fail(const char *what, const void *p) {
   fprintf(stderr, "fuzz_api: %s (%p)\n", what, p);
@@ -59,16 +62,18 @@ static size_t pick_size(uint8_t a, uint8_t b) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
-  unsigned which = len ? data[0] & 3 : 0;
+  unsigned which = len ? data[0] & 7 : 0;
   bool debug = which & 2;
   if (!heaps[which]) {
     pinheap_options o;
     pinheap_options_init(&o);
     o.mode = which & 1 ? PINHEAP_DYNAMIC : PINHEAP_FIXED;
     o.debug = debug ? PINHEAP_DEBUG_ALL : 0;
-    o.size = 256 * MiB;
+    o.policy = which & 4 ? PINHEAP_POLICY_RING : PINHEAP_POLICY_TWO_ENDED;
+    o.size = 32 * MiB;
     o.chunk_size = 16 * MiB;
-    o.direct_threshold = 12 * MiB;
+    o.direct_threshold = 4 * MiB;
+    o.quarantine = 8 * MiB;
     o.arenas = 1;
     if (!(heaps[which] = pinheap_create(&o))) fuzz_fail(pinheap_last_error(), NULL);
   }
@@ -128,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
           st.peak_in_use < st.in_use)
         fuzz_fail("inconsistent stats", NULL);
     }
-    if (i % 64 == 1 && pinheap_check(h) != 0) fuzz_fail("heap_check", NULL);
+    if (i / 4 % 64 == 63 && pinheap_check(h) != 0) fuzz_fail("heap_check", NULL);
   }
   for (int j = 0; j < SLOTS; j++)
     if (live[j].p) {

@@ -1,3 +1,5 @@
+/* longer than 600 lines: one structure, the free extents of every region, and
+ * the placements over it, which share its searches and its carving. */
 #include "em.h"
 
 #include <errno.h>

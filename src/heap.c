@@ -144,6 +144,12 @@ int heap_open(heap *h, const pinheap_options *o) {
   if (o->mode == PINHEAP_SIMPLE) h->opts.size = 0; /* no cap */
   h->large_threshold = o->large_threshold;
   if (heap_check_jemalloc_page(h->page) != 0 || sizeclass_init(&h->classes, h->page) != 0) return -1;
+  /* The table never changes after sizeclass_init: checked once, here, and
+   * not by heap_check (it costs a lookup per small size). */
+  if (sizeclass_check(&h->classes) != 0) {
+    error_set(EINVAL, "pinheap_create: the size classes of a %zu-byte page are inconsistent", h->page);
+    return -1;
+  }
   /* jemalloc serves only its small classes: its large sizes would round up
    * and keep the rest of their grants to themselves. */
   if (h->large_threshold > h->classes.max) h->large_threshold = h->classes.max;
@@ -787,10 +793,12 @@ struct heap_check_walk {
 static int heap_check_free_untagged(uintptr_t addr, size_t size, void *arg) {
   struct heap_check_walk *walk = arg;
   heap *h = walk->h;
-  for (uintptr_t a = addr; a < addr + size; a += h->page) {
-    if (pagemap_get(&h->space.pm, (void *)a) != 0) {
-      fprintf(stderr, "heap: page %#lx of free extent %#lx+%zu should carry no tag\n", (unsigned long)a,
-              (unsigned long)addr, size);
+  /* A free extent lies in one region, whose tags are one array: one lookup. */
+  _Atomic uint32_t *tags = pagemap_slot(&h->space.pm, (void *)addr);
+  for (size_t i = 0; i < size / h->page; i++) {
+    if (atomic_load_explicit(&tags[i], memory_order_relaxed) != 0) {
+      fprintf(stderr, "heap: page %#lx of free extent %#lx+%zu should carry no tag\n",
+              (unsigned long)(addr + i * h->page), (unsigned long)addr, size);
       walk->broken++;
       break;
     }
@@ -805,7 +813,6 @@ int heap_check(heap *h) {
   size_t cached = thread_cached_extent_bytes(&h->threads);
   gate_enter(&h->gate);
   if (heap_dynamic(h)) broken += dynamic_check(&h->dyn);
-  broken += sizeclass_check(&h->classes);
   broken += em_check(&h->space.em);
   size_t blocks = atomic_load(&h->large_blocks), bytes = atomic_load(&h->large_bytes);
   broken += pagemap_check(&h->space.pm, blocks, bytes / h->page);
