@@ -4,7 +4,8 @@
  * operation. The manager never touches the memory it manages, so its regions
  * are plain numbers.
  *
- * Each operation takes 4 bytes: op, slot, and two bytes of size/alignment
+ * Each operation takes 4 bytes: op (allocate, at an address, free, free
+ * twice, move), slot, and two bytes of size/alignment
  * (alignments from a page to 2^15 pages). A refused allocation must have
  * found no free extent that holds an aligned extent of its size. The first
  * byte's top two bits choose the policy (00 two-ended, 01 ring, 10 bump,
@@ -63,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
   live_extent live[SLOTS] = {{0, 0}};
   size_t used = 0;
   for (size_t i = 1; i + 4 <= len; i += 4) {
-    unsigned op = data[i] % 5, s = data[i + 1] % SLOTS;
+    unsigned op = data[i] % 6, s = data[i + 1] % SLOTS;
     size_t pages = 1 + ((size_t)data[i + 2] << (data[i + 3] % 8)) % 20000;
     size_t size = pages * PAGE, align = PAGE << (data[i + 3] >> 4);
     live_extent *e = &live[s];
@@ -93,6 +94,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
       if (em_free(&m, (void *)e->addr, e->size) != EM_FREED) fuzz_fail("a live extent could not be freed");
       used -= e->size;
       *e = (live_extent){0, 0};
+    } else if (op == 5 && e->size) {
+      /* A move: the new place, then the old extent's parts it left out,
+       * given back. */
+      live_extent old = *e;
+      *e = (live_extent){0, 0};
+      uintptr_t q = (uintptr_t)em_move(&m, (void *)old.addr, old.size, size);
+      if (q) {
+        if (q < BASE || q + size > BASE + 2 * REGION || (q < BASE + REGION && q + size > BASE + REGION))
+          fuzz_fail("a misplaced move");
+        check_disjoint(live, q, size);
+        if (old.addr < q && em_free(&m, (void *)old.addr, (q < old.addr + old.size ? q : old.addr + old.size) -
+                                                              old.addr) != EM_FREED)
+          fuzz_fail("the old extent's part below the new one was not in use");
+        uintptr_t from = q + size > old.addr ? q + size : old.addr;
+        if (old.addr + old.size > from && em_free(&m, (void *)from, old.addr + old.size - from) != EM_FREED)
+          fuzz_fail("the old extent's part above the new one was not in use");
+        used = used - old.size + size;
+        *e = (live_extent){q, size};
+      } else {
+        *e = old;
+      }
     } else if (op == 4 && e->size) {
       /* A second free of a live extent's range must be refused whole. */
       if (em_free(&m, (void *)e->addr, e->size) != EM_FREED) fuzz_fail("free");

@@ -250,7 +250,10 @@ void pinheap_set_error(int err, const char *fmt, ...)
 void *pinheap_malloc(pinheap *heap, size_t size);
 void *pinheap_calloc(pinheap *heap, size_t count, size_t size);
 /* ptr NULL: malloc. size 0: frees ptr and returns NULL. On failure ptr is
- * left as it was. Large blocks grow in place when the next extent is free. */
+ * left as it was. Large blocks grow in place when the next extent is free;
+ * else (policies other than bump, blocks below a DYNAMIC heap's
+ * direct_threshold) the new block is placed as if the old one were free,
+ * over its room where that fits best, the contents moved with memmove. */
 void *pinheap_realloc(pinheap *heap, void *ptr, size_t size);
 /* alignment: a power of two; any size is accepted. */
 void *pinheap_aligned_alloc(pinheap *heap, size_t alignment, size_t size);

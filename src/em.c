@@ -413,6 +413,43 @@ bool em_alloc_at(em *m, void *addr, size_t size, bool *pristine) {
   return ok;
 }
 
+static em_free_result em_free_two_ended(em *m, em_region *r, uintptr_t a, size_t size);
+
+/* Takes [a, a + size), wholly inside one free extent. Lock held, a node
+ * reserved. */
+static void em_take(em *m, uintptr_t a, size_t size) {
+  em_extent key = {.addr = a};
+  em_extent *e = EM_OF_ADDR(tree_floor(&m->by_addr, &key.by_addr));
+  em_touch(e->region, a, a + size);
+  em_carve(m, e, a, size);
+}
+
+void *em_move(em *m, void *addr, size_t size, size_t new_size) {
+  uintptr_t a = (uintptr_t)addr, q = 0;
+  if (size == 0 || new_size == 0 || ((size | new_size | a) & (m->page - 1)) || a + size < a) return NULL;
+  pthread_mutex_lock(&m->lock);
+  em_region *r = em_region_at(m, a);
+  /* One node for the free, one for the carve, two for the old extent's
+   * pieces taken back. */
+  if (m->policy != EM_BUMP && r && a + size <= r->end && meta_reserve(&m->extent_pool, EM_RESERVE) == 0 &&
+      em_free_two_ended(m, r, a, size) == EM_FREED) {
+    bool zero;
+    q = (uintptr_t)em_alloc_free_list(m, new_size, m->page, &zero);
+    if (!q) {
+      em_take(m, a, size);
+    } else {
+      /*   [ below ][ new ][ above ]: the parts of the old extent left out. */
+      if (a < q) em_take(m, a, (q < a + size ? q : a + size) - a);
+      if (a + size > q + new_size) {
+        uintptr_t from = q + new_size > a ? q + new_size : a;
+        em_take(m, from, a + size - from);
+      }
+    }
+  }
+  pthread_mutex_unlock(&m->lock);
+  return (void *)q;
+}
+
 static em_free_result em_free_two_ended(em *m, em_region *r, uintptr_t a, size_t size) {
   em_extent key = {.addr = a};
   tree_node *pn = tree_floor(&m->by_addr, &key.by_addr);

@@ -151,6 +151,15 @@ void *em_alloc(em *m, size_t size, size_t align, bool *pristine);
 /* Takes exactly [addr, addr + size) if it is wholly free; false otherwise. */
 bool em_alloc_at(em *m, void *addr, size_t size, bool *pristine);
 
+/* Moves the extent [addr, addr + size), in use, to a new place of new_size
+ * bytes (a page multiple), chosen as em_alloc would choose with the old
+ * extent counted as free, so that the new place may overlap the old: the
+ * new extent is taken, and what of the old one it does not cover stays in
+ * use, for the caller to move the contents (memmove) and then give back
+ * with em_free. NULL when no place holds new_size bytes (then nothing
+ * changed, the old extent in use as before), and under EM_BUMP. */
+void *em_move(em *m, void *addr, size_t size, size_t new_size);
+
 typedef enum em_free_result { EM_FREED = 0, EM_NOT_IN_REGION, EM_ALREADY_FREE, EM_NO_METADATA } em_free_result;
 
 /* Gives [addr, addr + size) back. Anything but EM_FREED changes nothing. */

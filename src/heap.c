@@ -654,6 +654,43 @@ bool heap_resize_plain(heap *h, void *p, size_t old, size_t new) {
   return true;
 }
 
+/* realloc's move of the large block p of old bytes to one of bytes (page
+ * multiples), where the old block counts as free (em_move): the new place
+ * may overlap the old, so the contents move with memmove, and what is left
+ * of the old block is given back. NULL when no place holds it: p is then
+ * unchanged. One section. */
+typedef struct heap_move_req {
+  char *p;
+  size_t old, bytes;
+} heap_move_req;
+
+static void *heap_move_take(heap *h, void *arg) {
+  heap_move_req *r = arg;
+  thread_cache *tc = heap_enter(h);
+  char *p = r->p, *q = em_move(&h->space.em, p, r->old, r->bytes);
+  if (q) {
+    if (pagemap_take_large(pagemap_slot(&h->space.pm, p)) != r->old / h->page) {
+      heap_leave(h, tc);
+      heap_foreign(h, p, "pinheap_realloc", "block was freed during the call");
+    }
+    memmove(q, p, r->old < r->bytes ? r->old : r->bytes);
+    pagemap_set_large(&h->space.pm, q, r->bytes / h->page);
+    pagemap_set_birth(&h->space.pm, q, util_now_ns());
+    /*   [ below ][ new ][ above ]: the old block's parts the new one left. */
+    if (p < q) heap_give_back(h, p, (size_t)((q < p + r->old ? q : p + r->old) - p), "pinheap_realloc");
+    if (p + r->old > q + r->bytes) {
+      char *from = q + r->bytes > p ? q + r->bytes : p;
+      heap_give_back(h, from, (size_t)(p + r->old - from), "pinheap_realloc");
+    }
+    if (r->bytes > r->old)
+      atomic_fetch_add_explicit(&h->large_bytes, r->bytes - r->old, memory_order_relaxed);
+    else
+      atomic_fetch_sub_explicit(&h->large_bytes, r->old - r->bytes, memory_order_relaxed);
+  }
+  heap_leave(h, tc);
+  return q;
+}
+
 /* Moves p, of old_usable bytes, to q (NULL: the allocation failed). */
 static void *heap_move_to(heap *h, void *q, void *p, size_t old_usable, size_t size) {
   if (!q) return NULL;
@@ -731,6 +768,15 @@ void *heap_realloc(heap *h, void *p, size_t size) {
   if (size <= h->large_threshold) return heap_move(h, p, old_large, size);
   size_t bytes = util_align_up(size, h->page);
   if (bytes == old_large || heap_resize_plain(h, p, old_large, bytes)) return p;
+  /* A large block stays large: free, then place (the bump policy places
+   * nothing where it freed; DYNAMIC grows only by a new block). */
+  if (h->opts.policy != PINHEAP_POLICY_BUMP && bytes / h->page <= PAGEMAP_MAX_PAGES &&
+      (!heap_dynamic(h) || bytes < h->opts.direct_threshold)) {
+    heap_move_req r = {p, old_large, bytes};
+    void *q = heap_move_take(h, &r);
+    if (q) return q;
+    if (heap_fixed(h)) return heap_retry(h, NULL, heap_move_take, &r, "pinheap_realloc", size);
+  }
   return heap_relocate(h, p, old_large, size, old_large);
 }
 

@@ -470,6 +470,34 @@ static void test_first_fit(void **state) {
   em_fini(m);
 }
 
+/* em_move places with the old extent counted as free: 30 MiB grown to 45
+ * fits only over its own room (a 20 MiB hole below it), and keeps the old
+ * extent's part above the new one in use for the caller to give back. A
+ * move that fits nowhere changes nothing. */
+static void test_move_over_own_room(void **state) {
+  (void)state;
+  em *m = make(EM_TWO_ENDED, 100 * MiB, 1 * MiB);
+  void *a = take(m, 20 * MiB), *b = take(m, 30 * MiB), *c = take(m, 10 * MiB);
+  give(m, a, 20 * MiB);
+  em_stats before = stats(m);
+  assert_null(em_move(m, b, 30 * MiB, 80 * MiB));
+  assert_int_equal(em_check(m), 0);
+  em_stats after = stats(m);
+  assert_int_equal(after.free_bytes, before.free_bytes);
+  assert_int_equal(after.free_extents, before.free_extents);
+  assert_int_equal(em_free(m, b, PAGE), EM_FREED); /* still in use, all of it */
+  assert_true(em_alloc_at(m, b, PAGE, NULL));
+  void *q = em_move(m, b, 30 * MiB, 45 * MiB);
+  assert_int_equal(em_check(m), 0);
+  assert_int_equal(OFF(q), 0);
+  assert_int_equal(stats(m).free_bytes, 100 * MiB - 45 * MiB - 5 * MiB - 10 * MiB);
+  give(m, AT(45 * MiB), 5 * MiB); /* what of the old extent the new one left */
+  give(m, q, 45 * MiB);
+  give(m, c, 10 * MiB);
+  assert_int_equal(stats(m).free_extents, 1);
+  em_fini(m);
+}
+
 static void test_check_catches_bad_rover(void **state) {
   (void)state;
   em *m = make_ring(EM_RING, 64 * MiB, 1 * MiB, 8 * MiB);
@@ -580,6 +608,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_ring_next_fit),
       cmocka_unit_test(test_first_fit),
       cmocka_unit_test(test_check_catches_bad_rover),
+      cmocka_unit_test(test_move_over_own_room),
       cmocka_unit_test(test_random_against_shadow),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
