@@ -50,6 +50,12 @@ int cli_policy(const char *s, pinheap_policy *out) {
   return -1;
 }
 
+pinheap_policy cli_default_policy(void) {
+  pinheap_options o;
+  pinheap_options_init(&o);
+  return o.policy;
+}
+
 const char *cli_policy_names(char *buf, size_t len) {
   size_t n = 0;
   buf[0] = '\0';

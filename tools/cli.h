@@ -29,6 +29,8 @@ const char *cli_mode_name(pinheap_mode m);
 int cli_policy(const char *s, pinheap_policy *out);
 /* "two-ended, bump": every policy's name, into buf. */
 const char *cli_policy_names(char *buf, size_t len);
+/* The policy pinheap_options_init sets. */
+pinheap_policy cli_default_policy(void);
 
 /* "1.5 MiB", "512 KiB", "100 B" into buf. */
 const char *cli_human(char *buf, size_t len, uint64_t bytes);

@@ -60,13 +60,14 @@ typedef struct result {
 static size_t demo_policies(pinheap_policy *out) {
   size_t n = 0;
   out[n++] = PINHEAP_POLICY_BUMP;
+  out[n++] = cli_default_policy();
   for (pinheap_policy p = 0; pinheap_policy_name(p) && n < DEMO_MAX_POLICIES; p++)
-    if (p != PINHEAP_POLICY_BUMP) out[n++] = p;
+    if (p != PINHEAP_POLICY_BUMP && p != cli_default_policy()) out[n++] = p;
   return n;
 }
 
 static const char *demo_policy_label(pinheap_policy p, char *buf, size_t len) {
-  snprintf(buf, len, "%s%s", pinheap_policy_name(p), p == PINHEAP_POLICY_TWO_ENDED ? "*" : "");
+  snprintf(buf, len, "%s%s", pinheap_policy_name(p), p == cli_default_policy() ? "*" : "");
   return buf;
 }
 
@@ -213,10 +214,12 @@ static void print_legend(void) {
   printf("\n"
          "legend:\n"
          "  policy      bump: the pointer only moves up and never takes memory back;\n"
-         "              two-ended*: the default, best fit, small extents from the top,\n"
-         "              large ones from the bottom, free extents coalesced at once;\n"
-         "              ring: arrays next fit round the region, the rest at the top;\n"
-         "              first-fit: as two-ended, large extents lowest address first.\n"
+         "              two-ended: best fit, small extents from the top, large ones\n"
+         "              from the bottom, free extents coalesced at once;\n"
+         "              ring: as two-ended, but arrays (a 32nd of the region and more)\n"
+         "              next fit round the region, every smaller extent at the top;\n"
+         "              first-fit: as two-ended, large extents lowest address first;\n"
+         "              *: the default.\n"
          "  outcome     ok, or the first request that failed; steps count the\n"
          "              scenario's operations (frees included) in scenarios 1-3 and\n"
          "              its allocation requests in the array churn.\n"
@@ -235,7 +238,7 @@ void demo_usage(FILE *out) {
           "usage: pinheap demo [--quick] [--seed N] [--svg DIR]\n"
           "\n"
           "Runs allocation scenarios in FIXED heaps under the bump policy and under\n"
-          "the default two-ended policy (and any other the library has), and prints\n"
+          "every other policy the library has (the default first), and prints\n"
           "a table of the outcomes and of the free space left:\n"
           "  1. 700 then 1000     heap 1200 MiB: malloc 700 MiB, free, malloc 1000 MiB\n"
           "  2. 1000 then 2x500   heap 1050 MiB: malloc 1000 MiB, free, 2x malloc 500 MiB\n"
@@ -289,7 +292,7 @@ int demo_main(int argc, char **argv) {
   pinheap_policy policies[DEMO_MAX_POLICIES];
   size_t n_policies = demo_policies(policies);
 
-  printf("pinheap demo: FIXED heaps, every policy (two-ended the default)\n");
+  printf("pinheap demo: FIXED heaps, every policy (%s the default)\n", pinheap_policy_name(cli_default_policy()));
   printf("array churn: seed %llu, %u iterations%s\n\n", (unsigned long long)seed, iters, quick ? " (--quick)" : "");
   fflush(stdout);
 
@@ -338,7 +341,7 @@ int demo_main(int argc, char **argv) {
 
   bool default_ok = true;
   for (size_t i = 0; i < n; i++)
-    if (rows[i].policy == PINHEAP_POLICY_TWO_ENDED && !rows[i].ok) default_ok = false;
+    if (rows[i].policy == cli_default_policy() && !rows[i].ok) default_ok = false;
   printf("\nresult: the default policy %s\n", default_ok ? "completed every scenario" : "FAILED at least one scenario");
   return default_ok ? 0 : 1;
 }

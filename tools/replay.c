@@ -49,7 +49,7 @@ void replay_usage(FILE *out) {
           "A progress bar is drawn on standard error when it is a terminal.\n"
           "Exit status: 0 when every request succeeded, 1 when one failed, 2 on a\n"
           "usage error or a trace that cannot be read.\n",
-          cli_policy_names(names, sizeof names), pinheap_policy_name(PINHEAP_POLICY_TWO_ENDED), REPLAY_SAMPLES);
+          cli_policy_names(names, sizeof names), pinheap_policy_name(cli_default_policy()), REPLAY_SAMPLES);
 }
 
 typedef struct replay_args {
