@@ -121,8 +121,8 @@ typedef struct pinheap_options {
    * (FIXED). Default 14 KiB, jemalloc's largest small size class. */
   size_t large_threshold;
   /* Extents of at most this many bytes are placed from the top of the
-   * region, larger ones from the bottom (FIXED, two-ended policy).
-   * Default 4 MiB. */
+   * region, larger ones from the bottom (every policy but bump; the ring
+   * places at the top every extent below ring_min). Default 4 MiB. */
   size_t small_extent_max;
   /* jemalloc arenas in the heap; 0 = one per online CPU, at most 64. One
    * is made with the heap, the others as threads first need them; each
