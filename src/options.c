@@ -18,7 +18,7 @@ void options_init(pinheap_options *opts) {
   memset(opts, 0, sizeof *opts);
   opts->mode = PINHEAP_FIXED;
   opts->size = 0;
-  opts->policy = PINHEAP_POLICY_RING;
+  opts->policy = PINHEAP_POLICY_TWO_ENDED;
   opts->large_threshold = OPTIONS_LARGE_THRESHOLD;
   opts->small_extent_max = OPTIONS_SMALL_EXTENT_MAX;
   opts->arenas = 0;

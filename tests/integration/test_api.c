@@ -195,7 +195,7 @@ static void test_options(void **state) {
   pinheap_options_init(&o);
   assert_int_equal(o.mode, PINHEAP_FIXED);
   assert_int_equal(o.size, 0);
-  assert_int_equal(o.policy, PINHEAP_POLICY_RING);
+  assert_int_equal(o.policy, PINHEAP_POLICY_TWO_ENDED);
   assert_int_equal(o.ring_min, 0);
   assert_int_equal(o.large_threshold, 14 * KiB);
   assert_int_equal(o.small_extent_max, 4 * MiB);
