@@ -30,7 +30,8 @@ int provider_obtain(provider *p, size_t size, size_t align, pinheap_region *out,
   void *base = NULL, *handle = NULL;
   unsigned serial = error_serial();
   int err = pv->obtain(pv->ctx, size, align, &base, &handle);
-  if (err == 0 && (!base || ((uintptr_t)base & (align - 1)))) {
+  bool broken = err == 0 && (!base || ((uintptr_t)base & (align - 1)));
+  if (broken) {
     if (base && pv->release) pv->release(pv->ctx, base, size, handle);
     err = EINVAL;
   }
@@ -48,7 +49,7 @@ int provider_obtain(provider *p, size_t size, size_t align, pinheap_region *out,
      * rewrites the buffer it lives in). */
     char why[256];
     snprintf(why, sizeof why, "%s",
-             err == EINVAL               ? "it returned an address that is not aligned as asked"
+             broken                      ? "it returned an address that is not aligned as asked"
              : error_serial() != serial ? pinheap_last_error()
                                          : strerror(err));
     error_set(err, "%s: provider %s cannot obtain %zu bytes: %s", what, pv->name ? pv->name : "(unnamed)", size, why);

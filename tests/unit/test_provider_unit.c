@@ -187,6 +187,15 @@ static void test_errors(void **state) {
   f.reason = "no registration keys left";
   assert_int_equal(provider_obtain(&p, PAGE, PAGE, &r, "test"), ENOMEM);
   assert_non_null(strstr(pinheap_last_error(), ": no registration keys left"));
+  /* A provider that refuses the request itself (EINVAL): its reason, or the
+   * errno's text, never the wrapper's words for a broken alignment. */
+  f.err = EINVAL;
+  assert_int_equal(provider_obtain(&p, PAGE, PAGE, &r, "test"), EINVAL);
+  assert_non_null(strstr(pinheap_last_error(), ": no registration keys left"));
+  f.reason = NULL;
+  assert_int_equal(provider_obtain(&p, PAGE, PAGE, &r, "test"), EINVAL);
+  assert_non_null(strstr(pinheap_last_error(), strerror(EINVAL)));
+  assert_null(strstr(pinheap_last_error(), "not aligned"));
   assert_int_equal(f.releases, 0);
 }
 
