@@ -3,10 +3,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "error.h"
+#include "local.h"
 #include "ph_assert.h"
 #include "track.h"
 #include "util.h"
@@ -52,6 +52,18 @@ void *hooks_take(hooks_shared *s, size_t size, size_t align, bool *pristine) {
   return p;
 }
 
+/* Records [p, p + size) in t (grants or bases), lock held; NULL when no
+ * record is left. */
+static hooks_grant *hooks_record_locked(hooks_shared *s, tree *t, void *p, size_t size) {
+  hooks_grant *g = meta_alloc(&s->pool);
+  if (!g) return NULL;
+  g->addr = (uintptr_t)p;
+  g->size = size;
+  g->birth = util_now_ns();
+  tree_insert(t, &g->by_addr);
+  return g;
+}
+
 /* A grant for jemalloc, or NULL; the gate passed. */
 static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_t alignment, bool *zero,
                              bool *commit) {
@@ -72,13 +84,7 @@ static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_
    * (hooks_give_back): the grants' lock holder sees every grant tagged. */
   pagemap_set_small(s->pm, p, size);
   pthread_mutex_lock(&s->lock);
-  hooks_grant *g = meta_alloc(&s->pool);
-  if (g) {
-    g->addr = (uintptr_t)p;
-    g->size = size;
-    g->birth = util_now_ns();
-    tree_insert(&s->grants, &g->by_addr);
-  }
+  hooks_grant *g = hooks_record_locked(s, &s->grants, p, size);
   PH_ASSERT_EXPENSIVE(hooks_check_locked(s) == 0);
   pthread_mutex_unlock(&s->lock);
   if (!g) {
@@ -126,28 +132,22 @@ static bool hooks_is_base(const void *new_addr, size_t size, size_t alignment, b
   return !new_addr && alignment >= HOOKS_BASE_ALIGN && size % HOOKS_BASE_ALIGN == 0 && zero && commit;
 }
 
+/* Ordinary memory for base blocks: mapped (and charged) as the local
+ * provider maps a SIMPLE heap's memory. */
+static local_options hooks_base_memory = {.charged = true};
+
 /* A base block of size bytes from mmap, aligned as jemalloc asks, zeroed
  * and committed, and recorded; NULL when the system has none. */
 static void *hooks_base_map(hooks_shared *s, size_t size, size_t alignment) {
-  size_t span = size + alignment - s->em->page;
-  char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return NULL;
-  char *p = (char *)util_align_up((uintptr_t)raw, alignment);
-  if (p > raw) munmap(raw, (size_t)(p - raw));
-  if (raw + span > p + size) munmap(p + size, (size_t)(raw + span - (p + size)));
+  void *p = NULL, *handle = NULL;
+  if (local_obtain(&hooks_base_memory, size, alignment, &p, &handle) != 0) return NULL;
   pthread_mutex_lock(&s->lock);
-  hooks_grant *g = meta_alloc(&s->pool);
-  if (g) {
-    g->addr = (uintptr_t)p;
-    g->size = size;
-    g->birth = util_now_ns();
-    tree_insert(&s->bases, &g->by_addr);
-    s->base_bytes += size;
-  }
+  hooks_grant *g = hooks_record_locked(s, &s->bases, p, size);
+  if (g) s->base_bytes += size;
   PH_ASSERT_EXPENSIVE(hooks_check_locked(s) == 0);
   pthread_mutex_unlock(&s->lock);
   if (!g) {
-    munmap(p, size);
+    local_release(&hooks_base_memory, p, size, handle);
     return NULL;
   }
   return p;
@@ -172,7 +172,7 @@ static bool hooks_base_unmap(hooks_shared *s, void *addr, size_t size) {
     PH_ASSERT_EXPENSIVE(hooks_check_locked(s) == 0);
   }
   pthread_mutex_unlock(&s->lock);
-  if (n) munmap(addr, size);
+  if (n) local_release(&hooks_base_memory, addr, size, NULL);
   return n != NULL;
 }
 
