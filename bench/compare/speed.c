@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rng.h"
+
 #define MiB ((size_t)1 << 20)
 #define SPEED_SIZES 4096        /* sizes drawn per worker before timing */
 #define SPEED_RING 4096         /* xthread: pointers in a thread's inbox (a power of two) */
@@ -74,7 +76,7 @@ typedef struct speed_worker {
   _Alignas(64) unsigned index;
   speed_shared *sh;
   pthread_t tid;
-  uint64_t rng;
+  rng rng;
   uint32_t sizes[SPEED_SIZES];
   uint64_t ops;
   double t_end;
@@ -100,22 +102,6 @@ static double speed_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t speed_splitmix(uint64_t *x) {
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static inline uint64_t speed_next(uint64_t *s) {
-  uint64_t x = *s;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * 0x2545f4914f6cdd1dull;
 }
 
 static void speed_fail(speed_worker *w, const char *what, size_t size) {
@@ -164,10 +150,11 @@ static void speed_churn(speed_worker *w) {
   }
   for (unsigned i = 0; slot && i < n && !w->failed; i++) slot[i] = speed_alloc(w, w->sizes[i % SPEED_SIZES], 0x5a);
   pthread_barrier_wait(&sh->start);
-  uint64_t s = w->rng, ops = 0;
+  rng s = w->rng;
+  uint64_t ops = 0;
   while (!w->failed && slot) {
     for (unsigned k = 0; k < SPEED_CHECK_EVERY; k++) {
-      uint64_t x = speed_next(&s);
+      uint64_t x = rng_next(&s);
       unsigned i = (unsigned)(((x >> 32) * n) >> 32);
       if (!speed_release(w, slot[i], 0x5a)) break;
       slot[i] = speed_alloc(w, w->sizes[x & (SPEED_SIZES - 1)], 0x5a);
@@ -204,10 +191,11 @@ static void speed_xthread(speed_worker *w) {
   speed_shared *sh = w->sh;
   speed_ring *in = &sh->rings[w->index], *out = &sh->rings[(w->index + 1) % sh->threads];
   pthread_barrier_wait(&sh->start);
-  uint64_t s = w->rng, ops = 0;
+  rng s = w->rng;
+  uint64_t ops = 0;
   while (!w->failed && !atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
     for (unsigned k = 0; k < SPEED_BATCH && !w->failed; k++) {
-      unsigned char *q = speed_alloc(w, w->sizes[speed_next(&s) & (SPEED_SIZES - 1)], 0xa5);
+      unsigned char *q = speed_alloc(w, w->sizes[rng_next(&s) & (SPEED_SIZES - 1)], 0xa5);
       if (!q) break;
       ops++;
       while (!speed_push(out, q)) {
@@ -256,7 +244,7 @@ static void *speed_main(void *arg) {
   const speed_def *d = sh->d;
   double lmin = log((double)d->min), lspan = log((double)d->max) - lmin;
   for (unsigned i = 0; i < SPEED_SIZES; i++) {
-    uint64_t x = speed_next(&w->rng);
+    uint64_t x = rng_next(&w->rng);
     double u = (double)(x >> 11) / 9007199254740992.0;
     w->sizes[i] = d->log ? (uint32_t)exp(lmin + u * lspan) : d->min + (uint32_t)(u * (d->max - d->min + 1));
     if (w->sizes[i] < d->min) w->sizes[i] = d->min;
@@ -310,12 +298,11 @@ int speed_run(const peer *p, const speed_test *t, unsigned threads, double secon
   }
   pthread_barrier_init(&sh.ready, NULL, threads);
   pthread_barrier_init(&sh.start, NULL, threads + 1);
-  uint64_t seeder = seed;
   unsigned started = 0;
   for (unsigned i = 0; i < threads; i++) {
     sh.w[i].index = i;
     sh.w[i].sh = &sh;
-    sh.w[i].rng = speed_splitmix(&seeder) | 1;
+    rng_seed(&sh.w[i].rng, seed + i);
   }
   for (; started < threads; started++)
     if (pthread_create(&sh.w[started].tid, NULL, speed_main, &sh.w[started]) != 0) break;
