@@ -33,7 +33,7 @@ LAYERS = [
     ("leaves: helpers without state, valgrind's annotations", ["util", "track"]),
     ("the error text, faulting pages in", ["error", "prefault"]),
     ("assertions", ["ph_assert"]),
-    ("structures", ["tree", "meta", "gate", "sizeclass", "env"]),
+    ("structures", ["tree", "meta", "gate", "sizeclass", "env", "xcache"]),
     ("indexes over them", ["em", "pagemap", "canary", "local"]),
     ("the provider wrapper", ["provider"]),
     ("jemalloc's extent hooks", ["hooks"]),

@@ -397,8 +397,28 @@ typedef struct heap_large_req {
   const char *what;
 } heap_large_req;
 
+/* Adds bytes and blocks (modulo 2^64) to the counts of large blocks: the
+ * thread's share when it has a cache (tc), else the heap's own. Inside a
+ * section. */
+static void heap_count_large(heap *h, thread_cache *tc, size_t bytes, size_t blocks) {
+  if (PH_LIKELY(tc != NULL)) {
+    thread_count_large(tc, bytes, blocks);
+    return;
+  }
+  atomic_fetch_add_explicit(&h->large_bytes, bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&h->large_blocks, blocks, memory_order_relaxed);
+}
+
+/* The counts of large blocks, every thread's share included; exact while no
+ * thread allocates. */
+static void heap_large_counts(heap *h, size_t *bytes, size_t *blocks) {
+  thread_sum_large(&h->threads, bytes, blocks);
+  *bytes += atomic_load(&h->large_bytes);
+  *blocks += atomic_load(&h->large_blocks);
+}
+
 /* heap_attempt: one section from taking the extent (the thread's cache of
- * extents of its length, or the manager, growing it) to tagging and
+ * medium extents, or the manager, growing it) to tagging and
  * counting it. */
 static void *heap_large_take(heap *h, void *arg) {
   heap_large_req *r = arg;
@@ -406,16 +426,15 @@ static void *heap_large_take(heap *h, void *arg) {
   void *p = NULL;
   r->pristine = false;
   thread_cache *tc = heap_enter(h);
-  if (tc && pages <= THREAD_EXTENT_PAGES && r->align <= h->page && h->threads.release_extent) {
-    p = thread_bin_pop(&tc->extents[pages - 1]);
+  if (tc && r->bytes <= XCACHE_BLOCK_MAX && r->align <= h->page && h->threads.release_extent) {
+    p = xcache_take(&tc->extents, r->bytes, !h->poison);
     if (p && !r->keyed) heap_reused(h, p, r->bytes, r->what);
   }
   if (!p) p = hooks_take(&h->space.grants, r->bytes, r->align, &r->pristine);
   if (p) {
     pagemap_set_large(&h->space.pm, p, pages);
     pagemap_set_birth(&h->space.pm, p, util_now_ns());
-    atomic_fetch_add_explicit(&h->large_bytes, r->bytes, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->large_blocks, 1, memory_order_relaxed);
+    heap_count_large(h, tc, r->bytes, 1);
   }
   heap_leave(h, tc);
   return p;
@@ -540,10 +559,10 @@ static void heap_large_free(heap *h, void *p, _Atomic uint32_t *slot) {
     heap_foreign(h, p, "pinheap_free", "pointer is not a live block (freed already)");
   }
   size_t bytes = pages * h->page;
-  atomic_fetch_sub_explicit(&h->large_bytes, bytes, memory_order_relaxed);
-  atomic_fetch_sub_explicit(&h->large_blocks, 1, memory_order_relaxed);
-  if (!tc || pages > THREAD_EXTENT_PAGES || !h->threads.release_extent ||
-      !thread_bin_push(&tc->extents[pages - 1], p))
+  heap_count_large(h, tc, (size_t)0 - bytes, (size_t)0 - 1);
+  if (tc && bytes <= XCACHE_BLOCK_MAX && h->threads.release_extent)
+    xcache_put(&tc->extents, p, bytes, heap_release_extent, h);
+  else
     heap_give_back(h, p, bytes, "pinheap_free");
   heap_leave(h, tc);
 }
@@ -637,7 +656,11 @@ bool heap_resize_plain(heap *h, void *p, size_t old, size_t new) {
   char *c = p;
   if (new / h->page > PAGEMAP_MAX_PAGES) return false;
   thread_cache *tc = heap_enter(h);
-  if (new > old && !em_alloc_at(&h->space.em, c + old, new - old, NULL)) {
+  /* The room above may be in the thread's own cache of extents. */
+  if (new > old && !em_alloc_at(&h->space.em, c + old, new - old, NULL) &&
+      !(tc && h->threads.release_extent &&
+        xcache_evict_range(&tc->extents, c + old, new - old, heap_release_extent, h) &&
+        em_alloc_at(&h->space.em, c + old, new - old, NULL))) {
     heap_leave(h, tc);
     return false;
   }
@@ -646,10 +669,7 @@ bool heap_resize_plain(heap *h, void *p, size_t old, size_t new) {
     heap_foreign(h, p, "pinheap_realloc", "block was freed during the call");
   }
   if (new < old) heap_give_back(h, c + new, old - new, "pinheap_realloc");
-  if (new > old)
-    atomic_fetch_add_explicit(&h->large_bytes, new - old, memory_order_relaxed);
-  else
-    atomic_fetch_sub_explicit(&h->large_bytes, old - new, memory_order_relaxed);
+  heap_count_large(h, tc, new - old, 0);
   heap_leave(h, tc);
   return true;
 }
@@ -682,10 +702,7 @@ static void *heap_move_take(heap *h, void *arg) {
       char *from = q + r->bytes > p ? q + r->bytes : p;
       heap_give_back(h, from, (size_t)(p + r->old - from), "pinheap_realloc");
     }
-    if (r->bytes > r->old)
-      atomic_fetch_add_explicit(&h->large_bytes, r->bytes - r->old, memory_order_relaxed);
-    else
-      atomic_fetch_sub_explicit(&h->large_bytes, r->old - r->bytes, memory_order_relaxed);
+    heap_count_large(h, tc, r->bytes - r->old, 0);
   }
   heap_leave(h, tc);
   return q;
@@ -800,8 +817,7 @@ int heap_region_of(heap *h, const void *p, pinheap_region *out) {
 void heap_get_stats(heap *h, pinheap_stats *out) {
   memset(out, 0, sizeof *out);
   size_t small = arenas_allocated(&h->arenas);
-  out->large_allocated = atomic_load(&h->large_bytes);
-  out->large_blocks = atomic_load(&h->large_blocks);
+  heap_large_counts(h, &out->large_allocated, &out->large_blocks);
   em_stats s;
   gate_enter(&h->gate);
   em_get_stats(&h->space.em, &s);
@@ -857,10 +873,11 @@ int heap_check(heap *h) {
    * fork's prepare takes them before it closes the gate. */
   int broken = thread_check(&h->threads) + arenas_check(&h->arenas) + key_check(&h->keys);
   size_t cached = thread_cached_extent_bytes(&h->threads);
+  size_t bytes, blocks;
+  heap_large_counts(h, &bytes, &blocks);
   gate_enter(&h->gate);
   if (heap_dynamic(h)) broken += dynamic_check(&h->dyn);
   broken += em_check(&h->space.em);
-  size_t blocks = atomic_load(&h->large_blocks), bytes = atomic_load(&h->large_bytes);
   broken += pagemap_check(&h->space.pm, blocks, bytes / h->page);
   broken += hooks_shared_check(&h->space.grants);
   size_t small_pages = pagemap_count_jemalloc_pages(&h->space.pm);

@@ -13,7 +13,8 @@
  * object holds, without the debugging aids.
  *
  * Invariants: every large block is one extent in use whose head page in the
- * page map holds its length; large_blocks and large_bytes count them; every
+ * page map holds its length; large_blocks and large_bytes, plus every
+ * thread's share of them (thread_sum_large), count them; every
  * byte of the regions (chunks) is free in the manager, in a large block, in
  * a thread's extent cache, in an extent jemalloc holds (tagged small or
  * RETURNED), or kept for an arena not made yet, exactly once.
@@ -66,7 +67,7 @@ struct heap {
   thread_registry threads;
   pthread_mutex_t reclaim_lock;
   gate gate; /* closed by the fork steps */
-  _Atomic size_t large_bytes;
+  _Atomic size_t large_bytes;  /* the part of threads without a cache */
   _Atomic size_t large_blocks;
   _Atomic size_t peak_seen; /* high-water mark of in_use as stats calls saw it */
   /* Called after an allocation answered ENOMEM (the error set), in no

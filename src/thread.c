@@ -52,10 +52,7 @@ static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
     dallocx(tc->held.slots[tc->held.head], tc->free_flags);
     tc->held.head = tc->held.head + 1 == tc->held.limit ? 0 : tc->held.head + 1;
   }
-  for (unsigned i = 0; i < THREAD_EXTENT_PAGES; i++) {
-    thread_bin *ext = &tc->extents[i];
-    while (ext->count) reg->release_extent(reg->release_ctx, ext->slots[--ext->count], (i + 1) * reg->page);
-  }
+  if (reg->release_extent) xcache_drain(&tc->extents, reg->release_extent, reg->release_ctx);
 }
 
 /* Lock held; the cache is off every other thread's hands and drained, or its
@@ -66,6 +63,8 @@ static void thread_cache_release(thread_registry *reg, thread_cache *tc) {
   else
     reg->head = tc->next;
   if (tc->next) tc->next->prev = tc->prev;
+  reg->large_bytes_left += atomic_load_explicit(&tc->large_bytes, memory_order_relaxed);
+  reg->large_blocks_left += atomic_load_explicit(&tc->large_blocks, memory_order_relaxed);
   mallctl("tcache.destroy", NULL, NULL, &tc->tcache, sizeof tc->tcache);
   if (tc->slot_memory) munmap(tc->slot_memory, tc->slot_bytes);
   meta_free(&reg->pool, tc);
@@ -96,6 +95,8 @@ int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t 
   reg->arena_ctx = arena_ctx;
   reg->free_mark = 0;
   reg->hold = 0;
+  reg->large_bytes_left = 0;
+  reg->large_blocks_left = 0;
   meta_init(&reg->pool, sizeof(thread_cache));
   if (pthread_mutex_init(&reg->lock, NULL) != 0) return -1;
   if (pthread_key_create(&reg->key, thread_exit) != 0) {
@@ -143,12 +144,7 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
     tc->bins[b].limit = limit < 4 ? 4 : limit > 256 ? 256 : limit;
     slots += tc->bins[b].limit;
   }
-  /* Each extent length keeps at most 128 KiB, and at least 2 extents. */
-  for (unsigned i = 0; reg->release_extent && i < THREAD_EXTENT_PAGES; i++) {
-    uint32_t limit = (uint32_t)((128u << 10) / ((i + 1) * reg->page));
-    tc->extents[i].limit = limit < 2 ? 2 : limit;
-    slots += tc->extents[i].limit;
-  }
+  xcache_init(&tc->extents);
   tc->held.limit = reg->hold;
   slots += reg->hold;
   if (slots) {
@@ -165,8 +161,6 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
     tc->slot_memory = mem;
     size_t used = 0;
     for (unsigned b = 0; b < SIZECLASS_MAX_BINS; used += tc->bins[b].limit, b++) tc->bins[b].slots = tc->slot_memory + used;
-    for (unsigned i = 0; i < THREAD_EXTENT_PAGES; used += tc->extents[i].limit, i++)
-      tc->extents[i].slots = tc->slot_memory + used;
     tc->held.slots = tc->slot_memory + used;
     tc->held.bins = (uint8_t *)(tc->slot_memory + used + reg->hold);
   }
@@ -249,10 +243,20 @@ void thread_walk_cached(thread_registry *reg, void (*visit)(void *p, size_t byte
   for (thread_cache *tc = reg->head; tc; tc = tc->next) {
     for (unsigned b = 0; reg->classes && b < reg->classes->nbins; b++)
       for (uint32_t i = 0; i < tc->bins[b].count; i++) visit(tc->bins[b].slots[i], reg->classes->size[b], arg);
-    for (unsigned e = 0; e < THREAD_EXTENT_PAGES; e++)
-      for (uint32_t i = 0; i < tc->extents[e].count; i++) visit(tc->extents[e].slots[i], (e + 1) * reg->page, arg);
+    xcache_walk(&tc->extents, visit, arg);
     for (uint32_t i = 0, at = tc->held.head; i < tc->held.count; i++, at = at + 1 == tc->held.limit ? 0 : at + 1)
       visit(tc->held.slots[at], reg->classes ? reg->classes->size[tc->held.bins[at]] : 0, arg);
+  }
+  pthread_mutex_unlock(&reg->lock);
+}
+
+void thread_sum_large(thread_registry *reg, size_t *bytes, size_t *blocks) {
+  pthread_mutex_lock(&reg->lock);
+  *bytes = reg->large_bytes_left;
+  *blocks = reg->large_blocks_left;
+  for (thread_cache *tc = reg->head; tc; tc = tc->next) {
+    *bytes += atomic_load_explicit(&tc->large_bytes, memory_order_relaxed);
+    *blocks += atomic_load_explicit(&tc->large_blocks, memory_order_relaxed);
   }
   pthread_mutex_unlock(&reg->lock);
 }
@@ -261,7 +265,7 @@ size_t thread_cached_extent_bytes(thread_registry *reg) {
   size_t bytes = 0;
   pthread_mutex_lock(&reg->lock);
   for (thread_cache *tc = reg->head; tc; tc = tc->next)
-    for (unsigned i = 0; i < THREAD_EXTENT_PAGES; i++) bytes += tc->extents[i].count * (i + 1) * reg->page;
+    bytes += tc->extents.bytes;
   pthread_mutex_unlock(&reg->lock);
   return bytes;
 }
@@ -287,12 +291,10 @@ int thread_check(thread_registry *reg) {
       fprintf(stderr, "thread: no cache should stay stolen outside a flush\n");
       broken++;
     }
-    for (unsigned i = 0; i < THREAD_EXTENT_PAGES; i++) {
-      if (tc->extents[i].count > tc->extents[i].limit) {
-        fprintf(stderr, "thread: %u cached extents of %u pages, over the limit %u\n", tc->extents[i].count, i + 1,
-                tc->extents[i].limit);
-        broken++;
-      }
+    broken += xcache_check(&tc->extents, reg->page);
+    if (!reg->release_extent && tc->extents.count) {
+      fprintf(stderr, "thread: a registry without extent caches should cache no extent\n");
+      broken++;
     }
     if (tc->held.count > tc->held.limit || tc->held.limit != reg->hold ||
         (tc->held.limit && tc->held.head >= tc->held.limit)) {

@@ -6,9 +6,9 @@
  * objects), the heap arena the thread fills it from, and, in front of them,
  * one short free list per jemalloc bin of the objects the thread freed (a
  * FIXED heap knows an object's bin from its page's tag, so a free or a malloc
- * that hits the list costs no call into jemalloc), and a few freed extents of
- * each length from 1 to THREAD_EXTENT_PAGES pages, so that mid-size blocks
- * churning in one thread do not take the extent manager's lock each time.
+ * that hits the list costs no call into jemalloc), and the freed extents of
+ * medium blocks, up to a bound (xcache.h), so that medium blocks churning in
+ * one thread do not take the extent manager's lock each time.
  * The owner uses it without locks. When the heap must reclaim memory (pinheap_trim, or before
  * answering ENOMEM) a thread empties every cache, including those of threads
  * that are alive and busy elsewhere, through an asymmetric Dekker handshake:
@@ -45,10 +45,11 @@
 #include "ph_assert.h"
 #include "sizeclass.h"
 #include "util.h"
+#include "xcache.h"
 
 typedef struct thread_registry thread_registry;
 
-/* A stack of freed objects of one bin, or of freed extents of one length:
+/* A stack of freed objects of one bin:
  * an array of pointers, so that neither push nor pop touches the memory.
  * Invariant: count <= limit, and slots[0 .. count) are the pointers. */
 typedef struct thread_bin {
@@ -74,8 +75,6 @@ static inline bool thread_bin_push(thread_bin *b, void *p) {
   b->slots[b->count++] = p;
   return true;
 }
-
-#define THREAD_EXTENT_PAGES 16
 
 /* A FIFO of freed small objects held back from reuse (with the debugging
  * aids): an object waits until `limit` later frees of its thread have
@@ -116,13 +115,20 @@ typedef struct thread_cache {
   int free_flags;  /* MALLOCX_TCACHE(tcache) */
   unsigned tcache;
   unsigned arena;
+  /* The thread's share of its heap's counts of large blocks (bytes, blocks):
+   * what it added less what it took away, modulo 2^64 (a thread may free
+   * another's blocks). Only the owner writes them, inside its section, so
+   * that no counter's cache line bounces between threads; readers sum the
+   * shares (thread_sum_large). */
+  _Atomic size_t large_bytes;
+  _Atomic size_t large_blocks;
   struct thread_cache *next;
   struct thread_cache *prev;
   thread_registry *registry;
   void **slot_memory; /* mmap'd backing of every stack's slots */
   size_t slot_bytes;
   thread_bin bins[SIZECLASS_MAX_BINS];
-  thread_bin extents[THREAD_EXTENT_PAGES]; /* extents[i]: extents of i + 1 pages */
+  xcache extents; /* registry's release_extent set only */
   thread_fifo held;                        /* registry's hold > 0 only */
 } thread_cache;
 
@@ -146,6 +152,9 @@ struct thread_registry {
   uint64_t free_mark;
   /* Entries of each cache's FIFO of held-back objects (0: none). */
   uint32_t hold;
+  /* The shares of the large-block counts of caches released (lock held). */
+  size_t large_bytes_left;
+  size_t large_blocks_left;
 };
 
 extern bool thread_asymmetric; /* membarrier available */
@@ -211,6 +220,21 @@ size_t thread_count(thread_registry *reg);
  * bytes, under the registry's lock (no cache is drained meanwhile); exact
  * while no thread allocates. */
 void thread_walk_cached(thread_registry *reg, void (*visit)(void *p, size_t bytes, void *arg), void *arg);
+
+/* Adds bytes and blocks (modulo 2^64: pass (size_t)-n to take n away) to
+ * the owner's share of the large-block counts; the owner, inside its
+ * section. */
+static inline void thread_count_large(thread_cache *tc, size_t bytes, size_t blocks) {
+  atomic_store_explicit(&tc->large_bytes, atomic_load_explicit(&tc->large_bytes, memory_order_relaxed) + bytes,
+                        memory_order_relaxed);
+  atomic_store_explicit(&tc->large_blocks, atomic_load_explicit(&tc->large_blocks, memory_order_relaxed) + blocks,
+                        memory_order_relaxed);
+}
+
+/* The sum of every share of the large-block counts, those of released
+ * caches included, into *bytes and *blocks; exact while no thread
+ * allocates. */
+void thread_sum_large(thread_registry *reg, size_t *bytes, size_t *blocks);
 
 /* Bytes of extents the caches hold; meaningful while no thread allocates. */
 size_t thread_cached_extent_bytes(thread_registry *reg);

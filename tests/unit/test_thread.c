@@ -91,17 +91,15 @@ static void test_enter(void **state) {
   thread_leave(tc);
   assert_int_equal(thread_count(&f->reg), 1);
   assert_int_equal(tc->arena, 0);
-  /* Each bin keeps 4 to 256 objects, at most 64 KiB; each extent length
-   * at least 2, at most 128 KiB. */
+  /* Each bin keeps 4 to 256 objects, at most 64 KiB; the extent cache
+   * starts empty. */
   for (unsigned b = 0; b < f->classes.nbins; b++) {
     uint32_t l = tc->bins[b].limit;
     assert_true(l >= 4 && l <= 256);
     assert_true(l == 4 || l * f->classes.size[b] <= (64u << 10));
   }
-  for (unsigned i = 0; i < THREAD_EXTENT_PAGES; i++) {
-    uint32_t l = tc->extents[i].limit;
-    assert_true(l >= 2 && (l == 2 || l * (i + 1) * PAGE <= (128u << 10)));
-  }
+  assert_int_equal(tc->extents.count, 0);
+  assert_int_equal(tc->extents.bytes, 0);
   assert_int_equal(tc->held.limit, 0);
   assert_int_equal(thread_check(&f->reg), 0);
   /* Another registry: another cache. */
@@ -131,15 +129,15 @@ static void visit(void *p, size_t bytes, void *arg) {
   }
 }
 
-/* Fills tc's stacks: n objects of bin b, and one extent of each of the
- * first e lengths. */
+/* Fills tc's stacks: n objects of bin b, and one extent of each length
+ * from 1 to e pages. */
 static void fill(fixture *f, thread_cache *tc, unsigned b, unsigned n, void **objects, unsigned e) {
   for (unsigned i = 0; i < n; i++) {
     objects[i] = mallocx(f->classes.size[b], tc->alloc_flags);
     assert_non_null(objects[i]);
     assert_true(thread_bin_push(&tc->bins[b], objects[i]));
   }
-  for (unsigned i = 0; i < e; i++) assert_true(thread_bin_push(&tc->extents[i], f->extents + 4 * i * PAGE));
+  for (unsigned i = 0; i < e; i++) xcache_put(&tc->extents, f->extents + 4 * i * PAGE, (i + 1) * PAGE, release_extent, &f->released);
 }
 
 static void test_flush(void **state) {
@@ -177,13 +175,6 @@ static void test_flush(void **state) {
     total += f->released.bytes[i];
   }
   assert_int_equal(total, 6 * PAGE);
-  /* A full stack refuses. */
-  tc = thread_enter(&f->reg);
-  thread_bin *ext = &tc->extents[THREAD_EXTENT_PAGES - 1];
-  for (uint32_t i = 0; i < ext->limit; i++) assert_true(thread_bin_push(ext, f->extents));
-  assert_false(thread_bin_push(ext, f->extents));
-  ext->count = 0;
-  thread_leave(tc);
   close_registry(f);
 }
 
@@ -196,7 +187,7 @@ static void *owner_thread(void *arg) {
   owner *o = arg;
   thread_cache *tc = thread_enter(&o->f->reg);
   assert_non_null(tc);
-  assert_true(thread_bin_push(&tc->extents[0], o->f->extents));
+  xcache_put(&tc->extents, o->f->extents, PAGE, release_extent, &o->f->released);
   atomic_store(&o->inside, 1);
   struct timespec pause = {0, 50 * 1000 * 1000};
   nanosleep(&pause, NULL);

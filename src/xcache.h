@@ -1,0 +1,85 @@
+/*
+ * xcache: one thread's cache of freed extents of medium blocks (a page to
+ * XCACHE_BLOCK_MAX bytes), so that a thread that frees and allocates such
+ * blocks takes the extent manager's lock only on a miss or an eviction.
+ *
+ * The extents it holds are in use to the extent manager; the heap empties
+ * every cache before it answers ENOMEM, so that they cost no failure.
+ *
+ *   take: best fit, the smallest entry that holds the request, carved
+ *         from its top, as the manager carves extents of this size (em.h):
+ *         the rest of the entry stays cached;
+ *   put:  the extent becomes an entry; then, while more than XCACHE_SLOTS
+ *         entries or XCACHE_BYTES bytes are held, the smallest entry (ties:
+ *         the oldest) goes back through the release callback.
+ * The entries are kept sorted by size, so that both are O(log n) searches
+ * and a move of at most XCACHE_SLOTS entries.
+ * Entries are not merged with their neighbours: two adjacent extents may
+ * lie in two regions of a DYNAMIC heap, which no extent may straddle; the
+ * manager merges them when they go back.
+ *
+ * Invariants: count <= XCACHE_SLOTS; bytes = the sum of the entries' sizes
+ * <= XCACHE_BYTES; every entry's size is a positive multiple of the
+ * caller's page and at most XCACHE_BLOCK_MAX; no two entries overlap;
+ * entries [0, count) are in order of size, the largest first, and among
+ * entries of one size the newest first.
+ *
+ * Not thread-safe: its owner uses it, or a thread that has taken it from the
+ * owner (thread.h).
+ */
+#ifndef PINHEAP_XCACHE_H
+#define PINHEAP_XCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The largest block whose extent is cached. */
+#define XCACHE_BLOCK_MAX ((size_t)1 << 20)
+/* The bound per thread: bytes and entries. */
+#define XCACHE_BYTES ((size_t)4 << 20)
+#define XCACHE_SLOTS 64u
+
+typedef struct xcache_entry {
+  uintptr_t addr;
+  size_t bytes;
+} xcache_entry;
+
+typedef struct xcache {
+  uint32_t count;
+  size_t bytes;
+  xcache_entry entry[XCACHE_SLOTS];
+} xcache;
+
+/* Where an extent goes back when it leaves the cache. */
+typedef void xcache_release(void *ctx, void *addr, size_t bytes);
+
+/* An empty cache (a zeroed one is empty too). */
+void xcache_init(xcache *x);
+
+/* bytes (a positive page multiple) carved from the best-fitting entry, or
+ * NULL when no entry holds that many; split false: only an entry of
+ * exactly that many (an entry that carries a record in its last bytes, as
+ * a poisoned freed block does, cannot be split). */
+void *xcache_take(xcache *x, size_t bytes, bool split);
+
+/* Caches [addr, addr + bytes), a free extent the caller owns (bytes a
+ * positive page multiple, at most XCACHE_BLOCK_MAX), handing the smallest
+ * entries to release while over the bound. */
+void xcache_put(xcache *x, void *addr, size_t bytes, xcache_release *release, void *ctx);
+
+/* Hands every entry that overlaps [addr, addr + bytes) to release (a
+ * block about to grow in place over them); whether there was one. */
+bool xcache_evict_range(xcache *x, const void *addr, size_t bytes, xcache_release *release, void *ctx);
+
+/* Hands every entry to release; the cache is empty after. */
+void xcache_drain(xcache *x, xcache_release *release, void *ctx);
+
+/* Calls visit on every entry. */
+void xcache_walk(const xcache *x, void (*visit)(void *addr, size_t bytes, void *arg), void *arg);
+
+/* Number of broken invariants, each described on stderr; page: the
+ * caller's page size. */
+int xcache_check(const xcache *x, size_t page);
+
+#endif
