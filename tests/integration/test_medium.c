@@ -1,0 +1,160 @@
+/*
+ * Integration test of the threads' caches of medium extents (src/xcache.h)
+ * in a FIXED heap, looking inside the handle (api.h) for what the caches
+ * hold: a block of 1 MiB freed by a thread stays in that thread's cache,
+ * counted by the checker and not given back to the extent manager; another
+ * thread's request that only those extents can serve empties every cache
+ * and succeeds instead of answering ENOMEM; a thread freeing the rest keeps
+ * at most the bound; an exiting thread's cache goes back; calloc of a
+ * cached extent zeroes it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <string.h>
+
+#include "api.h"
+#include "pinheap.h"
+
+#define MiB ((size_t)1 << 20)
+#define BLOCKS_MAX 128
+
+/* The other thread: frees blocks [from, to) when told, until told to end. */
+typedef struct other {
+  pinheap *h;
+  void **blocks;
+  unsigned from, to;
+  bool end;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  unsigned asked, done;
+} other;
+
+static void *other_main(void *arg) {
+  other *o = arg;
+  pthread_mutex_lock(&o->lock);
+  for (;;) {
+    while (o->asked == o->done) pthread_cond_wait(&o->cond, &o->lock);
+    if (o->end) break;
+    for (unsigned i = o->from; i < o->to; i++) pinheap_free(o->h, o->blocks[i]);
+    o->done++;
+    pthread_cond_broadcast(&o->cond);
+  }
+  pthread_mutex_unlock(&o->lock);
+  return NULL;
+}
+
+/* Has the other thread free blocks [from, to), and waits until it has. */
+static void other_free(other *o, unsigned from, unsigned to) {
+  pthread_mutex_lock(&o->lock);
+  o->from = from;
+  o->to = to;
+  o->asked++;
+  pthread_cond_broadcast(&o->cond);
+  while (o->done != o->asked) pthread_cond_wait(&o->cond, &o->lock);
+  pthread_mutex_unlock(&o->lock);
+}
+
+static size_t cached(pinheap *h) { return thread_cached_extent_bytes(&h->core.threads); }
+
+static void test_cached_then_reclaimed(void **state) {
+  (void)state;
+  pinheap_options opts;
+  pinheap_options_init(&opts);
+  opts.mode = PINHEAP_FIXED;
+  opts.size = 64 * MiB;
+  opts.arenas = 1;
+  pinheap *h = pinheap_create(&opts);
+  assert_non_null(h);
+  /* Fill the region with blocks of 1 MiB. */
+  static void *blocks[BLOCKS_MAX];
+  unsigned n = 0;
+  while (n < BLOCKS_MAX && (blocks[n] = pinheap_malloc(h, MiB)) != NULL) n++;
+  assert_true(n >= 40 && n < BLOCKS_MAX);
+  pinheap_stats full;
+  pinheap_get_stats(h, &full);
+  assert_true(full.largest_free < MiB);
+
+  other o = {.h = h, .blocks = blocks};
+  pthread_mutex_init(&o.lock, NULL);
+  pthread_cond_init(&o.cond, NULL);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, other_main, &o), 0);
+  /* Three adjacent blocks freed by the other thread stay in its cache. */
+  other_free(&o, 0, 3);
+  pinheap_stats st;
+  pinheap_get_stats(h, &st);
+  print_message("after the other thread freed 3 MiB: %zu bytes cached, %zu free (%zu before)\n", cached(h),
+                st.free_bytes, full.free_bytes);
+  assert_int_equal(cached(h), 3 * MiB);
+  assert_int_equal(st.free_bytes, full.free_bytes);
+  assert_int_equal(st.large_blocks, n - 3);
+  assert_int_equal(pinheap_check(h), 0);
+  /* 2 MiB fit only once those extents are back and merged: this thread's
+   * request empties every cache rather than answer ENOMEM. */
+  void *two = pinheap_malloc(h, 2 * MiB);
+  assert_non_null(two);
+  assert_int_equal(cached(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
+  /* The bound: every other block freed, at most XCACHE_BYTES kept. */
+  other_free(&o, 3, n);
+  pinheap_get_stats(h, &st);
+  print_message("after the other thread freed the others: %zu bytes cached, %zu free, %zu large in %zu blocks\n", cached(h), st.free_bytes, st.large_allocated, st.large_blocks);
+  assert_true(cached(h) > 0 && cached(h) <= XCACHE_BYTES);
+  assert_int_equal(st.free_bytes + cached(h), full.free_bytes + (n - 2) * MiB);
+  assert_int_equal(pinheap_check(h), 0);
+  /* An exiting thread's cache goes back. */
+  pthread_mutex_lock(&o.lock);
+  o.end = true;
+  o.asked++;
+  pthread_cond_broadcast(&o.cond);
+  pthread_mutex_unlock(&o.lock);
+  pthread_join(t, NULL);
+  assert_int_equal(cached(h), 0);
+  pinheap_get_stats(h, &st);
+  assert_int_equal(st.free_bytes, full.free_bytes + (n - 2) * MiB);
+  pinheap_free(h, two);
+  pinheap_trim(h);
+  assert_int_equal(pinheap_check(h), 0);
+  pthread_cond_destroy(&o.cond);
+  pthread_mutex_destroy(&o.lock);
+  pinheap_destroy(h);
+}
+
+/* calloc served from the thread's cache zeroes what a freed block left. */
+static void test_calloc_from_cache(void **state) {
+  (void)state;
+  pinheap_options opts;
+  pinheap_options_init(&opts);
+  opts.mode = PINHEAP_FIXED;
+  opts.size = 64 * MiB;
+  opts.arenas = 1;
+  pinheap *h = pinheap_create(&opts);
+  assert_non_null(h);
+  unsigned char *p = pinheap_malloc(h, 300 * 1024);
+  assert_non_null(p);
+  memset(p, 0xAB, 300 * 1024);
+  pinheap_free(h, p);
+  assert_int_equal(cached(h), 300 * 1024);
+  unsigned char *q = pinheap_calloc(h, 1, 200 * 1024);
+  assert_non_null(q);
+  assert_int_equal(cached(h), 100 * 1024); /* carved from the cached extent */
+  for (size_t i = 0; i < 200 * 1024; i++)
+    if (q[i]) fail_msg("byte %zu of a calloc'd block is %#x", i, q[i]);
+  pinheap_free(h, q);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_cached_then_reclaimed),
+      cmocka_unit_test(test_calloc_from_cache),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

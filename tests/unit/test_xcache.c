@@ -1,0 +1,194 @@
+/*
+ * Unit tests of xcache (src/xcache.h), a thread's cache of medium extents,
+ * over addresses that are never touched: best fit carved from the top; an
+ * exact fit when splitting is refused; the bound of entries and bytes with
+ * the smallest sent back first; the entries a growing block needs sent back;
+ * a drain; and, against a model, random puts and takes (the seed printed,
+ * and taken as the first argument), xcache_check after each step.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "seed.h"
+#include "xcache.h"
+
+#define PAGE ((size_t)4096)
+#define BASE ((uintptr_t)1 << 40)
+
+/* What came back through release. */
+typedef struct released {
+  uintptr_t addr[4 * XCACHE_SLOTS];
+  size_t bytes[4 * XCACHE_SLOTS];
+  unsigned count;
+  size_t total;
+} released;
+
+static void release(void *ctx, void *addr, size_t bytes) {
+  released *r = ctx;
+  if (r->count < 4 * XCACHE_SLOTS) {
+    r->addr[r->count] = (uintptr_t)addr;
+    r->bytes[r->count] = bytes;
+  }
+  r->count++;
+  r->total += bytes;
+}
+
+static void *at(size_t offset) { return (void *)(BASE + offset); }
+
+static void test_best_fit_from_the_top(void **state) {
+  (void)state;
+  xcache x;
+  xcache_init(&x);
+  released r = {0};
+  assert_null(xcache_take(&x, PAGE, true));
+  xcache_put(&x, at(0), 16 * PAGE, release, &r);
+  xcache_put(&x, at(64 * PAGE), 4 * PAGE, release, &r);
+  xcache_put(&x, at(128 * PAGE), 8 * PAGE, release, &r);
+  assert_int_equal(xcache_check(&x, PAGE), 0);
+  assert_int_equal(x.bytes, 28 * PAGE);
+  /* 3 pages: the 4-page entry is the smallest that holds them, its top 3. */
+  assert_ptr_equal(xcache_take(&x, 3 * PAGE, true), at(65 * PAGE));
+  /* an exact fit takes the entry whole */
+  assert_ptr_equal(xcache_take(&x, 8 * PAGE, true), at(128 * PAGE));
+  assert_int_equal(x.count, 2);
+  /* without splitting only an exact fit answers */
+  assert_null(xcache_take(&x, 2 * PAGE, false));
+  assert_ptr_equal(xcache_take(&x, PAGE, false), at(64 * PAGE));
+  assert_null(xcache_take(&x, 17 * PAGE, true));
+  assert_int_equal(x.bytes, 16 * PAGE);
+  assert_int_equal(xcache_check(&x, PAGE), 0);
+  assert_int_equal(r.count, 0);
+  xcache_drain(&x, release, &r);
+  assert_int_equal(x.count, 0);
+  assert_int_equal(r.count, 1);
+  assert_int_equal(r.total, 16 * PAGE);
+}
+
+/* Past XCACHE_SLOTS entries or XCACHE_BYTES bytes the smallest go back. */
+static void test_bound(void **state) {
+  (void)state;
+  xcache x;
+  xcache_init(&x);
+  released r = {0};
+  for (unsigned i = 0; i < XCACHE_SLOTS; i++) xcache_put(&x, at(2 * i * PAGE), PAGE, release, &r);
+  assert_int_equal(x.count, XCACHE_SLOTS);
+  assert_int_equal(r.count, 0);
+  /* A larger one takes the place of a one-page entry. */
+  xcache_put(&x, at(1000 * PAGE), 2 * PAGE, release, &r);
+  assert_int_equal(x.count, XCACHE_SLOTS);
+  assert_int_equal(r.count, 1);
+  assert_int_equal(r.addr[0], (uintptr_t)at(0)); /* ties: the oldest */
+  /* One no larger than the smallest: the oldest of those goes. */
+  xcache_put(&x, at(2000 * PAGE), PAGE, release, &r);
+  assert_int_equal(r.count, 2);
+  assert_int_equal(r.addr[1], (uintptr_t)at(2 * PAGE));
+  assert_int_equal(xcache_check(&x, PAGE), 0);
+  xcache_drain(&x, release, &r);
+  /* One smaller than every entry goes back itself. */
+  r = (released){0};
+  for (unsigned i = 0; i < XCACHE_SLOTS; i++) xcache_put(&x, at(4 * i * PAGE), 2 * PAGE, release, &r);
+  xcache_put(&x, at(3000 * PAGE), PAGE, release, &r);
+  assert_int_equal(r.count, 1);
+  assert_int_equal(r.addr[0], (uintptr_t)at(3000 * PAGE));
+  assert_int_equal(xcache_check(&x, PAGE), 0);
+  xcache_drain(&x, release, &r);
+  /* Bytes: XCACHE_BYTES / XCACHE_BLOCK_MAX blocks of the largest size fit,
+   * the next one sends the smallest back. */
+  r = (released){0};
+  xcache_put(&x, at(0), PAGE, release, &r);
+  size_t n = XCACHE_BYTES / XCACHE_BLOCK_MAX;
+  for (size_t i = 0; i < n; i++) xcache_put(&x, at((i + 1) * XCACHE_BLOCK_MAX), XCACHE_BLOCK_MAX, release, &r);
+  assert_int_equal(x.bytes, XCACHE_BYTES);
+  assert_int_equal(r.count, 1);
+  assert_int_equal(r.addr[0], (uintptr_t)at(0));
+  assert_int_equal(xcache_check(&x, PAGE), 0);
+  xcache_drain(&x, release, &r);
+}
+
+/* The entries overlapping a range go back; the others stay. */
+static void test_evict_range(void **state) {
+  (void)state;
+  xcache x;
+  xcache_init(&x);
+  released r = {0};
+  xcache_put(&x, at(0), 4 * PAGE, release, &r);
+  xcache_put(&x, at(4 * PAGE), 2 * PAGE, release, &r);
+  xcache_put(&x, at(8 * PAGE), 2 * PAGE, release, &r);
+  assert_false(xcache_evict_range(&x, at(6 * PAGE), 2 * PAGE, release, &r));
+  assert_true(xcache_evict_range(&x, at(3 * PAGE), 2 * PAGE, release, &r));
+  assert_int_equal(r.count, 2);
+  assert_int_equal(r.total, 6 * PAGE);
+  assert_int_equal(x.count, 1);
+  assert_int_equal(x.entry[0].addr, (uintptr_t)at(8 * PAGE));
+  assert_int_equal(xcache_check(&x, PAGE), 0);
+  xcache_drain(&x, release, &r);
+}
+
+/* The checker finds a broken cache. */
+static void test_check(void **state) {
+  (void)state;
+  xcache x;
+  xcache_init(&x);
+  released r = {0};
+  xcache_put(&x, at(0), 4 * PAGE, release, &r);
+  xcache_put(&x, at(8 * PAGE), 2 * PAGE, release, &r);
+  x.entry[1].addr = (uintptr_t)at(2 * PAGE); /* overlaps the first */
+  assert_int_equal(xcache_check(&x, PAGE), 1);
+  x.entry[1].addr = (uintptr_t)at(8 * PAGE);
+  x.bytes++;
+  assert_int_equal(xcache_check(&x, PAGE), 1);
+  x.bytes--;
+  assert_int_equal(xcache_check(&x, PAGE), 0);
+}
+
+/* Random puts and takes of disjoint extents against a model: every byte
+ * put is handed out by a take, sent back by release, or still cached, once;
+ * a take answers whenever some entry is large enough. */
+static uint64_t seed;
+
+static void test_random(void **state) {
+  (void)state;
+  seed_state = seed;
+  xcache x;
+  xcache_init(&x);
+  static released r;
+  r = (released){0};
+  size_t put = 0, taken = 0;
+  uintptr_t next = 0;
+  for (unsigned step = 0; step < 200000; step++) {
+    size_t bytes = (1 + seed_below(XCACHE_BLOCK_MAX / PAGE)) * PAGE;
+    if (seed_below(2)) {
+      xcache_put(&x, at(next), bytes, release, &r);
+      next += bytes;
+      put += bytes;
+    } else {
+      size_t largest = x.count ? x.entry[0].bytes : 0;
+      bool split = seed_below(4) != 0;
+      uint8_t *p = xcache_take(&x, bytes, split);
+      if (p) {
+        taken += bytes;
+        assert_true((uintptr_t)p >= BASE && (uintptr_t)p + bytes <= BASE + next);
+      } else if (split) {
+        assert_true(largest < bytes);
+      }
+    }
+    assert_true(x.count <= XCACHE_SLOTS && x.bytes <= XCACHE_BYTES);
+    assert_int_equal(put, taken + r.total + x.bytes);
+    if (step % 1024 == 0) assert_int_equal(xcache_check(&x, PAGE), 0);
+  }
+  assert_int_equal(xcache_check(&x, PAGE), 0);
+}
+
+int main(int argc, char **argv) {
+  seed = seed_init(argc, argv, "test_xcache");
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_best_fit_from_the_top), cmocka_unit_test(test_bound),
+      cmocka_unit_test(test_evict_range), cmocka_unit_test(test_check), cmocka_unit_test(test_random),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
