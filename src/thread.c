@@ -144,7 +144,7 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
     tc->bins[b].limit = limit < 4 ? 4 : limit > 256 ? 256 : limit;
     slots += tc->bins[b].limit;
   }
-  xcache_init(&tc->extents);
+  xcache_init(&tc->extents, reg->page);
   tc->held.limit = reg->hold;
   slots += reg->hold;
   if (slots) {
@@ -291,7 +291,7 @@ int thread_check(thread_registry *reg) {
       fprintf(stderr, "thread: no cache should stay stolen outside a flush\n");
       broken++;
     }
-    broken += xcache_check(&tc->extents, reg->page);
+    broken += xcache_check(&tc->extents);
     if (!reg->release_extent && tc->extents.count) {
       fprintf(stderr, "thread: a registry without extent caches should cache no extent\n");
       broken++;

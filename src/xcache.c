@@ -5,129 +5,194 @@
 
 #include "ph_assert.h"
 
-void xcache_init(xcache *x) { memset(x, 0, sizeof *x); }
+#define XCACHE_WORDS (XCACHE_LENGTHS / 64)
 
-/* Removes entry i, keeping the others in order. */
-static void xcache_remove(xcache *x, uint32_t i) {
-  x->bytes -= x->entry[i].bytes;
-  memmove(&x->entry[i], &x->entry[i + 1], (x->count - i - 1) * sizeof x->entry[0]);
-  x->count--;
+void xcache_init(xcache *x, size_t page) {
+  PH_ASSERT(page >= 4096 && (page & (page - 1)) == 0);
+  memset(x, 0, sizeof *x);
+  x->page = page;
+  x->page_shift = (unsigned)__builtin_ctzll(page);
+  memset(x->top, XCACHE_NONE, sizeof x->top);
+  for (unsigned e = 0; e < XCACHE_SLOTS; e++) x->next[e] = e + 1 < XCACHE_SLOTS ? (uint8_t)(e + 1) : XCACHE_NONE;
+  x->unused = 0;
 }
 
-/* Hands entry i to release. */
-static void xcache_evict(xcache *x, uint32_t i, xcache_release *release, void *ctx) {
-  xcache_entry e = x->entry[i];
-  xcache_remove(x, i);
-  release(ctx, (void *)e.addr, e.bytes);
-}
-
-/* The number of entries of at least bytes: they come first. */
-static uint32_t xcache_at_least(const xcache *x, size_t bytes) {
-  uint32_t lo = 0, hi = x->count;
-  while (lo < hi) {
-    uint32_t mid = (lo + hi) / 2;
-    if (x->entry[mid].bytes >= bytes)
-      lo = mid + 1;
-    else
-      hi = mid;
+/* The lowest stack at or above s that holds an entry, or -1. */
+static int xcache_first_from(const xcache *x, unsigned s) {
+  for (unsigned w = s / 64; w < XCACHE_WORDS; w++) {
+    uint64_t bits = x->nonempty[w];
+    if (w == s / 64) bits &= ~(uint64_t)0 << (s % 64);
+    if (bits) return (int)(w * 64 + (unsigned)__builtin_ctzll(bits));
   }
-  return lo;
+  return -1;
+}
+
+/* Entry e, its address set, onto the stack of pages pages. */
+static void xcache_push(xcache *x, uint8_t e, size_t pages) {
+  size_t s = pages - 1;
+  x->length[e] = (uint16_t)pages;
+  x->next[e] = x->top[s];
+  x->top[s] = e;
+  x->nonempty[s / 64] |= (uint64_t)1 << (s % 64);
+  x->count++;
+  x->bytes += pages << x->page_shift;
+}
+
+/* Unlinks entry e of stack s, below prev (XCACHE_NONE: e is the top). */
+static void xcache_unlink(xcache *x, size_t s, uint8_t prev, uint8_t e) {
+  if (prev == XCACHE_NONE)
+    x->top[s] = x->next[e];
+  else
+    x->next[prev] = x->next[e];
+  if (x->top[s] == XCACHE_NONE) x->nonempty[s / 64] &= ~((uint64_t)1 << (s % 64));
+  x->count--;
+  x->bytes -= (size_t)x->length[e] << x->page_shift;
+}
+
+/* Entry e back on the free list. */
+static void xcache_unuse(xcache *x, uint8_t e) {
+  x->next[e] = x->unused;
+  x->unused = e;
+}
+
+/* Takes entry e of stack s (below prev) out and hands its extent to
+ * release. */
+static void xcache_evict(xcache *x, size_t s, uint8_t prev, uint8_t e, xcache_release *release, void *ctx) {
+  xcache_unlink(x, s, prev, e);
+  void *addr = (void *)x->addr[e];
+  size_t bytes = (size_t)x->length[e] << x->page_shift;
+  xcache_unuse(x, e);
+  release(ctx, addr, bytes);
+}
+
+/* The smallest entry, the newest of its length, goes back; count > 0. */
+static void xcache_evict_smallest(xcache *x, xcache_release *release, void *ctx) {
+  int s = xcache_first_from(x, 0);
+  PH_ASSERT(s >= 0);
+  xcache_evict(x, (size_t)s, XCACHE_NONE, x->top[s], release, ctx);
 }
 
 void *xcache_take(xcache *x, size_t bytes, bool split) {
-  PH_ASSERT(bytes > 0);
-  uint32_t n = xcache_at_least(x, bytes);
-  if (n == 0) return NULL;
-  uint32_t i = n - 1; /* the smallest that holds it */
-  xcache_entry e = x->entry[i];
-  if (e.bytes == bytes) {
-    xcache_remove(x, i);
-    return (void *)e.addr;
+  size_t pages = bytes >> x->page_shift;
+  PH_ASSERT(pages > 0 && (pages << x->page_shift) == bytes);
+  if (pages == 0 || pages > XCACHE_LENGTHS) return NULL;
+  int s = split ? xcache_first_from(x, (unsigned)pages - 1) : (x->top[pages - 1] != XCACHE_NONE ? (int)pages - 1 : -1);
+  if (s < 0) return NULL;
+  uint8_t e = x->top[s];
+  xcache_unlink(x, (size_t)s, XCACHE_NONE, e);
+  uintptr_t addr = x->addr[e];
+  size_t rest = (size_t)s + 1 - pages;
+  if (rest == 0) {
+    xcache_unuse(x, e);
+    return (void *)addr;
   }
-  if (!split) return NULL;
-  /* Carved from the top: the rest keeps its address and moves down the
-   * order to its new size. */
-  e.bytes -= bytes;
-  x->bytes -= bytes;
-  while (i + 1 < x->count && x->entry[i + 1].bytes > e.bytes) {
-    x->entry[i] = x->entry[i + 1];
-    i++;
-  }
-  x->entry[i] = e;
-  return (void *)(e.addr + e.bytes);
+  /* Carved from the top: the rest keeps the address, on the stack of its
+   * new length. */
+  xcache_push(x, e, rest);
+  return (void *)(addr + (rest << x->page_shift));
 }
 
 void xcache_put(xcache *x, void *addr, size_t bytes, xcache_release *release, void *ctx) {
-  PH_ASSERT(bytes > 0 && bytes <= XCACHE_BLOCK_MAX);
+  size_t pages = bytes >> x->page_shift;
+  PH_ASSERT(pages > 0 && (pages << x->page_shift) == bytes && bytes <= XCACHE_BLOCK_MAX);
   if (x->count == XCACHE_SLOTS) {
     /* Room for the new entry first: it may be the one that goes. */
-    if (x->entry[x->count - 1].bytes > bytes) {
+    if ((size_t)xcache_first_from(x, 0) + 1 > pages) {
       release(ctx, addr, bytes);
       return;
     }
-    xcache_evict(x, x->count - 1, release, ctx);
+    xcache_evict_smallest(x, release, ctx);
   }
-  uint32_t at = xcache_at_least(x, bytes + 1); /* before the entries of its size: they are older */
-  memmove(&x->entry[at + 1], &x->entry[at], (x->count - at) * sizeof x->entry[0]);
-  x->entry[at] = (xcache_entry){(uintptr_t)addr, bytes};
-  x->count++;
-  x->bytes += bytes;
-  while (x->bytes > XCACHE_BYTES) xcache_evict(x, x->count - 1, release, ctx);
+  uint8_t e = x->unused;
+  x->unused = x->next[e];
+  x->addr[e] = (uintptr_t)addr;
+  xcache_push(x, e, pages);
+  while (x->bytes > XCACHE_BYTES) xcache_evict_smallest(x, release, ctx);
 }
 
 bool xcache_evict_range(xcache *x, const void *addr, size_t bytes, xcache_release *release, void *ctx) {
   uintptr_t lo = (uintptr_t)addr, hi = lo + bytes;
   bool any = false;
-  for (uint32_t i = x->count; i-- > 0;) {
-    if (x->entry[i].addr < hi && lo < x->entry[i].addr + x->entry[i].bytes) {
-      xcache_evict(x, i, release, ctx);
-      any = true;
+  for (size_t s = 0; s < XCACHE_LENGTHS; s++) {
+    size_t len = (s + 1) << x->page_shift;
+    for (uint8_t prev = XCACHE_NONE, e = x->top[s]; e != XCACHE_NONE;) {
+      uint8_t below = x->next[e];
+      if (x->addr[e] < hi && lo < x->addr[e] + len) {
+        xcache_evict(x, s, prev, e, release, ctx);
+        any = true;
+      } else {
+        prev = e;
+      }
+      e = below;
     }
   }
   return any;
 }
 
 void xcache_drain(xcache *x, xcache_release *release, void *ctx) {
-  while (x->count) xcache_evict(x, x->count - 1, release, ctx);
+  while (x->count) xcache_evict_smallest(x, release, ctx);
 }
 
 void xcache_walk(const xcache *x, void (*visit)(void *addr, size_t bytes, void *arg), void *arg) {
-  for (uint32_t i = 0; i < x->count; i++) visit((void *)x->entry[i].addr, x->entry[i].bytes, arg);
+  for (size_t s = 0; s < XCACHE_LENGTHS; s++)
+    for (uint8_t e = x->top[s]; e != XCACHE_NONE; e = x->next[e])
+      visit((void *)x->addr[e], (s + 1) << x->page_shift, arg);
 }
 
-int xcache_check(const xcache *x, size_t page) {
+int xcache_check(const xcache *x) {
   int broken = 0;
-  if (x->count > XCACHE_SLOTS) {
-    fprintf(stderr, "xcache: %u entries, over the bound %u\n", x->count, XCACHE_SLOTS);
-    return 1;
+  uint8_t seen[XCACHE_SLOTS] = {0};
+  size_t count = 0, sum = 0;
+  for (size_t s = 0; s < XCACHE_LENGTHS; s++) {
+    bool bit = (x->nonempty[s / 64] >> (s % 64)) & 1;
+    if (bit != (x->top[s] != XCACHE_NONE)) {
+      fprintf(stderr, "xcache: the bitmap should say whether the stack of %zu pages holds any entry\n", s + 1);
+      broken++;
+    }
+    for (uint8_t e = x->top[s]; e != XCACHE_NONE; e = x->next[e]) {
+      if (e >= XCACHE_SLOTS || seen[e] || count++ >= XCACHE_SLOTS) {
+        fprintf(stderr, "xcache: the stack of %zu pages should list distinct entries\n", s + 1);
+        return broken + 1;
+      }
+      seen[e] = 1;
+      if (x->length[e] != s + 1 || x->addr[e] % x->page) {
+        fprintf(stderr, "xcache: entry %#lx of %u pages should be page-aligned, on the stack of its length (%zu)\n",
+                (unsigned long)x->addr[e], x->length[e], s + 1);
+        broken++;
+      }
+      sum += (s + 1) << x->page_shift;
+    }
   }
-  size_t sum = 0;
-  for (uint32_t i = 0; i < x->count; i++) {
-    const xcache_entry *e = &x->entry[i];
-    sum += e->bytes;
-    if (e->bytes == 0 || e->bytes % page || e->addr % page || e->bytes > XCACHE_BLOCK_MAX) {
-      fprintf(stderr, "xcache: entry %#lx+%zu should be a page-aligned extent of 1 page to %zu bytes\n",
-              (unsigned long)e->addr, e->bytes, XCACHE_BLOCK_MAX);
-      broken++;
+  size_t unused = 0;
+  for (uint8_t e = x->unused; e != XCACHE_NONE; e = x->next[e]) {
+    if (e >= XCACHE_SLOTS || seen[e]) {
+      fprintf(stderr, "xcache: the free list should hold distinct entries on no stack\n");
+      return broken + 1;
     }
-    if (i > 0 && x->entry[i - 1].bytes < e->bytes) {
-      fprintf(stderr, "xcache: entry %u (%zu bytes) should not be larger than the one before (%zu)\n", i, e->bytes,
-              x->entry[i - 1].bytes);
-      broken++;
-    }
-    for (uint32_t j = 0; j < i; j++) {
-      const xcache_entry *o = &x->entry[j];
-      if (e->addr < o->addr + o->bytes && o->addr < e->addr + e->bytes) {
-        fprintf(stderr, "xcache: entries %#lx+%zu and %#lx+%zu should not overlap\n", (unsigned long)o->addr,
-                o->bytes, (unsigned long)e->addr, e->bytes);
+    seen[e] = 2;
+    unused++;
+  }
+  if (count != x->count || count + unused != XCACHE_SLOTS) {
+    fprintf(stderr, "xcache: %zu entries on the stacks and %zu unused, the cache says %u of %u\n", count, unused,
+            x->count, XCACHE_SLOTS);
+    broken++;
+  }
+  if (sum != x->bytes || sum > XCACHE_BYTES) {
+    fprintf(stderr, "xcache: entries sum to %zu bytes, the cache says %zu, the bound is %zu\n", sum, x->bytes,
+            XCACHE_BYTES);
+    broken++;
+  }
+  /* seen: 1 for the entries on a stack. */
+  for (unsigned e = 0; e < XCACHE_SLOTS; e++) {
+    if (seen[e] != 1) continue;
+    for (unsigned f = 0; f < e; f++) {
+      if (seen[f] != 1) continue;
+      uintptr_t a = x->addr[e], b = x->addr[f];
+      if (a < b + ((size_t)x->length[f] << x->page_shift) && b < a + ((size_t)x->length[e] << x->page_shift)) {
+        fprintf(stderr, "xcache: entries %#lx and %#lx should not overlap\n", (unsigned long)a, (unsigned long)b);
         broken++;
       }
     }
-  }
-  if (sum != x->bytes || sum > XCACHE_BYTES) {
-    fprintf(stderr, "xcache: entries sum to %zu, the cache says %zu, the bound is %zu\n", sum, x->bytes,
-            XCACHE_BYTES);
-    broken++;
   }
   return broken;
 }

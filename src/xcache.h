@@ -11,18 +11,18 @@
  *         the rest of the entry stays cached;
  *   put:  the extent becomes an entry; then, while more than XCACHE_SLOTS
  *         entries or XCACHE_BYTES bytes are held, the smallest entry (ties:
- *         the oldest) goes back through the release callback.
- * The entries are kept sorted by size, so that both are O(log n) searches
- * and a move of at most XCACHE_SLOTS entries.
+ *         the newest) goes back through the release callback.
+ * Entries sit in one stack per length in pages, and a bitmap says which
+ * stacks hold any: every operation is O(1) (a scan of XCACHE_LENGTHS bits).
  * Entries are not merged with their neighbours: two adjacent extents may
  * lie in two regions of a DYNAMIC heap, which no extent may straddle; the
  * manager merges them when they go back.
  *
- * Invariants: count <= XCACHE_SLOTS; bytes = the sum of the entries' sizes
- * <= XCACHE_BYTES; every entry's size is a positive multiple of the
- * caller's page and at most XCACHE_BLOCK_MAX; no two entries overlap;
- * entries [0, count) are in order of size, the largest first, and among
- * entries of one size the newest first.
+ * Invariants: count <= XCACHE_SLOTS entries, each on exactly one list: the
+ * stack of its length (length[i] pages: the stack of index length - 1) or,
+ * unused, the free list; bit i of nonempty is set iff stack i holds an
+ * entry; bytes = the sum of the entries' lengths <= XCACHE_BYTES; every
+ * entry's address is page-aligned; no two entries overlap.
  *
  * Not thread-safe: its owner uses it, or a thread that has taken it from the
  * owner (thread.h).
@@ -39,23 +39,29 @@
 /* The bound per thread: bytes and entries. */
 #define XCACHE_BYTES ((size_t)4 << 20)
 #define XCACHE_SLOTS 64u
-
-typedef struct xcache_entry {
-  uintptr_t addr;
-  size_t bytes;
-} xcache_entry;
+/* Lengths in pages, for pages of at least 4 KiB. */
+#define XCACHE_LENGTHS (XCACHE_BLOCK_MAX / 4096)
+#define XCACHE_NONE 0xFFu
 
 typedef struct xcache {
+  size_t page;
+  unsigned page_shift;
   uint32_t count;
   size_t bytes;
-  xcache_entry entry[XCACHE_SLOTS];
+  uint64_t nonempty[XCACHE_LENGTHS / 64];
+  uint8_t top[XCACHE_LENGTHS]; /* each stack's newest entry, or XCACHE_NONE */
+  uint8_t unused;              /* the free list of entries */
+  uint8_t next[XCACHE_SLOTS];  /* the entry below on its list */
+  uint16_t length[XCACHE_SLOTS];
+  uintptr_t addr[XCACHE_SLOTS];
 } xcache;
 
 /* Where an extent goes back when it leaves the cache. */
 typedef void xcache_release(void *ctx, void *addr, size_t bytes);
 
-/* An empty cache (a zeroed one is empty too). */
-void xcache_init(xcache *x);
+/* An empty cache for extents of pages of page bytes (a power of two, at
+ * least 4 KiB). */
+void xcache_init(xcache *x, size_t page);
 
 /* bytes (a positive page multiple) carved from the best-fitting entry, or
  * NULL when no entry holds that many; split false: only an entry of
@@ -78,8 +84,7 @@ void xcache_drain(xcache *x, xcache_release *release, void *ctx);
 /* Calls visit on every entry. */
 void xcache_walk(const xcache *x, void (*visit)(void *addr, size_t bytes, void *arg), void *arg);
 
-/* Number of broken invariants, each described on stderr; page: the
- * caller's page size. */
-int xcache_check(const xcache *x, size_t page);
+/* Number of broken invariants, each described on stderr. */
+int xcache_check(const xcache *x);
 
 #endif

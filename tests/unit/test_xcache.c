@@ -43,13 +43,13 @@ static void *at(size_t offset) { return (void *)(BASE + offset); }
 static void test_best_fit_from_the_top(void **state) {
   (void)state;
   xcache x;
-  xcache_init(&x);
+  xcache_init(&x, PAGE);
   released r = {0};
   assert_null(xcache_take(&x, PAGE, true));
   xcache_put(&x, at(0), 16 * PAGE, release, &r);
   xcache_put(&x, at(64 * PAGE), 4 * PAGE, release, &r);
   xcache_put(&x, at(128 * PAGE), 8 * PAGE, release, &r);
-  assert_int_equal(xcache_check(&x, PAGE), 0);
+  assert_int_equal(xcache_check(&x), 0);
   assert_int_equal(x.bytes, 28 * PAGE);
   /* 3 pages: the 4-page entry is the smallest that holds them, its top 3. */
   assert_ptr_equal(xcache_take(&x, 3 * PAGE, true), at(65 * PAGE));
@@ -61,7 +61,7 @@ static void test_best_fit_from_the_top(void **state) {
   assert_ptr_equal(xcache_take(&x, PAGE, false), at(64 * PAGE));
   assert_null(xcache_take(&x, 17 * PAGE, true));
   assert_int_equal(x.bytes, 16 * PAGE);
-  assert_int_equal(xcache_check(&x, PAGE), 0);
+  assert_int_equal(xcache_check(&x), 0);
   assert_int_equal(r.count, 0);
   xcache_drain(&x, release, &r);
   assert_int_equal(x.count, 0);
@@ -73,7 +73,7 @@ static void test_best_fit_from_the_top(void **state) {
 static void test_bound(void **state) {
   (void)state;
   xcache x;
-  xcache_init(&x);
+  xcache_init(&x, PAGE);
   released r = {0};
   for (unsigned i = 0; i < XCACHE_SLOTS; i++) xcache_put(&x, at(2 * i * PAGE), PAGE, release, &r);
   assert_int_equal(x.count, XCACHE_SLOTS);
@@ -82,12 +82,13 @@ static void test_bound(void **state) {
   xcache_put(&x, at(1000 * PAGE), 2 * PAGE, release, &r);
   assert_int_equal(x.count, XCACHE_SLOTS);
   assert_int_equal(r.count, 1);
-  assert_int_equal(r.addr[0], (uintptr_t)at(0)); /* ties: the oldest */
-  /* One no larger than the smallest: the oldest of those goes. */
+  /* ties: the newest */
+  assert_int_equal(r.addr[0], (uintptr_t)at(2 * (XCACHE_SLOTS - 1) * PAGE));
+  /* One no larger than the smallest: the newest of those goes. */
   xcache_put(&x, at(2000 * PAGE), PAGE, release, &r);
   assert_int_equal(r.count, 2);
-  assert_int_equal(r.addr[1], (uintptr_t)at(2 * PAGE));
-  assert_int_equal(xcache_check(&x, PAGE), 0);
+  assert_int_equal(r.addr[1], (uintptr_t)at(2 * (XCACHE_SLOTS - 2) * PAGE));
+  assert_int_equal(xcache_check(&x), 0);
   xcache_drain(&x, release, &r);
   /* One smaller than every entry goes back itself. */
   r = (released){0};
@@ -95,7 +96,7 @@ static void test_bound(void **state) {
   xcache_put(&x, at(3000 * PAGE), PAGE, release, &r);
   assert_int_equal(r.count, 1);
   assert_int_equal(r.addr[0], (uintptr_t)at(3000 * PAGE));
-  assert_int_equal(xcache_check(&x, PAGE), 0);
+  assert_int_equal(xcache_check(&x), 0);
   xcache_drain(&x, release, &r);
   /* Bytes: XCACHE_BYTES / XCACHE_BLOCK_MAX blocks of the largest size fit,
    * the next one sends the smallest back. */
@@ -106,7 +107,7 @@ static void test_bound(void **state) {
   assert_int_equal(x.bytes, XCACHE_BYTES);
   assert_int_equal(r.count, 1);
   assert_int_equal(r.addr[0], (uintptr_t)at(0));
-  assert_int_equal(xcache_check(&x, PAGE), 0);
+  assert_int_equal(xcache_check(&x), 0);
   xcache_drain(&x, release, &r);
 }
 
@@ -114,7 +115,7 @@ static void test_bound(void **state) {
 static void test_evict_range(void **state) {
   (void)state;
   xcache x;
-  xcache_init(&x);
+  xcache_init(&x, PAGE);
   released r = {0};
   xcache_put(&x, at(0), 4 * PAGE, release, &r);
   xcache_put(&x, at(4 * PAGE), 2 * PAGE, release, &r);
@@ -124,8 +125,8 @@ static void test_evict_range(void **state) {
   assert_int_equal(r.count, 2);
   assert_int_equal(r.total, 6 * PAGE);
   assert_int_equal(x.count, 1);
-  assert_int_equal(x.entry[0].addr, (uintptr_t)at(8 * PAGE));
-  assert_int_equal(xcache_check(&x, PAGE), 0);
+  assert_ptr_equal(xcache_take(&x, 2 * PAGE, false), at(8 * PAGE));
+  assert_int_equal(xcache_check(&x), 0);
   xcache_drain(&x, release, &r);
 }
 
@@ -133,17 +134,21 @@ static void test_evict_range(void **state) {
 static void test_check(void **state) {
   (void)state;
   xcache x;
-  xcache_init(&x);
+  xcache_init(&x, PAGE);
   released r = {0};
   xcache_put(&x, at(0), 4 * PAGE, release, &r);
   xcache_put(&x, at(8 * PAGE), 2 * PAGE, release, &r);
-  x.entry[1].addr = (uintptr_t)at(2 * PAGE); /* overlaps the first */
-  assert_int_equal(xcache_check(&x, PAGE), 1);
-  x.entry[1].addr = (uintptr_t)at(8 * PAGE);
-  x.bytes++;
-  assert_int_equal(xcache_check(&x, PAGE), 1);
-  x.bytes--;
-  assert_int_equal(xcache_check(&x, PAGE), 0);
+  uint8_t e = x.top[1]; /* the entry of 2 pages */
+  x.addr[e] = (uintptr_t)at(2 * PAGE); /* overlaps the first */
+  assert_int_equal(xcache_check(&x), 1);
+  x.addr[e] = (uintptr_t)at(8 * PAGE);
+  x.bytes += PAGE;
+  assert_int_equal(xcache_check(&x), 1);
+  x.bytes -= PAGE;
+  x.nonempty[0] |= 1; /* the stack of 1 page is empty */
+  assert_int_equal(xcache_check(&x), 1);
+  x.nonempty[0] &= ~(uint64_t)1;
+  assert_int_equal(xcache_check(&x), 0);
 }
 
 /* Random puts and takes of disjoint extents against a model: every byte
@@ -155,7 +160,7 @@ static void test_random(void **state) {
   (void)state;
   seed_state = seed;
   xcache x;
-  xcache_init(&x);
+  xcache_init(&x, PAGE);
   static released r;
   r = (released){0};
   size_t put = 0, taken = 0;
@@ -167,7 +172,9 @@ static void test_random(void **state) {
       next += bytes;
       put += bytes;
     } else {
-      size_t largest = x.count ? x.entry[0].bytes : 0;
+      size_t largest = 0;
+      for (size_t l = XCACHE_LENGTHS; l > 0 && !largest; l--)
+        if (x.top[l - 1] != XCACHE_NONE) largest = l * PAGE;
       bool split = seed_below(4) != 0;
       uint8_t *p = xcache_take(&x, bytes, split);
       if (p) {
@@ -179,9 +186,9 @@ static void test_random(void **state) {
     }
     assert_true(x.count <= XCACHE_SLOTS && x.bytes <= XCACHE_BYTES);
     assert_int_equal(put, taken + r.total + x.bytes);
-    if (step % 1024 == 0) assert_int_equal(xcache_check(&x, PAGE), 0);
+    if (step % 1024 == 0) assert_int_equal(xcache_check(&x), 0);
   }
-  assert_int_equal(xcache_check(&x, PAGE), 0);
+  assert_int_equal(xcache_check(&x), 0);
 }
 
 int main(int argc, char **argv) {
