@@ -51,6 +51,12 @@ static void em_update_addr(tree_node *n) {
   e->largest_below = m;
 }
 
+/* After a change of free_bytes or capacity. Lock held. */
+static void em_publish(em *m) {
+  atomic_store_explicit(&m->free_hint, m->free_bytes, memory_order_relaxed);
+  atomic_store_explicit(&m->capacity_hint, m->capacity, memory_order_relaxed);
+}
+
 int em_init(em *m, em_policy policy, size_t page, size_t small_max, size_t ring_min) {
   memset(m, 0, sizeof *m);
   pthread_mutexattr_t attr;
@@ -144,6 +150,7 @@ int em_add_region(em *m, void *base, size_t size, bool zeroed) {
   if (m->policy != EM_BUMP) em_new_free(m, r, b, size);
   m->capacity += size;
   m->free_bytes += size;
+  em_publish(m);
   PH_ASSERT_EXPENSIVE(em_check_locked(m) == 0);
   pthread_mutex_unlock(&m->lock);
   return 0;
@@ -164,6 +171,7 @@ int em_remove_region(em *m, void *base) {
       if (m->rover > r->base && m->rover <= r->end) m->rover = 0;
       m->capacity -= r->end - r->base;
       m->free_bytes -= r->end - r->base;
+      em_publish(m);
       meta_free(&m->region_pool, r);
       res = 0;
     }
@@ -191,6 +199,7 @@ static bool em_touch(em_region *r, uintptr_t s, uintptr_t e) {
 static void em_note_use(em *m, size_t bytes) {
   m->free_bytes -= bytes;
   if (m->capacity - m->free_bytes > m->peak_in_use) m->peak_in_use = m->capacity - m->free_bytes;
+  em_publish(m);
 }
 
 /*
@@ -476,6 +485,7 @@ static em_free_result em_free_two_ended(em *m, em_region *r, uintptr_t a, size_t
     em_new_free(m, r, a, size);
   }
   m->free_bytes += size;
+  em_publish(m);
   return EM_FREED;
 }
 
@@ -647,6 +657,9 @@ static int em_check_locked(em *m) {
               (unsigned long)m->rover);
   tree_walk(&m->by_addr, em_check_extent, &s);
   if (s.sum != m->free_bytes) EM_BROKEN(&s, "free extents sum to %zu, free_bytes says %zu\n", s.sum, m->free_bytes);
+  if (atomic_load(&m->free_hint) != m->free_bytes || atomic_load(&m->capacity_hint) != m->capacity)
+    EM_BROKEN(&s, "the hints (%zu free of %zu) should be free_bytes %zu and capacity %zu\n",
+              atomic_load(&m->free_hint), atomic_load(&m->capacity_hint), m->free_bytes, m->capacity);
   if (m->free_bytes > m->capacity)
     EM_BROKEN(&s, "free bytes %zu should not exceed capacity %zu\n", m->free_bytes, m->capacity);
   if (m->peak_in_use < m->capacity - m->free_bytes)

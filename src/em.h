@@ -53,6 +53,7 @@
 #define PINHEAP_EM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -115,6 +116,10 @@ typedef struct em {
   size_t free_bytes;
   size_t peak_in_use;
   size_t abandoned; /* EM_BUMP: bytes freed and never reusable */
+  /* free_bytes and capacity as each change under the lock left them, for
+   * readers without it (em_hint). */
+  _Atomic size_t free_hint;
+  _Atomic size_t capacity_hint;
 } em;
 
 typedef struct em_stats {
@@ -166,6 +171,13 @@ typedef enum em_free_result { EM_FREED = 0, EM_NOT_IN_REGION, EM_ALREADY_FREE, E
 em_free_result em_free(em *m, void *addr, size_t size);
 
 void em_get_stats(em *m, em_stats *out);
+
+/* free_bytes and capacity without the lock: what the last change left,
+ * which the changes in flight may have made stale (a hint). */
+static inline void em_hint(const em *m, size_t *free_bytes, size_t *capacity) {
+  *free_bytes = atomic_load_explicit(&m->free_hint, memory_order_relaxed);
+  *capacity = atomic_load_explicit(&m->capacity_hint, memory_order_relaxed);
+}
 
 /* Calls visit on every free extent in address order, under the lock (visit
  * must not call back into the manager); stops when visit returns non-zero. */

@@ -26,6 +26,10 @@
 #define HEAP_REGION_ALIGN ((size_t)2 << 20)
 /* ring_min's default: this fraction of the region (see the README). */
 #define HEAP_RING_FRACTION 32
+/* Threads cache freed extents only while at least this fraction of the
+ * heap's memory is free: near full, a cached extent is a hole the manager
+ * cannot merge or place into, and the placements it changes cost room. */
+#define HEAP_CACHE_ROOM 4
 
 static bool heap_fixed(const heap *h) { return h->opts.mode == PINHEAP_FIXED; }
 /* DYNAMIC, and SIMPLE: a DYNAMIC heap over ordinary memory that registers
@@ -550,7 +554,15 @@ static void heap_give_back(heap *h, void *p, size_t bytes, const char *what) {
   if (r != EM_FREED) heap_foreign(h, p, what, "extent overlaps free space: the heap is corrupt");
 }
 
-/* One section from clearing the tag to the extent's new place. */
+/* Whether threads may cache freed extents now (HEAP_CACHE_ROOM). */
+static bool heap_cache_room(heap *h) {
+  size_t free_bytes, capacity;
+  em_hint(&h->space.em, &free_bytes, &capacity);
+  return free_bytes >= capacity / HEAP_CACHE_ROOM;
+}
+
+/* One section from clearing the tag to the extent's new place; near full,
+ * the thread's cache of extents goes back too. */
 static void heap_large_free(heap *h, void *p, _Atomic uint32_t *slot) {
   thread_cache *tc = heap_enter(h);
   size_t pages = pagemap_take_large(slot);
@@ -560,7 +572,12 @@ static void heap_large_free(heap *h, void *p, _Atomic uint32_t *slot) {
   }
   size_t bytes = pages * h->page;
   heap_count_large(h, tc, (size_t)0 - bytes, (size_t)0 - 1);
-  if (tc && bytes <= XCACHE_BLOCK_MAX && h->threads.release_extent)
+  bool cache = tc && h->threads.release_extent;
+  if (cache && !heap_cache_room(h)) {
+    xcache_drain(&tc->extents, heap_release_extent, h);
+    cache = false;
+  }
+  if (cache && bytes <= XCACHE_BLOCK_MAX)
     xcache_put(&tc->extents, p, bytes, heap_release_extent, h);
   else
     heap_give_back(h, p, bytes, "pinheap_free");

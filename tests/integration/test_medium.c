@@ -1,12 +1,13 @@
 /*
  * Integration test of the threads' caches of medium extents (src/xcache.h)
  * in a FIXED heap, looking inside the handle (api.h) for what the caches
- * hold: a block of 1 MiB freed by a thread stays in that thread's cache,
- * counted by the checker and not given back to the extent manager; another
- * thread's request that only those extents can serve empties every cache
- * and succeeds instead of answering ENOMEM; a thread freeing the rest keeps
- * at most the bound; an exiting thread's cache goes back; calloc of a
- * cached extent zeroes it.
+ * hold: near full a freed block goes back at once; with room, blocks of
+ * 1 MiB freed by a thread stay in that thread's cache, counted by the
+ * checker and not given back to the extent manager; another thread's
+ * request that only those extents (merged with their free neighbours) can
+ * serve empties every cache and succeeds instead of answering ENOMEM; a
+ * thread freeing many keeps at most the bound; an exiting thread's cache
+ * goes back; calloc of a cached extent zeroes it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -71,42 +72,53 @@ static void test_cached_then_reclaimed(void **state) {
   opts.arenas = 1;
   pinheap *h = pinheap_create(&opts);
   assert_non_null(h);
-  /* Fill the region with blocks of 1 MiB. */
+  /* Fill the region with blocks of 1 MiB, side by side. */
   static void *blocks[BLOCKS_MAX];
   unsigned n = 0;
   while (n < BLOCKS_MAX && (blocks[n] = pinheap_malloc(h, MiB)) != NULL) n++;
   assert_true(n >= 40 && n < BLOCKS_MAX);
-  pinheap_stats full;
-  pinheap_get_stats(h, &full);
-  assert_true(full.largest_free < MiB);
+  /* Near full, a freed block goes back at once. */
+  pinheap_free(h, blocks[1]);
+  assert_int_equal(cached(h), 0);
+  /* Holes of 1 MiB, every other block: room again, but no 3 MiB. */
+  for (unsigned i = 3; i < n; i += 2) pinheap_free(h, blocks[i]);
+  pinheap_trim(h);
+  pinheap_stats holes;
+  pinheap_get_stats(h, &holes);
+  assert_true(holes.largest_free < 2 * MiB);
+  assert_true(holes.free_bytes >= opts.size / 4);
 
   other o = {.h = h, .blocks = blocks};
   pthread_mutex_init(&o.lock, NULL);
   pthread_cond_init(&o.cond, NULL);
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, other_main, &o), 0);
-  /* Three adjacent blocks freed by the other thread stay in its cache. */
-  other_free(&o, 0, 3);
+  /* Blocks 2 and 4, between the holes, freed by the other thread, stay in
+   * its cache: the manager does not see them. */
+  other_free(&o, 2, 3);
+  other_free(&o, 4, 5);
   pinheap_stats st;
   pinheap_get_stats(h, &st);
-  print_message("after the other thread freed 3 MiB: %zu bytes cached, %zu free (%zu before)\n", cached(h),
-                st.free_bytes, full.free_bytes);
-  assert_int_equal(cached(h), 3 * MiB);
-  assert_int_equal(st.free_bytes, full.free_bytes);
-  assert_int_equal(st.large_blocks, n - 3);
+  print_message("after the other thread freed 2 MiB: %zu bytes cached, %zu free (%zu before)\n", cached(h),
+                st.free_bytes, holes.free_bytes);
+  assert_int_equal(cached(h), 2 * MiB);
+  assert_int_equal(st.free_bytes, holes.free_bytes);
   assert_int_equal(pinheap_check(h), 0);
-  /* 2 MiB fit only once those extents are back and merged: this thread's
-   * request empties every cache rather than answer ENOMEM. */
-  void *two = pinheap_malloc(h, 2 * MiB);
-  assert_non_null(two);
+  /* 3 MiB fit only once blocks 2 and 4 are back, merged with holes 1, 3
+   * and 5: this thread's request empties every cache rather than answer
+   * ENOMEM. */
+  void *three = pinheap_malloc(h, 3 * MiB);
+  assert_non_null(three);
   assert_int_equal(cached(h), 0);
   assert_int_equal(pinheap_check(h), 0);
   /* The bound: every other block freed, at most XCACHE_BYTES kept. */
-  other_free(&o, 3, n);
+  unsigned freed = 2;
+  for (unsigned i = 6; i < n; i += 2, freed++) other_free(&o, i, i + 1);
   pinheap_get_stats(h, &st);
-  print_message("after the other thread freed the others: %zu bytes cached, %zu free, %zu large in %zu blocks\n", cached(h), st.free_bytes, st.large_allocated, st.large_blocks);
+  print_message("after the other thread freed %u MiB more: %zu bytes cached, %zu free\n", freed - 2, cached(h),
+                st.free_bytes);
   assert_true(cached(h) > 0 && cached(h) <= XCACHE_BYTES);
-  assert_int_equal(st.free_bytes + cached(h), full.free_bytes + (n - 2) * MiB);
+  assert_int_equal(st.free_bytes + cached(h), holes.free_bytes + (freed - 3) * MiB);
   assert_int_equal(pinheap_check(h), 0);
   /* An exiting thread's cache goes back. */
   pthread_mutex_lock(&o.lock);
@@ -117,8 +129,9 @@ static void test_cached_then_reclaimed(void **state) {
   pthread_join(t, NULL);
   assert_int_equal(cached(h), 0);
   pinheap_get_stats(h, &st);
-  assert_int_equal(st.free_bytes, full.free_bytes + (n - 2) * MiB);
-  pinheap_free(h, two);
+  assert_int_equal(st.free_bytes, holes.free_bytes + (freed - 3) * MiB);
+  pinheap_free(h, three);
+  pinheap_free(h, blocks[0]);
   pinheap_trim(h);
   assert_int_equal(pinheap_check(h), 0);
   pthread_cond_destroy(&o.cond);
