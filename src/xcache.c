@@ -6,6 +6,7 @@
 #include "ph_assert.h"
 
 #define XCACHE_WORDS (XCACHE_LENGTHS / 64)
+_Static_assert(XCACHE_BLOCK_MAX / 4096 <= XCACHE_LENGTHS && XCACHE_LENGTHS % 64 == 0, "a stack per length");
 
 void xcache_init(xcache *x, size_t page) {
   PH_ASSERT(page >= 4096 && (page & (page - 1)) == 0);

@@ -2,7 +2,7 @@
  * Integration test of the threads' caches of medium extents (src/xcache.h)
  * in a FIXED heap, looking inside the handle (api.h) for what the caches
  * hold: near full a freed block goes back at once; with room, blocks of
- * 1 MiB freed by a thread stay in that thread's cache, counted by the
+ * 64 KiB freed by a thread stay in that thread's cache, counted by the
  * checker and not given back to the extent manager; another thread's
  * request that only those extents (merged with their free neighbours) can
  * serve empties every cache and succeeds instead of answering ENOMEM; a
@@ -23,7 +23,9 @@
 #include "pinheap.h"
 
 #define MiB ((size_t)1 << 20)
-#define BLOCKS_MAX 128
+#define KiB ((size_t)1 << 10)
+#define BLOCK (64 * KiB) /* XCACHE_BLOCK_MAX */
+#define BLOCKS_MAX 1100
 
 /* The other thread: frees blocks [from, to) when told, until told to end. */
 typedef struct other {
@@ -72,20 +74,20 @@ static void test_cached_then_reclaimed(void **state) {
   opts.arenas = 1;
   pinheap *h = pinheap_create(&opts);
   assert_non_null(h);
-  /* Fill the region with blocks of 1 MiB, side by side. */
+  /* Fill the region with blocks of 64 KiB, side by side. */
   static void *blocks[BLOCKS_MAX];
   unsigned n = 0;
-  while (n < BLOCKS_MAX && (blocks[n] = pinheap_malloc(h, MiB)) != NULL) n++;
-  assert_true(n >= 40 && n < BLOCKS_MAX);
+  while (n < BLOCKS_MAX && (blocks[n] = pinheap_malloc(h, BLOCK)) != NULL) n++;
+  assert_true(n >= 900 && n < BLOCKS_MAX);
   /* Near full, a freed block goes back at once. */
   pinheap_free(h, blocks[1]);
   assert_int_equal(cached(h), 0);
-  /* Holes of 1 MiB, every other block: room again, but no 3 MiB. */
+  /* Holes of one block, every other block: room again, but no 3 blocks. */
   for (unsigned i = 3; i < n; i += 2) pinheap_free(h, blocks[i]);
   pinheap_trim(h);
   pinheap_stats holes;
   pinheap_get_stats(h, &holes);
-  assert_true(holes.largest_free < 2 * MiB);
+  assert_true(holes.largest_free < 2 * BLOCK);
   assert_true(holes.free_bytes >= opts.size / 4);
 
   other o = {.h = h, .blocks = blocks};
@@ -99,15 +101,15 @@ static void test_cached_then_reclaimed(void **state) {
   other_free(&o, 4, 5);
   pinheap_stats st;
   pinheap_get_stats(h, &st);
-  print_message("after the other thread freed 2 MiB: %zu bytes cached, %zu free (%zu before)\n", cached(h),
+  print_message("after the other thread freed 2 blocks: %zu bytes cached, %zu free (%zu before)\n", cached(h),
                 st.free_bytes, holes.free_bytes);
-  assert_int_equal(cached(h), 2 * MiB);
+  assert_int_equal(cached(h), 2 * BLOCK);
   assert_int_equal(st.free_bytes, holes.free_bytes);
   assert_int_equal(pinheap_check(h), 0);
-  /* 3 MiB fit only once blocks 2 and 4 are back, merged with holes 1, 3
-   * and 5: this thread's request empties every cache rather than answer
+  /* 3 blocks fit only once blocks 2 and 4 are back, merged with holes 1,
+   * 3 and 5: this thread's request empties every cache rather than answer
    * ENOMEM. */
-  void *three = pinheap_malloc(h, 3 * MiB);
+  void *three = pinheap_malloc(h, 3 * BLOCK);
   assert_non_null(three);
   assert_int_equal(cached(h), 0);
   assert_int_equal(pinheap_check(h), 0);
@@ -115,10 +117,10 @@ static void test_cached_then_reclaimed(void **state) {
   unsigned freed = 2;
   for (unsigned i = 6; i < n; i += 2, freed++) other_free(&o, i, i + 1);
   pinheap_get_stats(h, &st);
-  print_message("after the other thread freed %u MiB more: %zu bytes cached, %zu free\n", freed - 2, cached(h),
+  print_message("after the other thread freed %u blocks more: %zu bytes cached, %zu free\n", freed - 2, cached(h),
                 st.free_bytes);
   assert_true(cached(h) > 0 && cached(h) <= XCACHE_BYTES);
-  assert_int_equal(st.free_bytes + cached(h), holes.free_bytes + (freed - 3) * MiB);
+  assert_int_equal(st.free_bytes + cached(h), holes.free_bytes + (freed - 3) * BLOCK);
   assert_int_equal(pinheap_check(h), 0);
   /* An exiting thread's cache goes back. */
   pthread_mutex_lock(&o.lock);
@@ -129,7 +131,7 @@ static void test_cached_then_reclaimed(void **state) {
   pthread_join(t, NULL);
   assert_int_equal(cached(h), 0);
   pinheap_get_stats(h, &st);
-  assert_int_equal(st.free_bytes, holes.free_bytes + (freed - 3) * MiB);
+  assert_int_equal(st.free_bytes, holes.free_bytes + (freed - 3) * BLOCK);
   pinheap_free(h, three);
   pinheap_free(h, blocks[0]);
   pinheap_trim(h);
@@ -149,15 +151,15 @@ static void test_calloc_from_cache(void **state) {
   opts.arenas = 1;
   pinheap *h = pinheap_create(&opts);
   assert_non_null(h);
-  unsigned char *p = pinheap_malloc(h, 300 * 1024);
+  unsigned char *p = pinheap_malloc(h, 60 * KiB);
   assert_non_null(p);
-  memset(p, 0xAB, 300 * 1024);
+  memset(p, 0xAB, 60 * KiB);
   pinheap_free(h, p);
-  assert_int_equal(cached(h), 300 * 1024);
-  unsigned char *q = pinheap_calloc(h, 1, 200 * 1024);
+  assert_int_equal(cached(h), 60 * KiB);
+  unsigned char *q = pinheap_calloc(h, 1, 40 * KiB);
   assert_non_null(q);
-  assert_int_equal(cached(h), 100 * 1024); /* carved from the cached extent */
-  for (size_t i = 0; i < 200 * 1024; i++)
+  assert_int_equal(cached(h), 20 * KiB); /* carved from the cached extent */
+  for (size_t i = 0; i < 40 * KiB; i++)
     if (q[i]) fail_msg("byte %zu of a calloc'd block is %#x", i, q[i]);
   pinheap_free(h, q);
   assert_int_equal(pinheap_check(h), 0);
