@@ -578,12 +578,8 @@ static PH_ALWAYS_INLINE void heap_free_any(heap *h, void *p, bool keyed) {
         }
         canary_check_released(p, h->classes.size[b], h->poison, "pinheap_free");
       }
-      if (PH_LIKELY(thread_bin_push(&tc->bins[b], p))) {
-        if (keyed) key_set(p, h->keys.cached);
-      } else {
-        if (keyed) key_set(p, h->keys.freed);
-        sdallocx(p, h->classes.size[b], tc->free_flags);
-      }
+      if (keyed) key_set(p, h->keys.cached);
+      if (PH_UNLIKELY(!thread_bin_push(&tc->bins[b], p))) thread_bin_spill(tc, b, p);
       thread_leave(tc);
     } else {
       if (keyed) {
