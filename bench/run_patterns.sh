@@ -2,8 +2,10 @@
 # Small-object patterns (bench/pattern_bench.h): pinheap FIXED, pinheap
 # SIMPLE, jemalloc (as malloc) and mimalloc (exclusive arena), K runs each
 # per pattern, alternating the allocators, and prints the median CPU time per
-# op of each, its spread (lowest..highest), and the ratio of pinheap's median
-# to jemalloc's (below 1: pinheap spends less CPU per op).
+# op of each, its spread (lowest..highest), the ratio of its median to
+# jemalloc's (below 1: it spends less CPU per op than jemalloc), and the
+# median of the ratios of each of its runs to jemalloc's run of the same turn
+# (steadier when the load changes).
 #
 # usage: run_patterns.sh [-p patterns] [-k reps] [-x scale] [-s seed]
 #                        [-T budget_s] [-b bindir] [-B base_bindir] [-v] [BUILD_DIR]
@@ -147,10 +149,10 @@ for p in "${plist[@]}"; do
       if [ $rc -ne 0 ] || [ -z "$ns" ]; then
         if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then why="killed after ${left}s, the time budget"; else why="exit $rc"; fi
         echo "run_patterns.sh: $a -p $p FAILED ($why)" >&2
-        echo "$a $p FAIL" >> "$samples"
+        echo "$a $p $r FAIL" >> "$samples"
         status=1
       else
-        echo "$a $p $ns" >> "$samples"
+        echo "$a $p $r $ns" >> "$samples"
         [ $verbose = 1 ] && echo "  sample: $a $p cpu_ns_per_op=$ns"
       fi
     done
@@ -163,9 +165,10 @@ fi
 [ $out_of_time = 1 ] && echo "run_patterns.sh: time budget of ${budget}s spent; later runs skipped" >&2
 
 # Median, lowest and highest per (allocator, pattern): "FAIL", "n/a" or "m lo hi n".
+median_of() { sort -g | awk '{ v[n++] = $1 } END { if (n) print (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2 }'; }
 stat() {
   awk -v a="$1" -v p="$2" '
-    $1 == a && $2 == p { if ($3 == "FAIL") fail = 1; else v[n++] = $3 }
+    $1 == a && $2 == p { if ($4 == "FAIL") fail = 1; else v[n++] = $4 }
     END {
       if (fail) { print "FAIL"; exit }
       if (n == 0) { print "n/a"; exit }
@@ -174,26 +177,36 @@ stat() {
       printf "%.2f %.2f %.2f %d\n", m, v[0], v[n - 1], n
     }' "$samples"
 }
+# Each run of a over the run of b in the same turn (both saw about the same
+# load), one a line.
+pair_ratios() {
+  awk -v a="$1" -v b="$2" -v p="$3" '
+    $2 == p && $4 != "FAIL" { if ($1 == a) x[$3] = $4; if ($1 == b) y[$3] = $4 }
+    END { for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r] }' "$samples"
+}
 echo
-printf '%-9s  %-15s  %28s  %17s\n' pattern allocator "ns/op median (lo..hi) [runs]" "ratio to jemalloc"
+printf '%-9s  %-15s  %28s  %17s  %15s\n' pattern allocator "ns/op median (lo..hi) [runs]" "ratio to jemalloc" "paired ratio"
 for p in "${plist[@]}"; do
   read -r jm _ < <(stat jemalloc "$p")
   for a in "${allocs[@]}"; do
     read -r m lo hi n < <(stat "$a" "$p")
-    awk -v p="$p" -v a="$a" -v m="$m" -v lo="${lo:-}" -v hi="${hi:-}" -v n="${n:-0}" -v j="$jm" '
+    pr=$(pair_ratios "$a" jemalloc "$p" | median_of)
+    awk -v p="$p" -v a="$a" -v m="$m" -v lo="${lo:-}" -v hi="${hi:-}" -v n="${n:-0}" -v j="$jm" -v pr="${pr:-n/a}" '
       function num(x) { return x ~ /^[0-9.]+$/ }
       BEGIN {
         cell = num(m) ? sprintf("%.2f (%.2f..%.2f) [%d]", m, lo, hi, n) : m
         ratio = num(m) && num(j) && j > 0 ? sprintf("%.3f", m / j) : "n/a"
-        printf "%-9s  %-15s  %28s  %17s\n", p, a, cell, ratio
+        printf "%-9s  %-15s  %28s  %17s  %15s\n", p, a, cell, ratio, num(pr) ? sprintf("%.3f", pr) : "n/a"
       }'
   done
   if [ -n "$basedir" ]; then
     for mo in fixed simple; do
       read -r am _ < <(stat "pinheap-$mo" "$p")
       read -r bm _ < <(stat "base-$mo" "$p")
-      awk -v p="$p" -v mo="$mo" -v a="$am" -v b="$bm" 'BEGIN {
-        if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%-9s  this build / base, %s: %.3f\n", p, mo, a / b }'
+      pr=$(pair_ratios "pinheap-$mo" "base-$mo" "$p" | median_of)
+      awk -v p="$p" -v mo="$mo" -v a="$am" -v b="$bm" -v pr="${pr:-0}" 'BEGIN {
+        if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0)
+          printf "%-9s  this build / base, %s: %.3f (medians), %.3f (paired)\n", p, mo, a / b, pr }'
     done
   fi
 done
