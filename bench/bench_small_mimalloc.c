@@ -8,7 +8,12 @@
 struct bk_thread {
   mi_heap_t *heap;
 };
+/* The same backend drives the pattern runners (bench_pattern_*). */
+#ifdef BK_PATTERNS
+#include "pattern_bench.h"
+#else
 #include "small_bench.h"
+#endif
 
 /* mimalloc 2.x arenas are made of 32 MiB segments, which must be aligned to
  * their size: a pointer finds its segment by masking its low bits. */

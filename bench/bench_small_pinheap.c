@@ -8,7 +8,12 @@
 struct bk_thread {
   pinheap *heap;
 };
+/* The same backend drives the pattern runners (bench_pattern_*). */
+#ifdef BK_PATTERNS
+#include "pattern_bench.h"
+#else
 #include "small_bench.h"
+#endif
 
 static pinheap *g_heap;
 

@@ -324,6 +324,15 @@ static void *heap_jemalloc(heap *h, void *arg) {
 
 static void *heap_large(heap *h, size_t size, size_t align, bool zero, bool keyed, const char *what);
 
+/* pagemap_note_bin of the object p of bin b, without its division when the
+ * page's tag is right already: it names b, and objects of b start at p
+ * under its phase (one phase below the size fits a given start). */
+static PH_ALWAYS_INLINE void heap_note_bin(heap *h, void *p, unsigned b) {
+  uint32_t tag = atomic_load_explicit(pagemap_slot(&h->space.pm, p), memory_order_relaxed);
+  if (PAGEMAP_BIN_OF(tag) == (int)b && sizeclass_starts(&h->classes, b, p, PAGEMAP_PHASE_OF(tag))) return;
+  pagemap_note_bin(&h->space.pm, p, b, h->classes.size[b]);
+}
+
 /* The block p (NULL: none) jemalloc gave for size bytes, made the heap's:
  * its bin (the request's when the caller knows it, else -1) goes into its
  * page's tag, so that its free takes the fast path, and so that a tag left
@@ -340,7 +349,7 @@ static PH_ALWAYS_INLINE void *heap_small_got(heap *h, void *p, size_t size, size
     return heap_large(h, size, align < h->page ? h->page : align, zero, keyed, what);
   }
   unsigned b = bin >= 0 ? (unsigned)bin : sizeclass_bin(&h->classes, sallocx(p, 0));
-  pagemap_note_bin(&h->space.pm, p, b, h->classes.size[b]);
+  heap_note_bin(h, p, b);
   if (keyed) key_set(p, 0);
   return p;
 }
@@ -614,12 +623,8 @@ static PH_ALWAYS_INLINE void heap_free_any(heap *h, void *p, bool keyed) {
         }
         canary_check_released(p, h->classes.size[b], h->poison, "pinheap_free");
       }
-      if (PH_LIKELY(thread_bin_push(&tc->bins[b], p))) {
-        if (keyed) key_set(p, h->keys.cached);
-      } else {
-        if (keyed) key_set(p, h->keys.freed);
-        sdallocx(p, h->classes.size[b], tc->free_flags);
-      }
+      if (keyed) key_set(p, h->keys.cached);
+      if (PH_UNLIKELY(!thread_bin_push(&tc->bins[b], p))) thread_bin_spill(tc, b, p);
       thread_leave(tc);
     } else {
       if (keyed) {
@@ -784,8 +789,7 @@ static void *heap_small_realloc(heap *h, void *p, size_t size) {
   /* rallocx keeps to the arena named, even where mallocx would not
    * (heap_jemalloc_ours). */
   if (!heap_jemalloc_ours(h, q)) error_fatal("pinheap_realloc(%p): jemalloc moved the block out of the heap", p);
-  unsigned b = sizeclass_bin(&h->classes, sallocx(q, 0));
-  pagemap_note_bin(&h->space.pm, q, b, h->classes.size[b]);
+  heap_note_bin(h, q, sizeclass_bin(&h->classes, sallocx(q, 0)));
   return q;
 }
 

@@ -320,10 +320,10 @@ int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, void *reserve, siz
     error_set(err == EAGAIN ? ENOMEM : err, "cannot create a jemalloc arena: arenas.create: %s", strerror(err));
     return -1;
   }
-  ssize_t decay = 0;
+  ssize_t dirty = HOOKS_DIRTY_DECAY_MS, muzzy = 0;
   size_t limit = (size_t)sysconf(_SC_PAGESIZE);
-  if ((err = hooks_arena_set(ha->index, "dirty_decay_ms", &decay, sizeof decay)) ||
-      (err = hooks_arena_set(ha->index, "muzzy_decay_ms", &decay, sizeof decay)) ||
+  if ((err = hooks_arena_set(ha->index, "dirty_decay_ms", &dirty, sizeof dirty)) ||
+      (err = hooks_arena_set(ha->index, "muzzy_decay_ms", &muzzy, sizeof muzzy)) ||
       (err = hooks_arena_set(ha->index, "retain_grow_limit", &limit, sizeof limit))) {
     hooks_arena_destroy(ha);
     hooks_reserve_return(ha);

@@ -26,9 +26,14 @@
  * memory; it goes back to the system when the arena is destroyed (hooks.c
  * says how a base request is told from extent growth).
  *
- * An arena with hooks has dirty and muzzy decay of 0, so an extent jemalloc
- * frees reaches dalloc at once and any thread can reuse it, and a retain grow
- * limit of one page, so jemalloc asks the manager for what it needs instead
+ * An arena with hooks keeps the extents it frees (its emptied slabs: it
+ * serves only small classes) for HOOKS_DIRTY_DECAY_MS before they reach
+ * dalloc, so that a slab emptied by one thread and needed again by another
+ * comes back without the manager's lock and the grants' bookkeeping; every
+ * reclaim purges them (hooks_arena_purge: pinheap_trim, and before any
+ * ENOMEM), so they are never why an allocation fails. Muzzy decay is 0 and
+ * purge refuses: jemalloc never madvises a registered page. A retain grow
+ * limit of one page makes jemalloc ask the manager for what it needs instead
  * of ever larger blocks it would keep to itself.
  *
  * Thread-safe: jemalloc calls hooks from any thread; the manager and the
@@ -43,6 +48,9 @@
 #include "em.h"
 #include "gate.h"
 #include "pagemap.h"
+
+/* How long an arena keeps a freed extent (jemalloc's dirty decay). */
+#define HOOKS_DIRTY_DECAY_MS 1000
 
 /* An extent the alloc hook handed out. Invariant: 0 <= returned < size; the
  * pages of [addr, addr + size) are tagged SMALL or RETURNED. */

@@ -7,9 +7,9 @@
  * and after the cache hands it out again until the caller writes there
  * (wiping it there costs more than the rare search below). A free that
  * finds freed is a second free; one that finds cached is when the object is
- * in the thread's own cache (a search of that one stack, of at most 256, as
- * glibc's tcache does; an object in another thread's cache is missed, as
- * there).
+ * in the thread's own cache (a search of that one stack, of at most
+ * THREAD_BIN_MAX, as glibc's tcache does; an object in another thread's
+ * cache is missed, as there).
  *
  * Costs a load, two comparisons and a store at free, to bytes the caller
  * touches anyway; a store when jemalloc hands an object out. The keys are

@@ -37,16 +37,39 @@ static void thread_heavy_fence(void) {
     error_fatal("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after registration succeeded");
 }
 
+/* Hands the object p of bin b, off the cache's stacks, to jemalloc through
+ * the cache's tcache, with the registry's mark in its first bytes. */
+static void thread_object_give(thread_registry *reg, thread_cache *tc, void *p, unsigned b) {
+  if (reg->free_mark) memcpy(p, &reg->free_mark, sizeof reg->free_mark);
+  sdallocx(p, reg->classes->size[b], tc->free_flags);
+}
+
+/* The length a stack of objects of cap slots starts at, and goes back to. */
+static uint32_t thread_bin_start(uint32_t cap) { return cap < THREAD_BIN_START ? cap : THREAD_BIN_START; }
+
+void thread_bin_spill(thread_cache *tc, unsigned b, void *p) {
+  thread_bin *bin = &tc->bins[b];
+  PH_ASSERT(bin->count == bin->limit);
+  if (bin->limit < bin->cap) {
+    bin->limit = bin->limit < bin->cap / 2 ? bin->limit * 2 : bin->cap;
+  } else {
+    /* The older half goes: the newer objects are the ones still warm. */
+    uint32_t half = bin->count / 2;
+    for (uint32_t i = 0; i < half; i++) thread_object_give(tc->registry, tc, bin->slots[i], b);
+    memmove(bin->slots, bin->slots + half, (bin->count - half) * sizeof *bin->slots);
+    bin->count -= half;
+  }
+  bin->slots[bin->count++] = p;
+}
+
 /* Hands the objects of the cache's free lists to its tcache and its extents
- * to the extent manager. The caller has the cache to itself. */
+ * to the extent manager, and shrinks its stacks back. The caller has the
+ * cache to itself. */
 static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
   for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
     thread_bin *bin = &tc->bins[b];
-    while (bin->count) {
-      void *p = bin->slots[--bin->count];
-      if (reg->free_mark) memcpy(p, &reg->free_mark, sizeof reg->free_mark);
-      dallocx(p, tc->free_flags);
-    }
+    while (bin->count) thread_object_give(reg, tc, bin->slots[--bin->count], b);
+    bin->limit = thread_bin_start(bin->cap);
   }
   for (; tc->held.count; tc->held.count--) {
     dallocx(tc->held.slots[tc->held.head], tc->free_flags);
@@ -77,7 +100,16 @@ static void thread_exit(void *arg) {
   thread_registry *reg = tc->registry;
   pthread_mutex_lock(&reg->lock);
   thread_cache_drain(reg, tc);
-  thread_cache_release(reg, tc);
+  if (reg->idle_count < THREAD_IDLE_MAX) {
+    /* Kept for the next new thread, holding nothing. */
+    mallctl("tcache.flush", NULL, NULL, &tc->tcache, sizeof tc->tcache);
+    tc->idle = true;
+    tc->next_idle = reg->idle;
+    reg->idle = tc;
+    reg->idle_count++;
+  } else {
+    thread_cache_release(reg, tc);
+  }
   pthread_mutex_unlock(&reg->lock);
 }
 
@@ -86,6 +118,8 @@ int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t 
                          unsigned (*arena_for)(void *ctx), void *arena_ctx) {
   pthread_once(&thread_once, thread_detect_membarrier);
   reg->head = NULL;
+  reg->idle = NULL;
+  reg->idle_count = 0;
   reg->page = page;
   reg->release_extent = release_extent;
   reg->release_ctx = release_ctx;
@@ -115,7 +149,24 @@ void thread_registry_fini(thread_registry *reg) {
   meta_fini(&reg->pool);
 }
 
+/* An idle cache, taken for the calling thread; NULL when there is none. */
+static thread_cache *thread_cache_adopt(thread_registry *reg) {
+  pthread_mutex_lock(&reg->lock);
+  thread_cache *tc = reg->idle;
+  if (tc) {
+    reg->idle = tc->next_idle;
+    reg->idle_count--;
+    tc->next_idle = NULL;
+    tc->idle = false;
+  }
+  pthread_mutex_unlock(&reg->lock);
+  if (tc) pthread_setspecific(reg->key, tc);
+  return tc;
+}
+
 static thread_cache *thread_cache_create(thread_registry *reg) {
+  thread_cache *idle = thread_cache_adopt(reg);
+  if (idle) return idle;
   unsigned arena = reg->arena_for(reg->arena_ctx);
   unsigned id;
   size_t sz = sizeof id;
@@ -137,12 +188,12 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
   tc->alloc_flags = (int)(MALLOCX_ARENA(tc->arena) | MALLOCX_TCACHE(id));
   tc->free_flags = (int)MALLOCX_TCACHE(id);
   tc->registry = reg;
-  /* Each bin holds at most 64 KiB of objects, and between 4 and 256. */
   size_t slots = 0;
   for (unsigned b = 0; reg->classes && b < reg->classes->nbins; b++) {
-    uint32_t limit = (uint32_t)((64u << 10) / reg->classes->size[b]);
-    tc->bins[b].limit = limit < 4 ? 4 : limit > 256 ? 256 : limit;
-    slots += tc->bins[b].limit;
+    uint32_t cap = THREAD_BIN_BYTES / reg->classes->size[b];
+    tc->bins[b].cap = cap < 4 ? 4 : cap > THREAD_BIN_MAX ? THREAD_BIN_MAX : cap;
+    tc->bins[b].limit = thread_bin_start(tc->bins[b].cap);
+    slots += tc->bins[b].cap;
   }
   xcache_init(&tc->extents, reg->page);
   tc->held.limit = reg->hold;
@@ -160,7 +211,7 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
     }
     tc->slot_memory = mem;
     size_t used = 0;
-    for (unsigned b = 0; b < SIZECLASS_MAX_BINS; used += tc->bins[b].limit, b++) tc->bins[b].slots = tc->slot_memory + used;
+    for (unsigned b = 0; b < SIZECLASS_MAX_BINS; used += tc->bins[b].cap, b++) tc->bins[b].slots = tc->slot_memory + used;
     tc->held.slots = tc->slot_memory + used;
     tc->held.bins = (uint8_t *)(tc->slot_memory + used + reg->hold);
   }
@@ -226,6 +277,9 @@ void thread_fork_parent(thread_registry *reg) {
 
 void thread_fork_child(thread_registry *reg) {
   thread_cache *mine = pthread_getspecific(reg->key);
+  /* The idle caches go too: they are no thread's, and hold nothing. */
+  reg->idle = NULL;
+  reg->idle_count = 0;
   for (thread_cache *tc = reg->head, *next; tc; tc = next) {
     next = tc->next;
     /* A thread stepping aside from a stolen cache may have left busy set. */
@@ -272,7 +326,7 @@ size_t thread_cached_extent_bytes(thread_registry *reg) {
 
 size_t thread_count(thread_registry *reg) {
   pthread_mutex_lock(&reg->lock);
-  size_t n = reg->pool.live;
+  size_t n = reg->pool.live - reg->idle_count;
   pthread_mutex_unlock(&reg->lock);
   return n;
 }
@@ -280,7 +334,7 @@ size_t thread_count(thread_registry *reg) {
 int thread_check(thread_registry *reg) {
   int broken = 0;
   pthread_mutex_lock(&reg->lock);
-  size_t n = 0;
+  size_t n = 0, idle = 0;
   for (thread_cache *tc = reg->head; tc; tc = tc->next) {
     n++;
     if (tc->next && tc->next->prev != tc) {
@@ -302,13 +356,37 @@ int thread_check(thread_registry *reg) {
               tc->held.head, tc->held.limit, reg->hold);
       broken++;
     }
+    unsigned held = tc->held.count;
     for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
-      if (tc->bins[b].count > tc->bins[b].limit) {
-        fprintf(stderr, "thread: free list of bin %u holds %u objects, over its limit %u\n", b, tc->bins[b].count,
-                tc->bins[b].limit);
+      const thread_bin *bin = &tc->bins[b];
+      held += bin->count;
+      if (bin->count > bin->limit || bin->limit > bin->cap ||
+          (reg->classes && b < reg->classes->nbins && bin->cap * reg->classes->size[b] > THREAD_BIN_BYTES &&
+           bin->cap > 4)) {
+        fprintf(stderr, "thread: free list of bin %u holds %u objects, limit %u, cap %u (of 64 KiB at most)\n", b,
+                bin->count, bin->limit, bin->cap);
         broken++;
       }
     }
+    held += tc->extents.count;
+    if (tc->idle && (held || atomic_load(&tc->busy))) {
+      fprintf(stderr, "thread: an idle cache holds %u objects and extents, busy %d\n", held, atomic_load(&tc->busy));
+      broken++;
+    }
+    idle += tc->idle;
+  }
+  unsigned listed = 0;
+  for (thread_cache *tc = reg->idle; tc && listed <= reg->idle_count; tc = tc->next_idle) {
+    listed++;
+    if (!tc->idle) {
+      fprintf(stderr, "thread: a cache on the idle list is not marked idle\n");
+      broken++;
+    }
+  }
+  if (idle != reg->idle_count || listed != reg->idle_count || reg->idle_count > THREAD_IDLE_MAX) {
+    fprintf(stderr, "thread: %zu caches marked idle, %u on the idle list, %u counted (at most %u)\n", idle, listed,
+            reg->idle_count, THREAD_IDLE_MAX);
+    broken++;
   }
   if (n != reg->pool.live) {
     fprintf(stderr, "thread: %zu caches listed, %zu records live\n", n, reg->pool.live);

@@ -7,8 +7,22 @@
  * one short free list per jemalloc bin of the objects the thread freed (a
  * FIXED heap knows an object's bin from its page's tag, so a free or a malloc
  * that hits the list costs no call into jemalloc), and the freed extents of
- * medium blocks, up to a bound (xcache.h), so that medium blocks churning in
- * one thread do not take the extent manager's lock each time.
+ * mid-size blocks, up to a bound (xcache.h), so that mid-size blocks
+ * churning in one thread do not take the extent manager's lock each time.
+ * A stack of objects starts short and doubles each time it overflows, up to
+ * 64 KiB of objects (a thread with many live blocks of one class keeps
+ * them all without a call into jemalloc); once at its longest, an overflow
+ * hands its older half to jemalloc at once (thread_bin_spill), so that a
+ * thread freeing and allocating at the edge does not call jemalloc each
+ * time. A reclaim shrinks every stack back.
+ *
+ * A cache outlives its thread: at the thread's exit it is drained, its
+ * tcache flushed, and it waits, owned by no thread, on the registry's idle
+ * list (at most THREAD_IDLE_MAX of them) for the next new thread, which
+ * takes it as it is instead of making a tcache and mapping stacks of its
+ * own (a program that starts a thread per task pays for neither). An idle
+ * cache holds nothing.
+ *
  * The owner uses it without locks. When the heap must reclaim memory (pinheap_trim, or before
  * answering ENOMEM) a thread empties every cache, including those of threads
  * that are alive and busy elsewhere, through an asymmetric Dekker handshake:
@@ -24,11 +38,13 @@
  * also holds its cache busy around other changes that must not be copied
  * half done (heap.h).
  *
- * Invariants: a cache is on its registry's list from its creation until its
- * thread exits, the registry is finished, or (in a child after fork) its
- * thread did not survive the fork; at most one thread uses a cache at a
- * time (the owner while busy and not stolen, the thief while stolen and not
- * busy).
+ * Invariants: a cache is on its registry's list from its creation until the
+ * registry is finished, or (in a child after fork) it is idle or its
+ * thread did not survive the fork, or its thread exits while THREAD_IDLE_MAX
+ * caches are idle already; a cache is idle (on the idle list, every stack
+ * empty, no thread's) from its thread's exit until a new thread takes it;
+ * at most one thread uses a cache at a time (the owner while busy and not
+ * stolen, the thief while stolen and not busy).
  *
  * Thread-safe as described; thread_registry_fini must not race with anything.
  */
@@ -51,11 +67,13 @@ typedef struct thread_registry thread_registry;
 
 /* A stack of freed objects of one bin:
  * an array of pointers, so that neither push nor pop touches the memory.
- * Invariant: count <= limit, and slots[0 .. count) are the pointers. */
+ * Invariant: count <= limit <= cap, slots has room for cap pointers, and
+ * slots[0 .. count) are the pointers. */
 typedef struct thread_bin {
   void **slots;
   uint32_t count;
-  uint32_t limit;
+  uint32_t limit; /* what it holds now: grows on overflow (objects' stacks) */
+  uint32_t cap;   /* the most it may hold */
 } thread_bin;
 
 /* The top of the stack, or NULL when empty. */
@@ -75,6 +93,14 @@ static inline bool thread_bin_push(thread_bin *b, void *p) {
   b->slots[b->count++] = p;
   return true;
 }
+
+/* A stack of objects holds at most 64 KiB of them, and between 4 and
+ * THREAD_BIN_MAX; it starts at no more than THREAD_BIN_START. */
+#define THREAD_BIN_BYTES ((uint32_t)64 << 10)
+#define THREAD_BIN_MAX 2048u
+#define THREAD_BIN_START 256u
+/* Caches of exited threads kept for new threads. */
+#define THREAD_IDLE_MAX 8u
 
 /* A FIFO of freed small objects held back from reuse (with the debugging
  * aids): an object waits until `limit` later frees of its thread have
@@ -124,6 +150,8 @@ typedef struct thread_cache {
   _Atomic size_t large_blocks;
   struct thread_cache *next;
   struct thread_cache *prev;
+  struct thread_cache *next_idle; /* on the idle list */
+  bool idle;
   thread_registry *registry;
   void **slot_memory; /* mmap'd backing of every stack's slots */
   size_t slot_bytes;
@@ -137,6 +165,8 @@ struct thread_registry {
   pthread_key_t key;
   pthread_mutex_t lock; /* the list and the pool; held by a thief throughout */
   thread_cache *head;
+  thread_cache *idle; /* caches of exited threads, for new threads */
+  unsigned idle_count;
   meta_pool pool;
   const sizeclass *classes;
   size_t page;
@@ -200,8 +230,15 @@ static inline void thread_leave(thread_cache *tc) {
   atomic_store_explicit(&tc->busy, 0, memory_order_release);
 }
 
-/* Empties every thread's cache of this registry into the arenas. The caller
- * must not be inside thread_enter/thread_leave. */
+/* A free of p, of bin b, that found its stack full (thread_bin_push
+ * failed): the stack grows, or gives its older half to jemalloc through
+ * the cache's tcache, each object marked as a drain marks it; then p goes
+ * on it. The caller is inside tc (thread_enter). */
+void thread_bin_spill(thread_cache *tc, unsigned b, void *p);
+
+/* Empties every thread's cache of this registry into the arenas, and
+ * shrinks its stacks back. The caller must not be inside
+ * thread_enter/thread_leave. */
 void thread_flush_all(thread_registry *reg);
 
 /* fork(2) (fork.h): prepare takes the registry's lock and steals every
@@ -213,7 +250,7 @@ void thread_fork_prepare(thread_registry *reg);
 void thread_fork_parent(thread_registry *reg);
 void thread_fork_child(thread_registry *reg);
 
-/* Number of threads with a cache. */
+/* Number of threads with a cache (idle caches not counted). */
 size_t thread_count(thread_registry *reg);
 
 /* Calls visit on every object and extent the caches hold, with its size in

@@ -20,16 +20,25 @@ static int walk_emit(walk_state *w, uintptr_t addr, size_t size, pinheap_extent_
 }
 
 /* [a, end) inside grant g: runs of the pages jemalloc gave back (held) and
- * of the others (slabs; jemalloc's metadata lies outside the region). */
+ * of the others (slabs; jemalloc's metadata lies outside the region). A
+ * run of slabs is named by the first bin a page of it names, and ends
+ * where a page names another (an arena keeps emptied slabs beside those in
+ * use). */
 static int walk_grant(walk_state *w, const hooks_grant *g, uintptr_t a, uintptr_t end) {
   heap *h = w->heap;
   const pagemap *pm = &h->space.pm;
   while (a < end) {
     uint32_t tag = pagemap_get(pm, (void *)a);
     bool returned = tag == PAGEMAP_RETURNED;
-    uintptr_t b = a + h->page;
-    while (b < end && (pagemap_get(pm, (void *)b) == PAGEMAP_RETURNED) == returned) b += h->page;
     int bin = PAGEMAP_BIN_OF(tag);
+    uintptr_t b = a + h->page;
+    for (; b < end; b += h->page) {
+      uint32_t next = pagemap_get(pm, (void *)b);
+      if ((next == PAGEMAP_RETURNED) != returned) break;
+      int nb = PAGEMAP_BIN_OF(next);
+      if (nb >= 0 && bin >= 0 && nb != bin) break;
+      if (nb >= 0) bin = nb;
+    }
     int stop = returned ? walk_emit(w, a, b - a, PINHEAP_EXTENT_HELD, 0, 0)
                         : walk_emit(w, a, b - a, PINHEAP_EXTENT_SLAB, g->birth, bin >= 0 ? h->classes.size[bin] : 0);
     if (stop) return stop;

@@ -136,6 +136,7 @@ static void test_walk_fixed(void **state) {
     if (w.e[i].kind == PINHEAP_EXTENT_METADATA) meta += w.e[i].size;
   }
   /* jemalloc's metadata lies outside the region */
+  printf("test_report: slabs %zu bytes, metadata %zu bytes, %zu runs of 112-byte objects\n", slab, meta, objects);
   assert_true(slab > 0 && meta == 0 && objects > 0);
   /* visit's non-zero value stops the walk */
   w.n = 0;

@@ -5,7 +5,8 @@
  * and found again; the limits of its stacks; what the caches hold walked
  * and drained by a flush (objects to jemalloc with the registry's mark in
  * their first bytes, extents to release_extent); a flush waits for an owner
- * inside its cache; an exiting thread's cache drained and gone; the FIFO of
+ * inside its cache; an exiting thread's cache drained and kept idle for the
+ * next thread; a stack that overflows grows, then spills half; the FIFO of
  * held-back objects; the fork steps; thread_check after each step.
  */
 #include <errno.h>
@@ -221,7 +222,27 @@ static void *exiting_thread(void *arg) {
   return NULL;
 }
 
-/* An exiting thread's cache is drained and gone. */
+/* Takes a cache and keeps its thread alive until release_held. */
+static _Atomic int release_held;
+static void *held_thread(void *arg) {
+  fixture *f = arg;
+  thread_cache *tc = thread_enter(&f->reg);
+  assert_non_null(tc);
+  thread_leave(tc);
+  while (!atomic_load(&release_held)) sched_yield();
+  return NULL;
+}
+
+static void *cache_of_thread(void *arg) {
+  fixture *f = arg;
+  thread_cache *tc = thread_enter(&f->reg);
+  assert_non_null(tc);
+  thread_leave(tc);
+  return tc;
+}
+
+/* An exiting thread's cache is drained and waits, idle, for the next new
+ * thread, which takes it; past THREAD_IDLE_MAX idle caches, one goes. */
 static void test_exit(void **state) {
   (void)state;
   fixture *f = open_registry(0);
@@ -230,7 +251,65 @@ static void test_exit(void **state) {
   pthread_join(t, NULL);
   assert_int_equal(thread_count(&f->reg), 0);
   assert_int_equal(f->released.count, 2);
+  assert_int_equal(f->reg.idle_count, 1);
+  thread_cache *idle = f->reg.idle;
+  assert_non_null(idle);
+  assert_true(idle->idle);
   assert_int_equal(thread_check(&f->reg), 0);
+  void *got;
+  assert_int_equal(pthread_create(&t, NULL, cache_of_thread, f), 0);
+  pthread_join(t, &got);
+  assert_ptr_equal(got, idle);
+  assert_int_equal(f->reg.idle_count, 1);
+  /* THREAD_IDLE_MAX + 1 threads at once: one cache too many when they end. */
+  pthread_t many[THREAD_IDLE_MAX + 1];
+  thread_cache *mine = thread_enter(&f->reg); /* the main thread's, never idle */
+  thread_leave(mine);
+  for (unsigned i = 0; i <= THREAD_IDLE_MAX; i++) assert_int_equal(pthread_create(&many[i], NULL, held_thread, f), 0);
+  while (thread_count(&f->reg) < THREAD_IDLE_MAX + 2) sched_yield();
+  atomic_store(&release_held, 1);
+  for (unsigned i = 0; i <= THREAD_IDLE_MAX; i++) pthread_join(many[i], NULL);
+  atomic_store(&release_held, 0);
+  assert_int_equal(f->reg.idle_count, THREAD_IDLE_MAX);
+  assert_int_equal(thread_count(&f->reg), 1);
+  assert_int_equal(f->reg.pool.live, THREAD_IDLE_MAX + 1);
+  assert_int_equal(thread_check(&f->reg), 0);
+  close_registry(f);
+}
+
+/* A stack of objects that overflows doubles, up to its cap; at its cap it
+ * hands its older half to jemalloc, marked; a flush shrinks it back. */
+static void test_spill(void **state) {
+  (void)state;
+  fixture *f = open_registry(0);
+  thread_cache *tc = thread_enter(&f->reg);
+  unsigned b = sizeclass_bin(&f->classes, 16);
+  thread_bin *bin = &tc->bins[b];
+  assert_int_equal(bin->cap, THREAD_BIN_MAX);
+  assert_int_equal(bin->limit, THREAD_BIN_START);
+  static void *objects[THREAD_BIN_MAX + 1];
+  for (unsigned i = 0; i <= THREAD_BIN_MAX; i++) {
+    objects[i] = mallocx(16, tc->alloc_flags);
+    assert_non_null(objects[i]);
+    if (!thread_bin_push(bin, objects[i])) {
+      uint32_t before = bin->limit;
+      thread_bin_spill(tc, b, objects[i]);
+      assert_int_equal(bin->limit, before < bin->cap ? 2 * before : bin->cap);
+    }
+    assert_int_equal(thread_check(&f->reg), 0);
+  }
+  /* THREAD_BIN_MAX held, then the one more: the oldest half went. */
+  assert_int_equal(bin->count, THREAD_BIN_MAX / 2 + 1);
+  assert_ptr_equal(bin->slots[0], objects[THREAD_BIN_MAX / 2]);
+  for (unsigned i = 0; i < THREAD_BIN_MAX / 2; i++) {
+    uint64_t w;
+    memcpy(&w, objects[i], sizeof w);
+    assert_int_equal(w, MARK);
+  }
+  thread_leave(tc);
+  thread_flush_all(&f->reg);
+  assert_int_equal(bin->count, 0);
+  assert_int_equal(bin->limit, THREAD_BIN_START);
   close_registry(f);
 }
 
@@ -286,6 +365,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_enter), cmocka_unit_test(test_flush), cmocka_unit_test(test_flush_waits),
       cmocka_unit_test(test_exit),  cmocka_unit_test(test_held),  cmocka_unit_test(test_fork_steps),
+      cmocka_unit_test(test_spill),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,289 @@
+/*
+ * Integration tests of the small-object paths under the patterns of
+ * bench/pattern_bench.h, white-box (the heap's thread registry):
+ *
+ * - many live blocks of one class: a thread's stack grows to keep them all
+ *   (1600 blocks of 16 B, freed, are all still in its cache), then at its
+ *   longest hands its older half to jemalloc; a trim empties it and shrinks
+ *   it back; FIXED and SIMPLE;
+ * - a thread per task: the cache of an exited thread waits, holding
+ *   nothing, and the next new thread takes it; a block as large as the
+ *   whole free region is had after threads left their caches; many threads
+ *   at once, started and ended at random (seed printed, taken as argv[1]);
+ * - one thread allocates, another frees: the slabs emptied stay with their
+ *   arena (not back in the extent manager), and are reclaimed before an
+ *   allocation that needs their room fails.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "pinheap.h"
+#include "seed.h"
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+static pinheap *open_heap(pinheap_mode mode, size_t size) {
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.mode = mode;
+  o.size = mode == PINHEAP_FIXED ? size : 0;
+  o.arenas = 1;
+  pinheap *h = pinheap_create(&o);
+  if (!h) fail_msg("pinheap_create: %s", pinheap_last_error());
+  return h;
+}
+
+typedef struct counted {
+  size_t objects, extents;
+} counted;
+
+static void count(void *p, size_t bytes, void *arg) {
+  (void)p;
+  counted *c = arg;
+  if (bytes > 14 * KiB)
+    c->extents++;
+  else
+    c->objects++;
+}
+
+static size_t cached_objects(pinheap *h) {
+  counted c = {0};
+  thread_walk_cached(&h->core.threads, count, &c);
+  return c.objects;
+}
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- many live blocks of one class ---------------------------------------- */
+
+#define MANY 1600
+
+static void many_live(pinheap_mode mode) {
+  pinheap *h = open_heap(mode, 64 * MiB);
+  static void *p[3 * THREAD_BIN_MAX];
+  for (int i = 0; i < MANY; i++) assert_non_null(p[i] = pinheap_malloc(h, 16));
+  for (int i = 0; i < MANY; i++) pinheap_free(h, p[i]);
+  size_t cached = cached_objects(h);
+  printf("test_small_paths: %d blocks of 16 B freed, %zu in the thread's cache\n", MANY, cached);
+  assert_int_equal(cached, MANY);
+  assert_int_equal(pinheap_check(h), 0);
+  /* Allocated again, every one from the cache: the stack empties. */
+  for (int i = 0; i < MANY; i++) assert_non_null(p[i] = pinheap_malloc(h, 16));
+  assert_int_equal(cached_objects(h), 0);
+  /* More than the stack may hold: it keeps between half and all of its
+   * most, the rest handed to jemalloc, and a second free of one of those
+   * is still caught as one (checked by the keys; the test only counts). */
+  int n = 3 * THREAD_BIN_MAX;
+  for (int i = MANY; i < n; i++) assert_non_null(p[i] = pinheap_malloc(h, 16));
+  for (int i = 0; i < n; i++) pinheap_free(h, p[i]);
+  cached = cached_objects(h);
+  assert_true(cached >= THREAD_BIN_MAX / 2 && cached <= THREAD_BIN_MAX);
+  assert_int_equal(pinheap_check(h), 0);
+  /* A trim empties the stack and shrinks it back. */
+  pinheap_trim(h);
+  assert_int_equal(cached_objects(h), 0);
+  thread_cache *tc = thread_enter(&h->core.threads);
+  unsigned b = sizeclass_bin(&h->core.classes, 16);
+  assert_int_equal(tc->bins[b].limit, THREAD_BIN_START);
+  thread_leave(tc);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+}
+
+static void test_many_live_fixed(void **state) {
+  (void)state;
+  many_live(PINHEAP_FIXED);
+}
+
+static void test_many_live_simple(void **state) {
+  (void)state;
+  many_live(PINHEAP_SIMPLE);
+}
+
+/* ---- a thread per task ---------------------------------------------------- */
+
+typedef struct task {
+  pinheap *h;
+  thread_cache *tc; /* the cache the thread had */
+  unsigned tcache;
+} task;
+
+/* Allocates and frees small objects and 5-page blocks (kept in the
+ * thread's extent cache), and says which cache it had. */
+static void *short_task(void *arg) {
+  task *t = arg;
+  void *p[32];
+  for (int i = 0; i < 32; i++) assert_non_null(p[i] = pinheap_malloc(t->h, i % 2 ? 100 : 20 * KiB));
+  for (int i = 0; i < 32; i++) pinheap_free(t->h, p[i]);
+  t->tc = thread_enter(&t->h->core.threads);
+  assert_non_null(t->tc);
+  t->tcache = t->tc->tcache;
+  thread_leave(t->tc);
+  return NULL;
+}
+
+static void run_task(task *t) {
+  pthread_t id;
+  assert_int_equal(pthread_create(&id, NULL, short_task, t), 0);
+  assert_int_equal(pthread_join(id, NULL), 0);
+}
+
+static void test_thread_per_task(void **state) {
+  (void)state;
+  pinheap *h = open_heap(PINHEAP_FIXED, 64 * MiB);
+  pinheap_stats s0;
+  assert_int_equal(pinheap_get_stats(h, &s0), 0);
+  task a = {h, NULL, 0}, b = {h, NULL, 0};
+  run_task(&a);
+  /* Gone with its thread, but kept: idle, holding nothing. */
+  assert_int_equal(thread_count(&h->core.threads), 0);
+  printf("test_small_paths: after a thread's exit, %zu cache records live, %u idle\n",
+         h->core.threads.pool.live, h->core.threads.idle_count);
+  assert_int_equal(h->core.threads.pool.live, 1);
+  assert_int_equal(h->core.threads.idle_count, 1);
+  assert_int_equal(thread_cached_extent_bytes(&h->core.threads), 0);
+  assert_int_equal(pinheap_check(h), 0);
+  /* The next thread takes it as it is. */
+  run_task(&b);
+  assert_ptr_equal(b.tc, a.tc);
+  assert_int_equal(b.tcache, a.tcache);
+  assert_int_equal(h->core.threads.pool.live, 1);
+  /* Nothing of theirs stands in the way of the largest block. */
+  void *big = pinheap_malloc(h, s0.largest_free);
+  assert_non_null(big);
+  pinheap_free(h, big);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+}
+
+/* Many threads at once, each a few tasks long, started and ended at random;
+ * the heap's checker after every wave. */
+#define WAVES 20
+#define AT_ONCE 6
+
+typedef struct worker {
+  pinheap *h;
+  uint64_t rng;
+} worker;
+
+static void *random_task(void *arg) {
+  worker *w = arg;
+  void *p[64];
+  unsigned n = 1 + (unsigned)(seed_next_r(&w->rng) % 64);
+  for (unsigned i = 0; i < n; i++) {
+    size_t size = 1 + seed_next_r(&w->rng) % (seed_next_r(&w->rng) % 4 ? 512 : 64 * KiB);
+    assert_non_null(p[i] = pinheap_malloc(w->h, size));
+    memset(p[i], (int)i, size < 64 ? size : 64);
+  }
+  for (unsigned i = 0; i < n; i++) pinheap_free(w->h, p[i]);
+  return NULL;
+}
+
+static void test_thread_churn(void **state) {
+  (void)state;
+  pinheap *h = open_heap(PINHEAP_FIXED, 128 * MiB);
+  for (int wave = 0; wave < WAVES; wave++) {
+    pthread_t id[AT_ONCE];
+    worker w[AT_ONCE];
+    unsigned n = 1 + (unsigned)seed_below(AT_ONCE);
+    for (unsigned i = 0; i < n; i++) {
+      w[i] = (worker){h, seed_next() | 1};
+      assert_int_equal(pthread_create(&id[i], NULL, random_task, &w[i]), 0);
+    }
+    for (unsigned i = 0; i < n; i++) assert_int_equal(pthread_join(id[i], NULL), 0);
+    assert_int_equal(pinheap_check(h), 0);
+    assert_true(h->core.threads.idle_count <= THREAD_IDLE_MAX);
+    assert_true(h->core.threads.pool.live <= AT_ONCE + THREAD_IDLE_MAX);
+  }
+  pinheap_stats s;
+  pinheap_trim(h);
+  assert_int_equal(pinheap_get_stats(h, &s), 0);
+  assert_int_equal(s.allocated, 0);
+  pinheap_destroy(h);
+}
+
+/* ---- one thread allocates, another frees ---------------------------------- */
+
+#define OBJ_SIZE 1024
+#define OBJS (12 * MiB / OBJ_SIZE)
+
+typedef struct handoff {
+  pinheap *h;
+  void **p;
+} handoff;
+
+static void *consumer(void *arg) {
+  handoff *x = arg;
+  for (size_t i = 0; i < OBJS; i++) pinheap_free(x->h, x->p[i]);
+  return NULL;
+}
+
+/* Allocates OBJS objects here and frees them in another thread, which then
+ * exits: its cache drained, the slabs emptied. */
+static void produce_and_consume(pinheap *h, void **p) {
+  for (size_t i = 0; i < OBJS; i++) assert_non_null(p[i] = pinheap_malloc(h, OBJ_SIZE));
+  handoff x = {h, p};
+  pthread_t id;
+  assert_int_equal(pthread_create(&id, NULL, consumer, &x), 0);
+  assert_int_equal(pthread_join(id, NULL), 0);
+}
+
+static void test_producer_consumer(void **state) {
+  (void)state;
+  pinheap *h = open_heap(PINHEAP_FIXED, 32 * MiB);
+  void **p = calloc(OBJS, sizeof *p);
+  assert_non_null(p);
+  pinheap_stats s0, s1, s2;
+  assert_int_equal(pinheap_get_stats(h, &s0), 0);
+  uint64_t t0 = now_ms();
+  produce_and_consume(h, p);
+  /* This thread's own cache holds none of them: the consumer freed them. */
+  assert_int_equal(pinheap_get_stats(h, &s1), 0);
+  uint64_t took = now_ms() - t0;
+  pinheap_trim(h);
+  assert_int_equal(pinheap_get_stats(h, &s2), 0);
+  printf("test_small_paths: %zu MiB freed by another thread: %zu KiB kept by the arena, free %zu KiB at start, "
+         "%zu KiB after a trim (%llu ms)\n",
+         (size_t)(OBJS * OBJ_SIZE / MiB), (s2.free_bytes - s1.free_bytes) / KiB, s0.free_bytes / KiB,
+         s2.free_bytes / KiB, (unsigned long long)took);
+  /* The emptied slabs stayed with the arena (unless the run was so slow
+   * that jemalloc's decay let them go meanwhile). */
+  if (took < HOOKS_DIRTY_DECAY_MS / 2) assert_true(s2.free_bytes - s1.free_bytes >= 4 * MiB);
+  assert_true(s2.free_bytes + 2 * MiB >= s0.free_bytes);
+  /* Again, and then a block that needs their room: had at the first try,
+   * the kept slabs reclaimed on the way. */
+  produce_and_consume(h, p);
+  void *big = pinheap_malloc(h, s0.largest_free * 3 / 4);
+  assert_non_null(big);
+  pinheap_free(h, big);
+  assert_int_equal(pinheap_check(h), 0);
+  free(p);
+  pinheap_destroy(h);
+}
+
+int main(int argc, char **argv) {
+  seed_init(argc, argv, "test_small_paths");
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_many_live_fixed),  cmocka_unit_test(test_many_live_simple),
+      cmocka_unit_test(test_thread_per_task),  cmocka_unit_test(test_thread_churn),
+      cmocka_unit_test(test_producer_consumer),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
