@@ -83,14 +83,20 @@ rc=$?
 
 # MPICH's (and UCX's) segments are unlinked as soon as every rank has them
 # mapped; a run killed before that leaves them in /dev/shm. Remove those new
-# since the start that no process maps (another run may be using its own).
+# since the start that no process maps or holds open: another run (an
+# OpenSHMEM job over UCX, say) may be using its own, and holds it open
+# between creating and mapping it.
+in_use() {
+  grep -qsF "$shm/$1" /proc/[0-9]*/maps && return 0
+  [ -n "$(find /proc/[0-9]*/fd -lname "$shm/$1" -print -quit 2>/dev/null)" ]
+}
 if [ "$flavour" = mpich ]; then
   for f in $(LC_ALL=C comm -13 <(echo "$before") <(listing)); do
     case $f in
       mpich_shar_tmp* | ucx_shm_posix_*) ;;
       *) continue ;;
     esac
-    grep -qsF "$shm/$f" /proc/[0-9]*/maps && continue
+    in_use "$f" && continue
     echo "run.sh: removing $shm/$f, left by the run" >&2
     rm -f "$shm/$f"
   done
