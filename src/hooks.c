@@ -80,6 +80,12 @@ static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_
   else
     p = hooks_take(s, size, alignment, &pristine);
   if (!p) return NULL;
+  /* The first grant comes while the arena is made, before any other thread
+   * can use it. */
+  if (!ha->first_size) {
+    ha->first = (uintptr_t)p;
+    ha->first_size = size;
+  }
   /* Tagged before it is recorded, untagged after it is forgotten
    * (hooks_give_back): the grants' lock holder sees every grant tagged. */
   pagemap_set_small(s->pm, p, size);
@@ -237,10 +243,19 @@ static void hooks_give_back(hooks_arena *ha, void *addr, size_t size) {
   }
 }
 
+/* Whether [addr, addr + size) overlaps the arena's first grant. */
+static bool hooks_in_first(const hooks_arena *ha, const void *addr, size_t size) {
+  uintptr_t a = (uintptr_t)addr;
+  return ha->first_size && a < ha->first + ha->first_size && a + size > ha->first;
+}
+
+/* Refuses the extents of the arena's first grant: jemalloc keeps them as
+ * retained and reuses them (hooks.h). */
 static bool hooks_dalloc(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigned arena_ind) {
   (void)committed;
   (void)arena_ind;
   hooks_shared *s = ((hooks_arena *)h)->shared;
+  if (hooks_in_first((hooks_arena *)h, addr, size)) return true;
   if (!gate_try(s->gate)) return true;
   if (!hooks_base_unmap(s, addr, size)) hooks_give_back((hooks_arena *)h, addr, size);
   gate_leave(s->gate);

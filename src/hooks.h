@@ -10,6 +10,12 @@
  * fork is being prepared, alloc fails and dalloc refuses (the heap's gate,
  * fork.h); split and merge take no lock and never wait.
  *
+ * An arena's first grant is its own for good: jemalloc's first grow is
+ * 2 MiB whatever the retain grow limit, and dalloc refuses every extent
+ * inside it, so that jemalloc keeps it as retained memory and carves this
+ * arena's later extents from it, rather than leave freed pieces RETURNED
+ * (below), unusable by anyone while some other piece of it lives.
+ *
  * A grant goes back to the manager whole, at once when jemalloc gives it back
  * whole, and otherwise when its last piece comes back. jemalloc with
  * opt.retain (the default on 64-bit Linux, and process-wide) never merges an
@@ -111,6 +117,11 @@ typedef struct hooks_arena {
   uintptr_t reserve;
   size_t reserve_left;
   bool reserve_pristine; /* never handed out: reads as zero */
+  /* The arena's first grant (jemalloc's first grow, 2 MiB), set while the
+   * arena is made: dalloc refuses the extents inside it, which jemalloc
+   * then keeps as retained and reuses for this arena. */
+  uintptr_t first;
+  size_t first_size;
 } hooks_arena;
 
 /* Creates an arena that takes its extents from shared's manager.

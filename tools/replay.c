@@ -39,6 +39,7 @@ void replay_usage(FILE *out) {
           "  --policy NAME      placement of a FIXED heap: %s\n"
           "                     (default %s)\n"
           "  --arenas N         jemalloc arenas (default: as pinheap_create, one per CPU)\n"
+          "  --ring-min SIZE    the ring policy's ring_min (default: a 32nd of the heap)\n"
           "  --samples N        stats taken at N evenly spaced events (default %d)\n"
           "  --svg FILE         draw the heap over time as SVG\n"
           "  --oom-report FILE  the heap's first ENOMEM writes its report to FILE and\n"
@@ -77,6 +78,8 @@ static int replay_parse(int argc, char **argv, replay_args *a) {
     } else if (cli_option(argc, argv, &i, "--arenas", &v)) {
       if (cli_uint(v, 64, &n) != 0) return cli_usage_error("replay", replay_usage, "--arenas needs 0 to 64");
       a->opts.arenas = (unsigned)n;
+    } else if (cli_option(argc, argv, &i, "--ring-min", &v)) {
+      if (cli_size(v, &a->opts.ring_min) != 0) return cli_usage_error("replay", replay_usage, "--ring-min needs a size");
     } else if (cli_option(argc, argv, &i, "--samples", &v)) {
       if (cli_uint(v, 100000, &n) != 0) return cli_usage_error("replay", replay_usage, "--samples needs 0 to 100000");
       a->samples = (unsigned)n;

@@ -34,6 +34,7 @@ void size_usage(FILE *out) {
           "options:\n"
           "  --policy NAME      this policy only (default: every policy)\n"
           "  --arenas N         jemalloc arenas (default: as pinheap_create, one per CPU)\n"
+          "  --ring-min SIZE    the ring policy's ring_min (default: as pinheap_create)\n"
           "  --resolution SIZE  bisection stops at this interval (default: a page)\n"
           "  --scan N           probes above the bisection's result (default %d;\n"
           "                     N/2 below it), --step percent apart\n"
@@ -58,7 +59,7 @@ typedef struct size_args {
   pinheap_policy policy;
   unsigned arenas, scan;
   double step;
-  size_t resolution, max;
+  size_t resolution, max, ring_min;
 } size_args;
 
 /* What a probe needs: the arguments, the policy, the trace's peak live
@@ -81,6 +82,7 @@ static int size_probe_one(void *arg, size_t size, bool *completed) {
   o.heap.size = size;
   o.heap.policy = c->policy;
   o.heap.arenas = c->a->arenas;
+  o.heap.ring_min = c->a->ring_min;
   engine_result res;
   int rc = engine_run(&r, &o, &res);
   if (rc != 0) fprintf(stderr, "pinheap size: %s\n", r.failed ? r.error : res.error);
@@ -115,6 +117,8 @@ static int size_parse(int argc, char **argv, size_args *a) {
     } else if (cli_option(argc, argv, &i, "--arenas", &v)) {
       if (cli_uint(v, 64, &n) != 0) return cli_usage_error("size", size_usage, "--arenas needs 0 to 64");
       a->arenas = (unsigned)n;
+    } else if (cli_option(argc, argv, &i, "--ring-min", &v)) {
+      if (cli_size(v, &a->ring_min) != 0) return cli_usage_error("size", size_usage, "--ring-min needs a size");
     } else if (cli_option(argc, argv, &i, "--resolution", &v)) {
       if (cli_size(v, &a->resolution) != 0 || !a->resolution)
         return cli_usage_error("size", size_usage, "--resolution needs a size");

@@ -3,7 +3,8 @@
  * and a page map made here, without a heap. Every extent an arena takes
  * comes from the manager and is tagged small while jemalloc holds it, and
  * recorded as a grant; jemalloc's metadata comes from mmap, outside the
- * region; an arena's reserve serves its first extents and the rest goes back; a closed gate makes the alloc hook fail; hooks_take grows
+ * region; an arena's reserve serves its first extents and the rest goes back;
+ * the arena keeps its first grant and reuses what it frees of it; a closed gate makes the alloc hook fail; hooks_take grows
  * the manager through the callback once when it has no room (the way up
  * is a callback, never a call); destroying the arena gives everything back;
  * hooks_shared_check after each step.
@@ -172,6 +173,51 @@ static void test_reserve(void **state) {
   close_fixture(f);
 }
 
+/* Pages of grants that wait RETURNED, summed into *arg. */
+static int count_returned(tree_node *n, void *arg) {
+  *(size_t *)arg += PH_CONTAINER_OF(n, hooks_grant, by_addr)->returned;
+  return 0;
+}
+
+static size_t in_use(fixture *f) { return REGION - free_bytes(f); }
+
+/* The arena's first grant (2 MiB) stays its own: slabs freed in it while
+ * others there live are kept by jemalloc as retained and reused, not left
+ * RETURNED. Twice 4 MiB of 1 KiB objects, all but one in 256 freed between
+ * the rounds: the second round takes no more of the region than the first
+ * (the slabs freed in the first grant serve it), and no page of any grant
+ * waits RETURNED. */
+static void test_first_grant_reused(void **state) {
+  (void)state;
+  fixture *f = open_fixture(REGION);
+  hooks_arena ha;
+  assert_int_equal(hooks_arena_create(&ha, &f->shared, NULL, 0, false), 0);
+  assert_int_equal(in_use(f), 2 * MiB);
+  enum { N = 4096, KEEP_EVERY = 256 };
+  static void *p[N];
+  size_t peak[2] = {0, 0}, returned = 0;
+  for (int round = 0; round < 2; round++) {
+    for (unsigned i = 0; i < N; i++) {
+      if (round && i % KEEP_EVERY == 0) continue; /* kept from the first round */
+      p[i] = mallocx(1024, flags(&ha));
+      assert_non_null(p[i]);
+    }
+    peak[round] = in_use(f);
+    for (unsigned i = 0; i < N; i++)
+      if (i % KEEP_EVERY) dallocx(p[i], MALLOCX_TCACHE_NONE);
+    hooks_arena_purge(&ha);
+    returned = 0;
+    tree_walk(&f->shared.grants, count_returned, &returned);
+    assert_int_equal(returned, 0);
+    assert_int_equal(hooks_shared_check(&f->shared), 0);
+  }
+  assert_true(peak[1] <= peak[0]);
+  for (unsigned i = 0; i < N; i += KEEP_EVERY) dallocx(p[i], MALLOCX_TCACHE_NONE);
+  hooks_arena_destroy(&ha);
+  assert_int_equal(free_bytes(f), REGION);
+  close_fixture(f);
+}
+
 /* jemalloc's metadata (its base blocks) comes from mmap, outside the
  * region: a new arena takes of the region its first grant alone (2 MiB),
  * however many objects it then serves; destroying it unmaps its base
@@ -282,6 +328,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_arena),
       cmocka_unit_test(test_reserve),
+      cmocka_unit_test(test_first_grant_reused),
       cmocka_unit_test(test_bases),
       cmocka_unit_test(test_gate),
       cmocka_unit_test(test_grow),
