@@ -2,7 +2,8 @@
 # The trace format through the tool: every generated kind read back and
 # converted binary -> text -> binary byte for byte; hand-written traces
 # (cases/) replayed under each policy with the outcome each states; `size`
-# on a trace whose answer is known exactly; truncated and corrupt traces
+# on a trace whose answer is known exactly; `--ring-min` moving a block
+# between the ring and the top; truncated and corrupt traces
 # refused with the offset, never a crash; the progress bar only on a
 # terminal.
 #
@@ -58,6 +59,21 @@ for name, want in (("two-ended", 352 << 20), ("bump", 652 << 20)):
 ' "$tmp/size.json"
 "$pinheap" size --arenas 1 --scan 4 "$here/cases/exact.txt" > "$tmp/size.txt"
 check "size prints the table and the PINHEAP_SIZE to use" contains "$tmp/size.txt" "two-ended: PINHEAP_SIZE=369098752"
+
+# --ring-min: a 10 MiB block goes round the ring (from the bottom) when
+# ring_min is below it, and to the top when above; the 95 MiB that then
+# fails reports the hole above the block or at the region's start.
+printf 'pinheap-trace 1\nm 1 10m\nm 2 95m\n' > "$tmp/ring.txt"
+for rm in 8m 1g; do
+  "$pinheap" replay "$tmp/ring.txt" --heap 100m --policy ring --arenas 1 --ring-min "$rm" \
+    --oom-report "$tmp/ring-$rm.report" > /dev/null 2>&1 || true
+done
+check "replay --ring-min 8m: the block at the bottom" contains "$tmp/ring-8m.report" "(offset 10.0 MiB)"
+check "replay --ring-min 1g: the block at the top" contains "$tmp/ring-1g.report" "(offset 0 B)"
+rc=0
+"$pinheap" size "$tmp/ring.txt" --ring-min x > "$tmp/ring.out" 2>&1 || rc=$?
+check "size --ring-min x: a usage error" test "$rc" = 2
+check "size --ring-min x: says why" contains "$tmp/ring.out" "--ring-min needs a size"
 
 # Truncations and corruptions: exit 2 with an offset, never a signal.
 "$pinheap" gen churn --steps 20 -o "$tmp/c.bin"
