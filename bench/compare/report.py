@@ -9,16 +9,24 @@ CAP = 8.0  # H/M plotted up to this
 
 # Why pinheap loses, by kind of figure: what the design does there and what would close it.
 WHY = {
-    "frag": "pinheap places every block through jemalloc's size classes or page-rounded extents, and keeps 2 MiB "
-            "per arena at the top of the region (jemalloc's first grant; its metadata lies outside): on small or "
-            "object-dense traces that fixed overhead and the slabs of small classes outweigh the placement (what "
-            "would close it: a finer path for 1-64 KiB blocks, next-fit placement of the largest extents)",
-    "speed-medium": "blocks above 14 KiB take the extent manager's one lock (no per-thread caching above 16 "
-                    "pages); per-thread or sharded caches of medium extents would close it",
+    "frag": "pinheap places small blocks in jemalloc's size classes (rounding 16 B - 2 KiB objects up costs the "
+            "server-like traces about 8 % alone) or in page-rounded extents, and keeps 2 MiB per arena at the top "
+            "of the region (jemalloc's first grant; its metadata lies outside), so small, object-dense traces pay "
+            "that fixed overhead; on the PGAS-like traces best fit scatters the huge arrays: the ring policy "
+            "(pinheap-ring) lowers them but is not the default, because it fails the demo's array churn (what "
+            "would close it: a finer path for 1 - 2 KiB objects, a ring that keeps mid-size arrays out of its way)",
+    "speed-medium": "blocks above 64 KiB take the extent manager's one lock at every malloc and free: per-thread "
+                    "caches stop at 64 KiB, because caching extents up to 1 MiB raised the PGAS-like H/M by "
+                    "2 - 7 %; a sharded extent manager would close it",
     "speed-small": "small objects go through pinheap's per-thread stacks and jemalloc's flagged mallocx/"
-                   "sdallocx with an explicit tcache, a few more steps than jemalloc's own fast path",
-    "speed-xthread": "a block freed by another thread goes to that thread's cache, and emptied slabs go back "
-                     "through the extent manager's lock (dirty decay 0)",
+                   "sdallocx with an explicit tcache, a few more steps than jemalloc's own fast path; in "
+                   "falseshare, each thread's first object came from thread 0 and goes back into the freeing "
+                   "thread's stack, so the threads keep reusing neighbours on one cache line (passive false "
+                   "sharing: freeing another arena's object to that arena would close it)",
+    "speed-xthread": "a block freed by another thread goes through that thread's stack and jemalloc's flagged "
+                     "sdallocx, and the allocating thread refills through flagged mallocx: jemalloc's general "
+                     "path, where its own malloc and free take the fast one (batches of remote frees handed "
+                     "back to the owning thread would close it)",
     "create": "a FIXED heap maps its region, its page map and its arenas' room at creation",
 }
 
