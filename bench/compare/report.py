@@ -293,14 +293,15 @@ class Report:
         self.table(["test", "threads"] + names, all_rows)
         failed = [r for r in self.raw["speed"] if not r.get("ok") and r.get("error")]
         if failed:
-            seen = set()
+            # One line per peer, test and thread count: the rounds it failed
+            # in and the first round's message.
+            runs = {}
+            for r in failed:
+                runs.setdefault((r["peer"], r["test"], r.get("threads")), []).append(r["error"])
             self.w("Runs that did not complete:")
             self.w()
-            for r in failed:
-                key = (r["peer"], r["test"], r.get("threads"), r["error"])
-                if key not in seen:
-                    seen.add(key)
-                    self.w(f"- {r['peer']} {r['test']} at {r.get('threads')} threads: {r['error'][:200]}")
+            for (peer, test, threads), errors in runs.items():
+                self.w(f"- {peer} {test} at {threads} threads, {len(errors)} of the rounds: {errors[0][:200]}")
             self.w()
         self.b.write("speed", svg.lines("Throughput against threads", panels, names,
                                         "operations per second, median of the rounds"))
