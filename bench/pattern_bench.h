@@ -51,6 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_backend.h"
+
 #define PB_SIZE_LIMIT (1u << 20)
 #define PB_MAX_THREADS 64u
 #define PB_IN_FLIGHT 8u /* prodcons: batches between the threads at most */
@@ -69,16 +71,6 @@ typedef struct sb_config {
   uint32_t min_size, max_size;
   bool quiet;
 } sb_config;
-
-/* ---- backend: defined by the runner (small_bench.h says what each does) */
-typedef struct bk_thread bk_thread;
-static int bk_global_init(const sb_config *cfg);
-static int bk_thread_init(bk_thread *t, unsigned index, char *msg, size_t msglen);
-static void *bk_alloc(bk_thread *t, size_t size);
-static void bk_free(bk_thread *t, void *p);
-static bool bk_owns(bk_thread *t, const void *p);
-static void bk_thread_fini(bk_thread *t);
-static int bk_global_fini(const sb_config *cfg);
 
 /* ---- harness ------------------------------------------------------------ */
 
@@ -105,28 +97,6 @@ static void pb_fail(const char *fmt, ...) {
   pthread_mutex_unlock(&pb_lock);
 }
 
-static uint64_t pb_clock_ns(clockid_t c) {
-  struct timespec ts;
-  clock_gettime(c, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t pb_splitmix64(uint64_t *x) {
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static inline uint64_t pb_next(uint64_t *s) {
-  uint64_t x = *s;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * 0x2545f4914f6cdd1dull;
-}
-
 static void *pb_map(size_t bytes) {
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
@@ -141,9 +111,9 @@ static _Atomic uint64_t pb_counted; /* blocks allocated, for ownership sampling 
 
 /* Allocates a block of a size drawn from the run's range, tags it. */
 static inline bool pb_alloc(bk_thread *t, uint64_t *rng, pb_block *b) {
-  uint64_t x = pb_next(rng);
+  uint64_t x = sb_next(rng);
   uint32_t span = pb_cfg->max_size - pb_cfg->min_size + 1;
-  uint32_t size = pb_cfg->min_size + (uint32_t)(((x & 0xffffffffu) * span) >> 32);
+  uint32_t size = pb_cfg->min_size + sb_range((uint32_t)x, span);
   unsigned char *p = bk_alloc(t, size);
   if (!p) {
     pb_fail("allocation of %" PRIu32 " bytes returned NULL (errno %d)", size, errno);
@@ -197,7 +167,7 @@ static void *pb_burst_main(void *arg) {
     while (got < n && pb_alloc(&w->bk, &w->rng, &blocks[got])) got++;
     /* Frees in a random order: a Fisher-Yates pass as it goes. */
     for (unsigned left = got; left > 0; left--) {
-      unsigned i = (unsigned)(((pb_next(&w->rng) & 0xffffffffu) * left) >> 32);
+      unsigned i = sb_range((uint32_t)sb_next(&w->rng), left);
       if (!pb_free(&w->bk, &blocks[i], count++)) break;
       blocks[i] = blocks[left - 1];
     }
@@ -214,7 +184,7 @@ static uint64_t pb_run_burst(uint64_t *seeder) {
   pthread_barrier_init(&start, NULL, nt);
   for (unsigned i = 0; i < nt; i++) {
     ws[i].index = i;
-    ws[i].rng = pb_splitmix64(seeder) | 1;
+    ws[i].rng = sb_splitmix64(seeder) | 1;
     ws[i].start = &start;
     if (pthread_create(&ws[i].tid, NULL, pb_burst_main, &ws[i]) != 0) {
       fprintf(stderr, "pthread_create failed\n");
@@ -303,7 +273,7 @@ static void *pb_consumer(void *arg) {
 }
 
 static uint64_t pb_run_prodcons(uint64_t *seeder) {
-  uint64_t rng = pb_splitmix64(seeder) | 1;
+  uint64_t rng = sb_splitmix64(seeder) | 1;
   pthread_t p, c;
   if (pthread_create(&c, NULL, pb_consumer, NULL) != 0 || pthread_create(&p, NULL, pb_producer, &rng) != 0) {
     fprintf(stderr, "pthread_create failed\n");
@@ -347,7 +317,7 @@ static void *pb_spawn_main(void *arg) {
 static uint64_t pb_run_spawn(uint64_t *seeder) {
   unsigned n = pb_cfg->n;
   pb_block *a = pb_map(2 * n * sizeof *a);
-  pb_spawn s = {pb_splitmix64(seeder) | 1, 0, n, a, a + n, 0};
+  pb_spawn s = {sb_splitmix64(seeder) | 1, 0, n, a, a + n, 0};
   /* The last thread only frees what the one before it left. */
   for (uint64_t r = 0; r <= pb_cfg->rounds && !pb_failed; r++) {
     pthread_t t;
@@ -462,11 +432,11 @@ int main(int argc, char **argv) {
            BK_NAME, pb_names[cfg.pattern], cfg.threads, cfg.n, cfg.rounds, cfg.min_size, cfg.max_size, cfg.seed);
   if (bk_global_init(&cfg) != 0) return 1;
   uint64_t seeder = cfg.seed;
-  uint64_t cpu0 = pb_clock_ns(CLOCK_PROCESS_CPUTIME_ID), wall0 = pb_clock_ns(CLOCK_MONOTONIC);
+  uint64_t cpu0 = sb_clock_ns(CLOCK_PROCESS_CPUTIME_ID), wall0 = sb_clock_ns(CLOCK_MONOTONIC);
   uint64_t ops = cfg.pattern == PB_BURST ? pb_run_burst(&seeder)
                  : cfg.pattern == PB_PRODCONS ? pb_run_prodcons(&seeder)
                                               : pb_run_spawn(&seeder);
-  uint64_t cpu1 = pb_clock_ns(CLOCK_PROCESS_CPUTIME_ID), wall1 = pb_clock_ns(CLOCK_MONOTONIC);
+  uint64_t cpu1 = sb_clock_ns(CLOCK_PROCESS_CPUTIME_ID), wall1 = sb_clock_ns(CLOCK_MONOTONIC);
   int status = 0;
   if (pb_failed) {
     fprintf(stderr, "%s: FAILED: %s\n", BK_NAME, pb_msg);

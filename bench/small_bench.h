@@ -50,6 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_backend.h"
+
 /* Default size range; -a and -b change it, within [1, SB_SIZE_LIMIT]. */
 #define SB_MIN_SIZE 16u
 #define SB_MAX_SIZE 1024u
@@ -65,22 +67,6 @@ typedef struct sb_config {
   uint32_t min_size, max_size; /* block sizes are drawn from [min_size, max_size] */
   bool quiet;
 } sb_config;
-
-/* ---- backend: defined by the runner ------------------------------------ */
-typedef struct bk_thread bk_thread;
-/* Once, before any thread starts. 0, or -1 after printing why. Prints a line
- * naming the allocator and its version. */
-static int bk_global_init(const sb_config *cfg);
-/* In the worker thread, before timing. 0, or -1 with a message in msg. */
-static int bk_thread_init(bk_thread *t, unsigned index, char *msg, size_t msglen);
-static void *bk_alloc(bk_thread *t, size_t size);
-static void bk_free(bk_thread *t, void *p);
-/* Whether p lies in memory the allocator manages for this run. */
-static bool bk_owns(bk_thread *t, const void *p);
-/* In the worker thread, after every block of the thread is freed. */
-static void bk_thread_fini(bk_thread *t);
-/* Once, after every thread is joined. Returns 0, or -1 after printing why. */
-static int bk_global_fini(const sb_config *cfg);
 
 /* ---- harness ------------------------------------------------------------ */
 
@@ -99,34 +85,6 @@ typedef struct sb_worker {
   int failed;
   char msg[256];
 } sb_worker;
-
-static uint64_t sb_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t sb_splitmix64(uint64_t *x) {
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-/* xorshift64* */
-static inline uint64_t sb_next(uint64_t *s) {
-  uint64_t x = *s;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * 0x2545f4914f6cdd1dull;
-}
-
-/* A number in [0, n) from 32 random bits, without a division. */
-static inline uint32_t sb_range(uint32_t bits, uint32_t n) {
-  return (uint32_t)(((uint64_t)bits * n) >> 32);
-}
 
 static void sb_fail(sb_worker *w, const char *fmt, ...) {
   va_list ap;
@@ -187,7 +145,7 @@ static void *sb_worker_main(void *arg) {
 
   /* Every thread waits here, failed or not, so that none is left behind. */
   pthread_barrier_wait(w->start);
-  w->t_start = sb_now_ns();
+  w->t_start = sb_clock_ns(CLOCK_MONOTONIC);
   if (!w->failed) {
     uint64_t s = w->rng;
     for (uint64_t r = 0; r < cfg->rounds; r++) {
@@ -204,7 +162,7 @@ static void *sb_worker_main(void *arg) {
     }
     w->rng = s;
   }
-  w->t_end = sb_now_ns();
+  w->t_end = sb_clock_ns(CLOCK_MONOTONIC);
 
   /* Untimed: check and free what is left. */
   for (uint32_t i = 0; i < filled; i++) {
