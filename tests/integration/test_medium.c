@@ -65,15 +65,23 @@ static void other_free(other *o, unsigned from, unsigned to) {
 
 static size_t cached(pinheap *h) { return thread_cached_extent_bytes(&h->core.threads); }
 
-static void test_cached_then_reclaimed(void **state) {
-  (void)state;
+#define HEAP_SIZE (64 * MiB)
+
+/* A FIXED heap of HEAP_SIZE with one arena. */
+static pinheap *open_heap(void) {
   pinheap_options opts;
   pinheap_options_init(&opts);
   opts.mode = PINHEAP_FIXED;
-  opts.size = 64 * MiB;
+  opts.size = HEAP_SIZE;
   opts.arenas = 1;
   pinheap *h = pinheap_create(&opts);
   assert_non_null(h);
+  return h;
+}
+
+static void test_cached_then_reclaimed(void **state) {
+  (void)state;
+  pinheap *h = open_heap();
   /* Fill the region with blocks of 64 KiB, side by side. */
   static void *blocks[BLOCKS_MAX];
   unsigned n = 0;
@@ -88,7 +96,7 @@ static void test_cached_then_reclaimed(void **state) {
   pinheap_stats holes;
   pinheap_get_stats(h, &holes);
   assert_true(holes.largest_free < 2 * BLOCK);
-  assert_true(holes.free_bytes >= opts.size / 4);
+  assert_true(holes.free_bytes >= HEAP_SIZE / 4);
 
   other o = {.h = h, .blocks = blocks};
   pthread_mutex_init(&o.lock, NULL);
@@ -144,13 +152,7 @@ static void test_cached_then_reclaimed(void **state) {
 /* calloc served from the thread's cache zeroes what a freed block left. */
 static void test_calloc_from_cache(void **state) {
   (void)state;
-  pinheap_options opts;
-  pinheap_options_init(&opts);
-  opts.mode = PINHEAP_FIXED;
-  opts.size = 64 * MiB;
-  opts.arenas = 1;
-  pinheap *h = pinheap_create(&opts);
-  assert_non_null(h);
+  pinheap *h = open_heap();
   unsigned char *p = pinheap_malloc(h, 60 * KiB);
   assert_non_null(p);
   memset(p, 0xAB, 60 * KiB);
