@@ -430,6 +430,12 @@ static void heap_large_counts(heap *h, size_t *bytes, size_t *blocks) {
   *blocks += atomic_load(&h->large_blocks);
 }
 
+/* Tags the extent at p of pages pages as a live large block, born now. */
+static void heap_tag_large(heap *h, void *p, size_t pages) {
+  pagemap_set_large(&h->space.pm, p, pages);
+  pagemap_set_birth(&h->space.pm, p, util_now_ns());
+}
+
 /* heap_attempt: one section from taking the extent (the thread's cache of
  * medium extents, or the manager, growing it) to tagging and
  * counting it. */
@@ -445,8 +451,7 @@ static void *heap_large_take(heap *h, void *arg) {
   }
   if (!p) p = hooks_take(&h->space.grants, r->bytes, r->align, &r->pristine);
   if (p) {
-    pagemap_set_large(&h->space.pm, p, pages);
-    pagemap_set_birth(&h->space.pm, p, util_now_ns());
+    heap_tag_large(h, p, pages);
     heap_count_large(h, tc, r->bytes, 1);
   }
   heap_leave(h, tc);
@@ -716,8 +721,7 @@ static void *heap_move_take(heap *h, void *arg) {
       heap_foreign(h, p, "pinheap_realloc", "block was freed during the call");
     }
     memmove(q, p, r->old < r->bytes ? r->old : r->bytes);
-    pagemap_set_large(&h->space.pm, q, r->bytes / h->page);
-    pagemap_set_birth(&h->space.pm, q, util_now_ns());
+    heap_tag_large(h, q, r->bytes / h->page);
     /*   [ below ][ new ][ above ]: the old block's parts the new one left. */
     if (p < q) heap_give_back(h, p, (size_t)((q < p + r->old ? q : p + r->old) - p), "pinheap_realloc");
     if (p + r->old > q + r->bytes) {
