@@ -327,12 +327,13 @@ static void *em_alloc_free_list(em *m, size_t size, size_t align, bool *pristine
   size_t need = size + (align - m->page);
   /* EM_RING: all but the ring's extents are placed as small ones, at the
    * top, out of the ring's way. */
-  bool small = size <= m->small_max || (m->policy == EM_RING && size < m->ring_min);
+  bool ring = m->policy == EM_RING && size >= m->ring_min;
+  bool small = size <= m->small_max || (m->policy == EM_RING && !ring);
   em_extent *e = NULL;
   uintptr_t start = 0;
   if (need < size) {
     e = em_aligned_fit(m, size, align);
-  } else if (m->policy == EM_RING && size >= m->ring_min) {
+  } else if (ring) {
     e = em_ring_fit(m, size, align, need, &start);
   } else if (m->policy == EM_FIRST_FIT && !small) {
     e = em_lowest_fit(m, 0, need);
@@ -357,7 +358,7 @@ static void *em_alloc_free_list(em *m, size_t size, size_t align, bool *pristine
   if (!e && !(e = em_aligned_fit(m, size, align))) return NULL;
   if (!start)
     start = small ? util_align_down(e->addr + e->size - size, align) : util_align_up(e->addr, align);
-  if (m->policy == EM_RING && size >= m->ring_min) m->rover = start + size;
+  if (ring) m->rover = start + size;
   *pristine = em_touch(e->region, start, start + size);
   em_carve(m, e, start, size);
   return (void *)start;
