@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "pattern.h"
 #include "pinheap.h"
 #include "seed.h"
 
@@ -61,21 +62,10 @@ static atomic_int stop;
 static atomic_int quiet; /* while a child runs, so that it has the processors */
 static atomic_ulong operations, refused;
 
-static unsigned char pattern(const void *p, size_t i) { return (unsigned char)(((uintptr_t)p >> 4) * 31 + i * 7); }
-
 /* Writes the pattern over the first and last EDGE bytes of the block. */
-static void fill(block b) {
-  for (size_t i = 0; i < b.size && i < EDGE; i++) b.p[i] = pattern(b.p, i);
-  for (size_t i = b.size > EDGE ? b.size - EDGE : 0; i < b.size; i++) b.p[i] = pattern(b.p, i);
-}
+static void fill(block b) { pattern_fill(b.p, b.size, EDGE, (uintptr_t)b.p); }
 
-static bool intact(block b) {
-  for (size_t i = 0; i < b.size && i < EDGE; i++)
-    if (b.p[i] != pattern(b.p, i)) return false;
-  for (size_t i = b.size > EDGE ? b.size - EDGE : 0; i < b.size; i++)
-    if (b.p[i] != pattern(b.p, i)) return false;
-  return true;
-}
+static bool intact(block b) { return pattern_find(b.p, b.size, EDGE, (uintptr_t)b.p) == SIZE_MAX; }
 
 static void overwritten(int heap, block b) {
   fprintf(stderr, "test_fork: %s heap: block %p of %zu bytes was overwritten (seed %llu)\n", heap_names[heap],
@@ -120,8 +110,8 @@ static void drop(int heap, block *b, uint64_t *s) {
     size_t size = pick_size(s);
     unsigned char *q = pinheap_realloc(heaps[heap], b->p, size);
     if (q) {
-      for (size_t i = 0; i < EDGE && i < size && i < b->size; i++)
-        if (q[i] != pattern(b->p, i)) overwritten(heap, *b);
+      size_t keep = size < b->size ? size : b->size, head = keep < EDGE ? keep : EDGE;
+      if (pattern_find(q, head, head, (uintptr_t)b->p) != SIZE_MAX) overwritten(heap, *b);
       *b = (block){q, size};
       fill(*b);
       return;

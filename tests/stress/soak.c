@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pattern.h"
 #include "pinheap.h"
 #include "seed.h"
 
@@ -66,22 +67,12 @@ static _Noreturn void soak_fail(const char *fmt, const void *p, size_t size) {
   abort();
 }
 
-static unsigned char pattern(uint64_t tag, size_t i) { return (unsigned char)(tag >> (i % 7 * 8)) ^ (unsigned char)i; }
-
 /* The pattern at both ends of b (all of it when small). */
-static void fill(const block *b) {
-  size_t head = b->size < 2 * SOAK_PATTERN ? b->size : SOAK_PATTERN;
-  for (size_t i = 0; i < head; i++) b->p[i] = pattern(b->tag, i);
-  for (size_t i = b->size - (b->size - head < SOAK_PATTERN ? b->size - head : SOAK_PATTERN); i < b->size; i++)
-    b->p[i] = pattern(b->tag, i);
-}
+static void fill(const block *b) { pattern_fill(b->p, b->size, SOAK_PATTERN, b->tag); }
 
 static void verify(const block *b) {
-  size_t head = b->size < 2 * SOAK_PATTERN ? b->size : SOAK_PATTERN;
-  for (size_t i = 0; i < head; i++)
-    if (b->p[i] != pattern(b->tag, i)) soak_fail("block %p of %zu bytes was overwritten at its start", b->p, b->size);
-  for (size_t i = b->size - (b->size - head < SOAK_PATTERN ? b->size - head : SOAK_PATTERN); i < b->size; i++)
-    if (b->p[i] != pattern(b->tag, i)) soak_fail("block %p of %zu bytes was overwritten at its end", b->p, b->size);
+  if (pattern_find(b->p, b->size, SOAK_PATTERN, b->tag) != SIZE_MAX)
+    soak_fail("block %p of %zu bytes was overwritten", b->p, b->size);
   if (!pinheap_owns(heap, b->p)) soak_fail("block %p of %zu bytes is not the heap's", b->p, b->size);
   if (pinheap_usable_size(heap, b->p) < b->size) soak_fail("block %p of %zu bytes has less usable", b->p, b->size);
 }
@@ -136,8 +127,8 @@ static void resize(block *b, uint64_t *s) {
     return;
   }
   size_t keep = size < b->size ? size : b->size, head = keep < SOAK_PATTERN ? keep : SOAK_PATTERN;
-  for (size_t i = 0; i < head; i++)
-    if (q[i] != pattern(b->tag, i)) soak_fail("realloc to %p (%zu bytes) lost the start of the block", q, size);
+  if (pattern_find(q, head, head, b->tag) != SIZE_MAX)
+    soak_fail("realloc to %p (%zu bytes) lost the start of the block", q, size);
   b->p = q;
   b->size = size;
   fill(b);

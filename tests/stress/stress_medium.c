@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pattern.h"
 #include "pinheap.h"
 #include "seed.h"
 
@@ -39,23 +40,13 @@ static uint64_t seed;
 static unsigned rounds;
 static atomic_ulong refusals, allocations;
 
-static unsigned char pattern(const void *p, size_t i) { return (unsigned char)(((uintptr_t)p >> 12) * 13 + i * 7); }
-
-static void fill(unsigned char *p, size_t size) {
-  for (size_t i = 0; i < ENDS && i < size; i++) {
-    p[i] = pattern(p, i);
-    p[size - 1 - i] = pattern(p, size - 1 - i);
-  }
-}
+static void fill(unsigned char *p, size_t size) { pattern_fill(p, size, ENDS, (uintptr_t)p); }
 
 static void verify(const unsigned char *p, size_t size) {
-  for (size_t i = 0; i < ENDS && i < size; i++) {
-    if (p[i] != pattern(p, i) || p[size - 1 - i] != pattern(p, size - 1 - i)) {
-      fprintf(stderr, "stress_medium: block %p of %zu bytes was overwritten (seed %llu)\n", (const void *)p, size,
-              (unsigned long long)seed);
-      abort();
-    }
-  }
+  if (pattern_find(p, size, ENDS, (uintptr_t)p) == SIZE_MAX) return;
+  fprintf(stderr, "stress_medium: block %p of %zu bytes was overwritten (seed %llu)\n", (const void *)p, size,
+          (unsigned long long)seed);
+  abort();
 }
 
 static size_t pick_size(uint64_t *s) { return 14 * 1024 + 1 + seed_next_r(s) % (MiB - 14 * 1024); }
@@ -72,7 +63,7 @@ static void *worker(void *arg) {
         size_t size = pick_size(&s);
         unsigned char *q = pinheap_realloc(heap, sl->p, size);
         if (q) {
-          if (q[0] != pattern(sl->p, 0)) {
+          if (pattern_find(q, 1, 1, (uintptr_t)sl->p) != SIZE_MAX) {
             fprintf(stderr, "stress_medium: realloc lost content (seed %llu)\n", (unsigned long long)seed);
             abort();
           }

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pattern.h"
 #include "pinheap.h"
 #include "seed.h"
 
@@ -41,23 +42,10 @@ static unsigned rounds;
 static atomic_ulong failures, allocations, cross_frees;
 
 
-static unsigned char pattern(const void *p, size_t i) { return (unsigned char)(((uintptr_t)p >> 4) * 31 + i * 7); }
-
-static void fill(unsigned char *p, size_t size) {
-  size_t head = size < 2 * PATTERN_BYTES ? size : PATTERN_BYTES;
-  for (size_t i = 0; i < head; i++) p[i] = pattern(p, i);
-  for (size_t i = size - (size - head < PATTERN_BYTES ? size - head : PATTERN_BYTES); i < size; i++)
-    p[i] = pattern(p, i);
-}
+static void fill(unsigned char *p, size_t size) { pattern_fill(p, size, PATTERN_BYTES, (uintptr_t)p); }
 
 static void verify(const unsigned char *p, size_t size) {
-  size_t head = size < 2 * PATTERN_BYTES ? size : PATTERN_BYTES;
-  for (size_t i = 0; i < head; i++)
-    if (p[i] != pattern(p, i)) goto bad;
-  for (size_t i = size - (size - head < PATTERN_BYTES ? size - head : PATTERN_BYTES); i < size; i++)
-    if (p[i] != pattern(p, i)) goto bad;
-  return;
-bad:
+  if (pattern_find(p, size, PATTERN_BYTES, (uintptr_t)p) == SIZE_MAX) return;
   fprintf(stderr, "stress: block %p of %zu bytes was overwritten (seed %llu)\n", (const void *)p, size, seed);
   abort();
 }
@@ -89,12 +77,11 @@ static void *worker(void *arg) {
         size_t size = pick_size(&s);
         unsigned char *q = pinheap_realloc(heap, sl->p, size);
         if (q) {
-          size_t keep = size < sl->size ? size : sl->size;
-          for (size_t i = 0; i < keep && i < PATTERN_BYTES; i++)
-            if (q[i] != pattern(sl->p, i)) {
-              fprintf(stderr, "stress: realloc lost content (seed %llu)\n", seed);
-              abort();
-            }
+          size_t keep = size < sl->size ? size : sl->size, head = keep < PATTERN_BYTES ? keep : PATTERN_BYTES;
+          if (pattern_find(q, head, head, (uintptr_t)sl->p) != SIZE_MAX) {
+            fprintf(stderr, "stress: realloc lost content (seed %llu)\n", seed);
+            abort();
+          }
           sl->p = q;
           sl->size = size;
           fill(q, size);
