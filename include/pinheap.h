@@ -365,8 +365,8 @@ typedef struct pinheap_extent {
   void *addr;
   size_t size; /* a multiple of the page size */
   pinheap_extent_kind kind;
-  /* Seconds since the block or extent was handed out (LARGE, SLAB), -1
-   * for the other kinds. */
+  /* Seconds since the block or extent was handed out (LARGE, SLAB; a
+   * LARGE block's to a clock tick, a few ms), -1 for the other kinds. */
   double age;
   /* SLAB: the size of the objects of its first page when known, else 0. */
   size_t object_size;

@@ -430,10 +430,11 @@ static void heap_large_counts(heap *h, size_t *bytes, size_t *blocks) {
   *blocks += atomic_load(&h->large_blocks);
 }
 
-/* Tags the extent at p of pages pages as a live large block, born now. */
+/* Tags the extent at p of pages pages as a live large block, born now (to
+ * a clock tick: reports give ages in seconds). */
 static void heap_tag_large(heap *h, void *p, size_t pages) {
   pagemap_set_large(&h->space.pm, p, pages);
-  pagemap_set_birth(&h->space.pm, p, util_now_ns());
+  pagemap_set_birth(&h->space.pm, p, util_coarse_ns());
 }
 
 /* heap_attempt: one section from taking the extent (the thread's cache of

@@ -23,8 +23,9 @@
  * chunk's record and tags stay mapped after it is removed (a racing reader
  * of a stale pointer reads zeros, never unmapped memory) and are reused.
  *
- * Beside each tag, a birth stamp (CLOCK_MONOTONIC nanoseconds) for the head
- * page of a large block: when it was handed out, for reports.
+ * Beside each tag, a birth stamp (CLOCK_MONOTONIC nanoseconds, to a clock
+ * tick) for the head page of a large block: when it was handed out, for
+ * reports.
  *
  * Invariants: a large block's head holds its length; its other pages hold 0,
  * and so do free pages and extents kept in thread caches; a page holds a

@@ -32,6 +32,14 @@ static inline uint64_t util_now_ns(void) {
   return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+/* CLOCK_MONOTONIC to a tick (a few ms; never ahead of util_now_ns), for
+ * stamps taken on hot paths: about a quarter of util_now_ns's cost. */
+static inline uint64_t util_coarse_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 static inline uintptr_t util_align_down(uintptr_t x, size_t a) { return x & ~(uintptr_t)(a - 1); }
 
 /* Raises *max to v when v is larger; returns the maximum after. */
