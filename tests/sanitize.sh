@@ -15,17 +15,21 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 passed=0 failed=0
 run() { # name, build dir, flags, ctest regex, environment, assertions
   local name=$1 dir=$2 flags=$3 regex=$4 envs=$5 asserts=${6:-}
+  # One log per run: two runs share the TSan build, and the second must not
+  # overwrite what the first failed with.
+  local log
+  log="$dir/sanitize-$(echo "$name" | tr -c 'A-Za-z0-9\n' '-').log"
   # The MPI provider's tests are multi-process runs, not run here: not built.
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DPINHEAP_BUILD_BENCH=OFF -DPINHEAP_MPI=OFF -DCMAKE_C_FLAGS="$flags" \
     -DPINHEAP_ASSERT="$asserts" > /dev/null
   cmake --build "$dir" -j"$(nproc)" > /dev/null
-  if env $envs ctest --test-dir "$dir" -R "$regex" --output-on-failure --timeout 600 > "$dir/sanitize.log" 2>&1 &&
-     ! grep -qE 'ERROR: (Address|Thread|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$dir/sanitize.log"; then
-    echo "ok: $name: $(grep -E 'tests passed' "$dir/sanitize.log")"
+  if env $envs ctest --test-dir "$dir" -R "$regex" --output-on-failure --timeout 600 > "$log" 2>&1 &&
+     ! grep -qE 'ERROR: (Address|Thread|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$log"; then
+    echo "ok: $name: $(grep -E 'tests passed' "$log")"
     passed=$((passed + 1))
   else
-    echo "FAILED: $name (see $dir/sanitize.log)"
-    grep -E 'Sanitizer|runtime error|Failed' "$dir/sanitize.log" | head -10 || true
+    echo "FAILED: $name (see $log)"
+    grep -E 'Sanitizer|runtime error|Failed' "$log" | head -10 || true
     failed=$((failed + 1))
   fi
 }
