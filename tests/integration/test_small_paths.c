@@ -12,7 +12,11 @@
  *   at once, started and ended at random (seed printed, taken as argv[1]);
  * - one thread allocates, another frees: the slabs emptied stay with their
  *   arena (not back in the extent manager), and are reclaimed before an
- *   allocation that needs their room fails.
+ *   allocation that needs their room fails;
+ * - objects freed by a thread of another arena: never handed out again by
+ *   the freeing thread (its next objects share no cache line with them),
+ *   and back in their own arena in batches without a trim, the rest at a
+ *   trim; FIXED and SIMPLE.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,16 +39,18 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static pinheap *open_heap(pinheap_mode mode, size_t size) {
+static pinheap *open_heap_arenas(pinheap_mode mode, size_t size, unsigned arenas) {
   pinheap_options o;
   pinheap_options_init(&o);
   o.mode = mode;
   o.size = mode == PINHEAP_FIXED ? size : 0;
-  o.arenas = 1;
+  o.arenas = arenas;
   pinheap *h = pinheap_create(&o);
   if (!h) fail_msg("pinheap_create: %s", pinheap_last_error());
   return h;
 }
+
+static pinheap *open_heap(pinheap_mode mode, size_t size) { return open_heap_arenas(mode, size, 1); }
 
 typedef struct counted {
   size_t objects, extents;
@@ -278,12 +284,100 @@ static void test_producer_consumer(void **state) {
   pinheap_destroy(h);
 }
 
+/* ---- objects freed by a thread of another arena ----------------------------- */
+
+#define REMOTE_OBJS 1000
+#define REMOTE_NEW 64
+#define LINE 64
+
+typedef struct remote_case {
+  pinheap *h;
+  void **theirs;        /* REMOTE_OBJS objects of 8 B of the main thread's arena */
+  unsigned their_owner; /* its slot */
+  unsigned owner;       /* the freeing thread's slot */
+  size_t live_before, live_after; /* the main thread's arena's live 8 B objects */
+  size_t shared_lines;  /* new objects of the freeing thread on a line of theirs */
+  void *mine[REMOTE_NEW];
+} remote_case;
+
+/* Live objects of the size class of 8 B in the heap's arena of slot owner
+ * (held by tcaches counts as live: jemalloc's curregs). */
+static size_t arena_live_8(pinheap *h, unsigned owner) {
+  hooks_stats_refresh();
+  return hooks_arena_live(&h->core.arenas.arena[owner], sizeclass_bin(&h->core.classes, 8));
+}
+
+/* The slot of the calling thread's arena in the heap's set. */
+static unsigned my_slot(pinheap *h) {
+  thread_cache *tc = thread_enter(&h->core.threads);
+  assert_non_null(tc);
+  unsigned slot = 0;
+  while (slot < ARENAS_MAX && h->core.arenas.index[slot] != tc->arena) slot++;
+  thread_leave(tc);
+  assert_true(slot < ARENAS_MAX);
+  return slot;
+}
+
+static void *remote_freer(void *arg) {
+  remote_case *c = arg;
+  c->owner = my_slot(c->h);
+  c->live_before = arena_live_8(c->h, c->their_owner);
+  for (int i = 0; i < REMOTE_OBJS; i++) pinheap_free(c->h, c->theirs[i]);
+  c->live_after = arena_live_8(c->h, c->their_owner);
+  for (int i = 0; i < REMOTE_NEW; i++) {
+    assert_non_null(c->mine[i] = pinheap_malloc(c->h, 8));
+    int k = 0;
+    while (k < REMOTE_OBJS && (uintptr_t)c->mine[i] / LINE != (uintptr_t)c->theirs[k] / LINE) k++;
+    c->shared_lines += k < REMOTE_OBJS;
+  }
+  return NULL;
+}
+
+static void remote_free(pinheap_mode mode) {
+  pinheap *h = open_heap_arenas(mode, 64 * MiB, 2);
+  static void *theirs[REMOTE_OBJS];
+  remote_case c = {.h = h, .theirs = theirs};
+  for (int i = 0; i < REMOTE_OBJS; i++) assert_non_null(theirs[i] = pinheap_malloc(h, 8));
+  c.their_owner = my_slot(h);
+  pthread_t id;
+  assert_int_equal(pthread_create(&id, NULL, remote_freer, &c), 0);
+  assert_int_equal(pthread_join(id, NULL), 0);
+  printf("test_small_paths: %s: %d objects of 8 B of arena %u freed by a thread of arena %u: their arena's live "
+         "objects %zu before, %zu after; %zu of the freeing thread's %d next objects on a cache line of theirs\n",
+         mode == PINHEAP_FIXED ? "FIXED" : "SIMPLE", REMOTE_OBJS, c.their_owner, c.owner, c.live_before,
+         c.live_after, c.shared_lines, REMOTE_NEW);
+  assert_int_not_equal(c.owner, c.their_owner); /* the test's premise: two arenas, a thread on each */
+  assert_int_equal(c.shared_lines, 0);
+  /* Back to their arena in batches as they were freed, no trim needed. */
+  assert_true(c.live_after + REMOTE_OBJS / 2 <= c.live_before);
+  /* The freeing thread's objects, freed here, wait in this thread's remote
+   * batch; a trim hands them back: none of that size is left live. */
+  for (int i = 0; i < REMOTE_NEW; i++) pinheap_free(h, c.mine[i]);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_trim(h);
+  assert_int_equal(arena_live_8(h, c.owner), 0);
+  assert_int_equal(arena_live_8(h, c.their_owner), 0);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+}
+
+static void test_remote_free_fixed(void **state) {
+  (void)state;
+  remote_free(PINHEAP_FIXED);
+}
+
+static void test_remote_free_simple(void **state) {
+  (void)state;
+  remote_free(PINHEAP_SIMPLE);
+}
+
 int main(int argc, char **argv) {
   seed_init(argc, argv, "test_small_paths");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_many_live_fixed),  cmocka_unit_test(test_many_live_simple),
       cmocka_unit_test(test_thread_per_task),  cmocka_unit_test(test_thread_churn),
-      cmocka_unit_test(test_producer_consumer),
+      cmocka_unit_test(test_producer_consumer), cmocka_unit_test(test_remote_free_fixed),
+      cmocka_unit_test(test_remote_free_simple),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
