@@ -327,7 +327,8 @@ static void *heap_jemalloc(heap *h, void *arg) {
 
 static void *heap_large(heap *h, size_t size, size_t align, bool zero, bool keyed, const char *what);
 
-_Static_assert(ARENAS_MAX <= PAGEMAP_OWNERS && SIZECLASS_MAX_BINS < 127, "a page's tag names its bin and owner");
+_Static_assert(ARENAS_MAX <= PAGEMAP_OWNERS && SIZECLASS_MAX_BINS < 127 && SIZECLASS_MAX_SIZE < PAGEMAP_PHASE_LIMIT,
+               "a page's tag names any bin, owner and phase");
 
 /* pagemap_note_bin of the object p of bin b from the arena in slot owner,
  * without its division when the page's tag is right already: it names b
@@ -372,6 +373,35 @@ static void *heap_small(heap *h, size_t size, size_t align, bool zero, int bin, 
   return heap_small_got(h, p, r.size, align, zero, bin, r.owner, keyed, what);
 }
 
+/* A miss of the thread's stack of bin b (empty): a batch of objects from
+ * its tcache in one call (thread_refill), the first for the caller, made
+ * the heap's as heap_small_got makes it, the others onto the stack, tagged
+ * and holding the cached key as a freed object there does; one jemalloc
+ * gave from outside the heap goes back. NULL when none was had: the caller
+ * takes the one-object path, with its reclaim. Keyed heaps only (the
+ * debugging aids check what a stack hands out). */
+static void *heap_refill(heap *h, thread_cache *tc, unsigned b) {
+  void *got[THREAD_REFILL_MAX];
+  unsigned n = thread_refill(tc, b, got);
+  void *first = NULL;
+  for (unsigned i = 0; i < n; i++) {
+    void *q = got[i];
+    if (PH_UNLIKELY(!heap_jemalloc_ours(h, q))) {
+      dallocx(q, MALLOCX_TCACHE_NONE);
+      continue;
+    }
+    heap_note_bin(h, q, b, tc->owner);
+    if (!first) {
+      first = q;
+      key_set(q, 0);
+    } else {
+      key_set(q, h->keys.cached);
+      if (!thread_bin_push(&tc->bins[b], q)) thread_bin_spill(tc, b, q);
+    }
+  }
+  return first;
+}
+
 /* A freed block of usable bytes that a thread's cache hands out again. */
 static void heap_reused(heap *h, void *p, size_t usable, const char *what) {
   canary_check_reused(p, usable, h->poison, what);
@@ -389,6 +419,11 @@ static PH_ALWAYS_INLINE void *heap_cached(heap *h, size_t size, bool zero, bool 
   if (PH_LIKELY(p != NULL)) {
     thread_leave(tc);
     if (!keyed) heap_reused(h, p, h->classes.size[bin], what);
+    if (zero) memset(p, 0, size);
+    return p;
+  }
+  if (keyed && (p = heap_refill(h, tc, bin)) != NULL) {
+    thread_leave(tc);
     if (zero) memset(p, 0, size);
     return p;
   }

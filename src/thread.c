@@ -50,6 +50,21 @@ void thread_give_remote(thread_cache *tc, unsigned b, void *p) {
   thread_object_give(tc->registry, p, b, tc->remote_flags);
 }
 
+unsigned thread_refill(thread_cache *tc, unsigned b, void **out) {
+  thread_registry *reg = tc->registry;
+  struct {
+    void **ptrs;
+    size_t num;
+    size_t size;
+    int flags;
+  } in = {out, reg->refill[b], reg->classes->size[b], tc->alloc_flags};
+  /* One for the caller, the others onto the empty stack. */
+  if (in.num > tc->bins[b].limit + 1) in.num = tc->bins[b].limit + 1;
+  size_t filled = 0, sz = sizeof filled;
+  if (!in.num || mallctlbymib(reg->batch_mib, reg->batch_mib_len, &filled, &sz, &in, sizeof in) != 0) return 0;
+  return (unsigned)filled;
+}
+
 /* jemalloc's tcache.flush or tcache.destroy (what) of both of tc's tcaches. */
 static void thread_tcaches(thread_cache *tc, const char *what) {
   mallctl(what, NULL, NULL, &tc->tcache, sizeof tc->tcache);
@@ -141,6 +156,17 @@ int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t 
   reg->arena_ctx = arena_ctx;
   reg->free_mark = 0;
   reg->hold = 0;
+  reg->batch_mib_len = sizeof reg->batch_mib / sizeof reg->batch_mib[0];
+  if (mallctlnametomib("experimental.batch_alloc", reg->batch_mib, &reg->batch_mib_len) != 0) reg->batch_mib_len = 0;
+  for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
+    char name[48];
+    uint32_t nregs = 0;
+    size_t sz = sizeof nregs;
+    snprintf(name, sizeof name, "arenas.bin.%u.nregs", b);
+    reg->refill[b] = 0;
+    if (reg->batch_mib_len && classes && b < classes->nbins && mallctl(name, &nregs, &sz, NULL, 0) == 0 && nregs > 1)
+      reg->refill[b] = (uint8_t)(nregs - 1 < THREAD_REFILL_MAX ? nregs - 1 : THREAD_REFILL_MAX);
+  }
   reg->large_bytes_left = 0;
   reg->large_blocks_left = 0;
   meta_init(&reg->pool, sizeof(thread_cache));

@@ -110,6 +110,9 @@ static inline bool thread_bin_push(thread_bin *b, void *p) {
 #define THREAD_BIN_BYTES ((uint32_t)64 << 10)
 #define THREAD_BIN_MAX 2048u
 #define THREAD_BIN_START 256u
+/* The most objects a stack miss takes from the tcache in one call
+ * (thread_refill). */
+#define THREAD_REFILL_MAX 32u
 /* Caches of exited threads kept for new threads. */
 #define THREAD_IDLE_MAX 8u
 
@@ -197,6 +200,13 @@ struct thread_registry {
   uint64_t free_mark;
   /* Entries of each cache's FIFO of held-back objects (0: none). */
   uint32_t hold;
+  /* jemalloc's experimental.batch_alloc (mib_len 0: not there), and how
+   * many objects of each bin a refill takes: fewer than one slab holds, so
+   * that jemalloc takes them from the tcache and its current slabs rather
+   * than carving fresh slabs for the batch (at most THREAD_REFILL_MAX). */
+  size_t batch_mib[4];
+  size_t batch_mib_len;
+  uint8_t refill[SIZECLASS_MAX_BINS];
   /* The shares of the large-block counts of caches released (lock held). */
   size_t large_bytes_left;
   size_t large_blocks_left;
@@ -256,6 +266,13 @@ void thread_bin_spill(thread_cache *tc, unsigned b, void *p);
  * drain marks it, for jemalloc to hand back to its arena in a batch. The
  * caller is inside tc. */
 void thread_give_remote(thread_cache *tc, unsigned b, void *p);
+
+/* Up to the registry's refill count of objects of bin b (and one more than
+ * b's stack may hold) from the cache's tcache and arena in one call to
+ * jemalloc, into out (room for THREAD_REFILL_MAX): how many (0: none, or no
+ * batch_alloc). They may lie outside the heap as mallocx's may (heap.c).
+ * The caller is inside tc, b's stack empty. */
+unsigned thread_refill(thread_cache *tc, unsigned b, void **out);
 
 /* Empties every thread's cache of this registry into the arenas, and
  * shrinks its stacks back. The caller must not be inside

@@ -13,6 +13,8 @@
  * - one thread allocates, another frees: the slabs emptied stay with their
  *   arena (not back in the extent manager), and are reclaimed before an
  *   allocation that needs their room fails;
+ * - a miss of an empty stack takes a batch from jemalloc in one call: the
+ *   stack then holds the rest, tagged, and hands them out;
  * - objects freed by a thread of another arena: never handed out again by
  *   the freeing thread (its next objects share no cache line with them),
  *   and back in their own arena in batches without a trim, the rest at a
@@ -284,6 +286,39 @@ static void test_producer_consumer(void **state) {
   pinheap_destroy(h);
 }
 
+/* ---- a stack miss takes a batch ----------------------------------------- */
+
+static void test_refill(void **state) {
+  (void)state;
+  pinheap *h = open_heap(PINHEAP_FIXED, 64 * MiB);
+  unsigned b = sizeclass_bin(&h->core.classes, 48);
+  unsigned batch = h->core.threads.refill[b];
+  void *p[THREAD_REFILL_MAX];
+  assert_non_null(p[0] = pinheap_malloc(h, 48));
+  size_t cached = cached_objects(h);
+  printf("test_small_paths: one malloc(48) from an empty stack: %zu objects left on the stack (batch %u)\n", cached,
+         batch);
+  assert_true(h->core.threads.batch_mib_len == 0 || batch > 1); /* jemalloc 5.3 has batch_alloc */
+  assert_int_equal(cached, batch ? batch - 1 : 0);
+  /* The rest come from the stack, each a live, distinct object. */
+  for (unsigned i = 1; i < batch; i++) {
+    assert_non_null(p[i] = pinheap_malloc(h, 48));
+    for (unsigned j = 0; j < i; j++) assert_ptr_not_equal(p[i], p[j]);
+    memset(p[i], 0xa5, 48);
+  }
+  assert_int_equal(cached_objects(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
+  for (unsigned i = 0; i < (batch ? batch : 1); i++) pinheap_free(h, p[i]);
+  /* calloc through a refill: zeroed. */
+  pinheap_trim(h);
+  unsigned char *z = pinheap_calloc(h, 1, 48);
+  assert_non_null(z);
+  for (int i = 0; i < 48; i++) assert_int_equal(z[i], 0);
+  pinheap_free(h, z);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+}
+
 /* ---- objects freed by a thread of another arena ----------------------------- */
 
 #define REMOTE_OBJS 1000
@@ -377,7 +412,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_many_live_fixed),  cmocka_unit_test(test_many_live_simple),
       cmocka_unit_test(test_thread_per_task),  cmocka_unit_test(test_thread_churn),
       cmocka_unit_test(test_producer_consumer), cmocka_unit_test(test_remote_free_fixed),
-      cmocka_unit_test(test_remote_free_simple),
+      cmocka_unit_test(test_remote_free_simple), cmocka_unit_test(test_refill),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
