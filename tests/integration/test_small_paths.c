@@ -17,8 +17,10 @@
  *   stack then holds the rest, tagged, and hands them out;
  * - objects freed by a thread of another arena: never handed out again by
  *   the freeing thread (its next objects share no cache line with them),
- *   and back in their own arena in batches without a trim, the rest at a
- *   trim; FIXED and SIMPLE.
+ *   and back in their own arena in batches without a trim, the rest at the
+ *   freeing thread's exit or a trim; FIXED and SIMPLE; and those still
+ *   waiting in a live thread's batch are reclaimed before an allocation
+ *   that needs their room fails.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -377,6 +379,7 @@ static void remote_free(pinheap_mode mode) {
   pthread_t id;
   assert_int_equal(pthread_create(&id, NULL, remote_freer, &c), 0);
   assert_int_equal(pthread_join(id, NULL), 0);
+  size_t live_exit = arena_live_8(h, c.their_owner);
   printf("test_small_paths: %s: %d objects of 8 B of arena %u freed by a thread of arena %u: their arena's live "
          "objects %zu before, %zu after; %zu of the freeing thread's %d next objects on a cache line of theirs\n",
          mode == PINHEAP_FIXED ? "FIXED" : "SIMPLE", REMOTE_OBJS, c.their_owner, c.owner, c.live_before,
@@ -385,6 +388,8 @@ static void remote_free(pinheap_mode mode) {
   assert_int_equal(c.shared_lines, 0);
   /* Back to their arena in batches as they were freed, no trim needed. */
   assert_true(c.live_after + REMOTE_OBJS / 2 <= c.live_before);
+  /* The rest at the freeing thread's exit. */
+  assert_int_equal(live_exit, c.live_before - REMOTE_OBJS);
   /* The freeing thread's objects, freed here, wait in this thread's remote
    * batch; a trim hands them back: none of that size is left live. */
   for (int i = 0; i < REMOTE_NEW; i++) pinheap_free(h, c.mine[i]);
@@ -406,6 +411,48 @@ static void test_remote_free_simple(void **state) {
   remote_free(PINHEAP_SIMPLE);
 }
 
+/* Frees the producer's objects (of its arena), then stays alive, its
+ * remote batch not flushed, until the producer is done. */
+typedef struct parked {
+  handoff x;
+  pthread_barrier_t freed, done;
+} parked;
+
+static void *remote_parker(void *arg) {
+  parked *k = arg;
+  consumer(&k->x);
+  pthread_barrier_wait(&k->freed);
+  pthread_barrier_wait(&k->done);
+  return NULL;
+}
+
+static void test_remote_parked(void **state) {
+  (void)state;
+  pinheap *h = open_heap_arenas(PINHEAP_FIXED, 32 * MiB, 2);
+  void **p = calloc(OBJS, sizeof *p);
+  assert_non_null(p);
+  pinheap_stats s0;
+  assert_int_equal(pinheap_get_stats(h, &s0), 0);
+  for (size_t i = 0; i < OBJS; i++) assert_non_null(p[i] = pinheap_malloc(h, OBJ_SIZE));
+  parked k = {.x = {h, p}};
+  pthread_barrier_init(&k.freed, NULL, 2);
+  pthread_barrier_init(&k.done, NULL, 2);
+  pthread_t id;
+  assert_int_equal(pthread_create(&id, NULL, remote_parker, &k), 0);
+  pthread_barrier_wait(&k.freed);
+  /* Needs the room of slabs whose objects wait in the live thread's batch. */
+  void *big = pinheap_malloc(h, s0.largest_free * 3 / 4);
+  assert_non_null(big);
+  pinheap_free(h, big);
+  assert_int_equal(pinheap_check(h), 0);
+  pthread_barrier_wait(&k.done);
+  assert_int_equal(pthread_join(id, NULL), 0);
+  pthread_barrier_destroy(&k.freed);
+  pthread_barrier_destroy(&k.done);
+  free(p);
+  pinheap_destroy(h);
+}
+
 int main(int argc, char **argv) {
   seed_init(argc, argv, "test_small_paths");
   const struct CMUnitTest tests[] = {
@@ -413,6 +460,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_thread_per_task),  cmocka_unit_test(test_thread_churn),
       cmocka_unit_test(test_producer_consumer), cmocka_unit_test(test_remote_free_fixed),
       cmocka_unit_test(test_remote_free_simple), cmocka_unit_test(test_refill),
+      cmocka_unit_test(test_remote_parked),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
