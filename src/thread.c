@@ -57,7 +57,9 @@ unsigned thread_refill(thread_cache *tc, unsigned b, void **out) {
     size_t num;
     size_t size;
     int flags;
-  } in = {out, reg->refill[b], reg->classes->size[b], tc->alloc_flags};
+  } in = {out, tc->fill[b] ? tc->fill[b] : THREAD_REFILL_START, reg->classes->size[b], tc->alloc_flags};
+  if (in.num > reg->refill[b]) in.num = reg->refill[b];
+  tc->fill[b] = (uint8_t)(in.num * 2 < reg->refill[b] ? in.num * 2 : reg->refill[b]);
   /* One for the caller, the others onto the empty stack. */
   if (in.num > tc->bins[b].limit + 1) in.num = tc->bins[b].limit + 1;
   size_t filled = 0, sz = sizeof filled;
@@ -97,6 +99,7 @@ static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
     thread_bin *bin = &tc->bins[b];
     while (bin->count) thread_object_give(reg, bin->slots[--bin->count], b, tc->free_flags);
     bin->limit = thread_bin_start(bin->cap);
+    tc->fill[b] = 0;
   }
   for (; tc->held.count; tc->held.count--) {
     dallocx(tc->held.slots[tc->held.head], tc->free_flags);

@@ -111,8 +111,12 @@ static inline bool thread_bin_push(thread_bin *b, void *p) {
 #define THREAD_BIN_MAX 2048u
 #define THREAD_BIN_START 256u
 /* The most objects a stack miss takes from the tcache in one call
- * (thread_refill). */
+ * (thread_refill), and the fewest: a cache's first miss of a class takes
+ * THREAD_REFILL_START, each later one twice the one before, up to the
+ * registry's count, so that a thread that allocates a few objects and
+ * exits takes no more. */
 #define THREAD_REFILL_MAX 32u
+#define THREAD_REFILL_START 4u
 /* Caches of exited threads kept for new threads. */
 #define THREAD_IDLE_MAX 8u
 
@@ -173,6 +177,7 @@ typedef struct thread_cache {
   void **slot_memory; /* mmap'd backing of every stack's slots */
   size_t slot_bytes;
   thread_bin bins[SIZECLASS_MAX_BINS];
+  uint8_t fill[SIZECLASS_MAX_BINS]; /* what bin's next refill takes: 0 until its first */
   xcache extents; /* registry's release_extent set only */
   thread_fifo held;                        /* registry's hold > 0 only */
 } thread_cache;
@@ -267,8 +272,9 @@ void thread_bin_spill(thread_cache *tc, unsigned b, void *p);
  * caller is inside tc. */
 void thread_give_remote(thread_cache *tc, unsigned b, void *p);
 
-/* Up to the registry's refill count of objects of bin b (and one more than
- * b's stack may hold) from the cache's tcache and arena in one call to
+/* Up to the cache's fill count of bin b (then doubled, up to the
+ * registry's refill count; one more than b's stack may hold at most) of
+ * objects of bin b from the cache's tcache and arena in one call to
  * jemalloc, into out (room for THREAD_REFILL_MAX): how many (0: none, or no
  * batch_alloc). They may lie outside the heap as mallocx's may (heap.c).
  * The caller is inside tc, b's stack empty. */

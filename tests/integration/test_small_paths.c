@@ -13,8 +13,9 @@
  * - one thread allocates, another frees: the slabs emptied stay with their
  *   arena (not back in the extent manager), and are reclaimed before an
  *   allocation that needs their room fails;
- * - a miss of an empty stack takes a batch from jemalloc in one call: the
- *   stack then holds the rest, tagged, and hands them out;
+ * - a miss of an empty stack takes a batch from jemalloc in one call, each
+ *   twice the one before up to a bound: the stack then holds the rest,
+ *   tagged, and hands them out; a trim starts the batches small again;
  * - objects freed by a thread of another arena: never handed out again by
  *   the freeing thread (its next objects share no cache line with them),
  *   and back in their own arena in batches without a trim, the rest at the
@@ -290,32 +291,43 @@ static void test_producer_consumer(void **state) {
 
 /* ---- a stack miss takes a batch ----------------------------------------- */
 
+/* Objects on the calling thread's stacks after a malloc(48). */
+static size_t malloc_48_leaves(pinheap *h, void **p) {
+  assert_non_null(*p = pinheap_malloc(h, 48));
+  memset(*p, 0xa5, 48);
+  return cached_objects(h);
+}
+
 static void test_refill(void **state) {
   (void)state;
   pinheap *h = open_heap(PINHEAP_FIXED, 64 * MiB);
   unsigned b = sizeclass_bin(&h->core.classes, 48);
-  unsigned batch = h->core.threads.refill[b];
-  void *p[THREAD_REFILL_MAX];
-  assert_non_null(p[0] = pinheap_malloc(h, 48));
-  size_t cached = cached_objects(h);
-  printf("test_small_paths: one malloc(48) from an empty stack: %zu objects left on the stack (batch %u)\n", cached,
-         batch);
-  assert_true(h->core.threads.batch_mib_len == 0 || batch > 1); /* jemalloc 5.3 has batch_alloc */
-  assert_int_equal(cached, batch ? batch - 1 : 0);
-  /* The rest come from the stack, each a live, distinct object. */
-  for (unsigned i = 1; i < batch; i++) {
-    assert_non_null(p[i] = pinheap_malloc(h, 48));
-    for (unsigned j = 0; j < i; j++) assert_ptr_not_equal(p[i], p[j]);
-    memset(p[i], 0xa5, 48);
+  unsigned most = h->core.threads.refill[b];
+  assert_true(h->core.threads.batch_mib_len == 0 || most > THREAD_REFILL_START * 2); /* jemalloc 5.3 has batch_alloc */
+  /* A miss takes THREAD_REFILL_START, the next twice that, up to most. */
+  static void *p[4 * THREAD_REFILL_MAX];
+  unsigned n = 0, batch = most ? THREAD_REFILL_START : 1;
+  size_t left[3];
+  for (int miss = 0; miss < 3; miss++, batch = batch * 2 < most ? batch * 2 : most) {
+    left[miss] = malloc_48_leaves(h, &p[n++]);
+    assert_int_equal(left[miss], batch - 1);
+    for (unsigned i = 1; i < batch; i++) {
+      assert_int_equal(malloc_48_leaves(h, &p[n]), batch - 1 - i);
+      for (unsigned j = 0; j < n; j++) assert_ptr_not_equal(p[n], p[j]);
+      n++;
+    }
   }
-  assert_int_equal(cached_objects(h), 0);
+  printf("test_small_paths: malloc(48) from an empty stack, three times: %zu, %zu, %zu objects left on the stack "
+         "(batches up to %u)\n", left[0], left[1], left[2], most);
   assert_int_equal(pinheap_check(h), 0);
-  for (unsigned i = 0; i < (batch ? batch : 1); i++) pinheap_free(h, p[i]);
-  /* calloc through a refill: zeroed. */
+  for (unsigned i = 0; i < n; i++) pinheap_free(h, p[i]);
+  /* A trim empties the stack and starts its batches small again; calloc
+   * through a refill: zeroed. */
   pinheap_trim(h);
   unsigned char *z = pinheap_calloc(h, 1, 48);
   assert_non_null(z);
   for (int i = 0; i < 48; i++) assert_int_equal(z[i], 0);
+  assert_int_equal(cached_objects(h), most ? THREAD_REFILL_START - 1 : 0);
   pinheap_free(h, z);
   assert_int_equal(pinheap_check(h), 0);
   pinheap_destroy(h);
