@@ -57,7 +57,11 @@ unsigned thread_refill(thread_cache *tc, unsigned b, void **out) {
     size_t num;
     size_t size;
     int flags;
-  } in = {out, tc->fill[b] ? tc->fill[b] : THREAD_REFILL_START, reg->classes->size[b], tc->alloc_flags};
+  } in = {out, tc->fill[b], reg->classes->size[b], tc->alloc_flags};
+  if (!in.num) {
+    tc->fill[b] = THREAD_REFILL_START;
+    return 0;
+  }
   if (in.num > reg->refill[b]) in.num = reg->refill[b];
   tc->fill[b] = (uint8_t)(in.num * 2 < reg->refill[b] ? in.num * 2 : reg->refill[b]);
   /* One for the caller, the others onto the empty stack. */

@@ -112,11 +112,12 @@ static inline bool thread_bin_push(thread_bin *b, void *p) {
 #define THREAD_BIN_START 256u
 /* The most objects a stack miss takes from the tcache in one call
  * (thread_refill), and the fewest: a cache's first miss of a class takes
+ * none that way (one, through the caller's mallocx), the next
  * THREAD_REFILL_START, each later one twice the one before, up to the
  * registry's count, so that a thread that allocates a few objects and
  * exits takes no more. */
 #define THREAD_REFILL_MAX 32u
-#define THREAD_REFILL_START 4u
+#define THREAD_REFILL_START 2u
 /* Caches of exited threads kept for new threads. */
 #define THREAD_IDLE_MAX 8u
 
@@ -273,8 +274,9 @@ void thread_bin_spill(thread_cache *tc, unsigned b, void *p);
 void thread_give_remote(thread_cache *tc, unsigned b, void *p);
 
 /* Up to the cache's fill count of bin b (then doubled, up to the
- * registry's refill count; one more than b's stack may hold at most) of
- * objects of bin b from the cache's tcache and arena in one call to
+ * registry's refill count; one more than b's stack may hold at most; none
+ * at the cache's first miss of b) of objects of bin b from the cache's
+ * tcache and arena in one call to
  * jemalloc, into out (room for THREAD_REFILL_MAX): how many (0: none, or no
  * batch_alloc). They may lie outside the heap as mallocx's may (heap.c).
  * The caller is inside tc, b's stack empty. */
