@@ -416,6 +416,10 @@ int thread_check(thread_registry *reg) {
     for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
       const thread_bin *bin = &tc->bins[b];
       held += bin->count;
+      if (tc->fill[b] > (reg->refill[b] > THREAD_REFILL_START ? reg->refill[b] : THREAD_REFILL_START)) {
+        fprintf(stderr, "thread: bin %u's next refill takes %u objects, more than %u\n", b, tc->fill[b], reg->refill[b]);
+        broken++;
+      }
       if (bin->count > bin->limit || bin->limit > bin->cap ||
           (reg->classes && b < reg->classes->nbins && bin->cap * reg->classes->size[b] > THREAD_BIN_BYTES &&
            bin->cap > 4)) {
