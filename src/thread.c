@@ -64,8 +64,9 @@ unsigned thread_refill(thread_cache *tc, unsigned b, void **out) {
   }
   if (in.num > reg->refill[b]) in.num = reg->refill[b];
   tc->fill[b] = (uint8_t)(in.num * 2 < reg->refill[b] ? in.num * 2 : reg->refill[b]);
-  /* One for the caller, the others onto the empty stack. */
-  if (in.num > tc->bins[b].limit + 1) in.num = tc->bins[b].limit + 1;
+  /* One for the caller, the others onto the empty stack, up to half its
+   * length: the frees that follow find room before it spills. */
+  if (in.num > tc->bins[b].limit / 2 + 1) in.num = tc->bins[b].limit / 2 + 1;
   size_t filled = 0, sz = sizeof filled;
   if (!in.num || mallctlbymib(reg->batch_mib, reg->batch_mib_len, &filled, &sz, &in, sizeof in) != 0) return 0;
   return (unsigned)filled;

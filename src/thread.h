@@ -274,7 +274,7 @@ void thread_bin_spill(thread_cache *tc, unsigned b, void *p);
 void thread_give_remote(thread_cache *tc, unsigned b, void *p);
 
 /* Up to the cache's fill count of bin b (then doubled, up to the
- * registry's refill count; one more than b's stack may hold at most; none
+ * registry's refill count; one more than half what b's stack may hold at most; none
  * at the cache's first miss of b) of objects of bin b from the cache's
  * tcache and arena in one call to
  * jemalloc, into out (room for THREAD_REFILL_MAX): how many (0: none, or no
