@@ -75,7 +75,7 @@ void arenas_close(arenas *a) {
   pthread_mutex_destroy(&a->lock);
 }
 
-unsigned arenas_for(void *ctx) {
+unsigned arenas_for(void *ctx, unsigned *slot_out) {
   arenas *a = ctx;
   unsigned slot = atomic_fetch_add_explicit(&a->next, 1, memory_order_relaxed) % atomic_load(&a->max);
   unsigned n = atomic_load_explicit(&a->made, memory_order_acquire);
@@ -87,7 +87,8 @@ unsigned arenas_for(void *ctx) {
     pthread_mutex_unlock(&a->lock);
     errno = saved;
   }
-  return a->index[slot < n ? slot : slot % n];
+  *slot_out = slot < n ? slot : slot % n;
+  return a->index[*slot_out];
 }
 
 void arenas_count(const arenas *a, unsigned *made, unsigned *max) {

@@ -64,9 +64,9 @@ void arenas_close(arenas *a);
 
 /* The jemalloc index of the arena of a new thread cache (ctx: the set),
  * making it when its slot is first taken; when none can be made, one that
- * exists. Leaves errno as it was. */
-unsigned arenas_for(void *ctx);
-/* The first arena's jemalloc index. */
+ * exists; its slot (below ARENAS_MAX) into *slot. Leaves errno as it was. */
+unsigned arenas_for(void *ctx, unsigned *slot);
+/* The first arena's jemalloc index (its slot is 0). */
 static inline unsigned arenas_first(const arenas *a) { return a->index[0]; }
 /* The arenas made, and the most there may be. */
 void arenas_count(const arenas *a, unsigned *made, unsigned *max);

@@ -301,18 +301,21 @@ static int heap_uncached_flags(const heap *h) {
   return (int)(MALLOCX_ARENA(arenas_first(&h->arenas)) | MALLOCX_TCACHE_NONE);
 }
 
-/* A request to jemalloc: mallocx of size with flags, or rallocx of old. */
+/* A request to jemalloc: mallocx of size with flags, or rallocx of old;
+ * owner: the slot of the arena it went to (heap_jemalloc's answer). */
 typedef struct heap_small_req {
   void *old;
   size_t size;
   int flags;
+  unsigned owner;
 } heap_small_req;
 
 /* heap_attempt: the request through the thread's cache (mallocx without
  * one: the heap's first arena; rallocx without one: none). */
 static void *heap_jemalloc(heap *h, void *arg) {
-  const heap_small_req *r = arg;
+  heap_small_req *r = arg;
   thread_cache *tc = thread_enter(&h->threads);
+  r->owner = tc ? tc->owner : 0;
   void *p;
   if (r->old)
     p = tc ? rallocx(r->old, r->size, tc->alloc_flags | r->flags) : NULL;
@@ -324,32 +327,39 @@ static void *heap_jemalloc(heap *h, void *arg) {
 
 static void *heap_large(heap *h, size_t size, size_t align, bool zero, bool keyed, const char *what);
 
-/* pagemap_note_bin of the object p of bin b, without its division when the
- * page's tag is right already: it names b, and objects of b start at p
- * under its phase (one phase below the size fits a given start). */
-static PH_ALWAYS_INLINE void heap_note_bin(heap *h, void *p, unsigned b) {
+_Static_assert(ARENAS_MAX <= PAGEMAP_OWNERS && SIZECLASS_MAX_BINS < 127 && SIZECLASS_MAX_SIZE < PAGEMAP_PHASE_LIMIT,
+               "a page's tag names any bin, owner and phase");
+
+/* pagemap_note_bin of the object p of bin b from the arena in slot owner,
+ * without its division when the page's tag is right already: it names b
+ * and owner, and objects of b start at p under its phase (one phase below
+ * the size fits a given start). */
+static PH_ALWAYS_INLINE void heap_note_bin(heap *h, void *p, unsigned b, unsigned owner) {
   uint32_t tag = atomic_load_explicit(pagemap_slot(&h->space.pm, p), memory_order_relaxed);
-  if (PAGEMAP_BIN_OF(tag) == (int)b && sizeclass_starts(&h->classes, b, p, PAGEMAP_PHASE_OF(tag))) return;
-  pagemap_note_bin(&h->space.pm, p, b, h->classes.size[b]);
+  if (PAGEMAP_BIN_OF(tag) == (int)b && PAGEMAP_OWNER_OF(tag) == owner &&
+      sizeclass_starts(&h->classes, b, p, PAGEMAP_PHASE_OF(tag)))
+    return;
+  pagemap_note_bin(&h->space.pm, p, b, h->classes.size[b], owner);
 }
 
 /* The block p (NULL: none) jemalloc gave for size bytes, made the heap's:
  * its bin (the request's when the caller knows it, else -1) goes into its
  * page's tag, so that its free takes the fast path, and so that a tag left
  * from an earlier use of the page never outlives the first object of a new
- * slab on it; keyed: its freed key wiped. One from jemalloc's arena 0
+ * slab on it, with owner, the slot of the arena it came from; keyed: its
+ * freed key wiped. One from jemalloc's arena 0
  * (heap_jemalloc_ours) goes back there, and the request to the large path
  * (an exact page-rounded extent, or a direct block), which needs no
  * jemalloc. */
 static PH_ALWAYS_INLINE void *heap_small_got(heap *h, void *p, size_t size, size_t align, bool zero, int bin,
-                                             bool keyed, const char *what) {
+                                             unsigned owner, bool keyed, const char *what) {
   if (!p) return NULL;
   if (PH_UNLIKELY(!heap_jemalloc_ours(h, p))) {
     dallocx(p, MALLOCX_TCACHE_NONE);
     return heap_large(h, size, align < h->page ? h->page : align, zero, keyed, what);
   }
   unsigned b = bin >= 0 ? (unsigned)bin : sizeclass_bin(&h->classes, sallocx(p, 0));
-  heap_note_bin(h, p, b);
+  heap_note_bin(h, p, b, owner);
   if (keyed) key_set(p, 0);
   return p;
 }
@@ -358,9 +368,38 @@ static PH_ALWAYS_INLINE void *heap_small_got(heap *h, void *p, size_t size, size
  * bin and keyed as for heap_small_got. */
 static void *heap_small(heap *h, size_t size, size_t align, bool zero, int bin, bool keyed, const char *what) {
   heap_small_req r = {NULL, size ? size : 1 /* mallocx(0) is undefined */,
-                      (align ? (int)MALLOCX_ALIGN(align) : 0) | (zero ? MALLOCX_ZERO : 0)};
+                      (align ? (int)MALLOCX_ALIGN(align) : 0) | (zero ? MALLOCX_ZERO : 0), 0};
   void *p = heap_retry(h, heap_jemalloc(h, &r), heap_jemalloc, &r, what, size);
-  return heap_small_got(h, p, r.size, align, zero, bin, keyed, what);
+  return heap_small_got(h, p, r.size, align, zero, bin, r.owner, keyed, what);
+}
+
+/* A miss of the thread's stack of bin b (empty): a batch of objects from
+ * its tcache in one call (thread_refill), the first for the caller, made
+ * the heap's as heap_small_got makes it, the others onto the stack, tagged
+ * and holding the cached key as a freed object there does; one jemalloc
+ * gave from outside the heap goes back. NULL when none was had: the caller
+ * takes the one-object path, with its reclaim. Keyed heaps only (the
+ * debugging aids check what a stack hands out). */
+static void *heap_refill(heap *h, thread_cache *tc, unsigned b) {
+  void *got[THREAD_REFILL_MAX];
+  unsigned n = thread_refill(tc, b, got);
+  void *first = NULL;
+  for (unsigned i = 0; i < n; i++) {
+    void *q = got[i];
+    if (PH_UNLIKELY(!heap_jemalloc_ours(h, q))) {
+      dallocx(q, MALLOCX_TCACHE_NONE);
+      continue;
+    }
+    heap_note_bin(h, q, b, tc->owner);
+    if (!first) {
+      first = q;
+      key_set(q, 0);
+    } else {
+      key_set(q, h->keys.cached);
+      if (!thread_bin_push(&tc->bins[b], q)) thread_bin_spill(tc, b, q);
+    }
+  }
+  return first;
 }
 
 /* A freed block of usable bytes that a thread's cache hands out again. */
@@ -383,11 +422,16 @@ static PH_ALWAYS_INLINE void *heap_cached(heap *h, size_t size, bool zero, bool 
     if (zero) memset(p, 0, size);
     return p;
   }
-  heap_small_req r = {NULL, size ? size : 1, zero ? MALLOCX_ZERO : 0};
+  if (keyed && (p = heap_refill(h, tc, bin)) != NULL) {
+    thread_leave(tc);
+    if (zero) memset(p, 0, size);
+    return p;
+  }
+  heap_small_req r = {NULL, size ? size : 1, zero ? MALLOCX_ZERO : 0, tc->owner};
   p = mallocx(r.size, tc->alloc_flags | r.flags);
   thread_leave(tc);
   if (PH_UNLIKELY(!p)) p = heap_retry(h, NULL, heap_jemalloc, &r, what, size);
-  return heap_small_got(h, p, size, 0, zero, (int)bin, keyed, what);
+  return heap_small_got(h, p, size, 0, zero, (int)bin, r.owner, keyed, what);
 }
 
 /* dynamic_direct_alloc in a section. */
@@ -628,9 +672,15 @@ static PH_ALWAYS_INLINE void heap_free_any(heap *h, void *p, bool keyed) {
           return;
         }
         canary_check_released(p, h->classes.size[b], h->poison, "pinheap_free");
+        tag = pagemap_get(&h->space.pm, p); /* the object out of the FIFO's */
       }
-      if (keyed) key_set(p, h->keys.cached);
-      if (PH_UNLIKELY(!thread_bin_push(&tc->bins[b], p))) thread_bin_spill(tc, b, p);
+      if (PH_UNLIKELY(PAGEMAP_OWNER_OF(tag) != tc->owner)) {
+        /* Another arena's: back to it, never handed out by this thread. */
+        thread_give_remote(tc, b, p);
+      } else {
+        if (keyed) key_set(p, h->keys.cached);
+        if (PH_UNLIKELY(!thread_bin_push(&tc->bins[b], p))) thread_bin_spill(tc, b, p);
+      }
       thread_leave(tc);
     } else {
       if (keyed) {
@@ -786,7 +836,13 @@ static void *heap_direct_realloc(heap *h, void *p, size_t old, size_t size) {
 static void *heap_small_realloc(heap *h, void *p, size_t size) {
   thread_cache *tc = thread_enter(&h->threads);
   if (!tc) return heap_move(h, p, sallocx(p, 0), size);
-  heap_small_req r = {p, size, 0};
+  if (PAGEMAP_OWNER_OF(pagemap_get(&h->space.pm, p)) != tc->owner) {
+    /* rallocx would put another arena's object into the thread's tcache,
+     * to hand out again: moved, it goes back to its arena (heap_free). */
+    thread_leave(tc);
+    return heap_move(h, p, sallocx(p, 0), size);
+  }
+  heap_small_req r = {p, size, 0, tc->owner};
   void *q = rallocx(p, size, tc->alloc_flags);
   thread_leave(tc);
   q = heap_retry(h, q, heap_jemalloc, &r, "pinheap_realloc", size);
@@ -794,7 +850,7 @@ static void *heap_small_realloc(heap *h, void *p, size_t size) {
   /* rallocx keeps to the arena named, even where mallocx would not
    * (heap_jemalloc_ours). */
   if (!heap_jemalloc_ours(h, q)) error_fatal("pinheap_realloc(%p): jemalloc moved the block out of the heap", p);
-  heap_note_bin(h, q, sizeclass_bin(&h->classes, sallocx(q, 0)));
+  heap_note_bin(h, q, sizeclass_bin(&h->classes, sallocx(q, 0)), r.owner);
   return q;
 }
 

@@ -7,12 +7,15 @@
  *                       free, in a thread cache, or inside a large block
  *   PAGEMAP_SMALL       the page belongs to an extent jemalloc took through
  *                       the hooks (slabs, its metadata);
- *                       PAGEMAP_SMALL_OBJ(b, phase) also says that the
- *                       objects starting on the page are of jemalloc bin b,
- *                       at the offsets that phase takes to a multiple of
- *                       b's size (a slab's objects tile it from its
- *                       page-aligned start: they start every size of b
- *                       from the first one on the page)
+ *                       PAGEMAP_SMALL_OBJ(b, phase, owner) also says that
+ *                       the objects starting on the page are of jemalloc
+ *                       bin b, at the offsets that phase takes to a
+ *                       multiple of b's size (a slab's objects tile it from
+ *                       its page-aligned start: they start every size of b
+ *                       from the first one on the page), and that their
+ *                       slab is of the heap's arena in slot owner
+ *                       (arenas.h), so that a free can tell in the same
+ *                       load whether the freeing thread's arena owns them
  *   PAGEMAP_RETURNED    jemalloc gave the page back, but the rest of its grant
  *                       is still in jemalloc (see hooks.h)
  *   npages << 1 (>= 2)  the first page of a large block of npages pages
@@ -46,17 +49,27 @@
 #include <stdint.h>
 
 #include "meta.h"
+#include "ph_assert.h"
 #include "util.h"
 
 #define PAGEMAP_SMALL 1u
 #define PAGEMAP_RETURNED 3u
-#define PAGEMAP_PHASE_SHIFT 10
-#define PAGEMAP_SMALL_OBJ(b, phase) \
-  (PAGEMAP_SMALL | (((uint32_t)(b) + 1) << 2) | ((uint32_t)(phase) << PAGEMAP_PHASE_SHIFT))
+/* A small tag with a bin: bits 0-1 PAGEMAP_SMALL, 2-8 the bin + 1, 9-14 the
+ * owner, 15-31 the phase / 8 (every object starts 8-aligned in its page,
+ * and every size is a multiple of 8, so the phase is too). */
+#define PAGEMAP_OWNER_SHIFT 9
+#define PAGEMAP_OWNERS 64u
+#define PAGEMAP_PHASE_SHIFT 15
+#define PAGEMAP_PHASE_LIMIT ((uint32_t)8 << (32 - PAGEMAP_PHASE_SHIFT))
+#define PAGEMAP_SMALL_OBJ(b, phase, owner)                                                             \
+  (PAGEMAP_SMALL | (((uint32_t)(b) + 1) << 2) | ((uint32_t)(owner) << PAGEMAP_OWNER_SHIFT) | \
+   (((uint32_t)(phase) >> 3) << PAGEMAP_PHASE_SHIFT))
 /* The bin of a small tag, or -1 when the tag names none. */
-#define PAGEMAP_BIN_OF(tag) ((((tag)&3u) == PAGEMAP_SMALL) ? (int)(((tag) >> 2) & 0xFFu) - 1 : -1)
+#define PAGEMAP_BIN_OF(tag) ((((tag)&3u) == PAGEMAP_SMALL) ? (int)(((tag) >> 2) & 0x7Fu) - 1 : -1)
 /* The phase of a small tag with a bin. */
-#define PAGEMAP_PHASE_OF(tag) ((tag) >> PAGEMAP_PHASE_SHIFT)
+#define PAGEMAP_PHASE_OF(tag) (((tag) >> PAGEMAP_PHASE_SHIFT) << 3)
+/* The owner (arena slot) of a small tag with a bin. */
+#define PAGEMAP_OWNER_OF(tag) (((tag) >> PAGEMAP_OWNER_SHIFT) & (PAGEMAP_OWNERS - 1))
 #define PAGEMAP_IS_SMALL(tag) (((tag)&3u) == PAGEMAP_SMALL)
 #define PAGEMAP_MAX_PAGES (UINT32_MAX >> 1)
 
@@ -159,12 +172,16 @@ bool pagemap_resize_large(pagemap *pm, void *addr, size_t old_pages, size_t new_
 size_t pagemap_take_large(_Atomic uint32_t *slot);
 
 /* Records that the object at p, in a page jemalloc holds, is of bin b, of
- * size bytes: its page's tag names the bin and where on the page its
- * objects start (bins: at most 255; sizes: below 2^22). */
-static inline void pagemap_note_bin(pagemap *pm, const void *p, unsigned b, uint32_t size) {
+ * size bytes, in a slab of the arena in slot owner: its page's tag names
+ * the bin, where on the page its objects start and the owner (bins: below
+ * 127; sizes: multiples of 8 below PAGEMAP_PHASE_LIMIT; p 8-aligned;
+ * owner below PAGEMAP_OWNERS). */
+static inline void pagemap_note_bin(pagemap *pm, const void *p, unsigned b, uint32_t size, unsigned owner) {
+  PH_ASSERT(b < 127 && size % 8 == 0 && size < PAGEMAP_PHASE_LIMIT && (uintptr_t)p % 8 == 0 &&
+            owner < PAGEMAP_OWNERS);
   _Atomic uint32_t *slot = pagemap_slot(pm, p);
   uint32_t first = (uint32_t)((uintptr_t)p & (((uintptr_t)1 << pm->page_shift) - 1)) % size;
-  uint32_t tag = PAGEMAP_SMALL_OBJ(b, first ? size - first : 0);
+  uint32_t tag = PAGEMAP_SMALL_OBJ(b, first ? size - first : 0, owner);
   if (atomic_load_explicit(slot, memory_order_relaxed) != tag) atomic_store_explicit(slot, tag, memory_order_relaxed);
 }
 

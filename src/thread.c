@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "pagemap.h"
 
 bool thread_asymmetric;
 _Thread_local thread_last_used thread_last __attribute__((tls_model("initial-exec")));
@@ -37,11 +38,44 @@ static void thread_heavy_fence(void) {
     error_fatal("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after registration succeeded");
 }
 
-/* Hands the object p of bin b, off the cache's stacks, to jemalloc through
- * the cache's tcache, with the registry's mark in its first bytes. */
-static void thread_object_give(thread_registry *reg, thread_cache *tc, void *p, unsigned b) {
+/* Hands the object p of bin b, off the cache's stacks, to jemalloc with
+ * flags (a tcache of the cache's), with the registry's mark in its first
+ * bytes. */
+static void thread_object_give(thread_registry *reg, void *p, unsigned b, int flags) {
   if (reg->free_mark) memcpy(p, &reg->free_mark, sizeof reg->free_mark);
-  sdallocx(p, reg->classes->size[b], tc->free_flags);
+  sdallocx(p, reg->classes->size[b], flags);
+}
+
+void thread_give_remote(thread_cache *tc, unsigned b, void *p) {
+  thread_object_give(tc->registry, p, b, tc->remote_flags);
+}
+
+unsigned thread_refill(thread_cache *tc, unsigned b, void **out) {
+  thread_registry *reg = tc->registry;
+  struct {
+    void **ptrs;
+    size_t num;
+    size_t size;
+    int flags;
+  } in = {out, tc->fill[b], reg->classes->size[b], tc->alloc_flags};
+  if (!in.num) {
+    tc->fill[b] = THREAD_REFILL_START;
+    return 0;
+  }
+  if (in.num > reg->refill[b]) in.num = reg->refill[b];
+  tc->fill[b] = (uint8_t)(in.num * 2 < reg->refill[b] ? in.num * 2 : reg->refill[b]);
+  /* One for the caller, the others onto the empty stack, up to half its
+   * length: the frees that follow find room before it spills. */
+  if (in.num > tc->bins[b].limit / 2 + 1) in.num = tc->bins[b].limit / 2 + 1;
+  size_t filled = 0, sz = sizeof filled;
+  if (!in.num || mallctlbymib(reg->batch_mib, reg->batch_mib_len, &filled, &sz, &in, sizeof in) != 0) return 0;
+  return (unsigned)filled;
+}
+
+/* jemalloc's tcache.flush or tcache.destroy (what) of both of tc's tcaches. */
+static void thread_tcaches(thread_cache *tc, const char *what) {
+  mallctl(what, NULL, NULL, &tc->tcache, sizeof tc->tcache);
+  mallctl(what, NULL, NULL, &tc->remote, sizeof tc->remote);
 }
 
 /* The length a stack of objects of cap slots starts at, and goes back to. */
@@ -55,7 +89,7 @@ void thread_bin_spill(thread_cache *tc, unsigned b, void *p) {
   } else {
     /* The older half goes: the newer objects are the ones still warm. */
     uint32_t half = bin->count / 2;
-    for (uint32_t i = 0; i < half; i++) thread_object_give(tc->registry, tc, bin->slots[i], b);
+    for (uint32_t i = 0; i < half; i++) thread_object_give(tc->registry, bin->slots[i], b, tc->free_flags);
     memmove(bin->slots, bin->slots + half, (bin->count - half) * sizeof *bin->slots);
     bin->count -= half;
   }
@@ -68,8 +102,9 @@ void thread_bin_spill(thread_cache *tc, unsigned b, void *p) {
 static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
   for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
     thread_bin *bin = &tc->bins[b];
-    while (bin->count) thread_object_give(reg, tc, bin->slots[--bin->count], b);
+    while (bin->count) thread_object_give(reg, bin->slots[--bin->count], b, tc->free_flags);
     bin->limit = thread_bin_start(bin->cap);
+    tc->fill[b] = 0;
   }
   for (; tc->held.count; tc->held.count--) {
     dallocx(tc->held.slots[tc->held.head], tc->free_flags);
@@ -88,7 +123,7 @@ static void thread_cache_release(thread_registry *reg, thread_cache *tc) {
   if (tc->next) tc->next->prev = tc->prev;
   reg->large_bytes_left += atomic_load_explicit(&tc->large_bytes, memory_order_relaxed);
   reg->large_blocks_left += atomic_load_explicit(&tc->large_blocks, memory_order_relaxed);
-  mallctl("tcache.destroy", NULL, NULL, &tc->tcache, sizeof tc->tcache);
+  thread_tcaches(tc, "tcache.destroy");
   if (tc->slot_memory) munmap(tc->slot_memory, tc->slot_bytes);
   meta_free(&reg->pool, tc);
 }
@@ -102,7 +137,7 @@ static void thread_exit(void *arg) {
   thread_cache_drain(reg, tc);
   if (reg->idle_count < THREAD_IDLE_MAX) {
     /* Kept for the next new thread, holding nothing. */
-    mallctl("tcache.flush", NULL, NULL, &tc->tcache, sizeof tc->tcache);
+    thread_tcaches(tc, "tcache.flush");
     tc->idle = true;
     tc->next_idle = reg->idle;
     reg->idle = tc;
@@ -115,7 +150,7 @@ static void thread_exit(void *arg) {
 
 int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t page,
                          void (*release_extent)(void *ctx, void *addr, size_t bytes), void *release_ctx,
-                         unsigned (*arena_for)(void *ctx), void *arena_ctx) {
+                         unsigned (*arena_for)(void *ctx, unsigned *slot), void *arena_ctx) {
   pthread_once(&thread_once, thread_detect_membarrier);
   reg->head = NULL;
   reg->idle = NULL;
@@ -129,6 +164,17 @@ int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t 
   reg->arena_ctx = arena_ctx;
   reg->free_mark = 0;
   reg->hold = 0;
+  reg->batch_mib_len = sizeof reg->batch_mib / sizeof reg->batch_mib[0];
+  if (mallctlnametomib("experimental.batch_alloc", reg->batch_mib, &reg->batch_mib_len) != 0) reg->batch_mib_len = 0;
+  for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
+    char name[48];
+    uint32_t nregs = 0;
+    size_t sz = sizeof nregs;
+    snprintf(name, sizeof name, "arenas.bin.%u.nregs", b);
+    reg->refill[b] = 0;
+    if (reg->batch_mib_len && classes && b < classes->nbins && mallctl(name, &nregs, &sz, NULL, 0) == 0 && nregs > 1)
+      reg->refill[b] = (uint8_t)(nregs - 1 < THREAD_REFILL_MAX ? nregs - 1 : THREAD_REFILL_MAX);
+  }
   reg->large_bytes_left = 0;
   reg->large_blocks_left = 0;
   meta_init(&reg->pool, sizeof(thread_cache));
@@ -167,10 +213,13 @@ static thread_cache *thread_cache_adopt(thread_registry *reg) {
 static thread_cache *thread_cache_create(thread_registry *reg) {
   thread_cache *idle = thread_cache_adopt(reg);
   if (idle) return idle;
-  unsigned arena = reg->arena_for(reg->arena_ctx);
-  unsigned id;
+  unsigned owner;
+  unsigned arena = reg->arena_for(reg->arena_ctx, &owner);
+  unsigned id, remote;
   size_t sz = sizeof id;
   int err = mallctl("tcache.create", &id, &sz, NULL, 0);
+  if (!err && (err = mallctl("tcache.create", &remote, &sz, NULL, 0)) != 0)
+    mallctl("tcache.destroy", NULL, NULL, &id, sizeof id);
   if (err) {
     error_set(ENOMEM, "cannot create a thread cache: tcache.create: error %d", err);
     return NULL;
@@ -180,13 +229,17 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
   if (!tc) {
     pthread_mutex_unlock(&reg->lock);
     mallctl("tcache.destroy", NULL, NULL, &id, sizeof id);
+    mallctl("tcache.destroy", NULL, NULL, &remote, sizeof remote);
     error_set(ENOMEM, "cannot create a thread cache: no memory for its record");
     return NULL;
   }
   tc->arena = arena;
+  tc->owner = owner;
   tc->tcache = id;
+  tc->remote = remote;
   tc->alloc_flags = (int)(MALLOCX_ARENA(tc->arena) | MALLOCX_TCACHE(id));
   tc->free_flags = (int)MALLOCX_TCACHE(id);
+  tc->remote_flags = (int)MALLOCX_TCACHE(remote);
   tc->registry = reg;
   size_t slots = 0;
   for (unsigned b = 0; reg->classes && b < reg->classes->nbins; b++) {
@@ -203,9 +256,9 @@ static thread_cache *thread_cache_create(thread_registry *reg) {
     tc->slot_bytes = slots * sizeof(void *) + reg->hold;
     void *mem = mmap(NULL, tc->slot_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) {
+      thread_tcaches(tc, "tcache.destroy");
       meta_free(&reg->pool, tc);
       pthread_mutex_unlock(&reg->lock);
-      mallctl("tcache.destroy", NULL, NULL, &id, sizeof id);
       error_set(ENOMEM, "cannot create a thread cache: no memory for its free lists");
       return NULL;
     }
@@ -259,7 +312,7 @@ void thread_flush_all(thread_registry *reg) {
   thread_steal_all(reg);
   for (thread_cache *tc = reg->head; tc; tc = tc->next) {
     thread_cache_drain(reg, tc);
-    mallctl("tcache.flush", NULL, NULL, &tc->tcache, sizeof tc->tcache);
+    thread_tcaches(tc, "tcache.flush");
   }
   thread_unsteal_all(reg);
   pthread_mutex_unlock(&reg->lock);
@@ -345,6 +398,10 @@ int thread_check(thread_registry *reg) {
       fprintf(stderr, "thread: no cache should stay stolen outside a flush\n");
       broken++;
     }
+    if (tc->owner >= PAGEMAP_OWNERS) {
+      fprintf(stderr, "thread: a cache's arena slot %u should be below %u\n", tc->owner, PAGEMAP_OWNERS);
+      broken++;
+    }
     broken += xcache_check(&tc->extents);
     if (!reg->release_extent && tc->extents.count) {
       fprintf(stderr, "thread: a registry without extent caches should cache no extent\n");
@@ -360,6 +417,10 @@ int thread_check(thread_registry *reg) {
     for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
       const thread_bin *bin = &tc->bins[b];
       held += bin->count;
+      if (tc->fill[b] > (reg->refill[b] > THREAD_REFILL_START ? reg->refill[b] : THREAD_REFILL_START)) {
+        fprintf(stderr, "thread: bin %u's next refill takes %u objects, more than %u\n", b, tc->fill[b], reg->refill[b]);
+        broken++;
+      }
       if (bin->count > bin->limit || bin->limit > bin->cap ||
           (reg->classes && b < reg->classes->nbins && bin->cap * reg->classes->size[b] > THREAD_BIN_BYTES &&
            bin->cap > 4)) {

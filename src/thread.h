@@ -16,6 +16,17 @@
  * thread freeing and allocating at the edge does not call jemalloc each
  * time. A reclaim shrinks every stack back.
  *
+ * Only objects of the cache's own arena go on its stacks and its tcache.
+ * An object freed by a thread whose arena does not own it (its page's tag
+ * names the owner, pagemap.h) goes to a second tcache of the cache's, used
+ * for such frees only (thread_give_remote): the object is never handed out
+ * again by the freeing thread, whose next object of that size would share
+ * a cache line with the owner's (passive false sharing), and once that
+ * tcache's bin is full jemalloc hands its older half back to the owners'
+ * arenas, one lock per arena for the batch (a consumer of another thread's
+ * objects pays no lock per free). A flush or the thread's exit empties it
+ * with the other.
+ *
  * A cache outlives its thread: at the thread's exit it is drained, its
  * tcache flushed, and it waits, owned by no thread, on the registry's idle
  * list (at most THREAD_IDLE_MAX of them) for the next new thread, which
@@ -99,6 +110,14 @@ static inline bool thread_bin_push(thread_bin *b, void *p) {
 #define THREAD_BIN_BYTES ((uint32_t)64 << 10)
 #define THREAD_BIN_MAX 2048u
 #define THREAD_BIN_START 256u
+/* The most objects a stack miss takes from the tcache in one call
+ * (thread_refill), and the fewest: a cache's first miss of a class takes
+ * none that way (one, through the caller's mallocx), the next
+ * THREAD_REFILL_START, each later one twice the one before, up to the
+ * registry's count, so that a thread that allocates a few objects and
+ * exits takes no more. */
+#define THREAD_REFILL_MAX 32u
+#define THREAD_REFILL_START 2u
 /* Caches of exited threads kept for new threads. */
 #define THREAD_IDLE_MAX 8u
 
@@ -139,8 +158,11 @@ typedef struct thread_cache {
   _Atomic int stolen;
   int alloc_flags; /* MALLOCX_ARENA(arena) | MALLOCX_TCACHE(tcache) */
   int free_flags;  /* MALLOCX_TCACHE(tcache) */
+  int remote_flags; /* MALLOCX_TCACHE(remote) */
   unsigned tcache;
+  unsigned remote; /* the tcache of other arenas' objects, never allocated from */
   unsigned arena;
+  unsigned owner; /* arena's slot: what the tags of its objects' pages name */
   /* The thread's share of its heap's counts of large blocks (bytes, blocks):
    * what it added less what it took away, modulo 2^64 (a thread may free
    * another's blocks). Only the owner writes them, inside its section, so
@@ -156,6 +178,7 @@ typedef struct thread_cache {
   void **slot_memory; /* mmap'd backing of every stack's slots */
   size_t slot_bytes;
   thread_bin bins[SIZECLASS_MAX_BINS];
+  uint8_t fill[SIZECLASS_MAX_BINS]; /* what bin's next refill takes: 0 until its first */
   xcache extents; /* registry's release_extent set only */
   thread_fifo held;                        /* registry's hold > 0 only */
 } thread_cache;
@@ -174,14 +197,22 @@ struct thread_registry {
   void (*release_extent)(void *ctx, void *addr, size_t bytes);
   void *release_ctx;
   /* The jemalloc arena a new cache fills from (the heap makes its arenas on
-   * first use): called before the registry's lock is taken. */
-  unsigned (*arena_for)(void *ctx);
+   * first use), its slot into *slot (below PAGEMAP_OWNERS): called before
+   * the registry's lock is taken. */
+  unsigned (*arena_for)(void *ctx, unsigned *slot);
   void *arena_ctx;
   /* Written into the first 8 bytes of each object a cache hands to jemalloc
    * (0: nothing written): the heap's mark of a freed object (heap.c). */
   uint64_t free_mark;
   /* Entries of each cache's FIFO of held-back objects (0: none). */
   uint32_t hold;
+  /* jemalloc's experimental.batch_alloc (mib_len 0: not there), and how
+   * many objects of each bin a refill takes: fewer than one slab holds, so
+   * that jemalloc takes them from the tcache and its current slabs rather
+   * than carving fresh slabs for the batch (at most THREAD_REFILL_MAX). */
+  size_t batch_mib[4];
+  size_t batch_mib_len;
+  uint8_t refill[SIZECLASS_MAX_BINS];
   /* The shares of the large-block counts of caches released (lock held). */
   size_t large_bytes_left;
   size_t large_blocks_left;
@@ -200,10 +231,10 @@ extern _Thread_local thread_last_used thread_last __attribute__((tls_model("init
 
 /* classes: the bins whose free lists the caches keep (NULL: none);
  * release_extent: where cached extents go back (NULL: no extent caches);
- * arena_for: the arena of each new cache. */
+ * arena_for: the arena of each new cache, and its slot. */
 int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t page,
                          void (*release_extent)(void *ctx, void *addr, size_t bytes), void *release_ctx,
-                         unsigned (*arena_for)(void *ctx), void *arena_ctx);
+                         unsigned (*arena_for)(void *ctx, unsigned *slot), void *arena_ctx);
 void thread_registry_fini(thread_registry *reg);
 
 thread_cache *thread_enter_slow(thread_registry *reg);
@@ -235,6 +266,21 @@ static inline void thread_leave(thread_cache *tc) {
  * the cache's tcache, each object marked as a drain marks it; then p goes
  * on it. The caller is inside tc (thread_enter). */
 void thread_bin_spill(thread_cache *tc, unsigned b, void *p);
+
+/* A free of p, of bin b, an object of another arena than the cache's (its
+ * page's owner is not tc->owner): to the cache's remote tcache, marked as a
+ * drain marks it, for jemalloc to hand back to its arena in a batch. The
+ * caller is inside tc. */
+void thread_give_remote(thread_cache *tc, unsigned b, void *p);
+
+/* Up to the cache's fill count of bin b (then doubled, up to the
+ * registry's refill count; one more than half what b's stack may hold at most; none
+ * at the cache's first miss of b) of objects of bin b from the cache's
+ * tcache and arena in one call to
+ * jemalloc, into out (room for THREAD_REFILL_MAX): how many (0: none, or no
+ * batch_alloc). They may lie outside the heap as mallocx's may (heap.c).
+ * The caller is inside tc, b's stack empty. */
+unsigned thread_refill(thread_cache *tc, unsigned b, void **out);
 
 /* Empties every thread's cache of this registry into the arenas, and
  * shrinks its stacks back. The caller must not be inside

@@ -19,14 +19,10 @@ WHY = {
                     "caches stop at 64 KiB, because caching extents up to 1 MiB raised the PGAS-like H/M by "
                     "2 - 7 %; a sharded extent manager would close it",
     "speed-small": "small objects go through pinheap's per-thread stacks and jemalloc's flagged mallocx/"
-                   "sdallocx with an explicit tcache, a few more steps than jemalloc's own fast path; in "
-                   "falseshare, each thread's first object came from thread 0 and goes back into the freeing "
-                   "thread's stack, so the threads keep reusing neighbours on one cache line (passive false "
-                   "sharing: freeing another arena's object to that arena would close it)",
-    "speed-xthread": "a block freed by another thread goes through that thread's stack and jemalloc's flagged "
-                     "sdallocx, and the allocating thread refills through flagged mallocx: jemalloc's general "
-                     "path, where its own malloc and free take the fast one (batches of remote frees handed "
-                     "back to the owning thread would close it)",
+                   "sdallocx with an explicit tcache, a few more steps than jemalloc's own fast path",
+    "speed-xthread": "a block freed by a thread of another arena goes back to its arena in batches through "
+                     "jemalloc's flagged sdallocx, and the allocating thread refills through flagged mallocx: "
+                     "jemalloc's general path, where its own malloc and free take the fast one",
     "create": "a FIXED heap maps its region, its page map and its arenas' room at creation",
 }
 

@@ -12,7 +12,16 @@
  *   at once, started and ended at random (seed printed, taken as argv[1]);
  * - one thread allocates, another frees: the slabs emptied stay with their
  *   arena (not back in the extent manager), and are reclaimed before an
- *   allocation that needs their room fails.
+ *   allocation that needs their room fails;
+ * - a miss of an empty stack takes a batch from jemalloc in one call, each
+ *   twice the one before up to a bound: the stack then holds the rest,
+ *   tagged, and hands them out; a trim starts the batches small again;
+ * - objects freed by a thread of another arena: never handed out again by
+ *   the freeing thread (its next objects share no cache line with them),
+ *   and back in their own arena in batches without a trim, the rest at the
+ *   freeing thread's exit or a trim; FIXED and SIMPLE; and those still
+ *   waiting in a live thread's batch are reclaimed before an allocation
+ *   that needs their room fails.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,16 +44,18 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static pinheap *open_heap(pinheap_mode mode, size_t size) {
+static pinheap *open_heap_arenas(pinheap_mode mode, size_t size, unsigned arenas) {
   pinheap_options o;
   pinheap_options_init(&o);
   o.mode = mode;
   o.size = mode == PINHEAP_FIXED ? size : 0;
-  o.arenas = 1;
+  o.arenas = arenas;
   pinheap *h = pinheap_create(&o);
   if (!h) fail_msg("pinheap_create: %s", pinheap_last_error());
   return h;
 }
+
+static pinheap *open_heap(pinheap_mode mode, size_t size) { return open_heap_arenas(mode, size, 1); }
 
 typedef struct counted {
   size_t objects, extents;
@@ -79,14 +90,19 @@ static void many_live(pinheap_mode mode) {
   pinheap *h = open_heap(mode, 64 * MiB);
   static void *p[3 * THREAD_BIN_MAX];
   for (int i = 0; i < MANY; i++) assert_non_null(p[i] = pinheap_malloc(h, 16));
+  /* What the last refill took beyond the blocks asked for. */
+  size_t spare = cached_objects(h);
+  assert_true(spare < THREAD_REFILL_MAX);
   for (int i = 0; i < MANY; i++) pinheap_free(h, p[i]);
   size_t cached = cached_objects(h);
-  printf("test_small_paths: %d blocks of 16 B freed, %zu in the thread's cache\n", MANY, cached);
-  assert_int_equal(cached, MANY);
+  printf("test_small_paths: %d blocks of 16 B freed, %zu in the thread's cache (%zu there before)\n", MANY, cached,
+         spare);
+  assert_int_equal(cached, MANY + spare);
   assert_int_equal(pinheap_check(h), 0);
-  /* Allocated again, every one from the cache: the stack empties. */
+  /* Allocated again, every one from the cache: the stack empties but for
+   * the spare ones. */
   for (int i = 0; i < MANY; i++) assert_non_null(p[i] = pinheap_malloc(h, 16));
-  assert_int_equal(cached_objects(h), 0);
+  assert_int_equal(cached_objects(h), spare);
   /* More than the stack may hold: it keeps between half and all of its
    * most, the rest handed to jemalloc, and a second free of one of those
    * is still caught as one (checked by the keys; the test only counts). */
@@ -278,12 +294,191 @@ static void test_producer_consumer(void **state) {
   pinheap_destroy(h);
 }
 
+/* ---- a stack miss takes a batch ----------------------------------------- */
+
+/* Objects on the calling thread's stacks after a malloc(48). */
+static size_t malloc_48_leaves(pinheap *h, void **p) {
+  assert_non_null(*p = pinheap_malloc(h, 48));
+  memset(*p, 0xa5, 48);
+  return cached_objects(h);
+}
+
+static void test_refill(void **state) {
+  (void)state;
+  pinheap *h = open_heap(PINHEAP_FIXED, 64 * MiB);
+  unsigned b = sizeclass_bin(&h->core.classes, 48);
+  unsigned most = h->core.threads.refill[b];
+  assert_true(h->core.threads.batch_mib_len == 0 || most > THREAD_REFILL_START * 2); /* jemalloc 5.3 has batch_alloc */
+  /* A first miss takes one object, the next THREAD_REFILL_START, the next
+   * twice that, up to most. */
+  static void *p[4 * THREAD_REFILL_MAX];
+  unsigned n = 0, batch = 1;
+  size_t left[3];
+  for (int miss = 0; miss < 3; miss++, batch = !most ? 1 : batch == 1 ? THREAD_REFILL_START : batch * 2) {
+    left[miss] = malloc_48_leaves(h, &p[n++]);
+    assert_int_equal(left[miss], batch - 1);
+    for (unsigned i = 1; i < batch; i++) {
+      assert_int_equal(malloc_48_leaves(h, &p[n]), batch - 1 - i);
+      for (unsigned j = 0; j < n; j++) assert_ptr_not_equal(p[n], p[j]);
+      n++;
+    }
+  }
+  printf("test_small_paths: malloc(48) from an empty stack, three times: %zu, %zu, %zu objects left on the stack "
+         "(batches up to %u)\n", left[0], left[1], left[2], most);
+  assert_int_equal(pinheap_check(h), 0);
+  for (unsigned i = 0; i < n; i++) pinheap_free(h, p[i]);
+  /* A trim empties the stack and starts its batches small again; calloc
+   * through a refill: zeroed. */
+  pinheap_trim(h);
+  unsigned char *z = pinheap_calloc(h, 1, 48);
+  assert_non_null(z);
+  for (int i = 0; i < 48; i++) assert_int_equal(z[i], 0);
+  assert_int_equal(cached_objects(h), 0);
+  pinheap_free(h, z);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+}
+
+/* ---- objects freed by a thread of another arena ----------------------------- */
+
+#define REMOTE_OBJS 1000
+#define REMOTE_NEW 64
+#define LINE 64
+
+typedef struct remote_case {
+  pinheap *h;
+  void **theirs;        /* REMOTE_OBJS objects of 8 B of the main thread's arena */
+  unsigned their_owner; /* its slot */
+  unsigned owner;       /* the freeing thread's slot */
+  size_t live_before, live_after; /* the main thread's arena's live 8 B objects */
+  size_t shared_lines;  /* new objects of the freeing thread on a line of theirs */
+  void *mine[REMOTE_NEW];
+} remote_case;
+
+/* Live objects of the size class of 8 B in the heap's arena of slot owner
+ * (held by tcaches counts as live: jemalloc's curregs). */
+static size_t arena_live_8(pinheap *h, unsigned owner) {
+  hooks_stats_refresh();
+  return hooks_arena_live(&h->core.arenas.arena[owner], sizeclass_bin(&h->core.classes, 8));
+}
+
+/* The slot of the calling thread's arena in the heap's set. */
+static unsigned my_slot(pinheap *h) {
+  thread_cache *tc = thread_enter(&h->core.threads);
+  assert_non_null(tc);
+  unsigned slot = 0;
+  while (slot < ARENAS_MAX && h->core.arenas.index[slot] != tc->arena) slot++;
+  thread_leave(tc);
+  assert_true(slot < ARENAS_MAX);
+  return slot;
+}
+
+static void *remote_freer(void *arg) {
+  remote_case *c = arg;
+  c->owner = my_slot(c->h);
+  c->live_before = arena_live_8(c->h, c->their_owner);
+  for (int i = 0; i < REMOTE_OBJS; i++) pinheap_free(c->h, c->theirs[i]);
+  c->live_after = arena_live_8(c->h, c->their_owner);
+  for (int i = 0; i < REMOTE_NEW; i++) {
+    assert_non_null(c->mine[i] = pinheap_malloc(c->h, 8));
+    int k = 0;
+    while (k < REMOTE_OBJS && (uintptr_t)c->mine[i] / LINE != (uintptr_t)c->theirs[k] / LINE) k++;
+    c->shared_lines += k < REMOTE_OBJS;
+  }
+  return NULL;
+}
+
+static void remote_free(pinheap_mode mode) {
+  pinheap *h = open_heap_arenas(mode, 64 * MiB, 2);
+  static void *theirs[REMOTE_OBJS];
+  remote_case c = {.h = h, .theirs = theirs};
+  for (int i = 0; i < REMOTE_OBJS; i++) assert_non_null(theirs[i] = pinheap_malloc(h, 8));
+  c.their_owner = my_slot(h);
+  pthread_t id;
+  assert_int_equal(pthread_create(&id, NULL, remote_freer, &c), 0);
+  assert_int_equal(pthread_join(id, NULL), 0);
+  size_t live_exit = arena_live_8(h, c.their_owner);
+  printf("test_small_paths: %s: %d objects of 8 B of arena %u freed by a thread of arena %u: their arena's live "
+         "objects %zu before, %zu after; %zu of the freeing thread's %d next objects on a cache line of theirs\n",
+         mode == PINHEAP_FIXED ? "FIXED" : "SIMPLE", REMOTE_OBJS, c.their_owner, c.owner, c.live_before,
+         c.live_after, c.shared_lines, REMOTE_NEW);
+  assert_int_not_equal(c.owner, c.their_owner); /* the test's premise: two arenas, a thread on each */
+  assert_int_equal(c.shared_lines, 0);
+  /* Back to their arena in batches as they were freed, no trim needed. */
+  assert_true(c.live_after + REMOTE_OBJS / 2 <= c.live_before);
+  /* The rest at the freeing thread's exit. */
+  assert_int_equal(live_exit, c.live_before - REMOTE_OBJS);
+  /* The freeing thread's objects, freed here, wait in this thread's remote
+   * batch; a trim hands them back: none of that size is left live. */
+  for (int i = 0; i < REMOTE_NEW; i++) pinheap_free(h, c.mine[i]);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_trim(h);
+  assert_int_equal(arena_live_8(h, c.owner), 0);
+  assert_int_equal(arena_live_8(h, c.their_owner), 0);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+}
+
+static void test_remote_free_fixed(void **state) {
+  (void)state;
+  remote_free(PINHEAP_FIXED);
+}
+
+static void test_remote_free_simple(void **state) {
+  (void)state;
+  remote_free(PINHEAP_SIMPLE);
+}
+
+/* Frees the producer's objects (of its arena), then stays alive, its
+ * remote batch not flushed, until the producer is done. */
+typedef struct parked {
+  handoff x;
+  pthread_barrier_t freed, done;
+} parked;
+
+static void *remote_parker(void *arg) {
+  parked *k = arg;
+  consumer(&k->x);
+  pthread_barrier_wait(&k->freed);
+  pthread_barrier_wait(&k->done);
+  return NULL;
+}
+
+static void test_remote_parked(void **state) {
+  (void)state;
+  pinheap *h = open_heap_arenas(PINHEAP_FIXED, 32 * MiB, 2);
+  void **p = calloc(OBJS, sizeof *p);
+  assert_non_null(p);
+  pinheap_stats s0;
+  assert_int_equal(pinheap_get_stats(h, &s0), 0);
+  for (size_t i = 0; i < OBJS; i++) assert_non_null(p[i] = pinheap_malloc(h, OBJ_SIZE));
+  parked k = {.x = {h, p}};
+  pthread_barrier_init(&k.freed, NULL, 2);
+  pthread_barrier_init(&k.done, NULL, 2);
+  pthread_t id;
+  assert_int_equal(pthread_create(&id, NULL, remote_parker, &k), 0);
+  pthread_barrier_wait(&k.freed);
+  /* Needs the room of slabs whose objects wait in the live thread's batch. */
+  void *big = pinheap_malloc(h, s0.largest_free * 3 / 4);
+  assert_non_null(big);
+  pinheap_free(h, big);
+  assert_int_equal(pinheap_check(h), 0);
+  pthread_barrier_wait(&k.done);
+  assert_int_equal(pthread_join(id, NULL), 0);
+  pthread_barrier_destroy(&k.freed);
+  pthread_barrier_destroy(&k.done);
+  free(p);
+  pinheap_destroy(h);
+}
+
 int main(int argc, char **argv) {
   seed_init(argc, argv, "test_small_paths");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_many_live_fixed),  cmocka_unit_test(test_many_live_simple),
       cmocka_unit_test(test_thread_per_task),  cmocka_unit_test(test_thread_churn),
-      cmocka_unit_test(test_producer_consumer),
+      cmocka_unit_test(test_producer_consumer), cmocka_unit_test(test_remote_free_fixed),
+      cmocka_unit_test(test_remote_free_simple), cmocka_unit_test(test_refill),
+      cmocka_unit_test(test_remote_parked),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,8 +25,16 @@ static void test_tags(void **state) {
   pagemap_set_small(&pm, BASE + 10 * PAGE, 4 * PAGE);
   for (int i = 10; i < 14; i++) assert_int_equal(pagemap_get(&pm, BASE + i * PAGE + 100), PAGEMAP_SMALL);
   assert_int_equal(pagemap_get(&pm, BASE + 14 * PAGE), 0);
-  pagemap_note_bin(&pm, BASE + 11 * PAGE + 64, 5, 48);
+  pagemap_note_bin(&pm, BASE + 11 * PAGE + 64, 5, 48, 37);
   assert_int_equal(PAGEMAP_BIN_OF(pagemap_get(&pm, BASE + 11 * PAGE)), 5);
+  assert_int_equal(PAGEMAP_OWNER_OF(pagemap_get(&pm, BASE + 11 * PAGE)), 37);
+  assert_int_equal(PAGEMAP_PHASE_OF(pagemap_get(&pm, BASE + 11 * PAGE)), 48 - 64 % 48);
+  /* The fields at their largest (a 64 KiB page's largest small class)
+   * stay apart. */
+  assert_int_equal(PAGEMAP_SMALL_OBJ(126, 229376 - 8, 63) & 3u, PAGEMAP_SMALL);
+  assert_int_equal(PAGEMAP_BIN_OF(PAGEMAP_SMALL_OBJ(126, 229376 - 8, 63)), 126);
+  assert_int_equal(PAGEMAP_OWNER_OF(PAGEMAP_SMALL_OBJ(126, 229376 - 8, 63)), 63);
+  assert_int_equal(PAGEMAP_PHASE_OF(PAGEMAP_SMALL_OBJ(126, 229376 - 8, 63)), 229376 - 8);
   assert_int_equal(PAGEMAP_BIN_OF(pagemap_get(&pm, BASE + 10 * PAGE)), -1);
   assert_int_equal(pagemap_count_jemalloc_pages(&pm), 4);
   pagemap_set_large(&pm, BASE + 100 * PAGE, 50);

@@ -44,7 +44,8 @@ static void release_extent(void *ctx, void *addr, size_t bytes) {
   pthread_mutex_unlock(&r->lock);
 }
 
-static unsigned arena_zero(void *ctx) {
+static unsigned arena_zero(void *ctx, unsigned *slot) {
+  *slot = 0;
   (void)ctx;
   return 0;
 }
