@@ -91,7 +91,10 @@ int main(int argc, char **argv) {
   MPI_Win win = pinheap_mpi_window(pm);
   MT_CHECK(win != MPI_WIN_NULL, "the dynamic window");
   MT_CHECK(mt_stats(pm).regions == 0, "nothing attached before a heap");
-  pinheap *heap = mt_heap(pm, PINHEAP_DYNAMIC, 0, CHUNK, DIRECT);
+  /* No cache of direct registrations: each is detached when freed. */
+  pinheap_options ho = mt_options(PINHEAP_DYNAMIC, 0, CHUNK, DIRECT);
+  ho.direct_cache = 0;
+  pinheap *heap = pinheap_mpi_heap_create(pm, &ho);
   MT_CHECK(heap, "pinheap_create");
   check_books(heap, pm, 0, 0);
   pinheap_mpi_stats st0 = mt_stats(pm);
