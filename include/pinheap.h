@@ -191,9 +191,9 @@ typedef struct pinheap_options {
  * pinheap_usable_size then answers the size requested. */
 #define PINHEAP_DEBUG_CANARY 1u
 /* Freed blocks are filled with PINHEAP_POISON_BYTE (direct blocks excepted:
- * they go back to the provider, or to the quarantine), and a freed block a
- * thread's cache hands out again is checked to be still poisoned: a write
- * after free is caught. */
+ * they go back to the provider, the cache of direct registrations, or the
+ * quarantine), and a freed block a thread's cache hands out again is
+ * checked to be still poisoned: a write after free is caught. */
 #define PINHEAP_DEBUG_POISON 2u
 /* DYNAMIC and SIMPLE: a freed direct block stays registered, filled with
  * PINHEAP_POISON_BYTE, in a quarantine of at most opts.quarantine bytes
