@@ -504,9 +504,7 @@ static int run(proc *p, const char *prov, bool basic) {
     if (!p->checks_keys) {
       SAY(p, "skipping the writes with bad keys: the %s provider does not reject them with an error", prov);
     } else {
-      /* Rank 1 gives its 9 MiB block back: its registration waits in the
-       * heap's cache of direct registrations for a block of its size, and
-       * goes at pinheap_trim. */
+      /* Rank 1 frees its 9 MiB block and trims (the cache): its registration goes. */
       if (p->rank == 1) {
         pinheap_ofi_stats before, after;
         pinheap_ofi_get_stats(p->po, &before);

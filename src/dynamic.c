@@ -203,16 +203,12 @@ static dynamic_block *dynamic_cache_take(dynamic *d, size_t bytes, size_t align)
   dynamic_cache *c = &d->cache;
   dynamic_block key = {.size = bytes};
   tree_node *n = tree_ceil(&c->by_size, &key.by_size);
-  dynamic_block *b = NULL;
   /* The slack grows with the size: past the first that is too big, all are. */
-  for (; n && DYNAMIC_BY_SIZE(n)->size - bytes <= DYNAMIC_BY_SIZE(n)->size / DYNAMIC_CACHE_SLACK;
-       n = tree_next(&c->by_size, n)) {
-    if ((uintptr_t)DYNAMIC_BY_SIZE(n)->base % align == 0) {
-      b = DYNAMIC_BY_SIZE(n);
-      break;
-    }
-  }
-  if (!b) return NULL;
+  while (n && (uintptr_t)DYNAMIC_BY_SIZE(n)->base % align &&
+         DYNAMIC_BY_SIZE(n)->size - bytes <= DYNAMIC_BY_SIZE(n)->size / DYNAMIC_CACHE_SLACK)
+    n = tree_next(&c->by_size, n);
+  dynamic_block *b = n ? DYNAMIC_BY_SIZE(n) : NULL;
+  if (!b || b->size - bytes > b->size / DYNAMIC_CACHE_SLACK || (uintptr_t)b->base % align) return NULL;
   tree_remove(&c->by_size, &b->by_size);
   dynamic_list_remove(&c->list, b);
   atomic_fetch_sub(&d->cached_bytes, b->size);
@@ -222,9 +218,8 @@ static dynamic_block *dynamic_cache_take(dynamic *d, size_t bytes, size_t align)
   return b;
 }
 
-/* A cached registration for a block of size bytes, or NULL. */
-static void *dynamic_reuse(dynamic *d, size_t size, size_t align, bool zero) {
-  size_t bytes = util_align_up(size, d->page);
+/* A cached registration for a block of bytes (a page multiple), or NULL. */
+static void *dynamic_reuse(dynamic *d, size_t bytes, size_t align, bool zero) {
   if (!d->cache.max_bytes || !bytes) return NULL;
   pthread_mutex_lock(&d->direct_lock);
   dynamic_block *b = dynamic_cache_take(d, bytes, align);
@@ -237,7 +232,7 @@ static void *dynamic_reuse(dynamic *d, size_t size, size_t align, bool zero) {
 void *dynamic_direct_alloc(dynamic *d, size_t size, size_t align, bool zero, size_t grow_from, const char *what) {
   size_t bytes = util_align_up(size, d->page);
   if (align < d->page) align = d->page;
-  void *reused = dynamic_reuse(d, size, align, zero);
+  void *reused = dynamic_reuse(d, bytes, align, zero);
   if (reused) {
     dynamic_note_peak(d);
     PH_ASSERT_EXPENSIVE(dynamic_check(d) == 0);
@@ -308,38 +303,33 @@ bool dynamic_direct_resize(dynamic *d, void *p, size_t bytes, pinheap_region *ou
   return fits;
 }
 
-/* Takes b out of the tree and forgets it; direct_lock held. Returns its
- * registration, to be given back once the lock is released. */
-static pinheap_region dynamic_forget(dynamic *d, dynamic_block *b) {
-  pinheap_region r = dynamic_region(b);
+/* Takes b out of everything that holds it (its state's list, the cache's
+ * tree, the tree of blocks) and appends it to the chain whose end is *tail:
+ * its record stays, to be given back by dynamic_let_go once direct_lock
+ * (held) is released. Returns the chain's new end. */
+static dynamic_block **dynamic_take_out(dynamic *d, dynamic_block *b, dynamic_block **tail) {
+  if (b->state == DYNAMIC_LIVE) atomic_fetch_sub(&d->direct_used, b->used);
+  if (b->state == DYNAMIC_QUARANTINED) dynamic_list_remove(&d->quarantine.list, b);
+  if (b->state == DYNAMIC_CACHED) {
+    dynamic_list_remove(&d->cache.list, b);
+    tree_remove(&d->cache.by_size, &b->by_size);
+    atomic_fetch_sub(&d->cached_bytes, b->size);
+  }
   tree_remove(&d->direct, &b->by_base);
-  meta_free(&d->direct_pool, b);
-  atomic_fetch_sub(&d->direct_bytes, r.size);
-  return r;
+  atomic_fetch_sub(&d->direct_bytes, b->size);
+  b->newer = NULL;
+  *tail = b;
+  return &b->newer;
 }
 
 /* Takes the oldest blocks of l out while l holds more than keep_bytes or
- * keep_count, out of the tree too, and chains them by newer from *out
- * (NULL), oldest first: their records stay, to be given back by
- * dynamic_let_go once direct_lock (held) is released. */
+ * keep_count, chained from *out (NULL), oldest first; direct_lock held. */
 static void dynamic_take_oldest(dynamic *d, dynamic_list *l, size_t keep_bytes, size_t keep_count,
                                 dynamic_block **out) {
-  while (l->oldest && (l->bytes > keep_bytes || l->count > keep_count)) {
-    dynamic_block *b = l->oldest;
-    dynamic_list_remove(l, b);
-    if (b->state == DYNAMIC_CACHED) {
-      tree_remove(&d->cache.by_size, &b->by_size);
-      atomic_fetch_sub(&d->cached_bytes, b->size);
-    }
-    tree_remove(&d->direct, &b->by_base);
-    atomic_fetch_sub(&d->direct_bytes, b->size);
-    b->newer = NULL;
-    *out = b;
-    out = &b->newer;
-  }
+  while (l->oldest && (l->bytes > keep_bytes || l->count > keep_count)) out = dynamic_take_out(d, l->oldest, out);
 }
 
-/* Gives back the chain of blocks dynamic_take_oldest took out (a
+/* Gives back the chain of blocks dynamic_take_out took out (a
  * quarantined one seen by the quarantine's leave first), then their
  * records; direct_lock not held. Returns the bytes given back. */
 static size_t dynamic_let_go(dynamic *d, dynamic_block *chain) {
@@ -352,10 +342,9 @@ static size_t dynamic_let_go(dynamic *d, dynamic_block *chain) {
   }
   if (!chain) return 0;
   pthread_mutex_lock(&d->direct_lock);
-  while (chain) {
-    dynamic_block *next = chain->newer;
+  for (dynamic_block *next; chain; chain = next) {
+    next = chain->newer;
     meta_free(&d->direct_pool, chain);
-    chain = next;
   }
   pthread_mutex_unlock(&d->direct_lock);
   return bytes;
@@ -384,25 +373,19 @@ bool dynamic_direct_free(dynamic *d, void *p) {
     pthread_mutex_unlock(&d->direct_lock);
     return false;
   }
-  dynamic_block *evicted = NULL;
-  if (dynamic_cache_put(d, b, &evicted)) {
-    pthread_mutex_unlock(&d->direct_lock);
-    dynamic_let_go(d, evicted);
-  } else {
-    atomic_fetch_sub(&d->direct_used, b->used);
-    pinheap_region r = dynamic_forget(d, b);
-    pthread_mutex_unlock(&d->direct_lock);
-    dynamic_give_back(d, &r);
-  }
+  /* Cached (the oldest cached ones may leave for it), or given back. */
+  dynamic_block *chain = NULL;
+  if (!dynamic_cache_put(d, b, &chain)) dynamic_take_out(d, b, &chain);
+  pthread_mutex_unlock(&d->direct_lock);
+  dynamic_let_go(d, chain);
   PH_ASSERT_EXPENSIVE(dynamic_check(d) == 0);
   return true;
 }
 
 void dynamic_cache_open(dynamic *d, size_t max_bytes, size_t max_blocks) {
   PH_ASSERT(max_blocks <= DYNAMIC_CACHE_MAX_BLOCKS);
-  bool on = max_bytes && max_blocks;
-  d->cache.max_bytes = on ? max_bytes : 0;
-  d->cache.max_blocks = on ? max_blocks : 0;
+  d->cache.max_bytes = max_blocks ? max_bytes : 0;
+  d->cache.max_blocks = max_bytes ? max_blocks : 0;
 }
 
 size_t dynamic_cache_drain(dynamic *d) {

@@ -79,11 +79,13 @@ static void refused_detach(pinheap *heap, pinheap_mpi *pm) {
   check_books(heap, pm, 0, 0);
 }
 
-/* A second heap, with the cache of direct registrations (the default): a
- * freed direct block stays attached, the next of its size reuses it
+/* A second heap, with a cache of direct registrations: a freed direct
+ * block stays attached, the next of its size reuses it
  * without an attach, and pinheap_trim detaches it. */
 static void cached_direct(pinheap_mpi *pm) {
-  pinheap *heap = mt_heap(pm, PINHEAP_DYNAMIC, 0, CHUNK, DIRECT);
+  pinheap_options o = mt_options(PINHEAP_DYNAMIC, 0, CHUNK, DIRECT);
+  o.direct_cache = 64 * MiB;
+  pinheap *heap = pinheap_mpi_heap_create(pm, &o);
   MT_CHECK(heap, "a heap with the cache");
   pinheap_mpi_stats s0 = mt_stats(pm);
   unsigned char *d = pinheap_malloc(heap, 2 * DIRECT);
@@ -114,10 +116,7 @@ int main(int argc, char **argv) {
   MPI_Win win = pinheap_mpi_window(pm);
   MT_CHECK(win != MPI_WIN_NULL, "the dynamic window");
   MT_CHECK(mt_stats(pm).regions == 0, "nothing attached before a heap");
-  /* No cache of direct registrations: each is detached when freed. */
-  pinheap_options ho = mt_options(PINHEAP_DYNAMIC, 0, CHUNK, DIRECT);
-  ho.direct_cache = 0;
-  pinheap *heap = pinheap_mpi_heap_create(pm, &ho);
+  pinheap *heap = mt_heap(pm, PINHEAP_DYNAMIC, 0, CHUNK, DIRECT);
   MT_CHECK(heap, "pinheap_create");
   check_books(heap, pm, 0, 0);
   pinheap_mpi_stats st0 = mt_stats(pm);
