@@ -27,7 +27,8 @@
  * n bytes (page-rounded) takes the smallest cached registration of S bytes
  * with S - S / DYNAMIC_CACHE_SLACK <= n <= S, aligned as asked: the block is
  * the whole registration, never a part of one nor two joined. The oldest
- * leave when the cache passes either bound; every cached one is given back
+ * leave before a block enters where it would pass either bound (so it
+ * never holds more, even for a moment); every cached one is given back
  * before the heap reports ENOMEM (the cap is reached or the provider
  * refuses: then the request is tried again), at pinheap_trim and at close.
  * Cached bytes are registered but not in use: in_use and peak leave them
@@ -35,15 +36,16 @@
  *
  * Invariants: registered = the sum of live chunk sizes + direct_bytes (the
  * sum of the registrations of direct blocks, live, quarantined and cached)
- * + what is being obtained now, <= cap (when set); direct_used = the sum of
- * the used bytes of live direct blocks; direct blocks do not overlap chunks
- * or each other; the quarantine's list holds exactly the quarantined
- * blocks, oldest first, and bytes and count sum them; the cache's list
- * holds exactly the cached blocks, oldest first, and its bytes and count
- * sum them, within the cache's bounds, cached_bytes equal to its bytes, the
- * by_size tree holding the same blocks; peak >= every in_use (the space's
- * bytes in use + direct_bytes - cached_bytes) seen after a direct block was
- * registered; peak_registered >= every registered seen after an obtain.
+ * + what is being obtained or given back now, <= cap (when set);
+ * direct_used = the sum of the used bytes of live direct blocks; direct
+ * blocks do not overlap chunks or each other; the quarantine's list holds
+ * exactly the quarantined blocks, oldest first, and bytes and count sum
+ * them; the cache's list holds exactly the cached blocks, oldest first,
+ * its bytes and count sum them within the cache's bounds, cached_bytes
+ * equals its bytes, the by_size tree holds the same blocks; peak >= every
+ * in_use (the space's bytes in use + direct_bytes - cached_bytes) seen
+ * after a direct block was registered; peak_registered >= every registered
+ * seen after an obtain.
  * Only dynamic.c touches a dynamic record.
  *
  * Thread-safe: the provider and the leave function are called under no lock
