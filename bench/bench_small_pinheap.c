@@ -76,8 +76,8 @@ static int bk_global_fini(const sb_config *cfg) {
             st.allocated, st.large_blocks);
   if (!cfg->quiet)
     printf("pinheap stats at end: capacity=%zu in_use=%zu peak_in_use=%zu allocated=%zu "
-           "free_extents=%zu\n",
-           st.capacity, st.in_use, st.peak_in_use, st.allocated, st.free_extents);
+           "free_extents=%zu peak_capacity=%zu\n",
+           st.capacity, st.in_use, st.peak_in_use, st.allocated, st.free_extents, st.peak_capacity);
   pinheap_destroy(g_heap);
   return 0;
 }

@@ -168,6 +168,17 @@ typedef struct pinheap_options {
    * default): a 32nd of the region (FIXED), of chunk_size (DYNAMIC). An
    * addition to the contract. */
   size_t ring_min;
+  /* DYNAMIC and SIMPLE: a freed direct block keeps its registration in a
+   * cache of at most direct_cache bytes (default 256 MiB) and
+   * direct_cache_blocks blocks (default 16, at most 1024), and a later
+   * direct block of the same size, or up to a quarter smaller, takes it
+   * over without asking the provider; the oldest go back past either
+   * bound, every one before an allocation fails for want of memory, at
+   * pinheap_trim and pinheap_destroy. Either 0: no cache. Cached bytes
+   * count in capacity and free_bytes, not in_use. An addition to the
+   * contract. */
+  size_t direct_cache;
+  unsigned direct_cache_blocks;
 } pinheap_options;
 
 /* pinheap_options.debug. Blocks are checked when freed (and reallocated);
@@ -180,9 +191,9 @@ typedef struct pinheap_options {
  * pinheap_usable_size then answers the size requested. */
 #define PINHEAP_DEBUG_CANARY 1u
 /* Freed blocks are filled with PINHEAP_POISON_BYTE (direct blocks excepted:
- * they go back to the provider, or to the quarantine), and a freed block a
- * thread's cache hands out again is checked to be still poisoned: a write
- * after free is caught. */
+ * they go back to the provider, the cache of direct registrations, or the
+ * quarantine), and a freed block a thread's cache hands out again is
+ * checked to be still poisoned: a write after free is caught. */
 #define PINHEAP_DEBUG_POISON 2u
 /* DYNAMIC and SIMPLE: a freed direct block stays registered, filled with
  * PINHEAP_POISON_BYTE, in a quarantine of at most opts.quarantine bytes
@@ -207,6 +218,9 @@ typedef struct pinheap_stats {
   /* Fields below are additions to the contract. */
   size_t large_allocated; /* bytes in live large blocks (page-rounded) */
   size_t large_blocks;    /* live large blocks */
+  /* The most bytes the heap has managed at once: FIXED the region, DYNAMIC
+   * the high-water mark of registered bytes. An addition to the contract. */
+  size_t peak_capacity;
 } pinheap_stats;
 
 /* Fills *opts with the defaults: FIXED, 0 bytes (must be set), two-ended. */
@@ -308,7 +322,9 @@ int pinheap_region_of(const pinheap *heap, const void *ptr, pinheap_region *out)
  *   PINHEAP_MIN_SIZE         as PINHEAP_SIZE: the floor of retries
  *   PINHEAP_POLICY           two-ended | bump | ring | first-fit
  *   PINHEAP_LARGE_THRESHOLD, PINHEAP_SMALL_EXTENT_MAX, PINHEAP_CHUNK_SIZE,
- *   PINHEAP_DIRECT_THRESHOLD, PINHEAP_RING_MIN as PINHEAP_SIZE
+ *   PINHEAP_DIRECT_THRESHOLD, PINHEAP_RING_MIN, PINHEAP_DIRECT_CACHE
+ *                            as PINHEAP_SIZE
+ *   PINHEAP_DIRECT_CACHE_BLOCKS   a count: opts.direct_cache_blocks
  *   PINHEAP_ARENAS           a count
  *   PINHEAP_HUGEPAGES, PINHEAP_PREFAULT, PINHEAP_LOCK   0 | 1 | yes | no |
  *                            true | false | on | off

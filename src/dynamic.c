@@ -1,6 +1,7 @@
 #include "dynamic.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,10 +10,43 @@
 #include "util.h"
 
 #define DYNAMIC_BLOCK(n) PH_CONTAINER_OF(n, dynamic_block, by_base)
+#define DYNAMIC_BY_SIZE(n) PH_CONTAINER_OF(n, dynamic_block, by_size)
 
 static int dynamic_cmp(const tree_node *a, const tree_node *b) {
   uintptr_t x = (uintptr_t)DYNAMIC_BLOCK(a)->base, y = (uintptr_t)DYNAMIC_BLOCK(b)->base;
   return (x > y) - (x < y);
+}
+
+/* The cache's order: by size, then by base. */
+static int dynamic_size_cmp(const tree_node *a, const tree_node *b) {
+  const dynamic_block *x = DYNAMIC_BY_SIZE(a), *y = DYNAMIC_BY_SIZE(b);
+  if (x->size != y->size) return (x->size > y->size) - (x->size < y->size);
+  return ((uintptr_t)x->base > (uintptr_t)y->base) - ((uintptr_t)x->base < (uintptr_t)y->base);
+}
+
+static void dynamic_list_push(dynamic_list *l, dynamic_block *b) {
+  b->newer = NULL;
+  b->older = l->newest;
+  if (l->newest)
+    l->newest->newer = b;
+  else
+    l->oldest = b;
+  l->newest = b;
+  l->bytes += b->size;
+  l->count++;
+}
+
+static void dynamic_list_remove(dynamic_list *l, dynamic_block *b) {
+  if (b->older)
+    b->older->newer = b->newer;
+  else
+    l->oldest = b->newer;
+  if (b->newer)
+    b->newer->older = b->older;
+  else
+    l->newest = b->older;
+  l->bytes -= b->size;
+  l->count--;
 }
 
 static bool dynamic_try_reserve(dynamic *d, size_t bytes) {
@@ -23,12 +57,12 @@ static bool dynamic_try_reserve(dynamic *d, size_t bytes) {
   return true;
 }
 
-/* Reserves bytes of the cap, emptying the quarantine when they do not fit
- * beside it; false when they would exceed it. */
+/* Reserves bytes of the cap, emptying the quarantine and the cache when
+ * they do not fit beside them; false when they would exceed it. */
 static bool dynamic_reserve(dynamic *d, size_t bytes) {
   if (dynamic_try_reserve(d, bytes)) return true;
-  if (!d->quarantine.leave) return false;
   dynamic_quarantine_drain(d);
+  dynamic_cache_drain(d);
   return dynamic_try_reserve(d, bytes);
 }
 
@@ -37,16 +71,38 @@ static void dynamic_give_back(dynamic *d, const pinheap_region *r) {
   atomic_fetch_sub(&d->registered, r->size);
 }
 
+/* Registers size bytes aligned to align: 0 with *r filled, or -1: with
+ * *cap_reached set when they do not fit under the cap (no error set), else
+ * with the provider's error set. A refusal of the provider while the cache
+ * holds registrations gives those back and asks again. */
+static int dynamic_obtain(dynamic *d, size_t size, size_t align, pinheap_region *r, bool *cap_reached,
+                          const char *what) {
+  *cap_reached = !dynamic_reserve(d, size);
+  if (*cap_reached) return -1;
+  if (provider_obtain(d->prov, size, align, r, what) == 0 ||
+      (dynamic_cache_drain(d) && provider_obtain(d->prov, size, align, r, what) == 0)) {
+    util_raise_max(&d->peak_registered, atomic_load(&d->registered));
+    return 0;
+  }
+  atomic_fetch_sub(&d->registered, size);
+  return -1;
+}
+
+/* The bytes the cap leaves: not registered, or held by the cache (which
+ * gives them back for a registration that needs them). */
+static size_t dynamic_left(dynamic *d) {
+  size_t registered = atomic_load(&d->registered), cached = atomic_load(&d->cached_bytes);
+  registered -= cached < registered ? cached : registered;
+  return registered < d->cap ? d->cap - registered : 0;
+}
+
 /* Obtains a chunk of size bytes and adds it to the space. The provider is
  * called under no lock of the heap's. */
 static int dynamic_add_chunk(dynamic *d, size_t size) {
-  if (!dynamic_reserve(d, size)) {
-    error_set(ENOMEM, "the heap's cap of %zu registered bytes is reached", d->cap);
-    return -1;
-  }
   pinheap_region r;
-  if (provider_obtain(d->prov, size, DYNAMIC_GRANULE, &r, "growing the heap") != 0) {
-    atomic_fetch_sub(&d->registered, size);
+  bool cap_reached;
+  if (dynamic_obtain(d, size, DYNAMIC_GRANULE, &r, &cap_reached, "growing the heap") != 0) {
+    if (cap_reached) error_set(ENOMEM, "the heap's cap of %zu registered bytes is reached", d->cap);
     return -1;
   }
   pthread_mutex_lock(&d->grow_lock);
@@ -75,7 +131,7 @@ int dynamic_grow(void *ctx, size_t bytes) {
     size_t size = need < d->chunk_size ? d->chunk_size : need;
     if (d->cap) {
       /* Near the cap, a chunk only as big as what is left. */
-      size_t left = (d->cap - atomic_load(&d->registered)) & ~(DYNAMIC_GRANULE - 1);
+      size_t left = dynamic_left(d) & ~(DYNAMIC_GRANULE - 1);
       if (size > left && left >= need) size = left;
     }
     err = dynamic_add_chunk(d, size);
@@ -94,6 +150,7 @@ int dynamic_open(dynamic *d, space *s, provider *p, size_t page, size_t chunk_si
   pthread_mutex_init(&d->grow_lock, NULL);
   pthread_mutex_init(&d->direct_lock, NULL);
   tree_init(&d->direct, dynamic_cmp, NULL);
+  tree_init(&d->cache.by_size, dynamic_size_cmp, NULL);
   meta_init(&d->direct_pool, sizeof(dynamic_block));
   hooks_set_grow(&s->grants, dynamic_grow, d);
   return dynamic_grow(d, DYNAMIC_GRANULE);
@@ -116,11 +173,13 @@ void dynamic_close(dynamic *d) {
   pthread_mutex_destroy(&d->grow_lock);
 }
 
-/* Raises the high-water mark of in_use to what is in use now. */
+/* Raises the high-water mark of in_use to what is in use now (cached
+ * registrations are not). */
 static void dynamic_note_peak(dynamic *d) {
   em_stats s;
   em_get_stats(&d->space->em, &s);
-  util_raise_max(&d->peak, s.capacity - s.free_bytes + atomic_load(&d->direct_bytes));
+  size_t direct = atomic_load(&d->direct_bytes), cached = atomic_load(&d->cached_bytes);
+  util_raise_max(&d->peak, s.capacity - s.free_bytes + direct - (cached < direct ? cached : direct));
 }
 
 /* The bytes to register for a direct block of bytes that replaces one of
@@ -131,34 +190,60 @@ static size_t dynamic_room(dynamic *d, size_t bytes, size_t grow_from) {
   if (bytes <= grow_from) return bytes;
   size_t room = util_align_up(grow_from + grow_from / 2, d->page);
   if (d->cap) {
-    size_t registered = atomic_load(&d->registered);
-    size_t left = registered < d->cap ? util_align_down(d->cap - registered, d->page) : 0;
+    size_t left = util_align_down(dynamic_left(d), d->page);
     if (room > left) room = left;
   }
   return room > bytes ? room : bytes;
 }
 
-/* Registers room bytes for a block: 0 with *r filled, or -1: with
- * *cap_reached set when they do not fit under the cap (no error set), else
- * with the provider's error set. */
-static int dynamic_register(dynamic *d, size_t room, size_t align, pinheap_region *r, bool *cap_reached,
-                            const char *what) {
-  *cap_reached = !dynamic_reserve(d, room);
-  if (*cap_reached) return -1;
-  if (provider_obtain(d->prov, room, align, r, what) == 0) return 0;
-  atomic_fetch_sub(&d->registered, room);
-  return -1;
+/* The smallest cached registration that holds bytes, of which bytes
+ * leave at most a DYNAMIC_CACHE_SLACKth unused, starting aligned to align,
+ * made live for bytes; NULL when there is none. direct_lock held. */
+static dynamic_block *dynamic_cache_take(dynamic *d, size_t bytes, size_t align) {
+  dynamic_cache *c = &d->cache;
+  dynamic_block key = {.size = bytes};
+  tree_node *n = tree_ceil(&c->by_size, &key.by_size);
+  /* The slack grows with the size: past the first that is too big, all are. */
+  while (n && (uintptr_t)DYNAMIC_BY_SIZE(n)->base % align &&
+         DYNAMIC_BY_SIZE(n)->size - bytes <= DYNAMIC_BY_SIZE(n)->size / DYNAMIC_CACHE_SLACK)
+    n = tree_next(&c->by_size, n);
+  dynamic_block *b = n ? DYNAMIC_BY_SIZE(n) : NULL;
+  if (!b || b->size - bytes > b->size / DYNAMIC_CACHE_SLACK || (uintptr_t)b->base % align) return NULL;
+  tree_remove(&c->by_size, &b->by_size);
+  dynamic_list_remove(&c->list, b);
+  atomic_fetch_sub(&d->cached_bytes, b->size);
+  b->state = DYNAMIC_LIVE;
+  b->used = bytes;
+  atomic_fetch_add(&d->direct_used, bytes);
+  return b;
+}
+
+/* A cached registration for a block of bytes (a page multiple), or NULL. */
+static void *dynamic_reuse(dynamic *d, size_t bytes, size_t align, bool zero) {
+  if (!d->cache.max_bytes || !bytes) return NULL;
+  pthread_mutex_lock(&d->direct_lock);
+  dynamic_block *b = dynamic_cache_take(d, bytes, align);
+  void *p = b ? b->base : NULL;
+  pthread_mutex_unlock(&d->direct_lock);
+  if (p && zero) memset(p, 0, bytes);
+  return p;
 }
 
 void *dynamic_direct_alloc(dynamic *d, size_t size, size_t align, bool zero, size_t grow_from, const char *what) {
   size_t bytes = util_align_up(size, d->page);
   if (align < d->page) align = d->page;
+  void *reused = dynamic_reuse(d, bytes, align, zero);
+  if (reused) {
+    dynamic_note_peak(d);
+    PH_ASSERT_EXPENSIVE(dynamic_check(d) == 0);
+    return reused;
+  }
   size_t room = bytes ? dynamic_room(d, bytes, grow_from) : 0;
   pinheap_region r;
   bool cap_reached = true;
   /* The room first, then no more than the block when that cannot be had. */
-  int err = room ? dynamic_register(d, room, align, &r, &cap_reached, what) : -1;
-  if (err && room > bytes) err = dynamic_register(d, room = bytes, align, &r, &cap_reached, what);
+  int err = room ? dynamic_obtain(d, room, align, &r, &cap_reached, what) : -1;
+  if (err && room > bytes) err = dynamic_obtain(d, room = bytes, align, &r, &cap_reached, what);
   if (err) {
     if (cap_reached)
       error_set(ENOMEM, "%s(%zu): out of memory: the heap's cap of %zu registered bytes is reached", what, size,
@@ -190,7 +275,7 @@ static dynamic_block *dynamic_lookup(dynamic *d, const void *p, bool exact) {
   dynamic_block key = {.base = (void *)p};
   tree_node *n = tree_floor(&d->direct, &key.by_base);
   dynamic_block *b = n ? DYNAMIC_BLOCK(n) : NULL;
-  if (!b || b->quarantined || (exact ? b->base != p : (uintptr_t)p - (uintptr_t)b->base >= b->size)) return NULL;
+  if (!b || b->state != DYNAMIC_LIVE || (exact ? b->base != p : (uintptr_t)p - (uintptr_t)b->base >= b->size)) return NULL;
   return b;
 }
 
@@ -218,14 +303,67 @@ bool dynamic_direct_resize(dynamic *d, void *p, size_t bytes, pinheap_region *ou
   return fits;
 }
 
-/* Takes b out of the tree and forgets it; direct_lock held. Returns its
- * registration, to be given back once the lock is released. */
-static pinheap_region dynamic_forget(dynamic *d, dynamic_block *b) {
-  pinheap_region r = dynamic_region(b);
+/* Takes b out of everything that holds it (its state's list, the cache's
+ * tree, the tree of blocks) and appends it to the chain whose end is *tail:
+ * its record stays, to be given back by dynamic_let_go once direct_lock
+ * (held) is released. Returns the chain's new end. */
+static dynamic_block **dynamic_take_out(dynamic *d, dynamic_block *b, dynamic_block **tail) {
+  if (b->state == DYNAMIC_LIVE) atomic_fetch_sub(&d->direct_used, b->used);
+  if (b->state == DYNAMIC_QUARANTINED) dynamic_list_remove(&d->quarantine.list, b);
+  if (b->state == DYNAMIC_CACHED) {
+    dynamic_list_remove(&d->cache.list, b);
+    tree_remove(&d->cache.by_size, &b->by_size);
+    atomic_fetch_sub(&d->cached_bytes, b->size);
+  }
   tree_remove(&d->direct, &b->by_base);
-  meta_free(&d->direct_pool, b);
-  atomic_fetch_sub(&d->direct_bytes, r.size);
-  return r;
+  atomic_fetch_sub(&d->direct_bytes, b->size);
+  b->newer = NULL;
+  *tail = b;
+  return &b->newer;
+}
+
+/* Takes the oldest blocks of l out while l holds more than keep_bytes or
+ * keep_count, chained from *out (NULL), oldest first; direct_lock held. */
+static void dynamic_take_oldest(dynamic *d, dynamic_list *l, size_t keep_bytes, size_t keep_count,
+                                dynamic_block **out) {
+  while (l->oldest && (l->bytes > keep_bytes || l->count > keep_count)) out = dynamic_take_out(d, l->oldest, out);
+}
+
+/* Gives back the chain of blocks dynamic_take_out took out (a
+ * quarantined one seen by the quarantine's leave first), then their
+ * records; direct_lock not held. Returns the bytes given back. */
+static size_t dynamic_let_go(dynamic *d, dynamic_block *chain) {
+  size_t bytes = 0;
+  for (dynamic_block *b = chain; b; b = b->newer) {
+    if (b->state == DYNAMIC_QUARANTINED) d->quarantine.leave(d->quarantine.ctx, b->base, b->used);
+    pinheap_region r = dynamic_region(b);
+    dynamic_give_back(d, &r);
+    bytes += r.size;
+  }
+  if (!chain) return 0;
+  pthread_mutex_lock(&d->direct_lock);
+  for (dynamic_block *next; chain; chain = next) {
+    next = chain->newer;
+    meta_free(&d->direct_pool, chain);
+  }
+  pthread_mutex_unlock(&d->direct_lock);
+  return bytes;
+}
+
+/* Moves the live block b to the cache when it may enter, letting the
+ * oldest cached ones go to keep within the bounds (chained on *out);
+ * direct_lock held. */
+static bool dynamic_cache_put(dynamic *d, dynamic_block *b, dynamic_block **out) {
+  dynamic_cache *c = &d->cache;
+  if (!c->max_blocks || b->size > c->max_bytes) return false;
+  atomic_fetch_sub(&d->direct_used, b->used);
+  b->state = DYNAMIC_CACHED;
+  /* Room first, so that the cache never holds more than its bounds. */
+  dynamic_take_oldest(d, &c->list, c->max_bytes - b->size, c->max_blocks - 1, out);
+  dynamic_list_push(&c->list, b);
+  tree_insert(&c->by_size, &b->by_size);
+  atomic_fetch_add(&d->cached_bytes, b->size);
+  return true;
 }
 
 bool dynamic_direct_free(dynamic *d, void *p) {
@@ -235,35 +373,44 @@ bool dynamic_direct_free(dynamic *d, void *p) {
     pthread_mutex_unlock(&d->direct_lock);
     return false;
   }
-  atomic_fetch_sub(&d->direct_used, b->used);
-  pinheap_region r = dynamic_forget(d, b);
+  /* Cached (the oldest cached ones may leave for it), or given back. */
+  dynamic_block *chain = NULL;
+  if (!dynamic_cache_put(d, b, &chain)) dynamic_take_out(d, b, &chain);
   pthread_mutex_unlock(&d->direct_lock);
-  dynamic_give_back(d, &r);
+  dynamic_let_go(d, chain);
   PH_ASSERT_EXPENSIVE(dynamic_check(d) == 0);
   return true;
 }
 
+void dynamic_cache_open(dynamic *d, size_t max_bytes, size_t max_blocks) {
+  PH_ASSERT(max_blocks <= DYNAMIC_CACHE_MAX_BLOCKS);
+  d->cache.max_bytes = max_blocks ? max_bytes : 0;
+  d->cache.max_blocks = max_bytes ? max_blocks : 0;
+}
+
+size_t dynamic_cache_drain(dynamic *d) {
+  dynamic_block *chain = NULL;
+  pthread_mutex_lock(&d->direct_lock);
+  dynamic_take_oldest(d, &d->cache.list, 0, 0, &chain);
+  pthread_mutex_unlock(&d->direct_lock);
+  return dynamic_let_go(d, chain);
+}
+
+void dynamic_cache_stats(dynamic *d, size_t *blocks, size_t *bytes) {
+  pthread_mutex_lock(&d->direct_lock);
+  *blocks = d->cache.list.count;
+  *bytes = d->cache.list.bytes;
+  pthread_mutex_unlock(&d->direct_lock);
+}
+
 /* Lets the oldest quarantined blocks leave while they hold more than keep
- * bytes, one at a time: each is checked and given back outside the lock. */
+ * bytes: each is checked and given back outside the lock. */
 static void dynamic_quarantine_trim(dynamic *d, size_t keep) {
-  dynamic_quarantine *q = &d->quarantine;
-  for (;;) {
-    pthread_mutex_lock(&d->direct_lock);
-    dynamic_block *b = q->oldest;
-    if (!b || q->bytes <= keep) {
-      pthread_mutex_unlock(&d->direct_lock);
-      return;
-    }
-    q->oldest = b->newer;
-    if (!q->oldest) q->newest = NULL;
-    q->bytes -= b->size;
-    q->count--;
-    size_t used = b->used;
-    pinheap_region r = dynamic_forget(d, b);
-    pthread_mutex_unlock(&d->direct_lock);
-    q->leave(q->ctx, r.base, used);
-    dynamic_give_back(d, &r);
-  }
+  dynamic_block *chain = NULL;
+  pthread_mutex_lock(&d->direct_lock);
+  dynamic_take_oldest(d, &d->quarantine.list, keep, SIZE_MAX, &chain);
+  pthread_mutex_unlock(&d->direct_lock);
+  dynamic_let_go(d, chain);
 }
 
 bool dynamic_direct_quarantine(dynamic *d, void *p) {
@@ -274,15 +421,8 @@ bool dynamic_direct_quarantine(dynamic *d, void *p) {
   bool enters = b && b->size <= q->cap;
   if (enters) {
     atomic_fetch_sub(&d->direct_used, b->used);
-    b->quarantined = true;
-    b->newer = NULL;
-    if (q->newest)
-      q->newest->newer = b;
-    else
-      q->oldest = b;
-    q->newest = b;
-    q->bytes += b->size;
-    q->count++;
+    b->state = DYNAMIC_QUARANTINED;
+    dynamic_list_push(&q->list, b);
   }
   pthread_mutex_unlock(&d->direct_lock);
   if (enters) dynamic_quarantine_trim(d, q->cap);
@@ -308,7 +448,7 @@ struct dynamic_walk {
 static int dynamic_walk_block(tree_node *n, void *arg) {
   struct dynamic_walk *w = arg;
   dynamic_block *b = DYNAMIC_BLOCK(n);
-  if (!b->quarantined) w->visit(b->base, b->used, w->arg);
+  if (b->state == DYNAMIC_LIVE) w->visit(b->base, b->used, w->arg);
   return 0;
 }
 
@@ -321,7 +461,7 @@ void dynamic_walk_direct(dynamic *d, void (*visit)(void *base, size_t size, void
 
 void dynamic_walk_quarantine(dynamic *d, void (*visit)(void *base, size_t size, void *arg), void *arg) {
   pthread_mutex_lock(&d->direct_lock);
-  for (dynamic_block *b = d->quarantine.oldest; b; b = b->newer) visit(b->base, b->used, arg);
+  for (dynamic_block *b = d->quarantine.list.oldest; b; b = b->newer) visit(b->base, b->used, arg);
   pthread_mutex_unlock(&d->direct_lock);
 }
 
@@ -342,7 +482,7 @@ void dynamic_direct_stats(dynamic *d, size_t *registered, size_t *used, size_t *
   pthread_mutex_lock(&d->direct_lock);
   *registered = atomic_load(&d->direct_bytes);
   *used = atomic_load(&d->direct_used);
-  *blocks = d->direct.count - d->quarantine.count;
+  *blocks = d->direct.count - d->quarantine.list.count - d->cache.list.count;
   pthread_mutex_unlock(&d->direct_lock);
 }
 
@@ -350,9 +490,11 @@ size_t dynamic_direct_bytes(dynamic *d) { return atomic_load(&d->direct_bytes); 
 
 size_t dynamic_peak(dynamic *d) { return atomic_load(&d->peak); }
 
+size_t dynamic_peak_registered(dynamic *d) { return atomic_load(&d->peak_registered); }
+
 typedef struct dynamic_check_state {
   dynamic *d;
-  size_t bytes, used, quarantined;
+  size_t bytes, used, quarantined, cached;
   uintptr_t prev_end;
   int broken;
 } dynamic_check_state;
@@ -376,29 +518,47 @@ static int dynamic_check_block(tree_node *n, void *arg) {
   }
   st->prev_end = (uintptr_t)b->base + b->size;
   st->bytes += b->size;
-  if (b->quarantined)
+  if (b->state == DYNAMIC_QUARANTINED)
     st->quarantined++;
+  else if (b->state == DYNAMIC_CACHED)
+    st->cached++;
   else
     st->used += b->used;
   return 0;
 }
 
-/* The quarantine's list against its counts and the tree's flags. */
-static int dynamic_check_quarantine(dynamic *d, size_t flagged) {
-  const dynamic_quarantine *q = &d->quarantine;
+/* A list (name) against its counts and the blocks flagged state in the
+ * tree. */
+static int dynamic_check_list(const dynamic_list *l, dynamic_state state, size_t flagged, const char *name) {
   size_t count = 0, bytes = 0;
   const dynamic_block *last = NULL;
-  for (const dynamic_block *b = q->oldest; b && count <= flagged; b = b->newer, count++) {
+  for (const dynamic_block *b = l->oldest; b && count <= flagged; b = b->newer, count++) {
     bytes += b->size;
+    if (b->older != last || b->state != state) break;
     last = b;
-    if (!b->quarantined) break;
   }
-  if (count != flagged || count != q->count || bytes != q->bytes || last != q->newest) {
-    fprintf(stderr, "dynamic: the quarantine lists %zu blocks of %zu bytes (counted %zu of %zu), %zu are flagged\n",
-            count, bytes, q->count, q->bytes, flagged);
+  if (count != flagged || count != l->count || bytes != l->bytes || last != l->newest) {
+    fprintf(stderr, "dynamic: the %s lists %zu blocks of %zu bytes (counted %zu of %zu), %zu are flagged\n", name,
+            count, bytes, l->count, l->bytes, flagged);
     return 1;
   }
   return 0;
+}
+
+/* The cache: its list, its tree of the same blocks, its bounds. */
+static int dynamic_check_cache(dynamic *d, size_t flagged) {
+  const dynamic_cache *c = &d->cache;
+  int broken = dynamic_check_list(&c->list, DYNAMIC_CACHED, flagged, "cache") + tree_check(&c->by_size, "dynamic.cache");
+  size_t cached = atomic_load(&d->cached_bytes);
+  if (c->by_size.count != c->list.count || cached != c->list.bytes || c->list.bytes > c->max_bytes ||
+      c->list.count > c->max_blocks) {
+    fprintf(stderr,
+            "dynamic: the cache's tree holds %zu blocks, its list %zu of %zu bytes (published %zu), its bounds are "
+            "%zu blocks and %zu bytes\n",
+            c->by_size.count, c->list.count, c->list.bytes, cached, c->max_blocks, c->max_bytes);
+    broken++;
+  }
+  return broken;
 }
 
 int dynamic_check(dynamic *d) {
@@ -407,7 +567,8 @@ int dynamic_check(dynamic *d) {
   pthread_mutex_lock(&d->direct_lock);
   st.broken += tree_check(&d->direct, "dynamic.direct") + meta_check(&d->direct_pool);
   tree_walk(&d->direct, dynamic_check_block, &st);
-  st.broken += dynamic_check_quarantine(d, st.quarantined);
+  st.broken += dynamic_check_list(&d->quarantine.list, DYNAMIC_QUARANTINED, st.quarantined, "quarantine");
+  st.broken += dynamic_check_cache(d, st.cached);
   size_t chunks = space_bytes(d->space);
   em_stats es;
   em_get_stats(&d->space->em, &es);

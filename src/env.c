@@ -217,6 +217,7 @@ PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
       {"PINHEAP_DIRECT_THRESHOLD", offsetof(pinheap_options, direct_threshold)},
       {"PINHEAP_QUARANTINE", offsetof(pinheap_options, quarantine)},
       {"PINHEAP_RING_MIN", offsetof(pinheap_options, ring_min)},
+      {"PINHEAP_DIRECT_CACHE", offsetof(pinheap_options, direct_cache)},
   };
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     if ((v = getenv(sizes[i].name)) && env_parse_size(v, (size_t *)(void *)((char *)&o + sizes[i].offset)) != 0)
@@ -236,6 +237,9 @@ PH_EXPORT int pinheap_options_from_env(pinheap_options *opts) {
   }
   if ((v = getenv("PINHEAP_ARENAS")) && env_parse_count(v, 1u << 16, &o.arenas) != 0)
     return env_bad("PINHEAP_ARENAS", v, "a count");
+  if ((v = getenv("PINHEAP_DIRECT_CACHE_BLOCKS")) &&
+      env_parse_count(v, 1u << 16, &o.direct_cache_blocks) != 0)
+    return env_bad("PINHEAP_DIRECT_CACHE_BLOCKS", v, "a count");
   if ((v = getenv("PINHEAP_DEBUG")) && env_parse_debug(v, &o.debug) != 0)
     return env_bad("PINHEAP_DEBUG", v, ENV_BOOL_WORDS ", or a comma list of canary, poison, quarantine");
   if ((v = getenv("PINHEAP_OOM_REPORT"))) {

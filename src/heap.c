@@ -90,7 +90,10 @@ static int heap_open_memory(heap *h) {
   if (space_open(&h->space, &h->prov, policies[o->policy], h->page, o->small_extent_max, ring_min, &h->gate) != 0)
     return -1;
   if (heap_dynamic(h)) {
-    if (dynamic_open(&h->dyn, &h->space, &h->prov, h->page, o->chunk_size, o->size) == 0) return 0;
+    if (dynamic_open(&h->dyn, &h->space, &h->prov, h->page, o->chunk_size, o->size) == 0) {
+      dynamic_cache_open(&h->dyn, o->direct_cache, o->direct_cache_blocks);
+      return 0;
+    }
     dynamic_close(&h->dyn);
   } else if (provider_obtain_shrinking(&h->prov, util_align_up(o->size, h->page), o->min_size, HEAP_REGION_ALIGN,
                                        &h->region, "pinheap_create") == 0) {
@@ -236,6 +239,7 @@ void heap_trim(heap *h) {
   if (!heap_dynamic(h)) return;
   gate_enter(&h->gate);
   dynamic_quarantine_drain(&h->dyn);
+  dynamic_cache_drain(&h->dyn);
   dynamic_release_free_chunks(&h->dyn);
   gate_leave(&h->gate);
 }
@@ -910,15 +914,18 @@ void heap_get_stats(heap *h, pinheap_stats *out) {
   out->peak_in_use = s.peak_in_use;
   if (heap_dynamic(h)) {
     /* Direct blocks: their registrations are capacity in use (quarantined
-     * ones too), the bytes the live ones use are allocated. */
-    size_t registered, used, blocks;
+     * ones too; cached ones free), the bytes the live ones use are
+     * allocated. */
+    size_t registered, used, blocks, cached_blocks, cached;
     dynamic_direct_stats(&h->dyn, &registered, &used, &blocks);
+    dynamic_cache_stats(&h->dyn, &cached_blocks, &cached);
     out->capacity += registered;
+    out->free_bytes += cached;
     out->large_allocated += used;
     out->large_blocks += blocks;
   }
   gate_leave(&h->gate);
-  size_t in_use = out->capacity - s.free_bytes;
+  size_t in_use = out->capacity - out->free_bytes;
   out->in_use = in_use;
   out->allocated = small + out->large_allocated;
   /* The high-water mark as stats calls and direct blocks saw it, beside what
@@ -926,6 +933,7 @@ void heap_get_stats(heap *h, pinheap_stats *out) {
   size_t peak = util_raise_max(&h->peak_seen, in_use);
   if (heap_dynamic(h) && dynamic_peak(&h->dyn) > peak) peak = dynamic_peak(&h->dyn);
   if (peak > out->peak_in_use) out->peak_in_use = peak;
+  out->peak_capacity = heap_fixed(h) ? out->capacity : dynamic_peak_registered(&h->dyn);
 }
 
 struct heap_check_walk {

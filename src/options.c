@@ -13,6 +13,8 @@
 #define OPTIONS_CHUNK_SIZE ((size_t)64 << 20)
 #define OPTIONS_DIRECT_THRESHOLD ((size_t)8 << 20)
 #define OPTIONS_QUARANTINE ((size_t)256 << 20)
+#define OPTIONS_DIRECT_CACHE ((size_t)256 << 20)
+#define OPTIONS_DIRECT_CACHE_BLOCKS 16u
 
 void options_init(pinheap_options *opts) {
   memset(opts, 0, sizeof *opts);
@@ -25,6 +27,8 @@ void options_init(pinheap_options *opts) {
   opts->chunk_size = OPTIONS_CHUNK_SIZE;
   opts->direct_threshold = OPTIONS_DIRECT_THRESHOLD;
   opts->quarantine = OPTIONS_QUARANTINE;
+  opts->direct_cache = OPTIONS_DIRECT_CACHE;
+  opts->direct_cache_blocks = OPTIONS_DIRECT_CACHE_BLOCKS;
 }
 
 int options_check(const pinheap_options *o) {
@@ -80,6 +84,11 @@ int options_check(const pinheap_options *o) {
   }
   if (o->oom_report && (!*o->oom_report || strlen(o->oom_report) > REPORT_MAX_PATH)) {
     error_set(EINVAL, "pinheap_create: oom_report must be a path of 1 to %d bytes", REPORT_MAX_PATH);
+    return -1;
+  }
+  if (o->direct_cache_blocks > DYNAMIC_CACHE_MAX_BLOCKS) {
+    error_set(EINVAL, "pinheap_create: direct_cache_blocks is %u, at most %u", o->direct_cache_blocks,
+              DYNAMIC_CACHE_MAX_BLOCKS);
     return -1;
   }
   if (o->arenas > ARENAS_MAX) {

@@ -1,7 +1,7 @@
 /*
  * counting: a test provider over mmap that registers nothing but counts
  * obtains and releases, hands out one handle, can refuse regions above a
- * size (giving a reason through pinheap_set_error when it has one), and
+ * size or past a total of live bytes (giving a reason through pinheap_set_error when it has one), and
  * checks that every release names a region it gave.
  */
 #ifndef PINHEAP_TEST_COUNTING_H
@@ -17,6 +17,7 @@
 typedef struct counting {
   int obtains, releases, refusals, bad_releases;
   size_t refuse_above; /* 0: no limit */
+  size_t live_limit;   /* refuse what would take live_bytes above it (0: no limit) */
   const char *reason;  /* a refusal's text, or NULL: none */
   size_t last_size, last_align;
   void *last_base;
@@ -29,7 +30,7 @@ static int counting_obtain(void *ctx, size_t size, size_t align, void **base, vo
   counting *c = ctx;
   c->last_size = size;
   c->last_align = align;
-  if (c->refuse_above && size > c->refuse_above) {
+  if ((c->refuse_above && size > c->refuse_above) || (c->live_limit && c->live_bytes + size > c->live_limit)) {
     c->refusals++;
     if (c->reason) pinheap_set_error(ENOMEM, "%s", c->reason);
     return ENOMEM;

@@ -35,6 +35,7 @@ static pinheap *dynamic(const pinheap_provider *pv, size_t cap, size_t chunk) {
   o.chunk_size = chunk;
   o.arenas = 1;
   o.provider = pv;
+  o.direct_cache = 0; /* direct blocks go back when freed; test_direct_cache has the cache */
   pinheap *h = pinheap_create(&o);
   if (!h) fprintf(stderr, "pinheap_create: %s\n", pinheap_last_error());
   assert_non_null(h);
@@ -170,6 +171,67 @@ static void test_direct_blocks(void **state) {
   assert_int_equal(after.capacity, 8 * MiB);
   assert_true(after.peak_in_use >= 20 * MiB + 30 * MiB); /* the moved block beside its old self */
   assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+  assert_int_equal(c.live_bytes, 0);
+  assert_int_equal(c.bad_releases, 0);
+}
+
+/* With the default options, a freed direct block keeps its registration:
+ * the next block of its size takes it without asking the provider; the
+ * cached bytes are capacity and free, no live block; they go back when the
+ * provider refuses a request, and at pinheap_trim. */
+static void test_direct_cache(void **state) {
+  (void)state;
+  counting c = {0};
+  pinheap_provider pv = counting_provider(&c);
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.mode = PINHEAP_DYNAMIC;
+  o.chunk_size = 8 * MiB;
+  o.arenas = 1;
+  o.provider = &pv;
+  pinheap *h = pinheap_create(&o);
+  assert_non_null(h);
+  pinheap_stats s0 = stats_of(h);
+  size_t chunks = c.live_bytes;
+  char *p = pinheap_malloc(h, 20 * MiB);
+  assert_non_null(p);
+  int obtains = c.obtains, releases = c.releases;
+  pinheap_free(h, p);
+  assert_int_equal(c.releases, releases);
+  pinheap_stats s = stats_of(h);
+  assert_int_equal(s.capacity, s0.capacity + 20 * MiB);
+  assert_int_equal(s.free_bytes, s0.free_bytes + 20 * MiB);
+  assert_int_equal(s.in_use, s0.in_use);
+  assert_int_equal(s.large_blocks, 0);
+  assert_int_equal(s.allocated, s0.allocated);
+  assert_int_equal(s.peak_capacity, chunks + 20 * MiB);
+  assert_false(pinheap_owns(h, p));
+  pinheap_region r;
+  assert_int_equal(pinheap_region_of(h, p, &r), -1);
+  assert_int_equal(pinheap_check(h), 0);
+  /* The same size, then a little less, calloc too: the same registration. */
+  for (int i = 0; i < 3; i++) {
+    char *q = i < 2 ? pinheap_malloc(h, 20 * MiB - (size_t)i * MiB) : pinheap_calloc(h, 19, MiB);
+    assert_ptr_equal(q, p);
+    assert_int_equal(pinheap_region_of(h, q + MiB, &r), 0);
+    assert_int_equal(r.size, 20 * MiB);
+    if (i == 2) assert_int_equal(q[0] | q[19 * MiB - 1], 0);
+    q[0] = 1;
+    pinheap_free(h, q);
+  }
+  assert_int_equal(c.obtains, obtains);
+  /* The provider refuses 30 MiB beside the cached 20: they go back first. */
+  c.live_limit = chunks + 40 * MiB;
+  char *big = pinheap_malloc(h, 30 * MiB);
+  assert_non_null(big);
+  assert_int_equal(c.releases, releases + 1);
+  assert_int_equal(c.live_bytes, chunks + 30 * MiB);
+  pinheap_free(h, big);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_trim(h);
+  assert_int_equal(c.live_bytes, chunks);
+  assert_int_equal(stats_of(h).capacity, s0.capacity);
   pinheap_destroy(h);
   assert_int_equal(c.live_bytes, 0);
   assert_int_equal(c.bad_releases, 0);
@@ -322,6 +384,7 @@ int main(void) {
       cmocka_unit_test(test_grows_by_chunks_and_shrinks_after_trim),
       cmocka_unit_test(test_small_objects_grow_through_the_hooks),
       cmocka_unit_test(test_direct_blocks),
+      cmocka_unit_test(test_direct_cache),
       cmocka_unit_test(test_cap),
       cmocka_unit_test(test_realloc_growth_is_amortized),
       cmocka_unit_test(test_realloc_growth_under_a_cap),

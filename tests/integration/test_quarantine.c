@@ -42,6 +42,7 @@ static pinheap *quarantine_heap(pinheap_mode mode, const pinheap_provider *pv, s
   o.provider = pv;
   o.debug = PINHEAP_DEBUG_QUARANTINE;
   o.quarantine = quarantine;
+  o.direct_cache = 0; /* a block the quarantine refuses goes back at once */
   pinheap *h = pinheap_create(&o);
   if (!h) fail_msg("pinheap_create: %s", pinheap_last_error());
   return h;

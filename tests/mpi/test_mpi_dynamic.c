@@ -79,6 +79,31 @@ static void refused_detach(pinheap *heap, pinheap_mpi *pm) {
   check_books(heap, pm, 0, 0);
 }
 
+/* A second heap, with a cache of direct registrations: a freed direct
+ * block stays attached, the next of its size reuses it
+ * without an attach, and pinheap_trim detaches it. */
+static void cached_direct(pinheap_mpi *pm) {
+  pinheap_options o = mt_options(PINHEAP_DYNAMIC, 0, CHUNK, DIRECT);
+  o.direct_cache = 64 * MiB;
+  pinheap *heap = pinheap_mpi_heap_create(pm, &o);
+  MT_CHECK(heap, "a heap with the cache");
+  pinheap_mpi_stats s0 = mt_stats(pm);
+  unsigned char *d = pinheap_malloc(heap, 2 * DIRECT);
+  MT_CHECK(d, "a direct block");
+  pinheap_free(heap, d);
+  pinheap_mpi_stats s1 = mt_stats(pm);
+  MT_CHECK(s1.obtained == s0.obtained + 1 && s1.released == s0.released && attachlog_has(d, 2 * DIRECT),
+           "a freed direct block stays attached in the cache");
+  unsigned char *e = pinheap_malloc(heap, 2 * DIRECT);
+  MT_CHECK(e == d && mt_stats(pm).obtained == s1.obtained, "the next block of its size reuses it, no attach");
+  pinheap_free(heap, e);
+  pinheap_trim(heap);
+  pinheap_mpi_stats s2 = mt_stats(pm);
+  MT_CHECK(s2.released >= s1.released + 1 && !attachlog_has(d, 2 * DIRECT), "pinheap_trim detaches it");
+  MT_CHECK(pinheap_check(heap) == 0 && pinheap_mpi_check(pm) == 0, "the checkers");
+  pinheap_destroy(heap);
+}
+
 int main(int argc, char **argv) {
   mt_init(&argc, &argv, MPI_THREAD_SINGLE);
   mt_seed(argc, argv, "test_mpi_dynamic");
@@ -252,6 +277,7 @@ int main(int argc, char **argv) {
   MPI_Barrier(MPI_COMM_WORLD);
 
   refused_detach(heap, pm);
+  cached_direct(pm);
   for (size_t b = 0; b < 3; b++) pinheap_free(heap, blk[b]);
   /* While the last rank's heap is live, destroying the provider is refused
    * on every rank, naming that rank to the others. */

@@ -106,6 +106,9 @@ static pinheap_ofi *open_ofi(void) {
   return po;
 }
 
+/* A heap whose direct blocks are registered when allocated and
+ * deregistered when freed (no cache of direct registrations): the tests
+ * count them. */
 static pinheap *heap_on(pinheap_ofi *po, pinheap_mode mode, size_t size) {
   pinheap_options o;
   pinheap_options_init(&o);
@@ -114,6 +117,7 @@ static pinheap *heap_on(pinheap_ofi *po, pinheap_mode mode, size_t size) {
   o.arenas = 1;
   o.chunk_size = 2 * MiB;
   o.direct_threshold = 4 * MiB;
+  o.direct_cache = 0;
   o.provider = pinheap_ofi_provider(po);
   pinheap *h = pinheap_create(&o);
   if (!h) fprintf(stderr, "pinheap_create: %s (%s)\n", pinheap_last_error(), pinheap_ofi_last_error());
@@ -451,26 +455,59 @@ static void *worker_run(void *arg) {
   return NULL;
 }
 
+enum { THREADS = 4 };
+
+/* THREADS workers on h, joined, each without a failure. */
+static void run_workers(pinheap_ofi *po, pinheap *h) {
+  pthread_t t[THREADS];
+  worker w[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    w[i] = (worker){.po = po, .h = h, .id = i};
+    assert_int_equal(pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
+  }
+  for (int i = 0; i < THREADS; i++) {
+    assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(w[i].failures, 0);
+  }
+}
+
 static void test_threads(void **state) {
   (void)state;
   pinheap_ofi *po = open_ofi();
   pinheap *h = heap_on(po, PINHEAP_DYNAMIC, 0);
   pinheap_ofi_stats s0 = stats_of(po);
-  enum { T = 4 };
-  pthread_t t[T];
-  worker w[T];
-  for (int i = 0; i < T; i++) {
-    w[i] = (worker){.po = po, .h = h, .id = i};
-    assert_int_equal(pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
-  }
-  for (int i = 0; i < T; i++) {
-    assert_int_equal(pthread_join(t[i], NULL), 0);
-    assert_int_equal(w[i].failures, 0);
-  }
+  run_workers(po, h);
   /* Every direct block registered and deregistered; chunks stay. */
   pinheap_ofi_stats s = stats_of(po);
-  assert_int_equal(s.deregistered - s0.deregistered, T * 200);
-  assert_true(s.registered - s0.registered >= T * 200);
+  assert_int_equal(s.deregistered - s0.deregistered, THREADS * 200);
+  assert_true(s.registered - s0.registered >= THREADS * 200);
+  pinheap_destroy(h);
+  assert_int_equal(stats_of(po).regions, 0);
+  pinheap_ofi_destroy(po);
+}
+
+/* The same with the cache of direct registrations (the default): the
+ * threads reuse the registrations the others freed, so far fewer are
+ * made; pinheap_trim deregisters those the cache holds. */
+static void test_threads_cached(void **state) {
+  (void)state;
+  pinheap_ofi *po = open_ofi();
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.mode = PINHEAP_DYNAMIC;
+  o.arenas = 1;
+  o.chunk_size = 2 * MiB;
+  o.direct_threshold = 4 * MiB;
+  o.provider = pinheap_ofi_provider(po);
+  pinheap *h = pinheap_create(&o);
+  assert_non_null(h);
+  pinheap_ofi_stats s0 = stats_of(po);
+  run_workers(po, h);
+  pinheap_trim(h);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_ofi_stats s = stats_of(po);
+  assert_true(s.registered - s0.registered < THREADS * 200 / 2);
+  assert_true(s.regions <= s0.regions);
   pinheap_destroy(h);
   assert_int_equal(stats_of(po).regions, 0);
   pinheap_ofi_destroy(po);
@@ -735,6 +772,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_teardown(test_dynamic_heap, loop_close),
       cmocka_unit_test_teardown(test_requested_keys, loop_close),
       cmocka_unit_test_teardown(test_threads, loop_close),
+      cmocka_unit_test_teardown(test_threads_cached, loop_close),
       cmocka_unit_test_teardown(test_bad_arguments, loop_close),
       cmocka_unit_test_teardown(test_prefault, loop_close),
       cmocka_unit_test_teardown(test_sym_fixed, loop_close),

@@ -9,8 +9,9 @@
  *   stress_threads [seed] [threads] [rounds] [fixed|dynamic]   (seed 0: from the clock)
  *
  * DYNAMIC: a heap of 16 MiB chunks and direct blocks from 8 MiB, capped at
- * 512 MiB; after trim, what stays registered is the first chunk and the
- * chunks holding what jemalloc keeps.
+ * 512 MiB, with the default cache of freed direct registrations (reused by
+ * other threads, drained for room under the cap); after trim, what stays
+ * registered is the first chunk and the chunks holding what jemalloc keeps.
  */
 #include <pthread.h>
 #include <stdbool.h>

@@ -6,8 +6,10 @@
  * what it leaves, the reason of a refusal), direct blocks (lookup, resize in
  * place while more than half used, the room of a block that grows, the cap,
  * the provider's refusal), the quarantine (oldest first, its cap, drained
- * for room under the heap's cap), trimming free chunks, and dynamic_check
- * after every step; at the end the ledger is empty.
+ * for room under the heap's cap), the cache of freed registrations (reuse
+ * without the provider, its slack and bounds, given back for room under
+ * the cap and when the provider refuses, drained), trimming free chunks,
+ * and dynamic_check after every step; at the end the ledger is empty.
  *
  * Memory: regions are reserved with MAP_NORESERVE and only the first bytes
  * of a few are written.
@@ -41,13 +43,14 @@ typedef struct ledger {
   unsigned count;
   size_t bytes;
   unsigned obtains, releases;
-  bool refuse; /* answer ENOMEM with a reason */
+  bool refuse;  /* answer ENOMEM with a reason */
+  size_t limit; /* refuse too what would take bytes above it (0: none) */
 } ledger;
 
 static int fake_obtain(void *ctx, size_t size, size_t align, void **base, void **handle) {
   ledger *l = ctx;
   l->obtains++;
-  if (l->refuse || l->count == LEDGER_MAX) {
+  if (l->refuse || l->count == LEDGER_MAX || (l->limit && l->bytes + size > l->limit)) {
     pinheap_set_error(ENOMEM, "the fake refuses");
     return ENOMEM;
   }
@@ -289,7 +292,7 @@ static void test_quarantine(void **state) {
   assert_non_null(big);
   assert_int_equal(l.count, 3);
   assert_ptr_equal(l.base[2], p[2]);
-  assert_int_equal(f->dyn.quarantine.count, 0);
+  assert_int_equal(f->dyn.quarantine.list.count, 0);
   assert_int_equal(registered(f), 18 * MiB);
   /* A block bigger than the quarantine's cap never enters. */
   assert_false(dynamic_direct_quarantine(&f->dyn, big));
@@ -306,12 +309,146 @@ static void test_quarantine(void **state) {
   close_dynamic(f);
 }
 
+static size_t cached_bytes(fixture *f) {
+  size_t blocks, bytes;
+  dynamic_cache_stats(&f->dyn, &blocks, &bytes);
+  return bytes;
+}
+
+static size_t cached_blocks(fixture *f) {
+  size_t blocks, bytes;
+  dynamic_cache_stats(&f->dyn, &blocks, &bytes);
+  return blocks;
+}
+
+static void *direct(fixture *f, size_t size) {
+  void *p = dynamic_direct_alloc(&f->dyn, size, 0, false, 0, "test");
+  assert_non_null(p);
+  assert_int_equal(dynamic_check(&f->dyn), 0);
+  return p;
+}
+
+static void release(fixture *f, void *p) {
+  assert_true(dynamic_direct_free(&f->dyn, p));
+  assert_int_equal(dynamic_check(&f->dyn), 0);
+  /* Never past its bounds. */
+  assert_true(cached_bytes(f) <= 10 * MiB);
+  assert_true(cached_blocks(f) <= 2);
+}
+
+/* A freed block's registration is reused by a block of its size, or up to
+ * a quarter of it smaller, without the provider; the cache keeps to its
+ * bounds. */
+static void test_cache_reuse(void **state) {
+  (void)state;
+  fixture *f = open_dynamic(GRANULE, 0);
+  dynamic_cache_open(&f->dyn, 10 * MiB, 2);
+  char *p = direct(f, 4 * MiB);
+  p[0] = 7;
+  unsigned obtains = f->ledger.obtains;
+  release(f, p);
+  assert_int_equal(f->ledger.releases, 0);
+  assert_int_equal(cached_bytes(f), 4 * MiB);
+  /* Cached: registered, neither live nor in use. */
+  size_t reg, used, blocks;
+  dynamic_direct_stats(&f->dyn, &reg, &used, &blocks);
+  assert_int_equal(reg, 4 * MiB);
+  assert_int_equal(used + blocks, 0);
+  assert_int_equal(dynamic_direct_find(&f->dyn, p, false, NULL), 0);
+  assert_false(dynamic_direct_free(&f->dyn, p));
+  /* The same size again: the same registration, no obtain. */
+  char *q = direct(f, 4 * MiB);
+  assert_ptr_equal(q, p);
+  assert_int_equal(f->ledger.obtains, obtains);
+  assert_int_equal(cached_blocks(f), 0);
+  release(f, q);
+  /* A quarter smaller still takes it, used as asked; zeroed when asked. */
+  q = dynamic_direct_alloc(&f->dyn, 3 * MiB + 1, 0, true, 0, "test");
+  assert_ptr_equal(q, p);
+  assert_int_equal(q[0], 0);
+  pinheap_region r;
+  assert_int_equal(dynamic_direct_find(&f->dyn, q, true, &r), 3 * MiB + PAGE);
+  assert_int_equal(r.size, 4 * MiB);
+  assert_int_equal(f->ledger.obtains, obtains);
+  release(f, q);
+  /* Smaller still, larger, or aligned beyond it: a registration of its own. */
+  void *small = direct(f, 3 * MiB - PAGE);
+  void *big = direct(f, 4 * MiB + PAGE);
+  assert_int_equal(f->ledger.obtains, obtains + 2);
+  if ((uintptr_t)p % (8 * MiB) != 0) {
+    void *aligned = dynamic_direct_alloc(&f->dyn, 4 * MiB, 8 * MiB, false, 0, "test");
+    assert_non_null(aligned);
+    assert_ptr_not_equal(aligned, p);
+    release(f, aligned);
+  }
+  /* The count bound: the oldest goes. */
+  release(f, small);
+  release(f, big);
+  assert_int_equal(cached_blocks(f), 2);
+  assert_int_equal(cached_bytes(f), 7 * MiB);
+  /* The byte bound: 4 MiB more would pass 10, the oldest go first. */
+  void *a = direct(f, 5 * MiB);
+  release(f, a);
+  assert_int_equal(cached_bytes(f), 4 * MiB + PAGE + 5 * MiB);
+  /* Larger than the cache: back at once. */
+  unsigned releases = f->ledger.releases;
+  release(f, direct(f, 11 * MiB));
+  assert_int_equal(f->ledger.releases, releases + 1);
+  assert_int_equal(cached_bytes(f), 9 * MiB + PAGE);
+  /* Drained: everything back but the chunk; cached blocks also go at close. */
+  assert_int_equal(dynamic_cache_drain(&f->dyn), 9 * MiB + PAGE);
+  assert_int_equal(f->ledger.bytes, GRANULE);
+  assert_int_equal(registered(f), GRANULE);
+  release(f, direct(f, 6 * MiB));
+  assert_int_equal(cached_blocks(f), 1);
+  close_dynamic(f);
+}
+
+/* Cached registrations go back before a request fails: under the heap's
+ * cap, when the provider refuses, and when a chunk must grow. */
+static void test_cache_gives_back(void **state) {
+  (void)state;
+  fixture *f = open_dynamic(GRANULE, 16 * MiB);
+  dynamic_cache_open(&f->dyn, 64 * MiB, 8);
+  release(f, direct(f, 3 * MiB));
+  release(f, direct(f, 4 * MiB));
+  assert_int_equal(registered(f), GRANULE + 7 * MiB);
+  /* 8 MiB fits under the cap of 16 only without the cache. */
+  void *p = direct(f, 8 * MiB);
+  assert_int_equal(cached_blocks(f), 0);
+  assert_int_equal(registered(f), GRANULE + 8 * MiB);
+  release(f, p);
+  /* A chunk of 8 MiB fits under the cap only without the cache either. */
+  assert_int_equal(dynamic_grow(&f->dyn, 8 * MiB), 0);
+  assert_int_equal(cached_blocks(f), 0);
+  assert_int_equal(registered(f), GRANULE + 8 * MiB);
+  close_dynamic(f);
+  /* No cap, but the provider refuses past 12 MiB in all. */
+  f = open_dynamic(GRANULE, 0);
+  dynamic_cache_open(&f->dyn, 64 * MiB, 8);
+  release(f, direct(f, 3 * MiB));
+  release(f, direct(f, 4 * MiB));
+  f->ledger.limit = 12 * MiB;
+  p = direct(f, 6 * MiB);
+  assert_int_equal(cached_blocks(f), 0);
+  assert_int_equal(f->ledger.bytes, GRANULE + 6 * MiB);
+  /* Refused with the cache empty: NULL, the provider's reason. */
+  assert_null(dynamic_direct_alloc(&f->dyn, 5 * MiB, 0, false, 0, "test"));
+  assert_non_null(strstr(pinheap_last_error(), "the fake refuses"));
+  release(f, p);
+  assert_int_equal(dynamic_grow(&f->dyn, 6 * MiB), 0);
+  assert_int_equal(cached_blocks(f), 0);
+  close_dynamic(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_chunks),
       cmocka_unit_test(test_cap),
       cmocka_unit_test(test_direct),
       cmocka_unit_test(test_quarantine),
+      cmocka_unit_test(test_cache_reuse),
+      cmocka_unit_test(test_cache_gives_back),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,8 @@
 static const char *vars[] = {"PINHEAP_MODE",     "PINHEAP_SIZE",      "PINHEAP_MIN_SIZE", "PINHEAP_POLICY",
                              "PINHEAP_LARGE_THRESHOLD", "PINHEAP_SMALL_EXTENT_MAX", "PINHEAP_ARENAS",
                              "PINHEAP_HUGEPAGES", "PINHEAP_PREFAULT", "PINHEAP_LOCK", "PINHEAP_DEBUG",
-                             "PINHEAP_CHUNK_SIZE", "PINHEAP_DIRECT_THRESHOLD", "PINHEAP_QUARANTINE"};
+                             "PINHEAP_CHUNK_SIZE", "PINHEAP_DIRECT_THRESHOLD", "PINHEAP_QUARANTINE",
+                             "PINHEAP_DIRECT_CACHE", "PINHEAP_DIRECT_CACHE_BLOCKS"};
 
 static int clear_env(void **state) {
   (void)state;
@@ -198,7 +199,11 @@ static void test_options_from_env(void **state) {
   setenv("PINHEAP_LOCK", "off", 1);
   setenv("PINHEAP_DEBUG", "poison", 1);
   setenv("PINHEAP_QUARANTINE", "64m", 1);
+  setenv("PINHEAP_DIRECT_CACHE", "0", 1);
+  setenv("PINHEAP_DIRECT_CACHE_BLOCKS", "7", 1);
   assert_int_equal(pinheap_options_from_env(&o), 0);
+  assert_int_equal(o.direct_cache, 0);
+  assert_int_equal(o.direct_cache_blocks, 7);
   assert_int_equal(o.debug, PINHEAP_DEBUG_POISON);
   assert_int_equal(o.quarantine, (size_t)64 << 20);
   assert_int_equal(o.mode, PINHEAP_SIMPLE);
@@ -228,7 +233,8 @@ static void test_malformed_values(void **state) {
       {"PINHEAP_LARGE_THRESHOLD", "x"}, {"PINHEAP_SMALL_EXTENT_MAX", "4mm"}, {"PINHEAP_ARENAS", "two"},
       {"PINHEAP_ARENAS", "99999999"},   {"PINHEAP_HUGEPAGES", "maybe"}, {"PINHEAP_PREFAULT", "2"},
       {"PINHEAP_LOCK", "enable"},       {"PINHEAP_DEBUG", "guard"},    {"PINHEAP_DEBUG", "canary,"},
-      {"PINHEAP_QUARANTINE", "1x"},
+      {"PINHEAP_QUARANTINE", "1x"},     {"PINHEAP_DIRECT_CACHE", "lots"}, {"PINHEAP_DIRECT_CACHE_BLOCKS", "-1"},
+      {"PINHEAP_DIRECT_CACHE_BLOCKS", "99999999"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     clear_env(NULL);

@@ -36,6 +36,8 @@ static void test_defaults(void **state) {
   assert_int_equal(o.chunk_size, 64 * MiB);
   assert_int_equal(o.direct_threshold, 8 * MiB);
   assert_int_equal(o.quarantine, 256 * MiB);
+  assert_int_equal(o.direct_cache, 256 * MiB);
+  assert_int_equal(o.direct_cache_blocks, 16);
   assert_int_equal(o.min_size, 0);
   assert_int_equal(o.debug, 0);
   assert_null(o.provider);
@@ -98,6 +100,10 @@ static void spoil_chunk_huge(pinheap_options *o) {
   o->mode = PINHEAP_DYNAMIC;
   o->chunk_size = ((size_t)1 << 40) + 1;
 }
+static void spoil_cache_blocks(pinheap_options *o) {
+  o->mode = PINHEAP_DYNAMIC;
+  o->direct_cache_blocks = DYNAMIC_CACHE_MAX_BLOCKS + 1;
+}
 static void spoil_direct(pinheap_options *o) {
   o->mode = PINHEAP_DYNAMIC;
   o->direct_threshold = 0;
@@ -123,6 +129,7 @@ static void test_refused(void **state) {
       {"chunk_size", spoil_chunk},
       {"chunks at most 1 TiB", spoil_chunk_huge},
       {"direct_threshold", spoil_direct},
+      {"direct_cache_blocks is 1025, at most 1024", spoil_cache_blocks},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     pinheap_options o;
@@ -150,6 +157,7 @@ static void test_bounds(void **state) {
   o.size = (size_t)1 << 47;
   o.min_size = o.size;
   o.arenas = ARENAS_MAX;
+  o.direct_cache_blocks = DYNAMIC_CACHE_MAX_BLOCKS;
   o.debug = PINHEAP_DEBUG_ALL;
   static char path[REPORT_MAX_PATH + 1];
   memset(path, 'a', REPORT_MAX_PATH);
