@@ -201,7 +201,7 @@ static void fine_put(fine *f, unsigned c, void *p) {
 void *fine_fill(fine *f, fine_front *fr, unsigned c) {
   fine_class *k = &f->classes[c];
   void *got[FINE_STACK_BYTES / (FINE_MIN + 32)];
-  unsigned want = fr && !f->single ? fr->stacks[c].cap / 2 : 1;
+  unsigned want = fr ? fr->stacks[c].cap / 2 : 1;
   pthread_mutex_lock(&k->lock);
   unsigned n = fine_take(f, c, got, want);
   pthread_mutex_unlock(&k->lock);

@@ -18,7 +18,7 @@
  * has a front: one stack of freed objects per class, as the cache has per
  * jemalloc bin. A free pushes; a full stack gives its older half back to
  * the slabs under the class's lock; an empty one is filled with half a
- * stack (one object only when freed blocks are checked on reuse). A slab
+ * stack. A slab
  * whose objects are all back is kept as its class's spare (one at most),
  * or goes back to the manager at once; the fronts are emptied and the
  * spares given back by every reclaim, before any ENOMEM (heap.h).
@@ -89,7 +89,6 @@ typedef struct fine {
    * when they go back to a slab; fill_mark, when a fill puts them on a
    * stack (the heap's keys, key.h). */
   uint64_t mark, fill_mark;
-  bool single; /* fills take one object (freed blocks are checked on reuse) */
   size_t front_bytes;
   _Atomic(fine_front *) fronts[FINE_FRONTS];
   uint8_t class_of[(FINE_MAX - FINE_MIN) / 32];

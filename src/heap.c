@@ -51,8 +51,6 @@ static PH_ALWAYS_INLINE void heap_check_key(const heap *h, const thread_cache *t
 
 void heap_set_plain(heap *h, uint32_t hold, bool poison) {
   h->threads.free_mark = 0;
-  h->fine.mark = h->fine.fill_mark = 0;
-  h->fine.single = true;
   h->threads.hold = hold;
   h->poison = poison;
 }
@@ -434,8 +432,8 @@ static void *heap_fine_take(heap *h, void *arg) {
 }
 
 /* The fine path (fine.h): the thread's front, else its slabs, with the one
- * reclaim and retry; keyed as for heap_cached. */
-static PH_ALWAYS_INLINE void *heap_fine(heap *h, size_t size, bool zero, bool keyed, const char *what) {
+ * reclaim and retry. */
+static PH_ALWAYS_INLINE void *heap_fine(heap *h, size_t size, bool zero, const char *what) {
   unsigned c = fine_class_of(&h->fine, size);
   thread_cache *tc = thread_enter(&h->threads);
   if (PH_LIKELY(tc != NULL)) {
@@ -443,7 +441,6 @@ static PH_ALWAYS_INLINE void *heap_fine(heap *h, size_t size, bool zero, bool ke
     void *p = fr ? thread_bin_pop(&fr->stacks[c]) : NULL;
     thread_leave(tc);
     if (PH_LIKELY(p != NULL)) {
-      if (!keyed) heap_reused(h, p, fine_size(&h->fine, c), what);
       if (zero) memset(p, 0, size);
       return p;
     }
@@ -458,7 +455,9 @@ static PH_ALWAYS_INLINE void *heap_fine(heap *h, size_t size, bool zero, bool ke
  * public paths; false under the layer of heap_set_plain, which zeroes
  * blocks itself. */
 static PH_ALWAYS_INLINE void *heap_cached(heap *h, size_t size, bool zero, bool keyed, const char *what) {
-  if (fine_serves(size)) return heap_fine(h, size, zero, keyed, what);
+  /* Not under the debugging aids' layer: the FIFO that holds freed objects
+   * back from reuse, and its checks, are for jemalloc's objects. */
+  if (keyed && fine_serves(size)) return heap_fine(h, size, zero, what);
   unsigned bin = sizeclass_bin(&h->classes, size);
   thread_cache *tc = thread_enter(&h->threads);
   if (PH_UNLIKELY(!tc)) return heap_small(h, size, 0, zero, (int)bin, keyed, what);
