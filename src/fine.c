@@ -66,11 +66,9 @@ void fine_close(fine *f) {
   }
 }
 
-fine_front *fine_front_of(fine *f, unsigned slot) {
+fine_front *fine_front_make(fine *f, unsigned slot) {
   if (slot >= FINE_FRONTS) return NULL;
-  fine_front *fr = atomic_load_explicit(&f->fronts[slot], memory_order_acquire);
-  if (PH_LIKELY(fr != NULL)) return fr;
-  fr = mmap(NULL, f->front_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  fine_front *fr = mmap(NULL, f->front_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (fr == MAP_FAILED) return NULL;
   void **slots = (void **)(fr + 1);
   for (unsigned c = 0; c < FINE_CLASSES; c++) {

@@ -106,9 +106,14 @@ static inline bool fine_serves(size_t n) { return n - (FINE_MIN + 1) < FINE_MAX 
 static inline unsigned fine_class_of(const fine *f, size_t n) { return f->class_of[(n - FINE_MIN - 1) >> 5]; }
 static inline size_t fine_size(const fine *f, unsigned c) { return f->classes[c].size; }
 
+fine_front *fine_front_make(fine *f, unsigned slot);
+
 /* The front of the thread cache with tcache number slot, made on first use
  * (NULL: none, no memory). The caller is inside that cache. */
-fine_front *fine_front_of(fine *f, unsigned slot);
+static inline fine_front *fine_front_of(fine *f, unsigned slot) {
+  fine_front *fr = slot < FINE_FRONTS ? atomic_load_explicit(&f->fronts[slot], memory_order_acquire) : NULL;
+  return PH_LIKELY(fr != NULL) ? fr : fine_front_make(f, slot);
+}
 
 /* The start of the slab holding p, whose page holds the fine tag tag, and
  * whether an object of its class starts at p. */

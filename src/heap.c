@@ -224,13 +224,13 @@ void heap_postfork_child(heap *h) {
 
 /* Opens a fork section (heap.h) for a thread that may change the heap: its
  * cache held busy, or the gate when it has no cache. Pair with heap_leave. */
-static thread_cache *heap_enter(heap *h) {
+static PH_ALWAYS_INLINE thread_cache *heap_enter(heap *h) {
   thread_cache *tc = thread_enter(&h->threads);
   if (PH_UNLIKELY(!tc)) gate_enter(&h->gate);
   return tc;
 }
 
-static void heap_leave(heap *h, thread_cache *tc) {
+static PH_ALWAYS_INLINE void heap_leave(heap *h, thread_cache *tc) {
   if (PH_LIKELY(tc != NULL))
     thread_leave(tc);
   else
@@ -700,7 +700,7 @@ static bool heap_direct_free(heap *h, void *p) {
 /* Aborts, naming what, unless an object of the fine path starts at p,
  * whose page holds tag; keyed: unless it is live too, as far as its key
  * tells (fr: the thread's front, or NULL). Its class. */
-static unsigned heap_fine_live(heap *h, fine_front *fr, thread_cache *tc, void *p, uint32_t tag, bool keyed,
+static PH_ALWAYS_INLINE unsigned heap_fine_live(heap *h, fine_front *fr, thread_cache *tc, void *p, uint32_t tag, bool keyed,
                                const char *what) {
   unsigned c = PAGEMAP_FINE_CLASS(tag);
   if (PH_UNLIKELY(!fine_starts(&h->fine, p, tag))) {
@@ -717,7 +717,7 @@ static unsigned heap_fine_live(heap *h, fine_front *fr, thread_cache *tc, void *
 
 /* A free of the fine path's object p, whose page holds tag: onto the
  * thread's front, or back to its slab. */
-static void heap_fine_free(heap *h, void *p, uint32_t tag, bool keyed) {
+static PH_ALWAYS_INLINE void heap_fine_free(heap *h, void *p, uint32_t tag, bool keyed) {
   thread_cache *tc = heap_enter(h);
   fine_front *fr = tc ? fine_front_of(&h->fine, tc->tcache) : NULL;
   unsigned c = heap_fine_live(h, fr, tc, p, tag, keyed, "pinheap_free");
