@@ -199,7 +199,9 @@ static void fine_put(fine *f, unsigned c, void *p) {
 void *fine_fill(fine *f, fine_front *fr, unsigned c) {
   fine_class *k = &f->classes[c];
   void *got[FINE_STACK_BYTES / (FINE_MIN + 32)];
+  /* Half a stack, and never more than the stack has room for. */
   unsigned want = fr ? fr->stacks[c].cap / 2 : 1;
+  if (fr && want > fr->stacks[c].cap - fr->stacks[c].count + 1) want = fr->stacks[c].cap - fr->stacks[c].count + 1;
   pthread_mutex_lock(&k->lock);
   unsigned n = fine_take(f, c, got, want);
   pthread_mutex_unlock(&k->lock);

@@ -431,6 +431,15 @@ static void *heap_fine_take(heap *h, void *arg) {
   return p;
 }
 
+/* heap_fine when the thread's front has no object of class c: out of line,
+ * so that the fast path saves no registers. */
+static __attribute__((noinline)) void *heap_fine_slow(heap *h, unsigned c, size_t size, bool zero,
+                                                      const char *what) {
+  void *p = heap_retry(h, heap_fine_take(h, &c), heap_fine_take, &c, what, size);
+  if (p && zero) memset(p, 0, size);
+  return p;
+}
+
 /* The fine path (fine.h): the thread's front, else its slabs, with the one
  * reclaim and retry. */
 static PH_ALWAYS_INLINE void *heap_fine(heap *h, size_t size, bool zero, const char *what) {
@@ -445,9 +454,7 @@ static PH_ALWAYS_INLINE void *heap_fine(heap *h, size_t size, bool zero, const c
       return p;
     }
   }
-  void *p = heap_retry(h, heap_fine_take(h, &c), heap_fine_take, &c, what, size);
-  if (p && zero) memset(p, 0, size);
-  return p;
+  return heap_fine_slow(h, c, size, zero, what);
 }
 
 /* size <= large_threshold (<= classes.max): the thread's stack of freed
