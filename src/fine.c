@@ -46,7 +46,7 @@ int fine_open(fine *f, space *s, size_t page) {
     f->front_bytes += sizeof(void *) * (FINE_STACK_BYTES / k->size);
   }
   for (size_t i = 0; i < sizeof f->class_of; i++) {
-    size_t n = FINE_MIN + 32 * (i + 1); /* the bucket's largest size */
+    size_t n = FINE_MIN + FINE_BUCKET * (i + 1); /* the bucket's largest size */
     unsigned c = 0;
     while (f->classes[c].size < n) c++;
     f->class_of[i] = (uint8_t)c;

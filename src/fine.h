@@ -1,9 +1,10 @@
 /*
  * fine: the fine path for requests of FINE_MIN + 1 to FINE_MAX bytes, in
- * FINE_STEPS size classes per doubling (32 B steps to 1 KiB, 64 B to
- * 2 KiB) instead of jemalloc's four, which round these sizes up by up to
- * 25 %: the rounding of 512 B - 2 KiB objects was most of the waste of a
- * FIXED heap under a server-like workload (README, "Placement").
+ * FINE_STEPS size classes (64 B steps) instead of jemalloc's four, which
+ * round these sizes up by up to 25 %: the rounding of 1-2 KiB objects was
+ * most of the waste of a FIXED heap under a server-like workload (README,
+ * "Placement compared"). Below 1 KiB the mix of both paths cost the
+ * small-object benchmark (16 B - 1 KiB) half its speed (README).
  *
  * A class's objects tile slabs of its own: a few pages (1 to
  * FINE_SLAB_PAGES, at most FINE_SLAB_OBJECTS objects, the fewest pages
@@ -48,10 +49,12 @@
 #include "space.h"
 #include "thread.h"
 
-#define FINE_MIN ((size_t)512) /* jemalloc's class: exact */
+#define FINE_MIN ((size_t)1024) /* jemalloc's class: exact */
 #define FINE_MAX ((size_t)2048)
 #define FINE_STEPS 16u
-#define FINE_CLASSES 32u
+#define FINE_CLASSES FINE_STEPS /* one doubling */
+/* The smallest step: class_of's buckets. */
+#define FINE_BUCKET (FINE_MIN / FINE_STEPS)
 #define FINE_SLAB_OBJECTS 64u /* one bitmap word */
 #define FINE_SLAB_PAGES 16u
 /* A front's stack holds at most this many bytes of objects. */
@@ -91,7 +94,7 @@ typedef struct fine {
   uint64_t mark, fill_mark;
   size_t front_bytes;
   _Atomic(fine_front *) fronts[FINE_FRONTS];
-  uint8_t class_of[(FINE_MAX - FINE_MIN) / 32];
+  uint8_t class_of[(FINE_MAX - FINE_MIN) / FINE_BUCKET];
   fine_class classes[FINE_CLASSES];
 } fine;
 
@@ -103,7 +106,7 @@ void fine_close(fine *f);
 /* Whether the fine path serves a request of n bytes (malloc's alignment). */
 static inline bool fine_serves(size_t n) { return n - (FINE_MIN + 1) < FINE_MAX - FINE_MIN; }
 /* The class of a request of n bytes that fine_serves. */
-static inline unsigned fine_class_of(const fine *f, size_t n) { return f->class_of[(n - FINE_MIN - 1) >> 5]; }
+static inline unsigned fine_class_of(const fine *f, size_t n) { return f->class_of[(n - FINE_MIN - 1) / FINE_BUCKET]; }
 static inline size_t fine_size(const fine *f, unsigned c) { return f->classes[c].size; }
 
 fine_front *fine_front_make(fine *f, unsigned slot);

@@ -1,10 +1,9 @@
 /*
- * Integration tests of the fine path (fine.h): requests of 513 B to 2 KiB
- * in 16 classes per doubling, from slabs of their own.
+ * Integration tests of the fine path (fine.h): requests of 1025 B to 2 KiB
+ * in 16 classes, from slabs of their own.
  *
- * - every size from 513 to 2048 bytes is rounded up by less than its
- *   class step (32 B to 1 KiB, 64 B to 2 KiB): 1100 bytes give at most
- *   1152 (jemalloc: 1280);
+ * - every size from 1025 to 2048 bytes is rounded up by less than the
+ *   class step (64 B): 1100 bytes give at most 1152 (jemalloc: 1280);
  * - a FIXED heap filled with 1100-byte objects to ENOMEM holds at least
  *   92 % of its free bytes in them; freed by a thread that then exits, the
  *   emptied slabs are back in the extent manager at once (but one spare),
@@ -57,15 +56,15 @@ static void test_usable_sizes(void **state) {
   pinheap_free(h, p);
   assert_in_range(u1100, 1100, 1152);
   size_t worst = 0;
-  for (size_t n = 513; n <= 2048; n++) {
+  for (size_t n = 1025; n <= 2048; n++) {
     assert_non_null(p = pinheap_malloc(h, n));
-    size_t u = pinheap_usable_size(h, p), step = n <= 1024 ? 32 : 64;
+    size_t u = pinheap_usable_size(h, p), step = 64;
     if (u < n || u - n >= step) fail_msg("%zu bytes: usable %zu, should be below %zu + %zu", n, u, n, step);
     if ((u - n) * 1000 / n > worst) worst = (u - n) * 1000 / n;
     memset(p, 0xA5, u);
     pinheap_free(h, p);
   }
-  printf("test_fine: 513-2048 bytes rounded up by at most %zu.%zu %%\n", worst / 10, worst % 10);
+  printf("test_fine: 1025-2048 bytes rounded up by at most %zu.%zu %%\n", worst / 10, worst % 10);
   assert_int_equal(pinheap_check(h), 0);
   pinheap_destroy(h);
 }
@@ -129,9 +128,9 @@ typedef struct worker {
 static size_t random_size(uint64_t *rng) {
   uint64_t r = seed_next_r(rng);
   switch (r % 8) {
-  case 0: return 1 + (r >> 8) % 512;
+  case 0: return 1 + (r >> 8) % 1024;
   case 1: return 2049 + (r >> 8) % 4096;
-  default: return 513 + (r >> 8) % 1536;
+  default: return 1025 + (r >> 8) % 1024;
   }
 }
 
@@ -187,8 +186,8 @@ typedef struct slabs_seen {
 static int see_slab(const pinheap_extent *e, void *arg) {
   slabs_seen *s = arg;
   s->bytes += e->size;
-  /* Sizes only the fine path has: a multiple of 32, not of 128. */
-  if (e->kind == PINHEAP_EXTENT_SLAB && e->object_size > 512 && e->object_size <= 2048 && e->object_size % 128)
+  /* Sizes only the fine path has: a multiple of 64, not of 256. */
+  if (e->kind == PINHEAP_EXTENT_SLAB && e->object_size > 1024 && e->object_size <= 2048 && e->object_size % 256)
     s->fine++;
   return 0;
 }
