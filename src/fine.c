@@ -297,7 +297,7 @@ static int fine_check_list(fine *f, unsigned c, const fine_slab *s, const char *
   return broken;
 }
 
-int fine_check(fine *f) {
+int fine_check(fine *f, size_t tagged) {
   int broken = 0;
   size_t pages = 0;
   for (unsigned c = 0; c < FINE_CLASSES; c++) {
@@ -320,7 +320,6 @@ int fine_check(fine *f) {
     pages += k->slabs * k->pages;
     pthread_mutex_unlock(&k->lock);
   }
-  size_t tagged = pagemap_count_fine_pages(&f->space->pm);
   if (tagged != pages) {
     fprintf(stderr, "fine: %zu pages hold a fine tag, the slabs have %zu\n", tagged, pages);
     broken++;

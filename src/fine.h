@@ -143,7 +143,8 @@ void fine_reclaim(fine *f);
 
 /* Bytes of the objects out of the slabs, and of the slabs. */
 void fine_counts(fine *f, size_t *allocated, size_t *slab_bytes);
-/* Number of broken invariants, each described on stderr. */
-int fine_check(fine *f);
+/* Number of broken invariants, each described on stderr; tagged: the
+ * pages of the page map holding a fine tag, as the caller counted them. */
+int fine_check(fine *f, size_t tagged);
 
 #endif

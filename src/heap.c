@@ -1075,9 +1075,9 @@ int heap_check(heap *h) {
   broken += em_check(&h->space.em);
   broken += pagemap_check(&h->space.pm, blocks, bytes / h->page);
   broken += hooks_shared_check(&h->space.grants);
-  broken += fine_check(&h->fine);
+  size_t fine_pages, small_pages = pagemap_count_pages(&h->space.pm, &fine_pages);
+  broken += fine_check(&h->fine, fine_pages);
   fine_counts(&h->fine, &fine_allocated, &fine_slabs);
-  size_t small_pages = pagemap_count_jemalloc_pages(&h->space.pm);
   em_stats s;
   em_get_stats(&h->space.em, &s);
   struct heap_check_walk walk = {h, 0};

@@ -213,24 +213,26 @@ void pagemap_walk_large(pagemap *pm, void (*visit)(void *addr, size_t bytes, voi
   pthread_mutex_unlock(&pm->lock);
 }
 
-/* Pages over all live chunks whose tag passes is. */
-static size_t pagemap_count(pagemap *pm, bool (*is)(uint32_t tag)) {
-  size_t n = 0;
+size_t pagemap_count_pages(pagemap *pm, size_t *fine) {
+  size_t n = 0, f = 0;
   pthread_mutex_lock(&pm->lock);
   for (pagemap_chunk *c = pm->chunks; c; c = c->next) {
     if (!c->live) continue;
-    for (size_t i = 0; i < c->size >> pm->page_shift; i++)
-      if (is(atomic_load_explicit(&c->tags[i], memory_order_relaxed))) n++;
+    for (size_t i = 0; i < c->size >> pm->page_shift; i++) {
+      uint32_t tag = atomic_load_explicit(&c->tags[i], memory_order_relaxed);
+      n += PAGEMAP_IS_SMALL(tag) || tag == PAGEMAP_RETURNED;
+      f += PAGEMAP_IS_FINE(tag);
+    }
   }
   pthread_mutex_unlock(&pm->lock);
+  *fine = f;
   return n;
 }
 
-static bool pagemap_is_jemalloc(uint32_t tag) { return PAGEMAP_IS_SMALL(tag) || tag == PAGEMAP_RETURNED; }
-static bool pagemap_is_fine(uint32_t tag) { return PAGEMAP_IS_FINE(tag); }
-
-size_t pagemap_count_jemalloc_pages(pagemap *pm) { return pagemap_count(pm, pagemap_is_jemalloc); }
-size_t pagemap_count_fine_pages(pagemap *pm) { return pagemap_count(pm, pagemap_is_fine); }
+size_t pagemap_count_jemalloc_pages(pagemap *pm) {
+  size_t fine;
+  return pagemap_count_pages(pm, &fine);
+}
 
 int pagemap_check(pagemap *pm, size_t large_blocks, size_t large_pages) {
   size_t blocks = 0, pages = 0;

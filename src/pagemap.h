@@ -224,8 +224,8 @@ void pagemap_walk_large(pagemap *pm, void (*visit)(void *addr, size_t bytes, voi
 
 /* Pages over all live chunks holding a small or RETURNED tag. */
 size_t pagemap_count_jemalloc_pages(pagemap *pm);
-/* Pages over all live chunks holding a fine tag. */
-size_t pagemap_count_fine_pages(pagemap *pm);
+/* The same, and into *fine those holding a fine tag, in one pass. */
+size_t pagemap_count_pages(pagemap *pm, size_t *fine);
 
 /* Number of broken invariants over the map, given the number of large
  * blocks and the pages they hold as the caller counts them. */
