@@ -55,7 +55,7 @@ static void verify(const block *b, size_t upto) {
 static size_t pick_size(uint8_t a, uint8_t b) {
   switch (a & 3) {
   case 0: return b;                                  /* tiny, 0 included */
-  case 1: return 16 + (size_t)b * 55;                /* small */
+  case 1: return a & 4 ? 1025 + (size_t)b * 4 : 16 + (size_t)b * 55; /* the fine path's (fine.h), small */
   case 2: return 14000 + (size_t)b * 997;            /* both sides of the large threshold */
   default: return (size_t)(1 + b % 24) * MiB + a;    /* large */
   }

@@ -366,7 +366,7 @@ int pinheap_prefault(void *base, size_t size);
 typedef enum pinheap_extent_kind {
   PINHEAP_EXTENT_FREE,     /* free: the heap can place blocks there */
   PINHEAP_EXTENT_LARGE,    /* one large block (above large_threshold) */
-  PINHEAP_EXTENT_SLAB,     /* an extent jemalloc holds for small objects */
+  PINHEAP_EXTENT_SLAB,     /* an extent jemalloc, or the fine path, holds for small objects */
   /* jemalloc's metadata of an arena: never reported, as it lies in
    * ordinary memory outside the heap's; kept for source compatibility. */
   PINHEAP_EXTENT_METADATA,

@@ -39,7 +39,7 @@ LAYERS = [
     ("jemalloc's extent hooks", ["hooks"]),
     ("a heap's memory", ["space"]),
     ("per-thread caches, arenas, DYNAMIC memory", ["thread", "arenas", "dynamic"]),
-    ("the small objects' keys", ["key"]),
+    ("the small objects' keys, the fine path", ["key", "fine"]),
     ("the heap's core", ["heap"]),
     ("over the core: debugging aids, fork, walk", ["debug", "fork", "walk"]),
     ("the out-of-memory report", ["report"]),

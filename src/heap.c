@@ -76,6 +76,9 @@ static int heap_check_jemalloc_page(size_t page) {
 
 static void heap_give_back(heap *h, void *p, size_t bytes, const char *what);
 
+/* How thread caches empty their fronts of the fine path. */
+static void heap_drain_front(void *ctx, unsigned tcache) { fine_drain(ctx, tcache); }
+
 /* How thread caches give back the extents they keep. */
 static void heap_release_extent(void *ctx, void *p, size_t bytes) { heap_give_back(ctx, p, bytes, "pinheap_trim"); }
 
@@ -160,6 +163,7 @@ int heap_open(heap *h, const pinheap_options *o) {
   /* jemalloc serves only its small classes: its large sizes would round up
    * and keep the rest of their grants to themselves. */
   if (h->large_threshold > h->classes.max) h->large_threshold = h->classes.max;
+  if (fine_open(&h->fine, &h->space, h->page) != 0) return -1;
   gate_init(&h->gate);
   if (heap_open_memory(h) != 0) return -1;
   if (heap_open_arenas(h) != 0) goto fail_memory;
@@ -173,17 +177,23 @@ int heap_open(heap *h, const pinheap_options *o) {
   key_init(&h->keys, (uintptr_t)h);
   /* The caches' drains mark what they hand to jemalloc. */
   h->threads.free_mark = h->keys.freed;
+  h->fine.mark = h->keys.freed;
+  h->fine.fill_mark = h->keys.cached;
+  h->threads.drain_front = heap_drain_front;
+  h->threads.front_ctx = &h->fine;
   pthread_mutex_init(&h->reclaim_lock, NULL);
   return 0;
 fail_arenas:
   arenas_close(&h->arenas);
 fail_memory:
   heap_close_memory(h);
+  fine_close(&h->fine);
   return -1;
 }
 
 void heap_close(heap *h) {
   thread_registry_fini(&h->threads);
+  fine_close(&h->fine);
   arenas_close(&h->arenas);
   heap_close_memory(h);
   pthread_mutex_destroy(&h->reclaim_lock);
@@ -214,13 +224,13 @@ void heap_postfork_child(heap *h) {
 
 /* Opens a fork section (heap.h) for a thread that may change the heap: its
  * cache held busy, or the gate when it has no cache. Pair with heap_leave. */
-static thread_cache *heap_enter(heap *h) {
+static PH_ALWAYS_INLINE thread_cache *heap_enter(heap *h) {
   thread_cache *tc = thread_enter(&h->threads);
   if (PH_UNLIKELY(!tc)) gate_enter(&h->gate);
   return tc;
 }
 
-static void heap_leave(heap *h, thread_cache *tc) {
+static PH_ALWAYS_INLINE void heap_leave(heap *h, thread_cache *tc) {
   if (PH_LIKELY(tc != NULL))
     thread_leave(tc);
   else
@@ -230,6 +240,7 @@ static void heap_leave(heap *h, thread_cache *tc) {
 void heap_reclaim(heap *h) {
   pthread_mutex_lock(&h->reclaim_lock);
   thread_flush_all(&h->threads);
+  fine_reclaim(&h->fine);
   arenas_purge(&h->arenas);
   pthread_mutex_unlock(&h->reclaim_lock);
 }
@@ -411,11 +422,49 @@ static void heap_reused(heap *h, void *p, size_t usable, const char *what) {
   canary_check_reused(p, usable, h->poison, what);
 }
 
+/* heap_attempt: an object of the fine path's class *arg, filling the
+ * thread's front. */
+static void *heap_fine_take(heap *h, void *arg) {
+  thread_cache *tc = heap_enter(h);
+  void *p = fine_fill(&h->fine, tc ? fine_front_of(&h->fine, tc->tcache) : NULL, *(unsigned *)arg);
+  heap_leave(h, tc);
+  return p;
+}
+
+/* heap_fine when the thread's front has no object of class c: out of line,
+ * so that the fast path saves no registers. */
+static __attribute__((noinline)) void *heap_fine_slow(heap *h, unsigned c, size_t size, bool zero,
+                                                      const char *what) {
+  void *p = heap_retry(h, heap_fine_take(h, &c), heap_fine_take, &c, what, size);
+  if (p && zero) memset(p, 0, size);
+  return p;
+}
+
+/* The fine path (fine.h): the thread's front, else its slabs, with the one
+ * reclaim and retry. */
+static PH_ALWAYS_INLINE void *heap_fine(heap *h, size_t size, bool zero, const char *what) {
+  unsigned c = fine_class_of(&h->fine, size);
+  thread_cache *tc = thread_enter(&h->threads);
+  if (PH_LIKELY(tc != NULL)) {
+    fine_front *fr = fine_front_of(&h->fine, tc->tcache);
+    void *p = fr ? thread_bin_pop(&fr->stacks[c]) : NULL;
+    thread_leave(tc);
+    if (PH_LIKELY(p != NULL)) {
+      if (zero) memset(p, 0, size);
+      return p;
+    }
+  }
+  return heap_fine_slow(h, c, size, zero, what);
+}
+
 /* size <= large_threshold (<= classes.max): the thread's stack of freed
  * objects of the size's bin, else jemalloc. keyed: a constant, true on the
  * public paths; false under the layer of heap_set_plain, which zeroes
  * blocks itself. */
 static PH_ALWAYS_INLINE void *heap_cached(heap *h, size_t size, bool zero, bool keyed, const char *what) {
+  /* Not under the debugging aids' layer: the FIFO that holds freed objects
+   * back from reuse, and its checks, are for jemalloc's objects. */
+  if (keyed && fine_serves(size)) return heap_fine(h, size, zero, what);
   unsigned bin = sizeclass_bin(&h->classes, size);
   thread_cache *tc = thread_enter(&h->threads);
   if (PH_UNLIKELY(!tc)) return heap_small(h, size, 0, zero, (int)bin, keyed, what);
@@ -655,6 +704,35 @@ static bool heap_direct_free(heap *h, void *p) {
   return freed;
 }
 
+/* Aborts, naming what, unless an object of the fine path starts at p,
+ * whose page holds tag; keyed: unless it is live too, as far as its key
+ * tells (fr: the thread's front, or NULL). Its class. */
+static PH_ALWAYS_INLINE unsigned heap_fine_live(heap *h, fine_front *fr, thread_cache *tc, void *p, uint32_t tag, bool keyed,
+                               const char *what) {
+  unsigned c = PAGEMAP_FINE_CLASS(tag);
+  if (PH_UNLIKELY(!fine_starts(&h->fine, p, tag))) {
+    heap_leave(h, tc);
+    heap_foreign(h, p, what, "pointer is inside a block, not at its start");
+  }
+  uint64_t w = keyed ? key_word(p) : 0;
+  if (keyed && PH_UNLIKELY(key_maybe_freed(&h->keys, w)) && key_freed(&h->keys, fr ? &fr->stacks[c] : NULL, p, w)) {
+    heap_leave(h, tc);
+    heap_foreign(h, p, what, "block freed already (a double free)");
+  }
+  return c;
+}
+
+/* A free of the fine path's object p, whose page holds tag: onto the
+ * thread's front, or back to its slab. */
+static PH_ALWAYS_INLINE void heap_fine_free(heap *h, void *p, uint32_t tag, bool keyed) {
+  thread_cache *tc = heap_enter(h);
+  fine_front *fr = tc ? fine_front_of(&h->fine, tc->tcache) : NULL;
+  unsigned c = heap_fine_live(h, fr, tc, p, tag, keyed, "pinheap_free");
+  if (keyed) key_set(p, h->keys.cached);
+  if (!fr || !thread_bin_push(&fr->stacks[c], p)) fine_spill(&h->fine, fr, c, p);
+  heap_leave(h, tc);
+}
+
 /* keyed: a constant, as for heap_cached. */
 static PH_ALWAYS_INLINE void heap_free_any(heap *h, void *p, bool keyed) {
   _Atomic uint32_t *slot = pagemap_slot(&h->space.pm, p);
@@ -695,6 +773,10 @@ static PH_ALWAYS_INLINE void heap_free_any(heap *h, void *p, bool keyed) {
     }
     return;
   }
+  if (PAGEMAP_IS_FINE(tag)) {
+    heap_fine_free(h, p, tag, keyed);
+    return;
+  }
   /* Every object handed out had its page tagged with its bin
    * (heap_small_got): a small page without one holds no object's start. */
   if (PAGEMAP_IS_SMALL(tag)) heap_foreign(h, p, "pinheap_free", "pointer is not a live block (inside a block)");
@@ -715,6 +797,10 @@ size_t heap_usable_plain(heap *h, const void *p, heap_kind *kind, const char *wh
   if (bin >= 0) {
     heap_check_start(h, p, tag, (unsigned)bin, what);
     return h->classes.size[bin];
+  }
+  if (PAGEMAP_IS_FINE(tag)) {
+    if (!fine_starts(&h->fine, p, tag)) heap_foreign(h, p, what, "pointer is inside a block, not at its start");
+    return fine_size(&h->fine, PAGEMAP_FINE_CLASS(tag));
   }
   if (PAGEMAP_IS_SMALL(tag)) heap_foreign(h, p, what, "pointer is not a live block (inside a block)");
   bool direct;
@@ -858,14 +944,30 @@ static void *heap_small_realloc(heap *h, void *p, size_t size) {
   return q;
 }
 
+/* The fine path's object p, whose page holds tag, resized: in place while
+ * the size keeps its class, else moved. */
+static void *heap_fine_realloc(heap *h, void *p, uint32_t tag, size_t size) {
+  thread_cache *tc = thread_enter(&h->threads);
+  fine_front *fr = tc ? fine_front_of(&h->fine, tc->tcache) : NULL;
+  if (!tc) gate_enter(&h->gate); /* heap_fine_live leaves what it entered */
+  unsigned c = heap_fine_live(h, fr, tc, p, tag, true, "pinheap_realloc");
+  heap_leave(h, tc);
+  if (heap_impossible(h, "pinheap_realloc", size)) return NULL;
+  if (fine_serves(size) && size <= h->large_threshold && fine_class_of(&h->fine, size) == c) return p;
+  return heap_move(h, p, fine_size(&h->fine, c), size);
+}
+
 void *heap_realloc(heap *h, void *p, size_t size) {
+  _Atomic uint32_t *slot = pagemap_slot(&h->space.pm, p);
+  uint32_t tag = slot ? atomic_load_explicit(slot, memory_order_acquire) : 0;
+  if (PAGEMAP_IS_FINE(tag)) return heap_fine_realloc(h, p, tag, size);
   bool direct = false;
   size_t old_large = heap_classify(h, p, &direct, "pinheap_realloc");
   if (!old_large) heap_check_live(h, p, "pinheap_realloc");
   if (heap_impossible(h, "pinheap_realloc", size)) return NULL;
   if (direct) return heap_direct_realloc(h, p, old_large, size);
   if (old_large == 0) {
-    if (size > h->large_threshold) return heap_move(h, p, sallocx(p, 0), size);
+    if (size > h->large_threshold || fine_serves(size)) return heap_move(h, p, sallocx(p, 0), size);
     return heap_small_realloc(h, p, size);
   }
   if (size <= h->large_threshold) return heap_move(h, p, old_large, size);
@@ -927,7 +1029,9 @@ void heap_get_stats(heap *h, pinheap_stats *out) {
   gate_leave(&h->gate);
   size_t in_use = out->capacity - out->free_bytes;
   out->in_use = in_use;
-  out->allocated = small + out->large_allocated;
+  size_t fine_allocated, fine_slabs;
+  fine_counts(&h->fine, &fine_allocated, &fine_slabs);
+  out->allocated = small + fine_allocated + out->large_allocated;
   /* The high-water mark as stats calls and direct blocks saw it, beside what
    * the manager saw. */
   size_t peak = util_raise_max(&h->peak_seen, in_use);
@@ -963,6 +1067,7 @@ int heap_check(heap *h) {
    * fork's prepare takes them before it closes the gate. */
   int broken = thread_check(&h->threads) + arenas_check(&h->arenas) + key_check(&h->keys);
   size_t cached = thread_cached_extent_bytes(&h->threads);
+  size_t fine_allocated, fine_slabs;
   size_t bytes, blocks;
   heap_large_counts(h, &bytes, &blocks);
   gate_enter(&h->gate);
@@ -970,7 +1075,9 @@ int heap_check(heap *h) {
   broken += em_check(&h->space.em);
   broken += pagemap_check(&h->space.pm, blocks, bytes / h->page);
   broken += hooks_shared_check(&h->space.grants);
-  size_t small_pages = pagemap_count_jemalloc_pages(&h->space.pm);
+  size_t fine_pages, small_pages = pagemap_count_pages(&h->space.pm, &fine_pages);
+  broken += fine_check(&h->fine, fine_pages);
+  fine_counts(&h->fine, &fine_allocated, &fine_slabs);
   em_stats s;
   em_get_stats(&h->space.em, &s);
   struct heap_check_walk walk = {h, 0};
@@ -979,11 +1086,11 @@ int heap_check(heap *h) {
   gate_leave(&h->gate);
   size_t reserved = arenas_reserved(&h->arenas);
   if (h->opts.policy != PINHEAP_POLICY_BUMP &&
-      s.free_bytes + bytes + cached + small_pages * h->page + reserved != s.capacity) {
+      s.free_bytes + bytes + cached + small_pages * h->page + fine_slabs + reserved != s.capacity) {
     fprintf(stderr,
-            "heap: free %zu + large %zu + cached %zu + jemalloc's %zu + kept for arenas %zu bytes should equal the "
-            "region's %zu\n",
-            s.free_bytes, bytes, cached, small_pages * h->page, reserved, s.capacity);
+            "heap: free %zu + large %zu + cached %zu + jemalloc's %zu + fine slabs %zu + kept for arenas %zu bytes "
+            "should equal the region's %zu\n",
+            s.free_bytes, bytes, cached, small_pages * h->page, fine_slabs, reserved, s.capacity);
     broken++;
   }
   return broken;

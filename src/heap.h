@@ -1,7 +1,8 @@
 /*
  * heap: the core of a heap, under the public face (api.h). Sends small
  * requests to the heap's jemalloc arenas (arenas.h) through the calling
- * thread's cache (thread.h) and large ones straight to the extent manager
+ * thread's cache (thread.h), but for the sizes of the fine path (fine.h),
+ * and large ones straight to the extent manager
  * (space.h) as exact page-rounded extents (DYNAMIC and SIMPLE: or to
  * registrations of their own, dynamic.h); reclaims every cache of the heap
  * and retries once before answering ENOMEM. It knows nothing of the
@@ -17,7 +18,7 @@
  * thread's share of them (thread_sum_large), count them; every
  * byte of the regions (chunks) is free in the manager, in a large block, in
  * a thread's extent cache, in an extent jemalloc holds (tagged small or
- * RETURNED), or kept for an arena not made yet, exactly once.
+ * RETURNED), in a fine slab, or kept for an arena not made yet, exactly once.
  *
  * Fork sections (fork.h): code that takes an inner lock (extent manager,
  * page map, grants, growth, direct blocks) or changes what the invariant
@@ -42,6 +43,7 @@
 
 #include "arenas.h"
 #include "dynamic.h"
+#include "fine.h"
 #include "gate.h"
 #include "key.h"
 #include "pinheap.h"
@@ -63,6 +65,7 @@ struct heap {
   pinheap_region region; /* FIXED: the one region */
   dynamic dyn;           /* DYNAMIC and SIMPLE */
   sizeclass classes;
+  fine fine; /* FINE_MIN + 1 to FINE_MAX bytes, up to large_threshold */
   arenas arenas;
   thread_registry threads;
   pthread_mutex_t reclaim_lock;

@@ -164,6 +164,13 @@ void pagemap_clear(pagemap *pm, void *addr, size_t bytes) { pagemap_fill(pm, add
 
 void pagemap_fill_returned(pagemap *pm, void *addr, size_t bytes) { pagemap_fill(pm, addr, bytes, PAGEMAP_RETURNED); }
 
+void pagemap_set_fine(pagemap *pm, void *addr, size_t npages, unsigned c) {
+  PH_ASSERT(pagemap_within_chunk(pm, addr, npages << pm->page_shift));
+  _Atomic uint32_t *slot = pagemap_slot(pm, addr);
+  for (size_t i = 0; i < npages; i++) atomic_store_explicit(&slot[i], PAGEMAP_FINE(c, i), memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+}
+
 void pagemap_set_large(pagemap *pm, void *addr, size_t npages) {
   PH_ASSERT(npages >= 1 && npages <= PAGEMAP_MAX_PAGES && pagemap_within_chunk(pm, addr, npages << pm->page_shift));
   atomic_store_explicit(pagemap_slot(pm, addr), (uint32_t)(npages << 1), memory_order_release);
@@ -206,18 +213,25 @@ void pagemap_walk_large(pagemap *pm, void (*visit)(void *addr, size_t bytes, voi
   pthread_mutex_unlock(&pm->lock);
 }
 
-size_t pagemap_count_jemalloc_pages(pagemap *pm) {
-  size_t n = 0;
+size_t pagemap_count_pages(pagemap *pm, size_t *fine) {
+  size_t n = 0, f = 0;
   pthread_mutex_lock(&pm->lock);
   for (pagemap_chunk *c = pm->chunks; c; c = c->next) {
     if (!c->live) continue;
     for (size_t i = 0; i < c->size >> pm->page_shift; i++) {
       uint32_t tag = atomic_load_explicit(&c->tags[i], memory_order_relaxed);
-      if (PAGEMAP_IS_SMALL(tag) || tag == PAGEMAP_RETURNED) n++;
+      n += PAGEMAP_IS_SMALL(tag) || tag == PAGEMAP_RETURNED;
+      f += PAGEMAP_IS_FINE(tag);
     }
   }
   pthread_mutex_unlock(&pm->lock);
+  *fine = f;
   return n;
+}
+
+size_t pagemap_count_jemalloc_pages(pagemap *pm) {
+  size_t fine;
+  return pagemap_count_pages(pm, &fine);
 }
 
 int pagemap_check(pagemap *pm, size_t large_blocks, size_t large_pages) {
@@ -229,9 +243,9 @@ int pagemap_check(pagemap *pm, size_t large_blocks, size_t large_pages) {
     if (!c->live) continue;
     for (size_t i = 0; i < npages; i++) {
       uint32_t tag = atomic_load_explicit(&c->tags[i], memory_order_relaxed);
-      if (tag < 2 || tag == PAGEMAP_RETURNED || PAGEMAP_IS_SMALL(tag)) continue;
+      if (tag < 2 || tag == PAGEMAP_RETURNED || PAGEMAP_IS_SMALL(tag) || PAGEMAP_IS_FINE(tag)) continue;
       if (tag & 1) {
-        fprintf(stderr, "pagemap: page %zu of chunk %#lx holds tag %#x, should be 0, small, RETURNED or a length\n", i,
+        fprintf(stderr, "pagemap: page %zu of chunk %#lx holds tag %#x, should be 0, small, RETURNED, fine or a length\n", i,
                 (unsigned long)c->base, tag);
         broken++;
         continue;

@@ -19,6 +19,8 @@
  *   PAGEMAP_RETURNED    jemalloc gave the page back, but the rest of its grant
  *                       is still in jemalloc (see hooks.h)
  *   npages << 1 (>= 2)  the first page of a large block of npages pages
+ *   PAGEMAP_FINE(c, i)  page i of a slab of the fine path's class c
+ *                       (fine.h): the slab starts i pages before
  *
  * Chunks: the first chunk added is found by one comparison (a FIXED heap has
  * no other); every chunk is also in a two-level directory by 2 MiB granule,
@@ -28,7 +30,8 @@
  *
  * Beside each tag, a birth stamp (CLOCK_MONOTONIC nanoseconds, to a clock
  * tick) for the head page of a large block: when it was handed out, for
- * reports.
+ * reports; for the head page of a fine slab the same word holds the slab's
+ * record (fine.h).
  *
  * Invariants: a large block's head holds its length; its other pages hold 0,
  * and so do free pages and extents kept in thread caches; a page holds a
@@ -71,6 +74,14 @@
 /* The owner (arena slot) of a small tag with a bin. */
 #define PAGEMAP_OWNER_OF(tag) (((tag) >> PAGEMAP_OWNER_SHIFT) & (PAGEMAP_OWNERS - 1))
 #define PAGEMAP_IS_SMALL(tag) (((tag)&3u) == PAGEMAP_SMALL)
+/* Fine slabs: low bits 3 like PAGEMAP_RETURNED, class + 1 (1 to 255) above
+ * them, the page's index in its slab from PAGEMAP_PHASE_SHIFT up. */
+#define PAGEMAP_FINE(c, i) (3u | (((uint32_t)(c) + 1) << 2) | ((uint32_t)(i) << PAGEMAP_PHASE_SHIFT))
+#define PAGEMAP_IS_FINE(tag) (((tag)&3u) == 3u && (tag) != PAGEMAP_RETURNED)
+/* The class of a fine tag. */
+#define PAGEMAP_FINE_CLASS(tag) ((((tag) >> 2) & 0xFFu) - 1)
+/* The index in its slab of the page of a fine tag. */
+#define PAGEMAP_FINE_PAGE(tag) ((tag) >> PAGEMAP_PHASE_SHIFT)
 #define PAGEMAP_MAX_PAGES (UINT32_MAX >> 1)
 
 #define PAGEMAP_GRANULE_SHIFT 21
@@ -158,11 +169,22 @@ static inline uint64_t pagemap_birth(const pagemap *pm, const void *p) {
   return atomic_load_explicit(&c->births[((uintptr_t)p - c->base) >> pm->page_shift], memory_order_relaxed);
 }
 
+/* The record of the fine slab whose head page holds p (covered): the word
+ * beside the head's tag (NULL: none set). */
+static inline void pagemap_set_record(pagemap *pm, const void *p, void *rec) {
+  pagemap_set_birth(pm, p, (uint64_t)(uintptr_t)rec);
+}
+static inline void *pagemap_record(const pagemap *pm, const void *p) {
+  return (void *)(uintptr_t)pagemap_birth(pm, p);
+}
+
 /* Range setters: [addr, addr + bytes) must lie in one chunk. */
 void pagemap_set_small(pagemap *pm, void *addr, size_t bytes);
 void pagemap_clear(pagemap *pm, void *addr, size_t bytes);
 void pagemap_fill_returned(pagemap *pm, void *addr, size_t bytes);
 void pagemap_set_large(pagemap *pm, void *addr, size_t npages);
+/* Tags the npages pages at addr as a slab of the fine path's class c. */
+void pagemap_set_fine(pagemap *pm, void *addr, size_t npages, unsigned c);
 /* Replaces a head's length old_pages by new_pages; false if the head did not
  * hold old_pages (a racing free). */
 bool pagemap_resize_large(pagemap *pm, void *addr, size_t old_pages, size_t new_pages);
@@ -202,6 +224,8 @@ void pagemap_walk_large(pagemap *pm, void (*visit)(void *addr, size_t bytes, voi
 
 /* Pages over all live chunks holding a small or RETURNED tag. */
 size_t pagemap_count_jemalloc_pages(pagemap *pm);
+/* The same, and into *fine those holding a fine tag, in one pass. */
+size_t pagemap_count_pages(pagemap *pm, size_t *fine);
 
 /* Number of broken invariants over the map, given the number of large
  * blocks and the pages they hold as the caller counts them. */

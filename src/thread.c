@@ -111,6 +111,7 @@ static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
     tc->held.head = tc->held.head + 1 == tc->held.limit ? 0 : tc->held.head + 1;
   }
   if (reg->release_extent) xcache_drain(&tc->extents, reg->release_extent, reg->release_ctx);
+  if (reg->drain_front) reg->drain_front(reg->front_ctx, tc->tcache);
 }
 
 /* Lock held; the cache is off every other thread's hands and drained, or its
@@ -175,6 +176,8 @@ int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t 
     if (reg->batch_mib_len && classes && b < classes->nbins && mallctl(name, &nregs, &sz, NULL, 0) == 0 && nregs > 1)
       reg->refill[b] = (uint8_t)(nregs - 1 < THREAD_REFILL_MAX ? nregs - 1 : THREAD_REFILL_MAX);
   }
+  reg->drain_front = NULL;
+  reg->front_ctx = NULL;
   reg->large_bytes_left = 0;
   reg->large_blocks_left = 0;
   meta_init(&reg->pool, sizeof(thread_cache));

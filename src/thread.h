@@ -204,6 +204,10 @@ struct thread_registry {
   /* Written into the first 8 bytes of each object a cache hands to jemalloc
    * (0: nothing written): the heap's mark of a freed object (heap.c). */
   uint64_t free_mark;
+  /* Empties what a layer keeps beside a cache, by the cache's tcache
+   * number, whenever the cache is drained (NULL: nothing kept). */
+  void (*drain_front)(void *ctx, unsigned tcache);
+  void *front_ctx;
   /* Entries of each cache's FIFO of held-back objects (0: none). */
   uint32_t hold;
   /* jemalloc's experimental.batch_alloc (mib_len 0: not there), and how

@@ -47,16 +47,29 @@ static int walk_grant(walk_state *w, const hooks_grant *g, uintptr_t a, uintptr_
   return 0;
 }
 
+/* Whether a page whose tag is tag starts a large block or a fine slab. */
+static bool walk_starts_block(uint32_t tag) {
+  return pagemap_large_pages(tag) || (PAGEMAP_IS_FINE(tag) && PAGEMAP_FINE_PAGE(tag) == 0);
+}
+
 /* A range [a, end) in use: large blocks, grants, and held runs between. */
 static int walk_used(walk_state *w, uintptr_t a, uintptr_t end) {
   heap *h = w->heap;
   const pagemap *pm = &h->space.pm;
   while (a < end) {
-    size_t bytes = pagemap_large_pages(pagemap_get(pm, (void *)a)) * h->page;
+    uint32_t tag = pagemap_get(pm, (void *)a);
+    size_t bytes = pagemap_large_pages(tag) * h->page;
     int stop;
     if (bytes && bytes <= end - a) {
       stop = walk_emit(w, a, bytes, PINHEAP_EXTENT_LARGE, pagemap_birth(pm, (void *)a), 0);
       a += bytes;
+    } else if (PAGEMAP_IS_FINE(tag) && PAGEMAP_FINE_PAGE(tag) == 0) {
+      /* A fine slab (fine.h): no birth kept. */
+      const fine_class *k = &h->fine.classes[PAGEMAP_FINE_CLASS(tag)];
+      uintptr_t stop_at = a + ((uintptr_t)k->pages << h->fine.page_shift);
+      if (stop_at > end) stop_at = end;
+      stop = walk_emit(w, a, stop_at - a, PINHEAP_EXTENT_SLAB, 0, k->size);
+      a = stop_at;
     } else {
       hooks_grant g;
       uintptr_t next;
@@ -66,7 +79,7 @@ static int walk_used(walk_state *w, uintptr_t a, uintptr_t end) {
         a = stop_at;
       } else {
         uintptr_t limit = next < end ? next : end, b = a + h->page;
-        while (b < limit && !pagemap_large_pages(pagemap_get(pm, (void *)b))) b += h->page;
+        while (b < limit && !walk_starts_block(pagemap_get(pm, (void *)b))) b += h->page;
         stop = walk_emit(w, a, b - a, PINHEAP_EXTENT_HELD, 0, 0);
         a = b;
       }

@@ -6,7 +6,8 @@
 # expensive assertions (PINHEAP_ASSERT=expensive: every module's checker
 # after each of its changes), ThreadSanitizer over the stress and soak
 # tests and the small paths' threads (test_small_paths), the libfabric
-# provider's tests (when built) and the fork test. Any
+# provider's tests (when built), and the fork test and the fine path's
+# (test_fine, which forks too) without the deadlock detector. Any
 # report fails the run.
 #
 #   tests/sanitize.sh
@@ -38,8 +39,9 @@ run "ASan+UBSan" build-asan "-fsanitize=address,undefined -fno-sanitize-recover=
 run "TSan" build-tsan "-fsanitize=thread -Wno-error=tsan" \
   '^(stress_threads(_dynamic)?|stress_medium|soak(_dynamic|_debug)?|test_small_paths|test_ofi_tcp|test_ofi_shm)$' "TSAN_OPTIONS=halt_on_error=1"
 # Without the deadlock detector: jemalloc's own fork handler holds more
-# mutexes at once than it tracks (64), and its internal check then fails.
-run "TSan, fork" build-tsan "-fsanitize=thread -Wno-error=tsan" '^test_fork$' \
+# mutexes at once than it tracks (64), and its internal check then fails
+# (test_fine forks for the frees that must abort).
+run "TSan, fork" build-tsan "-fsanitize=thread -Wno-error=tsan" '^(test_fork|test_fine)$' \
   "TSAN_OPTIONS=halt_on_error=1:detect_deadlocks=0"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

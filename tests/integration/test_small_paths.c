@@ -237,7 +237,9 @@ static void test_thread_churn(void **state) {
 
 /* ---- one thread allocates, another frees ---------------------------------- */
 
-#define OBJ_SIZE 1024
+/* A jemalloc size: the fine path (fine.h) gives its emptied slabs back
+ * at once, see test_fine. */
+#define OBJ_SIZE 4096
 #define OBJS (12 * MiB / OBJ_SIZE)
 
 typedef struct handoff {
