@@ -220,12 +220,9 @@ void fine_spill(fine *f, fine_front *fr, unsigned c, void *p) {
   fine_class *k = &f->classes[c];
   pthread_mutex_lock(&k->lock);
   if (fr) {
-    /* The older half goes: the newer objects are the ones still warm. */
     thread_bin *b = &fr->stacks[c];
-    uint32_t half = b->count / 2;
-    for (uint32_t i = 0; i < half; i++) fine_put(f, c, b->slots[i]);
-    memmove(b->slots, b->slots + half, (b->count - half) * sizeof *b->slots);
-    b->count -= half;
+    for (uint32_t i = 0; i < thread_bin_older(b); i++) fine_put(f, c, b->slots[i]);
+    thread_bin_drop_older(b);
     b->slots[b->count++] = p;
   } else {
     fine_put(f, c, p);

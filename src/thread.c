@@ -87,11 +87,9 @@ void thread_bin_spill(thread_cache *tc, unsigned b, void *p) {
   if (bin->limit < bin->cap) {
     bin->limit = bin->limit < bin->cap / 2 ? bin->limit * 2 : bin->cap;
   } else {
-    /* The older half goes: the newer objects are the ones still warm. */
-    uint32_t half = bin->count / 2;
-    for (uint32_t i = 0; i < half; i++) thread_object_give(tc->registry, bin->slots[i], b, tc->free_flags);
-    memmove(bin->slots, bin->slots + half, (bin->count - half) * sizeof *bin->slots);
-    bin->count -= half;
+    for (uint32_t i = 0; i < thread_bin_older(bin); i++)
+      thread_object_give(tc->registry, bin->slots[i], b, tc->free_flags);
+    thread_bin_drop_older(bin);
   }
   bin->slots[bin->count++] = p;
 }

@@ -67,6 +67,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "meta.h"
 #include "ph_assert.h"
@@ -103,6 +104,16 @@ static inline bool thread_bin_push(thread_bin *b, void *p) {
   if (b->count >= b->limit) return false;
   b->slots[b->count++] = p;
   return true;
+}
+
+/* The older half of a full stack: the caller gives back its first
+ * thread_bin_older(b) objects, then thread_bin_drop_older keeps the newer
+ * ones, still warm, at the bottom. */
+static inline uint32_t thread_bin_older(const thread_bin *b) { return b->count / 2; }
+static inline void thread_bin_drop_older(thread_bin *b) {
+  uint32_t half = thread_bin_older(b);
+  memmove(b->slots, b->slots + half, (b->count - half) * sizeof *b->slots);
+  b->count -= half;
 }
 
 /* A stack of objects holds at most 64 KiB of them, and between 4 and
