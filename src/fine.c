@@ -17,8 +17,9 @@ int fine_open(fine *f, space *s, size_t page) {
     fine_class *k = &f->classes[c];
     size_t base = FINE_MIN << (c / FINE_STEPS);
     k->size = (uint32_t)(base + base / FINE_STEPS * (c % FINE_STEPS + 1));
-    /* The fewest pages that waste at most 1/32 of the slab, else the
-     * least waste. */
+    /* The least waste for its size, and the fewest pages among equals: a
+     * slab's tail is lost to every class, while its free slots serve its
+     * own (with 4 KiB pages each class tiles exactly). */
     size_t best = 0, best_waste = 0;
     for (size_t n = 1; n <= FINE_SLAB_PAGES; n++) {
       size_t objects = n * page / k->size;
@@ -26,10 +27,6 @@ int fine_open(fine *f, space *s, size_t page) {
       if (objects < 2) continue;
       size_t waste = n * page - objects * k->size;
       if (!best || waste * best < best_waste * n) best = n, best_waste = waste;
-      if (waste * 32 <= n * page) {
-        best = n;
-        break;
-      }
     }
     if (!best) {
       error_set(ENOSYS, "pinheap_create: a %zu-byte page holds no slab of %u-byte objects", page, k->size);
