@@ -5,9 +5,10 @@
  * - every size from 1025 to 2048 bytes is rounded up by less than the
  *   class step (64 B): 1100 bytes give at most 1152 (jemalloc: 1280);
  * - a FIXED heap filled with 1100-byte objects to ENOMEM holds at least
- *   92 % of its free bytes in them; freed by a thread that then exits, the
- *   emptied slabs are back in the extent manager at once (but one spare),
- *   and after a trim the largest free extent is what it was;
+ *   95 % of its free bytes in them (1152-byte slots in slabs without a
+ *   tail); freed by a thread that then exits, the emptied slabs are back in
+ *   the extent manager at once (but one spare), and after a trim the
+ *   largest free extent is at least what it was;
  * - random mallocs, callocs, reallocs and frees over two threads, contents
  *   checked, with pinheap_check and pinheap_walk (fine slabs report their
  *   object size) every few hundred operations (seed printed, taken as
@@ -105,10 +106,11 @@ static void test_fill_to_enomem(void **state) {
          s1.free_bytes / KiB, s0.free_bytes / KiB, s1.largest_free / KiB, s2.largest_free / KiB,
          s0.largest_free / KiB);
   assert_true(x.count < x.cap);
-  assert_true(x.count * x.size >= s0.free_bytes / 100 * 92);
+  /* 1100 B in 1152 B slots, and slabs without a tail. */
+  assert_true(x.count * x.size >= s0.free_bytes / 1000 * 950);
   /* The emptied slabs went back as they emptied, but the class's spare. */
   assert_true(s1.free_bytes + 64 * KiB >= s0.free_bytes);
-  assert_int_equal(s2.largest_free, s0.largest_free);
+  assert_true(s2.largest_free >= s0.largest_free);
   assert_int_equal(s2.allocated, 0);
   free(x.p);
   pinheap_destroy(h);
