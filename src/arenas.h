@@ -6,14 +6,15 @@
  *
  * A FIXED heap under the two-ended policy keeps their room at the top of its
  * region from its creation: max pieces of ARENAS_BYTES, arena i's the i-th
- * from the top down, so that each arena's first slab sits there
- * however late it is made; the pieces of arenas not made yet count as in
- * use (arenas_reserved). When an arena cannot be made, max drops to the
+ * from the bottom up, so that each arena's first slab sits there
+ * however late it is made (the rest of its piece goes back then, and
+ * joins the free room below); the pieces of arenas not made yet count as
+ * in use (arenas_reserved). When an arena cannot be made, max drops to the
  * arenas made and the pieces left go back to the extent manager.
  *
  * Invariants: arena[0 .. made) are live and index[i] is arena[i]'s jemalloc
  * index; 1 <= made <= max <= ARENAS_MAX once open; reserve (when not NULL)
- * is the top of the pieces, those of arenas made handed to them.
+ * is the bottom of the pieces, those of arenas made handed to them.
  *
  * Thread-safe: made is published with release, read with acquire; making
  * an arena takes lock (and no other lock of the heap's).

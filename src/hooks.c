@@ -70,10 +70,11 @@ static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_
   hooks_shared *s = ha->shared;
   bool pristine = false;
   void *p;
-  if (!new_addr && size <= ha->reserve_left && !(ha->reserve & (alignment - 1))) {
-    p = (void *)ha->reserve;
+  /* From the reserve's top, where the heap keeps an arena's extents. */
+  uintptr_t top = ha->reserve + ha->reserve_left - size;
+  if (!new_addr && size <= ha->reserve_left && !(top & (alignment - 1))) {
+    p = (void *)top;
     pristine = ha->reserve_pristine;
-    ha->reserve += size;
     ha->reserve_left -= size;
   } else if (new_addr)
     p = em_alloc_at(s->em, new_addr, size, &pristine) ? new_addr : NULL;

@@ -148,8 +148,8 @@ static int grant_span(tree_node *n, void *arg) {
   return 0;
 }
 
-/* The reserve serves the arena's first extent (jemalloc's first grant, at
- * its start); what is left of it goes back to the manager. */
+/* The reserve serves the arena's first extent (a slab, at its top); what is
+ * left of it goes back to the manager. */
 static void test_reserve(void **state) {
   (void)state;
   fixture *f = open_fixture(REGION);
@@ -161,7 +161,7 @@ static void test_reserve(void **state) {
   assert_int_equal(hooks_arena_create(&ha, &f->shared, reserve, reserve_bytes, pristine), 0);
   hooks_grant g;
   uintptr_t next;
-  assert_true(hooks_grant_at(&f->shared, (uintptr_t)reserve, &g, &next));
+  assert_true(hooks_grant_at(&f->shared, (uintptr_t)reserve + reserve_bytes - PAGE, &g, &next));
   span s = {.lo = UINTPTR_MAX};
   tree_walk(&f->shared.grants, grant_span, &s);
   assert_true(s.lo >= (uintptr_t)reserve && s.hi <= (uintptr_t)reserve + reserve_bytes);
