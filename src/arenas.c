@@ -8,7 +8,8 @@
 #include "ph_assert.h"
 #include "util.h"
 
-/* The reserve's pieces start on a 2 MiB boundary: each one huge page. */
+/* The reserve's pieces start on a 2 MiB boundary: each holds a 2 MiB grant,
+ * one huge page. */
 #define ARENAS_ALIGN ((size_t)2 << 20)
 
 unsigned arenas_wanted(unsigned asked) {
@@ -20,9 +21,8 @@ unsigned arenas_wanted(unsigned asked) {
 
 size_t arenas_least_size(unsigned n) { return n * ARENAS_BYTES + ((size_t)2 << 20); }
 
-/* The reserve's piece of arena i: arena 0's the lowest, so that what the
- * arenas made give back of theirs joins the free room below the pieces. */
-static char *arenas_piece(const arenas *a, unsigned i) { return a->reserve + (size_t)i * ARENAS_BYTES; }
+/* The reserve's piece of arena i. */
+static char *arenas_piece(const arenas *a, unsigned i) { return a->reserve - (size_t)(i + 1) * ARENAS_BYTES; }
 
 /* Makes the next arena; lock held, or the set not yet shared. 0, or -1 with
  * the error set; then no other is made (the reserve's pieces left go back
@@ -56,7 +56,7 @@ int arenas_open(arenas *a, hooks_shared *grants, unsigned max, unsigned now, con
       error_set(ENOMEM, "pinheap_create: no room for the arenas at the top of the region");
       return -1;
     }
-    a->reserve = at;
+    a->reserve = at + bytes;
   }
   pthread_mutex_init(&a->lock, NULL);
   for (unsigned i = 0; i < now; i++) {

@@ -6,15 +6,14 @@
  *
  * A FIXED heap under the two-ended policy keeps their room at the top of its
  * region from its creation: max pieces of ARENAS_BYTES, arena i's the i-th
- * from the bottom up, so that each arena's first slab sits there
- * however late it is made (the rest of its piece goes back then, and
- * joins the free room below); the pieces of arenas not made yet count as
- * in use (arenas_reserved). When an arena cannot be made, max drops to the
+ * from the top down, so that each arena's first grant sits there
+ * however late it is made; the pieces of arenas not made yet count as in
+ * use (arenas_reserved). When an arena cannot be made, max drops to the
  * arenas made and the pieces left go back to the extent manager.
  *
  * Invariants: arena[0 .. made) are live and index[i] is arena[i]'s jemalloc
  * index; 1 <= made <= max <= ARENAS_MAX once open; reserve (when not NULL)
- * is the bottom of the pieces, those of arenas made handed to them.
+ * is the top of the pieces, those of arenas made handed to them.
  *
  * Thread-safe: made is published with release, read with acquire; making
  * an arena takes lock (and no other lock of the heap's).
@@ -31,10 +30,8 @@
 #include "pinheap.h"
 
 #define ARENAS_MAX 64u
-/* The room an arena keeps at the top of a FIXED region until it is made
- * (its first slab comes from it, the rest goes back then: hooks.c), and
- * what the least region or cap counts per arena; its metadata lies
- * outside. */
+/* What an arena takes of a FIXED region or a DYNAMIC heap's cap, for good:
+ * the first grant jemalloc keeps (hooks.c); its metadata lies outside. */
 #define ARENAS_BYTES ((size_t)2 << 20)
 
 typedef struct arenas {

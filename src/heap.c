@@ -123,8 +123,8 @@ static int heap_check_room(const heap *h, unsigned arenas) {
   size_t least = arenas_least_size(counted);
   if (!limit || limit >= least) return 0;
   error_set(ENOMEM,
-            "pinheap_create: a %s of %zu bytes is too small: %s %u jemalloc arena%s take%s %zu MiB of it "
-            "(the room each keeps at the top until it is made; %s) and the heap needs 2 MiB more; the least size that works is "
+            "pinheap_create: a %s of %zu bytes is too small: %s %u jemalloc arena%s take%s %zu MiB of it for good "
+            "(jemalloc's first grant each; %s) and the heap needs 2 MiB more; the least size that works is "
             "%zu bytes (%zu MiB)",
             heap_fixed(h) ? "region" : "cap", limit, heap_fixed(h) ? "its" : "its first", counted,
             counted > 1 ? "s" : "", counted > 1 ? "" : "s", counted * (ARENAS_BYTES >> 20),

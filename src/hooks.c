@@ -70,17 +70,22 @@ static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_
   hooks_shared *s = ha->shared;
   bool pristine = false;
   void *p;
-  /* From the reserve's top, where the heap keeps an arena's extents. */
-  uintptr_t top = ha->reserve + ha->reserve_left - size;
-  if (!new_addr && size <= ha->reserve_left && !(top & (alignment - 1))) {
-    p = (void *)top;
+  if (!new_addr && size <= ha->reserve_left && !(ha->reserve & (alignment - 1))) {
+    p = (void *)ha->reserve;
     pristine = ha->reserve_pristine;
+    ha->reserve += size;
     ha->reserve_left -= size;
   } else if (new_addr)
     p = em_alloc_at(s->em, new_addr, size, &pristine) ? new_addr : NULL;
   else
     p = hooks_take(s, size, alignment, &pristine);
   if (!p) return NULL;
+  /* The first grant comes while the arena is made, before any other thread
+   * can use it. */
+  if (!ha->first_size) {
+    ha->first = (uintptr_t)p;
+    ha->first_size = size;
+  }
   /* Tagged before it is recorded, untagged after it is forgotten
    * (hooks_give_back): the grants' lock holder sees every grant tagged. */
   pagemap_set_small(s->pm, p, size);
@@ -132,11 +137,6 @@ static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_
 static bool hooks_is_base(const void *new_addr, size_t size, size_t alignment, bool zero, bool commit) {
   return !new_addr && alignment >= HOOKS_BASE_ALIGN && size % HOOKS_BASE_ALIGN == 0 && zero && commit;
 }
-
-/* Whether jemalloc asks alloc for retained growth (extent_grow_retained,
- * above): a block larger than the extent it needs, the rest of which it
- * would keep to itself; *commit false marks it, as no other request has. */
-static bool hooks_is_growth(const void *new_addr, bool commit) { return !new_addr && !commit; }
 
 /* Ordinary memory for base blocks: mapped (and charged) as the local
  * provider maps a SIMPLE heap's memory. */
@@ -198,8 +198,6 @@ static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t 
   PH_ASSERT(base || alignment < HOOKS_BASE_ALIGN); /* hooks_arena_create's precondition */
   if (base)
     p = hooks_base_map(s, size, alignment);
-  else if (hooks_is_growth(new_addr, *commit))
-    p = NULL; /* it asks again for the extent alone (hooks.h) */
   else
     p = hooks_grant_new((hooks_arena *)h, new_addr, size, alignment, zero, commit);
   gate_leave(s->gate);
@@ -245,10 +243,19 @@ static void hooks_give_back(hooks_arena *ha, void *addr, size_t size) {
   }
 }
 
+/* Whether [addr, addr + size) overlaps the arena's first grant. */
+static bool hooks_in_first(const hooks_arena *ha, const void *addr, size_t size) {
+  uintptr_t a = (uintptr_t)addr;
+  return ha->first_size && a < ha->first + ha->first_size && a + size > ha->first;
+}
+
+/* Refuses the extents of the arena's first grant: jemalloc keeps them as
+ * retained and reuses them (hooks.h). */
 static bool hooks_dalloc(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigned arena_ind) {
   (void)committed;
   (void)arena_ind;
   hooks_shared *s = ((hooks_arena *)h)->shared;
+  if (hooks_in_first((hooks_arena *)h, addr, size)) return true;
   if (!gate_try(s->gate)) return true;
   if (!hooks_base_unmap(s, addr, size)) hooks_give_back((hooks_arena *)h, addr, size);
   gate_leave(s->gate);
@@ -329,15 +336,18 @@ int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, void *reserve, siz
     return -1;
   }
   ssize_t dirty = HOOKS_DIRTY_DECAY_MS, muzzy = 0;
+  size_t limit = (size_t)sysconf(_SC_PAGESIZE);
   if ((err = hooks_arena_set(ha->index, "dirty_decay_ms", &dirty, sizeof dirty)) ||
-      (err = hooks_arena_set(ha->index, "muzzy_decay_ms", &muzzy, sizeof muzzy))) {
+      (err = hooks_arena_set(ha->index, "muzzy_decay_ms", &muzzy, sizeof muzzy)) ||
+      (err = hooks_arena_set(ha->index, "retain_grow_limit", &limit, sizeof limit))) {
     hooks_arena_destroy(ha);
     hooks_reserve_return(ha);
     error_set(ENOMEM, "cannot configure jemalloc arena %u: %s", ha->index, strerror(err));
     return -1;
   }
-  /* A first slab, from the reserve where the heap placed it, which proves
-   * the arena works. */
+  /* jemalloc's first grow is 2 MiB whatever the limit, and it keeps the
+   * rest of that grant for good: take it now, from the reserve at the top,
+   * rather than later in the middle of the region. */
   void *warm = mallocx(1, (int)(MALLOCX_ARENA(ha->index) | MALLOCX_TCACHE_NONE));
   if (!warm) {
     hooks_arena_destroy(ha);

@@ -10,12 +10,11 @@
  * fork is being prepared, alloc fails and dalloc refuses (the heap's gate,
  * fork.h); split and merge take no lock and never wait.
  *
- * An arena keeps no grant of its own: jemalloc would grow by 2 MiB
- * first, whatever the retain grow limit, and keep what it does not use of
- * that block as retained memory, of use to this arena's slabs alone; alloc
- * refuses such growth (jemalloc then asks for the extent it needs alone),
- * so every extent of an arena goes back to the manager when jemalloc frees
- * it, to serve any block.
+ * An arena's first grant is its own for good: jemalloc's first grow is
+ * 2 MiB whatever the retain grow limit, and dalloc refuses every extent
+ * inside it, so that jemalloc keeps it as retained memory and carves this
+ * arena's later extents from it, rather than leave freed pieces RETURNED
+ * (below), unusable by anyone while some other piece of it lives.
  *
  * A grant goes back to the manager whole, at once when jemalloc gives it back
  * whole, and otherwise when its last piece comes back. jemalloc with
@@ -39,7 +38,9 @@
  * comes back without the manager's lock and the grants' bookkeeping; every
  * reclaim purges them (hooks_arena_purge: pinheap_trim, and before any
  * ENOMEM), so they are never why an allocation fails. Muzzy decay is 0 and
- * purge refuses: jemalloc never madvises a registered page.
+ * purge refuses: jemalloc never madvises a registered page. A retain grow
+ * limit of one page makes jemalloc ask the manager for what it needs instead
+ * of ever larger blocks it would keep to itself.
  *
  * Thread-safe: jemalloc calls hooks from any thread; the manager and the
  * page map are thread-safe.
@@ -116,6 +117,11 @@ typedef struct hooks_arena {
   uintptr_t reserve;
   size_t reserve_left;
   bool reserve_pristine; /* never handed out: reads as zero */
+  /* The arena's first grant (jemalloc's first grow, 2 MiB), set while the
+   * arena is made: dalloc refuses the extents inside it, which jemalloc
+   * then keeps as retained and reuses for this arena. */
+  uintptr_t first;
+  size_t first_size;
 } hooks_arena;
 
 /* Creates an arena that takes its extents from shared's manager.
