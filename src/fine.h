@@ -8,8 +8,8 @@
  *
  * A class's objects tile slabs of its own: a few pages (1 to
  * FINE_SLAB_PAGES, at most FINE_SLAB_OBJECTS objects, the least waste per
- * byte of slab, then the fewest pages: with 4 KiB pages every class's
- * slab has no tail, 1 to 31 pages) taken from the extent manager
+ * byte of slab, then the fewest pages: with 4 KiB pages at most 1.6 % of
+ * the slab, half the classes none) taken from the extent manager
  * (hooks_take, as a large block is) and tagged in the page map with the
  * class and each page's index in its slab (pagemap.h), so a free finds the
  * class and the slab's start without a lookup; the word beside the head
@@ -57,7 +57,7 @@
 /* The smallest step: class_of's buckets. */
 #define FINE_BUCKET (FINE_MIN / FINE_STEPS)
 #define FINE_SLAB_OBJECTS 64u /* one bitmap word */
-#define FINE_SLAB_PAGES 32u
+#define FINE_SLAB_PAGES 16u
 /* A front's stack holds at most this many bytes of objects. */
 #define FINE_STACK_BYTES ((size_t)64 << 10)
 /* Fronts, one per jemalloc tcache number (below 2^12: MALLOCX_TCACHE). */

@@ -5,8 +5,8 @@
  * - every size from 1025 to 2048 bytes is rounded up by less than the
  *   class step (64 B): 1100 bytes give at most 1152 (jemalloc: 1280);
  * - a FIXED heap filled with 1100-byte objects to ENOMEM holds at least
- *   95 % of its free bytes in them (1152-byte slots in slabs without a
- *   tail); freed by a thread that then exits, the emptied slabs are back in
+ *   95 % of its free bytes in them (1152-byte slots in slabs of 9 pages
+ *   without a tail); freed by a thread that then exits, the emptied slabs are back in
  *   the extent manager at once (but one spare), and after a trim the
  *   largest free extent is what it was;
  * - random mallocs, callocs, reallocs and frees over two threads, contents
