@@ -302,23 +302,32 @@ static em_extent *em_aligned_fit(const em *m, size_t size, size_t align) {
   return best;
 }
 
+/* Whether EM_RING may take a request of need bytes from the bottom of e:
+ * top, the highest free extent of at least ring_min bytes (the one that
+ * meets the blocks placed from the top when they grow down), must keep
+ * twice ring_min above it, so that those blocks find room there rather
+ * than between arrays. */
+static bool em_ring_room(const em *m, const em_extent *e, const em_extent *top, size_t need) {
+  return e && e->size >= need && (e != top || e->size - need >= 2 * m->ring_min);
+}
+
 /* EM_RING's extent for a request of at least ring_min bytes (any free
- * extent of need bytes holds it aligned), and where in it: at the pointer,
- * above it, or round from the lowest address. NULL when none has need bytes. */
-static em_extent *em_ring_fit(const em *m, size_t size, size_t align, size_t need, uintptr_t *start) {
+ * extent of need bytes holds it aligned; it is carved from the bottom): the
+ * free extent holding the pointer, else the lowest-addressed one above it,
+ * else (wrapping round) the lowest-addressed one, each only with room as
+ * em_ring_room says; when none has that room, the one above the pointer or
+ * round that has need bytes. NULL when none has need bytes. */
+static em_extent *em_ring_fit(const em *m, size_t need) {
+  em_extent *top = em_highest_fit(m, m->ring_min);
   em_extent key = {.addr = m->rover};
   tree_node *n = m->rover ? tree_floor(&m->by_addr, &key.by_addr) : NULL;
-  em_extent *e = n ? EM_OF_ADDR(n) : NULL;
-  if (e) {
-    uintptr_t s = util_align_up(m->rover, align);
-    if (s >= m->rover && s <= e->addr + e->size && e->addr + e->size - s >= size) {
-      *start = s;
-      return e;
-    }
-  }
-  if (!(e = em_lowest_fit(m, m->rover, need)) && !(e = em_lowest_fit(m, 0, need))) return NULL;
-  *start = util_align_up(e->addr, align);
-  return e;
+  em_extent *e = n && EM_OF_ADDR(n)->addr + EM_OF_ADDR(n)->size > m->rover ? EM_OF_ADDR(n) : NULL;
+  if (em_ring_room(m, e, top, need)) return e;
+  em_extent *above = em_lowest_fit(m, m->rover, need);
+  if (em_ring_room(m, above, top, need)) return above;
+  em_extent *round = em_lowest_fit(m, 0, need);
+  if (em_ring_room(m, round, top, need)) return round;
+  return above ? above : round;
 }
 
 static void *em_alloc_free_list(em *m, size_t size, size_t align, bool *pristine) {
@@ -330,11 +339,10 @@ static void *em_alloc_free_list(em *m, size_t size, size_t align, bool *pristine
   bool ring = m->policy == EM_RING && size >= m->ring_min;
   bool small = size <= m->small_max || (m->policy == EM_RING && !ring);
   em_extent *e = NULL;
-  uintptr_t start = 0;
   if (need < size) {
     e = em_aligned_fit(m, size, align);
   } else if (ring) {
-    e = em_ring_fit(m, size, align, need, &start);
+    e = em_ring_fit(m, need);
   } else if (m->policy == EM_FIRST_FIT && !small) {
     e = em_lowest_fit(m, 0, need);
   } else {
@@ -356,8 +364,7 @@ static void *em_alloc_free_list(em *m, size_t size, size_t align, bool *pristine
   /* Only an alignment too large for any extent of need bytes comes here
    * (em_aligned_fit chose by the two-ended rules already). */
   if (!e && !(e = em_aligned_fit(m, size, align))) return NULL;
-  if (!start)
-    start = small ? util_align_down(e->addr + e->size - size, align) : util_align_up(e->addr, align);
+  uintptr_t start = small ? util_align_down(e->addr + e->size - size, align) : util_align_up(e->addr, align);
   if (ring) m->rover = start + size;
   *pristine = em_touch(e->region, start, start + size);
   em_carve(m, e, start, size);

@@ -23,14 +23,19 @@
  *   - a freed extent is merged at once with free neighbours of its region.
  * Policy EM_RING: an extent below ring_min bytes is placed as a small one
  * under EM_TWO_ENDED (from the top; which holes count as small still goes
- * by small_max), and one of at least ring_min bytes next fit: at the roving pointer when the free extent holding it
- * has room above it, else at the bottom of the lowest-addressed free extent
- * that fits above the pointer, else (wrapping round) of the lowest-addressed
- * one that fits; the pointer then moves to the extent's end. Large arrays
- * thus follow each other round the region like a ring buffer: when the
- * oldest die first, the pointer keeps meeting the room they left, and holes
- * between arrays are not scattered by best fit; medium blocks stay at the
- * top, out of the ring's way.
+ * by small_max), and one of at least ring_min bytes next fit, at the bottom
+ * of the free extent holding the roving pointer, else of the
+ * lowest-addressed free extent that fits above the pointer, else (wrapping
+ * round) of the lowest-addressed one that fits; the pointer then moves to
+ * the extent's end. Large arrays thus follow each other round the region
+ * like a ring buffer: when the oldest die first, the pointer keeps meeting
+ * the room they left, and holes between arrays are not scattered by best
+ * fit. Medium blocks stay at the top, out of the ring's way, and the ring
+ * keeps room for them to grow down: it takes from the highest free extent
+ * of at least ring_min bytes (the one below them) only what leaves
+ * 2 ring_min bytes of it free, unless no other free extent fits. Taking
+ * the bottom of the pointer's extent rather than the pointer's own place
+ * leaves no hole behind the pointer once everything below it has died.
  * Policy EM_FIRST_FIT: as EM_TWO_ENDED, but an extent of more than small_max
  * bytes is carved from the bottom of the lowest-addressed free extent that
  * fits (address-ordered first fit).

@@ -424,9 +424,11 @@ static void test_check_catches_breakage(void **state) {
 }
 
 /* Four 20 MiB arrays, the first and third freed: best fit would refill the
- * lowest hole; the ring goes on from where it stopped (80 MiB), wraps to
- * the bottom, then takes the next hole above the pointer. Blocks below
- * ring_min are placed at the top, as small ones. */
+ * lowest hole; the ring goes on from where it stopped (80 MiB), but the
+ * room there is the highest free extent of at least ring_min, where only
+ * what leaves 2 ring_min free is taken: it wraps to the bottom, then takes
+ * the next hole above the pointer, and the top one last, when nothing else
+ * fits. Blocks below ring_min are placed at the top, as small ones. */
 static void test_ring_next_fit(void **state) {
   (void)state;
   em *m = make_ring(EM_RING, 100 * MiB, 1 * MiB, 10 * MiB);
@@ -437,19 +439,54 @@ static void test_ring_next_fit(void **state) {
   give(m, a, 20 * MiB);
   give(m, c, 20 * MiB);
   void *e = take(m, 20 * MiB), *f = take(m, 20 * MiB), *g = take(m, 20 * MiB);
-  assert_int_equal(OFF(e), 80 * MiB); /* at the pointer */
-  assert_int_equal(OFF(f), 0);        /* wrapped round */
-  assert_int_equal(OFF(g), 40 * MiB); /* the next hole above the pointer */
+  assert_int_equal(OFF(e), 0);        /* wrapped round: the top keeps its room */
+  assert_int_equal(OFF(f), 40 * MiB); /* the next hole above the pointer */
+  assert_int_equal(OFF(g), 80 * MiB); /* the top, the only room left */
   assert_null(take(m, 20 * MiB));
   give(m, b, 20 * MiB);
   void *medium = take(m, 4 * MiB), *small = take(m, 64 * KiB);
   assert_int_equal(OFF(medium), 36 * MiB);          /* below ring_min: the top of the highest hole */
   assert_int_equal(OFF(small), 36 * MiB - 64 * KiB);
-  assert_int_equal(m->rover, BASE + 60 * MiB);      /* only ring extents move it */
+  assert_int_equal(m->rover, BASE + 100 * MiB);     /* only ring extents move it */
   give(m, medium, 4 * MiB);
   void *aligned = em_alloc(m, 10 * MiB, 8 * MiB, NULL); /* no hole of 18 MiB: the smallest aligned fit */
   assert_int_equal(OFF(aligned), 24 * MiB);
   assert_int_equal(em_check(m), 0);
+  em_fini(m);
+}
+
+/* Every array freed, the pointer is left in the middle of one free extent:
+ * the next array is taken from that extent's bottom, not at the pointer,
+ * which would cut the room in two (30 MiB below, 40 above) where a 60 MiB
+ * array must fit next. */
+static void test_ring_bottom_of_pointer_extent(void **state) {
+  (void)state;
+  em *m = make_ring(EM_RING, 100 * MiB, 1 * MiB, 10 * MiB);
+  void *a = take(m, 30 * MiB);
+  give(m, a, 30 * MiB);
+  assert_int_equal(m->rover, BASE + 30 * MiB);
+  assert_int_equal(OFF(take(m, 30 * MiB)), 0);
+  void *b = take(m, 60 * MiB);
+  assert_non_null(b);
+  assert_int_equal(OFF(b), 30 * MiB);
+  em_fini(m);
+}
+
+/* A block at the top, two arrays, the first freed: the pointer's extent
+ * (60-99 MiB) is the highest free extent of at least ring_min, and a
+ * 25 MiB array there would leave 14 MiB free, less than 2 ring_min: it
+ * wraps to the hole at the bottom, and a medium block then finds room
+ * below the top one instead of landing between arrays. */
+static void test_ring_keeps_room_below_top(void **state) {
+  (void)state;
+  em *m = make_ring(EM_RING, 100 * MiB, 1 * MiB, 10 * MiB);
+  assert_int_equal(OFF(take(m, 1 * MiB)), 99 * MiB);
+  void *a = take(m, 30 * MiB), *b = take(m, 30 * MiB);
+  assert_int_equal(OFF(b), 30 * MiB);
+  give(m, a, 30 * MiB);
+  assert_int_equal(OFF(take(m, 25 * MiB)), 0);
+  assert_int_equal(OFF(take(m, 8 * MiB)), 91 * MiB);
+  assert_int_equal(stats(m).largest_free, 31 * MiB);
   em_fini(m);
 }
 
@@ -607,6 +644,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_bump_never_reuses),
       cmocka_unit_test(test_check_catches_breakage),
       cmocka_unit_test(test_ring_next_fit),
+      cmocka_unit_test(test_ring_bottom_of_pointer_extent),
+      cmocka_unit_test(test_ring_keeps_room_below_top),
       cmocka_unit_test(test_first_fit),
       cmocka_unit_test(test_check_catches_bad_rover),
       cmocka_unit_test(test_move_over_own_room),
