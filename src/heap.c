@@ -811,11 +811,28 @@ static PH_ALWAYS_INLINE void heap_free_any(heap *h, void *p, bool keyed) {
 /* heap_free past its fast path. */
 static __attribute__((noinline)) void heap_free_rest(heap *h, void *p) { heap_free_any(h, p, true); }
 
+/* heap_free's fast path for the live object p of bin b of another arena
+ * than the thread's (tc entered): as heap_free_any gives it back; leaves. */
+static __attribute__((noinline)) void heap_free_remote(thread_cache *tc, unsigned b, void *p) {
+  thread_give_remote(tc, b, p);
+  thread_leave(tc);
+}
+
+/* heap_free's fast path for the live object p of bin b of the thread's
+ * arena, whose stack is full (tc entered): as heap_free_any spills it;
+ * leaves. */
+static __attribute__((noinline)) void heap_free_spill(heap *h, thread_cache *tc, unsigned b, void *p) {
+  key_set(p, h->keys.cached);
+  thread_bin_spill(tc, b, p);
+  thread_leave(tc);
+}
+
 /* The fast path: an object of jemalloc's in the first chunk, starting where
  * its page's tag says objects of its bin start, not freed as far as its key
- * tells, of the thread's own arena, onto the thread's stack when it has
- * room. Anything else goes the whole way (heap_free_any), which decides
- * from the start again. Without a call, so that it saves no registers. */
+ * tells: onto the thread's stack, or, out of line, to its arena when that
+ * is another's, or spilled when the stack is full. Anything else goes the
+ * whole way (heap_free_any), which decides from the start again. Without a
+ * call but in tail position, so that it saves no registers. */
 void heap_free(heap *h, void *p) {
   _Atomic uint32_t *slot = pagemap_slot_first(&h->space.pm, p);
   if (PH_LIKELY(slot != NULL)) {
@@ -824,8 +841,15 @@ void heap_free(heap *h, void *p) {
     if (PH_LIKELY(bin >= 0) && PH_LIKELY(sizeclass_starts(&h->classes, (unsigned)bin, p, PAGEMAP_PHASE_OF(tag)))) {
       thread_cache *tc = thread_enter_fast(&h->threads);
       if (PH_LIKELY(tc != NULL)) {
-        if (PH_LIKELY(!key_maybe_freed(&h->keys, key_word(p)) && PAGEMAP_OWNER_OF(tag) == tc->owner &&
-                      thread_bin_push(&tc->bins[bin], p))) {
+        if (PH_LIKELY(!key_maybe_freed(&h->keys, key_word(p)))) {
+          if (PH_UNLIKELY(PAGEMAP_OWNER_OF(tag) != tc->owner)) {
+            heap_free_remote(tc, (unsigned)bin, p);
+            return;
+          }
+          if (PH_UNLIKELY(!thread_bin_push(&tc->bins[bin], p))) {
+            heap_free_spill(h, tc, (unsigned)bin, p);
+            return;
+          }
           key_set(p, h->keys.cached);
           thread_leave(tc);
           return;
