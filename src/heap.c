@@ -441,10 +441,11 @@ static __attribute__((noinline)) void *heap_fine_slow(heap *h, unsigned c, size_
 }
 
 /* The fine path (fine.h): the thread's front, else its slabs, with the one
- * reclaim and retry. */
-static PH_ALWAYS_INLINE void *heap_fine(heap *h, size_t size, bool zero, const char *what) {
+ * reclaim and retry. Out of line: its front's lookup may call, which would
+ * cost the jemalloc objects' fast path saved registers. */
+static __attribute__((noinline)) void *heap_fine(heap *h, size_t size, bool zero, const char *what) {
   unsigned c = fine_class_of(&h->fine, size);
-  thread_cache *tc = thread_enter(&h->threads);
+  thread_cache *tc = thread_enter_fast(&h->threads);
   if (PH_LIKELY(tc != NULL)) {
     fine_front *fr = fine_front_of(&h->fine, tc->tcache);
     void *p = fr ? thread_bin_pop(&fr->stacks[c]) : NULL;
@@ -457,16 +458,12 @@ static PH_ALWAYS_INLINE void *heap_fine(heap *h, size_t size, bool zero, const c
   return heap_fine_slow(h, c, size, zero, what);
 }
 
-/* size <= large_threshold (<= classes.max): the thread's stack of freed
- * objects of the size's bin, else jemalloc. keyed: a constant, true on the
- * public paths; false under the layer of heap_set_plain, which zeroes
- * blocks itself. */
-static PH_ALWAYS_INLINE void *heap_cached(heap *h, size_t size, bool zero, bool keyed, const char *what) {
-  /* Not under the debugging aids' layer: the FIFO that holds freed objects
-   * back from reuse, and its checks, are for jemalloc's objects. */
-  if (keyed && fine_serves(size)) return heap_fine(h, size, zero, what);
-  unsigned bin = sizeclass_bin(&h->classes, size);
-  thread_cache *tc = thread_enter(&h->threads);
+/* heap_cached past its fast path: tc, the thread's cache entered (its stack
+ * of bin found empty), or NULL when thread_enter_fast found none. Out of
+ * line, so that the fast path saves no registers. */
+static __attribute__((noinline)) void *heap_cached_miss(heap *h, thread_cache *tc, size_t size, unsigned bin,
+                                                        bool zero, bool keyed, const char *what) {
+  if (!tc) tc = thread_enter(&h->threads);
   if (PH_UNLIKELY(!tc)) return heap_small(h, size, 0, zero, (int)bin, keyed, what);
   void *p = thread_bin_pop(&tc->bins[bin]);
   if (PH_LIKELY(p != NULL)) {
@@ -485,6 +482,29 @@ static PH_ALWAYS_INLINE void *heap_cached(heap *h, size_t size, bool zero, bool 
   thread_leave(tc);
   if (PH_UNLIKELY(!p)) p = heap_retry(h, NULL, heap_jemalloc, &r, what, size);
   return heap_small_got(h, p, size, 0, zero, (int)bin, r.owner, keyed, what);
+}
+
+/* size <= large_threshold (<= classes.max): the thread's stack of freed
+ * objects of the size's bin, else jemalloc. keyed: a constant, true on the
+ * public paths; false under the layer of heap_set_plain, which zeroes
+ * blocks itself. */
+static PH_ALWAYS_INLINE void *heap_cached(heap *h, size_t size, bool zero, bool keyed, const char *what) {
+  /* Not under the debugging aids' layer: the FIFO that holds freed objects
+   * back from reuse, and its checks, are for jemalloc's objects. */
+  if (keyed && fine_serves(size)) return heap_fine(h, size, zero, what);
+  unsigned bin = sizeclass_bin(&h->classes, size);
+  thread_cache *tc = thread_enter_fast(&h->threads);
+  if (PH_LIKELY(tc != NULL)) {
+    thread_bin *b = &tc->bins[bin];
+    if (PH_LIKELY(b->count != 0)) {
+      void *p = b->slots[--b->count];
+      thread_leave(tc);
+      if (!keyed) heap_reused(h, p, h->classes.size[bin], what);
+      if (zero) memset(p, 0, size);
+      return p;
+    }
+  }
+  return heap_cached_miss(h, tc, size, bin, zero, keyed, what);
 }
 
 /* dynamic_direct_alloc in a section. */
@@ -576,16 +596,12 @@ static void *heap_large(heap *h, size_t size, size_t align, bool zero, bool keye
   return p;
 }
 
-/* Every allocation but realloc's: size bytes aligned to align (0: malloc's
- * alignment), zeroed when asked. keyed as for heap_cached. */
-static PH_ALWAYS_INLINE void *heap_alloc_any(heap *h, size_t size, size_t align, bool zero, bool keyed,
-                                             const char *what) {
-  if (align == 0) {
-    if (PH_LIKELY(size <= h->large_threshold)) return heap_cached(h, size, zero, keyed, what);
-    if (heap_impossible(h, what, size)) return NULL;
-    return heap_large(h, size, h->page, zero, keyed, what);
-  }
+/* heap_alloc_any but for its fast path: an aligned request, or a large one.
+ * Out of line, so that the fast path saves no registers. */
+static __attribute__((noinline)) void *heap_alloc_rest(heap *h, size_t size, size_t align, bool zero, bool keyed,
+                                                       const char *what) {
   if (heap_impossible(h, what, size)) return NULL;
+  if (align == 0) return heap_large(h, size, h->page, zero, keyed, what);
   if (size == 0) size = 1;
   /* Alignments above a page, and sizes that alignment would lift out of
    * jemalloc's small classes, go to the large path: jemalloc would ask the
@@ -593,6 +609,14 @@ static PH_ALWAYS_INLINE void *heap_alloc_any(heap *h, size_t size, size_t align,
   if (align <= h->page && size <= h->large_threshold && util_align_up(size, align) <= h->classes.max)
     return heap_small(h, size, align, zero, -1, keyed, what);
   return heap_large(h, size, align < h->page ? h->page : align, zero, keyed, what);
+}
+
+/* Every allocation but realloc's: size bytes aligned to align (0: malloc's
+ * alignment), zeroed when asked. keyed as for heap_cached. */
+static PH_ALWAYS_INLINE void *heap_alloc_any(heap *h, size_t size, size_t align, bool zero, bool keyed,
+                                             const char *what) {
+  if (PH_LIKELY(align == 0 && size <= h->large_threshold)) return heap_cached(h, size, zero, keyed, what);
+  return heap_alloc_rest(h, size, align, zero, keyed, what);
 }
 
 void *heap_malloc(heap *h, size_t size, const char *what) { return heap_alloc_any(h, size, 0, false, true, what); }
@@ -784,7 +808,58 @@ static PH_ALWAYS_INLINE void heap_free_any(heap *h, void *p, bool keyed) {
   heap_large_free(h, p, slot);
 }
 
-void heap_free(heap *h, void *p) { heap_free_any(h, p, true); }
+/* heap_free past its fast path. */
+static __attribute__((noinline)) void heap_free_rest(heap *h, void *p) { heap_free_any(h, p, true); }
+
+/* heap_free's fast path for the live object p of bin b of another arena
+ * than the thread's (tc entered): as heap_free_any gives it back; leaves. */
+static __attribute__((noinline)) void heap_free_remote(thread_cache *tc, unsigned b, void *p) {
+  thread_give_remote(tc, b, p);
+  thread_leave(tc);
+}
+
+/* heap_free's fast path for the live object p of bin b of the thread's
+ * arena, whose stack is full (tc entered): as heap_free_any spills it;
+ * leaves. */
+static __attribute__((noinline)) void heap_free_spill(heap *h, thread_cache *tc, unsigned b, void *p) {
+  key_set(p, h->keys.cached);
+  thread_bin_spill(tc, b, p);
+  thread_leave(tc);
+}
+
+/* The fast path: an object of jemalloc's in the first chunk, starting where
+ * its page's tag says objects of its bin start, not freed as far as its key
+ * tells: onto the thread's stack, or, out of line, to its arena when that
+ * is another's, or spilled when the stack is full. Anything else goes the
+ * whole way (heap_free_any), which decides from the start again. Without a
+ * call but in tail position, so that it saves no registers. */
+void heap_free(heap *h, void *p) {
+  _Atomic uint32_t *slot = pagemap_slot_first(&h->space.pm, p);
+  if (PH_LIKELY(slot != NULL)) {
+    uint32_t tag = atomic_load_explicit(slot, memory_order_acquire);
+    int bin = PAGEMAP_BIN_OF(tag);
+    if (PH_LIKELY(bin >= 0) && PH_LIKELY(sizeclass_starts(&h->classes, (unsigned)bin, p, PAGEMAP_PHASE_OF(tag)))) {
+      thread_cache *tc = thread_enter_fast(&h->threads);
+      if (PH_LIKELY(tc != NULL)) {
+        if (PH_LIKELY(!key_maybe_freed(&h->keys, key_word(p)))) {
+          if (PH_UNLIKELY(PAGEMAP_OWNER_OF(tag) != tc->owner)) {
+            heap_free_remote(tc, (unsigned)bin, p);
+            return;
+          }
+          if (PH_UNLIKELY(!thread_bin_push(&tc->bins[bin], p))) {
+            heap_free_spill(h, tc, (unsigned)bin, p);
+            return;
+          }
+          key_set(p, h->keys.cached);
+          thread_leave(tc);
+          return;
+        }
+        thread_leave(tc);
+      }
+    }
+  }
+  heap_free_rest(h, p);
+}
 
 void heap_free_plain(heap *h, void *p) { heap_free_any(h, p, false); }
 

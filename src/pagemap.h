@@ -132,10 +132,20 @@ static inline pagemap_chunk *pagemap_chunk_of(const pagemap *pm, const void *p) 
   return pagemap_chunk_slow(pm, (uintptr_t)p);
 }
 
+/* The tag slot of the page holding p when p is in the first chunk, else
+ * NULL: without a call, for the fast paths (pagemap_slot finds the rest). */
+static inline _Atomic uint32_t *pagemap_slot_first(const pagemap *pm, const void *p) {
+  uintptr_t off = (uintptr_t)p - pm->base;
+  if (PH_UNLIKELY(off >= pm->span)) return NULL;
+  /* A first chunk has its tags (so the callers' test of NULL folds). */
+  if (!pm->tags) __builtin_unreachable();
+  return &pm->tags[off >> pm->page_shift];
+}
+
 /* The tag slot of the page holding p, or NULL when p is in no chunk. */
 static inline _Atomic uint32_t *pagemap_slot(const pagemap *pm, const void *p) {
-  uintptr_t off = (uintptr_t)p - pm->base;
-  if (PH_LIKELY(off < pm->span)) return &pm->tags[off >> pm->page_shift];
+  _Atomic uint32_t *slot = pagemap_slot_first(pm, p);
+  if (PH_LIKELY(slot != NULL)) return slot;
   pagemap_chunk *c = pagemap_chunk_slow(pm, (uintptr_t)p);
   return c ? &c->tags[((uintptr_t)p - c->base) >> pm->page_shift] : NULL;
 }

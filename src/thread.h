@@ -254,21 +254,35 @@ void thread_registry_fini(thread_registry *reg);
 
 thread_cache *thread_enter_slow(thread_registry *reg);
 
+/* thread_enter without a call, for the fast paths: the cache the thread
+ * used last, marked busy, when it is this registry's and not stolen; else
+ * NULL, nothing marked (thread_enter then does the rest). Without a call,
+ * a caller that leaves and returns on the same path saves no registers. */
+static inline thread_cache *thread_enter_fast(thread_registry *reg) {
+  thread_cache *tc = thread_last.tc;
+  if (PH_UNLIKELY(thread_last.id != reg->id)) return NULL;
+  /* thread_last names a cache whenever it names a registry. */
+  if (!tc) __builtin_unreachable();
+  atomic_store_explicit(&tc->busy, 1, memory_order_relaxed);
+  if (thread_asymmetric)
+    atomic_signal_fence(memory_order_seq_cst);
+  else
+    atomic_thread_fence(memory_order_seq_cst);
+  if (PH_UNLIKELY(atomic_load_explicit(&tc->stolen, memory_order_acquire))) {
+    atomic_store_explicit(&tc->busy, 0, memory_order_release);
+    return NULL;
+  }
+  return tc;
+}
+
 /* The calling thread's cache, marked busy; NULL if it has none: one could
  * not be made (errno set), or the thread is exiting and its caches are
  * gone already (a pthread key destructor that runs after the registry's; a
  * new cache would outlive the thread). The caller then goes without one.
  * Pair with thread_leave. */
 static inline thread_cache *thread_enter(thread_registry *reg) {
-  thread_cache *tc = thread_last.tc;
-  if (PH_UNLIKELY(thread_last.id != reg->id)) return thread_enter_slow(reg);
-  atomic_store_explicit(&tc->busy, 1, memory_order_relaxed);
-  if (thread_asymmetric)
-    atomic_signal_fence(memory_order_seq_cst);
-  else
-    atomic_thread_fence(memory_order_seq_cst);
-  if (PH_UNLIKELY(atomic_load_explicit(&tc->stolen, memory_order_acquire))) return thread_enter_slow(reg);
-  return tc;
+  thread_cache *tc = thread_enter_fast(reg);
+  return PH_LIKELY(tc != NULL) ? tc : thread_enter_slow(reg);
 }
 
 static inline void thread_leave(thread_cache *tc) {
