@@ -471,8 +471,8 @@ void *em_move(em *m, void *addr, size_t size, size_t new_size) {
 
 static em_free_result em_free_two_ended(em *m, em_region *r, uintptr_t a, size_t size) {
   em_extent key = {.addr = a};
-  tree_node *pn = tree_floor(&m->by_addr, &key.by_addr);
-  tree_node *nn = tree_next(&m->by_addr, &key.by_addr);
+  tree_node *pn, *nn;
+  tree_around(&m->by_addr, &key.by_addr, &pn, &nn);
   em_extent *prev = pn ? EM_OF_ADDR(pn) : NULL;
   em_extent *next = nn ? EM_OF_ADDR(nn) : NULL;
   if ((prev && prev->addr + prev->size > a) || (next && next->addr < a + size)) return EM_ALREADY_FREE;

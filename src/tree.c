@@ -149,6 +149,22 @@ tree_node *tree_floor(const tree *t, const tree_node *key) {
   return best;
 }
 
+void tree_around(const tree *t, const tree_node *key, tree_node **floor, tree_node **next) {
+  tree_node *lo = NULL, *hi = NULL;
+  for (tree_node *n = t->root; n;) {
+    int c = t->cmp(key, n);
+    if (c >= 0) {
+      lo = n;
+      n = n->right;
+    } else {
+      hi = n;
+      n = n->left;
+    }
+  }
+  *floor = lo;
+  *next = hi;
+}
+
 tree_node *tree_prev(const tree *t, const tree_node *key) {
   tree_node *best = NULL;
   for (tree_node *n = t->root; n;) {

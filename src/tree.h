@@ -48,6 +48,8 @@ void tree_refresh(tree *t, tree_node *n);
 tree_node *tree_ceil(const tree *t, const tree_node *key);
 /* The largest node <= key, or NULL. */
 tree_node *tree_floor(const tree *t, const tree_node *key);
+/* In one descent: *floor = tree_floor(key), *next = tree_next(key). */
+void tree_around(const tree *t, const tree_node *key, tree_node **floor, tree_node **next);
 /* The largest node < key / the smallest node > key, or NULL. */
 tree_node *tree_prev(const tree *t, const tree_node *key);
 tree_node *tree_next(const tree *t, const tree_node *key);

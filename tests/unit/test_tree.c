@@ -59,6 +59,14 @@ static void test_order_and_search(void **state) {
   assert_null(tree_ceil(&t, &key.node));
   key.key = -1;
   assert_null(tree_floor(&t, &key.node));
+  /* tree_around: floor and next in one descent, for every key around the
+   * stored ones (both ends included). */
+  for (key.key = -1; key.key <= 199; key.key++) {
+    tree_node *lo, *hi;
+    tree_around(&t, &key.node, &lo, &hi);
+    assert_ptr_equal(lo, tree_floor(&t, &key.node));
+    assert_ptr_equal(hi, tree_next(&t, &key.node));
+  }
   /* The height of an AVL tree of 100 nodes is at most 1.44 log2(102). */
   assert_true(tree_height(t.root) <= 9);
 }
