@@ -44,13 +44,15 @@ static int em_cmp_region(const tree_node *a, const tree_node *b) {
 
 static size_t em_largest_below(const tree_node *n) { return n ? EM_OF_ADDR(n)->largest_below : 0; }
 
-static void em_update_addr(tree_node *n) {
+static bool em_update_addr(tree_node *n) {
   em_extent *e = EM_OF_ADDR(n);
   size_t l = em_largest_below(n->left), r = em_largest_below(n->right);
   size_t m = e->size;
   if (l > m) m = l;
   if (r > m) m = r;
+  bool changed = e->largest_below != m;
   e->largest_below = m;
+  return changed;
 }
 
 /* After a change of free_bytes or capacity. Lock held. */

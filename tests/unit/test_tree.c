@@ -19,11 +19,13 @@ typedef struct item {
 
 static int item_cmp(const tree_node *a, const tree_node *b) { return (ITEM(a)->key > ITEM(b)->key) - (ITEM(a)->key < ITEM(b)->key); }
 
-static void item_update(tree_node *n) {
+static bool item_update(tree_node *n) {
   int m = ITEM(n)->key;
   if (n->left && ITEM(n->left)->max_below > m) m = ITEM(n->left)->max_below;
   if (n->right && ITEM(n->right)->max_below > m) m = ITEM(n->right)->max_below;
+  bool changed = ITEM(n)->max_below != m;
   ITEM(n)->max_below = m;
+  return changed;
 }
 
 static int check_aug(tree_node *n, void *arg) {
