@@ -7,9 +7,14 @@
  * Each operation takes 4 bytes: op (allocate, at an address, free, free
  * twice, move), slot, and two bytes of size/alignment
  * (alignments from a page to 2^15 pages). A refused allocation must have
- * found no free extent that holds an aligned extent of its size. The first
+ * found no free extent that holds an aligned extent of its size; under
+ * two-ended and first-fit placement, a page-aligned one must land where
+ * em.h's rules, applied to a walk of the free extents, place it (so that
+ * the manager's indexes find what a plain scan finds). The first
  * byte's top two bits choose the policy (00 two-ended, 01 ring, 10 bump,
- * 11 first fit); the ring takes extents of 8 MiB and more.
+ * 11 first fit), its next bit the largest small extent (1 MiB, or 4 MiB as
+ * the heap's default: small holes then reach past the size index's exact
+ * bins); the ring takes extents of 8 MiB and more.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,6 +23,7 @@
 #include <string.h>
 
 #include "em.h"
+#include "placement.h"
 
 #define PAGE ((size_t)4096)
 #define SLOTS 64
@@ -57,7 +63,8 @@ static int holds_aligned(uintptr_t addr, size_t size, void *arg) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
   em m;
   static const em_policy policies[] = {EM_TWO_ENDED, EM_RING, EM_BUMP, EM_FIRST_FIT};
-  if (em_init(&m, policies[len ? data[0] >> 6 : 0], PAGE, (size_t)1 << 20, (size_t)8 << 20) != 0) return 0;
+  size_t small_max = len && (data[0] & 0x20) ? (size_t)4 << 20 : (size_t)1 << 20;
+  if (em_init(&m, policies[len ? data[0] >> 6 : 0], PAGE, small_max, (size_t)8 << 20) != 0) return 0;
   /* Two adjacent regions: extents must never cross or merge between them. */
   if (em_add_region(&m, (void *)BASE, REGION, true) != 0 || em_add_region(&m, (void *)(BASE + REGION), REGION, false))
     fuzz_fail("em_add_region");
@@ -69,7 +76,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     size_t size = pages * PAGE, align = PAGE << (data[i + 3] >> 4);
     live_extent *e = &live[s];
     if (op <= 1 && !e->size) {
+      bool rules = align == PAGE && (m.policy == EM_TWO_ENDED || m.policy == EM_FIRST_FIT);
+      uintptr_t want = rules ? placement_expected(&m, size) : 0;
       void *p = em_alloc(&m, size, align, NULL);
+      if (rules && (uintptr_t)p != want) fuzz_fail("an extent placed against the policy's rules");
       if (!p && m.policy != EM_BUMP) {
         aligned_query q = {size, align, false};
         em_walk_free(&m, holds_aligned, &q);

@@ -34,6 +34,7 @@ LAYERS = [
     ("the error text, faulting pages in", ["error", "prefault"]),
     ("assertions", ["ph_assert"]),
     ("structures", ["tree", "meta", "gate", "sizeclass", "env", "xcache"]),
+    ("structures over trees", ["sizeidx"]),
     ("indexes over them", ["em", "pagemap", "canary", "local"]),
     ("the provider wrapper", ["provider"]),
     ("jemalloc's extent hooks", ["hooks"]),

@@ -35,6 +35,8 @@ static int em_cmp_size(const tree_node *a, const tree_node *b) {
   return (x->addr > y->addr) - (x->addr < y->addr);
 }
 
+static size_t em_size_of(const tree_node *n) { return EM_OF_SIZE(n)->size; }
+
 static int em_cmp_region(const tree_node *a, const tree_node *b) {
   uintptr_t x = EM_REGION_OF(a)->base, y = EM_REGION_OF(b)->base;
   return (x > y) - (x < y);
@@ -42,13 +44,15 @@ static int em_cmp_region(const tree_node *a, const tree_node *b) {
 
 static size_t em_largest_below(const tree_node *n) { return n ? EM_OF_ADDR(n)->largest_below : 0; }
 
-static void em_update_addr(tree_node *n) {
+static bool em_update_addr(tree_node *n) {
   em_extent *e = EM_OF_ADDR(n);
   size_t l = em_largest_below(n->left), r = em_largest_below(n->right);
   size_t m = e->size;
   if (l > m) m = l;
   if (r > m) m = r;
+  bool changed = e->largest_below != m;
   e->largest_below = m;
+  return changed;
 }
 
 /* After a change of free_bytes or capacity. Lock held. */
@@ -70,7 +74,7 @@ int em_init(em *m, em_policy policy, size_t page, size_t small_max, size_t ring_
   m->small_max = small_max;
   m->ring_min = ring_min > small_max ? ring_min : small_max + page;
   tree_init(&m->by_addr, em_cmp_addr, em_update_addr);
-  tree_init(&m->by_size, em_cmp_size, NULL);
+  sizeidx_init(&m->by_size, page, em_cmp_size, em_size_of);
   tree_init(&m->regions, em_cmp_region, NULL);
   meta_init(&m->extent_pool, sizeof(em_extent));
   meta_init(&m->region_pool, sizeof(em_region));
@@ -94,22 +98,22 @@ static em_region *em_region_at(const em *m, uintptr_t addr) {
 
 static void em_insert_free(em *m, em_extent *e) {
   tree_insert(&m->by_addr, &e->by_addr);
-  tree_insert(&m->by_size, &e->by_size);
+  sizeidx_insert(&m->by_size, &e->by_size);
 }
 
 static void em_remove_free(em *m, em_extent *e) {
   tree_remove(&m->by_addr, &e->by_addr);
-  tree_remove(&m->by_size, &e->by_size);
+  sizeidx_remove(&m->by_size, &e->by_size);
   meta_free(&m->extent_pool, e);
 }
 
 /* Changes a free extent's range in place. The new range must not pass any
  * other free extent, so its position in by_addr stays right. */
 static void em_resize_free(em *m, em_extent *e, uintptr_t addr, size_t size) {
-  tree_remove(&m->by_size, &e->by_size);
+  sizeidx_remove(&m->by_size, &e->by_size);
   e->addr = addr;
   e->size = size;
-  tree_insert(&m->by_size, &e->by_size);
+  sizeidx_insert(&m->by_size, &e->by_size);
   tree_refresh(&m->by_addr, &e->by_addr);
 }
 
@@ -293,7 +297,7 @@ static bool em_holds_aligned(const em_extent *e, size_t size, size_t align) {
 static em_extent *em_aligned_fit(const em *m, size_t size, size_t align) {
   bool small = size <= m->small_max;
   em_extent key = {.addr = 0, .size = size}, *best = NULL;
-  for (tree_node *n = tree_ceil(&m->by_size, &key.by_size); n; n = tree_next(&m->by_size, n)) {
+  for (tree_node *n = sizeidx_ceil(&m->by_size, &key.by_size); n; n = sizeidx_next(&m->by_size, n)) {
     em_extent *e = EM_OF_SIZE(n);
     if (best && (!small || (best->size <= m->small_max && e->size != best->size))) break;
     if (!em_holds_aligned(e, size, align)) continue;
@@ -347,7 +351,7 @@ static void *em_alloc_free_list(em *m, size_t size, size_t align, bool *pristine
     e = em_lowest_fit(m, 0, need);
   } else {
     em_extent key = {.addr = 0, .size = need};
-    tree_node *n = tree_ceil(&m->by_size, &key.by_size);
+    tree_node *n = sizeidx_ceil(&m->by_size, &key.by_size);
     e = n ? EM_OF_SIZE(n) : NULL;
     if (e && small) {
       /* Ties among small extents go to the highest; past them, the highest
@@ -355,7 +359,7 @@ static void *em_alloc_free_list(em *m, size_t size, size_t align, bool *pristine
       if (e->size <= m->small_max) {
         key.size = e->size;
         key.addr = UINTPTR_MAX;
-        e = EM_OF_SIZE(tree_floor(&m->by_size, &key.by_size));
+        e = EM_OF_SIZE(sizeidx_floor(&m->by_size, &key.by_size));
       } else {
         e = em_highest_fit(m, need);
       }
@@ -469,8 +473,8 @@ void *em_move(em *m, void *addr, size_t size, size_t new_size) {
 
 static em_free_result em_free_two_ended(em *m, em_region *r, uintptr_t a, size_t size) {
   em_extent key = {.addr = a};
-  tree_node *pn = tree_floor(&m->by_addr, &key.by_addr);
-  tree_node *nn = tree_next(&m->by_addr, &key.by_addr);
+  tree_node *pn, *nn;
+  tree_around(&m->by_addr, &key.by_addr, &pn, &nn);
   em_extent *prev = pn ? EM_OF_ADDR(pn) : NULL;
   em_extent *next = nn ? EM_OF_ADDR(nn) : NULL;
   if ((prev && prev->addr + prev->size > a) || (next && next->addr < a + size)) return EM_ALREADY_FREE;
@@ -525,7 +529,7 @@ void em_get_stats(em *m, em_stats *out) {
   out->free_bytes = m->free_bytes;
   out->peak_in_use = m->peak_in_use;
   if (m->policy != EM_BUMP) {
-    tree_node *last = tree_last(&m->by_size);
+    tree_node *last = sizeidx_last(&m->by_size);
     out->largest_free = last ? EM_OF_SIZE(last)->size : 0;
     out->free_extents = m->by_size.count;
   } else {
@@ -620,7 +624,7 @@ static int em_check_extent(tree_node *n, void *arg) {
   if (em_largest_below(n->right) > want) want = em_largest_below(n->right);
   if (e->largest_below != want)
     EM_BROKEN(s, "extent %#lx: largest size below %zu should be %zu\n", (unsigned long)e->addr, e->largest_below, want);
-  if (tree_ceil(&m->by_size, &e->by_size) != &e->by_size)
+  if (sizeidx_ceil(&m->by_size, &e->by_size) != &e->by_size)
     EM_BROKEN(s, "free extent %#lx+%zu should be in the size index\n", (unsigned long)e->addr, e->size);
   s->sum += e->size;
   s->prev = e;
@@ -649,7 +653,7 @@ static int em_check_region(tree_node *n, void *arg) {
 static int em_check_locked(em *m) {
   em_check_state s = {.m = m};
   s.broken += tree_check(&m->by_addr, "em.by_addr");
-  s.broken += tree_check(&m->by_size, "em.by_size");
+  s.broken += sizeidx_check(&m->by_size, "em.by_size");
   s.broken += tree_check(&m->regions, "em.regions");
   s.broken += meta_check(&m->extent_pool) + meta_check(&m->region_pool);
   if (m->by_addr.count != m->by_size.count)

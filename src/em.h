@@ -64,6 +64,7 @@
 #include <stdint.h>
 
 #include "meta.h"
+#include "sizeidx.h"
 #include "tree.h"
 
 typedef enum em_policy { EM_TWO_ENDED, EM_BUMP, EM_RING, EM_FIRST_FIT } em_policy;
@@ -91,7 +92,7 @@ typedef struct em_region {
  */
 typedef struct em_extent {
   tree_node by_addr; /* key: addr */
-  tree_node by_size; /* key: (size, addr) */
+  tree_node by_size; /* key: (size, addr), in a bin of the size index */
   uintptr_t addr;
   size_t size;
   size_t largest_below;
@@ -113,7 +114,7 @@ typedef struct em {
   size_t ring_min;
   uintptr_t rover;
   tree by_addr;
-  tree by_size;
+  sizeidx by_size;
   tree regions;
   meta_pool extent_pool;
   meta_pool region_pool;

@@ -4,10 +4,14 @@
 
 #include "ph_assert.h"
 
-static void tree_fix(const tree *t, tree_node *n) {
+/* Recomputes n's height and summary; returns whether either changed. */
+static bool tree_fix(const tree *t, tree_node *n) {
   int hl = tree_height(n->left), hr = tree_height(n->right);
-  n->height = 1 + (hl > hr ? hl : hr);
-  if (t->update) t->update(n);
+  int h = 1 + (hl > hr ? hl : hr);
+  bool changed = n->height != h;
+  n->height = h;
+  if (t->update && t->update(n)) changed = true;
+  return changed;
 }
 
 /*  Right rotation:      n              l
@@ -34,29 +38,38 @@ static tree_node *tree_rotate_left(const tree *t, tree_node *n) {
   return r;
 }
 
-static tree_node *tree_balance(const tree *t, tree_node *n) {
-  tree_fix(t, n);
+/* Fixes and rebalances n after a change below it; *changed: whether the
+ * subtree's height or summary may differ from before (a rotation counts). */
+static tree_node *tree_balance(const tree *t, tree_node *n, bool *changed) {
+  *changed = tree_fix(t, n);
   int bf = tree_height(n->left) - tree_height(n->right);
   if (bf > 1) {
+    *changed = true;
     if (tree_height(n->left->left) < tree_height(n->left->right)) n->left = tree_rotate_left(t, n->left);
     return tree_rotate_right(t, n);
   }
   if (bf < -1) {
+    *changed = true;
     if (tree_height(n->right->right) < tree_height(n->right->left)) n->right = tree_rotate_right(t, n->right);
     return tree_rotate_left(t, n);
   }
   return n;
 }
 
-static tree_node *tree_insert_at(tree *t, tree_node *root, tree_node *n) {
-  if (!root) return n;
+/* *dirty: whether the subtree returned differs in height or summary from
+ * the one passed; a clean one leaves its ancestors as they were. */
+static tree_node *tree_insert_at(tree *t, tree_node *root, tree_node *n, bool *dirty) {
+  if (!root) {
+    *dirty = true;
+    return n;
+  }
   int c = t->cmp(n, root);
   PH_ASSERT(c != 0); /* n, or a node of its key, is in the tree already */
   if (c < 0)
-    root->left = tree_insert_at(t, root->left, n);
+    root->left = tree_insert_at(t, root->left, n, dirty);
   else
-    root->right = tree_insert_at(t, root->right, n);
-  return tree_balance(t, root);
+    root->right = tree_insert_at(t, root->right, n, dirty);
+  return *dirty ? tree_balance(t, root, dirty) : root;
 }
 
 void tree_init(tree *t, tree_cmp_fn cmp, tree_update_fn update) {
@@ -70,54 +83,65 @@ void tree_insert(tree *t, tree_node *n) {
   n->left = n->right = NULL;
   n->height = 1;
   if (t->update) t->update(n);
-  t->root = tree_insert_at(t, t->root, n);
+  bool dirty;
+  t->root = tree_insert_at(t, t->root, n, &dirty);
   t->count++;
   PH_ASSERT_EXPENSIVE(tree_check(t, "tree") == 0);
 }
 
 /* Detaches the smallest node of the subtree into *min; returns the rest. */
-static tree_node *tree_take_min(const tree *t, tree_node *root, tree_node **min) {
+/* Detaches the smallest node of the subtree into *min; returns the rest
+ * (*dirty as tree_insert_at's). */
+static tree_node *tree_take_min(const tree *t, tree_node *root, tree_node **min, bool *dirty) {
   if (!root->left) {
     *min = root;
+    *dirty = true;
     return root->right;
   }
-  root->left = tree_take_min(t, root->left, min);
-  return tree_balance(t, root);
+  root->left = tree_take_min(t, root->left, min, dirty);
+  return *dirty ? tree_balance(t, root, dirty) : root;
 }
 
-static tree_node *tree_remove_at(tree *t, tree_node *root, tree_node *n) {
+static tree_node *tree_remove_at(tree *t, tree_node *root, tree_node *n, bool *dirty) {
   PH_ASSERT(root != NULL); /* n is in the tree */
   if (!root) return NULL;
   if (root != n) {
     if (t->cmp(n, root) < 0)
-      root->left = tree_remove_at(t, root->left, n);
+      root->left = tree_remove_at(t, root->left, n, dirty);
     else
-      root->right = tree_remove_at(t, root->right, n);
-    return tree_balance(t, root);
+      root->right = tree_remove_at(t, root->right, n, dirty);
+    return *dirty ? tree_balance(t, root, dirty) : root;
   }
   /*  [ l ][ n ][ r ]  =>  [ l ][ min(r) ][ r - min(r) ]  */
+  *dirty = true;
   if (!n->right) return n->left;
   tree_node *min;
-  tree_node *rest = tree_take_min(t, n->right, &min);
+  tree_node *rest = tree_take_min(t, n->right, &min, dirty);
   min->left = n->left;
   min->right = rest;
-  return tree_balance(t, min);
+  /* min's old height and summary say nothing of n's subtree: dirty. */
+  tree_node *top = tree_balance(t, min, dirty);
+  *dirty = true;
+  return top;
 }
 
 void tree_remove(tree *t, tree_node *n) {
-  t->root = tree_remove_at(t, t->root, n);
+  bool dirty;
+  t->root = tree_remove_at(t, t->root, n, &dirty);
   t->count--;
   PH_ASSERT_EXPENSIVE(tree_check(t, "tree") == 0);
 }
 
-static void tree_refresh_at(tree *t, tree_node *root, tree_node *n) {
-  if (root != n) {
-    tree_refresh_at(t, t->cmp(n, root) < 0 ? root->left : root->right, n);
+void tree_refresh(tree *t, tree_node *n) {
+  if (!t->update) return;
+  tree_node *path[TREE_MAX_HEIGHT];
+  size_t k = 0;
+  for (tree_node *p = t->root; p != n; p = t->cmp(n, p) < 0 ? p->left : p->right) path[k++] = p;
+  /* Up from n while summaries change: above an unchanged one, none does. */
+  if (!t->update(n)) return;
+  while (k-- > 0 && t->update(path[k])) {
   }
-  if (t->update) t->update(root);
 }
-
-void tree_refresh(tree *t, tree_node *n) { tree_refresh_at(t, t->root, n); }
 
 tree_node *tree_ceil(const tree *t, const tree_node *key) {
   tree_node *best = NULL;
@@ -147,6 +171,22 @@ tree_node *tree_floor(const tree *t, const tree_node *key) {
     }
   }
   return best;
+}
+
+void tree_around(const tree *t, const tree_node *key, tree_node **floor, tree_node **next) {
+  tree_node *lo = NULL, *hi = NULL;
+  for (tree_node *n = t->root; n;) {
+    int c = t->cmp(key, n);
+    if (c >= 0) {
+      lo = n;
+      n = n->right;
+    } else {
+      hi = n;
+      n = n->left;
+    }
+  }
+  *floor = lo;
+  *next = hi;
 }
 
 tree_node *tree_prev(const tree *t, const tree_node *key) {

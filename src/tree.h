@@ -3,9 +3,11 @@
  *
  * Nodes are embedded in the caller's records; the tree never allocates, so it
  * is usable from jemalloc's extent hooks. Keys must be unique under cmp.
- * After any change to a subtree the tree calls update(node) bottom-up on every
- * node whose children changed, so a caller can keep per-subtree summaries
- * (the extent manager keeps the largest free size below each node).
+ * After any change to a subtree the tree calls update(node) bottom-up on the
+ * nodes whose children changed, so a caller can keep per-subtree summaries
+ * (the extent manager keeps the largest free size below each node). update
+ * says whether the node's summary changed: where neither a subtree's height
+ * nor its summary changed, its ancestors are not revisited.
  *
  * Invariants (tree_check):
  *   in-order traversal is strictly increasing under cmp;
@@ -18,7 +20,11 @@
 #ifndef PINHEAP_TREE_H
 #define PINHEAP_TREE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+/* Above the height of any AVL tree that fits in memory (1.44 log2 n). */
+#define TREE_MAX_HEIGHT 96
 
 typedef struct tree_node {
   struct tree_node *left;
@@ -27,7 +33,9 @@ typedef struct tree_node {
 } tree_node;
 
 typedef int (*tree_cmp_fn)(const tree_node *a, const tree_node *b);
-typedef void (*tree_update_fn)(tree_node *n);
+/* Recomputes n's summary from n and its children's; returns whether it
+ * changed. */
+typedef bool (*tree_update_fn)(tree_node *n);
 
 typedef struct tree {
   tree_node *root;
@@ -48,6 +56,8 @@ void tree_refresh(tree *t, tree_node *n);
 tree_node *tree_ceil(const tree *t, const tree_node *key);
 /* The largest node <= key, or NULL. */
 tree_node *tree_floor(const tree *t, const tree_node *key);
+/* In one descent: *floor = tree_floor(key), *next = tree_next(key). */
+void tree_around(const tree *t, const tree_node *key, tree_node **floor, tree_node **next);
 /* The largest node < key / the smallest node > key, or NULL. */
 tree_node *tree_prev(const tree *t, const tree_node *key);
 tree_node *tree_next(const tree *t, const tree_node *key);

@@ -42,6 +42,28 @@ static inline uint64_t util_coarse_ns(void) {
 
 static inline uintptr_t util_align_down(uintptr_t x, size_t a) { return x & ~(uintptr_t)(a - 1); }
 
+/* The lowest bit set at or above from in the bitmap words[0..n), or n * 64
+ * when none is. */
+static inline size_t util_bit_next(const uint64_t *words, size_t n, size_t from) {
+  for (size_t w = from / 64; w < n; w++) {
+    uint64_t bits = words[w];
+    if (w == from / 64) bits &= ~(uint64_t)0 << (from % 64);
+    if (bits) return w * 64 + (size_t)__builtin_ctzll(bits);
+  }
+  return n * 64;
+}
+
+/* The highest bit set at or below from in the bitmap words (from < 64 times
+ * their number), or SIZE_MAX when none is. */
+static inline size_t util_bit_prev(const uint64_t *words, size_t from) {
+  for (size_t w = from / 64 + 1; w-- > 0;) {
+    uint64_t bits = words[w];
+    if (w == from / 64 && from % 64 != 63) bits &= ((uint64_t)1 << (from % 64 + 1)) - 1;
+    if (bits) return w * 64 + 63 - (size_t)__builtin_clzll(bits);
+  }
+  return SIZE_MAX;
+}
+
 /* Raises *max to v when v is larger; returns the maximum after. */
 static inline size_t util_raise_max(_Atomic size_t *max, size_t v) {
   size_t cur = atomic_load(max);

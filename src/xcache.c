@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ph_assert.h"
+#include "util.h"
 
 #define XCACHE_WORDS (XCACHE_LENGTHS / 64)
 _Static_assert(XCACHE_BLOCK_MAX / 4096 <= XCACHE_LENGTHS && XCACHE_LENGTHS % 64 == 0, "a stack per length");
@@ -20,12 +21,8 @@ void xcache_init(xcache *x, size_t page) {
 
 /* The lowest stack at or above s that holds an entry, or -1. */
 static int xcache_first_from(const xcache *x, unsigned s) {
-  for (unsigned w = s / 64; w < XCACHE_WORDS; w++) {
-    uint64_t bits = x->nonempty[w];
-    if (w == s / 64) bits &= ~(uint64_t)0 << (s % 64);
-    if (bits) return (int)(w * 64 + (unsigned)__builtin_ctzll(bits));
-  }
-  return -1;
+  size_t i = util_bit_next(x->nonempty, XCACHE_WORDS, s);
+  return i < XCACHE_LENGTHS ? (int)i : -1;
 }
 
 /* Entry e, its address set, onto the stack of pages pages. */

@@ -15,7 +15,9 @@
 
 #include "child.h"
 #include "em.h"
+#include "placement.h"
 #include "seed.h"
+#include "util.h"
 
 #define PAGE ((size_t)4096)
 #define KiB ((size_t)1 << 10)
@@ -423,6 +425,75 @@ static void test_check_catches_breakage(void **state) {
   em_fini(m);
 }
 
+/* Holes of equal lengths share a bin of the size index: a small request
+ * takes the highest of the smallest that fit, a large one the lowest; in a
+ * bin of several lengths (above 256 pages), the smallest that fits. */
+static void test_ties_in_size_bins(void **state) {
+  (void)state;
+  for (int large = 0; large < 2; large++) {
+    /* small_max below or above the holes' lengths. */
+    em *m = make(EM_TWO_ENDED, 256 * MiB, large ? 64 * KiB : 64 * MiB);
+    const size_t lens[] = {96 * KiB, 88 * KiB, 96 * KiB, 1 * MiB + 40 * PAGE, 96 * KiB, 1 * MiB + 2 * PAGE, 88 * KiB};
+    enum { N = sizeof lens / sizeof *lens };
+    /* From the bottom up: a page in use, a hole, a page in use, ... */
+    void *hole[N];
+    size_t off = 0;
+    for (int i = 0; i < N; i++) {
+      assert_true(em_alloc_at(m, AT(off), PAGE + lens[i], NULL));
+      hole[i] = AT(off + PAGE);
+      off += PAGE + lens[i];
+    }
+    assert_true(em_alloc_at(m, AT(off), PAGE, NULL));
+    for (int i = 0; i < N; i++) give(m, hole[i], lens[i]);
+    size_t want = 96 * KiB;
+    void *p = take(m, want);
+    /* Two-ended small: the top of the highest 96 KiB hole; large: the
+     * lowest one, from its bottom. */
+    assert_ptr_equal(p, large ? hole[0] : hole[4]);
+    give(m, p, want);
+    void *q = take(m, 1 * MiB + PAGE);
+    assert_ptr_equal(q, large ? hole[5] : (char *)hole[5] + PAGE);
+    give(m, q, 1 * MiB + PAGE);
+    void *r = take(m, 80 * KiB);
+    assert_ptr_equal(r, large ? hole[1] : (char *)hole[6] + 8 * KiB);
+    em_fini(m);
+  }
+}
+
+/* em_check finds an index that no longer holds a free extent where its
+ * length says, or whose map of bins hides one. */
+static void test_check_catches_broken_size_index(void **state) {
+  (void)state;
+  em *m = make(EM_TWO_ENDED, 64 * MiB, 1 * MiB);
+  void *a = take(m, 96 * KiB), *b = take(m, 96 * KiB);
+  (void)b;
+  give(m, a, 96 * KiB); /* one free extent of 24 pages, bin 23 */
+  em_extent key = {.addr = (uintptr_t)a};
+  em_extent *e = PH_CONTAINER_OF(tree_floor(&m->by_addr, &key.by_addr), em_extent, by_addr);
+  assert_int_equal(e->size, 96 * KiB);
+  sizeidx *x = &m->by_size;
+  fprintf(stderr, "test_em: the next reports are expected (deliberate corruption)\n");
+  x->nonempty[0] &= ~((uint64_t)1 << 23);
+  assert_true(em_check(m) > 0);
+  x->nonempty[0] |= (uint64_t)1 << 23;
+  assert_int_equal(em_check(m), 0);
+  /* In the bin of another length. */
+  tree_remove(&x->bins[23], &e->by_size);
+  tree_insert(&x->bins[22], &e->by_size);
+  x->nonempty[0] ^= (uint64_t)3 << 22;
+  assert_true(em_check(m) > 0);
+  /* Out of the index altogether. */
+  tree_remove(&x->bins[22], &e->by_size);
+  x->nonempty[0] &= ~((uint64_t)1 << 22);
+  x->count--;
+  assert_true(em_check(m) > 0);
+  tree_insert(&x->bins[23], &e->by_size);
+  x->nonempty[0] |= (uint64_t)1 << 23;
+  x->count++;
+  assert_int_equal(em_check(m), 0);
+  em_fini(m);
+}
+
 /* Four 20 MiB arrays, the first and third freed: best fit would refill the
  * lowest hole; the ring goes on from where it stopped (80 MiB), but the
  * room there is the highest free extent of at least ring_min, where only
@@ -588,8 +659,13 @@ static void random_against_shadow(em_policy policy) {
     default: size = (1 + seed_below(8192)) * PAGE; break;
     }
     size_t align = seed_below(8) == 0 ? PAGE << seed_below(10) : PAGE;
+    /* Where the rules put it, by a plain walk: the indexes must agree. */
+    bool rules = align == PAGE && policy != EM_RING;
+    uintptr_t want = rules ? placement_expected(m, size) : 0;
     void *p = em_alloc(m, size, align, NULL);
     assert_int_equal(em_check(m), 0);
+    if (rules && (uintptr_t)p != want)
+      fail_msg("em_alloc(%zu) placed at %#lx, the rules at %#lx", size, (unsigned long)OFF(p), (unsigned long)(want - BASE));
     if (!p) {
       failures++;
       /* A failure is only allowed when no free extent holds an aligned
@@ -649,6 +725,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_first_fit),
       cmocka_unit_test(test_check_catches_bad_rover),
       cmocka_unit_test(test_move_over_own_room),
+      cmocka_unit_test(test_ties_in_size_bins),
+      cmocka_unit_test(test_check_catches_broken_size_index),
       cmocka_unit_test(test_random_against_shadow),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

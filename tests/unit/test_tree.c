@@ -19,11 +19,13 @@ typedef struct item {
 
 static int item_cmp(const tree_node *a, const tree_node *b) { return (ITEM(a)->key > ITEM(b)->key) - (ITEM(a)->key < ITEM(b)->key); }
 
-static void item_update(tree_node *n) {
+static bool item_update(tree_node *n) {
   int m = ITEM(n)->key;
   if (n->left && ITEM(n->left)->max_below > m) m = ITEM(n->left)->max_below;
   if (n->right && ITEM(n->right)->max_below > m) m = ITEM(n->right)->max_below;
+  bool changed = ITEM(n)->max_below != m;
   ITEM(n)->max_below = m;
+  return changed;
 }
 
 static int check_aug(tree_node *n, void *arg) {
@@ -59,6 +61,14 @@ static void test_order_and_search(void **state) {
   assert_null(tree_ceil(&t, &key.node));
   key.key = -1;
   assert_null(tree_floor(&t, &key.node));
+  /* tree_around: floor and next in one descent, for every key around the
+   * stored ones (both ends included). */
+  for (key.key = -1; key.key <= 199; key.key++) {
+    tree_node *lo, *hi;
+    tree_around(&t, &key.node, &lo, &hi);
+    assert_ptr_equal(lo, tree_floor(&t, &key.node));
+    assert_ptr_equal(hi, tree_next(&t, &key.node));
+  }
   /* The height of an AVL tree of 100 nodes is at most 1.44 log2(102). */
   assert_true(tree_height(t.root) <= 9);
 }
