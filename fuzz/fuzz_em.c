@@ -8,9 +8,10 @@
  * twice, move), slot, and two bytes of size/alignment
  * (alignments from a page to 2^15 pages). A refused allocation must have
  * found no free extent that holds an aligned extent of its size; under
- * two-ended and first-fit placement, a page-aligned one must land where
- * em.h's rules, applied to a walk of the free extents, place it (so that
- * the manager's indexes find what a plain scan finds). The first
+ * two-ended, first-fit and ring placement, a page-aligned one must land
+ * where em.h's rules, applied to a walk of the free extents, place it (so
+ * that the manager's indexes find what a plain scan finds; the ring's
+ * pointer followed by the fuzzer itself). The first
  * byte's top two bits choose the policy (00 two-ended, 01 ring, 10 bump,
  * 11 first fit), its next bit the largest small extent (1 MiB, or 4 MiB as
  * the heap's default: small holes then reach past the size index's exact
@@ -70,16 +71,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     fuzz_fail("em_add_region");
   live_extent live[SLOTS] = {{0, 0}};
   size_t used = 0;
+  uintptr_t rover = 0;
   for (size_t i = 1; i + 4 <= len; i += 4) {
     unsigned op = data[i] % 6, s = data[i + 1] % SLOTS;
     size_t pages = 1 + ((size_t)data[i + 2] << (data[i + 3] % 8)) % 20000;
     size_t size = pages * PAGE, align = PAGE << (data[i + 3] >> 4);
     live_extent *e = &live[s];
     if (op <= 1 && !e->size) {
-      bool rules = align == PAGE && (m.policy == EM_TWO_ENDED || m.policy == EM_FIRST_FIT);
-      uintptr_t want = rules ? placement_expected(&m, size) : 0;
+      bool rules = align == PAGE && m.policy != EM_BUMP;
+      uintptr_t want = rules ? placement_expected(&m, size, rover) : 0;
       void *p = em_alloc(&m, size, align, NULL);
       if (rules && (uintptr_t)p != want) fuzz_fail("an extent placed against the policy's rules");
+      placement_advance(&m, &rover, p, size);
       if (!p && m.policy != EM_BUMP) {
         aligned_query q = {size, align, false};
         em_walk_free(&m, holds_aligned, &q);
@@ -110,6 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
       live_extent old = *e;
       *e = (live_extent){0, 0};
       uintptr_t q = (uintptr_t)em_move(&m, (void *)old.addr, old.size, size);
+      placement_advance(&m, &rover, (void *)q, size);
       if (q) {
         if (q < BASE || q + size > BASE + 2 * REGION || (q < BASE + REGION && q + size > BASE + REGION))
           fuzz_fail("a misplaced move");
