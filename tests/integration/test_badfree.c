@@ -22,20 +22,13 @@
 
 #include "asserts.h"
 #include "child.h"
+#include "heaps.h"
 #include "pinheap.h"
 
 #define MiB ((size_t)1 << 20)
 
 static pinheap *make_heap(pinheap_mode mode, unsigned debug) {
-  pinheap_options o;
-  pinheap_options_init(&o);
-  o.mode = mode;
-  o.size = mode == PINHEAP_FIXED ? 64 * MiB : 0;
-  o.arenas = 1;
-  o.debug = debug;
-  pinheap *h = pinheap_create(&o);
-  if (!h) fail_msg("pinheap_create: %s", pinheap_last_error());
-  return h;
+  return heaps_open(mode, mode == PINHEAP_FIXED ? 64 * MiB : 0, 1, debug);
 }
 
 enum misuse {

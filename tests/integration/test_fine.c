@@ -29,27 +29,16 @@
 #include <string.h>
 
 #include "child.h"
+#include "heaps.h"
 #include "pinheap.h"
 #include "seed.h"
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static pinheap *open_heap(pinheap_mode mode, size_t size, unsigned debug) {
-  pinheap_options o;
-  pinheap_options_init(&o);
-  o.mode = mode;
-  o.size = size;
-  o.arenas = 1;
-  o.debug = debug;
-  pinheap *h = pinheap_create(&o);
-  if (!h) fail_msg("pinheap_create: %s", pinheap_last_error());
-  return h;
-}
-
 static void test_usable_sizes(void **state) {
   (void)state;
-  pinheap *h = open_heap(PINHEAP_FIXED, 64 * MiB, 0);
+  pinheap *h = heaps_open(PINHEAP_FIXED, 64 * MiB, 1, 0);
   void *p = pinheap_malloc(h, 1100);
   assert_non_null(p);
   size_t u1100 = pinheap_usable_size(h, p);
@@ -88,7 +77,7 @@ static void *fill_and_free(void *arg) {
 
 static void test_fill_to_enomem(void **state) {
   (void)state;
-  pinheap *h = open_heap(PINHEAP_FIXED, 32 * MiB, 0);
+  pinheap *h = heaps_open(PINHEAP_FIXED, 32 * MiB, 1, 0);
   pinheap_stats s0, s1, s2;
   assert_int_equal(pinheap_get_stats(h, &s0), 0);
   filler x = {h, 1100, 0, 64 * MiB / 1100, NULL};
@@ -195,7 +184,7 @@ static int see_slab(const pinheap_extent *e, void *arg) {
 }
 
 static void run_random(pinheap_mode mode, unsigned debug) {
-  pinheap *h = open_heap(mode, 64 * MiB, debug);
+  pinheap *h = heaps_open(mode, 64 * MiB, 1, debug);
   worker w[2] = {{.h = h, .rng = seed_next() | 1, .ops = 300}, {.h = h, .rng = seed_next() | 1, .ops = 300}};
   for (unsigned round = 0; round < 10; round++) {
     pthread_t id;
@@ -259,7 +248,7 @@ static void free_inside(void *arg) {
 
 static void test_bad_frees(void **state) {
   (void)state;
-  pinheap *h = open_heap(PINHEAP_FIXED, 64 * MiB, 0);
+  pinheap *h = heaps_open(PINHEAP_FIXED, 64 * MiB, 1, 0);
   child_result r;
   child_run(free_twice, h, &r);
   assert_true(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT);

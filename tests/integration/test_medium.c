@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "heaps.h"
 #include "pinheap.h"
 
 #define MiB ((size_t)1 << 20)
@@ -68,16 +69,7 @@ static size_t cached(pinheap *h) { return thread_cached_extent_bytes(&h->core.th
 #define HEAP_SIZE (64 * MiB)
 
 /* A FIXED heap of HEAP_SIZE with one arena. */
-static pinheap *open_heap(void) {
-  pinheap_options opts;
-  pinheap_options_init(&opts);
-  opts.mode = PINHEAP_FIXED;
-  opts.size = HEAP_SIZE;
-  opts.arenas = 1;
-  pinheap *h = pinheap_create(&opts);
-  assert_non_null(h);
-  return h;
-}
+static pinheap *open_heap(void) { return heaps_open(PINHEAP_FIXED, HEAP_SIZE, 1, 0); }
 
 static void test_cached_then_reclaimed(void **state) {
   (void)state;

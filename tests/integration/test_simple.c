@@ -26,22 +26,14 @@
 
 #include "asserts.h"
 #include "child.h"
+#include "heaps.h"
 #include "pinheap.h"
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 #define TiB ((size_t)1 << 40)
 
-static pinheap *simple_heap(unsigned debug) {
-  pinheap_options o;
-  pinheap_options_init(&o);
-  o.mode = PINHEAP_SIMPLE;
-  o.arenas = 1;
-  o.debug = debug;
-  pinheap *h = pinheap_create(&o);
-  if (!h) fail_msg("pinheap_create(SIMPLE): %s", pinheap_last_error());
-  return h;
-}
+static pinheap *simple_heap(unsigned debug) { return heaps_open(PINHEAP_SIMPLE, 0, 1, debug); }
 
 /* ---- bad frees of large blocks ------------------------------------------ */
 

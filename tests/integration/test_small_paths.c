@@ -38,21 +38,16 @@
 #include <time.h>
 
 #include "api.h"
+#include "heaps.h"
 #include "pinheap.h"
 #include "seed.h"
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
+/* size: the FIXED heap's region; the other modes grow without a cap. */
 static pinheap *open_heap_arenas(pinheap_mode mode, size_t size, unsigned arenas) {
-  pinheap_options o;
-  pinheap_options_init(&o);
-  o.mode = mode;
-  o.size = mode == PINHEAP_FIXED ? size : 0;
-  o.arenas = arenas;
-  pinheap *h = pinheap_create(&o);
-  if (!h) fail_msg("pinheap_create: %s", pinheap_last_error());
-  return h;
+  return heaps_open(mode, mode == PINHEAP_FIXED ? size : 0, arenas, 0);
 }
 
 static pinheap *open_heap(pinheap_mode mode, size_t size) { return open_heap_arenas(mode, size, 1); }
