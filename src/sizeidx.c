@@ -33,14 +33,14 @@ static unsigned sizeidx_bin_of(const sizeidx *x, const tree_node *n) { return si
 void sizeidx_insert(sizeidx *x, tree_node *n) {
   unsigned b = sizeidx_bin_of(x, n);
   tree_insert(&x->bins[b], n);
-  x->nonempty[b / 64] |= (uint64_t)1 << (b % 64);
+  util_bit_set(x->nonempty, b);
   x->count++;
 }
 
 void sizeidx_remove(sizeidx *x, tree_node *n) {
   unsigned b = sizeidx_bin_of(x, n);
   tree_remove(&x->bins[b], n);
-  if (!x->bins[b].root) x->nonempty[b / 64] &= ~((uint64_t)1 << (b % 64));
+  if (!x->bins[b].root) util_bit_clear(x->nonempty, b);
   x->count--;
 }
 
@@ -102,7 +102,7 @@ int sizeidx_check(const sizeidx *x, const char *label) {
     s.broken += tree_check(t, label);
     tree_walk(t, sizeidx_check_node, &s);
     count += t->count;
-    bool bit = (x->nonempty[s.bin / 64] >> (s.bin % 64)) & 1;
+    bool bit = util_bit_test(x->nonempty, s.bin);
     if (bit != (t->root != NULL)) {
       fprintf(stderr, "sizeidx %s: bin %u's bit is %d, but the bin holds %zu nodes\n", label, s.bin, bit, t->count);
       s.broken++;

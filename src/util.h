@@ -42,6 +42,11 @@ static inline uint64_t util_coarse_ns(void) {
 
 static inline uintptr_t util_align_down(uintptr_t x, size_t a) { return x & ~(uintptr_t)(a - 1); }
 
+/* Bit i of a bitmap of 64-bit words: set, cleared, read. */
+static inline void util_bit_set(uint64_t *words, size_t i) { words[i / 64] |= (uint64_t)1 << (i % 64); }
+static inline void util_bit_clear(uint64_t *words, size_t i) { words[i / 64] &= ~((uint64_t)1 << (i % 64)); }
+static inline bool util_bit_test(const uint64_t *words, size_t i) { return (words[i / 64] >> (i % 64)) & 1; }
+
 /* The lowest bit set at or above from in the bitmap words[0..n), or n * 64
  * when none is. */
 static inline size_t util_bit_next(const uint64_t *words, size_t n, size_t from) {

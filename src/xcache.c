@@ -31,7 +31,7 @@ static void xcache_push(xcache *x, uint8_t e, size_t pages) {
   x->length[e] = (uint16_t)pages;
   x->next[e] = x->top[s];
   x->top[s] = e;
-  x->nonempty[s / 64] |= (uint64_t)1 << (s % 64);
+  util_bit_set(x->nonempty, s);
   x->count++;
   x->bytes += pages << x->page_shift;
 }
@@ -42,7 +42,7 @@ static void xcache_unlink(xcache *x, size_t s, uint8_t prev, uint8_t e) {
     x->top[s] = x->next[e];
   else
     x->next[prev] = x->next[e];
-  if (x->top[s] == XCACHE_NONE) x->nonempty[s / 64] &= ~((uint64_t)1 << (s % 64));
+  if (x->top[s] == XCACHE_NONE) util_bit_clear(x->nonempty, s);
   x->count--;
   x->bytes -= (size_t)x->length[e] << x->page_shift;
 }
@@ -142,7 +142,7 @@ int xcache_check(const xcache *x) {
   uint8_t seen[XCACHE_SLOTS] = {0};
   size_t count = 0, sum = 0;
   for (size_t s = 0; s < XCACHE_LENGTHS; s++) {
-    bool bit = (x->nonempty[s / 64] >> (s % 64)) & 1;
+    bool bit = util_bit_test(x->nonempty, s);
     if (bit != (x->top[s] != XCACHE_NONE)) {
       fprintf(stderr, "xcache: the bitmap should say whether the stack of %zu pages holds any entry\n", s + 1);
       broken++;
