@@ -495,6 +495,8 @@ static PH_ALWAYS_INLINE void *heap_cached(heap *h, size_t size, bool zero, bool 
   unsigned bin = sizeclass_bin(&h->classes, size);
   thread_cache *tc = thread_enter_fast(&h->threads);
   if (PH_LIKELY(tc != NULL)) {
+    /* thread_bin_pop by hand: testing the count, not the popped pointer,
+     * saves the fast path a test and a branch (31 instructions, not 34). */
     thread_bin *b = &tc->bins[bin];
     if (PH_LIKELY(b->count != 0)) {
       void *p = b->slots[--b->count];
