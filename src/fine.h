@@ -35,7 +35,9 @@
  * Thread-safe: a class's slabs and counts under its lock; a front by the
  * thread inside its cache (thread_enter), or by the thief that holds the
  * cache; the caller opens the heap's section (heap.h) around every call
- * that may take or give back a slab.
+ * (or holds a lock that fork's prepare takes): every call takes a class's
+ * lock, which fork's prepare does not, and only a section keeps a fork
+ * from finding one held.
  */
 #ifndef PINHEAP_FINE_H
 #define PINHEAP_FINE_H

@@ -1103,11 +1103,12 @@ void heap_get_stats(heap *h, pinheap_stats *out) {
     out->large_allocated += used;
     out->large_blocks += blocks;
   }
+  /* Inside the section: a fork must not find a class's lock held. */
+  size_t fine_allocated, fine_slabs;
+  fine_counts(&h->fine, &fine_allocated, &fine_slabs);
   gate_leave(&h->gate);
   size_t in_use = out->capacity - out->free_bytes;
   out->in_use = in_use;
-  size_t fine_allocated, fine_slabs;
-  fine_counts(&h->fine, &fine_allocated, &fine_slabs);
   out->allocated = small + fine_allocated + out->large_allocated;
   /* The high-water mark as stats calls and direct blocks saw it, beside what
    * the manager saw. */

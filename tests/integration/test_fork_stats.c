@@ -1,0 +1,136 @@
+/*
+ * fork() while another thread reads the heap's stats: pinheap_get_stats
+ * takes the locks of the fine path's classes, and a fork that lands while
+ * it holds one must not leave the lock held in the child. One thread reads
+ * the stats of a FIXED heap with live blocks in every fine class, without
+ * pause, while the main thread forks again and again; each child reads the
+ * stats, allocates and frees a block of every fine size, checks the heap
+ * and exits 0. A child that does not finish within CHILD_SECONDS is killed
+ * and counted as hung.
+ *
+ *   test_fork_stats [seed] [forks]   (seed 0: from the clock; 300 forks by default)
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pinheap.h"
+#include "seed.h"
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define CHILD_SECONDS 5
+#define BLOCKS 64
+#define SPINNERS 2
+
+static pinheap *heap;
+static atomic_int stop;
+static atomic_ulong reads;
+
+/* Sizes of the fine path, 1–64 KiB, in steps that meet each of its classes. */
+static size_t fine_size(int i) { return KiB + (size_t)i * KiB; }
+
+static void *reader(void *arg) {
+  (void)arg;
+  pinheap_stats st;
+  while (!atomic_load(&stop)) {
+    pinheap_get_stats(heap, &st);
+    atomic_fetch_add(&reads, 1);
+  }
+  return NULL;
+}
+
+/* Keeps a processor busy, so that the reader is often descheduled in the
+ * middle of its stats, locks held, when the fork comes. */
+static void *spinner(void *arg) {
+  (void)arg;
+  volatile unsigned long n = 0;
+  while (!atomic_load(&stop)) n++;
+  return NULL;
+}
+
+static void child(void) {
+  pinheap_stats st;
+  pinheap_get_stats(heap, &st);
+  int failed = 0;
+  for (int i = 0; i < BLOCKS; i++) {
+    void *p = pinheap_malloc(heap, fine_size(i));
+    if (!p) failed++;
+    pinheap_free(heap, p);
+  }
+  pinheap_get_stats(heap, &st);
+  if (pinheap_check(heap) != 0) failed++;
+  _exit(failed ? 1 : 0);
+}
+
+/* The child's exit status, or -1 when it hung and was killed. */
+static int wait_child(pid_t pid) {
+  struct timespec tick = {0, 1000000};
+  for (long waited = 0; waited < CHILD_SECONDS * 1000L; waited++) {
+    int status;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (r < 0 && errno != EINTR) return -2;
+    nanosleep(&tick, NULL);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  return -1;
+}
+
+int main(int argc, char **argv) {
+  unsigned long long seed = seed_init(argc, argv, "test_fork_stats");
+  int forks = argc > 2 ? atoi(argv[2]) : 300;
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.mode = PINHEAP_FIXED;
+  o.size = 256 * MiB;
+  heap = pinheap_create(&o);
+  if (!heap) {
+    fprintf(stderr, "test_fork_stats: pinheap_create: %s\n", pinheap_last_error());
+    return 1;
+  }
+  void *live[BLOCKS];
+  for (int i = 0; i < BLOCKS; i++) live[i] = pinheap_malloc(heap, fine_size(i));
+  pthread_t t[1 + SPINNERS];
+  pthread_create(&t[0], NULL, reader, NULL);
+  for (int i = 1; i <= SPINNERS; i++) pthread_create(&t[i], NULL, spinner, NULL);
+  int finished = 0, hung = 0, failed = 0;
+  for (int f = 0; f < forks; f++) {
+    struct timespec pause = {0, (long)(20 + seed_below(200)) * 1000};
+    nanosleep(&pause, NULL);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) child();
+    if (pid < 0) {
+      perror("test_fork_stats: fork");
+      failed++;
+      break;
+    }
+    int status = wait_child(pid);
+    if (status == 0)
+      finished++;
+    else if (status == -1)
+      hung++;
+    else
+      failed++;
+    if (status != 0)
+      fprintf(stderr, "test_fork_stats: child %d of %d %s (seed %llu)\n", f + 1, forks,
+              status == -1 ? "hung and was killed" : "failed", seed);
+  }
+  atomic_store(&stop, 1);
+  for (int i = 0; i <= SPINNERS; i++) pthread_join(t[i], NULL);
+  int broken = pinheap_check(heap);
+  for (int i = 0; i < BLOCKS; i++) pinheap_free(heap, live[i]);
+  pinheap_destroy(heap);
+  printf("test_fork_stats: %d of %d children finished, %d hung, %d failed; %lu stats reads in the parent; "
+         "%d broken invariants in the parent\n",
+         finished, forks, hung, failed, atomic_load(&reads), broken);
+  return finished == forks && broken == 0 ? 0 : 1;
+}
