@@ -40,8 +40,9 @@ run "TSan" build-tsan "-fsanitize=thread -Wno-error=tsan" \
   '^(stress_threads(_dynamic)?|stress_medium|soak(_dynamic|_debug)?|test_small_paths|test_ofi_tcp|test_ofi_shm)$' "TSAN_OPTIONS=halt_on_error=1"
 # Without the deadlock detector: jemalloc's own fork handler holds more
 # mutexes at once than it tracks (64), and its internal check then fails
-# (test_fine forks for the frees that must abort).
-run "TSan, fork" build-tsan "-fsanitize=thread -Wno-error=tsan" '^(test_fork|test_fine)$' \
+# (test_fine forks for the frees that must abort; test_fork_stats forks while
+# another thread reads the stats).
+run "TSan, fork" build-tsan "-fsanitize=thread -Wno-error=tsan" '^(test_fork|test_fork_stats|test_fine)$' \
   "TSAN_OPTIONS=halt_on_error=1:detect_deadlocks=0"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -8,7 +8,7 @@
  * and exits 0. A child that does not finish within CHILD_SECONDS is killed
  * and counted as hung.
  *
- *   test_fork_stats [seed] [forks]   (seed 0: from the clock; 300 forks by default)
+ *   test_fork_stats [seed] [forks]   (seed 0: from the clock; 2000 forks by default)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -86,7 +86,7 @@ static int wait_child(pid_t pid) {
 
 int main(int argc, char **argv) {
   unsigned long long seed = seed_init(argc, argv, "test_fork_stats");
-  int forks = argc > 2 ? atoi(argv[2]) : 300;
+  int forks = argc > 2 ? atoi(argv[2]) : 2000;
   pinheap_options o;
   pinheap_options_init(&o);
   o.mode = PINHEAP_FIXED;
