@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "heaps.h"
 #include "pinheap.h"
 
 #define KiB ((size_t)1 << 10)
@@ -120,15 +121,8 @@ static void *thread_main(void *arg) {
 static void run_case(pinheap_mode mode, unsigned debug, int rearms) {
   nlate = bad = 0;
   rearm = rearms;
-  pinheap_options o;
-  pinheap_options_init(&o);
-  o.mode = mode;
-  o.size = mode == PINHEAP_FIXED ? 512 * MiB : 0;
-  o.arenas = 2;
-  o.debug = debug;
   assert_int_equal(pthread_key_create(&key_before, destructor_before), 0);
-  heap = pinheap_create(&o);
-  assert_non_null(heap);
+  heap = heaps_open(mode, mode == PINHEAP_FIXED ? 512 * MiB : 0, 2, debug);
   assert_int_equal(pthread_key_create(&key_after, destructor_after), 0);
   pinheap_stats s0;
   pinheap_trim(heap);
