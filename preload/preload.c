@@ -33,6 +33,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,7 +42,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "error.h"
 #include "pinheap.h"
 
 #define PRELOAD_BOOT_BYTES ((size_t)1 << 20)
@@ -49,6 +49,24 @@
 /* The malloc family this library exports (the rest of it is hidden). */
 #define PRELOAD_EXPORT __attribute__((visibility("default")))
 #define PRELOAD_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* A line with the library's "pinheap: " prefix on stderr, formatted on the
+ * stack and written at once: this library is malloc, so no stdio buffer
+ * and no allocation. die: then abort. */
+__attribute__((format(printf, 2, 3))) static void preload_say(bool die, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf + 9, sizeof buf - 10, fmt, ap);
+  va_end(ap);
+  if (n < 0) n = 0;
+  if ((size_t)n > sizeof buf - 11) n = sizeof buf - 11;
+  memcpy(buf, "pinheap: ", 9);
+  buf[9 + n] = '\n';
+  ssize_t w = write(STDERR_FILENO, buf, (size_t)n + 10);
+  (void)w;
+  if (die) abort();
+}
 
 /* x rounded up to a multiple of the power of two a; 0 on overflow. */
 static size_t preload_align_up(size_t x, size_t a) { return x > SIZE_MAX - (a - 1) ? 0 : (x + a - 1) & ~(a - 1); }
@@ -71,7 +89,7 @@ static void *preload_boot_alloc(size_t size, size_t align) {
   size_t need = preload_align_up(size, 16) + align;
   size_t at = atomic_fetch_add(&preload_boot_used, need);
   if (need > PRELOAD_BOOT_BYTES || at > PRELOAD_BOOT_BYTES - need)
-    error_fatal("libpinheap-preload: the bootstrap area is full (a %zu-byte request while setting up)", size);
+    preload_say(true, "libpinheap-preload: the bootstrap area is full (a %zu-byte request while setting up)", size);
   uintptr_t p = preload_align_up((uintptr_t)(preload_boot + at) + 16, align);
   ((size_t *)p)[-1] = size;
   return (void *)p;
@@ -111,9 +129,9 @@ static void preload_init(void) {
   pinheap_options o;
   pinheap_options_init(&o);
   o.size = PRELOAD_DEFAULT_SIZE;
-  if (pinheap_options_from_env(&o) != 0) error_fatal("libpinheap-preload: %s", pinheap_last_error());
+  if (pinheap_options_from_env(&o) != 0) preload_say(true, "libpinheap-preload: %s", pinheap_last_error());
   preload_heap = pinheap_create(&o);
-  if (!preload_heap) error_fatal("libpinheap-preload: %s", pinheap_last_error());
+  if (!preload_heap) preload_say(true, "libpinheap-preload: %s", pinheap_last_error());
   if (preload_stats_pid) {
     preload_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 1000);
     if (preload_stats_fd < 0) preload_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
@@ -131,14 +149,14 @@ __attribute__((constructor)) static void preload_start(void) {
   bool first = !mark || strtol(mark, NULL, 10) == (long)self;
   bool all = stats && strcasecmp(stats, "all") == 0, on = false;
   if (stats && !all && pinheap_parse_bool(stats, &on) != 0)
-    error_fatal("libpinheap-preload: pinheap_options_from_env: PINHEAP_STATS=\"%s\" is not one of 0, 1, yes, no, "
+    preload_say(true, "libpinheap-preload: pinheap_options_from_env: PINHEAP_STATS=\"%s\" is not one of 0, 1, yes, no, "
                 "true, false, on, off, all",
                 stats);
   if (all || (on && first)) preload_stats_pid = self;
   const char *mode = getenv("PINHEAP_MODE"), *size = getenv("PINHEAP_SIZE");
   bool noted = false;
   if (first && mode && strcasecmp(mode, "simple") == 0 && size) {
-    error_report("libpinheap-preload: PINHEAP_SIZE=%s is ignored: a SIMPLE heap takes ordinary memory as it grows, "
+    preload_say(false, "libpinheap-preload: PINHEAP_SIZE=%s is ignored: a SIMPLE heap takes ordinary memory as it grows, "
                  "without a cap (said once, by the first process)",
                  size);
     noted = true;
