@@ -36,6 +36,11 @@
  * 2 ring_min bytes of it free, unless no other free extent fits. Taking
  * the bottom of the pointer's extent rather than the pointer's own place
  * leaves no hole behind the pointer once everything below it has died.
+ * A move (em_move: a block grown by realloc) is placed by EM_TWO_ENDED's
+ * rules and leaves the pointer where it was: a vector that grows lives on
+ * past the arrays allocated after it, and placed at the pointer it cut the
+ * ring's room (grow-by-realloc needed an 8% larger heap than under
+ * EM_TWO_ENDED; the PGAS-like workload, which moves nothing, is unchanged).
  * Policy EM_FIRST_FIT: as EM_TWO_ENDED, but an extent of more than small_max
  * bytes is carved from the bottom of the lowest-addressed free extent that
  * fits (address-ordered first fit).
@@ -163,7 +168,8 @@ void *em_alloc(em *m, size_t size, size_t align, bool *pristine);
 bool em_alloc_at(em *m, void *addr, size_t size, bool *pristine);
 
 /* Moves the extent [addr, addr + size), in use, to a new place of new_size
- * bytes (a page multiple), chosen as em_alloc would choose with the old
+ * bytes (a page multiple), chosen as em_alloc would choose (under EM_RING
+ * by EM_TWO_ENDED's rules, the pointer left where it was) with the old
  * extent counted as free, so that the new place may overlap the old: the
  * new extent is taken, and what of the old one it does not cover stays in
  * use, for the caller to move the contents (memmove) and then give back

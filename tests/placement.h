@@ -102,9 +102,10 @@ static inline uintptr_t placement_expected(em *m, size_t size, uintptr_t rover) 
   return m->policy == EM_FIRST_FIT ? q.low : q.best;
 }
 
-/* After size bytes were placed at p (em_alloc at any alignment, or
- * em_move; NULL: nothing placed): the ring's pointer moves to the end of
- * an extent of at least ring_min bytes. */
+/* After em_alloc placed size bytes at p (any alignment; NULL: nothing
+ * placed): the ring's pointer moves to the end of an extent of at least
+ * ring_min bytes. em_move never moves it (a move goes by EM_TWO_ENDED's
+ * rules). */
 static inline void placement_advance(const em *m, uintptr_t *rover, const void *p, size_t size) {
   if (m->policy == EM_RING && p && size >= m->ring_min) *rover = (uintptr_t)p + size;
 }

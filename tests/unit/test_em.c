@@ -607,6 +607,26 @@ static void test_move_over_own_room(void **state) {
   em_fini(m);
 }
 
+/* Under the ring, a move (a block grown by realloc) goes best fit and leaves
+ * the pointer: three 10 MiB arrays, the first freed, the second grown to
+ * 12 MiB. With its own room counted free the best fit is the bottom hole
+ * (0-20 MiB), not the pointer's extent (30-100 MiB), and the next array
+ * still follows the third. */
+static void test_ring_move_best_fit(void **state) {
+  (void)state;
+  em *m = make_ring(EM_RING, 100 * MiB, 1 * MiB, 8 * MiB);
+  void *a = take(m, 10 * MiB), *b = take(m, 10 * MiB);
+  assert_int_equal(OFF(take(m, 10 * MiB)), 20 * MiB);
+  give(m, a, 10 * MiB);
+  void *q = em_move(m, b, 10 * MiB, 12 * MiB);
+  assert_int_equal(em_check(m), 0);
+  assert_int_equal(OFF(q), 0);
+  assert_int_equal(m->rover, BASE + 30 * MiB);
+  give(m, AT(12 * MiB), 8 * MiB); /* what of the old extent the new one left */
+  assert_int_equal(OFF(take(m, 10 * MiB)), 30 * MiB);
+  em_fini(m);
+}
+
 static void test_check_catches_bad_rover(void **state) {
   (void)state;
   em *m = make_ring(EM_RING, 64 * MiB, 1 * MiB, 8 * MiB);
@@ -725,6 +745,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_ring_next_fit),
       cmocka_unit_test(test_ring_bottom_of_pointer_extent),
       cmocka_unit_test(test_ring_keeps_room_below_top),
+      cmocka_unit_test(test_ring_move_best_fit),
       cmocka_unit_test(test_first_fit),
       cmocka_unit_test(test_check_catches_bad_rover),
       cmocka_unit_test(test_move_over_own_room),
