@@ -96,10 +96,11 @@ typedef enum pinheap_policy {
    * pointer that wraps round the region (a ring): large arrays that die
    * oldest first leave their room where the next one goes. Smaller extents
    * are placed from the top, as small ones under two-ended, and the ring
-   * keeps room below them. It needs the smallest regions on the PGAS-like
-   * workload the README measures, and a little more than two-ended on
-   * grow-by-realloc: a choice for programs whose arrays die oldest first.
-   * An addition to the contract. */
+   * keeps room below them; a block realloc moves is placed as under
+   * two-ended. It needs the smallest regions on the PGAS-like workload the
+   * README measures and the same as two-ended on its server-like and
+   * grow-by-realloc ones: a choice for programs whose arrays die oldest
+   * first. An addition to the contract. */
   PINHEAP_POLICY_RING,
   /* As two-ended, but extents above small_extent_max take the lowest-
    * addressed free extent that fits (address-ordered first fit). For
