@@ -506,11 +506,9 @@ static em_free_result em_free_two_ended(em *m, em_region *r, uintptr_t a, size_t
   return EM_FREED;
 }
 
-em_free_result em_free(em *m, void *addr, size_t size) {
-  uintptr_t a = (uintptr_t)addr;
+/* em_free's work, lock held, [a, a + size) page-aligned. */
+static em_free_result em_free_locked(em *m, uintptr_t a, size_t size) {
   em_free_result res = EM_NOT_IN_REGION;
-  if (size == 0 || (size & (m->page - 1)) || (a & (m->page - 1)) || a + size < a) return res;
-  pthread_mutex_lock(&m->lock);
   em_region *r = em_region_at(m, a);
   if (r && a + size <= r->end) {
     if (m->policy != EM_BUMP) {
@@ -523,6 +521,28 @@ em_free_result em_free(em *m, void *addr, size_t size) {
     }
   }
   PH_ASSERT_EXPENSIVE(em_check_locked(m) == 0);
+  return res;
+}
+
+/* Whether [a, a + size) can be an extent at all. */
+static bool em_well_formed(const em *m, uintptr_t a, size_t size) {
+  return size != 0 && !(size & (m->page - 1)) && !(a & (m->page - 1)) && a + size >= a;
+}
+
+em_free_result em_free(em *m, void *addr, size_t size) {
+  uintptr_t a = (uintptr_t)addr;
+  if (!em_well_formed(m, a, size)) return EM_NOT_IN_REGION;
+  pthread_mutex_lock(&m->lock);
+  em_free_result res = em_free_locked(m, a, size);
+  pthread_mutex_unlock(&m->lock);
+  return res;
+}
+
+em_free_result em_try_free(em *m, void *addr, size_t size) {
+  uintptr_t a = (uintptr_t)addr;
+  if (!em_well_formed(m, a, size)) return EM_NOT_IN_REGION;
+  if (pthread_mutex_trylock(&m->lock) != 0) return EM_BUSY;
+  em_free_result res = em_free_locked(m, a, size);
   pthread_mutex_unlock(&m->lock);
   return res;
 }

@@ -57,7 +57,8 @@
  * aligned request that no free extent of size + align - page bytes can
  * serve also visits the k free extents between size and that many bytes
  * long: O(k log n).
- * Thread-safe: every function takes the manager's lock.
+ * Thread-safe: every function takes the manager's lock (em_try_free only
+ * when no other thread holds it).
  */
 #ifndef PINHEAP_EM_H
 #define PINHEAP_EM_H
@@ -177,10 +178,14 @@ bool em_alloc_at(em *m, void *addr, size_t size, bool *pristine);
  * changed, the old extent in use as before), and under EM_BUMP. */
 void *em_move(em *m, void *addr, size_t size, size_t new_size);
 
-typedef enum em_free_result { EM_FREED = 0, EM_NOT_IN_REGION, EM_ALREADY_FREE, EM_NO_METADATA } em_free_result;
+typedef enum em_free_result { EM_FREED = 0, EM_NOT_IN_REGION, EM_ALREADY_FREE, EM_NO_METADATA, EM_BUSY } em_free_result;
 
 /* Gives [addr, addr + size) back. Anything but EM_FREED changes nothing. */
 em_free_result em_free(em *m, void *addr, size_t size);
+
+/* em_free without waiting: EM_BUSY (nothing changed) when another thread
+ * holds the lock. */
+em_free_result em_try_free(em *m, void *addr, size_t size);
 
 void em_get_stats(em *m, em_stats *out);
 

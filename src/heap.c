@@ -565,7 +565,7 @@ static void *heap_large_take(heap *h, void *arg) {
   void *p = NULL;
   r->pristine = false;
   thread_cache *tc = heap_enter(h);
-  if (tc && r->bytes <= XCACHE_BLOCK_MAX && r->align <= h->page && h->threads.release_extent) {
+  if (tc && r->bytes <= XCACHE_CONTENDED_MAX && r->align <= h->page && h->threads.release_extent) {
     p = xcache_take(&tc->extents, r->bytes, !h->poison);
     if (p && !r->keyed) heap_reused(h, p, r->bytes, r->what);
   }
@@ -686,10 +686,22 @@ static void heap_check_live(heap *h, void *p, const char *what) {
 /* Gives a large block's extent (its head tag already cleared) back to the
  * extent manager; also the way thread caches give back the extents they
  * keep. */
-static void heap_give_back(heap *h, void *p, size_t bytes, const char *what) {
-  em_free_result r = em_free(&h->space.em, p, bytes);
+static void heap_gave_back(heap *h, void *p, em_free_result r, const char *what) {
   if (r == EM_NO_METADATA) error_fatal("%s(%p): the system has no memory left for the heap's metadata", what, p);
   if (r != EM_FREED) heap_foreign(h, p, what, "extent overlaps free space: the heap is corrupt");
+}
+
+static void heap_give_back(heap *h, void *p, size_t bytes, const char *what) {
+  heap_gave_back(h, p, em_free(&h->space.em, p, bytes), what);
+}
+
+/* heap_give_back unless another thread holds the manager's lock: whether
+ * the extent went back. */
+static bool heap_try_give_back(heap *h, void *p, size_t bytes, const char *what) {
+  em_free_result r = em_try_free(&h->space.em, p, bytes);
+  if (r == EM_BUSY) return false;
+  heap_gave_back(h, p, r, what);
+  return true;
 }
 
 /* Whether threads may cache freed extents now (HEAP_CACHE_ROOM). */
@@ -715,10 +727,16 @@ static void heap_large_free(heap *h, void *p, _Atomic uint32_t *slot) {
     xcache_drain(&tc->extents, heap_release_extent, h);
     cache = false;
   }
-  if (cache && bytes <= XCACHE_BLOCK_MAX)
+  if (cache && bytes <= XCACHE_BLOCK_MAX) {
     xcache_put(&tc->extents, p, bytes, heap_release_extent, h);
-  else
+  } else if (cache && bytes <= XCACHE_CONTENDED_MAX && xcache_room(&tc->extents, bytes)) {
+    /* Kept, rather than waited for, only while another thread holds the
+     * manager's lock: a lone thread never finds it held, and its blocks
+     * keep the manager's placement. */
+    if (!heap_try_give_back(h, p, bytes, "pinheap_free")) xcache_put(&tc->extents, p, bytes, heap_release_extent, h);
+  } else {
     heap_give_back(h, p, bytes, "pinheap_free");
+  }
   heap_leave(h, tc);
 }
 

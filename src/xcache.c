@@ -7,7 +7,7 @@
 #include "util.h"
 
 #define XCACHE_WORDS (XCACHE_LENGTHS / 64)
-_Static_assert(XCACHE_BLOCK_MAX / 4096 <= XCACHE_LENGTHS && XCACHE_LENGTHS % 64 == 0, "a stack per length");
+_Static_assert(XCACHE_BLOCK_MAX <= XCACHE_CONTENDED_MAX && XCACHE_CONTENDED_MAX / 4096 <= XCACHE_LENGTHS && XCACHE_LENGTHS % 64 == 0, "a stack per length");
 
 void xcache_init(xcache *x, size_t page) {
   PH_ASSERT(page >= 4096 && (page & (page - 1)) == 0);
@@ -92,7 +92,7 @@ void *xcache_take(xcache *x, size_t bytes, bool split) {
 
 void xcache_put(xcache *x, void *addr, size_t bytes, xcache_release *release, void *ctx) {
   size_t pages = bytes >> x->page_shift;
-  PH_ASSERT(pages > 0 && (pages << x->page_shift) == bytes && bytes <= XCACHE_BLOCK_MAX);
+  PH_ASSERT(pages > 0 && (pages << x->page_shift) == bytes && bytes <= XCACHE_CONTENDED_MAX);
   if (x->count == XCACHE_SLOTS) {
     /* Room for the new entry first: it may be the one that goes. */
     if ((size_t)xcache_first_from(x, 0) + 1 > pages) {

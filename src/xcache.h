@@ -1,7 +1,11 @@
 /*
  * xcache: one thread's cache of freed extents of medium blocks (a page to
- * XCACHE_BLOCK_MAX bytes), so that a thread that frees and allocates such
+ * XCACHE_CONTENDED_MAX bytes), so that a thread that frees and allocates such
  * blocks takes the extent manager's lock only on a miss or an eviction.
+ * Blocks up to XCACHE_BLOCK_MAX bytes are cached whenever there is room;
+ * larger ones only when the manager's lock is held by another thread at
+ * their free (heap.c): a lone thread's blocks of that size keep the
+ * manager's placement.
  *
  * The extents it holds are in use to the extent manager; the heap empties
  * every cache before it answers ENOMEM, so that they cost no failure.
@@ -38,12 +42,15 @@
  * 1 MiB) raised the smallest heaps of bench/run_placement.sh's PGAS-like
  * workloads by 2 to 7 %. */
 #define XCACHE_BLOCK_MAX ((size_t)64 << 10)
+/* The largest block whose extent is cached when its free finds the
+ * manager's lock held. */
+#define XCACHE_CONTENDED_MAX ((size_t)1 << 20)
 /* The bound per thread: bytes and entries. */
 #define XCACHE_BYTES ((size_t)4 << 20)
 #define XCACHE_SLOTS 64u
-/* Stacks of lengths in pages (at least XCACHE_BLOCK_MAX / 4 KiB), a
+/* Stacks of lengths in pages (at least XCACHE_CONTENDED_MAX / 4 KiB), a
  * multiple of 64 (the bitmap's words). */
-#define XCACHE_LENGTHS 64u
+#define XCACHE_LENGTHS 256u
 #define XCACHE_NONE 0xFFu
 
 typedef struct xcache {
@@ -73,9 +80,15 @@ void xcache_init(xcache *x, size_t page);
 void *xcache_take(xcache *x, size_t bytes, bool split);
 
 /* Caches [addr, addr + bytes), a free extent the caller owns (bytes a
- * positive page multiple, at most XCACHE_BLOCK_MAX), handing the smallest
- * entries to release while over the bound. */
+ * positive page multiple, at most XCACHE_CONTENDED_MAX), handing the
+ * smallest entries to release while over the bound. */
 void xcache_put(xcache *x, void *addr, size_t bytes, xcache_release *release, void *ctx);
+
+/* Whether an entry of bytes more fits within the bound as it is, so that
+ * xcache_put would hand nothing to release. */
+static inline bool xcache_room(const xcache *x, size_t bytes) {
+  return x->count < XCACHE_SLOTS && x->bytes + bytes <= XCACHE_BYTES;
+}
 
 /* Hands every entry that overlaps [addr, addr + bytes) to release (a
  * block about to grow in place over them); whether there was one. */
