@@ -7,7 +7,10 @@
  * request that only those extents (merged with their free neighbours) can
  * serve empties every cache and succeeds instead of answering ENOMEM; a
  * thread freeing many keeps at most the bound; an exiting thread's cache
- * goes back; calloc of a cached extent zeroes it.
+ * goes back; calloc of a cached extent zeroes it. Blocks of 64 KiB - 1 MiB
+ * stay in the freeing thread's cache only when another thread holds the
+ * extent manager's lock (the free does not wait for it), and another
+ * thread's request that only such an extent can serve succeeds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +20,9 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 #include "heaps.h"
@@ -28,7 +33,8 @@
 #define BLOCK (64 * KiB) /* XCACHE_BLOCK_MAX */
 #define BLOCKS_MAX 1100
 
-/* The other thread: frees blocks [from, to) when told, until told to end. */
+/* The other thread: frees blocks [from, to) when told, until told to end;
+ * one request at a time. */
 typedef struct other {
   pinheap *h;
   void **blocks;
@@ -45,7 +51,12 @@ static void *other_main(void *arg) {
   for (;;) {
     while (o->asked == o->done) pthread_cond_wait(&o->cond, &o->lock);
     if (o->end) break;
-    for (unsigned i = o->from; i < o->to; i++) pinheap_free(o->h, o->blocks[i]);
+    unsigned from = o->from, to = o->to;
+    /* Unlocked meanwhile: a free that waits must not keep the asker from
+     * seeing that it waits. */
+    pthread_mutex_unlock(&o->lock);
+    for (unsigned i = from; i < to; i++) pinheap_free(o->h, o->blocks[i]);
+    pthread_mutex_lock(&o->lock);
     o->done++;
     pthread_cond_broadcast(&o->cond);
   }
@@ -53,15 +64,52 @@ static void *other_main(void *arg) {
   return NULL;
 }
 
-/* Has the other thread free blocks [from, to), and waits until it has. */
-static void other_free(other *o, unsigned from, unsigned to) {
-  pthread_mutex_lock(&o->lock);
+/* Has the other thread free blocks [from, to); o's lock held. */
+static void other_ask(other *o, unsigned from, unsigned to) {
   o->from = from;
   o->to = to;
   o->asked++;
   pthread_cond_broadcast(&o->cond);
+}
+
+/* Has the other thread free blocks [from, to), and waits until it has. */
+static void other_free(other *o, unsigned from, unsigned to) {
+  pthread_mutex_lock(&o->lock);
+  other_ask(o, from, to);
   while (o->done != o->asked) pthread_cond_wait(&o->cond, &o->lock);
   pthread_mutex_unlock(&o->lock);
+}
+
+/* other_free, waiting at most seconds: whether the other thread has
+ * freed them by then (else it is still at it). */
+static bool other_free_within(other *o, unsigned from, unsigned to, int seconds) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += seconds;
+  pthread_mutex_lock(&o->lock);
+  other_ask(o, from, to);
+  int err = 0;
+  while (o->done != o->asked && err != ETIMEDOUT) err = pthread_cond_timedwait(&o->cond, &o->lock, &until);
+  bool done = o->done == o->asked;
+  pthread_mutex_unlock(&o->lock);
+  return done;
+}
+
+/* Waits until the other thread has done what it was asked. */
+static void other_wait(other *o) {
+  pthread_mutex_lock(&o->lock);
+  while (o->done != o->asked) pthread_cond_wait(&o->cond, &o->lock);
+  pthread_mutex_unlock(&o->lock);
+}
+
+/* Tells the other thread to end, and joins it. */
+static void other_end(other *o, pthread_t t) {
+  pthread_mutex_lock(&o->lock);
+  o->end = true;
+  o->asked++;
+  pthread_cond_broadcast(&o->cond);
+  pthread_mutex_unlock(&o->lock);
+  pthread_join(t, NULL);
 }
 
 static size_t cached(pinheap *h) { return thread_cached_extent_bytes(&h->core.threads); }
@@ -123,12 +171,7 @@ static void test_cached_then_reclaimed(void **state) {
   assert_int_equal(st.free_bytes + cached(h), holes.free_bytes + (freed - 3) * BLOCK);
   assert_int_equal(pinheap_check(h), 0);
   /* An exiting thread's cache goes back. */
-  pthread_mutex_lock(&o.lock);
-  o.end = true;
-  o.asked++;
-  pthread_cond_broadcast(&o.cond);
-  pthread_mutex_unlock(&o.lock);
-  pthread_join(t, NULL);
+  other_end(&o, t);
   assert_int_equal(cached(h), 0);
   pinheap_get_stats(h, &st);
   assert_int_equal(st.free_bytes, holes.free_bytes + (freed - 3) * BLOCK);
@@ -160,10 +203,68 @@ static void test_calloc_from_cache(void **state) {
   pinheap_destroy(h);
 }
 
+/* Blocks of XCACHE_CONTENDED_MAX: the largest whose extents a free keeps
+ * when it finds the extent manager's lock held. */
+static void test_contended_free_cached(void **state) {
+  (void)state;
+  pinheap *h = open_heap();
+  const size_t big = XCACHE_CONTENDED_MAX;
+  static void *blocks[BLOCKS_MAX];
+  unsigned n = 0;
+  while (n < BLOCKS_MAX && (blocks[n] = pinheap_malloc(h, big)) != NULL) n++;
+  assert_true(n >= 32 && n < BLOCKS_MAX);
+  /* Holes of one block, every other block: room enough to cache, no 3
+   * blocks in a row. */
+  for (unsigned i = 1; i < n; i += 2) pinheap_free(h, blocks[i]);
+  pinheap_trim(h);
+  pinheap_stats holes;
+  pinheap_get_stats(h, &holes);
+  assert_true(holes.largest_free < 2 * big);
+
+  other o = {.h = h, .blocks = blocks};
+  pthread_mutex_init(&o.lock, NULL);
+  pthread_cond_init(&o.cond, NULL);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, other_main, &o), 0);
+  /* Uncontended, the block goes back to the manager (the other thread's
+   * cache is made on the way). */
+  other_free(&o, 0, 1);
+  assert_int_equal(cached(h), 0);
+  /* The manager's lock held here: the other thread's free of block 2 does
+   * not wait for it, and keeps the extent. */
+  pthread_mutex_lock(&h->core.space.em.lock);
+  bool done = other_free_within(&o, 2, 3, 5);
+  pthread_mutex_unlock(&h->core.space.em.lock);
+  other_wait(&o);
+  print_message("free of a %zu-byte block with the manager's lock held: %s, %zu bytes cached\n", big,
+                done ? "done at once" : "still waiting after 5 s", cached(h));
+  assert_true(done);
+  assert_int_equal(cached(h), big);
+  assert_int_equal(pinheap_check(h), 0);
+  /* 3 blocks fit only once block 2 is back, merged with holes 1 and 3:
+   * this thread's request empties the other's cache rather than answer
+   * ENOMEM. */
+  void *three = pinheap_malloc(h, 3 * big);
+  assert_non_null(three);
+  assert_int_equal(cached(h), 0);
+  assert_int_equal(pinheap_check(h), 0);
+  other_end(&o, t);
+  pinheap_free(h, three);
+  for (unsigned i = 4; i < n; i += 2) pinheap_free(h, blocks[i]);
+  pinheap_trim(h);
+  pinheap_get_stats(h, &holes);
+  assert_int_equal(holes.largest_free, holes.free_bytes);
+  assert_int_equal(pinheap_check(h), 0);
+  pthread_cond_destroy(&o.cond);
+  pthread_mutex_destroy(&o.lock);
+  pinheap_destroy(h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cached_then_reclaimed),
       cmocka_unit_test(test_calloc_from_cache),
+      cmocka_unit_test(test_contended_free_cached),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
