@@ -30,6 +30,11 @@
  * heap's memory is free: near full, a cached extent is a hole the manager
  * cannot merge or place into, and the placements it changes cost room. */
 #define HEAP_CACHE_ROOM 4
+/* Once a free of a block above XCACHE_BLOCK_MAX finds the extent manager's
+ * lock held, this many more such frees of its thread keep their extents
+ * without trying the lock: two threads that meet there once are likely to
+ * meet again. */
+#define HEAP_CONTENDED_FREES 32
 
 static bool heap_fixed(const heap *h) { return h->opts.mode == PINHEAP_FIXED; }
 /* DYNAMIC, and SIMPLE: a DYNAMIC heap over ordinary memory that registers
@@ -729,11 +734,18 @@ static void heap_large_free(heap *h, void *p, _Atomic uint32_t *slot) {
   }
   if (cache && bytes <= XCACHE_BLOCK_MAX) {
     xcache_put(&tc->extents, p, bytes, heap_release_extent, h);
-  } else if (cache && bytes <= XCACHE_CONTENDED_MAX && xcache_room(&tc->extents, bytes)) {
+  } else if (cache && bytes <= XCACHE_CONTENDED_MAX) {
     /* Kept, rather than waited for, only while another thread holds the
-     * manager's lock: a lone thread never finds it held, and its blocks
-     * keep the manager's placement. */
-    if (!heap_try_give_back(h, p, bytes, "pinheap_free")) xcache_put(&tc->extents, p, bytes, heap_release_extent, h);
+     * manager's lock (and for HEAP_CONTENDED_FREES frees after): a lone
+     * thread never finds it held, and its blocks keep the manager's
+     * placement. */
+    if (tc->contended) {
+      tc->contended--;
+      xcache_put(&tc->extents, p, bytes, heap_release_extent, h);
+    } else if (!heap_try_give_back(h, p, bytes, "pinheap_free")) {
+      tc->contended = HEAP_CONTENDED_FREES;
+      xcache_put(&tc->extents, p, bytes, heap_release_extent, h);
+    }
   } else {
     heap_give_back(h, p, bytes, "pinheap_free");
   }

@@ -109,6 +109,7 @@ static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
     tc->held.head = tc->held.head + 1 == tc->held.limit ? 0 : tc->held.head + 1;
   }
   if (reg->release_extent) xcache_drain(&tc->extents, reg->release_extent, reg->release_ctx);
+  tc->contended = 0;
   if (reg->drain_front) reg->drain_front(reg->front_ctx, tc->tcache);
 }
 

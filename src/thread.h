@@ -181,6 +181,9 @@ typedef struct thread_cache {
    * shares (thread_sum_large). */
   _Atomic size_t large_bytes;
   _Atomic size_t large_blocks;
+  /* The heap's: how many more frees of blocks above XCACHE_BLOCK_MAX keep
+   * their extents without trying the extent manager's lock (heap.c). */
+  uint32_t contended;
   struct thread_cache *next;
   struct thread_cache *prev;
   struct thread_cache *next_idle; /* on the idle list */

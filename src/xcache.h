@@ -84,12 +84,6 @@ void *xcache_take(xcache *x, size_t bytes, bool split);
  * smallest entries to release while over the bound. */
 void xcache_put(xcache *x, void *addr, size_t bytes, xcache_release *release, void *ctx);
 
-/* Whether an entry of bytes more fits within the bound as it is, so that
- * xcache_put would hand nothing to release. */
-static inline bool xcache_room(const xcache *x, size_t bytes) {
-  return x->count < XCACHE_SLOTS && x->bytes + bytes <= XCACHE_BYTES;
-}
-
 /* Hands every entry that overlaps [addr, addr + bytes) to release (a
  * block about to grow in place over them); whether there was one. */
 bool xcache_evict_range(xcache *x, const void *addr, size_t bytes, xcache_release *release, void *ctx);
