@@ -716,6 +716,21 @@ static bool heap_cache_room(heap *h) {
   return free_bytes >= capacity / HEAP_CACHE_ROOM;
 }
 
+/* Keeps the extent of a block freed while the extent manager's lock is
+ * contended, bytes at most XCACHE_CONTENDED_MAX; over the bound, the
+ * smallest entries go back first, together under one taking of the lock
+ * (singly, each would take it once per free). */
+static void heap_keep_contended(heap *h, thread_cache *tc, void *p, size_t bytes) {
+  if (!xcache_fits(&tc->extents, bytes)) {
+    void *addrs[XCACHE_SLOTS];
+    size_t lens[XCACHE_SLOTS], failed;
+    unsigned n = xcache_shed(&tc->extents, addrs, lens);
+    em_free_result r = em_free_many(&h->space.em, addrs, lens, n, &failed);
+    if (r != EM_FREED) heap_gave_back(h, addrs[failed], r, "pinheap_free");
+  }
+  xcache_put(&tc->extents, p, bytes, heap_release_extent, h);
+}
+
 /* One section from clearing the tag to the extent's new place; near full,
  * the thread's cache of extents goes back too. */
 static void heap_large_free(heap *h, void *p, _Atomic uint32_t *slot) {
@@ -741,10 +756,10 @@ static void heap_large_free(heap *h, void *p, _Atomic uint32_t *slot) {
      * placement. */
     if (tc->contended) {
       tc->contended--;
-      xcache_put(&tc->extents, p, bytes, heap_release_extent, h);
+      heap_keep_contended(h, tc, p, bytes);
     } else if (!heap_try_give_back(h, p, bytes, "pinheap_free")) {
       tc->contended = HEAP_CONTENDED_FREES;
-      xcache_put(&tc->extents, p, bytes, heap_release_extent, h);
+      heap_keep_contended(h, tc, p, bytes);
     }
   } else {
     heap_give_back(h, p, bytes, "pinheap_free");

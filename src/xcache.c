@@ -127,6 +127,19 @@ bool xcache_evict_range(xcache *x, const void *addr, size_t bytes, xcache_releas
   return any;
 }
 
+unsigned xcache_shed(xcache *x, void **addrs, size_t *lens) {
+  unsigned n = 0;
+  while (x->count > XCACHE_SLOTS / 2 || x->bytes > XCACHE_BYTES / 2) {
+    size_t s = (size_t)xcache_first_from(x, 0);
+    uint8_t e = x->top[s];
+    xcache_unlink(x, s, XCACHE_NONE, e);
+    addrs[n] = (void *)x->addr[e];
+    lens[n++] = (s + 1) << x->page_shift;
+    xcache_unuse(x, e);
+  }
+  return n;
+}
+
 void xcache_drain(xcache *x, xcache_release *release, void *ctx) {
   while (x->count) xcache_evict_smallest(x, release, ctx);
 }

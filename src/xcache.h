@@ -84,6 +84,17 @@ void *xcache_take(xcache *x, size_t bytes, bool split);
  * smallest entries to release while over the bound. */
 void xcache_put(xcache *x, void *addr, size_t bytes, xcache_release *release, void *ctx);
 
+/* Whether an entry of bytes more would keep the cache within its bound,
+ * so that xcache_put hands nothing to release. */
+static inline bool xcache_fits(const xcache *x, size_t bytes) {
+  return x->count < XCACHE_SLOTS && x->bytes + bytes <= XCACHE_BYTES;
+}
+
+/* Takes out the smallest entries (ties: the newest) until at most half the
+ * bound is held, in entries and in bytes, into addrs and lens (room for
+ * XCACHE_SLOTS each), for the caller to give back in one go: how many. */
+unsigned xcache_shed(xcache *x, void **addrs, size_t *lens);
+
 /* Hands every entry that overlaps [addr, addr + bytes) to release (a
  * block about to grow in place over them); whether there was one. */
 bool xcache_evict_range(xcache *x, const void *addr, size_t bytes, xcache_release *release, void *ctx);

@@ -344,6 +344,37 @@ static void test_bad_frees_change_nothing(void **state) {
   em_fini(m);
 }
 
+/* em_free_many gives back in order under one lock and stops at the first
+ * bad extent, naming it; em_try_free gives back unless the lock is held. */
+static void test_free_many_and_try(void **state) {
+  (void)state;
+  em *m = make(EM_TWO_ENDED, 64 * MiB, 1 * MiB);
+  void *a = take(m, 4 * MiB), *b = take(m, 4 * MiB), *c = take(m, 4 * MiB);
+  size_t failed = 99;
+  void *two[] = {a, b};
+  size_t sizes[] = {4 * MiB, 4 * MiB, 4 * MiB};
+  assert_int_equal(em_free_many(m, two, sizes, 2, &failed), EM_FREED);
+  assert_int_equal(em_check(m), 0);
+  em_stats s = stats(m);
+  assert_int_equal(s.free_bytes, 60 * MiB);
+  /* a again (free already) after c: c goes back, a is named, b not tried. */
+  void *bad[] = {c, a, b};
+  assert_int_equal(em_free_many(m, bad, sizes, 3, &failed), EM_ALREADY_FREE);
+  assert_int_equal(failed, 1);
+  assert_int_equal(stats(m).free_bytes, 64 * MiB);
+  assert_int_equal(em_free_many(m, bad, sizes, 0, &failed), EM_FREED);
+  void *d = take(m, 4 * MiB);
+  pthread_mutex_lock(&m->lock);
+  assert_int_equal(em_try_free(m, d, 4 * MiB), EM_BUSY);
+  pthread_mutex_unlock(&m->lock);
+  assert_int_equal(stats(m).free_bytes, 60 * MiB);
+  assert_int_equal(em_try_free(m, d, 4 * MiB), EM_FREED);
+  assert_int_equal(em_try_free(m, d, 4 * MiB), EM_ALREADY_FREE);
+  assert_int_equal(stats(m).free_bytes, 64 * MiB);
+  assert_int_equal(em_check(m), 0);
+  em_fini(m);
+}
+
 /* Two adjacent regions (two registrations) never merge. */
 static void test_regions_never_merge(void **state) {
   (void)state;
@@ -738,6 +769,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_aligned_exact_fit),
       cmocka_unit_test(test_alloc_at_and_pristine),
       cmocka_unit_test(test_bad_frees_change_nothing),
+      cmocka_unit_test(test_free_many_and_try),
       cmocka_unit_test(test_regions_never_merge),
       cmocka_unit_test(test_seed_sequences),
       cmocka_unit_test(test_bump_never_reuses),

@@ -2,7 +2,8 @@
  * Unit tests of xcache (src/xcache.h), a thread's cache of medium extents,
  * over addresses that are never touched: best fit carved from the top; an
  * exact fit when splitting is refused; the bound of entries and bytes with
- * the smallest sent back first; the entries a growing block needs sent back;
+ * the smallest sent back first; shedding to half the bound; the entries a
+ * growing block needs sent back;
  * a drain; and, against a model, random puts and takes (the seed printed,
  * and taken as the first argument), xcache_check after each step.
  */
@@ -111,6 +112,44 @@ static void test_bound(void **state) {
   xcache_drain(&x, release, &r);
 }
 
+/* xcache_shed takes out the smallest entries until half the bound, in
+ * entries and in bytes, is held. */
+static void test_shed(void **state) {
+  (void)state;
+  xcache x;
+  xcache_init(&x, PAGE);
+  released r = {0};
+  void *addrs[XCACHE_SLOTS];
+  size_t lens[XCACHE_SLOTS];
+  assert_int_equal(xcache_shed(&x, addrs, lens), 0);
+  /* Entries: one page each, then one of 3 pages. */
+  for (unsigned i = 0; i < XCACHE_SLOTS - 1; i++) xcache_put(&x, at(4 * i * PAGE), PAGE, release, &r);
+  xcache_put(&x, at(1000 * PAGE), 3 * PAGE, release, &r);
+  assert_false(xcache_fits(&x, PAGE));
+  unsigned n = xcache_shed(&x, addrs, lens);
+  assert_int_equal(n, XCACHE_SLOTS / 2);
+  assert_int_equal(x.count, XCACHE_SLOTS / 2);
+  for (unsigned i = 0; i < n; i++) assert_int_equal(lens[i], PAGE);
+  assert_true(xcache_fits(&x, XCACHE_BLOCK_MAX));
+  assert_ptr_equal(xcache_take(&x, 3 * PAGE, false), at(1000 * PAGE));
+  assert_int_equal(xcache_check(&x), 0);
+  xcache_drain(&x, release, &r);
+  /* Bytes: 4 of the largest contended blocks fill the bound; shedding
+   * keeps half of it, the smallest first. */
+  r = (released){0};
+  xcache_put(&x, at(0), PAGE, release, &r);
+  for (size_t i = 0; i < XCACHE_BYTES / XCACHE_CONTENDED_MAX - 1; i++)
+    xcache_put(&x, at((i + 1) * XCACHE_CONTENDED_MAX), XCACHE_CONTENDED_MAX, release, &r);
+  assert_false(xcache_fits(&x, XCACHE_CONTENDED_MAX));
+  n = xcache_shed(&x, addrs, lens);
+  assert_true(n >= 2);
+  assert_ptr_equal(addrs[0], at(0));
+  assert_true(x.bytes <= XCACHE_BYTES / 2);
+  assert_int_equal(r.count, 0);
+  assert_int_equal(xcache_check(&x), 0);
+  xcache_drain(&x, release, &r);
+}
+
 /* The entries overlapping a range go back; the others stay. */
 static void test_evict_range(void **state) {
   (void)state;
@@ -195,7 +234,7 @@ int main(int argc, char **argv) {
   seed = seed_init(argc, argv, "test_xcache");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_best_fit_from_the_top), cmocka_unit_test(test_bound),
-      cmocka_unit_test(test_evict_range), cmocka_unit_test(test_check), cmocka_unit_test(test_random),
+      cmocka_unit_test(test_shed), cmocka_unit_test(test_evict_range), cmocka_unit_test(test_check), cmocka_unit_test(test_random),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
