@@ -10,7 +10,12 @@
  * freed, and after pinheap_trim one free extent covers the region but for
  * what the arenas keep.
  *
- *   stress_medium [seed] [threads] [rounds]   (seed 0: from the clock)
+ * With a larger region (the fourth argument, in MiB) the heap is seldom
+ * near full, so that the caches keep extents most of the time, those of
+ * 64 KiB - 1 MiB whenever the threads meet at the extent manager's lock.
+ *
+ *   stress_medium [seed] [threads] [rounds] [region MiB, default 64]
+ *   (seed 0: from the clock)
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -99,13 +104,16 @@ int main(int argc, char **argv) {
   seed = seed_init(argc, argv, "stress_medium");
   unsigned threads = argc > 2 ? (unsigned)atoi(argv[2]) : 4;
   rounds = argc > 3 ? (unsigned)atoi(argv[3]) : 100000;
+  /* 64: half the slots full, of 0.5 MiB on average: 48 MiB, and the caches */
+  unsigned region = argc > 4 ? (unsigned)atoi(argv[4]) : 64;
   if (threads < 1 || threads > 64) threads = 4;
-  printf("stress_medium: %u threads, %u rounds each (rerun: stress_medium %llu %u %u)\n", threads, rounds,
-         (unsigned long long)seed, threads, rounds);
+  if (region < 64 || region > 4096) region = 64;
+  printf("stress_medium: %u threads, %u rounds each, %u MiB (rerun: stress_medium %llu %u %u %u)\n", threads, rounds,
+         region, (unsigned long long)seed, threads, rounds, region);
   pinheap_options o;
   pinheap_options_init(&o);
   o.mode = PINHEAP_FIXED;
-  o.size = 64 * MiB; /* half the slots full, of 0.5 MiB on average: 48 MiB, and the caches */
+  o.size = region * MiB;
   o.arenas = 1;
   heap = pinheap_create(&o);
   if (!heap) {
