@@ -99,12 +99,13 @@ static void test_bound(void **state) {
   assert_int_equal(r.addr[0], (uintptr_t)at(3000 * PAGE));
   assert_int_equal(xcache_check(&x), 0);
   xcache_drain(&x, release, &r);
-  /* Bytes: XCACHE_BYTES / XCACHE_BLOCK_MAX blocks of the largest size fit,
-   * the next one sends the smallest back. */
+  /* Bytes: XCACHE_BYTES / XCACHE_CONTENDED_MAX blocks of the largest size
+   * fit, the next one sends the smallest back. */
   r = (released){0};
   xcache_put(&x, at(0), PAGE, release, &r);
-  size_t n = XCACHE_BYTES / XCACHE_BLOCK_MAX;
-  for (size_t i = 0; i < n; i++) xcache_put(&x, at((i + 1) * XCACHE_BLOCK_MAX), XCACHE_BLOCK_MAX, release, &r);
+  size_t n = XCACHE_BYTES / XCACHE_CONTENDED_MAX;
+  for (size_t i = 0; i < n; i++)
+    xcache_put(&x, at((i + 1) * XCACHE_CONTENDED_MAX), XCACHE_CONTENDED_MAX, release, &r);
   assert_int_equal(x.bytes, XCACHE_BYTES);
   assert_int_equal(r.count, 1);
   assert_int_equal(r.addr[0], (uintptr_t)at(0));
