@@ -21,22 +21,6 @@
 #define EM_OF_SIZE(n) PH_CONTAINER_OF(n, em_extent, by_size)
 #define EM_REGION_OF(n) PH_CONTAINER_OF(n, em_region, by_base)
 
-/* Tries of the lock before waiting for it: two threads meeting at the lock
- * hold it for well under a microsecond each, where a futex sleep and wake
- * cost several (with 2 threads churning 64 KiB - 1 MiB blocks, a third of
- * the time went to them under glibc's adaptive spin alone; 500 tries did
- * as well as 4000, and wait less for a holder that is not running). */
-#define EM_SPINS 500
-
-/* Takes the lock, spinning a while before it sleeps. */
-static void em_lock(em *m) {
-  for (unsigned i = 0; i < EM_SPINS; i++) {
-    if (pthread_mutex_trylock(&m->lock) == 0) return;
-    util_pause();
-  }
-  em_lock(m);
-}
-
 /* em_check with the lock held: the expensive assertions after each change. */
 static int em_check_locked(em *m);
 
@@ -149,7 +133,7 @@ int em_add_region(em *m, void *base, size_t size, bool zeroed) {
     errno = EINVAL;
     return -1;
   }
-  em_lock(m);
+  pthread_mutex_lock(&m->lock);
   em_region key = {.base = b + size - 1};
   tree_node *below = tree_floor(&m->regions, &key.by_base);
   if (below && EM_REGION_OF(below)->end > b) {
@@ -179,7 +163,7 @@ int em_add_region(em *m, void *base, size_t size, bool zeroed) {
 int em_remove_region(em *m, void *base) {
   uintptr_t b = (uintptr_t)base;
   int res = -1;
-  em_lock(m);
+  pthread_mutex_lock(&m->lock);
   em_region *r = em_region_at(m, b);
   if (r && r->base == b && m->policy != EM_BUMP) {
     em_extent key = {.addr = b};
@@ -412,7 +396,7 @@ void *em_alloc(em *m, size_t size, size_t align, bool *pristine) {
   if (align < m->page) align = m->page;
   bool zero = false;
   void *p = NULL;
-  em_lock(m);
+  pthread_mutex_lock(&m->lock);
   if (m->policy == EM_BUMP)
     p = em_alloc_bump(m, size, align, &zero);
   else if (meta_reserve(&m->extent_pool, EM_RESERVE) == 0)
@@ -427,7 +411,7 @@ bool em_alloc_at(em *m, void *addr, size_t size, bool *pristine) {
   uintptr_t a = (uintptr_t)addr;
   if (size == 0 || (size & (m->page - 1)) || (a & (m->page - 1)) || a + size < a) return false;
   bool ok = false, zero = false;
-  em_lock(m);
+  pthread_mutex_lock(&m->lock);
   if (m->policy == EM_BUMP) {
     em_region *r = em_region_at(m, a);
     if (r && r->bump == a && r->end - a >= size) {
@@ -466,7 +450,7 @@ static void em_take(em *m, uintptr_t a, size_t size) {
 void *em_move(em *m, void *addr, size_t size, size_t new_size) {
   uintptr_t a = (uintptr_t)addr, q = 0;
   if (size == 0 || new_size == 0 || ((size | new_size | a) & (m->page - 1)) || a + size < a) return NULL;
-  em_lock(m);
+  pthread_mutex_lock(&m->lock);
   em_region *r = em_region_at(m, a);
   /* One node for the free, one for the carve, two for the old extent's
    * pieces taken back. */
@@ -548,7 +532,7 @@ static bool em_well_formed(const em *m, uintptr_t a, size_t size) {
 em_free_result em_free(em *m, void *addr, size_t size) {
   uintptr_t a = (uintptr_t)addr;
   if (!em_well_formed(m, a, size)) return EM_NOT_IN_REGION;
-  em_lock(m);
+  pthread_mutex_lock(&m->lock);
   em_free_result res = em_free_locked(m, a, size);
   pthread_mutex_unlock(&m->lock);
   return res;
@@ -565,7 +549,7 @@ em_free_result em_try_free(em *m, void *addr, size_t size) {
 
 em_free_result em_free_many(em *m, void *const *addrs, const size_t *sizes, size_t n, size_t *failed) {
   em_free_result res = EM_FREED;
-  em_lock(m);
+  pthread_mutex_lock(&m->lock);
   size_t i = 0;
   for (; i < n && res == EM_FREED; i++) {
     uintptr_t a = (uintptr_t)addrs[i];
@@ -578,7 +562,7 @@ em_free_result em_free_many(em *m, void *const *addrs, const size_t *sizes, size
 
 void em_get_stats(em *m, em_stats *out) {
   memset(out, 0, sizeof *out);
-  em_lock(m);
+  pthread_mutex_lock(&m->lock);
   out->capacity = m->capacity;
   out->free_bytes = m->free_bytes;
   out->peak_in_use = m->peak_in_use;
@@ -608,7 +592,7 @@ static int em_walk_one(tree_node *n, void *arg) {
 
 int em_walk_free(em *m, int (*visit)(uintptr_t addr, size_t size, void *arg), void *arg) {
   em_walk_state w = {visit, arg};
-  em_lock(m);
+  pthread_mutex_lock(&m->lock);
   int r = tree_walk(&m->by_addr, em_walk_one, &w);
   pthread_mutex_unlock(&m->lock);
   return r;
@@ -634,7 +618,7 @@ static int em_walk_region(em *m, const em_region *r, int (*visit)(uintptr_t, siz
 
 int em_walk(em *m, int (*visit)(uintptr_t addr, size_t size, bool free, void *arg), void *arg) {
   int stop = 0;
-  em_lock(m);
+  pthread_mutex_lock(&m->lock);
   for (tree_node *n = tree_first(&m->regions); n && !stop; n = tree_next(&m->regions, n))
     stop = em_walk_region(m, EM_REGION_OF(n), visit, arg);
   pthread_mutex_unlock(&m->lock);
@@ -734,7 +718,7 @@ static int em_check_locked(em *m) {
 }
 
 int em_check(em *m) {
-  em_lock(m);
+  pthread_mutex_lock(&m->lock);
   int broken = em_check_locked(m);
   pthread_mutex_unlock(&m->lock);
   return broken;

@@ -42,17 +42,6 @@ static inline uint64_t util_coarse_ns(void) {
 
 static inline uintptr_t util_align_down(uintptr_t x, size_t a) { return x & ~(uintptr_t)(a - 1); }
 
-/* A hint to the CPU inside a spin-wait loop. */
-static inline void util_pause(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#else
-  atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
-
 /* Bit i of a bitmap of 64-bit words: set, cleared, read. */
 static inline void util_bit_set(uint64_t *words, size_t i) { words[i / 64] |= (uint64_t)1 << (i % 64); }
 static inline void util_bit_clear(uint64_t *words, size_t i) { words[i / 64] &= ~((uint64_t)1 << (i % 64)); }
