@@ -1089,7 +1089,11 @@ void *heap_realloc(heap *h, void *p, size_t size) {
   if (heap_impossible(h, "pinheap_realloc", size)) return NULL;
   if (direct) return heap_direct_realloc(h, p, old_large, size);
   if (old_large == 0) {
-    if (size > h->large_threshold || fine_serves(size)) return heap_move(h, p, sallocx(p, 0), size);
+    /* A small block that grows stays on jemalloc's classes up to their
+     * largest, whatever large_threshold: each stage of a growing block as a
+     * page-rounded extent left holes among the top's blocks (README,
+     * "Thresholds and why"). */
+    if (size > h->classes.max || fine_serves(size)) return heap_move(h, p, sallocx(p, 0), size);
     return heap_small_realloc(h, p, size);
   }
   if (size <= h->large_threshold) return heap_move(h, p, old_large, size);

@@ -21,7 +21,9 @@
  *   and back in their own arena in batches without a trim, the rest at the
  *   freeing thread's exit or a trim; FIXED and SIMPLE; and those still
  *   waiting in a live thread's batch are reclaimed before an allocation
- *   that needs their room fails.
+ *   that needs their room fails;
+ * - a block grown by realloc under a large_threshold of 4 KiB stays on
+ *   jemalloc's classes up to their largest, then becomes a large block.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -468,6 +470,41 @@ static void test_remote_parked(void **state) {
   pinheap_destroy(h);
 }
 
+/* ---- a block grown by realloc under a low large_threshold ----------------- */
+
+/* Grown from 3000 bytes by half at a time under large_threshold 4 KiB, a
+ * block stays on jemalloc's classes up to the largest (14 KiB), and only
+ * then becomes a large block, its bytes kept at every step. */
+static void test_grow_below_classes(void **state) {
+  (void)state;
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.size = 32 * MiB;
+  o.arenas = 1;
+  o.large_threshold = 4 * KiB;
+  pinheap *h = pinheap_create(&o);
+  assert_non_null(h);
+  size_t n = 3000;
+  unsigned char *p = pinheap_malloc(h, n);
+  assert_non_null(p);
+  memset(p, 0x5a, n);
+  pinheap_stats s;
+  while (n < 20 * KiB) {
+    size_t next = n + n / 2;
+    p = pinheap_realloc(h, p, next);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) assert_int_equal(p[i], 0x5a);
+    memset(p, 0x5a, next);
+    n = next;
+    assert_int_equal(pinheap_get_stats(h, &s), 0);
+    printf("test_small_paths: grown to %zu bytes: %zu large blocks\n", n, s.large_blocks);
+    assert_int_equal(s.large_blocks, n > 14 * KiB);
+  }
+  pinheap_free(h, p);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+}
+
 int main(int argc, char **argv) {
   seed_init(argc, argv, "test_small_paths");
   const struct CMUnitTest tests[] = {
@@ -475,7 +512,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_thread_per_task),  cmocka_unit_test(test_thread_churn),
       cmocka_unit_test(test_producer_consumer), cmocka_unit_test(test_remote_free_fixed),
       cmocka_unit_test(test_remote_free_simple), cmocka_unit_test(test_refill),
-      cmocka_unit_test(test_remote_parked),
+      cmocka_unit_test(test_remote_parked),    cmocka_unit_test(test_grow_below_classes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
