@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "children.h"
 #include "pattern.h"
 #include "pinheap.h"
 #include "seed.h"
@@ -295,21 +296,6 @@ static _Noreturn void child(int round) {
   _exit(failed ? 1 : 0);
 }
 
-/* Waits for the child: its exit status, or -1 when it hung and was killed. */
-static int wait_child(pid_t pid) {
-  struct timespec tick = {0, 1000000};
-  for (long waited = 0; waited < CHILD_SECONDS * 1000L; waited++) {
-    int status;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (r < 0 && errno != EINTR) return -2;
-    nanosleep(&tick, NULL);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, NULL, 0);
-  return -1;
-}
-
 int main(int argc, char **argv) {
   seed = seed_init(argc, argv, "test_fork");
   int forks = argc > 2 ? atoi(argv[2]) : 60;
@@ -330,7 +316,7 @@ int main(int argc, char **argv) {
   for (uintptr_t i = 0; i < WORKERS; i++) pthread_create(&t[i], NULL, worker, (void *)i);
   pthread_create(&t[WORKERS], NULL, janitor, NULL);
   pthread_create(&t[WORKERS + 1], NULL, spawner, NULL);
-  int finished = 0, hung = 0, failed = 0;
+  children ends = {0, 0, 0};
   for (int f = 0; f < forks; f++) {
     struct timespec pause = {0, (long)(500 + seed_below(4500)) * 1000};
     nanosleep(&pause, NULL);
@@ -339,21 +325,13 @@ int main(int argc, char **argv) {
     if (pid == 0) child(f);
     if (pid < 0) {
       perror("test_fork: fork");
-      failed++;
+      ends.failed++;
       break;
     }
     atomic_store(&quiet, 1);
-    int status = wait_child(pid);
+    int status = children_wait(pid, CHILD_SECONDS);
     atomic_store(&quiet, 0);
-    if (status == 0)
-      finished++;
-    else if (status == -1)
-      hung++;
-    else
-      failed++;
-    if (status != 0)
-      fprintf(stderr, "test_fork: child %d of %d %s (seed %llu)\n", f + 1, forks,
-              status == -1 ? "hung and was killed" : "failed", seed);
+    children_count(&ends, status, "test_fork", f + 1, forks, seed);
   }
   atomic_store(&stop, 1);
   for (int i = 0; i < WORKERS + 2; i++) pthread_join(t[i], NULL);
@@ -379,6 +357,6 @@ int main(int argc, char **argv) {
   }
   printf("test_fork: %d of %d children finished, %d hung, %d failed; %lu operations in the parent (%lu refused); "
          "%d broken invariants in the parent\n",
-         finished, forks, hung, failed, atomic_load(&operations), atomic_load(&refused), broken);
-  return finished == forks && broken == 0 && atomic_load(&refused) == 0 ? 0 : 1;
+         ends.finished, forks, ends.hung, ends.failed, atomic_load(&operations), atomic_load(&refused), broken);
+  return ends.finished == forks && broken == 0 && atomic_load(&refused) == 0 ? 0 : 1;
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "children.h"
 #include "pinheap.h"
 #include "seed.h"
 
@@ -69,21 +70,6 @@ static void child(void) {
   _exit(failed ? 1 : 0);
 }
 
-/* The child's exit status, or -1 when it hung and was killed. */
-static int wait_child(pid_t pid) {
-  struct timespec tick = {0, 1000000};
-  for (long waited = 0; waited < CHILD_SECONDS * 1000L; waited++) {
-    int status;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (r < 0 && errno != EINTR) return -2;
-    nanosleep(&tick, NULL);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, NULL, 0);
-  return -1;
-}
-
 int main(int argc, char **argv) {
   unsigned long long seed = seed_init(argc, argv, "test_fork_stats");
   int forks = argc > 2 ? atoi(argv[2]) : 2000;
@@ -101,7 +87,7 @@ int main(int argc, char **argv) {
   pthread_t t[1 + SPINNERS];
   pthread_create(&t[0], NULL, reader, NULL);
   for (int i = 1; i <= SPINNERS; i++) pthread_create(&t[i], NULL, spinner, NULL);
-  int finished = 0, hung = 0, failed = 0;
+  children ends = {0, 0, 0};
   for (int f = 0; f < forks; f++) {
     struct timespec pause = {0, (long)(20 + seed_below(200)) * 1000};
     nanosleep(&pause, NULL);
@@ -110,19 +96,11 @@ int main(int argc, char **argv) {
     if (pid == 0) child();
     if (pid < 0) {
       perror("test_fork_stats: fork");
-      failed++;
+      ends.failed++;
       break;
     }
-    int status = wait_child(pid);
-    if (status == 0)
-      finished++;
-    else if (status == -1)
-      hung++;
-    else
-      failed++;
-    if (status != 0)
-      fprintf(stderr, "test_fork_stats: child %d of %d %s (seed %llu)\n", f + 1, forks,
-              status == -1 ? "hung and was killed" : "failed", seed);
+    int status = children_wait(pid, CHILD_SECONDS);
+    children_count(&ends, status, "test_fork_stats", f + 1, forks, seed);
   }
   atomic_store(&stop, 1);
   for (int i = 0; i <= SPINNERS; i++) pthread_join(t[i], NULL);
@@ -131,6 +109,6 @@ int main(int argc, char **argv) {
   pinheap_destroy(heap);
   printf("test_fork_stats: %d of %d children finished, %d hung, %d failed; %lu stats reads in the parent; "
          "%d broken invariants in the parent\n",
-         finished, forks, hung, failed, atomic_load(&reads), broken);
-  return finished == forks && broken == 0 ? 0 : 1;
+         ends.finished, forks, ends.hung, ends.failed, atomic_load(&reads), broken);
+  return ends.finished == forks && broken == 0 ? 0 : 1;
 }
