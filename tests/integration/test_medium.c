@@ -73,13 +73,6 @@ static void other_ask(other *o, unsigned from, unsigned to) {
   pthread_cond_broadcast(&o->cond);
 }
 
-/* Has the other thread free blocks [from, to), and waits until it has. */
-static void other_free(other *o, unsigned from, unsigned to) {
-  pthread_mutex_lock(&o->lock);
-  other_ask(o, from, to);
-  while (o->done != o->asked) pthread_cond_wait(&o->cond, &o->lock);
-  pthread_mutex_unlock(&o->lock);
-}
 
 /* other_free, waiting at most seconds: whether the other thread has
  * freed them by then (else it is still at it). */
@@ -101,6 +94,22 @@ static void other_wait(other *o) {
   pthread_mutex_lock(&o->lock);
   while (o->done != o->asked) pthread_cond_wait(&o->cond, &o->lock);
   pthread_mutex_unlock(&o->lock);
+}
+
+/* Has the other thread free blocks [from, to), and waits until it has. */
+static void other_free(other *o, unsigned from, unsigned to) {
+  pthread_mutex_lock(&o->lock);
+  other_ask(o, from, to);
+  pthread_mutex_unlock(&o->lock);
+  other_wait(o);
+}
+
+/* Starts the other thread, in *t, over the heap's blocks. */
+static void other_start(other *o, pinheap *h, void **blocks, pthread_t *t) {
+  *o = (other){.h = h, .blocks = blocks};
+  pthread_mutex_init(&o->lock, NULL);
+  pthread_cond_init(&o->cond, NULL);
+  assert_int_equal(pthread_create(t, NULL, other_main, o), 0);
 }
 
 /* Tells the other thread to end, and joins it. */
@@ -139,11 +148,9 @@ static void test_cached_then_reclaimed(void **state) {
   assert_true(holes.largest_free < 2 * BLOCK);
   assert_true(holes.free_bytes >= HEAP_SIZE / 4);
 
-  other o = {.h = h, .blocks = blocks};
-  pthread_mutex_init(&o.lock, NULL);
-  pthread_cond_init(&o.cond, NULL);
+  other o;
   pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, other_main, &o), 0);
+  other_start(&o, h, blocks, &t);
   /* Blocks 2 and 4, between the holes, freed by the other thread, stay in
    * its cache: the manager does not see them. */
   other_free(&o, 2, 3);
@@ -222,11 +229,9 @@ static void test_contended_free_cached(void **state) {
   pinheap_get_stats(h, &holes);
   assert_true(holes.largest_free < 2 * big);
 
-  other o = {.h = h, .blocks = blocks};
-  pthread_mutex_init(&o.lock, NULL);
-  pthread_cond_init(&o.cond, NULL);
+  other o;
   pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, other_main, &o), 0);
+  other_start(&o, h, blocks, &t);
   /* Uncontended, the block goes back to the manager (the other thread's
    * cache is made on the way). */
   other_free(&o, 0, 1);
