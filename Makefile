@@ -45,6 +45,7 @@ check: build
 	bash tests/install/run.sh $(BUILD_DIR)
 	bash tests/valgrind.sh $(BUILD_DIR)
 	bash tests/sanitize.sh
+	bash tests/buildtypes.sh
 	bash fuzz/run.sh 30
 
 # The fuzzers for longer (seconds per fuzzer: FUZZ_SECONDS).

@@ -226,7 +226,7 @@ static int trace_read_text(trace_reader *r, trace_event *ev) {
     }
     if (got <= 0) return got < 0 ? -1 : trace_fail(r, r->offset, "no \"%s %d\" line", TRACE_TEXT_HEADER, TRACE_VERSION);
     char *word = trace_token(&p), *version = trace_token(&p);
-    uint64_t v;
+    uint64_t v = 0;
     if (!word || strcmp(word, TRACE_TEXT_HEADER) != 0)
       return trace_fail(r, r->record_offset, "not a pinheap trace: no \"%s\" header (binary) nor \"%s\" line (text)",
                         TRACE_MAGIC, TRACE_TEXT_HEADER);
@@ -240,7 +240,7 @@ static int trace_read_text(trace_reader *r, trace_event *ev) {
   }
   if (got <= 0) return got;
   char *tok = trace_token(&p);
-  uint64_t v;
+  uint64_t v = 0;
   ev->thread = r->state.thread;
   if (tok[0] == 't' && tok[1] >= '0' && tok[1] <= '9') {
     if (trace_text_number(r, tok + 1, "thread", UINT32_MAX, &v)) return -1;
