@@ -583,6 +583,21 @@ static void *heap_large_take(heap *h, void *arg) {
   return p;
 }
 
+/* Extents that threads kept while their frees met at the manager's lock
+ * are holes the manager would place around: a thread out of contention (no
+ * contended free lately, and none of those extents in its cache) empties
+ * every thread's cache before it places, rather than only before ENOMEM
+ * (an idle thread's would stay). */
+static __attribute__((noinline)) void heap_return_contended(heap *h) {
+  thread_cache *tc = thread_enter(&h->threads);
+  bool out = !tc || (tc->contended == 0 && !xcache_holds_above(&tc->extents, XCACHE_BLOCK_MAX));
+  if (tc) thread_leave(tc);
+  if (!out || !atomic_exchange(&h->contended_kept, false)) return;
+  pthread_mutex_lock(&h->reclaim_lock);
+  thread_flush_all(&h->threads);
+  pthread_mutex_unlock(&h->reclaim_lock);
+}
+
 /* Large path: an exact page-rounded extent (DYNAMIC: or a registration of
  * its own from direct_threshold up), with the one reclaim and retry. */
 static void *heap_large(heap *h, size_t size, size_t align, bool zero, bool keyed, const char *what) {
@@ -597,6 +612,7 @@ static void *heap_large(heap *h, size_t size, size_t align, bool zero, bool keye
     error_set(ENOMEM, "%s(%zu): impossible size: above %zu pages", what, size, (size_t)PAGEMAP_MAX_PAGES);
     return NULL;
   }
+  if (PH_UNLIKELY(atomic_load_explicit(&h->contended_kept, memory_order_relaxed))) heap_return_contended(h);
   heap_large_req r = {.bytes = bytes, .align = align, .keyed = keyed, .what = what};
   void *p = heap_retry(h, heap_large_take(h, &r), heap_large_take, &r, what, size);
   if (p && zero && !r.pristine) memset(p, 0, bytes);
@@ -729,6 +745,8 @@ static void heap_keep_contended(heap *h, thread_cache *tc, void *p, size_t bytes
     if (r != EM_FREED) heap_gave_back(h, addrs[failed], r, "pinheap_free");
   }
   xcache_put(&tc->extents, p, bytes, heap_release_extent, h);
+  if (!atomic_load_explicit(&h->contended_kept, memory_order_relaxed))
+    atomic_store_explicit(&h->contended_kept, true, memory_order_relaxed);
 }
 
 /* One section from clearing the tag to the extent's new place; near full,

@@ -73,6 +73,9 @@ struct heap {
   _Atomic size_t large_bytes;  /* the part of threads without a cache */
   _Atomic size_t large_blocks;
   _Atomic size_t peak_seen; /* high-water mark of in_use as stats calls saw it */
+  /* Set when a thread keeps an extent its free found contended (heap.c),
+   * cleared when every thread's cache is emptied for it. */
+  atomic_bool contended_kept;
   /* Called after an allocation answered ENOMEM (the error set), in no
    * section (heap_on_enomem). */
   void (*on_enomem)(void *ctx, heap *h, const char *what, size_t size);

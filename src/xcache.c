@@ -25,6 +25,10 @@ static int xcache_first_from(const xcache *x, unsigned s) {
   return i < XCACHE_LENGTHS ? (int)i : -1;
 }
 
+bool xcache_holds_above(const xcache *x, size_t bytes) {
+  return xcache_first_from(x, (unsigned)(bytes >> x->page_shift)) >= 0;
+}
+
 /* Entry e, its address set, onto the stack of pages pages. */
 static void xcache_push(xcache *x, uint8_t e, size_t pages) {
   size_t s = pages - 1;

@@ -93,6 +93,9 @@ static inline bool xcache_fits(const xcache *x, size_t bytes) {
   return x->count < XCACHE_SLOTS && x->bytes + bytes <= XCACHE_BYTES;
 }
 
+/* Whether an entry longer than bytes (a page multiple) is held. */
+bool xcache_holds_above(const xcache *x, size_t bytes);
+
 /* Takes out the smallest entries (ties: the newest) until at most half the
  * bound is held, in entries and in bytes, into addrs and lens (room for
  * XCACHE_SLOTS each), for the caller to give back in one go: how many. */

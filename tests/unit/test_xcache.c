@@ -53,6 +53,8 @@ static void test_best_fit_from_the_top(void **state) {
   assert_int_equal(xcache_check(&x), 0);
   assert_int_equal(x.bytes, 28 * PAGE);
   /* 3 pages: the 4-page entry is the smallest that holds them, its top 3. */
+  assert_true(xcache_holds_above(&x, 15 * PAGE));
+  assert_false(xcache_holds_above(&x, 16 * PAGE));
   assert_ptr_equal(xcache_take(&x, 3 * PAGE, true), at(65 * PAGE));
   /* an exact fit takes the entry whole */
   assert_ptr_equal(xcache_take(&x, 8 * PAGE, true), at(128 * PAGE));
