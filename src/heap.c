@@ -587,12 +587,24 @@ static void *heap_large_take(heap *h, void *arg) {
  * are holes the manager would place around: a thread out of contention (no
  * contended free lately, and none of those extents in its cache) empties
  * every thread's cache before it places, rather than only before ENOMEM
- * (an idle thread's would stay). */
+ * (an idle thread's would stay); each thread at most once per
+ * HEAP_CONTENDED_FLUSH_NS, for a thread that only allocates while another
+ * only frees would empty them at nearly every block, and a flush stops
+ * every thread. Threads without a cache do not: they are rare, and a
+ * limit shared by all would let one thread's flushes stop another's. */
 static __attribute__((noinline)) void heap_return_contended(heap *h) {
   thread_cache *tc = thread_enter(&h->threads);
-  bool out = !tc || (tc->contended == 0 && !xcache_holds_above(&tc->extents, XCACHE_BLOCK_MAX));
-  if (tc) thread_leave(tc);
-  if (!out || !atomic_exchange(&h->contended_kept, false)) return;
+  if (!tc) return;
+  uint64_t now = util_coarse_ns();
+  bool out = now - tc->contended_flushed >= HEAP_CONTENDED_FLUSH_NS && tc->contended == 0 &&
+             !xcache_holds_above(&tc->extents, XCACHE_BLOCK_MAX);
+  if (out && atomic_exchange(&h->contended_kept, false)) {
+    tc->contended_flushed = now;
+  } else {
+    out = false;
+  }
+  thread_leave(tc);
+  if (!out) return;
   pthread_mutex_lock(&h->reclaim_lock);
   thread_flush_all(&h->threads);
   pthread_mutex_unlock(&h->reclaim_lock);

@@ -52,6 +52,10 @@
 #include "space.h"
 #include "thread.h"
 
+/* The least time between two emptyings of every thread's cache, by one
+ * thread, for the extents kept under contention (heap.c). */
+#define HEAP_CONTENDED_FLUSH_NS 100000000u
+
 typedef struct heap heap;
 
 struct heap {

@@ -184,6 +184,9 @@ typedef struct thread_cache {
   /* The heap's: how many more frees of blocks above XCACHE_BLOCK_MAX keep
    * their extents without trying the extent manager's lock (heap.c). */
   uint32_t contended;
+  /* The heap's: when this thread last emptied every thread's cache of the
+   * extents kept under contention (heap.c), util_coarse_ns. */
+  uint64_t contended_flushed;
   struct thread_cache *next;
   struct thread_cache *prev;
   struct thread_cache *next_idle; /* on the idle list */
