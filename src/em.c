@@ -549,14 +549,15 @@ em_free_result em_try_free(em *m, void *addr, size_t size) {
 
 em_free_result em_free_many(em *m, void *const *addrs, const size_t *sizes, size_t n, size_t *failed) {
   em_free_result res = EM_FREED;
-  pthread_mutex_lock(&m->lock);
   size_t i = 0;
-  for (; i < n && res == EM_FREED; i++) {
+  pthread_mutex_lock(&m->lock);
+  for (; i < n; i++) {
     uintptr_t a = (uintptr_t)addrs[i];
     res = em_well_formed(m, a, sizes[i]) ? em_free_locked(m, a, sizes[i]) : EM_NOT_IN_REGION;
+    if (res != EM_FREED) break;
   }
   pthread_mutex_unlock(&m->lock);
-  *failed = i - 1;
+  *failed = i;
   return res;
 }
 

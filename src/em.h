@@ -188,9 +188,9 @@ em_free_result em_free(em *m, void *addr, size_t size);
 em_free_result em_try_free(em *m, void *addr, size_t size);
 
 /* em_free of the n extents [addrs[i], addrs[i] + sizes[i]) under one
- * taking of the lock, in order: EM_FREED, or the first other result, the
- * index of its extent in *failed (those before it given back, it and those
- * after it not). */
+ * taking of the lock, in order: EM_FREED (*failed = n), or the first
+ * other result, the index of its extent in *failed (those before it given
+ * back, it and those after it not). */
 em_free_result em_free_many(em *m, void *const *addrs, const size_t *sizes, size_t n, size_t *failed);
 
 void em_get_stats(em *m, em_stats *out);

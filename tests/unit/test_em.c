@@ -354,6 +354,7 @@ static void test_free_many_and_try(void **state) {
   void *two[] = {a, b};
   size_t sizes[] = {4 * MiB, 4 * MiB, 4 * MiB};
   assert_int_equal(em_free_many(m, two, sizes, 2, &failed), EM_FREED);
+  assert_int_equal(failed, 2);
   assert_int_equal(em_check(m), 0);
   em_stats s = stats(m);
   assert_int_equal(s.free_bytes, 60 * MiB);
@@ -363,6 +364,7 @@ static void test_free_many_and_try(void **state) {
   assert_int_equal(failed, 1);
   assert_int_equal(stats(m).free_bytes, 64 * MiB);
   assert_int_equal(em_free_many(m, bad, sizes, 0, &failed), EM_FREED);
+  assert_int_equal(failed, 0);
   void *d = take(m, 4 * MiB);
   pthread_mutex_lock(&m->lock);
   assert_int_equal(em_try_free(m, d, 4 * MiB), EM_BUSY);
