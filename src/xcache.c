@@ -74,8 +74,8 @@ static void xcache_evict_smallest(xcache *x, xcache_release *release, void *ctx)
   xcache_evict(x, (size_t)s, XCACHE_NONE, x->top[s], release, ctx);
 }
 
-void *xcache_take(xcache *x, size_t bytes, bool split) {
-  size_t pages = bytes >> x->page_shift;
+void *xcache_take(xcache *x, size_t *len, size_t slack, bool split) {
+  size_t bytes = *len, pages = bytes >> x->page_shift;
   PH_ASSERT(pages > 0 && (pages << x->page_shift) == bytes);
   if (pages == 0 || pages > XCACHE_LENGTHS) return NULL;
   int s = split ? xcache_first_from(x, (unsigned)pages - 1) : (x->top[pages - 1] != XCACHE_NONE ? (int)pages - 1 : -1);
@@ -84,7 +84,8 @@ void *xcache_take(xcache *x, size_t bytes, bool split) {
   xcache_unlink(x, (size_t)s, XCACHE_NONE, e);
   uintptr_t addr = x->addr[e];
   size_t rest = (size_t)s + 1 - pages;
-  if (rest == 0) {
+  if ((rest << x->page_shift) <= slack) {
+    *len = (size_t)(s + 1) << x->page_shift;
     xcache_unuse(x, e);
     return (void *)addr;
   }
@@ -110,6 +111,37 @@ void xcache_put(xcache *x, void *addr, size_t bytes, xcache_release *release, vo
   x->addr[e] = (uintptr_t)addr;
   xcache_push(x, e, pages);
   while (x->bytes > XCACHE_BYTES) xcache_evict_smallest(x, release, ctx);
+}
+
+/* Takes out the entries that end at *addr or start at *addr + bytes, while
+ * the joined extent stays within XCACHE_CONTENDED_MAX bytes, and widens
+ * [*addr, *addr + bytes) over them: the joined length. */
+static size_t xcache_absorb(xcache *x, uintptr_t *addr, size_t bytes) {
+  const size_t max = XCACHE_CONTENDED_MAX;
+  for (int i = xcache_first_from(x, 0); i >= 0 && bytes < max; i = xcache_first_from(x, (unsigned)i + 1)) {
+    size_t s = (size_t)i, len = (s + 1) << x->page_shift;
+    if (bytes + len > max) break;
+    for (uint8_t prev = XCACHE_NONE, e = x->top[s]; e != XCACHE_NONE;) {
+      uint8_t below = x->next[e];
+      uintptr_t a = x->addr[e];
+      if ((a + len == *addr || a == *addr + bytes) && bytes + len <= max) {
+        xcache_unlink(x, s, prev, e);
+        xcache_unuse(x, e);
+        if (a < *addr) *addr = a;
+        bytes += len;
+      } else {
+        prev = e;
+      }
+      e = below;
+    }
+  }
+  return bytes;
+}
+
+void xcache_put_joined(xcache *x, void *addr, size_t bytes, xcache_release *release, void *ctx) {
+  uintptr_t a = (uintptr_t)addr;
+  bytes = xcache_absorb(x, &a, bytes);
+  xcache_put(x, (void *)a, bytes, release, ctx);
 }
 
 bool xcache_evict_range(xcache *x, const void *addr, size_t bytes, xcache_release *release, void *ctx) {

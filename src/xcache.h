@@ -12,15 +12,17 @@
  *
  *   take: best fit, the smallest entry that holds the request, carved
  *         from its top, as the manager carves extents of this size (em.h):
- *         the rest of the entry stays cached;
+ *         the rest of the entry stays cached; an entry at most a slack
+ *         longer than the request is taken whole;
  *   put:  the extent becomes an entry; then, while more than XCACHE_SLOTS
  *         entries or XCACHE_BYTES bytes are held, the smallest entry (ties:
  *         the newest) goes back through the release callback.
  * Entries sit in one stack per length in pages, and a bitmap says which
  * stacks hold any: every operation is O(1) (a scan of XCACHE_LENGTHS bits).
- * Entries are not merged with their neighbours: two adjacent extents may
- * lie in two regions of a DYNAMIC heap, which no extent may straddle; the
- * manager merges them when they go back.
+ * Entries are merged with their neighbours only when the caller says that
+ * they may be (xcache_put_joined): two adjacent extents may lie in two
+ * regions of a DYNAMIC heap, which no extent may straddle; the manager
+ * merges them when they go back.
  *
  * Invariants: count <= XCACHE_SLOTS entries, each on exactly one list: the
  * stack of its length (length[i] pages: the stack of index length - 1) or,
@@ -76,16 +78,23 @@ typedef void xcache_release(void *ctx, void *addr, size_t bytes);
  * least 4 KiB). */
 void xcache_init(xcache *x, size_t page);
 
-/* bytes (a positive page multiple) carved from the best-fitting entry, or
- * NULL when no entry holds that many; split false: only an entry of
- * exactly that many (an entry that carries a record in its last bytes, as
- * a poisoned freed block does, cannot be split). */
-void *xcache_take(xcache *x, size_t bytes, bool split);
+/* *len bytes (a positive page multiple) carved from the best-fitting
+ * entry, or NULL when no entry holds that many; that entry whole, and its
+ * length in *len, when it is at most slack bytes longer; split false: only
+ * an entry of exactly that many (an entry that carries a record in its
+ * last bytes, as a poisoned freed block does, cannot be split). */
+void *xcache_take(xcache *x, size_t *len, size_t slack, bool split);
 
 /* Caches [addr, addr + bytes), a free extent the caller owns (bytes a
  * positive page multiple, at most XCACHE_CONTENDED_MAX), handing the
  * smallest entries to release while over the bound. */
 void xcache_put(xcache *x, void *addr, size_t bytes, xcache_release *release, void *ctx);
+
+/* xcache_put, after joining the extent with the entries that end where it
+ * starts or start where it ends, while the whole stays within
+ * XCACHE_CONTENDED_MAX bytes. Only for extents that lie in one region
+ * with every entry, and carry no record in their last bytes. */
+void xcache_put_joined(xcache *x, void *addr, size_t bytes, xcache_release *release, void *ctx);
 
 /* Whether an entry of bytes more would keep the cache within its bound,
  * so that xcache_put hands nothing to release. */

@@ -3,7 +3,8 @@
  * over addresses that are never touched: best fit carved from the top; an
  * exact fit when splitting is refused; the bound of entries and bytes with
  * the smallest sent back first; shedding to half the bound; the entries a
- * growing block needs sent back;
+ * growing block needs sent back; an entry within the slack taken whole;
+ * neighbours joined;
  * a drain; and, against a model, random puts and takes (the seed printed,
  * and taken as the first argument), xcache_check after each step.
  */
@@ -41,12 +42,15 @@ static void release(void *ctx, void *addr, size_t bytes) {
 
 static void *at(size_t offset) { return (void *)(BASE + offset); }
 
+/* xcache_take of exactly bytes, no slack. */
+static void *take(xcache *x, size_t bytes, bool split) { return xcache_take(x, &bytes, 0, split); }
+
 static void test_best_fit_from_the_top(void **state) {
   (void)state;
   xcache x;
   xcache_init(&x, PAGE);
   released r = {0};
-  assert_null(xcache_take(&x, PAGE, true));
+  assert_null(take(&x, PAGE, true));
   xcache_put(&x, at(0), 16 * PAGE, release, &r);
   xcache_put(&x, at(64 * PAGE), 4 * PAGE, release, &r);
   xcache_put(&x, at(128 * PAGE), 8 * PAGE, release, &r);
@@ -55,14 +59,14 @@ static void test_best_fit_from_the_top(void **state) {
   /* 3 pages: the 4-page entry is the smallest that holds them, its top 3. */
   assert_true(xcache_holds_above(&x, 15 * PAGE));
   assert_false(xcache_holds_above(&x, 16 * PAGE));
-  assert_ptr_equal(xcache_take(&x, 3 * PAGE, true), at(65 * PAGE));
+  assert_ptr_equal(take(&x, 3 * PAGE, true), at(65 * PAGE));
   /* an exact fit takes the entry whole */
-  assert_ptr_equal(xcache_take(&x, 8 * PAGE, true), at(128 * PAGE));
+  assert_ptr_equal(take(&x, 8 * PAGE, true), at(128 * PAGE));
   assert_int_equal(x.count, 2);
   /* without splitting only an exact fit answers */
-  assert_null(xcache_take(&x, 2 * PAGE, false));
-  assert_ptr_equal(xcache_take(&x, PAGE, false), at(64 * PAGE));
-  assert_null(xcache_take(&x, 17 * PAGE, true));
+  assert_null(take(&x, 2 * PAGE, false));
+  assert_ptr_equal(take(&x, PAGE, false), at(64 * PAGE));
+  assert_null(take(&x, 17 * PAGE, true));
   assert_int_equal(x.bytes, 16 * PAGE);
   assert_int_equal(xcache_check(&x), 0);
   assert_int_equal(r.count, 0);
@@ -134,7 +138,7 @@ static void test_shed(void **state) {
   assert_int_equal(x.count, XCACHE_SLOTS / 2);
   for (unsigned i = 0; i < n; i++) assert_int_equal(lens[i], PAGE);
   assert_true(xcache_fits(&x, XCACHE_BLOCK_MAX));
-  assert_ptr_equal(xcache_take(&x, 3 * PAGE, false), at(1000 * PAGE));
+  assert_ptr_equal(take(&x, 3 * PAGE, false), at(1000 * PAGE));
   assert_int_equal(xcache_check(&x), 0);
   xcache_drain(&x, release, &r);
   /* Bytes: 4 of the largest contended blocks fill the bound; shedding
@@ -167,7 +171,70 @@ static void test_evict_range(void **state) {
   assert_int_equal(r.count, 2);
   assert_int_equal(r.total, 6 * PAGE);
   assert_int_equal(x.count, 1);
-  assert_ptr_equal(xcache_take(&x, 2 * PAGE, false), at(8 * PAGE));
+  assert_ptr_equal(take(&x, 2 * PAGE, false), at(8 * PAGE));
+  assert_int_equal(xcache_check(&x), 0);
+  xcache_drain(&x, release, &r);
+}
+
+/* An entry at most slack bytes longer than the request is taken whole,
+ * its length reported; a longer one is carved. */
+static void test_slack(void **state) {
+  (void)state;
+  xcache x;
+  xcache_init(&x, PAGE);
+  released r = {0};
+  xcache_put(&x, at(0), 20 * PAGE, release, &r);
+  xcache_put(&x, at(64 * PAGE), 40 * PAGE, release, &r);
+  size_t len = 18 * PAGE;
+  assert_ptr_equal(xcache_take(&x, &len, 2 * PAGE, true), at(0));
+  assert_int_equal(len, 20 * PAGE);
+  assert_int_equal(x.count, 1);
+  len = 36 * PAGE;
+  assert_ptr_equal(xcache_take(&x, &len, 3 * PAGE, true), at(68 * PAGE));
+  assert_int_equal(len, 36 * PAGE);
+  assert_int_equal(x.bytes, 4 * PAGE);
+  /* without splitting the slack does not apply */
+  len = 3 * PAGE;
+  assert_null(xcache_take(&x, &len, 4 * PAGE, false));
+  assert_int_equal(len, 3 * PAGE);
+  assert_int_equal(xcache_check(&x), 0);
+  xcache_drain(&x, release, &r);
+}
+
+/* xcache_put_joined joins the entries that touch the extent, below and
+ * above, up to XCACHE_CONTENDED_MAX bytes; xcache_put joins none. */
+static void test_joined(void **state) {
+  (void)state;
+  xcache x;
+  xcache_init(&x, PAGE);
+  released r = {0};
+  xcache_put(&x, at(0), 4 * PAGE, release, &r);
+  xcache_put(&x, at(8 * PAGE), 2 * PAGE, release, &r);
+  xcache_put(&x, at(11 * PAGE), PAGE, release, &r); /* a page apart: stays */
+  xcache_put(&x, at(4 * PAGE), 4 * PAGE, release, &r);
+  assert_int_equal(x.count, 4);
+  xcache_drain(&x, release, &r);
+  xcache_put(&x, at(0), 4 * PAGE, release, &r);
+  xcache_put(&x, at(8 * PAGE), 2 * PAGE, release, &r);
+  xcache_put(&x, at(11 * PAGE), PAGE, release, &r);
+  xcache_put_joined(&x, at(4 * PAGE), 4 * PAGE, release, &r);
+  assert_int_equal(x.count, 2);
+  assert_int_equal(x.bytes, 11 * PAGE);
+  size_t len = 10 * PAGE;
+  assert_ptr_equal(xcache_take(&x, &len, 0, false), at(0));
+  assert_int_equal(xcache_check(&x), 0);
+  xcache_drain(&x, release, &r);
+  /* No entry past XCACHE_CONTENDED_MAX: the neighbour that would make it
+   * longer stays apart, the one that would not joins. */
+  size_t max = XCACHE_CONTENDED_MAX;
+  xcache_put(&x, at(0), max - 2 * PAGE, release, &r);
+  xcache_put(&x, at(max), 4 * PAGE, release, &r);
+  xcache_put_joined(&x, at(max - 2 * PAGE), 2 * PAGE, release, &r);
+  assert_int_equal(x.count, 2);
+  len = 6 * PAGE;
+  assert_ptr_equal(xcache_take(&x, &len, 0, false), at(max - 2 * PAGE));
+  len = max - 2 * PAGE;
+  assert_ptr_equal(xcache_take(&x, &len, 0, false), at(0));
   assert_int_equal(xcache_check(&x), 0);
   xcache_drain(&x, release, &r);
 }
@@ -193,7 +260,8 @@ static void test_check(void **state) {
   assert_int_equal(xcache_check(&x), 0);
 }
 
-/* Random puts and takes of disjoint extents against a model: every byte
+/* Random puts (joined or not) and takes (with a slack or not) of disjoint
+ * extents against a model: every byte
  * put is handed out by a take, sent back by release, or still cached, once;
  * a take answers whenever some entry is large enough. */
 static uint64_t seed;
@@ -210,7 +278,10 @@ static void test_random(void **state) {
   for (unsigned step = 0; step < 200000; step++) {
     size_t bytes = (1 + seed_below(XCACHE_BLOCK_MAX / PAGE)) * PAGE;
     if (seed_below(2)) {
-      xcache_put(&x, at(next), bytes, release, &r);
+      if (seed_below(2))
+        xcache_put_joined(&x, at(next), bytes, release, &r);
+      else
+        xcache_put(&x, at(next), bytes, release, &r);
       next += bytes;
       put += bytes;
     } else {
@@ -218,8 +289,11 @@ static void test_random(void **state) {
       for (size_t l = XCACHE_LENGTHS; l > 0 && !largest; l--)
         if (x.top[l - 1] != XCACHE_NONE) largest = l * PAGE;
       bool split = seed_below(4) != 0;
-      uint8_t *p = xcache_take(&x, bytes, split);
+      size_t len = bytes;
+      uint8_t *p = xcache_take(&x, &len, seed_below(2) ? bytes / 8 : 0, split);
       if (p) {
+        assert_true(len >= bytes && len <= bytes + bytes / 8);
+        bytes = len;
         taken += bytes;
         assert_true((uintptr_t)p >= BASE && (uintptr_t)p + bytes <= BASE + next);
       } else if (split) {
@@ -237,7 +311,8 @@ int main(int argc, char **argv) {
   seed = seed_init(argc, argv, "test_xcache");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_best_fit_from_the_top), cmocka_unit_test(test_bound),
-      cmocka_unit_test(test_shed), cmocka_unit_test(test_evict_range), cmocka_unit_test(test_check), cmocka_unit_test(test_random),
+      cmocka_unit_test(test_shed), cmocka_unit_test(test_evict_range), cmocka_unit_test(test_slack), cmocka_unit_test(test_joined),
+      cmocka_unit_test(test_check), cmocka_unit_test(test_random),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
