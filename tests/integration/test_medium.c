@@ -11,7 +11,9 @@
  * stay in the freeing thread's cache only when another thread holds the
  * extent manager's lock (the free does not wait for it) and for the
  * thread's next few frees of such blocks, and another
- * thread's request that only such an extent can serve succeeds.
+ * thread's request that only such an extent can serve succeeds; such
+ * kept extents join their kept neighbours, and one an eighth longer than
+ * a request at most is handed out whole.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +24,7 @@
 
 #include <pthread.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -34,12 +37,15 @@
 #define BLOCK (64 * KiB) /* XCACHE_BLOCK_MAX */
 #define BLOCKS_MAX 1100
 
-/* The other thread: frees blocks [from, to) when told, until told to end;
- * one request at a time. */
+/* The other thread: frees blocks [from, to) when told (or, size not 0,
+ * allocates size bytes into got), until told to end; one request at a
+ * time. */
 typedef struct other {
   pinheap *h;
   void **blocks;
   unsigned from, to;
+  size_t size;
+  void *got;
   bool end;
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -53,11 +59,14 @@ static void *other_main(void *arg) {
     while (o->asked == o->done) pthread_cond_wait(&o->cond, &o->lock);
     if (o->end) break;
     unsigned from = o->from, to = o->to;
+    size_t size = o->size;
     /* Unlocked meanwhile: a free that waits must not keep the asker from
      * seeing that it waits. */
     pthread_mutex_unlock(&o->lock);
+    void *got = size ? pinheap_malloc(o->h, size) : NULL;
     for (unsigned i = from; i < to; i++) pinheap_free(o->h, o->blocks[i]);
     pthread_mutex_lock(&o->lock);
+    o->got = got;
     o->done++;
     pthread_cond_broadcast(&o->cond);
   }
@@ -69,6 +78,7 @@ static void *other_main(void *arg) {
 static void other_ask(other *o, unsigned from, unsigned to) {
   o->from = from;
   o->to = to;
+  o->size = 0;
   o->asked++;
   pthread_cond_broadcast(&o->cond);
 }
@@ -104,6 +114,16 @@ static void other_free(other *o, unsigned from, unsigned to) {
   other_wait(o);
 }
 
+/* Has the other thread allocate size bytes: the block. */
+static void *other_malloc(other *o, size_t size) {
+  pthread_mutex_lock(&o->lock);
+  other_ask(o, 0, 0);
+  o->size = size;
+  pthread_mutex_unlock(&o->lock);
+  other_wait(o);
+  return o->got;
+}
+
 /* Starts the other thread, in *t, over the heap's blocks. */
 static void other_start(other *o, pinheap *h, void **blocks, pthread_t *t) {
   *o = (other){.h = h, .blocks = blocks};
@@ -123,6 +143,16 @@ static void other_end(other *o, pthread_t t) {
 }
 
 static size_t cached(pinheap *h) { return thread_cached_extent_bytes(&h->core.threads); }
+
+/* The number of extents the threads' caches hold. */
+static unsigned cached_entries(pinheap *h) {
+  thread_registry *reg = &h->core.threads;
+  unsigned n = 0;
+  pthread_mutex_lock(&reg->lock);
+  for (thread_cache *tc = reg->head; tc; tc = tc->next) n += tc->extents.count;
+  pthread_mutex_unlock(&reg->lock);
+  return n;
+}
 
 #define HEAP_SIZE (64 * MiB)
 
@@ -292,11 +322,76 @@ static void test_contended_free_cached(void **state) {
   pinheap_destroy(h);
 }
 
+static int by_address(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+  return (x > y) - (x < y);
+}
+
+/* Under contention, in a FIXED heap, a kept extent joins the kept ones
+ * beside it, and a request takes a kept extent up to an eighth longer
+ * whole (the block as long as the extent) rather than carve a piece few
+ * requests would fit. */
+static void test_contended_joined_whole(void **state) {
+  (void)state;
+  pinheap *h = open_heap();
+  const size_t quarter = 256 * KiB;
+  static void *blocks[8];
+  for (unsigned i = 0; i < 8; i++) {
+    blocks[i] = pinheap_malloc(h, quarter);
+    assert_non_null(blocks[i]);
+  }
+  /* Placed side by side (em.h): in address order, block i + 1 is right
+   * after block i. */
+  qsort(blocks, 8, sizeof blocks[0], by_address);
+  for (unsigned i = 1; i < 8; i++) assert_ptr_equal(blocks[i], (char *)blocks[i - 1] + quarter);
+  other o;
+  pthread_t t;
+  other_start(&o, h, blocks, &t);
+  pthread_mutex_lock(&h->core.space.em.lock);
+  assert_true(other_free_within(&o, 1, 2, 5));
+  pthread_mutex_unlock(&h->core.space.em.lock);
+  /* In the contended window: block 2 joins block 1, block 5 stays apart. */
+  other_free(&o, 2, 3);
+  other_free(&o, 5, 6);
+  print_message("3 blocks kept, 2 side by side: %u extents, %zu bytes cached\n", cached_entries(h), cached(h));
+  assert_int_equal(cached(h), 3 * quarter);
+  assert_int_equal(cached_entries(h), 2);
+  assert_int_equal(pinheap_check(h), 0);
+  /* 32 KiB short of blocks 1 and 2: both, whole. */
+  void *two = other_malloc(&o, 2 * quarter - 32 * KiB);
+  print_message("a block 32 KiB short of a kept extent of %zu: at %p (the extent at %p), %zu bytes usable, %zu "
+                "bytes still cached\n",
+                2 * quarter, two, blocks[1], pinheap_usable_size(h, two), cached(h));
+  assert_ptr_equal(two, blocks[1]);
+  assert_int_equal(pinheap_usable_size(h, two), 2 * quarter);
+  assert_int_equal(cached(h), quarter);
+  /* A quarter short: carved, from the top. */
+  void *small = other_malloc(&o, quarter - quarter / 4);
+  assert_ptr_equal(small, (char *)blocks[5] + quarter / 4);
+  assert_int_equal(cached(h), quarter / 4);
+  assert_int_equal(pinheap_check(h), 0);
+  other_end(&o, t);
+  assert_int_equal(cached(h), 0);
+  pinheap_free(h, two);
+  pinheap_free(h, small);
+  for (unsigned i = 0; i < 8; i++)
+    if (i != 1 && i != 2 && i != 5) pinheap_free(h, blocks[i]);
+  pinheap_trim(h);
+  pinheap_stats st;
+  pinheap_get_stats(h, &st);
+  assert_int_equal(st.largest_free, st.free_bytes);
+  assert_int_equal(pinheap_check(h), 0);
+  pthread_cond_destroy(&o.cond);
+  pthread_mutex_destroy(&o.lock);
+  pinheap_destroy(h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cached_then_reclaimed),
       cmocka_unit_test(test_calloc_from_cache),
       cmocka_unit_test(test_contended_free_cached),
+      cmocka_unit_test(test_contended_joined_whole),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
