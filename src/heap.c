@@ -603,9 +603,10 @@ static void *heap_large_take(heap *h, void *arg) {
 static __attribute__((noinline)) void heap_return_contended(heap *h) {
   thread_cache *tc = thread_enter(&h->threads);
   if (!tc) return;
-  uint64_t now = util_coarse_ns();
-  bool out = now - tc->contended_flushed >= HEAP_CONTENDED_FLUSH_NS && tc->contended == 0 &&
-             !xcache_holds_above(&tc->extents, XCACHE_BLOCK_MAX);
+  /* The clock last: a contended thread comes here at every block. */
+  uint64_t now = 0;
+  bool out = tc->contended == 0 && !xcache_holds_above(&tc->extents, XCACHE_BLOCK_MAX) &&
+             (now = util_coarse_ns()) - tc->contended_flushed >= HEAP_CONTENDED_FLUSH_NS;
   if (out && atomic_exchange(&h->contended_kept, false)) {
     tc->contended_flushed = now;
   } else {

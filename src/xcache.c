@@ -8,6 +8,7 @@
 
 #define XCACHE_WORDS (XCACHE_LENGTHS / 64)
 _Static_assert(XCACHE_BLOCK_MAX <= XCACHE_CONTENDED_MAX && XCACHE_CONTENDED_MAX / 4096 <= XCACHE_LENGTHS && XCACHE_LENGTHS % 64 == 0, "a stack per length");
+_Static_assert(XCACHE_SLOTS <= 64, "one bit of used per entry");
 
 void xcache_init(xcache *x, size_t page) {
   PH_ASSERT(page >= 4096 && (page & (page - 1)) == 0);
@@ -53,6 +54,7 @@ static void xcache_unlink(xcache *x, size_t s, uint8_t prev, uint8_t e) {
 
 /* Entry e back on the free list. */
 static void xcache_unuse(xcache *x, uint8_t e) {
+  x->used &= ~((uint64_t)1 << e);
   x->next[e] = x->unused;
   x->unused = e;
 }
@@ -108,6 +110,7 @@ void xcache_put(xcache *x, void *addr, size_t bytes, xcache_release *release, vo
   }
   uint8_t e = x->unused;
   x->unused = x->next[e];
+  x->used |= (uint64_t)1 << e;
   x->addr[e] = (uintptr_t)addr;
   xcache_push(x, e, pages);
   while (x->bytes > XCACHE_BYTES) xcache_evict_smallest(x, release, ctx);
@@ -117,23 +120,18 @@ void xcache_put(xcache *x, void *addr, size_t bytes, xcache_release *release, vo
  * the joined extent stays within XCACHE_CONTENDED_MAX bytes, and widens
  * [*addr, *addr + bytes) over them: the joined length. */
 static size_t xcache_absorb(xcache *x, uintptr_t *addr, size_t bytes) {
-  const size_t max = XCACHE_CONTENDED_MAX;
-  for (int i = xcache_first_from(x, 0); i >= 0 && bytes < max; i = xcache_first_from(x, (unsigned)i + 1)) {
-    size_t s = (size_t)i, len = (s + 1) << x->page_shift;
-    if (bytes + len > max) break;
-    for (uint8_t prev = XCACHE_NONE, e = x->top[s]; e != XCACHE_NONE;) {
-      uint8_t below = x->next[e];
-      uintptr_t a = x->addr[e];
-      if ((a + len == *addr || a == *addr + bytes) && bytes + len <= max) {
-        xcache_unlink(x, s, prev, e);
-        xcache_unuse(x, e);
-        if (a < *addr) *addr = a;
-        bytes += len;
-      } else {
-        prev = e;
-      }
-      e = below;
-    }
+  for (uint64_t left = x->used; left && bytes < XCACHE_CONTENDED_MAX; left &= left - 1) {
+    uint8_t e = (uint8_t)__builtin_ctzll(left);
+    uintptr_t a = x->addr[e];
+    size_t len = (size_t)x->length[e] << x->page_shift;
+    if ((a + len != *addr && a != *addr + bytes) || bytes + len > XCACHE_CONTENDED_MAX) continue;
+    size_t s = x->length[e] - 1u;
+    uint8_t prev = XCACHE_NONE;
+    for (uint8_t f = x->top[s]; f != e; f = x->next[f]) prev = f;
+    xcache_unlink(x, s, prev, e);
+    xcache_unuse(x, e);
+    if (a < *addr) *addr = a;
+    bytes += len;
   }
   return bytes;
 }
@@ -228,6 +226,12 @@ int xcache_check(const xcache *x) {
     fprintf(stderr, "xcache: entries sum to %zu bytes, the cache says %zu, the bound is %zu\n", sum, x->bytes,
             XCACHE_BYTES);
     broken++;
+  }
+  for (unsigned e = 0; e < XCACHE_SLOTS; e++) {
+    if (((x->used >> e) & 1) != (seen[e] == 1)) {
+      fprintf(stderr, "xcache: bit %u of the used mask should say whether entry %u is on a stack\n", e, e);
+      broken++;
+    }
   }
   /* seen: 1 for the entries on a stack. */
   for (unsigned e = 0; e < XCACHE_SLOTS; e++) {

@@ -28,7 +28,8 @@
  * stack of its length (length[i] pages: the stack of index length - 1) or,
  * unused, the free list; bit i of nonempty is set iff stack i holds an
  * entry; bytes = the sum of the entries' lengths <= XCACHE_BYTES; every
- * entry's address is page-aligned; no two entries overlap.
+ * entry's address is page-aligned; no two entries overlap; bit e of used
+ * is set iff entry e is on a stack.
  *
  * Not thread-safe: its owner uses it, or a thread that has taken it from the
  * owner (thread.h).
@@ -65,6 +66,7 @@ typedef struct xcache {
   size_t bytes;
   uint64_t nonempty[XCACHE_LENGTHS / 64];
   uint8_t top[XCACHE_LENGTHS]; /* each stack's newest entry, or XCACHE_NONE */
+  uint64_t used;               /* the entries on a stack, one bit each */
   uint8_t unused;              /* the free list of entries */
   uint8_t next[XCACHE_SLOTS];  /* the entry below on its list */
   uint16_t length[XCACHE_SLOTS];

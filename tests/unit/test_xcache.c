@@ -227,13 +227,13 @@ static void test_joined(void **state) {
   /* No entry past XCACHE_CONTENDED_MAX: the neighbour that would make it
    * longer stays apart, the one that would not joins. */
   size_t max = XCACHE_CONTENDED_MAX;
-  xcache_put(&x, at(0), max - 2 * PAGE, release, &r);
-  xcache_put(&x, at(max), 4 * PAGE, release, &r);
-  xcache_put_joined(&x, at(max - 2 * PAGE), 2 * PAGE, release, &r);
+  xcache_put(&x, at(0), max - PAGE, release, &r);
+  xcache_put(&x, at(max + PAGE), 4 * PAGE, release, &r);
+  xcache_put_joined(&x, at(max - PAGE), 2 * PAGE, release, &r);
   assert_int_equal(x.count, 2);
   len = 6 * PAGE;
-  assert_ptr_equal(xcache_take(&x, &len, 0, false), at(max - 2 * PAGE));
-  len = max - 2 * PAGE;
+  assert_ptr_equal(xcache_take(&x, &len, 0, false), at(max - PAGE));
+  len = max - PAGE;
   assert_ptr_equal(xcache_take(&x, &len, 0, false), at(0));
   assert_int_equal(xcache_check(&x), 0);
   xcache_drain(&x, release, &r);
@@ -257,6 +257,9 @@ static void test_check(void **state) {
   x.nonempty[0] |= 1; /* the stack of 1 page is empty */
   assert_int_equal(xcache_check(&x), 1);
   x.nonempty[0] &= ~(uint64_t)1;
+  x.used ^= (uint64_t)1 << e; /* an entry on a stack, said unused */
+  assert_int_equal(xcache_check(&x), 1);
+  x.used ^= (uint64_t)1 << e;
   assert_int_equal(xcache_check(&x), 0);
 }
 
