@@ -636,7 +636,7 @@ static void *heap_large(heap *h, size_t size, size_t align, bool zero, bool keye
   if (PH_UNLIKELY(atomic_load_explicit(&h->contended_kept, memory_order_relaxed))) heap_return_contended(h);
   heap_large_req r = {.bytes = bytes, .align = align, .keyed = keyed, .what = what};
   void *p = heap_retry(h, heap_large_take(h, &r), heap_large_take, &r, what, size);
-  if (p && zero && !r.pristine) memset(p, 0, bytes);
+  if (p && zero && !r.pristine) memset(p, 0, r.bytes); /* every usable byte */
   return p;
 }
 
