@@ -87,6 +87,13 @@ void em_fini(em *m) {
   pthread_mutex_destroy(&m->lock);
 }
 
+/* Takes the lock, counting in waits whether it was held. */
+static void em_lock(em *m) {
+  if (pthread_mutex_trylock(&m->lock) == 0) return;
+  pthread_mutex_lock(&m->lock);
+  atomic_fetch_add_explicit(&m->waits, 1, memory_order_relaxed);
+}
+
 /* The region holding addr, or NULL. Lock held. */
 static em_region *em_region_at(const em *m, uintptr_t addr) {
   em_region key = {.base = addr};
@@ -396,7 +403,7 @@ void *em_alloc(em *m, size_t size, size_t align, bool *pristine) {
   if (align < m->page) align = m->page;
   bool zero = false;
   void *p = NULL;
-  pthread_mutex_lock(&m->lock);
+  em_lock(m);
   if (m->policy == EM_BUMP)
     p = em_alloc_bump(m, size, align, &zero);
   else if (meta_reserve(&m->extent_pool, EM_RESERVE) == 0)
@@ -411,7 +418,7 @@ bool em_alloc_at(em *m, void *addr, size_t size, bool *pristine) {
   uintptr_t a = (uintptr_t)addr;
   if (size == 0 || (size & (m->page - 1)) || (a & (m->page - 1)) || a + size < a) return false;
   bool ok = false, zero = false;
-  pthread_mutex_lock(&m->lock);
+  em_lock(m);
   if (m->policy == EM_BUMP) {
     em_region *r = em_region_at(m, a);
     if (r && r->bump == a && r->end - a >= size) {
@@ -450,7 +457,7 @@ static void em_take(em *m, uintptr_t a, size_t size) {
 void *em_move(em *m, void *addr, size_t size, size_t new_size) {
   uintptr_t a = (uintptr_t)addr, q = 0;
   if (size == 0 || new_size == 0 || ((size | new_size | a) & (m->page - 1)) || a + size < a) return NULL;
-  pthread_mutex_lock(&m->lock);
+  em_lock(m);
   em_region *r = em_region_at(m, a);
   /* One node for the free, one for the carve, two for the old extent's
    * pieces taken back. */
@@ -532,7 +539,7 @@ static bool em_well_formed(const em *m, uintptr_t a, size_t size) {
 em_free_result em_free(em *m, void *addr, size_t size) {
   uintptr_t a = (uintptr_t)addr;
   if (!em_well_formed(m, a, size)) return EM_NOT_IN_REGION;
-  pthread_mutex_lock(&m->lock);
+  em_lock(m);
   em_free_result res = em_free_locked(m, a, size);
   pthread_mutex_unlock(&m->lock);
   return res;
@@ -550,7 +557,7 @@ em_free_result em_try_free(em *m, void *addr, size_t size) {
 em_free_result em_free_many(em *m, void *const *addrs, const size_t *sizes, size_t n, size_t *failed) {
   em_free_result res = EM_FREED;
   size_t i = 0;
-  pthread_mutex_lock(&m->lock);
+  em_lock(m);
   for (; i < n; i++) {
     uintptr_t a = (uintptr_t)addrs[i];
     res = em_well_formed(m, a, sizes[i]) ? em_free_locked(m, a, sizes[i]) : EM_NOT_IN_REGION;

@@ -132,6 +132,8 @@ typedef struct em {
    * readers without it (em_hint). */
   _Atomic size_t free_hint;
   _Atomic size_t capacity_hint;
+  /* Takings of the lock that found it held (em_waits). */
+  _Atomic size_t waits;
 } em;
 
 typedef struct em_stats {
@@ -197,6 +199,10 @@ void em_get_stats(em *m, em_stats *out);
 
 /* free_bytes and capacity without the lock: what the last change left,
  * which the changes in flight may have made stale (a hint). */
+/* How many times a thread found the lock held and waited for it (em_try_free
+ * does not wait: not counted); read without the lock. */
+static inline size_t em_waits(const em *m) { return atomic_load_explicit(&m->waits, memory_order_relaxed); }
+
 static inline void em_hint(const em *m, size_t *free_bytes, size_t *capacity) {
   *free_bytes = atomic_load_explicit(&m->free_hint, memory_order_relaxed);
   *capacity = atomic_load_explicit(&m->capacity_hint, memory_order_relaxed);

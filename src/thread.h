@@ -184,6 +184,8 @@ typedef struct thread_cache {
   /* The heap's: how many more frees of blocks above XCACHE_BLOCK_MAX keep
    * their extents without trying the extent manager's lock (heap.c). */
   uint32_t contended;
+  /* The heap's: the extent manager's em_waits when contended was last set. */
+  size_t contended_waits;
   /* The heap's: when this thread last emptied every thread's cache of the
    * extents kept under contention (heap.c), util_coarse_ns. */
   uint64_t contended_flushed;

@@ -13,7 +13,8 @@
  * thread's next few frees of such blocks, and another
  * thread's request that only such an extent can serve succeeds; such
  * kept extents join their kept neighbours, and one an eighth longer than
- * a request at most is handed out whole.
+ * a request at most is handed out whole; a window of kept frees that saw
+ * a thread wait at the manager's lock is followed by another.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -386,12 +387,90 @@ static void test_contended_joined_whole(void **state) {
   pinheap_destroy(h);
 }
 
+/* A thread that waits at the extent manager's lock. */
+static void *waiter_main(void *arg) {
+  pinheap *h = arg;
+  return pinheap_malloc(h, 2 * MiB);
+}
+
+/* Ends the contended window of the thread whose window is open. */
+static void end_window(pinheap *h) {
+  thread_registry *reg = &h->core.threads;
+  unsigned open = 0;
+  pthread_mutex_lock(&reg->lock);
+  for (thread_cache *tc = reg->head; tc; tc = tc->next)
+    if (tc->contended) {
+      tc->contended = 0;
+      open++;
+    }
+  pthread_mutex_unlock(&reg->lock);
+  assert_int_equal(open, 1);
+}
+
+/* When a thread's window of kept frees ends, and some thread waited at the
+ * extent manager's lock meanwhile, its next free opens another window
+ * without trying the lock; when none did, the free gives the extent back. */
+static void test_contended_window_renewed(void **state) {
+  (void)state;
+  pinheap *h = open_heap();
+  const size_t quarter = 256 * KiB;
+  static void *blocks[8];
+  for (unsigned i = 0; i < 8; i++) assert_non_null(blocks[i] = pinheap_malloc(h, quarter));
+  other o;
+  pthread_t t;
+  other_start(&o, h, blocks, &t);
+  pthread_mutex_lock(&h->core.space.em.lock);
+  assert_true(other_free_within(&o, 0, 1, 5));
+  pthread_mutex_unlock(&h->core.space.em.lock);
+  assert_int_equal(cached(h), quarter);
+  end_window(h);
+  /* A thread waits at the lock (tried until one is seen to have waited). */
+  size_t waits = em_waits(&h->core.space.em);
+  for (unsigned try = 0; try < 20 && em_waits(&h->core.space.em) == waits; try++) {
+    pthread_t w;
+    void *got;
+    pthread_mutex_lock(&h->core.space.em.lock);
+    assert_int_equal(pthread_create(&w, NULL, waiter_main, h), 0);
+    nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
+    pthread_mutex_unlock(&h->core.space.em.lock);
+    pthread_join(w, &got);
+    assert_non_null(got);
+    pinheap_free(h, got);
+  }
+  assert_true(em_waits(&h->core.space.em) > waits);
+  /* The waiter, out of contention, emptied every cache before it placed
+   * its block (heap_return_contended). */
+  assert_int_equal(cached(h), 0);
+  /* The lock is free now, yet the free keeps its extent: a new window. */
+  other_free(&o, 2, 3);
+  print_message("a free after a window in which a thread waited at the lock: %zu bytes cached\n", cached(h));
+  assert_int_equal(cached(h), quarter);
+  /* No wait in that window: the free after it gives the extent back. */
+  end_window(h);
+  other_free(&o, 4, 5);
+  print_message("a free after a window without a wait: %zu bytes cached\n", cached(h));
+  assert_int_equal(cached(h), quarter);
+  assert_int_equal(pinheap_check(h), 0);
+  other_end(&o, t);
+  for (unsigned i = 0; i < 8; i++)
+    if (i != 0 && i != 2 && i != 4) pinheap_free(h, blocks[i]);
+  pinheap_trim(h);
+  pinheap_stats st;
+  pinheap_get_stats(h, &st);
+  assert_int_equal(st.largest_free, st.free_bytes);
+  assert_int_equal(pinheap_check(h), 0);
+  pthread_cond_destroy(&o.cond);
+  pthread_mutex_destroy(&o.lock);
+  pinheap_destroy(h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cached_then_reclaimed),
       cmocka_unit_test(test_calloc_from_cache),
       cmocka_unit_test(test_contended_free_cached),
       cmocka_unit_test(test_contended_joined_whole),
+      cmocka_unit_test(test_contended_window_renewed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
