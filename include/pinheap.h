@@ -213,11 +213,22 @@ typedef struct pinheap_options {
 
 typedef struct pinheap_stats {
   size_t capacity;     /* bytes the heap manages now (FIXED: the region) */
-  size_t in_use;       /* bytes of extents handed out: slabs, large blocks */
+  /* Bytes of extents handed out: slabs, large blocks, and the extents the
+   * threads' caches and the arenas keep for reuse until pinheap_trim (up to
+   * 16 MiB per thread of freed mid-size blocks; an arena keeps its emptied
+   * slabs for up to 1 s): in_use, free_bytes, largest_free and
+   * free_extents are exact after pinheap_trim. */
+  size_t in_use;
   size_t free_bytes;   /* capacity - in_use */
   size_t largest_free; /* the largest free contiguous extent */
   size_t free_extents; /* how many free extents */
-  size_t allocated;    /* bytes in live allocations */
+  /* Bytes in live allocations: the sum of pinheap_usable_size over the
+   * live blocks (under the debugging aids' canaries, of the blocks they
+   * wrap, canaries included), whatever the threads' caches hold, without
+   * pinheap_trim. Read without stopping the threads: exact while no other
+   * thread is inside a call of the heap, else off by at most the blocks
+   * those calls are moving. */
+  size_t allocated;
   size_t peak_in_use;  /* high-water mark of in_use */
   /* Fields below are additions to the contract. */
   size_t large_allocated; /* bytes in live large blocks (page-rounded) */
@@ -293,7 +304,8 @@ size_t pinheap_usable_size(pinheap *heap, const void *ptr);
 bool pinheap_owns(const pinheap *heap, const void *ptr);
 
 /* Hands cached free extents back (jemalloc's caches and every thread's cache
- * of this heap), so that the stats show the true free space. */
+ * of this heap), so that the stats show the true free space (in_use,
+ * free_bytes, largest_free, free_extents; allocated needs no trim). */
 void pinheap_trim(pinheap *heap);
 
 /* Fills *out; returns 0, or -1 with errno EINVAL. */

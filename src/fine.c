@@ -207,7 +207,8 @@ void *fine_fill(fine *f, fine_front *fr, unsigned c) {
    * address order from the top. */
   for (unsigned i = n - 1; i >= 1; i--) {
     if (f->fill_mark) memcpy(got[i], &f->fill_mark, sizeof f->fill_mark);
-    fr->stacks[c].slots[fr->stacks[c].count++] = got[i];
+    fr->stacks[c].slots[fr->stacks[c].count] = got[i];
+    thread_bin_set_count(&fr->stacks[c], fr->stacks[c].count + 1);
   }
   if (f->fill_mark) memset(got[0], 0, sizeof f->fill_mark);
   return got[0];
@@ -220,7 +221,8 @@ void fine_spill(fine *f, fine_front *fr, unsigned c, void *p) {
     thread_bin *b = &fr->stacks[c];
     for (uint32_t i = 0; i < thread_bin_older(b); i++) fine_put(f, c, b->slots[i]);
     thread_bin_drop_older(b);
-    b->slots[b->count++] = p;
+    b->slots[b->count] = p;
+    thread_bin_set_count(b, b->count + 1);
   } else {
     fine_put(f, c, p);
   }
@@ -234,7 +236,10 @@ void fine_drain(fine *f, unsigned slot) {
     thread_bin *b = &fr->stacks[c];
     if (!b->count) continue;
     pthread_mutex_lock(&f->classes[c].lock);
-    while (b->count) fine_put(f, c, b->slots[--b->count]);
+    for (uint32_t n = b->count; n; n--) {
+      fine_put(f, c, b->slots[n - 1]);
+      thread_bin_set_count(b, n - 1);
+    }
     pthread_mutex_unlock(&f->classes[c].lock);
   }
 }
@@ -258,6 +263,16 @@ void fine_counts(fine *f, size_t *allocated, size_t *slab_bytes) {
     *slab_bytes += (k->slabs * k->pages) << f->page_shift;
     pthread_mutex_unlock(&k->lock);
   }
+}
+
+size_t fine_front_bytes(fine *f) {
+  size_t bytes = 0;
+  for (unsigned slot = 0; slot < FINE_FRONTS; slot++) {
+    const fine_front *fr = atomic_load_explicit(&f->fronts[slot], memory_order_acquire);
+    for (unsigned c = 0; fr && c < FINE_CLASSES; c++)
+      bytes += (size_t)thread_bin_load_count(&fr->stacks[c]) * f->classes[c].size;
+  }
+  return bytes;
 }
 
 /* Number of broken invariants of the slabs of one list (full: holding no

@@ -144,8 +144,13 @@ void fine_drain(fine *f, unsigned slot);
 /* Gives every class's spare slab back to the manager. */
 void fine_reclaim(fine *f);
 
-/* Bytes of the objects out of the slabs, and of the slabs. */
+/* Bytes of the objects out of the slabs (live, or on a front), and of the
+ * slabs. */
 void fine_counts(fine *f, size_t *allocated, size_t *slab_bytes);
+/* Bytes of the objects on the fronts' stacks: takes no lock, reads each
+ * stack's count as its thread leaves it (thread_bin_load_count); exact
+ * while no thread is inside a call of the fine path. */
+size_t fine_front_bytes(fine *f);
 /* Number of broken invariants, each described on stderr; tagged: the
  * pages of the page map holding a fine tag, as the caller counted them. */
 int fine_check(fine *f, size_t tagged);

@@ -329,6 +329,17 @@ static int heap_uncached_flags(const heap *h) {
   return (int)(MALLOCX_ARENA(arenas_first(&h->arenas)) | MALLOCX_TCACHE_NONE);
 }
 
+/* Adds bytes (modulo 2^64) to the count of jemalloc's objects out of
+ * jemalloc: the thread's share when it has a cache (tc, entered), else
+ * the heap's own. */
+static void heap_count_small(heap *h, thread_cache *tc, size_t bytes) {
+  if (PH_LIKELY(tc != NULL)) {
+    thread_count_small(tc, bytes);
+    return;
+  }
+  atomic_fetch_add_explicit(&h->small_bytes, bytes, memory_order_relaxed);
+}
+
 /* A request to jemalloc: mallocx of size with flags, or rallocx of old;
  * owner: the slot of the arena it went to (heap_jemalloc's answer). */
 typedef struct heap_small_req {
@@ -345,10 +356,14 @@ static void *heap_jemalloc(heap *h, void *arg) {
   thread_cache *tc = thread_enter(&h->threads);
   r->owner = tc ? tc->owner : 0;
   void *p;
-  if (r->old)
+  if (r->old) {
+    size_t was = sallocx(r->old, 0);
     p = tc ? rallocx(r->old, r->size, tc->alloc_flags | r->flags) : NULL;
-  else
+    if (p) heap_count_small(h, tc, sallocx(p, 0) - was);
+  } else {
     p = mallocx(r->size, (tc ? tc->alloc_flags : heap_uncached_flags(h)) | r->flags);
+    if (p) heap_count_small(h, tc, sallocx(p, 0));
+  }
   if (tc) thread_leave(tc);
   return p;
 }
@@ -383,6 +398,7 @@ static PH_ALWAYS_INLINE void *heap_small_got(heap *h, void *p, size_t size, size
                                              unsigned owner, bool keyed, const char *what) {
   if (!p) return NULL;
   if (PH_UNLIKELY(!heap_jemalloc_ours(h, p))) {
+    heap_count_small(h, NULL, (size_t)0 - sallocx(p, 0));
     dallocx(p, MALLOCX_TCACHE_NONE);
     return heap_large(h, size, align < h->page ? h->page : align, zero, keyed, what);
   }
@@ -415,6 +431,7 @@ static void *heap_refill(heap *h, thread_cache *tc, unsigned b) {
   for (unsigned i = 0; i < n; i++) {
     void *q = got[i];
     if (PH_UNLIKELY(!heap_jemalloc_ours(h, q))) {
+      thread_count_small(tc, (size_t)0 - h->classes.size[b]);
       dallocx(q, MALLOCX_TCACHE_NONE);
       continue;
     }
@@ -492,6 +509,7 @@ static __attribute__((noinline)) void *heap_cached_miss(heap *h, thread_cache *t
   }
   heap_small_req r = {NULL, size ? size : 1, zero ? MALLOCX_ZERO : 0, tc->owner};
   p = mallocx(r.size, tc->alloc_flags | r.flags);
+  if (p) thread_count_small(tc, h->classes.size[bin]);
   thread_leave(tc);
   if (PH_UNLIKELY(!p)) p = heap_retry(h, NULL, heap_jemalloc, &r, what, size);
   return heap_small_got(h, p, size, 0, zero, (int)bin, r.owner, keyed, what);
@@ -511,8 +529,10 @@ static PH_ALWAYS_INLINE void *heap_cached(heap *h, size_t size, bool zero, bool 
     /* thread_bin_pop by hand: testing the count, not the popped pointer,
      * saves the fast path a test and a branch (31 instructions, not 34). */
     thread_bin *b = &tc->bins[bin];
-    if (PH_LIKELY(b->count != 0)) {
-      void *p = b->slots[--b->count];
+    uint32_t n = b->count;
+    if (PH_LIKELY(n != 0)) {
+      void *p = b->slots[n - 1];
+      thread_bin_set_count(b, n - 1);
       thread_leave(tc);
       if (!keyed) heap_reused(h, p, h->classes.size[bin], what);
       if (zero) memset(p, 0, size);
@@ -867,7 +887,7 @@ static PH_ALWAYS_INLINE void heap_free_any(heap *h, void *p, bool keyed) {
       if (keyed) heap_check_key(h, tc, p, (unsigned)bin, "pinheap_free");
       unsigned b = (unsigned)bin;
       if (!keyed && tc->held.limit) {
-        if (!thread_fifo_push(&tc->held, p, b, &p, &b)) {
+        if (!thread_hold(tc, p, b, &p, &b)) {
           thread_leave(tc);
           return;
         }
@@ -887,6 +907,7 @@ static PH_ALWAYS_INLINE void heap_free_any(heap *h, void *p, bool keyed) {
         heap_check_key(h, NULL, p, (unsigned)bin, "pinheap_free");
         key_set(p, h->keys.freed);
       }
+      heap_count_small(h, NULL, (size_t)0 - h->classes.size[bin]);
       dallocx(p, MALLOCX_TCACHE_NONE);
     }
     return;
@@ -1102,7 +1123,9 @@ static void *heap_small_realloc(heap *h, void *p, size_t size) {
     return heap_move(h, p, sallocx(p, 0), size);
   }
   heap_small_req r = {p, size, 0, tc->owner};
+  size_t was = sallocx(p, 0);
   void *q = rallocx(p, size, tc->alloc_flags);
+  if (q) thread_count_small(tc, sallocx(q, 0) - was);
   thread_leave(tc);
   q = heap_retry(h, q, heap_jemalloc, &r, "pinheap_realloc", size);
   if (!q) return NULL;
@@ -1177,7 +1200,9 @@ int heap_region_of(heap *h, const void *p, pinheap_region *out) {
 
 void heap_get_stats(heap *h, pinheap_stats *out) {
   memset(out, 0, sizeof *out);
-  size_t small = arenas_allocated(&h->arenas);
+  /* jemalloc's objects out of jemalloc less those the caches hold: what
+   * jemalloc's own tcaches hold is neither. */
+  size_t held, small = thread_sum_small(&h->threads, &held) + atomic_load(&h->small_bytes) - held;
   heap_large_counts(h, &out->large_allocated, &out->large_blocks);
   em_stats s;
   gate_enter(&h->gate);
@@ -1205,7 +1230,7 @@ void heap_get_stats(heap *h, pinheap_stats *out) {
   gate_leave(&h->gate);
   size_t in_use = out->capacity - out->free_bytes;
   out->in_use = in_use;
-  out->allocated = small + fine_allocated + out->large_allocated;
+  out->allocated = small + fine_allocated - fine_front_bytes(&h->fine) + out->large_allocated;
   /* The high-water mark as stats calls and direct blocks saw it, beside what
    * the manager saw. */
   size_t peak = util_raise_max(&h->peak_seen, in_use);
@@ -1241,6 +1266,15 @@ int heap_check(heap *h) {
    * fork's prepare takes them before it closes the gate. */
   int broken = thread_check(&h->threads) + arenas_check(&h->arenas) + key_check(&h->keys);
   size_t cached = thread_cached_extent_bytes(&h->threads);
+  /* jemalloc counts its objects out of the heap's arenas, those its
+   * tcaches hold included; the caches count them less those. */
+  size_t jemalloc_out = arenas_allocated(&h->arenas);
+  size_t held, small_out = thread_sum_small(&h->threads, &held) + atomic_load(&h->small_bytes);
+  if (small_out > jemalloc_out) {
+    fprintf(stderr, "heap: the caches count %zu bytes of jemalloc's objects out, jemalloc only %zu\n", small_out,
+            jemalloc_out);
+    broken++;
+  }
   size_t fine_allocated, fine_slabs;
   size_t bytes, blocks;
   heap_large_counts(h, &bytes, &blocks);

@@ -15,7 +15,9 @@
  *
  * Invariants: every large block is one extent in use whose head page in the
  * page map holds its length; large_blocks and large_bytes, plus every
- * thread's share of them (thread_sum_large), count them; every
+ * thread's share of them (thread_sum_large), count them; small_bytes, plus
+ * every thread's share (thread_sum_small), count the bytes of jemalloc's
+ * objects out of jemalloc (live, or on a cache's stacks or FIFO); every
  * byte of the regions (chunks) is free in the manager, in a large block, in
  * a thread's extent cache, in an extent jemalloc holds (tagged small or
  * RETURNED), in a fine slab, or kept for an arena not made yet, exactly once.
@@ -76,6 +78,7 @@ struct heap {
   gate gate; /* closed by the fork steps */
   _Atomic size_t large_bytes;  /* the part of threads without a cache */
   _Atomic size_t large_blocks;
+  _Atomic size_t small_bytes;  /* of thread_cache's small_bytes, the same part */
   _Atomic size_t peak_seen; /* high-water mark of in_use as stats calls saw it */
   /* Set when a thread keeps an extent its free found contended (heap.c),
    * cleared when every thread's cache is emptied for it. */

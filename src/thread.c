@@ -40,15 +40,15 @@ static void thread_heavy_fence(void) {
 
 /* Hands the object p of bin b, off the cache's stacks, to jemalloc with
  * flags (a tcache of the cache's), with the registry's mark in its first
- * bytes. */
-static void thread_object_give(thread_registry *reg, void *p, unsigned b, int flags) {
+ * bytes, out of the cache's small_bytes. */
+static void thread_object_give(thread_cache *tc, void *p, unsigned b, int flags) {
+  thread_registry *reg = tc->registry;
   if (reg->free_mark) memcpy(p, &reg->free_mark, sizeof reg->free_mark);
   sdallocx(p, reg->classes->size[b], flags);
+  thread_count_small(tc, (size_t)0 - reg->classes->size[b]);
 }
 
-void thread_give_remote(thread_cache *tc, unsigned b, void *p) {
-  thread_object_give(tc->registry, p, b, tc->remote_flags);
-}
+void thread_give_remote(thread_cache *tc, unsigned b, void *p) { thread_object_give(tc, p, b, tc->remote_flags); }
 
 unsigned thread_refill(thread_cache *tc, unsigned b, void **out) {
   thread_registry *reg = tc->registry;
@@ -69,6 +69,7 @@ unsigned thread_refill(thread_cache *tc, unsigned b, void **out) {
   if (in.num > tc->bins[b].limit / 2 + 1) in.num = tc->bins[b].limit / 2 + 1;
   size_t filled = 0, sz = sizeof filled;
   if (!in.num || mallctlbymib(reg->batch_mib, reg->batch_mib_len, &filled, &sz, &in, sizeof in) != 0) return 0;
+  thread_count_small(tc, filled * in.size);
   return (unsigned)filled;
 }
 
@@ -88,10 +89,11 @@ void thread_bin_spill(thread_cache *tc, unsigned b, void *p) {
     bin->limit = bin->limit < bin->cap / 2 ? bin->limit * 2 : bin->cap;
   } else {
     for (uint32_t i = 0; i < thread_bin_older(bin); i++)
-      thread_object_give(tc->registry, bin->slots[i], b, tc->free_flags);
+      thread_object_give(tc, bin->slots[i], b, tc->free_flags);
     thread_bin_drop_older(bin);
   }
-  bin->slots[bin->count++] = p;
+  bin->slots[bin->count] = p;
+  thread_bin_set_count(bin, bin->count + 1);
 }
 
 /* Hands the objects of the cache's free lists to its tcache and its extents
@@ -100,14 +102,19 @@ void thread_bin_spill(thread_cache *tc, unsigned b, void *p) {
 static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
   for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
     thread_bin *bin = &tc->bins[b];
-    while (bin->count) thread_object_give(reg, bin->slots[--bin->count], b, tc->free_flags);
+    for (uint32_t n = bin->count; n; n--) {
+      thread_object_give(tc, bin->slots[n - 1], b, tc->free_flags);
+      thread_bin_set_count(bin, n - 1);
+    }
     bin->limit = thread_bin_start(bin->cap);
     tc->fill[b] = 0;
   }
   for (; tc->held.count; tc->held.count--) {
     dallocx(tc->held.slots[tc->held.head], tc->free_flags);
+    thread_count_small(tc, (size_t)0 - reg->classes->size[tc->held.bins[tc->held.head]]);
     tc->held.head = tc->held.head + 1 == tc->held.limit ? 0 : tc->held.head + 1;
   }
+  atomic_store_explicit(&tc->held_bytes, 0, memory_order_relaxed);
   if (reg->release_extent) xcache_drain(&tc->extents, reg->release_extent, reg->release_ctx);
   tc->contended = 0;
   if (reg->drain_front) reg->drain_front(reg->front_ctx, tc->tcache);
@@ -123,6 +130,7 @@ static void thread_cache_release(thread_registry *reg, thread_cache *tc) {
   if (tc->next) tc->next->prev = tc->prev;
   reg->large_bytes_left += atomic_load_explicit(&tc->large_bytes, memory_order_relaxed);
   reg->large_blocks_left += atomic_load_explicit(&tc->large_blocks, memory_order_relaxed);
+  reg->small_bytes_left += atomic_load_explicit(&tc->small_bytes, memory_order_relaxed);
   thread_tcaches(tc, "tcache.destroy");
   if (tc->slot_memory) munmap(tc->slot_memory, tc->slot_bytes);
   meta_free(&reg->pool, tc);
@@ -179,6 +187,7 @@ int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t 
   reg->front_ctx = NULL;
   reg->large_bytes_left = 0;
   reg->large_blocks_left = 0;
+  reg->small_bytes_left = 0;
   meta_init(&reg->pool, sizeof(thread_cache));
   if (pthread_mutex_init(&reg->lock, NULL) != 0) return -1;
   if (pthread_key_create(&reg->key, thread_exit) != 0) {
@@ -368,6 +377,20 @@ void thread_sum_large(thread_registry *reg, size_t *bytes, size_t *blocks) {
     *blocks += atomic_load_explicit(&tc->large_blocks, memory_order_relaxed);
   }
   pthread_mutex_unlock(&reg->lock);
+}
+
+size_t thread_sum_small(thread_registry *reg, size_t *held) {
+  pthread_mutex_lock(&reg->lock);
+  size_t bytes = reg->small_bytes_left;
+  *held = 0;
+  for (thread_cache *tc = reg->head; tc; tc = tc->next) {
+    bytes += atomic_load_explicit(&tc->small_bytes, memory_order_relaxed);
+    *held += atomic_load_explicit(&tc->held_bytes, memory_order_relaxed);
+    for (unsigned b = 0; reg->classes && b < reg->classes->nbins; b++)
+      *held += (size_t)thread_bin_load_count(&tc->bins[b]) * reg->classes->size[b];
+  }
+  pthread_mutex_unlock(&reg->lock);
+  return bytes;
 }
 
 size_t thread_cached_extent_bytes(thread_registry *reg) {

@@ -80,7 +80,11 @@ typedef struct thread_registry thread_registry;
 /* A stack of freed objects of one bin:
  * an array of pointers, so that neither push nor pop touches the memory.
  * Invariant: count <= limit <= cap, slots has room for cap pointers, and
- * slots[0 .. count) are the pointers. */
+ * slots[0 .. count) are the pointers. Only the thread that holds the stack
+ * writes count, with thread_bin_set_count (a relaxed atomic store: on the
+ * fast paths the same store as a plain one), and reads it plainly; any
+ * other thread may read it with thread_bin_load_count at any time, as the
+ * stats do to leave the objects the stacks hold out of the live bytes. */
 typedef struct thread_bin {
   void **slots;
   uint32_t count;
@@ -88,8 +92,16 @@ typedef struct thread_bin {
   uint32_t cap;   /* the most it may hold */
 } thread_bin;
 
+static inline void thread_bin_set_count(thread_bin *b, uint32_t n) { __atomic_store_n(&b->count, n, __ATOMIC_RELAXED); }
+static inline uint32_t thread_bin_load_count(const thread_bin *b) { return __atomic_load_n(&b->count, __ATOMIC_RELAXED); }
+
 /* The top of the stack, or NULL when empty. */
-static inline void *thread_bin_pop(thread_bin *b) { return b->count ? b->slots[--b->count] : NULL; }
+static inline void *thread_bin_pop(thread_bin *b) {
+  uint32_t n = b->count;
+  if (!n) return NULL;
+  thread_bin_set_count(b, n - 1);
+  return b->slots[n - 1];
+}
 
 /* Whether p is on the stack: O(count). */
 static inline bool thread_bin_holds(const thread_bin *b, const void *p) {
@@ -101,8 +113,10 @@ static inline bool thread_bin_holds(const thread_bin *b, const void *p) {
 /* Pushes p; false when the stack is full. */
 static inline bool thread_bin_push(thread_bin *b, void *p) {
   PH_ASSERT(b->count <= b->limit);
-  if (b->count >= b->limit) return false;
-  b->slots[b->count++] = p;
+  uint32_t n = b->count;
+  if (n >= b->limit) return false;
+  b->slots[n] = p;
+  thread_bin_set_count(b, n + 1);
   return true;
 }
 
@@ -113,7 +127,7 @@ static inline uint32_t thread_bin_older(const thread_bin *b) { return b->count /
 static inline void thread_bin_drop_older(thread_bin *b) {
   uint32_t half = thread_bin_older(b);
   memmove(b->slots, b->slots + half, (b->count - half) * sizeof *b->slots);
-  b->count -= half;
+  thread_bin_set_count(b, b->count - half);
 }
 
 /* A stack of objects holds at most 64 KiB of them, and between 4 and
@@ -181,6 +195,17 @@ typedef struct thread_cache {
    * shares (thread_sum_large). */
   _Atomic size_t large_bytes;
   _Atomic size_t large_blocks;
+  /* Bytes of jemalloc's objects that jemalloc handed out through this
+   * cache (its arena and tcache) less those handed back through it (to
+   * either tcache), modulo 2^64, written as the large-block shares are:
+   * the objects live, on this cache's stacks or FIFO, or freed through
+   * another cache. Summed over the caches and less what every stack and
+   * FIFO holds, the bytes of live objects (thread_sum_small): what
+   * jemalloc's tcaches hold is jemalloc's, in no share. */
+  _Atomic size_t small_bytes;
+  /* Bytes of the objects on the FIFO of held-back objects; the owner
+   * writes it (thread_hold), anyone may read it. */
+  _Atomic size_t held_bytes;
   /* The heap's: how many more frees of blocks above XCACHE_BLOCK_MAX keep
    * their extents without trying the extent manager's lock (heap.c). */
   uint32_t contended;
@@ -236,9 +261,11 @@ struct thread_registry {
   size_t batch_mib[4];
   size_t batch_mib_len;
   uint8_t refill[SIZECLASS_MAX_BINS];
-  /* The shares of the large-block counts of caches released (lock held). */
+  /* The shares of the large-block and small counts of caches released
+   * (lock held). */
   size_t large_bytes_left;
   size_t large_blocks_left;
+  size_t small_bytes_left;
 };
 
 extern bool thread_asymmetric; /* membarrier available */
@@ -350,6 +377,31 @@ static inline void thread_count_large(thread_cache *tc, size_t bytes, size_t blo
   atomic_store_explicit(&tc->large_blocks, atomic_load_explicit(&tc->large_blocks, memory_order_relaxed) + blocks,
                         memory_order_relaxed);
 }
+
+/* Adds bytes (modulo 2^64) to the cache's small_bytes; the owner inside
+ * its section, or the thief that holds the cache. */
+static inline void thread_count_small(thread_cache *tc, size_t bytes) {
+  atomic_store_explicit(&tc->small_bytes, atomic_load_explicit(&tc->small_bytes, memory_order_relaxed) + bytes,
+                        memory_order_relaxed);
+}
+
+/* thread_fifo_push on the cache's FIFO of held-back objects, counting its
+ * bytes (held_bytes). The caller is inside tc. */
+static inline bool thread_hold(thread_cache *tc, void *p, unsigned b, void **out, unsigned *out_bin) {
+  const uint32_t *size = tc->registry->classes->size;
+  bool evicted = thread_fifo_push(&tc->held, p, b, out, out_bin);
+  size_t bytes = atomic_load_explicit(&tc->held_bytes, memory_order_relaxed) + size[b];
+  atomic_store_explicit(&tc->held_bytes, evicted ? bytes - size[*out_bin] : bytes, memory_order_relaxed);
+  return evicted;
+}
+
+/* The sum of every share of small_bytes, those of released caches
+ * included (bytes of jemalloc's objects out of jemalloc through a cache);
+ * into *held, the bytes of the objects the stacks and FIFOs hold. Takes
+ * the registry's lock, not the caches: exact while no thread is inside a
+ * call that moves objects, else off by what those calls are moving (at
+ * most a refill's or a spill's per such thread). */
+size_t thread_sum_small(thread_registry *reg, size_t *held);
 
 /* The sum of every share of the large-block counts, those of released
  * caches included, into *bytes and *blocks; exact while no thread
