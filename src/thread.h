@@ -195,17 +195,6 @@ typedef struct thread_cache {
    * shares (thread_sum_large). */
   _Atomic size_t large_bytes;
   _Atomic size_t large_blocks;
-  /* Bytes of jemalloc's objects that jemalloc handed out through this
-   * cache (its arena and tcache) less those handed back through it (to
-   * either tcache), modulo 2^64, written as the large-block shares are:
-   * the objects live, on this cache's stacks or FIFO, or freed through
-   * another cache. Summed over the caches and less what every stack and
-   * FIFO holds, the bytes of live objects (thread_sum_small): what
-   * jemalloc's tcaches hold is jemalloc's, in no share. */
-  _Atomic size_t small_bytes;
-  /* Bytes of the objects on the FIFO of held-back objects; the owner
-   * writes it (thread_hold), anyone may read it. */
-  _Atomic size_t held_bytes;
   /* The heap's: how many more frees of blocks above XCACHE_BLOCK_MAX keep
    * their extents without trying the extent manager's lock (heap.c). */
   uint32_t contended;
@@ -225,6 +214,19 @@ typedef struct thread_cache {
   uint8_t fill[SIZECLASS_MAX_BINS]; /* what bin's next refill takes: 0 until its first */
   xcache extents; /* registry's release_extent set only */
   thread_fifo held;                        /* registry's hold > 0 only */
+  /* Bytes of jemalloc's objects that jemalloc handed out through this
+   * cache (its arena and tcache) less those handed back through it (to
+   * either tcache), modulo 2^64, written as the large-block shares are:
+   * the objects live, on this cache's stacks or FIFO, or freed through
+   * another cache. Summed over the caches and less what every stack and
+   * FIFO holds, the bytes of live objects (thread_sum_small): what
+   * jemalloc's tcaches hold is jemalloc's, in no share. Last in the
+   * record with held_bytes, so that the fast paths' fields keep their
+   * cache lines. */
+  _Atomic size_t small_bytes;
+  /* Bytes of the objects on the FIFO of held-back objects; the owner
+   * writes it (thread_hold), anyone may read it. */
+  _Atomic size_t held_bytes;
 } thread_cache;
 
 struct thread_registry {
