@@ -226,8 +226,8 @@ typedef struct pinheap_stats {
    * live blocks (under the debugging aids' canaries, of the blocks they
    * wrap, canaries included), whatever the threads' caches hold, without
    * pinheap_trim. Read without stopping the threads: exact while no other
-   * thread is inside a call of the heap, else off by at most the blocks
-   * those calls are moving. */
+   * thread is inside a call of the heap; else it may be off by the bytes
+   * of the blocks other threads allocate or free while it is read. */
   size_t allocated;
   size_t peak_in_use;  /* high-water mark of in_use */
   /* Fields below are additions to the contract. */

@@ -1201,8 +1201,10 @@ int heap_region_of(heap *h, const void *p, pinheap_region *out) {
 void heap_get_stats(heap *h, pinheap_stats *out) {
   memset(out, 0, sizeof *out);
   /* jemalloc's objects out of jemalloc less those the caches hold: what
-   * jemalloc's own tcaches hold is neither. */
-  size_t held, small = thread_sum_small(&h->threads, &held) + atomic_load(&h->small_bytes) - held;
+   * jemalloc's own tcaches hold is neither. Counts read while other
+   * threads move objects may disagree for a moment: never below 0. */
+  size_t held, out_of_jemalloc = thread_sum_small(&h->threads, &held) + atomic_load(&h->small_bytes);
+  size_t small = util_sub_floor(out_of_jemalloc, held);
   heap_large_counts(h, &out->large_allocated, &out->large_blocks);
   em_stats s;
   gate_enter(&h->gate);
@@ -1230,7 +1232,7 @@ void heap_get_stats(heap *h, pinheap_stats *out) {
   gate_leave(&h->gate);
   size_t in_use = out->capacity - out->free_bytes;
   out->in_use = in_use;
-  out->allocated = small + fine_allocated - fine_front_bytes(&h->fine) + out->large_allocated;
+  out->allocated = small + util_sub_floor(fine_allocated, fine_front_bytes(&h->fine)) + out->large_allocated;
   /* The high-water mark as stats calls and direct blocks saw it, beside what
    * the manager saw. */
   size_t peak = util_raise_max(&h->peak_seen, in_use);

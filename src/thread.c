@@ -40,15 +40,18 @@ static void thread_heavy_fence(void) {
 
 /* Hands the object p of bin b, off the cache's stacks, to jemalloc with
  * flags (a tcache of the cache's), with the registry's mark in its first
- * bytes, out of the cache's small_bytes. */
-static void thread_object_give(thread_cache *tc, void *p, unsigned b, int flags) {
-  thread_registry *reg = tc->registry;
+ * bytes. The caller takes it out of the cache's small_bytes once it is off
+ * the stack, so that a reader of the stats meanwhile counts it once or
+ * twice, never not at all. */
+static void thread_object_give(thread_registry *reg, void *p, unsigned b, int flags) {
   if (reg->free_mark) memcpy(p, &reg->free_mark, sizeof reg->free_mark);
   sdallocx(p, reg->classes->size[b], flags);
-  thread_count_small(tc, (size_t)0 - reg->classes->size[b]);
 }
 
-void thread_give_remote(thread_cache *tc, unsigned b, void *p) { thread_object_give(tc, p, b, tc->remote_flags); }
+void thread_give_remote(thread_cache *tc, unsigned b, void *p) {
+  thread_object_give(tc->registry, p, b, tc->remote_flags);
+  thread_count_small(tc, (size_t)0 - tc->registry->classes->size[b]);
+}
 
 unsigned thread_refill(thread_cache *tc, unsigned b, void **out) {
   thread_registry *reg = tc->registry;
@@ -88,9 +91,10 @@ void thread_bin_spill(thread_cache *tc, unsigned b, void *p) {
   if (bin->limit < bin->cap) {
     bin->limit = bin->limit < bin->cap / 2 ? bin->limit * 2 : bin->cap;
   } else {
-    for (uint32_t i = 0; i < thread_bin_older(bin); i++)
-      thread_object_give(tc, bin->slots[i], b, tc->free_flags);
+    uint32_t half = thread_bin_older(bin);
+    for (uint32_t i = 0; i < half; i++) thread_object_give(tc->registry, bin->slots[i], b, tc->free_flags);
     thread_bin_drop_older(bin);
+    thread_count_small(tc, (size_t)0 - (size_t)half * tc->registry->classes->size[b]);
   }
   bin->slots[bin->count] = p;
   thread_bin_set_count(bin, bin->count + 1);
@@ -103,18 +107,20 @@ static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
   for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
     thread_bin *bin = &tc->bins[b];
     for (uint32_t n = bin->count; n; n--) {
-      thread_object_give(tc, bin->slots[n - 1], b, tc->free_flags);
+      thread_object_give(reg, bin->slots[n - 1], b, tc->free_flags);
       thread_bin_set_count(bin, n - 1);
+      thread_count_small(tc, (size_t)0 - reg->classes->size[b]);
     }
     bin->limit = thread_bin_start(bin->cap);
     tc->fill[b] = 0;
   }
+  size_t held = atomic_load_explicit(&tc->held_bytes, memory_order_relaxed);
   for (; tc->held.count; tc->held.count--) {
     dallocx(tc->held.slots[tc->held.head], tc->free_flags);
-    thread_count_small(tc, (size_t)0 - reg->classes->size[tc->held.bins[tc->held.head]]);
     tc->held.head = tc->held.head + 1 == tc->held.limit ? 0 : tc->held.head + 1;
   }
   atomic_store_explicit(&tc->held_bytes, 0, memory_order_relaxed);
+  thread_count_small(tc, (size_t)0 - held);
   if (reg->release_extent) xcache_drain(&tc->extents, reg->release_extent, reg->release_ctx);
   tc->contended = 0;
   if (reg->drain_front) reg->drain_front(reg->front_ctx, tc->tcache);

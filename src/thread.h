@@ -401,8 +401,9 @@ static inline bool thread_hold(thread_cache *tc, void *p, unsigned b, void **out
  * included (bytes of jemalloc's objects out of jemalloc through a cache);
  * into *held, the bytes of the objects the stacks and FIFOs hold. Takes
  * the registry's lock, not the caches: exact while no thread is inside a
- * call that moves objects, else off by what those calls are moving (at
- * most a refill's or a spill's per such thread). */
+ * call that moves objects, else off by what other threads move while it
+ * reads; a cache takes an object out of its share only once it is off the
+ * stack, so that the difference errs upwards as a cache empties. */
 size_t thread_sum_small(thread_registry *reg, size_t *held);
 
 /* The sum of every share of the large-block counts, those of released

@@ -40,6 +40,10 @@ static inline uint64_t util_coarse_ns(void) {
   return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+/* a - b, or 0 when b is larger: a difference of counts read at different
+ * moments, which must not wrap. */
+static inline size_t util_sub_floor(size_t a, size_t b) { return a > b ? a - b : 0; }
+
 static inline uintptr_t util_align_down(uintptr_t x, size_t a) { return x & ~(uintptr_t)(a - 1); }
 
 /* Bit i of a bitmap of 64-bit words: set, cleared, read. */
