@@ -81,8 +81,8 @@ typedef struct thread_registry thread_registry;
  * an array of pointers, so that neither push nor pop touches the memory.
  * Invariant: count <= limit <= cap, slots has room for cap pointers, and
  * slots[0 .. count) are the pointers. Only the thread that holds the stack
- * writes count, with thread_bin_set_count (a relaxed atomic store: on the
- * fast paths the same store as a plain one), and reads it plainly; any
+ * writes count, with thread_bin_set_count (a relaxed atomic store, a
+ * plain mov on x86-64), and reads it plainly; any
  * other thread may read it with thread_bin_load_count at any time, as the
  * stats do to leave the objects the stacks hold out of the live bytes. */
 typedef struct thread_bin {
