@@ -821,12 +821,17 @@ static void heap_large_free(heap *h, void *p, _Atomic uint32_t *slot) {
     if (tc->contended) {
       tc->contended--;
       heap_keep_contended(h, tc, p, bytes);
-    } else if (em_waits(&h->space.em) != tc->contended_waits || !heap_try_give_back(h, p, bytes, "pinheap_free")) {
-      /* A thread waited at the lock during the window, or it is held
-       * now: another window. */
-      tc->contended = HEAP_CONTENDED_FREES;
-      tc->contended_waits = em_waits(&h->space.em);
-      heap_keep_contended(h, tc, p, bytes);
+    } else {
+      /* At the end of this thread's window, a wait at the lock meanwhile
+       * (by any thread) renews it; else the lock decides. */
+      bool renew = tc->contended_renew && em_waits(&h->space.em) != tc->contended_waits;
+      tc->contended_renew = false;
+      if (renew || !heap_try_give_back(h, p, bytes, "pinheap_free")) {
+        tc->contended = HEAP_CONTENDED_FREES;
+        tc->contended_waits = em_waits(&h->space.em);
+        tc->contended_renew = true;
+        heap_keep_contended(h, tc, p, bytes);
+      }
     }
   } else {
     heap_give_back(h, p, bytes, "pinheap_free");

@@ -123,6 +123,7 @@ static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
   thread_count_small(tc, (size_t)0 - held);
   if (reg->release_extent) xcache_drain(&tc->extents, reg->release_extent, reg->release_ctx);
   tc->contended = 0;
+  tc->contended_renew = false;
   if (reg->drain_front) reg->drain_front(reg->front_ctx, tc->tcache);
 }
 

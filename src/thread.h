@@ -200,6 +200,11 @@ typedef struct thread_cache {
   uint32_t contended;
   /* The heap's: the extent manager's em_waits when contended was last set. */
   size_t contended_waits;
+  /* The heap's: a window of contended frees was opened and has not been
+   * looked at since it ended; only then may the next free open another
+   * without trying the lock (a thread that never met the lock keeps
+   * nothing, whatever other threads met). */
+  bool contended_renew;
   /* The heap's: when this thread last emptied every thread's cache of the
    * extents kept under contention (heap.c), util_coarse_ns. */
   uint64_t contended_flushed;

@@ -393,6 +393,13 @@ static void *waiter_main(void *arg) {
   return pinheap_malloc(h, 2 * MiB);
 }
 
+/* A thread that frees a block: arg is {heap, block}. */
+static void *freer_main(void *arg) {
+  void **a = arg;
+  pinheap_free(a[0], a[1]);
+  return NULL;
+}
+
 /* Ends the contended window of the thread whose window is open. */
 static void end_window(pinheap *h) {
   thread_registry *reg = &h->core.threads;
@@ -416,6 +423,11 @@ static void test_contended_window_renewed(void **state) {
   const size_t quarter = 256 * KiB;
   static void *blocks[8];
   for (unsigned i = 0; i < 8; i++) assert_non_null(blocks[i] = pinheap_malloc(h, quarter));
+  /* Placed now: a thread out of contention that places a block empties
+   * every cache (heap_return_contended). */
+  enum { TRIES = 20 };
+  void *big[TRIES];
+  for (unsigned i = 0; i < TRIES; i++) assert_non_null(big[i] = pinheap_malloc(h, 2 * MiB));
   other o;
   pthread_t t;
   other_start(&o, h, blocks, &t);
@@ -424,7 +436,53 @@ static void test_contended_window_renewed(void **state) {
   pthread_mutex_unlock(&h->core.space.em.lock);
   assert_int_equal(cached(h), quarter);
   end_window(h);
-  /* A thread waits at the lock (tried until one is seen to have waited). */
+  /* A thread waits at the lock (tried until one is seen to have waited),
+   * freeing a block above the cached sizes: it places nothing, so it
+   * empties no cache (heap_return_contended). */
+  size_t waits = em_waits(&h->core.space.em);
+  unsigned tries = 0;
+  while (tries < TRIES && em_waits(&h->core.space.em) == waits) {
+    pthread_t w;
+    pthread_mutex_lock(&h->core.space.em.lock);
+    assert_int_equal(pthread_create(&w, NULL, freer_main, (void *[]){h, big[tries++]}), 0);
+    nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
+    pthread_mutex_unlock(&h->core.space.em.lock);
+    pthread_join(w, NULL);
+  }
+  assert_true(em_waits(&h->core.space.em) > waits);
+  assert_int_equal(cached(h), quarter);
+  /* The lock is free now, yet the free keeps its extent: a new window. */
+  other_free(&o, 2, 3);
+  print_message("a free after a window in which a thread waited at the lock: %zu bytes cached\n", cached(h));
+  assert_int_equal(cached(h), 2 * quarter);
+  /* No wait in that window: the free after it gives the extent back. */
+  end_window(h);
+  other_free(&o, 4, 5);
+  print_message("a free after a window without a wait: %zu bytes cached\n", cached(h));
+  assert_int_equal(cached(h), 2 * quarter);
+  assert_int_equal(pinheap_check(h), 0);
+  other_end(&o, t);
+  for (unsigned i = 0; i < 8; i++)
+    if (i != 0 && i != 2 && i != 4) pinheap_free(h, blocks[i]);
+  while (tries < TRIES) pinheap_free(h, big[tries++]);
+  pinheap_trim(h);
+  pinheap_stats st;
+  pinheap_get_stats(h, &st);
+  assert_int_equal(st.largest_free, st.free_bytes);
+  assert_int_equal(pinheap_check(h), 0);
+  pthread_cond_destroy(&o.cond);
+  pthread_mutex_destroy(&o.lock);
+  pinheap_destroy(h);
+}
+
+/* Waits at the extent manager's lock between other threads leave a thread
+ * that never met it trying the lock: its frees give their extents back. */
+static void test_lone_thread_after_contention(void **state) {
+  (void)state;
+  pinheap *h = open_heap();
+  const size_t quarter = 256 * KiB;
+  static void *blocks[4];
+  for (unsigned i = 0; i < 4; i++) assert_non_null(blocks[i] = pinheap_malloc(h, quarter));
   size_t waits = em_waits(&h->core.space.em);
   for (unsigned try = 0; try < 20 && em_waits(&h->core.space.em) == waits; try++) {
     pthread_t w;
@@ -438,27 +496,15 @@ static void test_contended_window_renewed(void **state) {
     pinheap_free(h, got);
   }
   assert_true(em_waits(&h->core.space.em) > waits);
-  /* The waiter, out of contention, emptied every cache before it placed
-   * its block (heap_return_contended). */
+  /* A thread new to the heap frees with the lock free. */
+  other o;
+  pthread_t t;
+  other_start(&o, h, blocks, &t);
+  other_free(&o, 0, 4);
+  print_message("a thread that never met the lock, after others waited at it: %zu bytes cached\n", cached(h));
   assert_int_equal(cached(h), 0);
-  /* The lock is free now, yet the free keeps its extent: a new window. */
-  other_free(&o, 2, 3);
-  print_message("a free after a window in which a thread waited at the lock: %zu bytes cached\n", cached(h));
-  assert_int_equal(cached(h), quarter);
-  /* No wait in that window: the free after it gives the extent back. */
-  end_window(h);
-  other_free(&o, 4, 5);
-  print_message("a free after a window without a wait: %zu bytes cached\n", cached(h));
-  assert_int_equal(cached(h), quarter);
   assert_int_equal(pinheap_check(h), 0);
   other_end(&o, t);
-  for (unsigned i = 0; i < 8; i++)
-    if (i != 0 && i != 2 && i != 4) pinheap_free(h, blocks[i]);
-  pinheap_trim(h);
-  pinheap_stats st;
-  pinheap_get_stats(h, &st);
-  assert_int_equal(st.largest_free, st.free_bytes);
-  assert_int_equal(pinheap_check(h), 0);
   pthread_cond_destroy(&o.cond);
   pthread_mutex_destroy(&o.lock);
   pinheap_destroy(h);
@@ -471,6 +517,7 @@ int main(void) {
       cmocka_unit_test(test_contended_free_cached),
       cmocka_unit_test(test_contended_joined_whole),
       cmocka_unit_test(test_contended_window_renewed),
+      cmocka_unit_test(test_lone_thread_after_contention),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
