@@ -118,20 +118,26 @@ void xcache_put(xcache *x, void *addr, size_t bytes, xcache_release *release, vo
 
 /* Takes out the entries that end at *addr or start at *addr + bytes, while
  * the joined extent stays within XCACHE_CONTENDED_MAX bytes, and widens
- * [*addr, *addr + bytes) over them: the joined length. */
+ * [*addr, *addr + bytes) over them: the joined length. A pass that widened
+ * is followed by another, for an entry it passed may touch the new ends
+ * (entries put without joining lie side by side). */
 static size_t xcache_absorb(xcache *x, uintptr_t *addr, size_t bytes) {
-  for (uint64_t left = x->used; left && bytes < XCACHE_CONTENDED_MAX; left &= left - 1) {
-    uint8_t e = (uint8_t)__builtin_ctzll(left);
-    uintptr_t a = x->addr[e];
-    size_t len = (size_t)x->length[e] << x->page_shift;
-    if ((a + len != *addr && a != *addr + bytes) || bytes + len > XCACHE_CONTENDED_MAX) continue;
-    size_t s = x->length[e] - 1u;
-    uint8_t prev = XCACHE_NONE;
-    for (uint8_t f = x->top[s]; f != e; f = x->next[f]) prev = f;
-    xcache_unlink(x, s, prev, e);
-    xcache_unuse(x, e);
-    if (a < *addr) *addr = a;
-    bytes += len;
+  for (bool widened = true; widened;) {
+    widened = false;
+    for (uint64_t left = x->used; left && bytes < XCACHE_CONTENDED_MAX; left &= left - 1) {
+      uint8_t e = (uint8_t)__builtin_ctzll(left);
+      uintptr_t a = x->addr[e];
+      size_t len = (size_t)x->length[e] << x->page_shift;
+      if ((a + len != *addr && a != *addr + bytes) || bytes + len > XCACHE_CONTENDED_MAX) continue;
+      size_t s = x->length[e] - 1u;
+      uint8_t prev = XCACHE_NONE;
+      for (uint8_t f = x->top[s]; f != e; f = x->next[f]) prev = f;
+      xcache_unlink(x, s, prev, e);
+      xcache_unuse(x, e);
+      if (a < *addr) *addr = a;
+      bytes += len;
+      widened = true;
+    }
   }
   return bytes;
 }

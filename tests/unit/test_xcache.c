@@ -224,6 +224,16 @@ static void test_joined(void **state) {
   assert_ptr_equal(xcache_take(&x, &len, 0, false), at(0));
   assert_int_equal(xcache_check(&x), 0);
   xcache_drain(&x, release, &r);
+  /* A chain of neighbours put without joining, the nearer after the
+   * farther: all of it joins. */
+  xcache_put(&x, at(0), 16 * PAGE, release, &r);
+  xcache_put(&x, at(16 * PAGE), 16 * PAGE, release, &r);
+  xcache_put_joined(&x, at(32 * PAGE), 64 * PAGE, release, &r);
+  assert_int_equal(x.count, 1);
+  len = 96 * PAGE;
+  assert_ptr_equal(xcache_take(&x, &len, 0, false), at(0));
+  assert_int_equal(xcache_check(&x), 0);
+  xcache_drain(&x, release, &r);
   /* No entry past XCACHE_CONTENDED_MAX: the neighbour that would make it
    * longer stays apart, the one that would not joins. */
   size_t max = XCACHE_CONTENDED_MAX;
