@@ -107,9 +107,11 @@ static void debug_bury(void *p, size_t from, size_t to, bool poison) {
 static void *debug_new(debug *d, void *p, size_t size, bool zero, const char *what) {
   if (!p) return NULL;
   heap_kind kind;
-  debug_shape(d, p, false, 0, heap_usable_plain(d->core, p, &kind, what), size);
-  /* Zeroed here, not by the plain path: the block may have been poisoned. */
-  if (zero) memset(p, 0, size);
+  size_t usable = heap_usable_plain(d->core, p, &kind, what);
+  debug_shape(d, p, false, 0, usable, size);
+  /* Zeroed here, not by the plain path: the block may have been poisoned.
+   * Without canaries the whole usable size is the caller's. */
+  if (zero) memset(p, 0, debug_canary(d) ? size : usable);
   return p;
 }
 

@@ -100,6 +100,27 @@ static void test_blocks_and_realloc(void **state) {
   }
 }
 
+/* With poison alone, a block's usable size may pass its request: calloc
+ * zeroes every usable byte, poisoned ones included. */
+static void test_calloc_zeroes_usable_under_poison(void **state) {
+  (void)state;
+  for (size_t m = 0; m < 3; m++) {
+    pinheap *h = debug_heap(modes[m], PINHEAP_DEBUG_POISON);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+      pinheap_free(h, pinheap_malloc(h, sizes[i])); /* leaves poison where calloc will look */
+      unsigned char *z = pinheap_calloc(h, 1, sizes[i]);
+      assert_non_null(z);
+      size_t usable = pinheap_usable_size(h, z);
+      for (size_t k = 0; k < usable; k++)
+        if (z[k])
+          fail_msg("%s: calloc(%zu) byte %zu of %zu usable is %#x", mode_names[m], sizes[i], k, usable, z[k]);
+      pinheap_free(h, z);
+    }
+    assert_int_equal(pinheap_check(h), 0);
+    pinheap_destroy(h);
+  }
+}
+
 /* A freed block reads as poison; without the flag it does not change. */
 static void test_poison(void **state) {
   (void)state;
@@ -314,6 +335,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_blocks_and_realloc),
       cmocka_unit_test(test_poison),
+      cmocka_unit_test(test_calloc_zeroes_usable_under_poison),
       cmocka_unit_test(test_overflow_by_one_byte),
       cmocka_unit_test(test_double_free_of_small_object),
       cmocka_unit_test(test_write_after_free),
