@@ -231,7 +231,10 @@ typedef struct pinheap_stats {
   size_t allocated;
   size_t peak_in_use;  /* high-water mark of in_use */
   /* Fields below are additions to the contract. */
-  size_t large_allocated; /* bytes in live large blocks (page-rounded) */
+  /* bytes in live large blocks: each its extent's length, the request
+   * page-rounded (a block that took a cached extent at most an eighth
+   * longer whole counts the extent) */
+  size_t large_allocated;
   size_t large_blocks;    /* live large blocks */
   /* The most bytes the heap has managed at once: FIXED the region, DYNAMIC
    * the high-water mark of registered bytes. An addition to the contract. */

@@ -197,12 +197,12 @@ em_free_result em_free_many(em *m, void *const *addrs, const size_t *sizes, size
 
 void em_get_stats(em *m, em_stats *out);
 
-/* free_bytes and capacity without the lock: what the last change left,
- * which the changes in flight may have made stale (a hint). */
 /* How many times a thread found the lock held and waited for it (em_try_free
  * does not wait: not counted); read without the lock. */
 static inline size_t em_waits(const em *m) { return atomic_load_explicit(&m->waits, memory_order_relaxed); }
 
+/* free_bytes and capacity without the lock: what the last change left,
+ * which the changes in flight may have made stale (a hint). */
 static inline void em_hint(const em *m, size_t *free_bytes, size_t *capacity) {
   *free_bytes = atomic_load_explicit(&m->free_hint, memory_order_relaxed);
   *capacity = atomic_load_explicit(&m->capacity_hint, memory_order_relaxed);
