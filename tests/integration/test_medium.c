@@ -133,7 +133,7 @@ static void other_start(other *o, pinheap *h, void **blocks, pthread_t *t) {
   assert_int_equal(pthread_create(t, NULL, other_main, o), 0);
 }
 
-/* Tells the other thread to end, and joins it. */
+/* Tells the other thread to end, joins it, and destroys what it used. */
 static void other_end(other *o, pthread_t t) {
   pthread_mutex_lock(&o->lock);
   o->end = true;
@@ -141,6 +141,8 @@ static void other_end(other *o, pthread_t t) {
   pthread_cond_broadcast(&o->cond);
   pthread_mutex_unlock(&o->lock);
   pthread_join(t, NULL);
+  pthread_cond_destroy(&o->cond);
+  pthread_mutex_destroy(&o->lock);
 }
 
 static size_t cached(pinheap *h) { return thread_cached_extent_bytes(&h->core.threads); }
@@ -218,8 +220,6 @@ static void test_cached_then_reclaimed(void **state) {
   pinheap_free(h, blocks[0]);
   pinheap_trim(h);
   assert_int_equal(pinheap_check(h), 0);
-  pthread_cond_destroy(&o.cond);
-  pthread_mutex_destroy(&o.lock);
   pinheap_destroy(h);
 }
 
@@ -318,8 +318,6 @@ static void test_contended_free_cached(void **state) {
   pinheap_get_stats(h, &holes);
   assert_int_equal(holes.largest_free, holes.free_bytes);
   assert_int_equal(pinheap_check(h), 0);
-  pthread_cond_destroy(&o.cond);
-  pthread_mutex_destroy(&o.lock);
   pinheap_destroy(h);
 }
 
@@ -382,9 +380,20 @@ static void test_contended_joined_whole(void **state) {
   pinheap_get_stats(h, &st);
   assert_int_equal(st.largest_free, st.free_bytes);
   assert_int_equal(pinheap_check(h), 0);
-  pthread_cond_destroy(&o.cond);
-  pthread_mutex_destroy(&o.lock);
   pinheap_destroy(h);
+}
+
+/* Runs body(arg) in a thread started while this one holds the extent
+ * manager's lock, held 50 ms more: what body returned. */
+static void *at_held_lock(pinheap *h, void *(*body)(void *), void *arg) {
+  pthread_t w;
+  void *got;
+  pthread_mutex_lock(&h->core.space.em.lock);
+  assert_int_equal(pthread_create(&w, NULL, body, arg), 0);
+  nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
+  pthread_mutex_unlock(&h->core.space.em.lock);
+  pthread_join(w, &got);
+  return got;
 }
 
 /* A thread that waits at the extent manager's lock. */
@@ -441,14 +450,8 @@ static void test_contended_window_renewed(void **state) {
    * empties no cache (heap_return_contended). */
   size_t waits = em_waits(&h->core.space.em);
   unsigned tries = 0;
-  while (tries < TRIES && em_waits(&h->core.space.em) == waits) {
-    pthread_t w;
-    pthread_mutex_lock(&h->core.space.em.lock);
-    assert_int_equal(pthread_create(&w, NULL, freer_main, (void *[]){h, big[tries++]}), 0);
-    nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
-    pthread_mutex_unlock(&h->core.space.em.lock);
-    pthread_join(w, NULL);
-  }
+  while (tries < TRIES && em_waits(&h->core.space.em) == waits)
+    at_held_lock(h, freer_main, (void *[]){h, big[tries++]});
   assert_true(em_waits(&h->core.space.em) > waits);
   assert_int_equal(cached(h), quarter);
   /* The lock is free now, yet the free keeps its extent: a new window. */
@@ -470,8 +473,6 @@ static void test_contended_window_renewed(void **state) {
   pinheap_get_stats(h, &st);
   assert_int_equal(st.largest_free, st.free_bytes);
   assert_int_equal(pinheap_check(h), 0);
-  pthread_cond_destroy(&o.cond);
-  pthread_mutex_destroy(&o.lock);
   pinheap_destroy(h);
 }
 
@@ -485,13 +486,7 @@ static void test_lone_thread_after_contention(void **state) {
   for (unsigned i = 0; i < 4; i++) assert_non_null(blocks[i] = pinheap_malloc(h, quarter));
   size_t waits = em_waits(&h->core.space.em);
   for (unsigned try = 0; try < 20 && em_waits(&h->core.space.em) == waits; try++) {
-    pthread_t w;
-    void *got;
-    pthread_mutex_lock(&h->core.space.em.lock);
-    assert_int_equal(pthread_create(&w, NULL, waiter_main, h), 0);
-    nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
-    pthread_mutex_unlock(&h->core.space.em.lock);
-    pthread_join(w, &got);
+    void *got = at_held_lock(h, waiter_main, h);
     assert_non_null(got);
     pinheap_free(h, got);
   }
@@ -505,8 +500,6 @@ static void test_lone_thread_after_contention(void **state) {
   assert_int_equal(cached(h), 0);
   assert_int_equal(pinheap_check(h), 0);
   other_end(&o, t);
-  pthread_cond_destroy(&o.cond);
-  pthread_mutex_destroy(&o.lock);
   pinheap_destroy(h);
 }
 
