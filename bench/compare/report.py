@@ -9,15 +9,18 @@ CAP = 8.0  # H/M plotted up to this
 
 # Why pinheap loses, by kind of figure: what the design does there and what would close it.
 WHY = {
-    "frag": "pinheap places small blocks in jemalloc's size classes (rounding 16 B - 2 KiB objects up costs the "
-            "server-like traces about 8 % alone) or in page-rounded extents, and keeps 2 MiB per arena at the top "
-            "of the region (jemalloc's first grant; its metadata lies outside), so small, object-dense traces pay "
-            "that fixed overhead; on the PGAS-like traces best fit scatters the huge arrays: the ring policy "
-            "(pinheap-ring) lowers them but is not the default, because it fails the demo's array churn (what "
-            "would close it: a finer path for 1 - 2 KiB objects, a ring that keeps mid-size arrays out of its way)",
-    "speed-medium": "blocks above 64 KiB take the extent manager's one lock at every malloc and free: per-thread "
-                    "caches stop at 64 KiB, because caching extents up to 1 MiB raised the PGAS-like H/M by "
-                    "2 - 7 %; a sharded extent manager would close it",
+    "frag": "pinheap places small blocks in jemalloc's size classes (class rounding) or in page-rounded "
+            "extents, and keeps 2 MiB of the region per arena for the arena's first slabs (its metadata lies "
+            "outside), a fixed cost that weighs on small traces (the server-like traces here peak at 17 MiB); "
+            "on the PGAS-like traces best fit scatters the huge arrays: the "
+            "ring policy (pinheap-ring) lowers them but is not the default, because it has not been measured on "
+            "recorded programs (what would close it: a finer-spaced path for 2 - 14 KiB objects, an array "
+            "placement that leaves no room unused at the ring's wrap)",
+    "speed-medium": "blocks above 1 MiB take the extent manager's one lock at every malloc and free, and so do "
+                    "blocks of 64 KiB - 1 MiB while their thread meets no contention at it; a thread's cache of "
+                    "extents holds at most 64 extents and 16 MiB (more would raise the PGAS-like H/M), so a "
+                    "thread with a thousand live blocks of up to 1 MiB mostly misses it; a sharded extent manager "
+                    "would close it",
     "speed-small": "small objects go through pinheap's per-thread stacks and jemalloc's flagged mallocx/"
                    "sdallocx with an explicit tcache, a few more steps than jemalloc's own fast path",
     "speed-xthread": "a block freed by a thread of another arena goes back to its arena in batches through "
