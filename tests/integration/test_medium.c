@@ -115,6 +115,14 @@ static void other_free(other *o, unsigned from, unsigned to) {
   other_wait(o);
 }
 
+/* other_free while this thread holds the extent manager's lock: the frees
+ * must not wait for it (they keep their extents). */
+static void other_free_at_held_lock(other *o, unsigned from, unsigned to) {
+  pthread_mutex_lock(&o->h->core.space.em.lock);
+  assert_true(other_free_within(o, from, to, 5));
+  pthread_mutex_unlock(&o->h->core.space.em.lock);
+}
+
 /* Has the other thread allocate size bytes: the block. */
 static void *other_malloc(other *o, size_t size) {
   pthread_mutex_lock(&o->lock);
@@ -299,9 +307,7 @@ static void test_contended_free_cached(void **state) {
    * nobody's cache within HEAP_CONTENDED_FLUSH_NS of its last emptying: a
    * thread that only allocates beside one that only frees would stop
    * every thread at nearly every block. */
-  pthread_mutex_lock(&h->core.space.em.lock);
-  assert_true(other_free_within(&o, 6, 7, 5));
-  pthread_mutex_unlock(&h->core.space.em.lock);
+  other_free_at_held_lock(&o, 6, 7);
   assert_int_equal(cached(h), big);
   void *next = pinheap_malloc(h, big);
   assert_non_null(next);
@@ -346,9 +352,7 @@ static void test_contended_joined_whole(void **state) {
   other o;
   pthread_t t;
   other_start(&o, h, blocks, &t);
-  pthread_mutex_lock(&h->core.space.em.lock);
-  assert_true(other_free_within(&o, 1, 2, 5));
-  pthread_mutex_unlock(&h->core.space.em.lock);
+  other_free_at_held_lock(&o, 1, 2);
   /* In the contended window: block 2 joins block 1, block 5 stays apart. */
   other_free(&o, 2, 3);
   other_free(&o, 5, 6);
@@ -440,9 +444,7 @@ static void test_contended_window_renewed(void **state) {
   other o;
   pthread_t t;
   other_start(&o, h, blocks, &t);
-  pthread_mutex_lock(&h->core.space.em.lock);
-  assert_true(other_free_within(&o, 0, 1, 5));
-  pthread_mutex_unlock(&h->core.space.em.lock);
+  other_free_at_held_lock(&o, 0, 1);
   assert_int_equal(cached(h), quarter);
   end_window(h);
   /* A thread waits at the lock (tried until one is seen to have waited),
