@@ -33,7 +33,7 @@ LAYERS = [
     ("leaves: helpers without state, valgrind's annotations", ["util", "track"]),
     ("the error text, faulting pages in", ["error", "prefault"]),
     ("assertions", ["ph_assert"]),
-    ("structures", ["tree", "meta", "gate", "sizeclass", "env", "xcache"]),
+    ("structures", ["tree", "meta", "gate", "sizeclass", "env", "xcache", "inbound"]),
     ("structures over trees", ["sizeidx"]),
     ("indexes over them", ["em", "pagemap", "canary", "local"]),
     ("the provider wrapper", ["provider"]),

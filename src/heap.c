@@ -502,6 +502,13 @@ static __attribute__((noinline)) void *heap_cached_miss(heap *h, thread_cache *t
     if (zero) memset(p, 0, size);
     return p;
   }
+  if (keyed && (p = thread_inbound_take(tc, bin)) != NULL) {
+    /* What other threads gave back to the arena: no call into jemalloc. */
+    thread_leave(tc);
+    key_set(p, 0);
+    if (zero) memset(p, 0, size);
+    return p;
+  }
   if (keyed && (p = heap_refill(h, tc, bin)) != NULL) {
     thread_leave(tc);
     if (zero) memset(p, 0, size);
@@ -535,6 +542,17 @@ static PH_ALWAYS_INLINE void *heap_cached(heap *h, size_t size, bool zero, bool 
       thread_bin_set_count(b, n - 1);
       thread_leave(tc);
       if (!keyed) heap_reused(h, p, h->classes.size[bin], what);
+      if (zero) memset(p, 0, size);
+      return p;
+    }
+    /* Next, what other threads gave back to the arena, taken already
+     * (thread_inbound_take): a thread whose objects other threads free
+     * finds its stack empty at every malloc. */
+    void *p = keyed ? tc->taken[bin] : NULL;
+    if (p) {
+      thread_taken_pop(tc, bin, p);
+      thread_leave(tc);
+      key_set(p, 0);
       if (zero) memset(p, 0, size);
       return p;
     }
@@ -901,7 +919,7 @@ static PH_ALWAYS_INLINE void heap_free_any(heap *h, void *p, bool keyed) {
       }
       if (PH_UNLIKELY(PAGEMAP_OWNER_OF(tag) != tc->owner)) {
         /* Another arena's: back to it, never handed out by this thread. */
-        thread_give_remote(tc, b, p);
+        thread_give_remote(tc, b, p, PAGEMAP_OWNER_OF(tag));
       } else {
         if (keyed) key_set(p, h->keys.cached);
         if (PH_UNLIKELY(!thread_bin_push(&tc->bins[b], p))) thread_bin_spill(tc, b, p);
@@ -931,10 +949,11 @@ static PH_ALWAYS_INLINE void heap_free_any(heap *h, void *p, bool keyed) {
 /* heap_free past its fast path. */
 static __attribute__((noinline)) void heap_free_rest(heap *h, void *p) { heap_free_any(h, p, true); }
 
-/* heap_free's fast path for the live object p of bin b of another arena
- * than the thread's (tc entered): as heap_free_any gives it back; leaves. */
-static __attribute__((noinline)) void heap_free_remote(thread_cache *tc, unsigned b, void *p) {
-  thread_give_remote(tc, b, p);
+/* heap_free's fast path for the live object p of bin b of the arena of
+ * slot owner, not the thread's (tc entered): as heap_free_any gives it
+ * back; leaves. */
+static __attribute__((noinline)) void heap_free_remote(thread_cache *tc, unsigned b, void *p, unsigned owner) {
+  thread_give_remote(tc, b, p, owner);
   thread_leave(tc);
 }
 
@@ -963,7 +982,7 @@ void heap_free(heap *h, void *p) {
       if (PH_LIKELY(tc != NULL)) {
         if (PH_LIKELY(!key_maybe_freed(&h->keys, key_word(p)))) {
           if (PH_UNLIKELY(PAGEMAP_OWNER_OF(tag) != tc->owner)) {
-            heap_free_remote(tc, (unsigned)bin, p);
+            heap_free_remote(tc, (unsigned)bin, p, PAGEMAP_OWNER_OF(tag));
             return;
           }
           if (PH_UNLIKELY(!thread_bin_push(&tc->bins[bin], p))) {
@@ -1251,6 +1270,20 @@ struct heap_check_walk {
   int broken;
 };
 
+/* Counts the objects of the threads' chains and inbound lists (bin, going
+ * back to the arena of slot owner) whose page's tag names another bin or
+ * owner, or at which no object of the bin starts. */
+static void heap_check_remote(void *p, unsigned bin, unsigned owner, void *arg) {
+  struct heap_check_walk *walk = arg;
+  uint32_t tag = pagemap_get(&walk->h->space.pm, p);
+  if (PAGEMAP_BIN_OF(tag) != (int)bin || PAGEMAP_OWNER_OF(tag) != owner ||
+      !sizeclass_starts(&walk->h->classes, bin, p, PAGEMAP_PHASE_OF(tag))) {
+    fprintf(stderr, "heap: object %p going back to arena slot %u, bin %u, sits on a page tagged %#x\n", p, owner,
+            bin, (unsigned)tag);
+    walk->broken++;
+  }
+}
+
 /* Counts the free extents with a page the map says is in use. */
 static int heap_check_free_untagged(uintptr_t addr, size_t size, void *arg) {
   struct heap_check_walk *walk = arg;
@@ -1299,6 +1332,9 @@ int heap_check(heap *h) {
   em_walk_free(&h->space.em, heap_check_free_untagged, &walk);
   broken += walk.broken;
   gate_leave(&h->gate);
+  walk.broken = 0;
+  thread_walk_remote(&h->threads, heap_check_remote, &walk);
+  broken += walk.broken;
   size_t reserved = arenas_reserved(&h->arenas);
   if (h->opts.policy != PINHEAP_POLICY_BUMP &&
       s.free_bytes + bytes + cached + small_pages * h->page + fine_slabs + reserved != s.capacity) {

@@ -48,9 +48,23 @@ static void thread_object_give(thread_registry *reg, void *p, unsigned b, int fl
   sdallocx(p, reg->classes->size[b], flags);
 }
 
-void thread_give_remote(thread_cache *tc, unsigned b, void *p) {
-  thread_object_give(tc->registry, p, b, tc->remote_flags);
-  thread_count_small(tc, (size_t)0 - tc->registry->classes->size[b]);
+void thread_give_remote_rest(thread_cache *tc, unsigned b, void *p, unsigned owner) {
+  thread_registry *reg = tc->registry;
+  size_t size = reg->classes->size[b];
+  if (!reg->free_mark || size < INBOUND_MIN_BYTES) {
+    thread_object_give(reg, p, b, tc->remote_flags);
+  } else {
+    inbound_chain *c = &tc->chains[b];
+    if (c->count && c->owner != owner) inbound_push(&reg->inbound, c, b);
+    if (inbound_add(c, p, owner, reg->free_mark)) inbound_push(&reg->inbound, c, b);
+  }
+  thread_count_small(tc, (size_t)0 - size);
+}
+
+/* Every list given back to the arena of slot owner, to jemalloc with flags. */
+static void thread_inbound_drain(thread_registry *reg, unsigned owner, int flags) {
+  for (unsigned b = 0; reg->classes && b < reg->classes->nbins; b++)
+    inbound_give(inbound_take(&reg->inbound, owner, b), reg->classes->size[b], flags);
 }
 
 unsigned thread_refill(thread_cache *tc, unsigned b, void **out) {
@@ -113,6 +127,11 @@ static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
     }
     bin->limit = thread_bin_start(bin->cap);
     tc->fill[b] = 0;
+    /* Into the remote tcache, which the caller flushes or destroys next. */
+    inbound_give(tc->chains[b].head, reg->classes ? reg->classes->size[b] : 0, tc->remote_flags);
+    tc->chains[b] = (inbound_chain){NULL, NULL, 0, 0};
+    inbound_give(tc->taken[b], reg->classes ? reg->classes->size[b] : 0, tc->free_flags);
+    tc->taken[b] = NULL;
   }
   size_t held = atomic_load_explicit(&tc->held_bytes, memory_order_relaxed);
   for (; tc->held.count; tc->held.count--) {
@@ -150,6 +169,10 @@ static void thread_exit(void *arg) {
   thread_registry *reg = tc->registry;
   pthread_mutex_lock(&reg->lock);
   thread_cache_drain(reg, tc);
+  /* What other threads gave back to its arena, so that no object waits for
+   * a thread of that arena that may never come (its tcache is flushed or
+   * destroyed next). */
+  thread_inbound_drain(reg, tc->owner, tc->free_flags);
   if (reg->idle_count < THREAD_IDLE_MAX) {
     /* Kept for the next new thread, holding nothing. */
     thread_tcaches(tc, "tcache.flush");
@@ -195,6 +218,7 @@ int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t 
   reg->large_bytes_left = 0;
   reg->large_blocks_left = 0;
   reg->small_bytes_left = 0;
+  inbound_init(&reg->inbound);
   meta_init(&reg->pool, sizeof(thread_cache));
   if (pthread_mutex_init(&reg->lock, NULL) != 0) return -1;
   if (pthread_key_create(&reg->key, thread_exit) != 0) {
@@ -328,10 +352,10 @@ static void thread_unsteal_all(thread_registry *reg) {
 void thread_flush_all(thread_registry *reg) {
   pthread_mutex_lock(&reg->lock);
   thread_steal_all(reg);
-  for (thread_cache *tc = reg->head; tc; tc = tc->next) {
-    thread_cache_drain(reg, tc);
-    thread_tcaches(tc, "tcache.flush");
-  }
+  for (thread_cache *tc = reg->head; tc; tc = tc->next) thread_cache_drain(reg, tc);
+  /* No cache is entered, so none pushes nor takes meanwhile. */
+  for (unsigned o = 0; o < PAGEMAP_OWNERS; o++) thread_inbound_drain(reg, o, MALLOCX_TCACHE_NONE);
+  for (thread_cache *tc = reg->head; tc; tc = tc->next) thread_tcaches(tc, "tcache.flush");
   thread_unsteal_all(reg);
   pthread_mutex_unlock(&reg->lock);
 }
@@ -363,6 +387,31 @@ void thread_fork_child(thread_registry *reg) {
   pthread_mutex_unlock(&reg->lock);
 }
 
+void thread_walk_remote(thread_registry *reg, void (*visit)(void *p, unsigned bin, unsigned owner, void *arg),
+                        void *arg) {
+  pthread_mutex_lock(&reg->lock);
+  for (thread_cache *tc = reg->head; tc; tc = tc->next)
+    for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
+      inbound_walk(tc->chains[b].head, b, tc->chains[b].owner, visit, arg);
+      inbound_walk(tc->taken[b], b, tc->owner, visit, arg);
+    }
+  inbound_walk_all(&reg->inbound, reg->classes ? reg->classes->nbins : 0, visit, arg);
+  pthread_mutex_unlock(&reg->lock);
+}
+
+/* thread_walk_cached's visit, called by thread_walk_remote with the bin. */
+typedef struct thread_sized {
+  thread_registry *reg;
+  void (*visit)(void *p, size_t bytes, void *arg);
+  void *arg;
+} thread_sized;
+
+static void thread_visit_sized(void *p, unsigned bin, unsigned owner, void *arg) {
+  (void)owner;
+  thread_sized *s = arg;
+  s->visit(p, s->reg->classes->size[bin], s->arg);
+}
+
 void thread_walk_cached(thread_registry *reg, void (*visit)(void *p, size_t bytes, void *arg), void *arg) {
   pthread_mutex_lock(&reg->lock);
   for (thread_cache *tc = reg->head; tc; tc = tc->next) {
@@ -373,7 +422,10 @@ void thread_walk_cached(thread_registry *reg, void (*visit)(void *p, size_t byte
       visit(tc->held.slots[at], reg->classes ? reg->classes->size[tc->held.bins[at]] : 0, arg);
   }
   pthread_mutex_unlock(&reg->lock);
+  thread_sized sized = {reg, visit, arg};
+  thread_walk_remote(reg, thread_visit_sized, &sized);
 }
+
 
 void thread_sum_large(thread_registry *reg, size_t *bytes, size_t *blocks) {
   pthread_mutex_lock(&reg->lock);
@@ -416,6 +468,19 @@ size_t thread_count(thread_registry *reg) {
   return n;
 }
 
+/* Number of broken invariants of tc's chain of bin b. */
+static int thread_chain_check(const thread_registry *reg, const thread_cache *tc, unsigned b) {
+  const inbound_chain *c = &tc->chains[b];
+  int broken = inbound_chain_check(c, reg->free_mark);
+  if (c->count && (c->owner == tc->owner || c->owner >= PAGEMAP_OWNERS || !reg->free_mark || !reg->classes ||
+                   reg->classes->size[b] < INBOUND_MIN_BYTES)) {
+    fprintf(stderr, "thread: a chain of bin %u goes to arena slot %u (the cache's %u), marked %s\n", b, c->owner,
+            tc->owner, reg->free_mark ? "yes" : "no");
+    broken++;
+  }
+  return broken;
+}
+
 int thread_check(thread_registry *reg) {
   int broken = 0;
   pthread_mutex_lock(&reg->lock);
@@ -448,7 +513,8 @@ int thread_check(thread_registry *reg) {
     unsigned held = tc->held.count;
     for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
       const thread_bin *bin = &tc->bins[b];
-      held += bin->count;
+      held += bin->count + tc->chains[b].count + (tc->taken[b] != NULL);
+      broken += thread_chain_check(reg, tc, b);
       if (tc->fill[b] > (reg->refill[b] > THREAD_REFILL_START ? reg->refill[b] : THREAD_REFILL_START)) {
         fprintf(stderr, "thread: bin %u's next refill takes %u objects, more than %u\n", b, tc->fill[b], reg->refill[b]);
         broken++;
