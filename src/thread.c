@@ -468,10 +468,17 @@ size_t thread_count(thread_registry *reg) {
   return n;
 }
 
-/* Number of broken invariants of tc's chain of bin b. */
+/* Number of broken invariants of tc's chain and taken list of bin b. */
 static int thread_chain_check(const thread_registry *reg, const thread_cache *tc, unsigned b) {
   const inbound_chain *c = &tc->chains[b];
   int broken = inbound_chain_check(c, reg->free_mark);
+  for (const void *p = tc->taken[b]; p; p = inbound_next(p))
+    if (memcmp(p, &reg->free_mark, sizeof reg->free_mark) != 0 || !reg->free_mark) {
+      fprintf(stderr, "thread: object %p taken back to arena slot %u, bin %u, lacks the mark of a freed object\n", p,
+              tc->owner, b);
+      broken++;
+      break;
+    }
   if (c->count && (c->owner == tc->owner || c->owner >= PAGEMAP_OWNERS || !reg->free_mark || !reg->classes ||
                    reg->classes->size[b] < INBOUND_MIN_BYTES)) {
     fprintf(stderr, "thread: a chain of bin %u goes to arena slot %u (the cache's %u), marked %s\n", b, c->owner,

@@ -22,21 +22,21 @@
  * thread, whose next object of that size would share a cache line with the
  * owner's (passive false sharing): it goes back to its owner
  * (thread_give_remote). Under the registry's free_mark (the heap's keyed
- * objects) and at 16 bytes or more, it joins the cache's chain of that bin
- * (thread_chain), which, at THREAD_CHAIN_MAX objects or when an object of
- * another owner comes, goes whole onto the owner arena's inbound list of
- * the bin with one compare-and-swap; a cache of that arena whose stack of
- * the bin runs empty takes the whole list with one exchange
- * (thread_inbound_take) before it asks jemalloc, so that objects going
- * round between two threads cost no call into jemalloc nor any lock (2
- * threads handing 16 B - 1 KiB objects to each other: 0.26x jemalloc's
- * rate through jemalloc's path). Other objects (8 B ones, whose one word
- * holds the mark, and every object under the debugging aids, which check
- * freed bytes) go to a second tcache of the cache's, used for such frees
- * only, and once its bin is full jemalloc hands its older half back to the
- * owners' arenas, one lock per arena for the batch. A flush empties the
- * chains, the inbound lists and that tcache into jemalloc; a thread's exit
- * its chains, its tcaches and its own arena's inbound lists.
+ * objects) and at INBOUND_MIN_BYTES or more, it joins the cache's chain of
+ * that bin (inbound.h), which, full or when an object of another owner
+ * comes, goes whole onto the owner arena's list of the bin; a cache of that
+ * arena whose stack of the bin runs empty takes the whole list and hands
+ * its objects out from the front (thread_inbound_take, taken) before it
+ * asks jemalloc, so that objects going round between threads cost no call
+ * into jemalloc nor any lock (2 threads handing 16 B - 1 KiB objects to
+ * each other ran at 0.26x jemalloc's rate through jemalloc's flagged
+ * calls). Other objects (8 B ones, whose one word holds the mark, and
+ * every object under the debugging aids, which check freed bytes) go to a
+ * second tcache of the cache's, used for such frees only, and once its bin
+ * is full jemalloc hands its older half back to the owners' arenas, one
+ * lock per arena for the batch. A flush empties the chains, the taken
+ * lists, the arenas' lists and that tcache into jemalloc; a thread's exit
+ * its chains, its taken lists, its tcaches and its own arena's lists.
  *
  * A cache outlives its thread: at the thread's exit it is drained, its
  * tcache flushed, and it waits, owned by no thread, on the registry's idle
