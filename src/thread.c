@@ -426,7 +426,6 @@ void thread_walk_cached(thread_registry *reg, void (*visit)(void *p, size_t byte
   thread_walk_remote(reg, thread_visit_sized, &sized);
 }
 
-
 void thread_sum_large(thread_registry *reg, size_t *bytes, size_t *blocks) {
   pthread_mutex_lock(&reg->lock);
   *bytes = reg->large_bytes_left;
