@@ -7,7 +7,7 @@
  *   jemalloc: its arena's count of live objects of the class stays as it
  *   was (an object jemalloc handed out again would raise it); they count
  *   as live nowhere meanwhile (pinheap_get_stats), and the checker walks
- *   the chains and lists they wait on; FIXED and SIMPLE;
+ *   the chains and lists they wait on; FIXED, SIMPLE and DYNAMIC;
  * - those still waiting on a live thread's chain or on its owner's list go
  *   back to jemalloc at a trim (their arena's count of live objects drops
  *   to what is live), and an allocation that needs their room succeeds;
@@ -131,7 +131,7 @@ static void comes_back(pinheap_mode mode) {
   size_t on_list = listed(h, tc->owner, b), bytes_freed = allocated(h);
   printf("test_inbound: %s: %d objects of %d B freed by a thread of arena slot %u (this one's %u): %zu on this "
          "arena's list, %zu on its chain; live bytes %zu before, %zu after\n",
-         mode == PINHEAP_FIXED ? "FIXED" : "SIMPLE", N, SIZE, f.owner, tc->owner, on_list, f.chained, bytes_before,
+         mode == PINHEAP_FIXED ? "FIXED" : mode == PINHEAP_SIMPLE ? "SIMPLE" : "DYNAMIC", N, SIZE, f.owner, tc->owner, on_list, f.chained, bytes_before,
          bytes_freed);
   assert_int_not_equal(f.owner, tc->owner); /* the test's premise: two arenas, a thread on each */
   assert_int_equal(on_list, N - N % INBOUND_CHAIN_MAX);
@@ -170,6 +170,11 @@ static void test_comes_back_fixed(void **state) {
 static void test_comes_back_simple(void **state) {
   (void)state;
   comes_back(PINHEAP_SIMPLE);
+}
+
+static void test_comes_back_dynamic(void **state) {
+  (void)state;
+  comes_back(PINHEAP_DYNAMIC);
 }
 
 /* Objects of a whole heap freed by another thread that stays alive: an
@@ -341,6 +346,7 @@ int main(int argc, char **argv) {
   seed_init(argc, argv, "test_inbound");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_comes_back_fixed),     cmocka_unit_test(test_comes_back_simple),
+      cmocka_unit_test(test_comes_back_dynamic),
       cmocka_unit_test(test_room_back),            cmocka_unit_test(test_debug_keeps_jemalloc),
       cmocka_unit_test(test_stress),
   };
