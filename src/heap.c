@@ -190,6 +190,7 @@ int heap_open(heap *h, const pinheap_options *o) {
   key_init(&h->keys, (uintptr_t)h);
   /* The caches' drains mark what they hand to jemalloc. */
   h->threads.free_mark = h->keys.freed;
+  h->threads.pm = &h->space.pm;
   h->fine.mark = h->keys.freed;
   h->fine.fill_mark = h->keys.cached;
   h->threads.drain_front = heap_drain_front;

@@ -11,8 +11,13 @@
  * (inbound_push); a thread of the owner's arena whose stack of the bin runs
  * empty takes the whole list with one exchange (inbound_take) and hands
  * its objects out from the front, reading each link as it hands the
- * object out. Pushes never read behind the head they replace and lists are
- * only emptied whole, so no reader follows a link that changes under it:
+ * object out. A link lies in a freed object, which a faulty program may
+ * write (a write after free, or a second free by another thread than the
+ * first, which key.h cannot always catch): whoever follows one checks it
+ * first against what the heap knows of the object (thread.h,
+ * thread_link_next), so that no malloc returns what the link became.
+ * Pushes never read behind the head they replace and lists are only
+ * emptied whole, so no reader follows a link that changes under it:
  * no ABA, no lock.
  *
  * An object on a chain or list holds a mark in its first 8 bytes (the
@@ -97,22 +102,10 @@ static inline void *inbound_take(inbound *in, unsigned owner, unsigned b) {
   return atomic_exchange_explicit(l, NULL, memory_order_acquire);
 }
 
-/* Hands every object of the list p, of size bytes, to jemalloc (sdallocx
- * with flags). */
-void inbound_give(void *p, size_t size, int flags);
-
-/* Calls visit on every object of the list p with bin and owner; returns its
- * last object (NULL for an empty list). */
-void *inbound_walk(void *p, unsigned bin, unsigned owner, void (*visit)(void *p, unsigned bin, unsigned owner, void *arg),
-                   void *arg);
-
-/* Every list taken off for a walk (inbound_walk), so that no thread takes
- * and reuses what the walk follows, and put back whole. Other threads may
- * push and take meanwhile; nbins: the bins in use. */
-void inbound_walk_all(inbound *in, unsigned nbins, void (*visit)(void *p, unsigned bin, unsigned owner, void *arg),
-                      void *arg);
-
-/* Number of broken invariants of the chain c (mark: its objects'). */
-int inbound_chain_check(const inbound_chain *c, uint64_t mark);
+/* Number of broken invariants of the chain c's fields. Its links are not
+ * followed: they lie in freed objects, which a faulty program may have
+ * written (the caller checks each link against what it knows of the
+ * objects before it follows it). */
+int inbound_chain_check(const inbound_chain *c);
 
 #endif

@@ -61,10 +61,30 @@ void thread_give_remote_rest(thread_cache *tc, unsigned b, void *p, unsigned own
   thread_count_small(tc, (size_t)0 - size);
 }
 
+void thread_link_broken(const thread_registry *reg, const void *p, const void *next, unsigned b, unsigned owner) {
+  uint64_t mark;
+  memcpy(&mark, p, sizeof mark);
+  error_fatal("freed object %p (%u bytes, going back to arena slot %u) was written after its free, or freed twice "
+              "by two threads: its first 8 bytes hold %#llx (%s the heap's mark of a freed object), its link %p (%s)",
+              p, reg->classes->size[b], owner, (unsigned long long)mark, mark == reg->free_mark ? "still" : "not",
+              next, mark == reg->free_mark ? "no object of its size of that arena" : "not followed");
+}
+
+/* Hands every object of the list p, of bin b, going back to the arena of
+ * slot owner, to jemalloc with flags, each link checked before it is
+ * followed. */
+static void thread_list_give(thread_registry *reg, void *p, unsigned b, unsigned owner, int flags) {
+  while (p) {
+    void *next = thread_link_next(reg, p, b, owner);
+    sdallocx(p, reg->classes->size[b], flags);
+    p = next;
+  }
+}
+
 /* Every list given back to the arena of slot owner, to jemalloc with flags. */
 static void thread_inbound_drain(thread_registry *reg, unsigned owner, int flags) {
   for (unsigned b = 0; reg->classes && b < reg->classes->nbins; b++)
-    inbound_give(inbound_take(&reg->inbound, owner, b), reg->classes->size[b], flags);
+    thread_list_give(reg, inbound_take(&reg->inbound, owner, b), b, owner, flags);
 }
 
 unsigned thread_refill(thread_cache *tc, unsigned b, void **out) {
@@ -128,9 +148,9 @@ static void thread_cache_drain(thread_registry *reg, thread_cache *tc) {
     bin->limit = thread_bin_start(bin->cap);
     tc->fill[b] = 0;
     /* Into the remote tcache, which the caller flushes or destroys next. */
-    inbound_give(tc->chains[b].head, reg->classes ? reg->classes->size[b] : 0, tc->remote_flags);
+    thread_list_give(reg, tc->chains[b].head, b, tc->chains[b].owner, tc->remote_flags);
     tc->chains[b] = (inbound_chain){NULL, NULL, 0, 0};
-    inbound_give(tc->taken[b], reg->classes ? reg->classes->size[b] : 0, tc->free_flags);
+    thread_list_give(reg, tc->taken[b], b, tc->owner, tc->free_flags);
     tc->taken[b] = NULL;
   }
   size_t held = atomic_load_explicit(&tc->held_bytes, memory_order_relaxed);
@@ -387,15 +407,38 @@ void thread_fork_child(thread_registry *reg) {
   pthread_mutex_unlock(&reg->lock);
 }
 
+/* Calls visit on every object of the list p (bin b, of slot owner), each
+ * link checked before it is followed; its last object (NULL: none). */
+static void *thread_list_walk(thread_registry *reg, void *p, unsigned b, unsigned owner,
+                              void (*visit)(void *p, unsigned bin, unsigned owner, void *arg), void *arg) {
+  void *last = NULL;
+  for (; p; p = thread_link_next(reg, p, b, owner)) {
+    visit(p, b, owner, arg);
+    last = p;
+  }
+  return last;
+}
+
 void thread_walk_remote(thread_registry *reg, void (*visit)(void *p, unsigned bin, unsigned owner, void *arg),
                         void *arg) {
   pthread_mutex_lock(&reg->lock);
+  /* The chains and taken lists are their threads': held still meanwhile. */
+  thread_steal_all(reg);
   for (thread_cache *tc = reg->head; tc; tc = tc->next)
     for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
-      inbound_walk(tc->chains[b].head, b, tc->chains[b].owner, visit, arg);
-      inbound_walk(tc->taken[b], b, tc->owner, visit, arg);
+      thread_list_walk(reg, tc->chains[b].head, b, tc->chains[b].owner, visit, arg);
+      thread_list_walk(reg, tc->taken[b], b, tc->owner, visit, arg);
     }
-  inbound_walk_all(&reg->inbound, reg->classes ? reg->classes->nbins : 0, visit, arg);
+  thread_unsteal_all(reg);
+  /* Each shared list taken off, so that no thread reuses what the walk
+   * follows, and put back whole; others push and take meanwhile. */
+  for (unsigned o = 0; o < INBOUND_OWNERS; o++)
+    for (unsigned b = 0; reg->classes && b < reg->classes->nbins; b++) {
+      inbound_chain c = {inbound_take(&reg->inbound, o, b), NULL, 0, o};
+      if (!c.head) continue;
+      c.tail = thread_list_walk(reg, c.head, b, o, visit, arg);
+      inbound_push(&reg->inbound, &c, b);
+    }
   pthread_mutex_unlock(&reg->lock);
 }
 
@@ -467,17 +510,11 @@ size_t thread_count(thread_registry *reg) {
   return n;
 }
 
-/* Number of broken invariants of tc's chain and taken list of bin b. */
+/* Number of broken invariants of tc's chain of bin b (its links and the
+ * taken lists' are checked as heap_check walks them: thread_walk_remote). */
 static int thread_chain_check(const thread_registry *reg, const thread_cache *tc, unsigned b) {
   const inbound_chain *c = &tc->chains[b];
-  int broken = inbound_chain_check(c, reg->free_mark);
-  for (const void *p = tc->taken[b]; p; p = inbound_next(p))
-    if (memcmp(p, &reg->free_mark, sizeof reg->free_mark) != 0 || !reg->free_mark) {
-      fprintf(stderr, "thread: object %p taken back to arena slot %u, bin %u, lacks the mark of a freed object\n", p,
-              tc->owner, b);
-      broken++;
-      break;
-    }
+  int broken = inbound_chain_check(c);
   if (c->count && (c->owner == tc->owner || c->owner >= PAGEMAP_OWNERS || !reg->free_mark || !reg->classes ||
                    reg->classes->size[b] < INBOUND_MIN_BYTES)) {
     fprintf(stderr, "thread: a chain of bin %u goes to arena slot %u (the cache's %u), marked %s\n", b, c->owner,

@@ -283,6 +283,9 @@ struct thread_registry {
   /* Written into the first 8 bytes of each object a cache hands to jemalloc
    * (0: nothing written): the heap's mark of a freed object (heap.c). */
   uint64_t free_mark;
+  /* The heap's page map (NULL: free_mark is 0): how a link of the inbound
+   * lists is checked before it is followed (thread_link_next). */
+  const pagemap *pm;
   /* Empties what a layer keeps beside a cache, by the cache's tcache
    * number, whenever the cache is drained (NULL: nothing kept). */
   void (*drain_front)(void *ctx, unsigned tcache);
@@ -401,7 +404,8 @@ size_t thread_count(thread_registry *reg);
 /* Calls visit on every object and extent the caches hold (their chains of
  * other arenas' objects and the inbound lists included), with its size in
  * bytes, under the registry's lock (no cache is drained meanwhile); exact
- * while no thread allocates. */
+ * while no thread allocates. The caller must not be inside a cache
+ * (thread_walk_remote holds them all). */
 void thread_walk_cached(thread_registry *reg, void (*visit)(void *p, size_t bytes, void *arg), void *arg);
 
 /* Adds bytes and blocks (modulo 2^64: pass (size_t)-n to take n away) to
@@ -440,10 +444,44 @@ static inline void thread_give_remote(thread_cache *tc, unsigned b, void *p, uns
   thread_give_remote_rest(tc, b, p, owner);
 }
 
-/* The front of the list p of bin b, taken off: the rest into tc->taken[b],
- * p counted in the cache's small_bytes. */
-static inline void *thread_taken_pop(thread_cache *tc, unsigned b, void *p) {
+/* Whether the object p of bin b, on a chain or list of the arena of slot
+ * owner, still holds the registry's free_mark and links to NULL or to the
+ * start of an object of bin b of that arena (next: its link). A freed
+ * object is the program's to spoil: a write after its free, or a second
+ * free of it by another thread (key.h cannot always catch that one), may
+ * have overwritten either word. */
+static inline bool thread_link_ok(const thread_registry *reg, const void *p, const void *next, unsigned b,
+                                  unsigned owner) {
+  uint64_t mark;
+  memcpy(&mark, p, sizeof mark);
+  if (mark != reg->free_mark) return false;
+  if (!next) return true;
+  _Atomic uint32_t *slot = pagemap_slot(reg->pm, next);
+  if (!slot) return false;
+  uint32_t tag = atomic_load_explicit(slot, memory_order_relaxed);
+  return PAGEMAP_BIN_OF(tag) == (int)b && PAGEMAP_OWNER_OF(tag) == owner &&
+         sizeclass_starts(reg->classes, b, next, PAGEMAP_PHASE_OF(tag));
+}
+
+/* Aborts, naming p and what its bytes hold. */
+_Noreturn void thread_link_broken(const thread_registry *reg, const void *p, const void *next, unsigned b,
+                                  unsigned owner);
+
+/* The link of the object p of bin b on a chain or list of the arena of
+ * slot owner, once thread_link_ok; else aborts (thread_link_broken), so
+ * that no malloc returns, and no drain hands to jemalloc, what a faulty
+ * program wrote there. */
+static inline void *thread_link_next(const thread_registry *reg, void *p, unsigned b, unsigned owner) {
   void *next = inbound_next(p);
+  if (PH_UNLIKELY(!thread_link_ok(reg, p, next, b, owner))) thread_link_broken(reg, p, next, b, owner);
+  return next;
+}
+
+/* The front of the list p of bin b, taken off: the rest into tc->taken[b]
+ * (its link checked: thread_link_next), p counted in the cache's
+ * small_bytes. */
+static inline void *thread_taken_pop(thread_cache *tc, unsigned b, void *p) {
+  void *next = thread_link_next(tc->registry, p, b, tc->owner);
   /* The next object's line is likely another core's: fetched meanwhile. */
   if (next) __builtin_prefetch(next, 1);
   tc->taken[b] = next;
@@ -490,9 +528,12 @@ void thread_sum_large(thread_registry *reg, size_t *bytes, size_t *blocks);
 /* Bytes of extents the caches hold; meaningful while no thread allocates. */
 size_t thread_cached_extent_bytes(thread_registry *reg);
 
-/* Calls visit on every object of the caches' chains and the inbound lists,
- * with its bin and the slot of the arena it goes back to, under the
- * registry's lock; meant for checks, while no thread allocates. */
+/* Calls visit on every object of the caches' chains, taken lists and the
+ * inbound lists, with its bin and the slot of the arena it goes back to,
+ * each link checked before it is followed (thread_link_next: a spoiled one
+ * aborts), under the registry's lock; every cache is held meanwhile, as a
+ * flush holds them, so that its owner changes none of them. The caller must
+ * not be inside a cache. */
 void thread_walk_remote(thread_registry *reg, void (*visit)(void *p, unsigned bin, unsigned owner, void *arg),
                         void *arg);
 

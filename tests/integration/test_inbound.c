@@ -13,6 +13,12 @@
  *   to what is live), and an allocation that needs their room succeeds;
  * - under the debugging aids, the objects go through jemalloc as before
  *   (no chain, no list);
+ * - a freed object on a list that the program wrote after its free (its
+ *   link, or its mark, as a second free by another thread and the block's
+ *   reuse do) aborts the malloc that reaches it, naming the object, rather
+ *   than hand out what its link became (in a child);
+ * - pinheap_check while two threads hand objects to each other walks the
+ *   chains and lists without following a link their owners change;
  * - stress: threads hand blocks of 16 B - 1 KiB to each other at random,
  *   free the blocks handed to them, trim now and then, and ask for blocks
  *   of up to the whole region (whose ENOMEM retry must find the room the
@@ -32,8 +38,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
+#include "child.h"
 #include "heaps.h"
 #include "pinheap.h"
 #include "seed.h"
@@ -268,6 +276,120 @@ static void block_free(pinheap *h, unsigned char *p) {
   pinheap_free(h, p);
 }
 
+
+/* In a child: this thread's N objects freed by a thread of another arena
+ * (two full chains onto this arena's list); then the program writes into
+ * one of them (spoil) and mallocs until the list is used up: the heap must
+ * abort at the spoiled object. */
+typedef struct spoiled {
+  void (*spoil)(void *obj, void *outside);
+  char outside[256]; /* what a spoiled link points at: not the heap's */
+} spoiled;
+
+static void spoiled_run(void *arg) {
+  spoiled *sp = arg;
+  pinheap *h = heaps_open(PINHEAP_FIXED, 64 * MiB, 2, 0);
+  void *objs[N];
+  for (size_t i = 0; i < N; i++) objs[i] = pinheap_malloc(h, SIZE);
+  freer f = {.h = h, .objs = objs, .n = N};
+  pthread_t id;
+  freer_start(&f, &id);
+  sp->spoil(objs[N / 2], sp->outside);
+  for (size_t i = 0; i < 2 * N; i++) {
+    void *p = pinheap_malloc(h, SIZE);
+    if (p == (void *)sp->outside) fprintf(stderr, "malloc #%zu returned memory outside the heap\n", i);
+  }
+  freer_end(&f, id);
+  pinheap_destroy(h);
+}
+
+/* A write after free: a pointer into the program's memory at the link. */
+static void spoil_link(void *obj, void *outside) { memcpy((char *)obj + sizeof(void *), &outside, sizeof outside); }
+
+/* A second free by another thread whose block was handed out again and
+ * written: mark and link gone. */
+static void spoil_all(void *obj, void *outside) {
+  (void)outside;
+  memset(obj, 0x41, SIZE);
+}
+
+static void spoiled_aborts(void (*spoil)(void *obj, void *outside), const char *what) {
+  spoiled sp = {.spoil = spoil};
+  child_result r;
+  child_run(spoiled_run, &sp, &r);
+  printf("test_inbound: %s: child %s; it printed: %s\n", what,
+         child_aborted(&r) ? "aborted" : WIFSIGNALED(r.status) ? "died of another signal" : "exited", r.err);
+  assert_true(child_aborted(&r));
+  assert_non_null(strstr(r.err, "written after its free"));
+}
+
+static void test_spoiled_link_aborts(void **state) {
+  (void)state;
+  spoiled_aborts(spoil_link, "a link written after its free");
+}
+
+static void test_spoiled_mark_aborts(void **state) {
+  (void)state;
+  spoiled_aborts(spoil_all, "an object written whole after its free");
+}
+
+/* One thread mallocs SIZE-byte objects, fills them with 0x5a (what a
+ * link followed while its owner writes would read) and puts each in a
+ * random slot of a queue; the other (of another arena) frees what it takes
+ * out of the queue; until told to stop. */
+#define QUEUE 4096
+typedef struct handover {
+  pinheap *h;
+  _Atomic(void *) queue[QUEUE];
+  atomic_bool stop;
+} handover;
+
+static void *handover_maker(void *arg) {
+  handover *ho = arg;
+  for (unsigned i = 0; !atomic_load_explicit(&ho->stop, memory_order_relaxed); i++) {
+    void *p = pinheap_malloc(ho->h, SIZE);
+    assert_non_null(p);
+    memset(p, 0x5a, SIZE);
+    void *old = atomic_exchange(&ho->queue[i % QUEUE], p);
+    if (old) pinheap_free(ho->h, old);
+  }
+  return NULL;
+}
+
+static void *handover_taker(void *arg) {
+  handover *ho = arg;
+  for (unsigned i = 0; !atomic_load_explicit(&ho->stop, memory_order_relaxed); i++) {
+    void *p = atomic_exchange(&ho->queue[i * 7 % QUEUE], NULL);
+    if (p) pinheap_free(ho->h, p);
+  }
+  return NULL;
+}
+
+static void test_check_while_threads_hand_over(void **state) {
+  (void)state;
+  static handover ho;
+  ho.h = heaps_open(PINHEAP_FIXED, 64 * MiB, 2, 0);
+  atomic_store(&ho.stop, false);
+  pthread_t ids[2];
+  assert_int_equal(pthread_create(&ids[0], NULL, handover_maker, &ho), 0);
+  assert_int_equal(pthread_create(&ids[1], NULL, handover_taker, &ho), 0);
+  unsigned checks = 0;
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  do {
+    pinheap_check(ho.h); /* its counts may disagree while threads run; its walks must not crash */
+    checks++;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+  } while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 1000000000L);
+  atomic_store(&ho.stop, true);
+  for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(ids[i], NULL), 0);
+  for (unsigned i = 0; i < QUEUE; i++)
+    if (ho.queue[i]) pinheap_free(ho.h, ho.queue[i]);
+  printf("test_inbound: %u checks while one thread handed objects to another\n", checks);
+  assert_int_equal(pinheap_check(ho.h), 0);
+  pinheap_destroy(ho.h);
+}
+
 /* Frees what other threads handed to w. */
 static void empty_box(stress *s, unsigned i) {
   box *bx = &s->boxes[i];
@@ -348,6 +470,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_comes_back_fixed),     cmocka_unit_test(test_comes_back_simple),
       cmocka_unit_test(test_comes_back_dynamic),
       cmocka_unit_test(test_room_back),            cmocka_unit_test(test_debug_keeps_jemalloc),
+      cmocka_unit_test(test_spoiled_link_aborts),  cmocka_unit_test(test_spoiled_mark_aborts),
+      cmocka_unit_test(test_check_while_threads_hand_over),
       cmocka_unit_test(test_stress),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
