@@ -523,6 +523,18 @@ static __attribute__((noinline)) void *heap_cached_miss(heap *h, thread_cache *t
   return heap_small_got(h, p, size, 0, zero, (int)bin, r.owner, keyed, what);
 }
 
+/* heap_cached's object p, the front of the thread's taken list of bin
+ * (thread_taken_pop, tc entered): leaves. Out of line, so that the fast
+ * path saves no registers for the link's check. */
+static __attribute__((noinline)) void *heap_cached_taken(thread_cache *tc, unsigned bin, void *p, size_t size,
+                                                         bool zero) {
+  thread_taken_pop(tc, bin, p);
+  thread_leave(tc);
+  key_set(p, 0);
+  if (zero) memset(p, 0, size);
+  return p;
+}
+
 /* size <= large_threshold (<= classes.max): the thread's stack of freed
  * objects of the size's bin, else jemalloc. keyed: a constant, true on the
  * public paths; false under the layer of heap_set_plain, which zeroes
@@ -550,13 +562,7 @@ static PH_ALWAYS_INLINE void *heap_cached(heap *h, size_t size, bool zero, bool 
      * (thread_inbound_take): a thread whose objects other threads free
      * finds its stack empty at every malloc. */
     void *p = keyed ? tc->taken[bin] : NULL;
-    if (p) {
-      thread_taken_pop(tc, bin, p);
-      thread_leave(tc);
-      key_set(p, 0);
-      if (zero) memset(p, 0, size);
-      return p;
-    }
+    if (p) return heap_cached_taken(tc, bin, p, size, zero);
   }
   return heap_cached_miss(h, tc, size, bin, zero, keyed, what);
 }
