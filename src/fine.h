@@ -129,9 +129,10 @@ int fine_open(fine *f, space *s, size_t page);
 void fine_close(fine *f);
 
 /* Whether the fine path serves a request of n bytes (malloc's alignment):
- * one test for those up to FINE_MIN, jemalloc's fast path. */
+ * one test, not taken, for those up to FINE_MIN (jemalloc's fast path). */
 static inline bool fine_serves(size_t n) {
-  return n - (FINE_MIN + 1) < FINE_MAX - FINE_MIN && n - (FINE_GAP_MIN + 1) >= FINE_GAP_MAX - FINE_GAP_MIN;
+  if (PH_LIKELY(n - (FINE_MIN + 1) >= FINE_MAX - FINE_MIN)) return false;
+  return n - (FINE_GAP_MIN + 1) >= FINE_GAP_MAX - FINE_GAP_MIN;
 }
 /* The class of a request of n bytes that fine_serves. */
 static inline unsigned fine_class_of(const fine *f, size_t n) { return f->class_of[(n - FINE_MIN - 1) / FINE_BUCKET]; }
