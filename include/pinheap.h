@@ -123,8 +123,9 @@ typedef struct pinheap_options {
   pinheap_policy policy;
   /* Requests above this many bytes skip jemalloc and take an exact
    * page-rounded extent from the extent manager, placed by small_extent_max
-   * (FIXED); a block jemalloc holds (not one of the 1-2 KiB path's),
-   * grown by realloc, stays on jemalloc's classes up to 14 KiB. Default
+   * (FIXED); a block jemalloc holds (not one of the fine path's, 1-2 and
+   * 4-14 KiB), grown by realloc, stays on jemalloc's classes up to 14 KiB
+   * but for 1-2 KiB. Default
    * 14 KiB, jemalloc's largest small size class. */
   size_t large_threshold;
   /* Extents of at most this many bytes are placed from the top of the

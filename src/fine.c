@@ -8,6 +8,25 @@
 #include "error.h"
 #include "ph_assert.h"
 
+_Static_assert(FINE_CLASSES < 255, "a fine tag holds the class + 1 in 8 bits (pagemap.h)");
+_Static_assert(FINE_STACK_MIN <= FINE_STACK_BYTES / (FINE_MIN + FINE_BUCKET), "fine_fill's array holds half a stack");
+_Static_assert(FINE_WIDE_SIZE(FINE_WIDE_CLASSES - 2) < FINE_MAX && FINE_WIDE_SIZE(FINE_WIDE_CLASSES - 1) >= FINE_MAX,
+               "the last wide class is the first to reach FINE_MAX");
+
+/* The size of class c: 64 B steps up to FINE_GAP_MIN, then FINE_WIDE_STEPS
+ * per doubling from FINE_GAP_MAX, the last class FINE_MAX. */
+static uint32_t fine_class_size(unsigned c) {
+  if (c < FINE_STEPS) return (uint32_t)(FINE_MIN + FINE_BUCKET * (c + 1));
+  size_t size = FINE_WIDE_SIZE(c - FINE_STEPS);
+  return (uint32_t)(size < FINE_MAX ? size : FINE_MAX);
+}
+
+/* How many objects of size bytes a front's stack holds. */
+static uint32_t fine_stack_cap(size_t size) {
+  size_t cap = FINE_STACK_BYTES / size;
+  return (uint32_t)(cap > FINE_STACK_MIN ? cap : FINE_STACK_MIN);
+}
+
 int fine_open(fine *f, space *s, size_t page) {
   f->space = s;
   f->page = page;
@@ -15,11 +34,10 @@ int fine_open(fine *f, space *s, size_t page) {
   f->front_bytes = 0;
   for (unsigned c = 0; c < FINE_CLASSES; c++) {
     fine_class *k = &f->classes[c];
-    size_t base = FINE_MIN << (c / FINE_STEPS);
-    k->size = (uint32_t)(base + base / FINE_STEPS * (c % FINE_STEPS + 1));
+    k->size = fine_class_size(c);
     /* The least waste per byte of slab, and the fewest pages among equals:
      * a slab's tail is lost to every class, while its free slots serve its
-     * own (with 4 KiB pages at most 1.6 %, half the classes none). */
+     * own (with 4 KiB pages at most 1.6 %, 12 of the 20 classes none). */
     size_t best = 0, best_waste = 0;
     for (size_t n = 1; n <= FINE_SLAB_PAGES; n++) {
       size_t objects = n * page / k->size;
@@ -40,7 +58,7 @@ int fine_open(fine *f, space *s, size_t page) {
     k->slabs = k->live = 0;
     meta_init(&k->records, sizeof(fine_slab));
     pthread_mutex_init(&k->lock, NULL);
-    f->front_bytes += sizeof(void *) * (FINE_STACK_BYTES / k->size);
+    f->front_bytes += sizeof(void *) * fine_stack_cap(k->size);
   }
   for (size_t i = 0; i < sizeof f->class_of; i++) {
     size_t n = FINE_MIN + FINE_BUCKET * (i + 1); /* the bucket's largest size */
@@ -69,7 +87,7 @@ fine_front *fine_front_make(fine *f, unsigned slot) {
   if (fr == MAP_FAILED) return NULL;
   void **slots = (void **)(fr + 1);
   for (unsigned c = 0; c < FINE_CLASSES; c++) {
-    uint32_t cap = (uint32_t)(FINE_STACK_BYTES / f->classes[c].size);
+    uint32_t cap = fine_stack_cap(f->classes[c].size);
     fr->stacks[c] = (thread_bin){.slots = slots, .count = 0, .limit = cap, .cap = cap};
     slots += cap;
   }
@@ -195,7 +213,7 @@ static void fine_put(fine *f, unsigned c, void *p) {
 
 void *fine_fill(fine *f, fine_front *fr, unsigned c) {
   fine_class *k = &f->classes[c];
-  void *got[FINE_STACK_BYTES / (FINE_MIN + 32)];
+  void *got[FINE_STACK_BYTES / (FINE_MIN + FINE_BUCKET)]; /* half the largest stack (FINE_STACK_MIN is less) */
   /* Half a stack, and never more than the stack has room for. */
   unsigned want = fr ? fr->stacks[c].cap / 2 : 1;
   if (fr && want > fr->stacks[c].cap - fr->stacks[c].count + 1) want = fr->stacks[c].cap - fr->stacks[c].count + 1;

@@ -1,15 +1,20 @@
 /*
- * fine: the fine path for requests of FINE_MIN + 1 to FINE_MAX bytes, in
- * FINE_STEPS size classes (64 B steps) instead of jemalloc's four, which
- * round these sizes up by up to 25 %: the rounding of 1-2 KiB objects was
- * most of the waste of a FIXED heap under a server-like workload (README,
- * "Placement compared"). Below 1 KiB the mix of both paths cost the
- * small-object benchmark (16 B - 1 KiB) half its speed (README).
+ * fine: the fine path for requests of FINE_MIN + 1 to FINE_MAX bytes but
+ * the gap of 2-4 KiB: over 1-2 KiB in FINE_STEPS size classes (64 B
+ * steps) instead of jemalloc's four, which round these sizes up by up to
+ * 25 %: the rounding of 1-2 KiB objects was most of the waste of a FIXED
+ * heap under a server-like workload (README, "Placement compared"); over
+ * 4-14 KiB in FINE_WIDE_STEPS classes per doubling, the last FINE_MAX:
+ * there the rounding is little waste, what jemalloc's slabs of these sizes
+ * kept is more (free slots, and emptied slabs left in its arena's first
+ * grant), and each class more keeps one more partly used slab. Below 1 KiB
+ * the mix of both paths cost the small-object benchmark (16 B - 1 KiB)
+ * half its speed (README).
  *
  * A class's objects tile slabs of its own: a few pages (1 to
  * FINE_SLAB_PAGES, at most FINE_SLAB_OBJECTS objects, the least waste per
  * byte of slab, then the fewest pages: with 4 KiB pages at most 1.6 % of
- * the slab, half the classes none) taken from the extent manager
+ * the slab, 12 of the 20 classes none) taken from the extent manager
  * (hooks_take, as a large block is) and tagged in the page map with the
  * class and each page's index in its slab (pagemap.h), so a free finds the
  * class and the slab's start without a lookup; the word beside the head
@@ -53,15 +58,32 @@
 #include "thread.h"
 
 #define FINE_MIN ((size_t)1024) /* jemalloc's class: exact */
-#define FINE_MAX ((size_t)2048)
+/* jemalloc's largest small class, the default large_threshold. */
+#define FINE_MAX ((size_t)14 << 10)
+/* (FINE_GAP_MIN, FINE_GAP_MAX] stays with jemalloc: the PGAS-like and
+ * grow-like workloads' small objects reach 4 KiB, and on the fine path
+ * they took those H/M up (README, "Placement compared"). */
+#define FINE_GAP_MIN (2 * FINE_MIN)
+#define FINE_GAP_MAX (4 * FINE_MIN)
+/* Classes over (FINE_MIN, FINE_GAP_MIN], 64 B apart. */
 #define FINE_STEPS 16u
-#define FINE_CLASSES FINE_STEPS /* one doubling */
+/* Classes per doubling over (FINE_GAP_MAX, FINE_MAX], the last FINE_MAX:
+ * 6, 8, 12 and 14 KiB. */
+#define FINE_WIDE_STEPS 2u
+#define FINE_WIDE_CLASSES 4u
+#define FINE_WIDE_BASE(w) (FINE_GAP_MAX << ((w) / FINE_WIDE_STEPS))
+#define FINE_WIDE_SIZE(w) (FINE_WIDE_BASE(w) + FINE_WIDE_BASE(w) / FINE_WIDE_STEPS * ((w) % FINE_WIDE_STEPS + 1))
+#define FINE_CLASSES (FINE_STEPS + FINE_WIDE_CLASSES)
 /* The smallest step: class_of's buckets. */
 #define FINE_BUCKET (FINE_MIN / FINE_STEPS)
 #define FINE_SLAB_OBJECTS 64u /* one bitmap word */
 #define FINE_SLAB_PAGES 16u
-/* A front's stack holds at most this many bytes of objects. */
+/* A front's stack holds at most this many bytes of objects, or
+ * FINE_STACK_MIN objects where that is more (6-14 KiB: with 4 of 14 KiB
+ * every other call took the class's lock, and 2 threads ran 1-14 KiB at
+ * half the speed). */
 #define FINE_STACK_BYTES ((size_t)64 << 10)
+#define FINE_STACK_MIN 32u
 /* Fronts, one per jemalloc tcache number (below 2^12: MALLOCX_TCACHE). */
 #define FINE_FRONTS 4096u
 
@@ -97,7 +119,7 @@ typedef struct fine {
   uint64_t mark, fill_mark;
   size_t front_bytes;
   _Atomic(fine_front *) fronts[FINE_FRONTS];
-  uint8_t class_of[(FINE_MAX - FINE_MIN) / FINE_BUCKET];
+  uint8_t class_of[(FINE_MAX - FINE_MIN) / FINE_BUCKET]; /* the gap's buckets unused */
   fine_class classes[FINE_CLASSES];
 } fine;
 
@@ -106,8 +128,12 @@ int fine_open(fine *f, space *s, size_t page);
 /* Frees the records and fronts; the slabs go with the heap's memory. */
 void fine_close(fine *f);
 
-/* Whether the fine path serves a request of n bytes (malloc's alignment). */
-static inline bool fine_serves(size_t n) { return n - (FINE_MIN + 1) < FINE_MAX - FINE_MIN; }
+/* Whether the fine path serves a request of n bytes (malloc's alignment):
+ * one test, not taken, for those up to FINE_MIN (jemalloc's fast path). */
+static inline bool fine_serves(size_t n) {
+  if (PH_LIKELY(n - (FINE_MIN + 1) >= FINE_MAX - FINE_MIN)) return false;
+  return n - (FINE_GAP_MIN + 1) >= FINE_GAP_MAX - FINE_GAP_MIN;
+}
 /* The class of a request of n bytes that fine_serves. */
 static inline unsigned fine_class_of(const fine *f, size_t n) { return f->class_of[(n - FINE_MIN - 1) / FINE_BUCKET]; }
 static inline size_t fine_size(const fine *f, unsigned c) { return f->classes[c].size; }

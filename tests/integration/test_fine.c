@@ -1,14 +1,19 @@
 /*
  * Integration tests of the fine path (fine.h): requests of 1025 B to 2 KiB
- * in 16 classes, from slabs of their own.
+ * in 16 classes 64 B apart, of 4097 B to 14 KiB in 4 (6, 8, 12, 14 KiB),
+ * from slabs of their own.
  *
  * - every size from 1025 to 2048 bytes is rounded up by less than the
  *   class step (64 B): 1100 bytes give at most 1152 (jemalloc: 1280);
- * - a FIXED heap filled with 1100-byte objects to ENOMEM holds at least
- *   95 % of its free bytes in them (1152-byte slots in slabs of 9 pages
- *   without a tail); freed by a thread that then exits, the emptied slabs are back in
- *   the extent manager at once (but one spare), and after a trim the
- *   largest free extent is what it was;
+ *   every size from 2049 B to 14 KiB to its class: jemalloc's up to 4 KiB
+ *   (2100 bytes give 2560), then the fine path's (5000 give 6144, where
+ *   jemalloc gave 5120);
+ * - a FIXED heap filled with objects of 1100 B, 6000 B or 14000 B to
+ *   ENOMEM holds at least 95 % of its free bytes in them (1152-byte slots
+ *   in slabs of 9 pages, 6144 in 3 pages, 14336 in 7, none with a tail);
+ *   freed by a thread that then exits, the emptied slabs are back in the
+ *   extent manager at once (but one spare; jemalloc's wait a second), and
+ *   after a trim the largest free extent is what it was;
  * - random mallocs, callocs, reallocs and frees over two threads, contents
  *   checked, with pinheap_check and pinheap_walk (fine slabs report their
  *   object size) every few hundred operations (seed printed, taken as
@@ -55,6 +60,22 @@ static void test_usable_sizes(void **state) {
     pinheap_free(h, p);
   }
   printf("test_fine: 1025-2048 bytes rounded up by at most %zu.%zu %%\n", worst / 10, worst % 10);
+  size_t u2100 = 0, u5000 = 0;
+  for (size_t n = 2049; n <= 14 * KiB; n++) {
+    /* Up to 4 KiB jemalloc's four classes per doubling, then two, the last
+     * one 14 KiB. */
+    size_t step = (size_t)1 << (63 - __builtin_clzll(n - 1)) >> (n <= 4 * KiB ? 2 : 1);
+    size_t want = (n + step - 1) / step * step;
+    if (want > 14 * KiB) want = 14 * KiB;
+    assert_non_null(p = pinheap_malloc(h, n));
+    size_t u = pinheap_usable_size(h, p);
+    if (u != want) fail_msg("%zu bytes: usable %zu, should be %zu", n, u, want);
+    if (n == 2100) u2100 = u;
+    if (n == 5000) u5000 = u;
+    memset(p, 0xA5, u);
+    pinheap_free(h, p);
+  }
+  printf("test_fine: usable size of a 2100-byte block: %zu, of a 5000-byte block: %zu\n", u2100, u5000);
   assert_int_equal(pinheap_check(h), 0);
   pinheap_destroy(h);
 }
@@ -75,12 +96,13 @@ static void *fill_and_free(void *arg) {
   return NULL;
 }
 
-static void test_fill_to_enomem(void **state) {
-  (void)state;
+/* Fills a heap with objects of size bytes to ENOMEM from a thread that
+ * frees them and exits. */
+static void fill_to_enomem(size_t size) {
   pinheap *h = heaps_open(PINHEAP_FIXED, 32 * MiB, 1, 0);
   pinheap_stats s0, s1, s2;
   assert_int_equal(pinheap_get_stats(h, &s0), 0);
-  filler x = {h, 1100, 0, 64 * MiB / 1100, NULL};
+  filler x = {h, size, 0, 64 * MiB / size, NULL};
   assert_non_null(x.p = calloc(x.cap, sizeof *x.p));
   pthread_t id;
   assert_int_equal(pthread_create(&id, NULL, fill_and_free, &x), 0);
@@ -89,13 +111,13 @@ static void test_fill_to_enomem(void **state) {
   assert_int_equal(pinheap_check(h), 0);
   pinheap_trim(h);
   assert_int_equal(pinheap_get_stats(h, &s2), 0);
-  printf("test_fine: %zu blocks of 1100 B filled %.1f %% of %zu KiB free; freed by an exited thread: %zu KiB free "
+  printf("test_fine: %zu blocks of %zu B filled %.1f %% of %zu KiB free; freed by an exited thread: %zu KiB free "
          "(%zu KiB at start), largest %zu KiB; after a trim %zu KiB (%zu KiB at start)\n",
-         x.count, 100.0 * (double)(x.count * x.size) / (double)s0.free_bytes, s0.free_bytes / KiB,
+         x.count, x.size, 100.0 * (double)(x.count * x.size) / (double)s0.free_bytes, s0.free_bytes / KiB,
          s1.free_bytes / KiB, s0.free_bytes / KiB, s1.largest_free / KiB, s2.largest_free / KiB,
          s0.largest_free / KiB);
   assert_true(x.count < x.cap);
-  /* 1100 B in 1152 B slots, and slabs without a tail. */
+  /* Slots at most 5 % larger (1100 B in 1152), slabs without a tail. */
   assert_true(x.count * x.size >= s0.free_bytes / 1000 * 950);
   /* The emptied slabs went back as they emptied, but the class's spare. */
   assert_true(s1.free_bytes + 64 * KiB >= s0.free_bytes);
@@ -103,6 +125,13 @@ static void test_fill_to_enomem(void **state) {
   assert_int_equal(s2.allocated, 0);
   free(x.p);
   pinheap_destroy(h);
+}
+
+static void test_fill_to_enomem(void **state) {
+  (void)state;
+  fill_to_enomem(1100);
+  fill_to_enomem(6000);
+  fill_to_enomem(14000);
 }
 
 #define SLOTS 512
@@ -120,7 +149,8 @@ static size_t random_size(uint64_t *rng) {
   uint64_t r = seed_next_r(rng);
   switch (r % 8) {
   case 0: return 1 + (r >> 8) % 1024;
-  case 1: return 2049 + (r >> 8) % 4096;
+  case 1: return 2049 + (r >> 8) % (14 * KiB - 2048);
+  case 2: return 14 * KiB + 1 + (r >> 8) % 4096;
   default: return 1025 + (r >> 8) % 1024;
   }
 }
