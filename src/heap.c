@@ -504,7 +504,9 @@ static __attribute__((noinline)) void *heap_cached_miss(heap *h, thread_cache *t
     return p;
   }
   if (keyed && (p = thread_inbound_take(tc, bin)) != NULL) {
-    /* What other threads gave back to the arena: no call into jemalloc. */
+    /* What other threads gave back to the arena: no call into jemalloc (a
+     * thread whose objects other threads free finds its stack empty at
+     * every malloc, and comes here). */
     thread_leave(tc);
     key_set(p, 0);
     if (zero) memset(p, 0, size);
@@ -521,18 +523,6 @@ static __attribute__((noinline)) void *heap_cached_miss(heap *h, thread_cache *t
   thread_leave(tc);
   if (PH_UNLIKELY(!p)) p = heap_retry(h, NULL, heap_jemalloc, &r, what, size);
   return heap_small_got(h, p, size, 0, zero, (int)bin, r.owner, keyed, what);
-}
-
-/* heap_cached's object p, the front of the thread's taken list of bin
- * (thread_taken_pop, tc entered): leaves. Out of line, so that the fast
- * path saves no registers for the link's check. */
-static __attribute__((noinline)) void *heap_cached_taken(thread_cache *tc, unsigned bin, void *p, size_t size,
-                                                         bool zero) {
-  thread_taken_pop(tc, bin, p);
-  thread_leave(tc);
-  key_set(p, 0);
-  if (zero) memset(p, 0, size);
-  return p;
 }
 
 /* size <= large_threshold (<= classes.max): the thread's stack of freed
@@ -558,11 +548,6 @@ static PH_ALWAYS_INLINE void *heap_cached(heap *h, size_t size, bool zero, bool 
       if (zero) memset(p, 0, size);
       return p;
     }
-    /* Next, what other threads gave back to the arena, taken already
-     * (thread_inbound_take): a thread whose objects other threads free
-     * finds its stack empty at every malloc. */
-    void *p = keyed ? tc->taken[bin] : NULL;
-    if (p) return heap_cached_taken(tc, bin, p, size, zero);
   }
   return heap_cached_miss(h, tc, size, bin, zero, keyed, what);
 }
