@@ -525,8 +525,10 @@ static __attribute__((noinline)) void *heap_cached_miss(heap *h, thread_cache *t
   return heap_small_got(h, p, size, 0, zero, (int)bin, r.owner, keyed, what);
 }
 
-/* size <= large_threshold (<= classes.max): the thread's stack of freed
- * objects of the size's bin, else jemalloc. keyed: a constant, true on the
+/* size <= large_threshold (<= classes.max): the fine path for its sizes
+ * (fine_serves), else the thread's stack of freed objects of the size's
+ * bin, else (heap_cached_miss) the arena's objects other threads gave
+ * back, else jemalloc. keyed: a constant, true on the
  * public paths; false under the layer of heap_set_plain, which zeroes
  * blocks itself. */
 static PH_ALWAYS_INLINE void *heap_cached(heap *h, size_t size, bool zero, bool keyed, const char *what) {

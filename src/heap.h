@@ -71,7 +71,7 @@ struct heap {
   pinheap_region region; /* FIXED: the one region */
   dynamic dyn;           /* DYNAMIC and SIMPLE */
   sizeclass classes;
-  fine fine; /* FINE_MIN + 1 to FINE_MAX bytes, up to large_threshold */
+  fine fine; /* FINE_MIN + 1 to FINE_MAX bytes but (FINE_GAP_MIN, FINE_GAP_MAX], up to large_threshold */
   arenas arenas;
   thread_registry threads;
   pthread_mutex_t reclaim_lock;

@@ -41,7 +41,7 @@
 #define INBOUND_BINS 64u
 /* A chain goes to its owner at this many objects: one compare-and-swap per
  * 32 frees keeps the owner's list line quiet, and a thread holds at most
- * 32 freed objects per bin of other arenas' meanwhile. */
+ * 31 freed objects per bin of other arenas' meanwhile. */
 #define INBOUND_CHAIN_MAX 32u
 /* The fewest bytes of an object that may go on a chain: the mark and the link. */
 #define INBOUND_MIN_BYTES (2 * sizeof(void *))

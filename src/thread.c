@@ -39,10 +39,9 @@ static void thread_heavy_fence(void) {
 }
 
 /* Hands the object p of bin b, off the cache's stacks, to jemalloc with
- * flags (a tcache of the cache's), with the registry's mark in its first
- * bytes. The caller takes it out of the cache's small_bytes once it is off
- * the stack, so that a reader of the stats meanwhile counts it once or
- * twice, never not at all. */
+ * flags (a tcache of the cache's), marked. The caller takes it out of the
+ * cache's small_bytes once it is off the stack, so that a reader of the
+ * stats meanwhile counts it once or twice, never not at all. */
 static void thread_object_give(thread_registry *reg, void *p, unsigned b, int flags) {
   if (reg->free_mark) memcpy(p, &reg->free_mark, sizeof reg->free_mark);
   sdallocx(p, reg->classes->size[b], flags);
@@ -70,9 +69,8 @@ void thread_link_broken(const thread_registry *reg, const void *p, const void *n
               next, mark == reg->free_mark ? "no object of its size of that arena" : "not followed");
 }
 
-/* Hands every object of the list p, of bin b, going back to the arena of
- * slot owner, to jemalloc with flags, each link checked before it is
- * followed. */
+/* Hands the list p (bin b, of slot owner) to jemalloc with flags, each
+ * link checked before it is followed. */
 static void thread_list_give(thread_registry *reg, void *p, unsigned b, unsigned owner, int flags) {
   while (p) {
     void *next = thread_link_next(reg, p, b, owner);
@@ -356,13 +354,14 @@ thread_cache *thread_enter_slow(thread_registry *reg) {
   }
 }
 
-/* The thief's side of the handshake over every cache: lock held; on return
- * no owner is inside its cache, and none enters until thread_unsteal_all. */
-static void thread_steal_all(thread_registry *reg) {
-  for (thread_cache *tc = reg->head; tc; tc = tc->next) atomic_store_explicit(&tc->stolen, 1, memory_order_relaxed);
+/* The thief's side of the handshake over every cache but mine (the caller's, which it may be inside;
+ * NULL: none), lock held: on return no other owner is inside its cache, nor enters until unstolen. */
+static void thread_steal_all(thread_registry *reg, const thread_cache *mine) {
+  for (thread_cache *tc = reg->head; tc; tc = tc->next)
+    atomic_store_explicit(&tc->stolen, tc != mine, memory_order_relaxed);
   thread_heavy_fence();
   for (thread_cache *tc = reg->head; tc; tc = tc->next)
-    while (atomic_load_explicit(&tc->busy, memory_order_acquire)) sched_yield();
+    while (tc != mine && atomic_load_explicit(&tc->busy, memory_order_acquire)) sched_yield();
 }
 
 static void thread_unsteal_all(thread_registry *reg) {
@@ -371,7 +370,7 @@ static void thread_unsteal_all(thread_registry *reg) {
 
 void thread_flush_all(thread_registry *reg) {
   pthread_mutex_lock(&reg->lock);
-  thread_steal_all(reg);
+  thread_steal_all(reg, NULL);
   for (thread_cache *tc = reg->head; tc; tc = tc->next) thread_cache_drain(reg, tc);
   /* No cache is entered, so none pushes nor takes meanwhile. */
   for (unsigned o = 0; o < PAGEMAP_OWNERS; o++) thread_inbound_drain(reg, o, MALLOCX_TCACHE_NONE);
@@ -382,7 +381,7 @@ void thread_flush_all(thread_registry *reg) {
 
 void thread_fork_prepare(thread_registry *reg) {
   pthread_mutex_lock(&reg->lock);
-  thread_steal_all(reg);
+  thread_steal_all(reg, NULL);
 }
 
 void thread_fork_parent(thread_registry *reg) {
@@ -422,8 +421,7 @@ static void *thread_list_walk(thread_registry *reg, void *p, unsigned b, unsigne
 void thread_walk_remote(thread_registry *reg, void (*visit)(void *p, unsigned bin, unsigned owner, void *arg),
                         void *arg) {
   pthread_mutex_lock(&reg->lock);
-  /* The chains and taken lists are their threads': held still meanwhile. */
-  thread_steal_all(reg);
+  thread_steal_all(reg, pthread_getspecific(reg->key)); /* the chains and taken lists held still */
   for (thread_cache *tc = reg->head; tc; tc = tc->next)
     for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
       thread_list_walk(reg, tc->chains[b].head, b, tc->chains[b].owner, visit, arg);
@@ -510,8 +508,7 @@ size_t thread_count(thread_registry *reg) {
   return n;
 }
 
-/* Number of broken invariants of tc's chain of bin b (its links and the
- * taken lists' are checked as heap_check walks them: thread_walk_remote). */
+/* Number of broken invariants of tc's chain of bin b (links: thread_walk_remote). */
 static int thread_chain_check(const thread_registry *reg, const thread_cache *tc, unsigned b) {
   const inbound_chain *c = &tc->chains[b];
   int broken = inbound_chain_check(c);
@@ -528,14 +525,16 @@ int thread_check(thread_registry *reg) {
   int broken = 0;
   pthread_mutex_lock(&reg->lock);
   size_t n = 0, idle = 0;
+  for (thread_cache *tc = reg->head; tc; tc = tc->next)
+    if (atomic_load(&tc->stolen)) {
+      fprintf(stderr, "thread: no cache should stay stolen outside a flush\n");
+      broken++;
+    }
+  thread_steal_all(reg, pthread_getspecific(reg->key)); /* the others held still while read, as a flush holds them */
   for (thread_cache *tc = reg->head; tc; tc = tc->next) {
     n++;
     if (tc->next && tc->next->prev != tc) {
       fprintf(stderr, "thread: list links should agree\n");
-      broken++;
-    }
-    if (atomic_load(&tc->stolen)) {
-      fprintf(stderr, "thread: no cache should stay stolen outside a flush\n");
       broken++;
     }
     if (tc->owner >= PAGEMAP_OWNERS) {
@@ -595,6 +594,7 @@ int thread_check(thread_registry *reg) {
     broken++;
   }
   broken += meta_check(&reg->pool);
+  thread_unsteal_all(reg);
   pthread_mutex_unlock(&reg->lock);
   return broken;
 }

@@ -404,8 +404,7 @@ size_t thread_count(thread_registry *reg);
 /* Calls visit on every object and extent the caches hold (their chains of
  * other arenas' objects and the inbound lists included), with its size in
  * bytes, under the registry's lock (no cache is drained meanwhile); exact
- * while no thread allocates. The caller must not be inside a cache
- * (thread_walk_remote holds them all). */
+ * while no thread allocates (thread_walk_remote holds the caches). */
 void thread_walk_cached(thread_registry *reg, void (*visit)(void *p, size_t bytes, void *arg), void *arg);
 
 /* Adds bytes and blocks (modulo 2^64: pass (size_t)-n to take n away) to
@@ -532,12 +531,13 @@ size_t thread_cached_extent_bytes(thread_registry *reg);
  * inbound lists, with its bin and the slot of the arena it goes back to,
  * each link checked before it is followed (thread_link_next: a spoiled one
  * aborts), under the registry's lock; every cache is held meanwhile, as a
- * flush holds them, so that its owner changes none of them. The caller must
- * not be inside a cache. */
+ * flush holds them, so that its owner changes none of them (the caller's
+ * own, which it may be inside, but for). */
 void thread_walk_remote(thread_registry *reg, void (*visit)(void *p, unsigned bin, unsigned owner, void *arg),
                         void *arg);
 
-/* Number of broken invariants. */
+/* Number of broken invariants, read while every other thread's cache is
+ * held as a flush holds it (the caller may be inside its own). */
 int thread_check(thread_registry *reg);
 
 #endif

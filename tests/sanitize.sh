@@ -5,12 +5,12 @@
 # gen, convert, replay, size, and corrupt traces), with the library's
 # expensive assertions (PINHEAP_ASSERT=expensive: every module's checker
 # after each of its changes), ThreadSanitizer over the stress and soak
-# tests, the small paths' threads (test_small_paths), the objects going
-# back to their arena (test_inbound), the medium extents'
+# tests, the small paths' threads (test_small_paths), the medium extents'
 # caches (test_medium), the stats read beside allocating threads
 # (test_stats), the libfabric provider's tests (when built), and
-# the fork test and the fine path's (test_fine, which forks too) without
-# the deadlock detector. Any report fails the run.
+# the fork test, the fine path's and the objects going back to their
+# arena (test_fine and test_inbound, which fork too) without the deadlock
+# detector. Any report fails the run.
 #
 #   tests/sanitize.sh
 set -euo pipefail
@@ -39,12 +39,12 @@ run() { # name, build dir, flags, ctest regex, environment, assertions
 run "ASan+UBSan" build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
   '^(test_|stress_threads$|stress_threads_dynamic$|stress_medium(_roomy)?$|tools_traces$)' "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1" expensive
 run "TSan" build-tsan "-fsanitize=thread -Wno-error=tsan" \
-  '^(stress_threads(_dynamic)?|stress_medium(_roomy)?|soak(_dynamic|_debug)?|test_small_paths|test_inbound|test_medium|test_stats|test_ofi_tcp|test_ofi_shm)$' "TSAN_OPTIONS=halt_on_error=1"
+  '^(stress_threads(_dynamic)?|stress_medium(_roomy)?|soak(_dynamic|_debug)?|test_small_paths|test_medium|test_stats|test_ofi_tcp|test_ofi_shm)$' "TSAN_OPTIONS=halt_on_error=1"
 # Without the deadlock detector: jemalloc's own fork handler holds more
 # mutexes at once than it tracks (64), and its internal check then fails
-# (test_fine forks for the frees that must abort; test_fork_stats forks while
-# another thread reads the stats).
-run "TSan, fork" build-tsan "-fsanitize=thread -Wno-error=tsan" '^(test_fork|test_fork_stats|test_fine)$' \
+# (test_fine and test_inbound fork for what must abort; test_fork_stats forks
+# while another thread reads the stats).
+run "TSan, fork" build-tsan "-fsanitize=thread -Wno-error=tsan" '^(test_fork|test_fork_stats|test_fine|test_inbound)$' \
   "TSAN_OPTIONS=halt_on_error=1:detect_deadlocks=0"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
