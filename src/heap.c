@@ -1271,11 +1271,9 @@ struct heap_check_walk {
  * owner, or at which no object of the bin starts. */
 static void heap_check_remote(void *p, unsigned bin, unsigned owner, void *arg) {
   struct heap_check_walk *walk = arg;
-  uint32_t tag = pagemap_get(&walk->h->space.pm, p);
-  if (PAGEMAP_BIN_OF(tag) != (int)bin || PAGEMAP_OWNER_OF(tag) != owner ||
-      !sizeclass_starts(&walk->h->classes, bin, p, PAGEMAP_PHASE_OF(tag))) {
-    fprintf(stderr, "heap: object %p going back to arena slot %u, bin %u, sits on a page tagged %#x\n", p, owner,
-            bin, (unsigned)tag);
+  if (!thread_object_of(&walk->h->threads, p, bin, owner)) {
+    fprintf(stderr, "heap: object %p going back to arena slot %u, bin %u, is no object of that bin and arena\n", p,
+            owner, bin);
     walk->broken++;
   }
 }

@@ -443,6 +443,16 @@ static inline void thread_give_remote(thread_cache *tc, unsigned b, void *p, uns
   thread_give_remote_rest(tc, b, p, owner);
 }
 
+/* Whether the page map (reg->pm) says an object of bin b of the arena of
+ * slot owner starts at p, whatever p is. */
+static inline bool thread_object_of(const thread_registry *reg, const void *p, unsigned b, unsigned owner) {
+  _Atomic uint32_t *slot = pagemap_slot(reg->pm, p);
+  if (!slot) return false;
+  uint32_t tag = atomic_load_explicit(slot, memory_order_relaxed);
+  return PAGEMAP_BIN_OF(tag) == (int)b && PAGEMAP_OWNER_OF(tag) == owner &&
+         sizeclass_starts(reg->classes, b, p, PAGEMAP_PHASE_OF(tag));
+}
+
 /* Whether the object p of bin b, on a chain or list of the arena of slot
  * owner, still holds the registry's free_mark and links to NULL or to the
  * start of an object of bin b of that arena (next: its link). A freed
@@ -453,13 +463,7 @@ static inline bool thread_link_ok(const thread_registry *reg, const void *p, con
                                   unsigned owner) {
   uint64_t mark;
   memcpy(&mark, p, sizeof mark);
-  if (mark != reg->free_mark) return false;
-  if (!next) return true;
-  _Atomic uint32_t *slot = pagemap_slot(reg->pm, next);
-  if (!slot) return false;
-  uint32_t tag = atomic_load_explicit(slot, memory_order_relaxed);
-  return PAGEMAP_BIN_OF(tag) == (int)b && PAGEMAP_OWNER_OF(tag) == owner &&
-         sizeclass_starts(reg->classes, b, next, PAGEMAP_PHASE_OF(tag));
+  return mark == reg->free_mark && (!next || thread_object_of(reg, next, b, owner));
 }
 
 /* Aborts, naming p and what its bytes hold. */
@@ -476,28 +480,21 @@ static inline void *thread_link_next(const thread_registry *reg, void *p, unsign
   return next;
 }
 
-/* The front of the list p of bin b, taken off: the rest into tc->taken[b]
- * (its link checked: thread_link_next), p counted in the cache's
- * small_bytes. */
-static inline void *thread_taken_pop(thread_cache *tc, unsigned b, void *p) {
+/* The next object of bin b the cache's arena got back from other threads:
+ * the front of tc->taken[b], else of the whole list of b given back to
+ * the cache's arena, taken off it (its rest into taken[b]); NULL when both
+ * are empty (the link to the rest checked: thread_link_next). The object
+ * is the caller's, counted in the cache's small_bytes, its first bytes
+ * still holding the registry's free_mark. The caller is inside tc. */
+static inline void *thread_inbound_take(thread_cache *tc, unsigned b) {
+  void *p = tc->taken[b];
+  if (!p && !(p = inbound_take(&tc->registry->inbound, tc->owner, b))) return NULL;
   void *next = thread_link_next(tc->registry, p, b, tc->owner);
   /* The next object's line is likely another core's: fetched meanwhile. */
   if (next) __builtin_prefetch(next, 1);
   tc->taken[b] = next;
   thread_count_small(tc, tc->registry->classes->size[b]);
   return p;
-}
-
-/* The next object of bin b the cache's arena got back from other threads:
- * the front of tc->taken[b], else of the whole list of b given back to
- * the cache's arena, taken off it (its rest into taken[b]); NULL when both
- * are empty. The object is the caller's, counted in the cache's
- * small_bytes, its first bytes still holding the registry's free_mark.
- * The caller is inside tc. */
-static inline void *thread_inbound_take(thread_cache *tc, unsigned b) {
-  void *p = tc->taken[b];
-  if (!p && !(p = inbound_take(&tc->registry->inbound, tc->owner, b))) return NULL;
-  return thread_taken_pop(tc, b, p);
 }
 
 /* thread_fifo_push on the cache's FIFO of held-back objects, counting its
