@@ -123,7 +123,9 @@ typedef struct pinheap_options {
   pinheap_policy policy;
   /* Requests above this many bytes skip jemalloc and take an exact
    * page-rounded extent from the extent manager, placed by small_extent_max
-   * (FIXED); a block jemalloc holds (not one of the fine path's, 1-2 and
+   * (FIXED), or a freed extent the thread's cache holds, taken whole when
+   * at most a quarter longer (an eighth above 64 KiB), which the cache
+   * holds only while a quarter of the heap is free; a block jemalloc holds (not one of the fine path's, 1-2 and
    * 4-14 KiB), grown by realloc, stays on jemalloc's classes up to 14 KiB
    * but for 1-2 KiB. Default
    * 14 KiB, jemalloc's largest small size class. */
@@ -233,8 +235,8 @@ typedef struct pinheap_stats {
   size_t peak_in_use;  /* high-water mark of in_use */
   /* Fields below are additions to the contract. */
   /* bytes in live large blocks: each its extent's length, the request
-   * page-rounded (a block that took a cached extent at most an eighth
-   * longer whole counts the extent) */
+   * page-rounded (a block that took a cached extent whole counts the
+   * extent) */
   size_t large_allocated;
   size_t large_blocks;    /* live large blocks */
   /* The most bytes the heap has managed at once: FIXED the region, DYNAMIC

@@ -3,7 +3,8 @@
  * requests to the heap's jemalloc arenas (arenas.h) through the calling
  * thread's cache (thread.h), but for the sizes of the fine path (fine.h),
  * and large ones straight to the extent manager
- * (space.h) as exact page-rounded extents (DYNAMIC and SIMPLE: or to
+ * (space.h) as exact page-rounded extents (or a thread's cached extent a
+ * little longer, taken whole; DYNAMIC and SIMPLE: or to
  * registrations of their own, dynamic.h); reclaims every cache of the heap
  * and retries once before answering ENOMEM. It knows nothing of the
  * debugging aids nor of fork: the layer above turns the small objects' keys

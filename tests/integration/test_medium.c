@@ -14,7 +14,8 @@
  * thread's request that only such an extent can serve succeeds; such
  * kept extents join their kept neighbours, and one an eighth longer than
  * a request at most is handed out whole; a window of kept frees that saw
- * a thread wait at the manager's lock is followed by another.
+ * a thread wait at the manager's lock is followed by another. A request
+ * of at most 64 KiB takes a cached extent up to a quarter longer whole.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -505,6 +506,58 @@ static void test_lone_thread_after_contention(void **state) {
   pinheap_destroy(h);
 }
 
+/* A request of at most 64 KiB takes a cached extent up to a quarter longer
+ * than it asks whole (the block as long as the extent), and carves one
+ * longer than that; a near-full heap caches nothing, so its blocks stay
+ * exact. */
+static void test_slack_whole(void **state) {
+  (void)state;
+  pinheap *h = open_heap();
+  char *p = pinheap_malloc(h, 40 * KiB);
+  assert_non_null(p);
+  pinheap_free(h, p);
+  assert_int_equal(cached(h), 40 * KiB);
+  /* 8 pages asked, 10 cached: the 2 pages more are a quarter. */
+  char *q = pinheap_malloc(h, 32 * KiB);
+  print_message("32 KiB asked with 40 KiB cached: %p (the cached %p), usable %zu, %zu bytes left cached\n", (void *)q,
+                (void *)p, pinheap_usable_size(h, q), cached(h));
+  assert_ptr_equal(q, p);
+  assert_int_equal(pinheap_usable_size(h, q), 40 * KiB);
+  assert_int_equal(cached(h), 0);
+  pinheap_stats st;
+  pinheap_get_stats(h, &st);
+  assert_int_equal(st.allocated, 40 * KiB);
+  assert_int_equal(pinheap_check(h), 0);
+  q[40 * KiB - 1] = 1;
+  pinheap_free(h, q);
+  assert_int_equal(cached(h), 40 * KiB);
+  /* 7 pages asked, 10 cached: 3 pages more are beyond a quarter; carved
+   * from the top, the rest stays cached. */
+  char *r = pinheap_malloc(h, 28 * KiB);
+  assert_ptr_equal(r, p + 12 * KiB);
+  assert_int_equal(pinheap_usable_size(h, r), 28 * KiB);
+  assert_int_equal(cached(h), 12 * KiB);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_free(h, r);
+  /* Near full (less than a quarter free), a free caches nothing: the next
+   * block of that size gets an exact extent from the manager. */
+  static void *blocks[BLOCKS_MAX];
+  unsigned n = 0;
+  pinheap_trim(h);
+  while (n < BLOCKS_MAX && (blocks[n] = pinheap_malloc(h, BLOCK)) != NULL) n++;
+  assert_true(n > 900);
+  pinheap_free(h, blocks[n - 1]);
+  pinheap_free(h, blocks[n - 2]);
+  assert_int_equal(cached(h), 0);
+  char *s = pinheap_malloc(h, 52 * KiB);
+  assert_non_null(s);
+  assert_int_equal(pinheap_usable_size(h, s), 52 * KiB);
+  pinheap_free(h, s);
+  for (unsigned i = 0; i + 2 < n; i++) pinheap_free(h, blocks[i]);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cached_then_reclaimed),
@@ -513,6 +566,7 @@ int main(void) {
       cmocka_unit_test(test_contended_joined_whole),
       cmocka_unit_test(test_contended_window_renewed),
       cmocka_unit_test(test_lone_thread_after_contention),
+      cmocka_unit_test(test_slack_whole),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
