@@ -4,17 +4,22 @@
 
 void inbound_init(inbound *in) {
   for (unsigned o = 0; o < INBOUND_OWNERS; o++)
-    for (unsigned b = 0; b < INBOUND_BINS; b++) atomic_init(&in->list[o][b], NULL);
+    for (unsigned b = 0; b < INBOUND_BINS; b++) {
+      atomic_init(&in->list[o][b], NULL);
+      atomic_init(&in->chains[o][b], 0);
+    }
 }
 
-void inbound_push(inbound *in, inbound_chain *c, unsigned b) {
-  _Atomic(void *) *l = &in->list[c->owner][b];
+uint32_t inbound_push(inbound *in, inbound_chain *c, unsigned b) {
+  unsigned owner = c->owner;
+  _Atomic(void *) *l = &in->list[owner][b];
   void *old = atomic_load_explicit(l, memory_order_relaxed);
   /* A push reads nothing behind the head it replaces: a head taken and
    * pushed again meanwhile (ABA) changes nothing for it. */
   do inbound_link(c->tail, old);
   while (!atomic_compare_exchange_weak_explicit(l, &old, c->head, memory_order_release, memory_order_relaxed));
   *c = (inbound_chain){NULL, NULL, 0, 0};
+  return atomic_fetch_add_explicit(&in->chains[owner][b], 1, memory_order_relaxed) + 1;
 }
 
 int inbound_chain_check(const inbound_chain *c) {

@@ -45,6 +45,11 @@
 #define INBOUND_CHAIN_MAX 32u
 /* The fewest bytes of an object that may go on a chain: the mark and the link. */
 #define INBOUND_MIN_BYTES (2 * sizeof(void *))
+/* A list whose owner does not take it (it allocates no more of that
+ * bin, or its threads have gone) holds at most about this many bytes of
+ * objects, or 4 chains where that is more: past it, the thread that
+ * pushes hands the whole list to jemalloc (thread.c). */
+#define INBOUND_LIST_BYTES ((size_t)1 << 20)
 
 /* Objects of one bin and one owner freed by one thread. Invariant: count
  * <= INBOUND_CHAIN_MAX; count is 0 exactly when head is NULL, and then tail
@@ -60,9 +65,12 @@ typedef struct inbound_chain {
 /* Per owner and bin, the objects given back to that owner, linked as a
  * chain. One row of bins per owner, so that two owners' lists share no
  * cache line. Invariant: every object on list[o][b] is of bin b and owner
- * o, holds the mark, and is on no other list or chain. */
+ * o, holds the mark, and is on no other list or chain. chains[o][b]
+ * counts the chains pushed on list[o][b] since it was last taken, as a
+ * hint: a push that meets a take may be counted on the wrong side of it. */
 typedef struct inbound {
   _Alignas(64) _Atomic(void *) list[INBOUND_OWNERS][INBOUND_BINS];
+  _Alignas(64) _Atomic uint32_t chains[INBOUND_OWNERS][INBOUND_BINS];
 } inbound;
 
 void inbound_init(inbound *in);
@@ -90,8 +98,9 @@ static inline bool inbound_add(inbound_chain *c, void *p, unsigned owner, uint64
   return ++c->count == INBOUND_CHAIN_MAX;
 }
 
-/* The chain c of bin b, not empty, onto its owner's list; c empty after. */
-void inbound_push(inbound *in, inbound_chain *c, unsigned b);
+/* The chain c of bin b, not empty, onto its owner's list; c empty after.
+ * Returns the chains on that list now (the hint chains[o][b]). */
+uint32_t inbound_push(inbound *in, inbound_chain *c, unsigned b);
 
 /* The whole list of owner and bin b, taken off it: its first object, NULL
  * when it is empty. */
@@ -99,7 +108,9 @@ static inline void *inbound_take(inbound *in, unsigned owner, unsigned b) {
   _Atomic(void *) *l = &in->list[owner][b];
   /* A plain look first: an empty list costs no write to its line. */
   if (!atomic_load_explicit(l, memory_order_relaxed)) return NULL;
-  return atomic_exchange_explicit(l, NULL, memory_order_acquire);
+  void *p = atomic_exchange_explicit(l, NULL, memory_order_acquire);
+  atomic_store_explicit(&in->chains[owner][b], 0, memory_order_relaxed);
+  return p;
 }
 
 /* Number of broken invariants of the chain c's fields. Its links are not

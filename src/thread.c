@@ -47,19 +47,6 @@ static void thread_object_give(thread_registry *reg, void *p, unsigned b, int fl
   sdallocx(p, reg->classes->size[b], flags);
 }
 
-void thread_give_remote_rest(thread_cache *tc, unsigned b, void *p, unsigned owner) {
-  thread_registry *reg = tc->registry;
-  size_t size = reg->classes->size[b];
-  if (!reg->free_mark || size < INBOUND_MIN_BYTES) {
-    thread_object_give(reg, p, b, tc->remote_flags);
-  } else {
-    inbound_chain *c = &tc->chains[b];
-    if (c->count && c->owner != owner) inbound_push(&reg->inbound, c, b);
-    if (inbound_add(c, p, owner, reg->free_mark)) inbound_push(&reg->inbound, c, b);
-  }
-  thread_count_small(tc, (size_t)0 - size);
-}
-
 void thread_link_broken(const thread_registry *reg, const void *p, const void *next, unsigned b, unsigned owner) {
   uint64_t mark;
   memcpy(&mark, p, sizeof mark);
@@ -83,6 +70,29 @@ static void thread_list_give(thread_registry *reg, void *p, unsigned b, unsigned
 static void thread_inbound_drain(thread_registry *reg, unsigned owner, int flags) {
   for (unsigned b = 0; reg->classes && b < reg->classes->nbins; b++)
     thread_list_give(reg, inbound_take(&reg->inbound, owner, b), b, owner, flags);
+}
+
+/* The chain c of bin b onto its owner's list; a list past INBOUND_LIST_BYTES
+ * (its owner takes none of it) goes to jemalloc whole, by the remote tcache. */
+static void thread_chain_push(thread_cache *tc, inbound_chain *c, unsigned b) {
+  thread_registry *reg = tc->registry;
+  unsigned owner = c->owner;
+  size_t most = INBOUND_LIST_BYTES / (INBOUND_CHAIN_MAX * (size_t)reg->classes->size[b]);
+  if (inbound_push(&reg->inbound, c, b) > (most > 4 ? most : 4))
+    thread_list_give(reg, inbound_take(&reg->inbound, owner, b), b, owner, tc->remote_flags);
+}
+
+void thread_give_remote_rest(thread_cache *tc, unsigned b, void *p, unsigned owner) {
+  thread_registry *reg = tc->registry;
+  size_t size = reg->classes->size[b];
+  if (!reg->free_mark || size < INBOUND_MIN_BYTES) {
+    thread_object_give(reg, p, b, tc->remote_flags);
+  } else {
+    inbound_chain *c = &tc->chains[b];
+    if (c->count && c->owner != owner) thread_chain_push(tc, c, b);
+    if (inbound_add(c, p, owner, reg->free_mark)) thread_chain_push(tc, c, b);
+  }
+  thread_count_small(tc, (size_t)0 - size);
 }
 
 unsigned thread_refill(thread_cache *tc, unsigned b, void **out) {
@@ -208,9 +218,7 @@ int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t 
                          void (*release_extent)(void *ctx, void *addr, size_t bytes), void *release_ctx,
                          unsigned (*arena_for)(void *ctx, unsigned *slot), void *arena_ctx) {
   pthread_once(&thread_once, thread_detect_membarrier);
-  reg->head = NULL;
-  reg->idle = NULL;
-  reg->idle_count = 0;
+  memset(reg, 0, sizeof *reg); /* no cache, no hooks, no counts yet */
   reg->page = page;
   reg->release_extent = release_extent;
   reg->release_ctx = release_ctx;
@@ -218,8 +226,6 @@ int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t 
   reg->classes = classes;
   reg->arena_for = arena_for;
   reg->arena_ctx = arena_ctx;
-  reg->free_mark = 0;
-  reg->hold = 0;
   reg->batch_mib_len = sizeof reg->batch_mib / sizeof reg->batch_mib[0];
   if (mallctlnametomib("experimental.batch_alloc", reg->batch_mib, &reg->batch_mib_len) != 0) reg->batch_mib_len = 0;
   for (unsigned b = 0; b < SIZECLASS_MAX_BINS; b++) {
@@ -227,15 +233,9 @@ int thread_registry_init(thread_registry *reg, const sizeclass *classes, size_t 
     uint32_t nregs = 0;
     size_t sz = sizeof nregs;
     snprintf(name, sizeof name, "arenas.bin.%u.nregs", b);
-    reg->refill[b] = 0;
     if (reg->batch_mib_len && classes && b < classes->nbins && mallctl(name, &nregs, &sz, NULL, 0) == 0 && nregs > 1)
       reg->refill[b] = (uint8_t)(nregs - 1 < THREAD_REFILL_MAX ? nregs - 1 : THREAD_REFILL_MAX);
   }
-  reg->drain_front = NULL;
-  reg->front_ctx = NULL;
-  reg->large_bytes_left = 0;
-  reg->large_blocks_left = 0;
-  reg->small_bytes_left = 0;
   inbound_init(&reg->inbound);
   meta_init(&reg->pool, sizeof(thread_cache));
   if (pthread_mutex_init(&reg->lock, NULL) != 0) return -1;

@@ -11,6 +11,8 @@
  * - those still waiting on a live thread's chain or on its owner's list go
  *   back to jemalloc at a trim (their arena's count of live objects drops
  *   to what is live), and an allocation that needs their room succeeds;
+ * - a list its owner takes none of stays within INBOUND_LIST_BYTES: past
+ *   it, the freeing thread hands the list to jemalloc;
  * - under the debugging aids, the objects go through jemalloc as before
  *   (no chain, no list);
  * - a freed object on a list that the program wrote after its free (its
@@ -212,6 +214,42 @@ static void test_room_back(void **state) {
   assert_int_equal(listed(h, tc->owner, b), 0);
   assert_int_equal(arena_live(h, tc->owner, b), 0);
   freer_end(&f, id);
+  free(objs);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+}
+
+/* A list whose owner takes none of it (its thread allocates no more of
+ * that size) holds at most INBOUND_LIST_BYTES: past it, the thread that
+ * pushes hands the whole list to jemalloc, where the objects are live no
+ * more. */
+static void test_list_bounded(void **state) {
+  (void)state;
+  pinheap *h = heaps_open(PINHEAP_FIXED, 64 * MiB, 2, 0);
+  unsigned b = sizeclass_bin(&h->core.classes, SIZE);
+  size_t n = 8 * MiB / SIZE; /* 8 times INBOUND_LIST_BYTES */
+  void **objs = malloc(n * sizeof *objs);
+  assert_non_null(objs);
+  for (size_t i = 0; i < n; i++) assert_non_null(objs[i] = pinheap_malloc(h, SIZE));
+  thread_cache *tc = my_cache(h);
+  freer f = {.h = h, .objs = objs, .n = n};
+  pthread_t id;
+  freer_start(&f, &id);
+  size_t on_list = listed(h, tc->owner, b), live = arena_live(h, tc->owner, b);
+  printf("test_inbound: %zu objects of %d B freed by a thread of another arena: %zu on this arena's list "
+         "(%zu bytes), %zu on the other's chain; %zu live in the arena\n",
+         n, SIZE, on_list, on_list * SIZE, f.chained, live);
+  assert_int_not_equal(f.owner, tc->owner);
+  assert_true(on_list > 0 && on_list * SIZE <= INBOUND_LIST_BYTES + INBOUND_CHAIN_MAX * SIZE);
+  assert_true(on_list * SIZE <= 2 * MiB); /* a quarter of what was freed at most */
+  /* The rest is back in jemalloc, but for what the other thread's remote
+   * tcache holds until it is flushed. */
+  assert_true(live <= on_list + f.chained + tc->bins[b].count + 1024);
+  assert_int_equal(pinheap_check(h), 0);
+  freer_end(&f, id);
+  pinheap_trim(h);
+  assert_int_equal(arena_live(h, tc->owner, b), 0);
+  assert_int_equal(allocated(h), 0);
   free(objs);
   assert_int_equal(pinheap_check(h), 0);
   pinheap_destroy(h);
@@ -477,7 +515,8 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_comes_back_fixed),     cmocka_unit_test(test_comes_back_simple),
       cmocka_unit_test(test_comes_back_dynamic),
-      cmocka_unit_test(test_room_back),            cmocka_unit_test(test_debug_keeps_jemalloc),
+      cmocka_unit_test(test_room_back),            cmocka_unit_test(test_list_bounded),
+      cmocka_unit_test(test_debug_keeps_jemalloc),
       cmocka_unit_test(test_spoiled_link_aborts),  cmocka_unit_test(test_spoiled_mark_aborts),
       cmocka_unit_test(test_check_while_threads_hand_over),
       cmocka_unit_test(test_stress),
