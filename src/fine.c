@@ -13,8 +13,8 @@ _Static_assert(FINE_STACK_MIN <= FINE_STACK_BYTES / (FINE_MIN + FINE_BUCKET), "f
 _Static_assert(FINE_WIDE_SIZE(FINE_WIDE_CLASSES - 2) < FINE_MAX && FINE_WIDE_SIZE(FINE_WIDE_CLASSES - 1) >= FINE_MAX,
                "the last wide class is the first to reach FINE_MAX");
 
-/* The size of class c: 64 B steps up to FINE_GAP_MIN, then FINE_WIDE_STEPS
- * per doubling from FINE_GAP_MAX, the last class FINE_MAX. */
+/* The size of class c: 64 B steps up to FINE_GAP_MIN, then FINE_WIDE_STEP
+ * steps from FINE_GAP_MAX, the last class FINE_MAX. */
 static uint32_t fine_class_size(unsigned c) {
   if (c < FINE_STEPS) return (uint32_t)(FINE_MIN + FINE_BUCKET * (c + 1));
   size_t size = FINE_WIDE_SIZE(c - FINE_STEPS);

@@ -1,13 +1,13 @@
 /*
  * fine: the fine path for requests of FINE_MIN + 1 to FINE_MAX bytes but
- * the gap of 2-4 KiB: over 1-2 KiB in FINE_STEPS size classes (64 B
+ * the gap of 2-10 KiB: over 1-2 KiB in FINE_STEPS size classes (64 B
  * steps) instead of jemalloc's four, which round these sizes up by up to
  * 25 %: the rounding of 1-2 KiB objects was most of the waste of a FIXED
  * heap under a server-like workload (README, "Placement compared"); over
- * 4-14 KiB in FINE_WIDE_STEPS classes per doubling, the last FINE_MAX:
- * there the rounding is little waste, what jemalloc's slabs of these sizes
- * kept is more (free slots, and emptied slabs left in its arena's first
- * grant), and each class more keeps one more partly used slab. Below 1 KiB
+ * 10-14 KiB in FINE_WIDE_CLASSES classes (12 and 14 KiB): there the
+ * rounding is little waste, what jemalloc's slabs of these sizes kept is
+ * more (free slots, and emptied slabs left in its arena's first grant).
+ * Below 1 KiB
  * the mix of both paths cost the small-object benchmark (16 B - 1 KiB)
  * half its speed (README).
  *
@@ -62,17 +62,19 @@
 #define FINE_MAX ((size_t)14 << 10)
 /* (FINE_GAP_MIN, FINE_GAP_MAX] stays with jemalloc: the PGAS-like and
  * grow-like workloads' small objects reach 4 KiB, and on the fine path
- * they took those H/M up (README, "Placement compared"). */
+ * they took those H/M up; 4-10 KiB there, in classes of their own, took
+ * the recorded programs' H/M up (sqlite3 1.62 -> 2.06: their objects left
+ * the arena's first grant, which jemalloc keeps for good, half used;
+ * README, "Placement compared"). */
 #define FINE_GAP_MIN (2 * FINE_MIN)
-#define FINE_GAP_MAX (4 * FINE_MIN)
+#define FINE_GAP_MAX (10 * FINE_MIN)
 /* Classes over (FINE_MIN, FINE_GAP_MIN], 64 B apart. */
 #define FINE_STEPS 16u
-/* Classes per doubling over (FINE_GAP_MAX, FINE_MAX], the last FINE_MAX:
- * 6, 8, 12 and 14 KiB. */
-#define FINE_WIDE_STEPS 2u
-#define FINE_WIDE_CLASSES 4u
-#define FINE_WIDE_BASE(w) (FINE_GAP_MAX << ((w) / FINE_WIDE_STEPS))
-#define FINE_WIDE_SIZE(w) (FINE_WIDE_BASE(w) + FINE_WIDE_BASE(w) / FINE_WIDE_STEPS * ((w) % FINE_WIDE_STEPS + 1))
+/* Classes over (FINE_GAP_MAX, FINE_MAX], FINE_WIDE_STEP apart, the last
+ * FINE_MAX: 12 and 14 KiB. */
+#define FINE_WIDE_STEP (2 * FINE_MIN)
+#define FINE_WIDE_CLASSES 2u
+#define FINE_WIDE_SIZE(w) (FINE_GAP_MAX + FINE_WIDE_STEP * ((w) + 1))
 #define FINE_CLASSES (FINE_STEPS + FINE_WIDE_CLASSES)
 /* The smallest step: class_of's buckets. */
 #define FINE_BUCKET (FINE_MIN / FINE_STEPS)

@@ -1190,7 +1190,8 @@ void *heap_realloc(heap *h, void *p, size_t size) {
      * largest, whatever large_threshold: each stage of a growing block as a
      * page-rounded extent left holes among the top's blocks (README,
      * "Thresholds and why"); and so it does above FINE_GAP_MAX: on the fine
-     * path's few classes there its stages took grow-like H/M up. */
+     * path's few classes there (then 4-14 KiB) its stages took grow-like
+     * H/M up. */
     if (size > h->classes.max || (fine_serves(size) && size <= FINE_GAP_MIN))
       return heap_move(h, p, sallocx(p, 0), size);
     return heap_small_realloc(h, p, size);

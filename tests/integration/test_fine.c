@@ -1,16 +1,16 @@
 /*
  * Integration tests of the fine path (fine.h): requests of 1025 B to 2 KiB
- * in 16 classes 64 B apart, of 4097 B to 14 KiB in 4 (6, 8, 12, 14 KiB),
- * from slabs of their own.
+ * in 16 classes 64 B apart, of 10241 B to 14 KiB in 2 (12, 14 KiB), from
+ * slabs of their own.
  *
  * - every size from 1025 to 2048 bytes is rounded up by less than the
  *   class step (64 B): 1100 bytes give at most 1152 (jemalloc: 1280);
- *   every size from 2049 B to 14 KiB to its class: jemalloc's up to 4 KiB
- *   (2100 bytes give 2560), then the fine path's (5000 give 6144, where
- *   jemalloc gave 5120);
- * - a FIXED heap filled with objects of 1100 B, 6000 B or 14000 B to
+ *   every size from 2049 B to 14 KiB to its class: jemalloc's up to 10 KiB
+ *   (2100 bytes give 2560, 5000 give 5120), then the fine path's, 2 KiB
+ *   apart as jemalloc's;
+ * - a FIXED heap filled with objects of 1100 B, 12000 B or 14000 B to
  *   ENOMEM holds at least 95 % of its free bytes in them (1152-byte slots
- *   in slabs of 9 pages, 6144 in 3 pages, 14336 in 7, none with a tail);
+ *   in slabs of 9 pages, 12288 in 6 pages, 14336 in 7, none with a tail);
  *   freed by a thread that then exits, the emptied slabs are back in the
  *   extent manager at once (but one spare; jemalloc's wait a second), and
  *   after a trim the largest free extent is what it was;
@@ -62,9 +62,9 @@ static void test_usable_sizes(void **state) {
   printf("test_fine: 1025-2048 bytes rounded up by at most %zu.%zu %%\n", worst / 10, worst % 10);
   size_t u2100 = 0, u5000 = 0;
   for (size_t n = 2049; n <= 14 * KiB; n++) {
-    /* Up to 4 KiB jemalloc's four classes per doubling, then two, the last
-     * one 14 KiB. */
-    size_t step = (size_t)1 << (63 - __builtin_clzll(n - 1)) >> (n <= 4 * KiB ? 2 : 1);
+    /* Four classes per doubling: jemalloc's up to 10 KiB, then the fine
+     * path's 12 and 14 KiB. */
+    size_t step = (size_t)1 << (63 - __builtin_clzll(n - 1)) >> 2;
     size_t want = (n + step - 1) / step * step;
     if (want > 14 * KiB) want = 14 * KiB;
     assert_non_null(p = pinheap_malloc(h, n));
@@ -130,7 +130,7 @@ static void fill_to_enomem(size_t size) {
 static void test_fill_to_enomem(void **state) {
   (void)state;
   fill_to_enomem(1100);
-  fill_to_enomem(6000);
+  fill_to_enomem(12000);
   fill_to_enomem(14000);
 }
 
