@@ -7,9 +7,8 @@
  * 10-14 KiB in FINE_WIDE_CLASSES classes (12 and 14 KiB): there the
  * rounding is little waste, what jemalloc's slabs of these sizes kept is
  * more (free slots, and emptied slabs left in its arena's first grant).
- * Below 1 KiB
- * the mix of both paths cost the small-object benchmark (16 B - 1 KiB)
- * half its speed (README).
+ * Below 1 KiB the mix of both paths cost the small-object benchmark
+ * (16 B - 1 KiB) half its speed (README).
  *
  * A class's objects tile slabs of its own: a few pages (1 to
  * FINE_SLAB_PAGES, at most FINE_SLAB_OBJECTS objects, the least waste per

@@ -48,7 +48,7 @@
  * carve left one entry more, and the cache's bound sent the smallest back
  * to the manager, one taking of its lock each (2 threads churning
  * 14 - 64 KiB blocks, 1000 live each: 16 % of the frees did, and the
- * threads ran at 0.7 of jemalloc's rate; 7 % and 1.3 with a quarter).
+ * threads ran at 0.6 of jemalloc's rate; 2 % and 1.5 with a quarter).
  * An eighth is less than a page below 32 KiB, where it changed little;
  * the H/M of bench/run_placement.sh's workloads moved by 0.001. */
 #define HEAP_MEDIUM_SLACK_SHIFT 2
