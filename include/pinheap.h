@@ -219,9 +219,9 @@ typedef struct pinheap_stats {
   /* Bytes of extents handed out: slabs, large blocks, and the extents the
    * threads' caches and the arenas keep for reuse until pinheap_trim (up to
    * 16 MiB per thread of freed mid-size blocks; the freed objects a
-   * thread's stacks hold keep their slabs in use, up to about 2.3 MiB per
-   * thread of 1-14 KiB objects; an arena keeps its emptied slabs for up
-   * to 1 s): in_use, free_bytes, largest_free and
+   * thread's stacks and fronts hold, up to about 4 MiB per thread, and
+   * the slabs they lie in; an arena keeps its emptied slabs for up to
+   * 1 s): in_use, free_bytes, largest_free and
    * free_extents are exact after pinheap_trim. */
   size_t in_use;
   size_t free_bytes;   /* capacity - in_use */

@@ -81,8 +81,10 @@ static void debug_shape(debug *d, void *p, bool live, size_t keep, size_t usable
   track_mem_undefined(c + keep, usable - keep);
   if (debug_canary(d)) {
     canary_write(p, usable, n);
-  } else if (!live && debug_records(d)) {
-    /* The caller's bytes now: no freed record left behind. */
+  } else if (debug_records(d) && (!live || keep <= usable - CANARY_TRAILER)) {
+    /* The caller's bytes now: no freed record left behind, neither this
+     * block's nor, at a new end a shrink in place made, that of an earlier
+     * block freed at this address with this length. */
     canary_set_record(p, usable, 0);
     track_mem_undefined(c + usable - CANARY_TRAILER, CANARY_TRAILER);
   }

@@ -6,20 +6,29 @@ void inbound_init(inbound *in) {
   for (unsigned o = 0; o < INBOUND_OWNERS; o++)
     for (unsigned b = 0; b < INBOUND_BINS; b++) {
       atomic_init(&in->list[o][b], NULL);
-      atomic_init(&in->chains[o][b], 0);
+      atomic_init(&in->objects[o][b], 0);
     }
 }
 
-uint32_t inbound_push(inbound *in, inbound_chain *c, unsigned b) {
-  unsigned owner = c->owner;
+/* head .. tail onto the list of owner and bin b, counting n objects more. */
+static uint32_t inbound_link_on(inbound *in, unsigned owner, unsigned b, void *head, void *tail, uint32_t n) {
   _Atomic(void *) *l = &in->list[owner][b];
   void *old = atomic_load_explicit(l, memory_order_relaxed);
   /* A push reads nothing behind the head it replaces: a head taken and
    * pushed again meanwhile (ABA) changes nothing for it. */
-  do inbound_link(c->tail, old);
-  while (!atomic_compare_exchange_weak_explicit(l, &old, c->head, memory_order_release, memory_order_relaxed));
+  do inbound_link(tail, old);
+  while (!atomic_compare_exchange_weak_explicit(l, &old, head, memory_order_release, memory_order_relaxed));
+  return atomic_fetch_add_explicit(&in->objects[owner][b], n, memory_order_relaxed) + n;
+}
+
+uint32_t inbound_push(inbound *in, inbound_chain *c, unsigned b) {
+  uint32_t n = inbound_link_on(in, c->owner, b, c->head, c->tail, c->count);
   *c = (inbound_chain){NULL, NULL, 0, 0};
-  return atomic_fetch_add_explicit(&in->chains[owner][b], 1, memory_order_relaxed) + 1;
+  return n;
+}
+
+void inbound_put_back(inbound *in, unsigned owner, unsigned b, void *head, void *tail, uint32_t n) {
+  inbound_link_on(in, owner, b, head, tail, n);
 }
 
 int inbound_chain_check(const inbound_chain *c) {

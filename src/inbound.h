@@ -45,10 +45,11 @@
 #define INBOUND_CHAIN_MAX 32u
 /* The fewest bytes of an object that may go on a chain: the mark and the link. */
 #define INBOUND_MIN_BYTES (2 * sizeof(void *))
-/* A list whose owner does not take it (it allocates no more of that
- * bin, or its threads have gone) holds at most about this many bytes of
- * objects, or 4 chains where that is more: past it, the thread that
- * pushes hands the whole list to jemalloc (thread.c). */
+/* A list holds at most about this many bytes of objects between two takes
+ * of it, or 4 full chains where that is more: past it, the thread that
+ * pushes hands the whole list to jemalloc (thread.c), so that a list its
+ * owner takes none of (no thread of it allocates that bin any more, or
+ * none is left) stays small. */
 #define INBOUND_LIST_BYTES ((size_t)1 << 20)
 
 /* Objects of one bin and one owner freed by one thread. Invariant: count
@@ -65,12 +66,12 @@ typedef struct inbound_chain {
 /* Per owner and bin, the objects given back to that owner, linked as a
  * chain. One row of bins per owner, so that two owners' lists share no
  * cache line. Invariant: every object on list[o][b] is of bin b and owner
- * o, holds the mark, and is on no other list or chain. chains[o][b]
- * counts the chains pushed on list[o][b] since it was last taken, as a
- * hint: a push that meets a take may be counted on the wrong side of it. */
+ * o, holds the mark, and is on no other list or chain. objects[o][b]
+ * counts the objects on list[o][b], as a hint: a push that meets a take
+ * may be counted on the wrong side of it. */
 typedef struct inbound {
   _Alignas(64) _Atomic(void *) list[INBOUND_OWNERS][INBOUND_BINS];
-  _Alignas(64) _Atomic uint32_t chains[INBOUND_OWNERS][INBOUND_BINS];
+  _Alignas(64) _Atomic uint32_t objects[INBOUND_OWNERS][INBOUND_BINS];
 } inbound;
 
 void inbound_init(inbound *in);
@@ -99,8 +100,17 @@ static inline bool inbound_add(inbound_chain *c, void *p, unsigned owner, uint64
 }
 
 /* The chain c of bin b, not empty, onto its owner's list; c empty after.
- * Returns the chains on that list now (the hint chains[o][b]). */
+ * Returns the objects on that list now (the hint objects[o][b]). */
 uint32_t inbound_push(inbound *in, inbound_chain *c, unsigned b);
+
+/* The objects on the list of owner and bin b (the hint). */
+static inline uint32_t inbound_count(const inbound *in, unsigned owner, unsigned b) {
+  return atomic_load_explicit(&in->objects[owner][b], memory_order_relaxed);
+}
+
+/* The list head .. tail of owner and bin b, n objects that inbound_take
+ * took off it, back onto it whole (the checker's walk). */
+void inbound_put_back(inbound *in, unsigned owner, unsigned b, void *head, void *tail, uint32_t n);
 
 /* The whole list of owner and bin b, taken off it: its first object, NULL
  * when it is empty. */
@@ -109,7 +119,7 @@ static inline void *inbound_take(inbound *in, unsigned owner, unsigned b) {
   /* A plain look first: an empty list costs no write to its line. */
   if (!atomic_load_explicit(l, memory_order_relaxed)) return NULL;
   void *p = atomic_exchange_explicit(l, NULL, memory_order_acquire);
-  atomic_store_explicit(&in->chains[owner][b], 0, memory_order_relaxed);
+  atomic_store_explicit(&in->objects[owner][b], 0, memory_order_relaxed);
   return p;
 }
 

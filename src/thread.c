@@ -77,8 +77,8 @@ static void thread_inbound_drain(thread_registry *reg, unsigned owner, int flags
 static void thread_chain_push(thread_cache *tc, inbound_chain *c, unsigned b) {
   thread_registry *reg = tc->registry;
   unsigned owner = c->owner;
-  size_t most = INBOUND_LIST_BYTES / (INBOUND_CHAIN_MAX * (size_t)reg->classes->size[b]);
-  if (inbound_push(&reg->inbound, c, b) > (most > 4 ? most : 4))
+  size_t most = INBOUND_LIST_BYTES / reg->classes->size[b];
+  if (inbound_push(&reg->inbound, c, b) > (most > 4 * INBOUND_CHAIN_MAX ? most : 4 * INBOUND_CHAIN_MAX))
     thread_list_give(reg, inbound_take(&reg->inbound, owner, b), b, owner, tc->remote_flags);
 }
 
@@ -432,10 +432,9 @@ void thread_walk_remote(thread_registry *reg, void (*visit)(void *p, unsigned bi
    * follows, and put back whole; others push and take meanwhile. */
   for (unsigned o = 0; o < INBOUND_OWNERS; o++)
     for (unsigned b = 0; reg->classes && b < reg->classes->nbins; b++) {
-      inbound_chain c = {inbound_take(&reg->inbound, o, b), NULL, 0, o};
-      if (!c.head) continue;
-      c.tail = thread_list_walk(reg, c.head, b, o, visit, arg);
-      inbound_push(&reg->inbound, &c, b);
+      uint32_t n = inbound_count(&reg->inbound, o, b); /* as it was: the walk counts for no push */
+      void *head = inbound_take(&reg->inbound, o, b);
+      if (head) inbound_put_back(&reg->inbound, o, b, head, thread_list_walk(reg, head, b, o, visit, arg), n);
     }
   pthread_mutex_unlock(&reg->lock);
 }

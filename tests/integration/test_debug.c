@@ -121,6 +121,30 @@ static void test_calloc_zeroes_usable_under_poison(void **state) {
   }
 }
 
+/* Under poison alone, a block shrunk in place whose new end holds the
+ * freed record an earlier block at its address left there (freed once at
+ * that length) is no double free: the shrink clears what lies at its new
+ * end. */
+static void test_shrink_over_old_record(void **state) {
+  (void)state;
+  pinheap *h = debug_heap(PINHEAP_FIXED, PINHEAP_DEBUG_POISON);
+  unsigned char *x = pinheap_malloc(h, 100000);
+  assert_non_null(x);
+  assert_ptr_equal(pinheap_realloc(h, x, 80000), x); /* in place: 20 pages */
+  pinheap_free(h, x);                                /* its record at x + 81920 - 8 */
+  pinheap_trim(h);
+  unsigned char *y = pinheap_malloc(h, 100000); /* the same place, the heap as before */
+  assert_ptr_equal(y, x);
+  fill(y, 80000, 7); /* and never past: x's record is still at y + 81920 - 8 */
+  assert_ptr_equal(pinheap_realloc(h, y, 80000), y);
+  print_message("shrunk in place over an old record: usable %zu\n", pinheap_usable_size(h, y));
+  assert_int_equal(pinheap_usable_size(h, y), 81920);
+  expect_fill(y, 80000, 7);
+  pinheap_free(h, y);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+}
+
 /* A freed block reads as poison; without the flag it does not change. */
 static void test_poison(void **state) {
   (void)state;
@@ -336,6 +360,7 @@ int main(void) {
       cmocka_unit_test(test_blocks_and_realloc),
       cmocka_unit_test(test_poison),
       cmocka_unit_test(test_calloc_zeroes_usable_under_poison),
+      cmocka_unit_test(test_shrink_over_old_record),
       cmocka_unit_test(test_overflow_by_one_byte),
       cmocka_unit_test(test_double_free_of_small_object),
       cmocka_unit_test(test_write_after_free),

@@ -12,7 +12,8 @@
  *   back to jemalloc at a trim (their arena's count of live objects drops
  *   to what is live), and an allocation that needs their room succeeds;
  * - a list its owner takes none of stays within INBOUND_LIST_BYTES: past
- *   it, the freeing thread hands the list to jemalloc;
+ *   it, the freeing thread hands the list to jemalloc; so too with checks
+ *   between the frees; the bound counts objects, not chains;
  * - under the debugging aids, the objects go through jemalloc as before
  *   (no chain, no list);
  * - a freed object on a list that the program wrote after its free (its
@@ -91,6 +92,7 @@ typedef struct freer {
   pinheap *h;
   void **objs;
   size_t n;
+  size_t check_every; /* not 0: a pinheap_check after every check_every frees */
   unsigned owner;
   size_t chained; /* what its chain of the bin holds after its frees */
   pthread_barrier_t freed, done;
@@ -99,7 +101,10 @@ typedef struct freer {
 /* Frees the objects, then stays alive (its chain kept) until told. */
 static void *freer_main(void *arg) {
   freer *f = arg;
-  for (size_t i = 0; i < f->n; i++) pinheap_free(f->h, f->objs[i]);
+  for (size_t i = 0; i < f->n; i++) {
+    pinheap_free(f->h, f->objs[i]);
+    if (f->check_every && (i + 1) % f->check_every == 0) assert_int_equal(pinheap_check(f->h), 0);
+  }
   thread_cache *tc = my_cache(f->h);
   f->owner = tc->owner;
   f->chained = tc->chains[sizeclass_bin(&f->h->core.classes, SIZE)].count;
@@ -222,9 +227,9 @@ static void test_room_back(void **state) {
 /* A list whose owner takes none of it (its thread allocates no more of
  * that size) holds at most INBOUND_LIST_BYTES: past it, the thread that
  * pushes hands the whole list to jemalloc, where the objects are live no
- * more. */
-static void test_list_bounded(void **state) {
-  (void)state;
+ * more; so too with a pinheap_check between the frees, whose walk takes
+ * each list and puts it back (check_every frees; 0: none). */
+static void list_bounded(size_t check_every) {
   pinheap *h = heaps_open(PINHEAP_FIXED, 64 * MiB, 2, 0);
   unsigned b = sizeclass_bin(&h->core.classes, SIZE);
   size_t n = 8 * MiB / SIZE; /* 8 times INBOUND_LIST_BYTES */
@@ -232,13 +237,13 @@ static void test_list_bounded(void **state) {
   assert_non_null(objs);
   for (size_t i = 0; i < n; i++) assert_non_null(objs[i] = pinheap_malloc(h, SIZE));
   thread_cache *tc = my_cache(h);
-  freer f = {.h = h, .objs = objs, .n = n};
+  freer f = {.h = h, .objs = objs, .n = n, .check_every = check_every};
   pthread_t id;
   freer_start(&f, &id);
   size_t on_list = listed(h, tc->owner, b), live = arena_live(h, tc->owner, b);
-  printf("test_inbound: %zu objects of %d B freed by a thread of another arena: %zu on this arena's list "
-         "(%zu bytes), %zu on the other's chain; %zu live in the arena\n",
-         n, SIZE, on_list, on_list * SIZE, f.chained, live);
+  printf("test_inbound: %zu objects of %d B freed by a thread of another arena (a check every %zu frees): %zu on "
+         "this arena's list (%zu bytes), %zu on the other's chain; %zu live in the arena\n",
+         n, SIZE, check_every, on_list, on_list * SIZE, f.chained, live);
   assert_int_not_equal(f.owner, tc->owner);
   assert_true(on_list > 0 && on_list * SIZE <= INBOUND_LIST_BYTES + INBOUND_CHAIN_MAX * SIZE);
   assert_true(on_list * SIZE <= 2 * MiB); /* a quarter of what was freed at most */
@@ -251,6 +256,73 @@ static void test_list_bounded(void **state) {
   assert_int_equal(arena_live(h, tc->owner, b), 0);
   assert_int_equal(allocated(h), 0);
   free(objs);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+}
+
+static void test_list_bounded(void **state) {
+  (void)state;
+  list_bounded(0);
+  list_bounded(8192);
+}
+
+/* A thread of a third arena that stays alive: allocates n objects of SIZE
+ * into objs, then waits until told. */
+typedef struct holder {
+  pinheap *h;
+  void **objs;
+  size_t n;
+  unsigned owner;
+  pthread_barrier_t made, done;
+} holder;
+
+static void *holder_main(void *arg) {
+  holder *k = arg;
+  for (size_t i = 0; i < k->n; i++) k->objs[i] = pinheap_malloc(k->h, SIZE);
+  k->owner = my_cache(k->h)->owner;
+  pthread_barrier_wait(&k->made);
+  pthread_barrier_wait(&k->done);
+  return NULL;
+}
+
+/* The bound counts objects: a thread that frees two arenas' objects in
+ * turn pushes chains of one object, and the lists, far below the bound,
+ * stay whole for their owners. */
+static void test_list_bound_counts_objects(void **state) {
+  (void)state;
+  pinheap *h = heaps_open(PINHEAP_FIXED, 64 * MiB, 3, 0);
+  unsigned b = sizeclass_bin(&h->core.classes, SIZE);
+  enum { EACH = 2000 };
+  static void *mine[EACH], *theirs[EACH], *both[2 * EACH];
+  for (size_t i = 0; i < EACH; i++) assert_non_null(mine[i] = pinheap_malloc(h, SIZE));
+  holder k = {.h = h, .objs = theirs, .n = EACH};
+  pthread_barrier_init(&k.made, NULL, 2);
+  pthread_barrier_init(&k.done, NULL, 2);
+  pthread_t kid;
+  assert_int_equal(pthread_create(&kid, NULL, holder_main, &k), 0);
+  pthread_barrier_wait(&k.made);
+  for (size_t i = 0; i < EACH; i++) {
+    assert_non_null(theirs[i]);
+    both[2 * i] = mine[i];
+    both[2 * i + 1] = theirs[i];
+  }
+  unsigned me = my_cache(h)->owner;
+  freer f = {.h = h, .objs = both, .n = 2 * EACH};
+  pthread_t id;
+  freer_start(&f, &id);
+  size_t a = listed(h, me, b), c = listed(h, k.owner, b);
+  printf("test_inbound: %d objects each of arena slots %u and %u freed in turn by slot %u: listed %zu and %zu\n",
+         EACH, me, k.owner, f.owner, a, c);
+  assert_true(me != k.owner && f.owner != me && f.owner != k.owner); /* the premise: three arenas */
+  assert_int_equal(a, EACH);
+  assert_int_equal(c, EACH - f.chained);
+  freer_end(&f, id);
+  pthread_barrier_wait(&k.done);
+  assert_int_equal(pthread_join(kid, NULL), 0);
+  pthread_barrier_destroy(&k.made);
+  pthread_barrier_destroy(&k.done);
+  pinheap_trim(h);
+  assert_int_equal(allocated(h), 0);
   assert_int_equal(pinheap_check(h), 0);
   pinheap_destroy(h);
 }
@@ -516,6 +588,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_comes_back_fixed),     cmocka_unit_test(test_comes_back_simple),
       cmocka_unit_test(test_comes_back_dynamic),
       cmocka_unit_test(test_room_back),            cmocka_unit_test(test_list_bounded),
+      cmocka_unit_test(test_list_bound_counts_objects),
       cmocka_unit_test(test_debug_keeps_jemalloc),
       cmocka_unit_test(test_spoiled_link_aborts),  cmocka_unit_test(test_spoiled_mark_aborts),
       cmocka_unit_test(test_check_while_threads_hand_over),
