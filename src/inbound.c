@@ -10,8 +10,7 @@ void inbound_init(inbound *in) {
     }
 }
 
-/* head .. tail onto the list of owner and bin b, counting n objects more. */
-static uint32_t inbound_link_on(inbound *in, unsigned owner, unsigned b, void *head, void *tail, uint32_t n) {
+uint32_t inbound_put_back(inbound *in, unsigned owner, unsigned b, void *head, void *tail, uint32_t n) {
   _Atomic(void *) *l = &in->list[owner][b];
   void *old = atomic_load_explicit(l, memory_order_relaxed);
   /* A push reads nothing behind the head it replaces: a head taken and
@@ -22,13 +21,9 @@ static uint32_t inbound_link_on(inbound *in, unsigned owner, unsigned b, void *h
 }
 
 uint32_t inbound_push(inbound *in, inbound_chain *c, unsigned b) {
-  uint32_t n = inbound_link_on(in, c->owner, b, c->head, c->tail, c->count);
+  uint32_t n = inbound_put_back(in, c->owner, b, c->head, c->tail, c->count);
   *c = (inbound_chain){NULL, NULL, 0, 0};
   return n;
-}
-
-void inbound_put_back(inbound *in, unsigned owner, unsigned b, void *head, void *tail, uint32_t n) {
-  inbound_link_on(in, owner, b, head, tail, n);
 }
 
 int inbound_chain_check(const inbound_chain *c) {

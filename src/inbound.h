@@ -108,9 +108,10 @@ static inline uint32_t inbound_count(const inbound *in, unsigned owner, unsigned
   return atomic_load_explicit(&in->objects[owner][b], memory_order_relaxed);
 }
 
-/* The list head .. tail of owner and bin b, n objects that inbound_take
- * took off it, back onto it whole (the checker's walk). */
-void inbound_put_back(inbound *in, unsigned owner, unsigned b, void *head, void *tail, uint32_t n);
+/* The list head .. tail of n objects of owner and bin b onto that list
+ * whole, counted (the checker's walk puts back what inbound_take took
+ * off, with the count it had); returns the objects on it now (the hint). */
+uint32_t inbound_put_back(inbound *in, unsigned owner, unsigned b, void *head, void *tail, uint32_t n);
 
 /* The whole list of owner and bin b, taken off it: its first object, NULL
  * when it is empty. */

@@ -37,9 +37,10 @@
  * lock per arena for the batch. A flush empties the chains, the taken
  * lists, the arenas' lists and that tcache into jemalloc; a thread's exit
  * its chains, its taken lists, its tcaches and its own arena's lists. A
- * list its arena takes none of (no thread of it allocates that size any
- * more, or none is left) grows to INBOUND_LIST_BYTES at most: past it,
- * the cache that pushes hands the whole list to jemalloc.
+ * list holds about INBOUND_LIST_BYTES of objects at most between two takes
+ * of it: past it, the cache that pushes hands the whole list to jemalloc,
+ * so that a list its arena takes none of (no thread of it allocates that
+ * size any more, or none is left) stays small.
  *
  * A cache outlives its thread: at the thread's exit it is drained, its
  * tcache flushed, and it waits, owned by no thread, on the registry's idle

@@ -92,16 +92,22 @@ typedef struct freer {
   pinheap *h;
   void **objs;
   size_t n;
+  bool alloc;         /* allocates the n objects of SIZE into objs rather than free them */
   size_t check_every; /* not 0: a pinheap_check after every check_every frees */
   unsigned owner;
   size_t chained; /* what its chain of the bin holds after its frees */
   pthread_barrier_t freed, done;
 } freer;
 
-/* Frees the objects, then stays alive (its chain kept) until told. */
+/* Frees the objects (or allocates them), then stays alive (its chain
+ * kept) until told. */
 static void *freer_main(void *arg) {
   freer *f = arg;
   for (size_t i = 0; i < f->n; i++) {
+    if (f->alloc) {
+      f->objs[i] = pinheap_malloc(f->h, SIZE);
+      continue;
+    }
     pinheap_free(f->h, f->objs[i]);
     if (f->check_every && (i + 1) % f->check_every == 0) assert_int_equal(pinheap_check(f->h), 0);
   }
@@ -266,25 +272,6 @@ static void test_list_bounded(void **state) {
   list_bounded(8192);
 }
 
-/* A thread of a third arena that stays alive: allocates n objects of SIZE
- * into objs, then waits until told. */
-typedef struct holder {
-  pinheap *h;
-  void **objs;
-  size_t n;
-  unsigned owner;
-  pthread_barrier_t made, done;
-} holder;
-
-static void *holder_main(void *arg) {
-  holder *k = arg;
-  for (size_t i = 0; i < k->n; i++) k->objs[i] = pinheap_malloc(k->h, SIZE);
-  k->owner = my_cache(k->h)->owner;
-  pthread_barrier_wait(&k->made);
-  pthread_barrier_wait(&k->done);
-  return NULL;
-}
-
 /* The bound counts objects: a thread that frees two arenas' objects in
  * turn pushes chains of one object, and the lists, far below the bound,
  * stay whole for their owners. */
@@ -295,12 +282,9 @@ static void test_list_bound_counts_objects(void **state) {
   enum { EACH = 2000 };
   static void *mine[EACH], *theirs[EACH], *both[2 * EACH];
   for (size_t i = 0; i < EACH; i++) assert_non_null(mine[i] = pinheap_malloc(h, SIZE));
-  holder k = {.h = h, .objs = theirs, .n = EACH};
-  pthread_barrier_init(&k.made, NULL, 2);
-  pthread_barrier_init(&k.done, NULL, 2);
+  freer k = {.h = h, .objs = theirs, .n = EACH, .alloc = true}; /* a thread of a second arena, kept alive */
   pthread_t kid;
-  assert_int_equal(pthread_create(&kid, NULL, holder_main, &k), 0);
-  pthread_barrier_wait(&k.made);
+  freer_start(&k, &kid);
   for (size_t i = 0; i < EACH; i++) {
     assert_non_null(theirs[i]);
     both[2 * i] = mine[i];
@@ -317,10 +301,7 @@ static void test_list_bound_counts_objects(void **state) {
   assert_int_equal(a, EACH);
   assert_int_equal(c, EACH - f.chained);
   freer_end(&f, id);
-  pthread_barrier_wait(&k.done);
-  assert_int_equal(pthread_join(kid, NULL), 0);
-  pthread_barrier_destroy(&k.made);
-  pthread_barrier_destroy(&k.done);
+  freer_end(&k, kid);
   pinheap_trim(h);
   assert_int_equal(allocated(h), 0);
   assert_int_equal(pinheap_check(h), 0);
