@@ -135,10 +135,11 @@ typedef struct pinheap_options {
    * places at the top every extent below ring_min). Default 4 MiB. */
   size_t small_extent_max;
   /* jemalloc arenas in the heap; 0 = one per online CPU, at most 64. One
-   * is made with the heap, the others as threads first need them; each
-   * takes 2 MiB of a FIXED region (kept for it from the start) or of a
-   * DYNAMIC heap's cap, and jemalloc's metadata for it (2 MiB or more)
-   * from ordinary memory, outside the heap's. */
+   * is made with the heap, the others as threads first need them; an
+   * arena takes of the heap's memory only the slabs it uses (under the
+   * bump policy, where all are made with the heap, 2 MiB each for good),
+   * and jemalloc's metadata for it (2 MiB or more) from ordinary memory,
+   * outside the heap's. */
   unsigned arenas;
   bool prefault;  /* touch every page of the region at creation */
   bool lock;      /* mlock the region */

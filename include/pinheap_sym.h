@@ -82,19 +82,20 @@ typedef struct pinheap_sym pinheap_sym;
  * offset everywhere. */
 #define PINHEAP_SYM_MAX_ALIGN ((size_t)2 << 20)
 
-/* What a FIXED heap takes besides its blocks: each of its jemalloc arenas
- * takes this many bytes at the top of the region when the heap is created
- * (jemalloc's first grant, 2 MiB-aligned; jemalloc's metadata lies outside
- * the region), which pinheap_trim cannot take back. */
-#define PINHEAP_SYM_ARENA_BYTES ((size_t)2 << 20)
+/* What each jemalloc arena of a FIXED heap takes of its region besides
+ * the blocks: nothing (its grants are exact: it takes the slabs it uses
+ * and gives them back; jemalloc's metadata lies outside the region). Kept
+ * for the sources that add it per arena. */
+#define PINHEAP_SYM_ARENA_BYTES ((size_t)0)
 
 /* How large a FIXED heap must be for pinheap_sym_create(heap, n, ...) to
  * find its block: n rounded up to PINHEAP_SYM_MAX_ALIGN, plus
  * PINHEAP_SYM_ARENA_BYTES per arena (arenas: pinheap_options.arenas, or
- * when that is 0 the number of online CPUs, at most 64). True of a heap
- * made with otherwise default options (pinheap_options_init) from which
- * nothing else was allocated; for n a multiple of PINHEAP_SYM_MAX_ALIGN a
- * heap one page smaller does not hold the block. */
+ * when that is 0 the number of online CPUs, at most 64): n rounded up.
+ * True of a heap made with otherwise default options (pinheap_options_init;
+ * under the bump policy each arena keeps 2 MiB more) from which nothing
+ * else was allocated; for n a multiple of PINHEAP_SYM_MAX_ALIGN a heap one
+ * page smaller does not hold the block. */
 #define PINHEAP_SYM_HEAP_SIZE(n, arenas)                                        \
   ((((size_t)(n) + PINHEAP_SYM_MAX_ALIGN - 1) & ~(PINHEAP_SYM_MAX_ALIGN - 1)) + \
    (size_t)(arenas) * PINHEAP_SYM_ARENA_BYTES)

@@ -54,8 +54,8 @@ typedef struct shconfig {
  * unchanged). */
 int shconfig_from_env(shconfig *out);
 
-/* The smallest block that holds a symmetric heap: one arena of the FIXED
- * heap and PINHEAP_SYM_MAX_ALIGN bytes for objects. */
+/* The smallest block that holds a symmetric heap: PINHEAP_SYM_MAX_ALIGN
+ * bytes for objects in a FIXED heap of one arena. */
 size_t shconfig_least_block(void);
 
 /* The size of the symmetric heap a block of block bytes holds, in a FIXED

@@ -6,11 +6,6 @@
 
 #include "error.h"
 #include "ph_assert.h"
-#include "util.h"
-
-/* The reserve's pieces start on a 2 MiB boundary: each holds a 2 MiB grant,
- * one huge page. */
-#define ARENAS_ALIGN ((size_t)2 << 20)
 
 unsigned arenas_wanted(unsigned asked) {
   if (asked) return asked;
@@ -19,20 +14,14 @@ unsigned arenas_wanted(unsigned asked) {
   return n > (long)ARENAS_MAX ? ARENAS_MAX : (unsigned)n;
 }
 
-size_t arenas_least_size(unsigned n) { return n * ARENAS_BYTES + ((size_t)2 << 20); }
-
-/* The reserve's piece of arena i. */
-static char *arenas_piece(const arenas *a, unsigned i) { return a->reserve - (size_t)(i + 1) * ARENAS_BYTES; }
+size_t arenas_least_size(unsigned n, bool exact) { return (exact ? 0 : n * ARENAS_BYTES) + ((size_t)2 << 20); }
 
 /* Makes the next arena; lock held, or the set not yet shared. 0, or -1 with
- * the error set; then no other is made (the reserve's pieces left go back
- * to the manager). */
+ * the error set; then no other is made. */
 static int arenas_add(arenas *a) {
   unsigned i = atomic_load_explicit(&a->made, memory_order_relaxed);
   PH_ASSERT(i < atomic_load(&a->max));
-  char *piece = a->reserve ? arenas_piece(a, i) : NULL;
-  if (hooks_arena_create(&a->arena[i], a->grants, piece, piece ? ARENAS_BYTES : 0, a->reserve_pristine) != 0) {
-    for (unsigned j = i + 1; a->reserve && j < a->max; j++) em_free(a->grants->em, arenas_piece(a, j), ARENAS_BYTES);
+  if (hooks_arena_create(&a->arena[i], a->grants, a->exact) != 0) {
     atomic_store(&a->max, i);
     return -1;
   }
@@ -42,22 +31,13 @@ static int arenas_add(arenas *a) {
   return 0;
 }
 
-int arenas_open(arenas *a, hooks_shared *grants, unsigned max, unsigned now, const pinheap_region *top) {
+int arenas_open(arenas *a, hooks_shared *grants, unsigned max, unsigned now, bool exact) {
   PH_ASSERT(max >= 1 && max <= ARENAS_MAX && now >= 1 && now <= max);
   a->grants = grants;
   atomic_init(&a->made, 0);
   atomic_init(&a->max, max);
   atomic_init(&a->next, 0);
-  a->reserve = NULL;
-  if (top) {
-    size_t bytes = max * ARENAS_BYTES;
-    char *at = (char *)util_align_down((uintptr_t)top->base + top->size - bytes, ARENAS_ALIGN);
-    if (!em_alloc_at(grants->em, at, bytes, &a->reserve_pristine)) {
-      error_set(ENOMEM, "pinheap_create: no room for the arenas at the top of the region");
-      return -1;
-    }
-    a->reserve = at + bytes;
-  }
+  a->exact = exact;
   pthread_mutex_init(&a->lock, NULL);
   for (unsigned i = 0; i < now; i++) {
     if (arenas_add(a) != 0) {
@@ -117,10 +97,6 @@ size_t arenas_live(arenas *a, unsigned j) {
   return count;
 }
 
-size_t arenas_reserved(arenas *a) {
-  return a->reserve ? (size_t)(atomic_load(&a->max) - atomic_load(&a->made)) * ARENAS_BYTES : 0;
-}
-
 void arenas_prefork(arenas *a) { pthread_mutex_lock(&a->lock); }
 
 void arenas_postfork(arenas *a) { pthread_mutex_unlock(&a->lock); }
@@ -134,8 +110,9 @@ int arenas_check(arenas *a) {
     broken++;
   }
   for (unsigned i = 0; i < made && i < ARENAS_MAX; i++) {
-    if (a->index[i] != a->arena[i].index || a->arena[i].shared != a->grants) {
-      fprintf(stderr, "arenas: arena %u should have jemalloc index %u and the heap's grants\n", i, a->index[i]);
+    if (a->index[i] != a->arena[i].index || a->arena[i].shared != a->grants || a->arena[i].exact != a->exact) {
+      fprintf(stderr, "arenas: arena %u should have jemalloc index %u, the heap's grants and exact %d\n", i,
+              a->index[i], a->exact);
       broken++;
     }
   }

@@ -4,16 +4,14 @@
  * others as new thread caches take their slots in turn (arenas_for), so
  * that a process that allocates from one thread pays for one.
  *
- * A FIXED heap under the two-ended policy keeps their room at the top of its
- * region from its creation: max pieces of ARENAS_BYTES, arena i's the i-th
- * from the top down, so that each arena's first grant sits there
- * however late it is made; the pieces of arenas not made yet count as in
- * use (arenas_reserved). When an arena cannot be made, max drops to the
- * arenas made and the pieces left go back to the extent manager.
+ * Their grants are exact (hooks.h), but under the bump policy, where each
+ * arena keeps its first grant (ARENAS_BYTES), taken while it is made: then
+ * all of them are made with the heap. When an arena cannot be made, max
+ * drops to the arenas made.
  *
  * Invariants: arena[0 .. made) are live and index[i] is arena[i]'s jemalloc
- * index; 1 <= made <= max <= ARENAS_MAX once open; reserve (when not NULL)
- * is the top of the pieces, those of arenas made handed to them.
+ * index; 1 <= made <= max <= ARENAS_MAX once open; every arena made has
+ * exact grants when exact is set, none otherwise.
  *
  * Thread-safe: made is published with release, read with acquire; making
  * an arena takes lock (and no other lock of the heap's).
@@ -27,11 +25,10 @@
 #include <stddef.h>
 
 #include "hooks.h"
-#include "pinheap.h"
 
 #define ARENAS_MAX 64u
-/* What an arena takes of a FIXED region or a DYNAMIC heap's cap, for good:
- * the first grant jemalloc keeps (hooks.c); its metadata lies outside. */
+/* What an arena without exact grants takes of a FIXED region for good: the
+ * first grant jemalloc keeps (hooks.c); its metadata lies outside. */
 #define ARENAS_BYTES ((size_t)2 << 20)
 
 typedef struct arenas {
@@ -40,8 +37,7 @@ typedef struct arenas {
   _Atomic unsigned max;  /* lowered to made when one cannot be made */
   _Atomic unsigned next; /* round robin over the slots */
   pthread_mutex_t lock;
-  char *reserve;
-  bool reserve_pristine;
+  bool exact;
   unsigned index[ARENAS_MAX];
   hooks_arena arena[ARENAS_MAX];
 } arenas;
@@ -49,15 +45,14 @@ typedef struct arenas {
 /* How many arenas a heap may make: asked, or one per online CPU (at most
  * ARENAS_MAX). */
 unsigned arenas_wanted(unsigned asked);
-/* The least region (or cap) a heap of n arenas works in: theirs, and one
- * 2 MiB extent more for what is allocated. */
-size_t arenas_least_size(unsigned n);
+/* The least region (or cap) a heap of n arenas works in: one 2 MiB extent
+ * for what is allocated, and ARENAS_BYTES each without exact grants. */
+size_t arenas_least_size(unsigned n, bool exact);
 
 /* Opens the set of at most max arenas over grants, making now of them
- * (1 <= now <= max). top: the FIXED region whose top keeps the room of
- * all max (from grants' manager), or NULL. 0, or -1 with the error set
- * (then nothing is left to close). */
-int arenas_open(arenas *a, hooks_shared *grants, unsigned max, unsigned now, const pinheap_region *top);
+ * (1 <= now <= max), with exact grants or not (hooks_arena_create). 0, or
+ * -1 with the error set (then nothing is left to close). */
+int arenas_open(arenas *a, hooks_shared *grants, unsigned max, unsigned now, bool exact);
 /* Destroys every arena; every tcache that may hold their objects must be
  * gone. */
 void arenas_close(arenas *a);
@@ -77,8 +72,6 @@ void arenas_purge(arenas *a);
  * jemalloc bin j in them (jemalloc's stats, refreshed). */
 size_t arenas_allocated(arenas *a);
 size_t arenas_live(arenas *a, unsigned j);
-/* Bytes of the reserve kept for arenas not made yet. */
-size_t arenas_reserved(arenas *a);
 
 /* fork(2) (fork.h): prepare takes the lock (no arena is being made while
  * the process is copied); parent and child release it. */

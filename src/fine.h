@@ -6,7 +6,8 @@
  * heap under a server-like workload (README, "Placement compared"); over
  * 10-14 KiB in FINE_WIDE_CLASSES classes (12 and 14 KiB): there the
  * rounding is little waste, what jemalloc's slabs of these sizes kept is
- * more (free slots, and emptied slabs left in its arena's first grant).
+ * more (free slots, and emptied slabs left in what was then its arena's
+ * first grant).
  * Below 1 KiB the mix of both paths cost the small-object benchmark
  * (16 B - 1 KiB) half its speed (README).
  *
@@ -63,8 +64,9 @@
  * grow-like workloads' small objects reach 4 KiB, and on the fine path
  * they took those H/M up; 4-10 KiB there, in classes of their own, took
  * the recorded programs' H/M up (sqlite3 1.62 -> 2.06: their objects left
- * the arena's first grant, which jemalloc keeps for good, half used;
- * README, "Placement compared"). */
+ * the arena's first grant, which jemalloc then kept for good, half used;
+ * README, "Placement compared"; not measured again since arenas take
+ * exact grants). */
 #define FINE_GAP_MIN (2 * FINE_MIN)
 #define FINE_GAP_MAX (10 * FINE_MIN)
 /* Classes over (FINE_MIN, FINE_GAP_MIN], 64 B apart. */

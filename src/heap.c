@@ -21,8 +21,7 @@
 #include "ph_assert.h"
 #include "util.h"
 
-/* Regions start on a 2 MiB boundary: huge pages, and the arenas' reserve
- * (arenas.c) at its top. */
+/* Regions start on a 2 MiB boundary: huge pages. */
 #define HEAP_REGION_ALIGN ((size_t)2 << 20)
 /* ring_min's default: this fraction of the region (see the README). */
 #define HEAP_RING_FRACTION 32
@@ -135,36 +134,42 @@ static void heap_close_memory(heap *h) {
   space_close(&h->space);
 }
 
-/* The least the arenas take, checked once the memory is had (a layer that
+/* Whether the heap's arenas take exact grants: all but a bump heap's
+ * (hooks.h). */
+static bool heap_exact_grants(const heap *h) { return !heap_fixed(h) || h->opts.policy != PINHEAP_POLICY_BUMP; }
+
+/* The least the heap works in, checked once the memory is had (a layer that
  * obtains regions on several processes at once keeps them in step up to
- * there): a FIXED heap keeps room for all of them, a DYNAMIC one's cap must
- * hold the first (the others are made while it has room). */
+ * there): 2 MiB, and under the bump policy the first grant of each arena,
+ * all made with the heap. */
 static int heap_check_room(const heap *h, unsigned arenas) {
   size_t limit = heap_fixed(h) ? h->region.size : h->opts.size;
-  unsigned counted = heap_fixed(h) ? arenas : 1;
-  size_t least = arenas_least_size(counted);
+  bool exact = heap_exact_grants(h);
+  size_t least = arenas_least_size(arenas, exact);
   if (!limit || limit >= least) return 0;
+  if (exact) {
+    error_set(ENOMEM, "pinheap_create: a %s of %zu bytes is too small: the least size that works is %zu bytes (%zu MiB)",
+              heap_fixed(h) ? "region" : "cap", limit, least, least >> 20);
+    return -1;
+  }
   error_set(ENOMEM,
-            "pinheap_create: a %s of %zu bytes is too small: %s %u jemalloc arena%s take%s %zu MiB of it for good "
-            "(jemalloc's first grant each; %s) and the heap needs 2 MiB more; the least size that works is "
-            "%zu bytes (%zu MiB)",
-            heap_fixed(h) ? "region" : "cap", limit, heap_fixed(h) ? "its" : "its first", counted,
-            counted > 1 ? "s" : "", counted > 1 ? "" : "s", counted * (ARENAS_BYTES >> 20),
+            "pinheap_create: a region of %zu bytes is too small: under the bump policy its %u jemalloc arena%s "
+            "take%s %zu MiB of it for good (jemalloc's first grant each; %s) and the heap needs 2 MiB more; the "
+            "least size that works is %zu bytes (%zu MiB)",
+            limit, arenas, arenas > 1 ? "s" : "", arenas > 1 ? "" : "s", arenas * (ARENAS_BYTES >> 20),
             h->opts.arenas ? "as many as opts.arenas (PINHEAP_ARENAS) asks"
                            : "one per CPU; opts.arenas (PINHEAP_ARENAS) sets fewer",
             least, least >> 20);
   return -1;
 }
 
-/* One arena now (a FIXED heap with the bump policy: all), the others when
- * threads first need them; a FIXED heap under the other policies keeps
- * their room at the top of its region. */
+/* One arena now (a bump heap: all, each keeping its first grant), the
+ * others when threads first need them. */
 static int heap_open_arenas(heap *h) {
   unsigned max = arenas_wanted(h->opts.arenas);
   if (heap_check_room(h, max) != 0) return -1;
-  bool reserve = heap_fixed(h) && h->opts.policy != PINHEAP_POLICY_BUMP;
-  unsigned now = heap_fixed(h) && !reserve ? max : 1;
-  if (arenas_open(&h->arenas, &h->space.grants, max, now, reserve ? &h->region : NULL) == 0) return 0;
+  bool exact = heap_exact_grants(h);
+  if (arenas_open(&h->arenas, &h->space.grants, max, exact ? 1 : max, exact) == 0) return 0;
   heap_explain(h);
   return -1;
 }
@@ -1339,13 +1344,12 @@ int heap_check(heap *h) {
   walk.broken = 0;
   thread_walk_remote(&h->threads, heap_check_remote, &walk);
   broken += walk.broken;
-  size_t reserved = arenas_reserved(&h->arenas);
   if (h->opts.policy != PINHEAP_POLICY_BUMP &&
-      s.free_bytes + bytes + cached + small_pages * h->page + fine_slabs + reserved != s.capacity) {
+      s.free_bytes + bytes + cached + small_pages * h->page + fine_slabs != s.capacity) {
     fprintf(stderr,
-            "heap: free %zu + large %zu + cached %zu + jemalloc's %zu + fine slabs %zu + kept for arenas %zu bytes "
-            "should equal the region's %zu\n",
-            s.free_bytes, bytes, cached, small_pages * h->page, fine_slabs, reserved, s.capacity);
+            "heap: free %zu + large %zu + cached %zu + jemalloc's %zu + fine slabs %zu bytes should equal the "
+            "region's %zu\n",
+            s.free_bytes, bytes, cached, small_pages * h->page, fine_slabs, s.capacity);
     broken++;
   }
   return broken;

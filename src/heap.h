@@ -21,7 +21,7 @@
  * objects out of jemalloc (live, or on a cache's stacks or FIFO); every
  * byte of the regions (chunks) is free in the manager, in a large block, in
  * a thread's extent cache, in an extent jemalloc holds (tagged small or
- * RETURNED), in a fine slab, or kept for an arena not made yet, exactly once.
+ * RETURNED), or in a fine slab, exactly once.
  *
  * Fork sections (fork.h): code that takes an inner lock (extent manager,
  * page map, grants, growth, direct blocks) or changes what the invariant

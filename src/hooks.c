@@ -70,19 +70,14 @@ static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_
   hooks_shared *s = ha->shared;
   bool pristine = false;
   void *p;
-  if (!new_addr && size <= ha->reserve_left && !(ha->reserve & (alignment - 1))) {
-    p = (void *)ha->reserve;
-    pristine = ha->reserve_pristine;
-    ha->reserve += size;
-    ha->reserve_left -= size;
-  } else if (new_addr)
+  if (new_addr)
     p = em_alloc_at(s->em, new_addr, size, &pristine) ? new_addr : NULL;
   else
     p = hooks_take(s, size, alignment, &pristine);
   if (!p) return NULL;
-  /* The first grant comes while the arena is made, before any other thread
-   * can use it. */
-  if (!ha->first_size) {
+  /* Without exact grants, the first comes while the arena is made, before
+   * any other thread can use it. */
+  if (!ha->exact && !ha->first_size) {
     ha->first = (uintptr_t)p;
     ha->first_size = size;
   }
@@ -190,8 +185,13 @@ static bool hooks_base_unmap(hooks_shared *s, void *addr, size_t size) {
 static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t alignment, bool *zero, bool *commit,
                          unsigned arena_ind) {
   (void)arena_ind;
-  hooks_shared *s = ((hooks_arena *)h)->shared;
+  hooks_arena *ha = (hooks_arena *)h;
+  hooks_shared *s = ha->shared;
   PH_ASSERT(size > 0 && size % s->em->page == 0 && util_is_pow2(alignment));
+  /* jemalloc's growth of retained memory (the one request with *commit
+   * false: extent_grow_retained): refused, so that it asks for the exact
+   * extent (hooks.h). */
+  if (ha->exact && !new_addr && !*commit) return NULL;
   if (!gate_try(s->gate)) return NULL;
   void *p;
   bool base = hooks_is_base(new_addr, size, alignment, *zero, *commit);
@@ -199,7 +199,7 @@ static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t 
   if (base)
     p = hooks_base_map(s, size, alignment);
   else
-    p = hooks_grant_new((hooks_arena *)h, new_addr, size, alignment, zero, commit);
+    p = hooks_grant_new(ha, new_addr, size, alignment, zero, commit);
   gate_leave(s->gate);
   return p;
 }
@@ -313,25 +313,15 @@ static const extent_hooks_t hooks_managed = {
     .merge = hooks_merge,
 };
 
-/* Gives back to the manager what is left of the arena's reserve. */
-static void hooks_reserve_return(hooks_arena *ha) {
-  if (ha->reserve_left) em_free(ha->shared->em, (void *)ha->reserve, ha->reserve_left);
-  ha->reserve_left = 0;
-}
-
-int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, void *reserve, size_t reserve_bytes,
-                       bool reserve_pristine) {
+int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, bool exact) {
   memset(ha, 0, sizeof *ha);
   ha->shared = shared;
   ha->hooks = hooks_managed;
-  ha->reserve = (uintptr_t)reserve;
-  ha->reserve_left = reserve_bytes;
-  ha->reserve_pristine = reserve_pristine;
+  ha->exact = exact;
   size_t sz = sizeof ha->index;
   extent_hooks_t *hp = &ha->hooks;
   int err = mallctl("arenas.create", &ha->index, &sz, &hp, sizeof hp);
   if (err) {
-    hooks_reserve_return(ha);
     error_set(err == EAGAIN ? ENOMEM : err, "cannot create a jemalloc arena: arenas.create: %s", strerror(err));
     return -1;
   }
@@ -341,22 +331,20 @@ int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, void *reserve, siz
       (err = hooks_arena_set(ha->index, "muzzy_decay_ms", &muzzy, sizeof muzzy)) ||
       (err = hooks_arena_set(ha->index, "retain_grow_limit", &limit, sizeof limit))) {
     hooks_arena_destroy(ha);
-    hooks_reserve_return(ha);
     error_set(ENOMEM, "cannot configure jemalloc arena %u: %s", ha->index, strerror(err));
     return -1;
   }
-  /* jemalloc's first grow is 2 MiB whatever the limit, and it keeps the
-   * rest of that grant for good: take it now, from the reserve at the top,
-   * rather than later in the middle of the region. */
+  if (exact) return 0;
+  /* jemalloc's first grow is 2 MiB whatever the limit, and this arena
+   * keeps that grant for good: take it now, where the heap stands at its
+   * creation, rather than later in the middle of the region. */
   void *warm = mallocx(1, (int)(MALLOCX_ARENA(ha->index) | MALLOCX_TCACHE_NONE));
   if (!warm) {
     hooks_arena_destroy(ha);
-    hooks_reserve_return(ha);
     error_set(ENOMEM, "cannot start jemalloc arena %u: the region is too small for it", ha->index);
     return -1;
   }
   dallocx(warm, MALLOCX_TCACHE_NONE);
-  hooks_reserve_return(ha);
   return 0;
 }
 

@@ -10,11 +10,19 @@
  * fork is being prepared, alloc fails and dalloc refuses (the heap's gate,
  * fork.h); split and merge take no lock and never wait.
  *
- * An arena's first grant is its own for good: jemalloc's first grow is
- * 2 MiB whatever the retain grow limit, and dalloc refuses every extent
- * inside it, so that jemalloc keeps it as retained memory and carves this
- * arena's later extents from it, rather than leave freed pieces RETURNED
- * (below), unusable by anyone while some other piece of it lives.
+ * Exact grants: with opt.retain (the default on 64-bit Linux, and
+ * process-wide) jemalloc grows an arena by blocks of its page size classes
+ * (its first 2 MiB whatever the retain grow limit), carves the extent it
+ * needs from one and keeps the rest as the arena's retained memory, of use
+ * to no other arena or block. An arena with exact grants (every one but a
+ * bump heap's) refuses that growth, the one request jemalloc makes with
+ * *commit false; jemalloc then asks for exactly the extent it needs
+ * (extent_alloc_wrapper), so every grant is an extent jemalloc uses, and
+ * one it frees whole goes back to the manager for anyone. An arena without
+ * them (the bump policy, which models hooks that never take memory back)
+ * takes its first grant while it is made, and keeps it for good: dalloc
+ * refuses every extent inside it, so that jemalloc keeps it as retained
+ * memory and carves this arena's later extents from it.
  *
  * A grant goes back to the manager whole, at once when jemalloc gives it back
  * whole, and otherwise when its last piece comes back. jemalloc with
@@ -111,29 +119,20 @@ typedef struct hooks_arena {
   extent_hooks_t hooks;
   hooks_shared *shared;
   unsigned index; /* jemalloc's arena index */
-  /* FIXED: a piece of the region taken from the manager for this arena
-   * beforehand, from which its first extents come (its first grant), so
-   * that they sit where the heap placed the piece. */
-  uintptr_t reserve;
-  size_t reserve_left;
-  bool reserve_pristine; /* never handed out: reads as zero */
-  /* The arena's first grant (jemalloc's first grow, 2 MiB), set while the
-   * arena is made: dalloc refuses the extents inside it, which jemalloc
-   * then keeps as retained and reuses for this arena. */
+  bool exact; /* jemalloc's growth refused: every grant exact (above) */
+  /* Without exact grants: the arena's first grant, taken while the arena
+   * is made; dalloc refuses the extents inside it, which jemalloc then
+   * keeps as retained and reuses for this arena. */
   uintptr_t first;
   size_t first_size;
 } hooks_arena;
 
-/* Creates an arena that takes its extents from shared's manager.
+/* Creates an arena that takes its extents from shared's manager, with
+ * exact grants or (!exact) its first grant taken now and kept (above).
  * Precondition, for the arena's life: nothing asks it for an alignment of
  * 2 MiB or more (the heap sends it none above a page): such a request could
- * pass for a base block (hooks.c).
- * reserve_bytes at reserve, taken from the manager already (0: none), serve
- * its first extents while they fit; what is left of them goes back to the
- * manager before it returns. 0, or -1 with the error set (the reserve given
- * back). */
-int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, void *reserve, size_t reserve_bytes,
-                       bool reserve_pristine);
+ * pass for a base block (hooks.c). 0, or -1 with the error set. */
+int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, bool exact);
 /* Destroys the arena; every tcache that may hold its objects must be gone. */
 void hooks_arena_destroy(hooks_arena *ha);
 /* Hands the arena's unused dirty and muzzy extents back. */

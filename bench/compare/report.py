@@ -10,8 +10,8 @@ CAP = 8.0  # H/M plotted up to this
 # Why pinheap loses, by kind of figure: what the design does there and what would close it.
 WHY = {
     "frag": "pinheap places small blocks in jemalloc's size classes (class rounding) or in page-rounded "
-            "extents, and keeps 2 MiB of the region per arena for the arena's first slabs (its metadata lies "
-            "outside), a fixed cost that weighs on small traces (the server-like traces here peak at 17 MiB); "
+            "extents, and its slabs, taken one by one, sit among the medium blocks (its metadata lies "
+            "outside the region); "
             "on the PGAS-like traces best fit scatters the huge arrays: the "
             "ring policy (pinheap-ring) lowers them but is not the default, because it has not been measured on "
             "recorded programs (what would close it: a finer-spaced path for 2 - 14 KiB objects, an array "

@@ -1,8 +1,8 @@
 /*
  * No allocator metadata in the heap's memory (FIXED, DYNAMIC, SIMPLE):
  * jemalloc's metadata for an arena comes from ordinary memory, so that
- * - making an arena takes of the heap's memory its first grant alone
- *   (2 MiB), and a walk finds no extent of jemalloc's metadata;
+ * - making an arena takes nothing of the heap's memory, and a walk finds
+ *   no extent of jemalloc's metadata;
  * - after every byte of the heap's memory that holds no live block is
  *   overwritten (free extents, held extents, free slots of slabs, the ends
  *   of large blocks), as a stray remote write could, the heap still works:
@@ -30,7 +30,8 @@
 #include "seed.h"
 
 #define MiB ((size_t)1 << 20)
-#define FIRST_GRANT (2 * MiB)
+/* The longest slab of jemalloc's small classes (4 KiB pages). */
+#define SLAB_MAX (64 * 1024)
 #define NBLOCKS 6000
 
 static pinheap *make(pinheap_mode mode, unsigned arenas) {
@@ -96,22 +97,23 @@ static void second_arena(pinheap *h) {
   assert_int_equal(made, 2);
 }
 
-/* What creating a heap and its arenas takes of the heap's memory: the
- * arenas' first grants, 2 MiB each, and no metadata. */
+/* What creating a heap and its arenas takes of the heap's memory: nothing
+ * (their grants are exact: an arena takes only the slabs it uses), and no
+ * metadata; two arenas that each served one 100 B object, its slab. */
 static void test_creation_cost(void **state) {
   (void)state;
-  /* FIXED keeps the room of every arena at the top from the start. */
   pinheap *h = make(PINHEAP_FIXED, 2);
   size_t at_create = in_use(h);
   walk(h);
   print_message("FIXED, 2 arenas: %zu bytes in use after create, %zu of jemalloc metadata\n", at_create,
                 metadata_bytes());
   assert_int_equal(metadata_bytes(), 0);
-  assert_true(at_create <= 2 * FIRST_GRANT);
+  assert_int_equal(at_create, 0);
   second_arena(h);
   walk(h);
+  print_message("FIXED, 2 arenas used: %zu bytes in use\n", in_use(h));
   assert_int_equal(metadata_bytes(), 0);
-  assert_true(in_use(h) <= 2 * FIRST_GRANT);
+  assert_true(in_use(h) <= 2 * SLAB_MAX);
   pinheap_destroy(h);
   static const pinheap_mode growing[] = {PINHEAP_DYNAMIC, PINHEAP_SIMPLE};
   for (size_t i = 0; i < 2; i++) {
@@ -124,8 +126,8 @@ static void test_creation_cost(void **state) {
     print_message("%s: %zu bytes in use after create, %zu with 2 arenas, %zu of jemalloc metadata\n",
                   mode == PINHEAP_DYNAMIC ? "DYNAMIC" : "SIMPLE", at_create, two, metadata_bytes());
     assert_int_equal(metadata_bytes(), 0);
-    assert_true(at_create <= FIRST_GRANT);
-    assert_true(two <= 2 * FIRST_GRANT);
+    assert_int_equal(at_create, 0);
+    assert_true(two <= 2 * SLAB_MAX);
     pinheap_destroy(h);
   }
 }

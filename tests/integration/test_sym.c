@@ -46,8 +46,8 @@
 
 static uint64_t test_seed;
 
-/* A FIXED heap with room for a symmetric block of sym_size bytes: its
- * one arena takes 2 MiB at the top of the region. */
+/* A FIXED heap with room for a symmetric block of sym_size bytes and
+ * 16 MiB more. */
 static pinheap *heap_for(size_t sym_size) {
   pinheap_options o;
   pinheap_options_init(&o);
@@ -516,7 +516,7 @@ static void test_one_rank_fails(void **state) {
   fake_run(2, one_fails_body, NULL);
   const create_case cases[] = {
       {{16 * MiB, 16 * MiB}, {0, 0}, {64 * MiB, 64 * MiB}, 0, ""},
-      {{16 * MiB, 16 * MiB}, {0, 0}, {64 * MiB, 16 * MiB}, ENOMEM, "pinheap_sym_create(16777216)"},
+      {{16 * MiB, 16 * MiB}, {0, 0}, {64 * MiB, 14 * MiB}, ENOMEM, "pinheap_sym_create(16777216)"},
       {{16 * MiB, 32 * MiB}, {0, 0}, {64 * MiB, 64 * MiB}, EINVAL, "disagree"},
       {{16 * MiB, 16 * MiB}, {0, PINHEAP_SYM_NOSYNC}, {64 * MiB, 64 * MiB}, EINVAL, "disagree"},
       {{0, 16 * MiB}, {0, 0}, {64 * MiB, 64 * MiB}, EINVAL, "pinheap_sym_create"},
@@ -979,7 +979,7 @@ static size_t online_arenas(void) {
 
 /* pinheap_sym_create(n) in a FIXED heap of size bytes and arenas arenas
  * (0: the default): 0, or the errno (ENOMEM also when the heap is too
- * small for its arenas and 2 MiB more, and cannot be made). */
+ * small to be made: below 2 MiB). */
 static int sym_fits(size_t size, unsigned arenas, size_t n) {
   pinheap_options o;
   pinheap_options_init(&o);
@@ -1005,12 +1005,13 @@ static int sym_fits(size_t size, unsigned arenas, size_t n) {
 
 static void test_heap_size_for_a_block(void **state) {
   (void)state;
-  /* The extent manager's exact fit, through the public API: with 2 arenas a
-   * 128 MiB heap's free extent is exactly 124 MiB, and 2 MiB-aligned. */
+  /* The extent manager's exact fit, through the public API: with 2 arenas
+   * (which take none of it) a 124 MiB heap's free extent is all of it, and
+   * 2 MiB-aligned. */
   pinheap_options o;
   pinheap_options_init(&o);
   o.mode = PINHEAP_FIXED;
-  o.size = 128 * MiB;
+  o.size = 124 * MiB;
   o.arenas = 2;
   pinheap *heap = pinheap_create(&o);
   assert_non_null(heap);
@@ -1027,7 +1028,8 @@ static void test_heap_size_for_a_block(void **state) {
   pinheap_destroy(heap);
 
   /* PINHEAP_SYM_HEAP_SIZE holds the block exactly, for the default arenas
-   * and others; for a multiple of 2 MiB one page less does not. */
+   * and others (which take none of the region); for a multiple of 2 MiB one
+   * page less does not. */
   static const size_t sizes[] = {1, 4096, 2 * MiB, 3 * MiB + 1, 120 * MiB, 120 * MiB + 4096};
   static const unsigned arenas[] = {0, 1, 3};
   for (size_t a = 0; a < sizeof arenas / sizeof *arenas; a++) {

@@ -9,8 +9,8 @@
  *    process's address space; the others ask 64 MiB), through the wrapper
  *    and through pinheap_create: ENOMEM on every rank, each message naming
  *    the rank that could not map, nothing left mapped.
- * 3. A heap that fails after its region was obtained (2 MiB: no room for an
- *    arena): ENOMEM on every rank, the others' heaps destroyed, no window.
+ * 3. A heap that fails after its region was obtained (2 MiB under the bump
+ *    policy: no room for its two arenas' first grants): ENOMEM on every rank, the others' heaps destroyed, no window.
  * 4. A heap that fails before it obtains (jemalloc's page size query fails,
  *    injected): its own error there, ENOMEM naming it on the others, whose
  *    min_size retries fail at once.
@@ -175,8 +175,13 @@ static void failed_after_obtain(pinheap_mpi *pm, bool last) {
   size_t before_vm = vm("VmSize");
   pinheap_mpi_stats before = mt_stats(pm);
   errno = 0;
-  MT_CHECK(!mt_heap(pm, PINHEAP_FIXED, last ? 2 * MiB : 64 * MiB, 0, 0) && errno == ENOMEM,
-           "a heap without room for its arena on the last rank");
+  /* Under the bump policy each of two arenas keeps a first grant of 2 MiB:
+   * a 2 MiB region has no room for them (under the others it would do). */
+  pinheap_options o = mt_options(PINHEAP_FIXED, last ? 2 * MiB : 64 * MiB, 0, 0);
+  o.policy = PINHEAP_POLICY_BUMP;
+  o.arenas = 2;
+  MT_CHECK(!pinheap_mpi_heap_create(pm, &o) && errno == ENOMEM,
+           "a bump heap without room for its arenas on the last rank");
   const char *msg = pinheap_last_error();
   if (last)
     MT_CHECK(strstr(msg, "arena"), "its own reason: %s", msg);

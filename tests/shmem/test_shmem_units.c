@@ -41,7 +41,8 @@ static void test_default_block(void **state) {
       {"256M", 240 * MiB, 64 * MiB},
       {"64M", 60 * MiB, 16 * MiB},
       {"1g", 960 * MiB, 256 * MiB},
-      {"12M", 8 * MiB, 4 * MiB}, /* a quarter is below the least block */
+      {"12M", 8 * MiB, 3 * MiB},     /* down to a quarter */
+      {"6M", 2 * MiB, 2 * MiB},      /* a quarter is below the least block */
       {"100M", 92 * MiB, 25 * MiB}, /* 100 - 6.25, down to 2 MiB */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -85,9 +86,9 @@ static void test_refusals(void **state) {
     const char *var, *value, *phrase;
   } cases[] = {
       {"PINHEAP_SHMEM_SIZE", "1.5x", "PINHEAP_SHMEM_SIZE=\"1.5x\""},
-      {"PINHEAP_SHMEM_SIZE", "3m", "below the"},
+      {"PINHEAP_SHMEM_SIZE", "1m", "below the"},
       {"SHMEM_SYMMETRIC_HEAP_SIZE", "lots", "set PINHEAP_SHMEM_SIZE"},
-      {"SHMEM_SYMMETRIC_HEAP_SIZE", "7M", "leaves no block"},
+      {"SHMEM_SYMMETRIC_HEAP_SIZE", "5M", "leaves no block"},
       {"PINHEAP_DEBUG", "loud", "PINHEAP_DEBUG=\"loud\""},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -108,13 +109,14 @@ static void test_refusals(void **state) {
 
 static void test_sym_size(void **state) {
   (void)state;
-  assert_int_equal(shconfig_least_block(), 4 * MiB);
-  assert_int_equal(shconfig_sym_size(3 * MiB), 0);
-  assert_int_equal(shconfig_sym_size(4 * MiB), 2 * MiB);
-  assert_int_equal(shconfig_sym_size(60 * MiB), 58 * MiB);
-  assert_int_equal(shconfig_sym_size(61 * MiB), 58 * MiB);
+  /* The arena takes none of the block: all of it for objects, in 2 MiB. */
+  assert_int_equal(shconfig_least_block(), 2 * MiB);
+  assert_int_equal(shconfig_sym_size(1 * MiB), 0);
+  assert_int_equal(shconfig_sym_size(2 * MiB), 2 * MiB);
+  assert_int_equal(shconfig_sym_size(60 * MiB), 60 * MiB);
+  assert_int_equal(shconfig_sym_size(61 * MiB), 60 * MiB);
   /* What the symmetric heap's header says the block must hold. */
-  for (size_t b = 4 * MiB; b < 80 * MiB; b += 4096 * 37)
+  for (size_t b = 2 * MiB; b < 80 * MiB; b += 4096 * 37)
     assert_true(PINHEAP_SYM_HEAP_SIZE(shconfig_sym_size(b), 1) <= b);
 }
 

@@ -3,8 +3,10 @@
  * and a page map made here, without a heap. Every extent an arena takes
  * comes from the manager and is tagged small while jemalloc holds it, and
  * recorded as a grant; jemalloc's metadata comes from mmap, outside the
- * region; an arena's reserve serves its first extents and the rest goes back;
- * the arena keeps its first grant and reuses what it frees of it; a closed gate makes the alloc hook fail; hooks_take grows
+ * region; an arena with exact grants takes nothing when it is made and
+ * exactly the extents it uses, all back once freed and purged; one without
+ * keeps its first grant and reuses what it frees of it; a closed gate makes
+ * the alloc hook fail; hooks_take grows
  * the manager through the callback once when it has no room (the way up
  * is a callback, never a call); destroying the arena gives everything back;
  * hooks_shared_check after each step.
@@ -87,8 +89,8 @@ static void test_arena(void **state) {
   (void)state;
   fixture *f = open_fixture(REGION);
   hooks_arena ha;
-  assert_int_equal(hooks_arena_create(&ha, &f->shared, NULL, 0, false), 0);
-  assert_true(f->shared.grants.count > 0);
+  assert_int_equal(hooks_arena_create(&ha, &f->shared, true), 0);
+  assert_int_equal(f->shared.grants.count, 0); /* exact grants: nothing taken until asked */
   assert_int_equal(hooks_shared_check(&f->shared), 0);
   /* Small and large objects lie in the region, on pages tagged small,
    * inside a grant. */
@@ -148,31 +150,6 @@ static int grant_span(tree_node *n, void *arg) {
   return 0;
 }
 
-/* The reserve serves the arena's first extent (jemalloc's first grant, at
- * its start); what is left of it goes back to the manager. */
-static void test_reserve(void **state) {
-  (void)state;
-  fixture *f = open_fixture(REGION);
-  bool pristine;
-  size_t reserve_bytes = 8 * MiB;
-  char *reserve = em_alloc(&f->em, reserve_bytes, 2 * MiB, &pristine);
-  assert_non_null(reserve);
-  hooks_arena ha;
-  assert_int_equal(hooks_arena_create(&ha, &f->shared, reserve, reserve_bytes, pristine), 0);
-  hooks_grant g;
-  uintptr_t next;
-  assert_true(hooks_grant_at(&f->shared, (uintptr_t)reserve, &g, &next));
-  span s = {.lo = UINTPTR_MAX};
-  tree_walk(&f->shared.grants, grant_span, &s);
-  assert_true(s.lo >= (uintptr_t)reserve && s.hi <= (uintptr_t)reserve + reserve_bytes);
-  assert_true(s.bytes > 0 && s.bytes < reserve_bytes);
-  assert_int_equal(free_bytes(f), REGION - s.bytes);
-  assert_int_equal(hooks_shared_check(&f->shared), 0);
-  hooks_arena_destroy(&ha);
-  assert_int_equal(free_bytes(f), REGION);
-  close_fixture(f);
-}
-
 /* Pages of grants that wait RETURNED, summed into *arg. */
 static int count_returned(tree_node *n, void *arg) {
   *(size_t *)arg += PH_CONTAINER_OF(n, hooks_grant, by_addr)->returned;
@@ -181,7 +158,59 @@ static int count_returned(tree_node *n, void *arg) {
 
 static size_t in_use(fixture *f) { return REGION - free_bytes(f); }
 
-/* The arena's first grant (2 MiB) stays its own: slabs freed in it while
+/* Exact grants: jemalloc's growth of retained memory is refused, so that
+ * it asks for each extent exactly: making the arena takes nothing of the
+ * region, an object of each small class takes that class's slab alone
+ * (jemalloc's slabs are at most a few pages), a 3 MiB object an extent of
+ * 3 MiB and a page at most (not jemalloc's 3.5 MiB size class), and once
+ * freed and purged every extent is back in the manager for anyone: no
+ * grant is left, no page RETURNED. */
+static void test_exact_grants(void **state) {
+  (void)state;
+  fixture *f = open_fixture(REGION);
+  hooks_arena ha;
+  assert_int_equal(hooks_arena_create(&ha, &f->shared, true), 0);
+  print_message("made: %zu bytes of the region in use, %zu grants\n", in_use(f), f->shared.grants.count);
+  assert_int_equal(in_use(f), 0);
+  void *small[3];
+  size_t sizes[3] = {16, 1024, 8192};
+  for (int i = 0; i < 3; i++) {
+    small[i] = mallocx(sizes[i], flags(&ha));
+    assert_non_null(small[i]);
+    hooks_grant g;
+    uintptr_t next;
+    assert_true(hooks_grant_at(&f->shared, (uintptr_t)small[i], &g, &next));
+    print_message("%zu B: its grant is %zu bytes\n", sizes[i], g.size);
+    assert_true(g.size <= 16 * PAGE);
+  }
+  span s = {.lo = UINTPTR_MAX};
+  tree_walk(&f->shared.grants, grant_span, &s);
+  assert_int_equal(s.bytes, in_use(f));
+  assert_true(in_use(f) <= 3 * 16 * PAGE);
+  void *big = mallocx(3 * MiB, flags(&ha));
+  assert_non_null(big);
+  hooks_grant g;
+  uintptr_t next;
+  assert_true(hooks_grant_at(&f->shared, (uintptr_t)big, &g, &next));
+  print_message("3 MiB: its grant is %zu bytes\n", g.size);
+  assert_true(g.size >= 3 * MiB && g.size <= 3 * MiB + PAGE);
+  assert_int_equal(hooks_shared_check(&f->shared), 0);
+  dallocx(big, MALLOCX_TCACHE_NONE);
+  for (int i = 0; i < 3; i++) dallocx(small[i], MALLOCX_TCACHE_NONE);
+  hooks_arena_purge(&ha);
+  size_t returned = 0;
+  tree_walk(&f->shared.grants, count_returned, &returned);
+  print_message("freed and purged: %zu bytes in use, %zu grants, %zu bytes returned\n", in_use(f),
+                f->shared.grants.count, returned);
+  assert_int_equal(in_use(f), 0);
+  assert_int_equal(f->shared.grants.count, 0);
+  assert_int_equal(hooks_shared_check(&f->shared), 0);
+  hooks_arena_destroy(&ha);
+  assert_int_equal(free_bytes(f), REGION);
+  close_fixture(f);
+}
+
+/* Without exact grants (a bump heap's arenas), the arena's first grant (2 MiB) stays its own: slabs freed in it while
  * others there live are kept by jemalloc as retained and reused, not left
  * RETURNED. Twice 4 MiB of 1 KiB objects, all but one in 256 freed between
  * the rounds: the second round takes no more of the region than the first
@@ -191,7 +220,7 @@ static void test_first_grant_reused(void **state) {
   (void)state;
   fixture *f = open_fixture(REGION);
   hooks_arena ha;
-  assert_int_equal(hooks_arena_create(&ha, &f->shared, NULL, 0, false), 0);
+  assert_int_equal(hooks_arena_create(&ha, &f->shared, false), 0);
   assert_int_equal(in_use(f), 2 * MiB);
   enum { N = 4096, KEEP_EVERY = 256 };
   static void *p[N];
@@ -219,15 +248,14 @@ static void test_first_grant_reused(void **state) {
 }
 
 /* jemalloc's metadata (its base blocks) comes from mmap, outside the
- * region: a new arena takes of the region its first grant alone (2 MiB),
- * however many objects it then serves; destroying it unmaps its base
- * blocks. */
+ * region: a new arena takes nothing of the region, its objects' slabs
+ * alone; destroying it unmaps its base blocks. */
 static void test_bases(void **state) {
   (void)state;
   fixture *f = open_fixture(REGION);
   hooks_arena ha;
-  assert_int_equal(hooks_arena_create(&ha, &f->shared, NULL, 0, false), 0);
-  assert_int_equal(REGION - free_bytes(f), 2 * MiB);
+  assert_int_equal(hooks_arena_create(&ha, &f->shared, true), 0);
+  assert_int_equal(in_use(f), 0);
   assert_true(hooks_base_bytes(&f->shared) >= 2 * MiB);
   span b = {.lo = UINTPTR_MAX};
   tree_walk(&f->shared.bases, grant_span, &b);
@@ -260,7 +288,7 @@ static void test_gate(void **state) {
   (void)state;
   fixture *f = open_fixture(REGION);
   hooks_arena ha;
-  assert_int_equal(hooks_arena_create(&ha, &f->shared, NULL, 0, false), 0);
+  assert_int_equal(hooks_arena_create(&ha, &f->shared, true), 0);
   size_t grants = f->shared.grants.count;
   gate_close(&f->gate);
   assert_null(mallocx(8 * MiB, flags(&ha)));
@@ -314,7 +342,7 @@ static void test_grow(void **state) {
   em_free(&f->em, q, PAGE);
   /* An arena over a manager that only grows: its extents come through it. */
   hooks_arena ha;
-  assert_int_equal(hooks_arena_create(&ha, &f->shared, NULL, 0, false), 0);
+  assert_int_equal(hooks_arena_create(&ha, &f->shared, true), 0);
   void *big = mallocx(16 * MiB, flags(&ha));
   assert_non_null(big);
   assert_true(g.calls > 2);
@@ -327,7 +355,7 @@ static void test_grow(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_arena),
-      cmocka_unit_test(test_reserve),
+      cmocka_unit_test(test_exact_grants),
       cmocka_unit_test(test_first_grant_reused),
       cmocka_unit_test(test_bases),
       cmocka_unit_test(test_gate),
