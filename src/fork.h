@@ -19,9 +19,14 @@
  *   1. takes the heap's arenas' lock, its reclaim lock and its thread
  *      registry's lock (the outer locks: no arena made, no flush of the
  *      caches, no thread exit, no new cache);
- *   2. steals every thread cache (thread.h) and waits until no thread is
- *      inside one. The heap does every change that spans its extent
- *      manager, page map, grants, counters and caches inside a "section":
+ *   2. steals every thread cache (thread.h), waits until no thread is
+ *      inside one, and flushes the caches' jemalloc tcaches (tcache.flush
+ *      destroys them; they are made again on next use): jemalloc's child
+ *      handler unlists every tcache but the forking thread's own, and one
+ *      made by tcache.create that crossed the fork alive could not be
+ *      destroyed in the child without corrupting its arena's list. The
+ *      heap does every change that spans its extent manager, page map,
+ *      grants, counters and caches inside a "section":
  *      with the thread's cache held busy, or, for a thread without a cache
  *      and for lookups, stats and checks, inside the heap's gate;
  *   3. closes the gate (gate.h) and waits until no thread is inside it:

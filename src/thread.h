@@ -394,10 +394,12 @@ unsigned thread_refill(thread_cache *tc, unsigned b, void **out);
 void thread_flush_all(thread_registry *reg);
 
 /* fork(2) (fork.h): prepare takes the registry's lock and steals every
- * cache, so that no thread is inside one when the process is copied; parent
- * hands them back and unlocks. child, in the child, gives back the caches
- * of the threads that did not survive the fork (every one but the calling
- * thread's), whose contents the steal left consistent, and unlocks. */
+ * cache, so that no thread is inside one when the process is copied, and
+ * flushes (destroys) the caches' jemalloc tcaches, which jemalloc would no
+ * longer list in the child (thread.c); parent hands them back and unlocks.
+ * child, in the child, gives back the caches of the threads that did not
+ * survive the fork (every one but the calling thread's), whose contents the
+ * steal left consistent, and unlocks. */
 void thread_fork_prepare(thread_registry *reg);
 void thread_fork_parent(thread_registry *reg);
 void thread_fork_child(thread_registry *reg);
