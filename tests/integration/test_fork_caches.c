@@ -12,7 +12,7 @@
  * allocates, checks the heap and exits 0. A child that does not finish
  * within CHILD_SECONDS is killed and counted as hung.
  *
- *   test_fork_caches [seed] [forks]   (seed 0: from the clock; 15 forks by default)
+ *   test_fork_caches [seed] [forks]   (seed 0: from the clock; 6 forks by default)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -76,7 +76,7 @@ static _Noreturn void child(void) {
 
 int main(int argc, char **argv) {
   seed = seed_init(argc, argv, "test_fork_caches");
-  int forks = argc > 2 ? atoi(argv[2]) : 15;
+  int forks = argc > 2 ? atoi(argv[2]) : 6;
   pinheap_options o;
   pinheap_options_init(&o);
   o.mode = PINHEAP_FIXED;
