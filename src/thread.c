@@ -56,8 +56,7 @@ void thread_link_broken(const thread_registry *reg, const void *p, const void *n
               next, mark == reg->free_mark ? "no object of its size of that arena" : "not followed");
 }
 
-/* Hands the list p (bin b, of slot owner) to jemalloc with flags, each
- * link checked before it is followed. */
+/* Hands the list p (bin b, of slot owner) to jemalloc with flags, each link checked before it is followed. */
 static void thread_list_give(thread_registry *reg, void *p, unsigned b, unsigned owner, int flags) {
   while (p) {
     void *next = thread_link_next(reg, p, b, owner);
@@ -382,17 +381,7 @@ void thread_flush_all(thread_registry *reg) {
 void thread_fork_prepare(thread_registry *reg) {
   pthread_mutex_lock(&reg->lock);
   thread_steal_all(reg, NULL);
-  /* No jemalloc tcache of the caches may cross the fork alive. jemalloc's
-   * child handler (arena_postfork_child) empties every arena's lists of
-   * tcaches but for the forking thread's own automatic one, while each
-   * tcache made by tcache.create still believes itself listed: destroying
-   * or flushing it in the child unlinks it from a list it is no longer on,
-   * which rewrites the links of the listed tcache and leaves freed tcaches
-   * on the arena's list, where the stats (the "epoch" mallctl) read them.
-   * tcache.flush destroys the tcache and leaves the number to be made
-   * again, linked afresh, on its next use; none comes before the parent's
-   * or the child's handler, the caches being stolen. The gate is open yet:
-   * the flush may call the hooks. */
+  /* No jemalloc tcache of theirs may cross the fork alive (thread.h). */
   for (thread_cache *tc = reg->head; tc; tc = tc->next) thread_tcaches(tc, "tcache.flush");
 }
 

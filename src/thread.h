@@ -395,11 +395,20 @@ void thread_flush_all(thread_registry *reg);
 
 /* fork(2) (fork.h): prepare takes the registry's lock and steals every
  * cache, so that no thread is inside one when the process is copied, and
- * flushes (destroys) the caches' jemalloc tcaches, which jemalloc would no
- * longer list in the child (thread.c); parent hands them back and unlocks.
- * child, in the child, gives back the caches of the threads that did not
- * survive the fork (every one but the calling thread's), whose contents the
- * steal left consistent, and unlocks. */
+ * flushes the caches' jemalloc tcaches: jemalloc's child handler
+ * (arena_postfork_child) empties every arena's lists of tcaches but for the
+ * forking thread's own automatic one, while each tcache made by
+ * tcache.create still believes itself listed, and destroying it in the
+ * child would unlink it from a list it is no longer on, rewriting the
+ * listed tcache's links and leaving freed tcaches on the arena's list,
+ * where the stats (the "epoch" mallctl) read them. tcache.flush destroys
+ * the tcache while it is listed, and it is made again, linked afresh, on
+ * its next use (none comes before the parent's or the child's handler, the
+ * caches being stolen); the gate is still open, for the flush may call the
+ * hooks. parent hands the caches back and unlocks. child, in the child,
+ * gives back the caches of the threads that did not survive the fork
+ * (every one but the calling thread's), whose contents the steal left
+ * consistent, and unlocks. */
 void thread_fork_prepare(thread_registry *reg);
 void thread_fork_parent(thread_registry *reg);
 void thread_fork_child(thread_registry *reg);
