@@ -46,9 +46,10 @@
  * comes back without the manager's lock and the grants' bookkeeping; every
  * reclaim purges them (hooks_arena_purge: pinheap_trim, and before any
  * ENOMEM), so they are never why an allocation fails. Muzzy decay is 0 and
- * purge refuses: jemalloc never madvises a registered page. A retain grow
- * limit of one page makes jemalloc ask the manager for what it needs instead
- * of ever larger blocks it would keep to itself.
+ * purge refuses: jemalloc never madvises a registered page. Without exact
+ * grants, a retain grow limit of one page makes jemalloc ask the manager
+ * for what it needs after its first grant, instead of ever larger blocks it
+ * would keep to itself.
  *
  * Thread-safe: jemalloc calls hooks from any thread; the manager and the
  * page map are thread-safe.
