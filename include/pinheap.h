@@ -252,9 +252,10 @@ void pinheap_options_init(pinheap_options *opts);
 
 /* Returns a new heap, or NULL with errno EINVAL (bad options), ENOMEM (the
  * region or metadata could not be had, or a FIXED region or DYNAMIC cap is
- * smaller than its arenas' 2 MiB each and 2 MiB more: the message gives the
- * least size that works), EBUSY (FIXED: the provider serves no other region
- * now), ENOSYS (the jemalloc found does not fit). */
+ * smaller than 2 MiB, under the bump policy than 2 MiB per arena and 2 MiB
+ * more: the message gives the least size that works), EBUSY (FIXED: the
+ * provider serves no other region now), ENOSYS (the jemalloc found does not
+ * fit). */
 pinheap *pinheap_create(const pinheap_options *opts);
 
 /* The checks of *opts that pinheap_create makes before it takes anything:
