@@ -367,23 +367,22 @@ static void thread_unsteal_all(thread_registry *reg) {
   for (thread_cache *tc = reg->head; tc; tc = tc->next) atomic_store_explicit(&tc->stolen, 0, memory_order_release);
 }
 
-void thread_flush_all(thread_registry *reg) {
+/* Takes the lock and steals every cache; drain: empties them and the inbound lists (none is entered, so none
+ * pushes nor takes meanwhile). Then flushes their jemalloc tcaches: none may cross a fork alive (thread.h). */
+static void thread_steal_flush(thread_registry *reg, bool drain) {
   pthread_mutex_lock(&reg->lock);
   thread_steal_all(reg, NULL);
-  for (thread_cache *tc = reg->head; tc; tc = tc->next) thread_cache_drain(reg, tc);
-  /* No cache is entered, so none pushes nor takes meanwhile. */
-  for (unsigned o = 0; o < PAGEMAP_OWNERS; o++) thread_inbound_drain(reg, o, MALLOCX_TCACHE_NONE);
+  for (thread_cache *tc = reg->head; drain && tc; tc = tc->next) thread_cache_drain(reg, tc);
+  for (unsigned o = 0; drain && o < PAGEMAP_OWNERS; o++) thread_inbound_drain(reg, o, MALLOCX_TCACHE_NONE);
   for (thread_cache *tc = reg->head; tc; tc = tc->next) thread_tcaches(tc, "tcache.flush");
-  thread_unsteal_all(reg);
-  pthread_mutex_unlock(&reg->lock);
 }
 
-void thread_fork_prepare(thread_registry *reg) {
-  pthread_mutex_lock(&reg->lock);
-  thread_steal_all(reg, NULL);
-  /* No jemalloc tcache of theirs may cross the fork alive (thread.h). */
-  for (thread_cache *tc = reg->head; tc; tc = tc->next) thread_tcaches(tc, "tcache.flush");
+void thread_flush_all(thread_registry *reg) {
+  thread_steal_flush(reg, true);
+  thread_fork_parent(reg); /* the caches handed back, the lock let go, as after a fork */
 }
+
+void thread_fork_prepare(thread_registry *reg) { thread_steal_flush(reg, false); }
 
 void thread_fork_parent(thread_registry *reg) {
   thread_unsteal_all(reg);
