@@ -274,7 +274,8 @@ static int child_uses(int heap, uint64_t *s) {
   return failed;
 }
 
-static _Noreturn void child(int round) {
+static _Noreturn void child(int n) {
+  int round = n - 1;
   uint64_t s = seed * 31 + (uint64_t)round;
   int failed = 0;
   unsigned long refused_before = atomic_load(&refused);
@@ -294,6 +295,15 @@ static _Noreturn void child(int round) {
   pinheap_free(h, q);
   pinheap_destroy(h);
   _exit(failed ? 1 : 0);
+}
+
+/* Waits for a child while the threads sleep (hush). */
+static int wait_quietly(pid_t pid, int seconds, int n) {
+  (void)n;
+  atomic_store(&quiet, 1);
+  int status = children_wait(pid, seconds);
+  atomic_store(&quiet, 0);
+  return status;
 }
 
 int main(int argc, char **argv) {
@@ -316,23 +326,9 @@ int main(int argc, char **argv) {
   for (uintptr_t i = 0; i < WORKERS; i++) pthread_create(&t[i], NULL, worker, (void *)i);
   pthread_create(&t[WORKERS], NULL, janitor, NULL);
   pthread_create(&t[WORKERS + 1], NULL, spawner, NULL);
-  children ends = {0, 0, 0};
-  for (int f = 0; f < forks; f++) {
-    struct timespec pause = {0, (long)(500 + seed_below(4500)) * 1000};
-    nanosleep(&pause, NULL);
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) child(f);
-    if (pid < 0) {
-      perror("test_fork: fork");
-      ends.failed++;
-      break;
-    }
-    atomic_store(&quiet, 1);
-    int status = children_wait(pid, CHILD_SECONDS);
-    atomic_store(&quiet, 0);
-    children_count(&ends, status, "test_fork", f + 1, forks, seed);
-  }
+  children ends = children_fork_each(&(children_plan){.test = "test_fork", .forks = forks, .seconds = CHILD_SECONDS,
+                                                      .seed = seed, .pause = {500, 4500, 1000}, .child = child,
+                                                      .wait = wait_quietly});
   atomic_store(&stop, 1);
   for (int i = 0; i < WORKERS + 2; i++) pthread_join(t[i], NULL);
   int broken = 0;

@@ -63,7 +63,8 @@ static void *worker(void *arg) {
   return NULL;
 }
 
-static _Noreturn void child(void) {
+static _Noreturn void child(int n) {
+  (void)n;
   int failed = 0;
   void *a = pinheap_malloc(heap, 100), *b = pinheap_malloc(heap, 5000);
   if (!a || !b) fprintf(stderr, "test_fork_caches: the child cannot allocate\n");
@@ -72,6 +73,14 @@ static _Noreturn void child(void) {
   pinheap_free(heap, b);
   if (pinheap_check(heap) != 0) failed++;
   _exit(failed ? 1 : 0);
+}
+
+/* Waits for child n, and says how it ended unless it finished or hung. */
+static int wait_telling(pid_t pid, int seconds, int n) {
+  int status = children_wait(pid, seconds);
+  if (status > 0)
+    fprintf(stderr, "test_fork_caches: child %d: exit status %d%s\n", n, status, status > 128 ? " (128 + signal)" : "");
+  return status;
 }
 
 int main(int argc, char **argv) {
@@ -90,22 +99,9 @@ int main(int argc, char **argv) {
   pthread_t t[THREADS];
   for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)i);
   while (atomic_load(&started) < THREADS) sched_yield();
-  children ends = {0, 0, 0};
-  for (int f = 0; f < forks; f++) {
-    struct timespec pause = {0, (long)(5 + seed_below(20)) * 1000000};
-    nanosleep(&pause, NULL);
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) child();
-    if (pid < 0) {
-      perror("test_fork_caches: fork");
-      ends.failed++;
-      break;
-    }
-    int status = children_wait(pid, CHILD_SECONDS);
-    if (status > 0) fprintf(stderr, "test_fork_caches: child %d: exit status %d%s\n", f + 1, status, status > 128 ? " (128 + signal)" : "");
-    children_count(&ends, status, "test_fork_caches", f + 1, forks, seed);
-  }
+  children ends = children_fork_each(&(children_plan){.test = "test_fork_caches", .forks = forks,
+                                                      .seconds = CHILD_SECONDS, .seed = seed,
+                                                      .pause = {5, 20, 1000000}, .child = child, .wait = wait_telling});
   atomic_store(&stop, 1);
   for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
   int broken = pinheap_check(heap);

@@ -56,7 +56,8 @@ static void *spinner(void *arg) {
   return NULL;
 }
 
-static void child(void) {
+static _Noreturn void child(int n) {
+  (void)n;
   pinheap_stats st;
   pinheap_get_stats(heap, &st);
   int failed = 0;
@@ -87,21 +88,9 @@ int main(int argc, char **argv) {
   pthread_t t[1 + SPINNERS];
   pthread_create(&t[0], NULL, reader, NULL);
   for (int i = 1; i <= SPINNERS; i++) pthread_create(&t[i], NULL, spinner, NULL);
-  children ends = {0, 0, 0};
-  for (int f = 0; f < forks; f++) {
-    struct timespec pause = {0, (long)(20 + seed_below(200)) * 1000};
-    nanosleep(&pause, NULL);
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) child();
-    if (pid < 0) {
-      perror("test_fork_stats: fork");
-      ends.failed++;
-      break;
-    }
-    int status = children_wait(pid, CHILD_SECONDS);
-    children_count(&ends, status, "test_fork_stats", f + 1, forks, seed);
-  }
+  children ends = children_fork_each(&(children_plan){.test = "test_fork_stats", .forks = forks,
+                                                      .seconds = CHILD_SECONDS, .seed = seed, .pause = {20, 200, 1000},
+                                                      .child = child});
   atomic_store(&stop, 1);
   for (int i = 0; i <= SPINNERS; i++) pthread_join(t[i], NULL);
   int broken = pinheap_check(heap);

@@ -13,8 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "children.h"
 
 static atomic_int stop;
 
@@ -50,25 +51,23 @@ static void *spawner(void *arg) {
   return NULL;
 }
 
+/* Allocates and frees blocks, and exits. */
+static _Noreturn void child(int n) {
+  (void)n;
+  void *p[32];
+  for (int i = 0; i < 32; i++) p[i] = malloc(i % 2 ? (size_t)(100 + i) : (size_t)(i + 1) << 16);
+  for (int i = 0; i < 32; i++) free(p[i]);
+  _exit(0);
+}
+
 int main(int argc, char **argv) {
-  int forks = argc > 1 ? atoi(argv[1]) : 300, ok = 0;
+  int forks = argc > 1 ? atoi(argv[1]) : 300;
   pthread_t t[3];
   for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1));
   pthread_create(&t[2], NULL, spawner, NULL);
-  for (int f = 0; f < forks; f++) {
-    pid_t pid = fork();
-    if (pid == 0) {
-      alarm(10);
-      void *p[32];
-      for (int i = 0; i < 32; i++) p[i] = malloc(i % 2 ? (size_t)(100 + i) : (size_t)(i + 1) << 16);
-      for (int i = 0; i < 32; i++) free(p[i]);
-      _exit(0);
-    }
-    int status = 0;
-    if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) ok++;
-  }
+  children ends = children_fork_each(&(children_plan){.test = "forker", .forks = forks, .seconds = 10, .child = child});
   atomic_store(&stop, 1);
   for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
-  printf("forker: %d of %d children finished\n", ok, forks);
-  return ok == forks ? 0 : 1;
+  printf("forker: %d of %d children finished\n", ends.finished, forks);
+  return ends.finished == forks ? 0 : 1;
 }

@@ -15,9 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "children.h"
 #include "pinheap.h"
 
 #define WORKERS 3
@@ -60,29 +60,26 @@ static void *work(void *arg) {
   return NULL;
 }
 
+/* Allocates blocks, frees half of them, and ends by exit() (even n) or _exit(). */
+static _Noreturn void child(int n) {
+  void *p[16];
+  for (int i = 0; i < 16; i++) p[i] = malloc(i % 2 ? (size_t)(100 + i) : (size_t)(i + 1) << 14);
+  for (int i = 0; i < 16; i += 2) free(p[i]);
+  if (n % 2 == 0) exit(0);
+  _exit(0);
+}
+
 int main(int argc, char **argv) {
-  int forks = argc > 1 ? atoi(argv[1]) : 20, ok = 0;
+  int forks = argc > 1 ? atoi(argv[1]) : 20;
   pthread_t t[WORKERS];
   pinheap_phase("workers start");
   for (int i = 0; i < WORKERS; i++) pthread_create(&t[i], NULL, work, (void *)(uintptr_t)(i + 1));
-  for (int f = 0; f < forks; f++) {
-    usleep(2000);
-    pid_t pid = fork();
-    if (pid == 0) {
-      alarm(10);
-      void *p[16];
-      for (int i = 0; i < 16; i++) p[i] = malloc(i % 2 ? (size_t)(100 + i) : (size_t)(i + 1) << 14);
-      for (int i = 0; i < 16; i += 2) free(p[i]);
-      if (f % 2) exit(0);
-      _exit(0);
-    }
-    int status = 0;
-    if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) ok++;
-  }
+  children ends = children_fork_each(
+      &(children_plan){.test = "forkrec", .forks = forks, .seconds = 10, .pause = {2, 0, 1000000}, .child = child});
   atomic_store(&stop, 1);
   pinheap_phase("workers stop");
   for (int i = 0; i < WORKERS; i++) pthread_join(t[i], NULL);
   while (queued) free(queue[--queued]);
-  printf("forkrec: %d of %d children finished\n", ok, forks);
-  return ok == forks ? 0 : 1;
+  printf("forkrec: %d of %d children finished\n", ends.finished, forks);
+  return ends.finished == forks ? 0 : 1;
 }
