@@ -43,8 +43,9 @@ run "TSan" build-tsan "-fsanitize=thread -Wno-error=tsan" \
 # Without the deadlock detector: jemalloc's own fork handler holds more
 # mutexes at once than it tracks (64), and its internal check then fails
 # (test_fine and test_inbound fork for what must abort; test_fork_stats forks
-# while another thread reads the stats).
-run "TSan, fork" build-tsan "-fsanitize=thread -Wno-error=tsan" '^(test_fork|test_fork_stats|test_fine|test_inbound)$' \
+# while another thread reads the stats; test_fork_caches while 16 threads
+# allocate).
+run "TSan, fork" build-tsan "-fsanitize=thread -Wno-error=tsan" '^(test_fork|test_fork_stats|test_fork_caches|test_fine|test_inbound)$' \
   "TSAN_OPTIONS=halt_on_error=1:detect_deadlocks=0"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

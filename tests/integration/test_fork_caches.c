@@ -67,7 +67,10 @@ static _Noreturn void child(int n) {
   (void)n;
   int failed = 0;
   void *a = pinheap_malloc(heap, 100), *b = pinheap_malloc(heap, 5000);
-  if (!a || !b) fprintf(stderr, "test_fork_caches: the child cannot allocate\n");
+  if (!a || !b) {
+    fprintf(stderr, "test_fork_caches: the child cannot allocate\n");
+    failed++;
+  }
   if (pinheap_check(heap) != 0) failed++;
   pinheap_free(heap, a);
   pinheap_free(heap, b);
