@@ -4,8 +4,9 @@
  * operation. The manager never touches the memory it manages, so its regions
  * are plain numbers.
  *
- * Each operation takes 4 bytes: op (allocate, at an address, free, free
- * twice, move), slot, and two bytes of size/alignment
+ * Each operation takes 4 bytes: op (allocate, allocate at the lowest fit
+ * (em_alloc_low), at an address, free, free twice, move), slot, and two
+ * bytes of size/alignment
  * (alignments from a page to 2^15 pages). A refused allocation must have
  * found no free extent that holds an aligned extent of its size; under
  * two-ended, first-fit and ring placement, a page-aligned one must land
@@ -78,11 +79,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     size_t size = pages * PAGE, align = PAGE << (data[i + 3] >> 4);
     live_extent *e = &live[s];
     if (op <= 1 && !e->size) {
-      bool rules = align == PAGE && m.policy != EM_BUMP;
-      uintptr_t want = rules ? placement_expected(&m, size, rover) : 0;
-      void *p = em_alloc(&m, size, align, NULL);
+      /* op 1: em_alloc_low, the lowest fit, the ring's pointer unmoved. */
+      bool rules = align == PAGE && m.policy != EM_BUMP, low = op == 1;
+      uintptr_t want = !rules ? 0 : low ? placement_low(&m, size) : placement_expected(&m, size, rover);
+      void *p = low ? em_alloc_low(&m, size, align, NULL) : em_alloc(&m, size, align, NULL);
       if (rules && (uintptr_t)p != want) fuzz_fail("an extent placed against the policy's rules");
-      placement_advance(&m, &rover, p, size);
+      if (!low) placement_advance(&m, &rover, p, size);
       if (!p && m.policy != EM_BUMP) {
         aligned_query q = {size, align, false};
         em_walk_free(&m, holds_aligned, &q);

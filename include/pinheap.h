@@ -132,7 +132,9 @@ typedef struct pinheap_options {
   size_t large_threshold;
   /* Extents of at most this many bytes are placed from the top of the
    * region, larger ones from the bottom (every policy but bump; the ring
-   * places at the top every extent below ring_min). Default 4 MiB. */
+   * places at the top every extent below ring_min). Default 4 MiB. Blocks
+   * of at most 64 KiB, whatever this, take the lowest free extent that
+   * holds them, apart from the slabs at the top (every policy but bump). */
   size_t small_extent_max;
   /* jemalloc arenas in the heap; 0 = one per online CPU, at most 64. One
    * is made with the heap, the others as threads first need them; an

@@ -342,21 +342,22 @@ static em_extent *em_ring_fit(const em *m, size_t need) {
 }
 
 /* Places size bytes by policy's rules (m's own, or EM_TWO_ENDED for a move
- * under EM_RING: see em_move). */
-static void *em_alloc_free_list(em *m, em_policy policy, size_t size, size_t align, bool *pristine) {
+ * under EM_RING: see em_move); low: at the bottom of the lowest free
+ * extent that fits, whatever the policy (em_alloc_low). */
+static void *em_alloc_free_list(em *m, em_policy policy, size_t size, size_t align, bool low, bool *pristine) {
   /* Any free extent of need bytes holds an aligned piece: one O(log n)
    * search in the common case. */
   size_t need = size + (align - m->page);
   /* EM_RING: all but the ring's extents are placed as small ones, at the
    * top, out of the ring's way. */
-  bool ring = policy == EM_RING && size >= m->ring_min;
-  bool small = size <= m->small_max || (policy == EM_RING && !ring);
+  bool ring = !low && policy == EM_RING && size >= m->ring_min;
+  bool small = !low && (size <= m->small_max || (policy == EM_RING && !ring));
   em_extent *e = NULL;
   if (need < size) {
     e = em_aligned_fit(m, size, align);
   } else if (ring) {
     e = em_ring_fit(m, need);
-  } else if (policy == EM_FIRST_FIT && !small) {
+  } else if ((policy == EM_FIRST_FIT || low) && !small) {
     e = em_lowest_fit(m, 0, need);
   } else {
     em_extent key = {.addr = 0, .size = need};
@@ -397,7 +398,7 @@ static void *em_alloc_bump(em *m, size_t size, size_t align, bool *pristine) {
   return NULL;
 }
 
-void *em_alloc(em *m, size_t size, size_t align, bool *pristine) {
+static void *em_alloc_by(em *m, size_t size, size_t align, bool low, bool *pristine) {
   PH_ASSERT(size > 0 && size % m->page == 0 && util_is_pow2(align) && align >= m->page);
   if (size == 0 || (size & (m->page - 1)) || !util_is_pow2(align)) return NULL;
   if (align < m->page) align = m->page;
@@ -407,12 +408,16 @@ void *em_alloc(em *m, size_t size, size_t align, bool *pristine) {
   if (m->policy == EM_BUMP)
     p = em_alloc_bump(m, size, align, &zero);
   else if (meta_reserve(&m->extent_pool, EM_RESERVE) == 0)
-    p = em_alloc_free_list(m, m->policy, size, align, &zero);
+    p = em_alloc_free_list(m, m->policy, size, align, low, &zero);
   PH_ASSERT_EXPENSIVE(em_check_locked(m) == 0);
   pthread_mutex_unlock(&m->lock);
   if (pristine) *pristine = zero;
   return p;
 }
+
+void *em_alloc(em *m, size_t size, size_t align, bool *pristine) { return em_alloc_by(m, size, align, false, pristine); }
+
+void *em_alloc_low(em *m, size_t size, size_t align, bool *pristine) { return em_alloc_by(m, size, align, true, pristine); }
 
 bool em_alloc_at(em *m, void *addr, size_t size, bool *pristine) {
   uintptr_t a = (uintptr_t)addr;
@@ -467,7 +472,7 @@ void *em_move(em *m, void *addr, size_t size, size_t new_size) {
     /* A block that grows by moving is no array of the ring's: it lives on,
      * so it goes best fit, and the ring's pointer stays (see em.h). */
     em_policy policy = m->policy == EM_RING ? EM_TWO_ENDED : m->policy;
-    q = (uintptr_t)em_alloc_free_list(m, policy, new_size, m->page, &zero);
+    q = (uintptr_t)em_alloc_free_list(m, policy, new_size, m->page, false, &zero);
     if (!q) {
       em_take(m, a, size);
     } else {

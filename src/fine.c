@@ -133,7 +133,7 @@ static fine_slab *fine_new_slab(fine *f, unsigned c) {
   fine_slab *s = meta_alloc(&k->records);
   if (!s) return NULL;
   bool pristine;
-  void *p = hooks_take(&f->space->grants, (size_t)k->pages << f->page_shift, f->page, &pristine);
+  void *p = hooks_take(&f->space->grants, (size_t)k->pages << f->page_shift, f->page, false, &pristine);
   if (!p) {
     meta_free(&k->records, s);
     return NULL;

@@ -46,9 +46,10 @@ void hooks_shared_fini(hooks_shared *s) {
   pthread_mutex_destroy(&s->lock);
 }
 
-void *hooks_take(hooks_shared *s, size_t size, size_t align, bool *pristine) {
-  void *p = em_alloc(s->em, size, align, pristine);
-  if (!p && s->grow && s->grow(s->grow_ctx, size + align) == 0) p = em_alloc(s->em, size, align, pristine);
+void *hooks_take(hooks_shared *s, size_t size, size_t align, bool low, bool *pristine) {
+  void *(*place)(em *, size_t, size_t, bool *) = low ? em_alloc_low : em_alloc;
+  void *p = place(s->em, size, align, pristine);
+  if (!p && s->grow && s->grow(s->grow_ctx, size + align) == 0) p = place(s->em, size, align, pristine);
   return p;
 }
 
@@ -73,7 +74,7 @@ static void *hooks_grant_new(hooks_arena *ha, void *new_addr, size_t size, size_
   if (new_addr)
     p = em_alloc_at(s->em, new_addr, size, &pristine) ? new_addr : NULL;
   else
-    p = hooks_take(s, size, alignment, &pristine);
+    p = hooks_take(s, size, alignment, false, &pristine);
   if (!p) return NULL;
   /* Without exact grants, the first comes while the arena is made, before
    * any other thread can use it. */

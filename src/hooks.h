@@ -99,8 +99,9 @@ int hooks_shared_init(hooks_shared *s, em *em, pagemap *pm, gate *gate);
  * has no room (DYNAMIC); before the arenas exist. */
 void hooks_set_grow(hooks_shared *s, int (*grow)(void *ctx, size_t bytes), void *ctx);
 /* An extent from the manager, growing it once when it has no room (DYNAMIC);
- * NULL when it still has none. The hooks' way, and the large path's. */
-void *hooks_take(hooks_shared *s, size_t size, size_t align, bool *pristine);
+ * NULL when it still has none. The hooks' way, and the large path's; low:
+ * placed by em_alloc_low rather than em_alloc. */
+void *hooks_take(hooks_shared *s, size_t size, size_t align, bool low, bool *pristine);
 void hooks_shared_fini(hooks_shared *s);
 /* Number of broken invariants. */
 int hooks_shared_check(hooks_shared *s);

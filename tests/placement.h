@@ -102,6 +102,15 @@ static inline uintptr_t placement_expected(em *m, size_t size, uintptr_t rover) 
   return m->policy == EM_FIRST_FIT ? q.low : q.best;
 }
 
+/* Where em_alloc_low must place size bytes aligned to a page (any policy but
+ * EM_BUMP, no free extent at address 0), or 0: the bottom of the lowest
+ * free extent that holds them. */
+static inline uintptr_t placement_low(em *m, size_t size) {
+  placement_query q = {.size = size, .small_max = m->small_max};
+  em_walk_free(m, placement_visit, &q);
+  return q.low;
+}
+
 /* After em_alloc placed size bytes at p (any alignment; NULL: nothing
  * placed): the ring's pointer moves to the end of an extent of at least
  * ring_min bytes. em_move never moves it (a move goes by EM_TWO_ENDED's

@@ -847,6 +847,39 @@ static void test_realloc_moves(void **state) {
   pinheap_destroy(h);
 }
 
+/* Blocks of at most 64 KiB take the lowest free extent that holds them,
+ * apart from the slabs at the top; a larger one below small_extent_max
+ * goes to the top, under every policy but bump. */
+static void test_blocks_to_64k_at_the_bottom(void **state) {
+  (void)state;
+  const pinheap_policy policies[] = {PINHEAP_POLICY_TWO_ENDED, PINHEAP_POLICY_RING, PINHEAP_POLICY_FIRST_FIT};
+  for (size_t k = 0; k < sizeof policies / sizeof policies[0]; k++) {
+    pinheap *h = fixed_heap(256 * MiB, policies[k]);
+    void *obj = pinheap_malloc(h, 100);
+    char *a = pinheap_malloc(h, 16 * KiB), *b = pinheap_malloc(h, 64 * KiB), *c = pinheap_malloc(h, 68 * KiB);
+    assert_non_null(obj);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    pinheap_region r;
+    assert_int_equal(pinheap_region_of(h, a, &r), 0);
+    if (a != (char *)r.base || b != a + 16 * KiB)
+      fail_msg("%s: 16 and 64 KiB at %#zx and %#zx into the region, not 0 and 0x4000",
+               pinheap_policy_name(policies[k]), (size_t)(a - (char *)r.base), (size_t)(b - (char *)r.base));
+    assert_true(c > (char *)r.base + r.size / 2);
+    assert_true((char *)obj > (char *)r.base + r.size / 2);
+    pinheap_free(h, a);
+    char *d = pinheap_malloc(h, 14 * KiB + 1); /* 16 KiB again, in a's place */
+    assert_ptr_equal(d, a);
+    pinheap_free(h, d);
+    pinheap_free(h, b);
+    pinheap_free(h, c);
+    pinheap_free(h, obj);
+    assert_heap_ok(h);
+    pinheap_destroy(h);
+  }
+}
+
 /* ---- 10. stats --------------------------------------------------------- */
 
 static size_t max_in_use;
@@ -1670,6 +1703,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_realloc_in_place_1mib),
       cmocka_unit_test(test_realloc_in_place_5mib),
       cmocka_unit_test(test_realloc_moves),
+      cmocka_unit_test(test_blocks_to_64k_at_the_bottom),
       cmocka_unit_test(test_stats),
       cmocka_unit_test(test_exhaustion),
       cmocka_unit_test(test_cross_thread_small),

@@ -458,6 +458,41 @@ static void test_check_catches_breakage(void **state) {
   em_fini(m);
 }
 
+/* em_alloc_low takes the bottom of the lowest free extent that holds the
+ * request, where em_alloc puts a small extent at the top: under
+ * two-ended, under first fit, and under the ring without moving its
+ * pointer; under the bump policy it bumps. */
+static void test_alloc_low(void **state) {
+  (void)state;
+  const em_policy policies[] = {EM_TWO_ENDED, EM_FIRST_FIT, EM_RING};
+  for (size_t k = 0; k < sizeof policies / sizeof policies[0]; k++) {
+    em *m = make_ring(policies[k], 100 * MiB, 1 * MiB, 10 * MiB);
+    void *top = take(m, 64 * KiB);
+    assert_int_equal(OFF(top), 100 * MiB - 64 * KiB);
+    void *a = em_alloc_low(m, 16 * KiB, PAGE, NULL), *b = em_alloc_low(m, 64 * KiB, PAGE, NULL);
+    assert_int_equal(em_check(m), 0);
+    assert_int_equal(OFF(a), 0);
+    assert_int_equal(OFF(b), 16 * KiB);
+    give(m, a, 16 * KiB);
+    /* The lowest that holds it, not the best fit: 8 KiB at 0, 32 KiB above b. */
+    void *c = em_alloc_low(m, 32 * KiB, PAGE, NULL), *d = em_alloc_low(m, 8 * KiB, PAGE, NULL);
+    assert_int_equal(OFF(c), 80 * KiB);
+    assert_int_equal(OFF(d), 0);
+    assert_int_equal(m->rover, 0);
+    give(m, b, 64 * KiB);
+    give(m, c, 32 * KiB);
+    give(m, d, 8 * KiB);
+    give(m, top, 64 * KiB);
+    assert_int_equal(stats(m).free_extents, 1);
+    em_fini(m);
+  }
+  em *m = make(EM_BUMP, 100 * MiB, 1 * MiB);
+  void *a = take(m, 64 * KiB), *b = em_alloc_low(m, 64 * KiB, PAGE, NULL);
+  assert_int_equal(OFF(a), 0);
+  assert_int_equal(OFF(b), 64 * KiB);
+  em_fini(m);
+}
+
 /* Holes of equal lengths share a bin of the size index: a small request
  * takes the highest of the smallest that fit, a large one the lowest; in a
  * bin of several lengths (above 256 pages), the smallest that fits. */
@@ -713,15 +748,16 @@ static void random_against_shadow(em_policy policy) {
     default: size = (1 + seed_below(8192)) * PAGE; break;
     }
     size_t align = seed_below(8) == 0 ? PAGE << seed_below(10) : PAGE;
-    /* Where the rules put it, by a plain walk: the indexes must agree. */
-    bool rules = align == PAGE;
-    uintptr_t want = rules ? placement_expected(m, size, rover) : 0;
-    void *p = em_alloc(m, size, align, NULL);
+    /* Where the rules put it, by a plain walk: the indexes must agree. One
+     * in four goes to the lowest fit (em_alloc_low), the pointer unmoved. */
+    bool rules = align == PAGE, low = seed_below(4) == 0;
+    uintptr_t want = !rules ? 0 : low ? placement_low(m, size) : placement_expected(m, size, rover);
+    void *p = low ? em_alloc_low(m, size, align, NULL) : em_alloc(m, size, align, NULL);
     assert_int_equal(em_check(m), 0);
     if (rules && (uintptr_t)p != want)
-      fail_msg("step %d: em_alloc(%zu) placed at %#lx, the rules at %#lx", step, size, (unsigned long)OFF(p),
-               (unsigned long)(want - BASE));
-    placement_advance(m, &rover, p, size);
+      fail_msg("step %d: em_alloc%s(%zu) placed at %#lx, the rules at %#lx", step, low ? "_low" : "", size,
+               (unsigned long)OFF(p), (unsigned long)(want - BASE));
+    if (!low) placement_advance(m, &rover, p, size);
     if (!p) {
       failures++;
       /* A failure is only allowed when no free extent holds an aligned
@@ -783,6 +819,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_first_fit),
       cmocka_unit_test(test_check_catches_bad_rover),
       cmocka_unit_test(test_move_over_own_room),
+      cmocka_unit_test(test_alloc_low),
       cmocka_unit_test(test_ties_in_size_bins),
       cmocka_unit_test(test_check_catches_broken_size_index),
       cmocka_unit_test(test_random_against_shadow),

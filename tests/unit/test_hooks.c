@@ -318,24 +318,24 @@ static int grow(void *ctx, size_t bytes) {
 }
 
 /* hooks_take grows the manager through the callback, once, when it has no
- * room; without a callback, or when it refuses, NULL. */
+ * room, placed either way; without a callback, or when it refuses, NULL. */
 static void test_grow(void **state) {
   (void)state;
   fixture *f = open_fixture(0);
   bool pristine;
-  assert_null(hooks_take(&f->shared, 2 * MiB, PAGE, &pristine));
+  assert_null(hooks_take(&f->shared, 2 * MiB, PAGE, false, &pristine));
   grower g = {.f = f, .refuse = true};
   hooks_set_grow(&f->shared, grow, &g);
-  assert_null(hooks_take(&f->shared, 2 * MiB, PAGE, &pristine));
+  assert_null(hooks_take(&f->shared, 2 * MiB, PAGE, true, &pristine));
   assert_int_equal(g.calls, 1);
   g.refuse = false;
-  void *p = hooks_take(&f->shared, 2 * MiB, PAGE, &pristine);
+  void *p = hooks_take(&f->shared, 2 * MiB, PAGE, true, &pristine);
   assert_non_null(p);
   assert_int_equal(g.calls, 2);
   assert_int_equal(g.asked, 2 * MiB + PAGE);
   assert_true(pristine);
   /* Room left: no call. */
-  void *q = hooks_take(&f->shared, PAGE, PAGE, &pristine);
+  void *q = hooks_take(&f->shared, PAGE, PAGE, false, &pristine);
   assert_non_null(q);
   assert_int_equal(g.calls, 2);
   em_free(&f->em, p, 2 * MiB);
