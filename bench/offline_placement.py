@@ -19,6 +19,7 @@ is proved the least).
 prints per trace: peak live bytes M, the heap the placement needs, H/M, and
 at the end the mean H/M.
 """
+import re
 import sys
 
 PAGE = 4096
@@ -27,9 +28,15 @@ BUCKET = 1024  # events per bucket of the time index
 
 
 def size_of(word):
-    """A size as PINHEAP_SIZE takes it: bytes, or with k, m, g or t."""
-    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}.get(word[-1:].lower())
-    return int(float(word[:-1]) * scale) if scale else int(word)
+    """A size as PINHEAP_SIZE takes it: bytes, or a decimal number with k,
+    m, g or t (powers of 1024, then optionally b or ib), its fraction
+    rounded up to a whole byte."""
+    m = re.fullmatch(r"(\d+)(?:\.(\d+))?(?:([kmgt])(?:i?b)?)?", word, re.IGNORECASE)
+    if not m or (m.group(2) and not m.group(3)):
+        raise ValueError("not a size: %r" % word)
+    unit = 1 << (10 * "kmgt".index(m.group(3).lower()) + 10) if m.group(3) else 1
+    whole, frac = int(m.group(1)), m.group(2) or ""
+    return whole * unit + -(-int(frac or "0") * unit // 10 ** len(frac))
 
 
 def read(path):
@@ -126,6 +133,9 @@ def main(paths):
     print("%-40s %14s %14s %7s" % ("trace", "peak live M", "heap needed", "H/M"))
     for path in paths:
         extents, small_live, peak = read(path)
+        if not peak:
+            sys.exit("offline_placement.py: %s: no allocation (a trace in text form, from `pinheap convert --text`?)"
+                     % path)
         need = heap_needed(place(extents, len(small_live)), small_live)
         ratios.append(need / peak)
         print("%-40s %14d %14d %7.3f" % (path.split("/")[-1], peak, need, need / peak))

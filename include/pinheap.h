@@ -98,9 +98,10 @@ typedef enum pinheap_policy {
    * are placed from the top, as small ones under two-ended, and the ring
    * keeps room below them; a block realloc moves is placed as under
    * two-ended. It needs the smallest regions on the PGAS-like workload the
-   * README measures and the same as two-ended on its server-like and
-   * grow-by-realloc ones: a choice for programs whose arrays die oldest
-   * first. An addition to the contract. */
+   * README measures, about the same as two-ended on its server-like one
+   * and more on its grow-by-realloc one (1.24 against 1.20: two-ended
+   * places blocks under 64 KiB low): a choice for programs whose arrays
+   * die oldest first. An addition to the contract. */
   PINHEAP_POLICY_RING,
   /* As two-ended, but extents above small_extent_max take the lowest-
    * addressed free extent that fits (address-ordered first fit). For
@@ -123,7 +124,7 @@ typedef struct pinheap_options {
   pinheap_policy policy;
   /* Requests above this many bytes skip jemalloc and take an exact
    * page-rounded extent from the extent manager, placed by small_extent_max
-   * (FIXED), or a freed extent the thread's cache holds, taken whole when
+   * (FIXED; under 64 KiB, see there), or a freed extent the thread's cache holds, taken whole when
    * at most a quarter longer (an eighth above 64 KiB), which the cache
    * holds only while a quarter of the heap is free; a block jemalloc
    * holds (not one of the fine path's, 1-2 and 10-14 KiB), grown by
@@ -133,8 +134,9 @@ typedef struct pinheap_options {
   /* Extents of at most this many bytes are placed from the top of the
    * region, larger ones from the bottom (every policy but bump; the ring
    * places at the top every extent below ring_min). Default 4 MiB. Blocks
-   * of at most 64 KiB, whatever this, take the lowest free extent that
-   * holds them, apart from the slabs at the top (every policy but bump). */
+   * under 64 KiB, whatever this, take the lowest free extent that holds
+   * them, apart from the slabs at the top (FIXED, two-ended and first fit;
+   * a block that realloc moves is placed as the other extents are). */
   size_t small_extent_max;
   /* jemalloc arenas in the heap; 0 = one per online CPU, at most 64. One
    * is made with the heap, the others as threads first need them; an

@@ -168,9 +168,11 @@ int em_remove_region(em *m, void *base);
 void *em_alloc(em *m, size_t size, size_t align, bool *pristine);
 
 /* em_alloc, but at the bottom of the lowest-addressed free extent that
- * holds the request (address-ordered first fit), whatever m's policy but
- * EM_BUMP (which bumps as em_alloc does): for blocks kept apart from the
- * small extents at the top. The ring's pointer does not move. */
+ * holds the request (address-ordered first fit; an alignment above a page:
+ * of the lowest of size + align - page bytes, else of the extent em_alloc
+ * would choose), whatever m's policy but EM_BUMP (which bumps as em_alloc
+ * does): for blocks kept apart from the small extents at the top. The
+ * ring's pointer does not move. */
 void *em_alloc_low(em *m, size_t size, size_t align, bool *pristine);
 
 /* Takes exactly [addr, addr + size) if it is wholly free; false otherwise. */

@@ -25,15 +25,17 @@
 #define HEAP_REGION_ALIGN ((size_t)2 << 20)
 /* ring_min's default: this fraction of the region (see the README). */
 #define HEAP_RING_FRACTION 32
-/* Blocks of at most this many bytes take the lowest free extent that holds
- * them (em_alloc_low), apart from the slabs at the top, whose objects live
- * long and mixed: among slabs, a freed block left a hole only a block or
- * slab of its size could fill. FINE_SLAB_PAGES pages of 4 KiB, the largest
- * slab. Measured (README, "Thresholds and why"): grow-like H/M 1.239 ->
- * 1.197 under two-ended, server-like 1.075 -> 1.069; pgas-like, whose
- * blocks are all larger, unchanged; any bound from 32 KiB to 4 MiB gave
- * grow the same. */
-#define HEAP_LOW_MAX ((size_t)64 << 10)
+/* Blocks below this many bytes take the lowest free extent that holds them
+ * (em_alloc_low; heap_low says in which heaps), apart from the slabs at the
+ * top, whose objects live long and mixed: among slabs, a freed block left
+ * a hole only a block or slab of its size could fill. FINE_SLAB_PAGES pages
+ * of 4 KiB, the largest slab. Measured after exact grants (README,
+ * "Thresholds and why"): grow-like H/M 1.239 -> 1.197 under two-ended,
+ * server-like 1.075 -> 1.071; pgas-like unchanged, as its blocks are all
+ * larger (with 64 KiB blocks too, its task stacks of exactly 64 KiB moved,
+ * and two-ended rose to 1.856); any bound from 32 KiB to 4 MiB gave grow
+ * the same. A block realloc moves is placed by em_move's rules. */
+#define HEAP_LOW_LIMIT ((size_t)64 << 10)
 /* Threads cache freed extents only while at least this fraction of the
  * heap's memory is free: near full, a cached extent is a hole the manager
  * cannot merge or place into, and the placements it changes cost room. */
@@ -624,6 +626,16 @@ static void heap_tag_large(heap *h, void *p, size_t pages) {
   pagemap_set_birth(&h->space.pm, p, util_coarse_ns());
 }
 
+/* Whether a block of bytes bytes takes the lowest free extent that holds
+ * it (HEAP_LOW_LIMIT): in a FIXED heap under two-ended or first fit. The ring
+ * keeps every block below ring_min at the top, out of its arrays' way; a
+ * DYNAMIC heap's lowest extent may be in its newest chunk, which the block
+ * would then keep registered. */
+static bool heap_low(const heap *h, size_t bytes) {
+  return bytes < HEAP_LOW_LIMIT && heap_fixed(h) &&
+         (h->opts.policy == PINHEAP_POLICY_TWO_ENDED || h->opts.policy == PINHEAP_POLICY_FIRST_FIT);
+}
+
 /* heap_attempt: one section from taking the extent (the thread's cache of
  * medium extents, or the manager, growing it) to tagging and
  * counting it. */
@@ -637,7 +649,7 @@ static void *heap_large_take(heap *h, void *arg) {
     p = xcache_take(&tc->extents, &r->bytes, slack, !h->poison);
     if (p && !r->keyed) heap_reused(h, p, r->bytes, r->what);
   }
-  if (!p) p = hooks_take(&h->space.grants, r->bytes, r->align, r->bytes <= HEAP_LOW_MAX, &r->pristine);
+  if (!p) p = hooks_take(&h->space.grants, r->bytes, r->align, heap_low(h, r->bytes), &r->pristine);
   if (p) {
     heap_tag_large(h, p, r->bytes / h->page);
     heap_count_large(h, tc, r->bytes, 1);

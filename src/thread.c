@@ -367,8 +367,8 @@ static void thread_unsteal_all(thread_registry *reg) {
   for (thread_cache *tc = reg->head; tc; tc = tc->next) atomic_store_explicit(&tc->stolen, 0, memory_order_release);
 }
 
-/* Takes the lock and steals every cache; drain: empties them and the inbound lists (none is entered, so none
- * pushes nor takes meanwhile). Then flushes their jemalloc tcaches: none may cross a fork alive (thread.h). */
+/* Takes the lock and steals every cache, and returns so; drain: empties them and the inbound lists (none is
+ * entered, so none pushes nor takes). Then flushes their jemalloc tcaches: none may cross a fork alive (thread.h). */
 static void thread_steal_flush(thread_registry *reg, bool drain) {
   pthread_mutex_lock(&reg->lock);
   thread_steal_all(reg, NULL);

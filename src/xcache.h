@@ -11,7 +11,7 @@
  * every cache before it answers ENOMEM, so that they cost no failure.
  *
  *   take: best fit, the smallest entry that holds the request, carved
- *         from its top, as the manager carves extents of this size (em.h):
+ *         from its top, as the manager carves small extents (em.h):
  *         the rest of the entry stays cached; an entry at most a slack
  *         longer than the request is taken whole;
  *   put:  the extent becomes an entry; then, while more than XCACHE_SLOTS

@@ -847,16 +847,24 @@ static void test_realloc_moves(void **state) {
   pinheap_destroy(h);
 }
 
-/* Blocks of at most 64 KiB take the lowest free extent that holds them,
- * apart from the slabs at the top; a larger one below small_extent_max
- * goes to the top, under every policy but bump. */
-static void test_blocks_to_64k_at_the_bottom(void **state) {
+/* Blocks under 64 KiB take the lowest free extent that holds them, apart
+ * from the slabs at the top, under two-ended and first fit; one of 64 KiB
+ * or more below small_extent_max goes to the top. The ring keeps them at the
+ * top, out of its arrays' way. */
+static void test_blocks_under_64k_at_the_bottom(void **state) {
   (void)state;
-  const pinheap_policy policies[] = {PINHEAP_POLICY_TWO_ENDED, PINHEAP_POLICY_RING, PINHEAP_POLICY_FIRST_FIT};
+  pinheap *ring = fixed_heap(256 * MiB, PINHEAP_POLICY_RING);
+  char *top = pinheap_malloc(ring, 16 * KiB);
+  pinheap_region rr;
+  assert_int_equal(pinheap_region_of(ring, top, &rr), 0);
+  assert_true(top > (char *)rr.base + rr.size / 2);
+  pinheap_free(ring, top);
+  pinheap_destroy(ring);
+  const pinheap_policy policies[] = {PINHEAP_POLICY_TWO_ENDED, PINHEAP_POLICY_FIRST_FIT};
   for (size_t k = 0; k < sizeof policies / sizeof policies[0]; k++) {
     pinheap *h = fixed_heap(256 * MiB, policies[k]);
     void *obj = pinheap_malloc(h, 100);
-    char *a = pinheap_malloc(h, 16 * KiB), *b = pinheap_malloc(h, 64 * KiB), *c = pinheap_malloc(h, 68 * KiB);
+    char *a = pinheap_malloc(h, 16 * KiB), *b = pinheap_malloc(h, 60 * KiB), *c = pinheap_malloc(h, 64 * KiB);
     assert_non_null(obj);
     assert_non_null(a);
     assert_non_null(b);
@@ -864,7 +872,7 @@ static void test_blocks_to_64k_at_the_bottom(void **state) {
     pinheap_region r;
     assert_int_equal(pinheap_region_of(h, a, &r), 0);
     if (a != (char *)r.base || b != a + 16 * KiB)
-      fail_msg("%s: 16 and 64 KiB at %#zx and %#zx into the region, not 0 and 0x4000",
+      fail_msg("%s: 16 and 60 KiB at %#zx and %#zx into the region, not 0 and 0x4000",
                pinheap_policy_name(policies[k]), (size_t)(a - (char *)r.base), (size_t)(b - (char *)r.base));
     assert_true(c > (char *)r.base + r.size / 2);
     assert_true((char *)obj > (char *)r.base + r.size / 2);
@@ -1703,7 +1711,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_realloc_in_place_1mib),
       cmocka_unit_test(test_realloc_in_place_5mib),
       cmocka_unit_test(test_realloc_moves),
-      cmocka_unit_test(test_blocks_to_64k_at_the_bottom),
+      cmocka_unit_test(test_blocks_under_64k_at_the_bottom),
       cmocka_unit_test(test_stats),
       cmocka_unit_test(test_exhaustion),
       cmocka_unit_test(test_cross_thread_small),

@@ -98,6 +98,37 @@ static void test_grows_by_chunks_and_shrinks_after_trim(void **state) {
   assert_int_equal(c.bad_releases, 0);
 }
 
+/* A block of at most 64 KiB in a DYNAMIC heap goes where the manager's
+ * rules put it (the top of the smallest hole, here the first chunk's), not
+ * to the lowest address: a newer chunk, often mapped below, would stay
+ * registered for it after pinheap_trim. */
+static void test_small_block_keeps_no_chunk(void **state) {
+  (void)state;
+  pinheap *h = dynamic(NULL, 0, 8 * MiB);
+  void *obj = pinheap_malloc(h, 100);
+  char *x = pinheap_malloc(h, 7 * MiB), *y = pinheap_malloc(h, 7 * MiB);
+  assert_non_null(obj);
+  assert_non_null(x);
+  assert_non_null(y);
+  pinheap_region rx, ry, rs;
+  assert_int_equal(pinheap_region_of(h, x, &rx), 0);
+  assert_int_equal(pinheap_region_of(h, y, &ry), 0);
+  assert_ptr_not_equal(rx.base, ry.base);
+  pinheap_free(h, y);
+  char *b = pinheap_malloc(h, 32 * KiB);
+  assert_non_null(b);
+  assert_int_equal(pinheap_region_of(h, b, &rs), 0);
+  pinheap_trim(h);
+  if (rs.base != rx.base || stats_of(h).capacity != 8 * MiB)
+    fail_msg("a 32 KiB block in the %s chunk, %zu MiB registered after trim", rs.base == rx.base ? "first" : "second",
+             stats_of(h).capacity >> 20);
+  pinheap_free(h, b);
+  pinheap_free(h, x);
+  pinheap_free(h, obj);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+}
+
 /* Many small objects: jemalloc's arenas grow the heap through the hooks. */
 static void test_small_objects_grow_through_the_hooks(void **state) {
   (void)state;
@@ -391,6 +422,7 @@ int main(void) {
       cmocka_unit_test(test_cap),
       cmocka_unit_test(test_realloc_growth_is_amortized),
       cmocka_unit_test(test_realloc_growth_under_a_cap),
+      cmocka_unit_test(test_small_block_keeps_no_chunk),
       cmocka_unit_test(test_foreign_free_aborts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,24 +39,29 @@ f 3
 T
 check "the largest block first: H/M 1.000" test "$(hm "$tmp/order.txt")" = 1.000
 
-# Thread and time prefixes, sizes with suffixes, calloc, aligned, realloc
-# (the old extent ends where the new one begins), small blocks counted as
-# their bytes: peak 1.5 MiB + 64 KiB + 100 B, and the same heap.
+# Thread and time prefixes, sizes as PINHEAP_SIZE takes them (a fraction
+# rounded up), calloc, aligned, realloc (the old extent ends where the new
+# one begins), small blocks counted as their bytes: peak 1.5 MiB + 64 KiB +
+# 100 B + 103 B, and the same heap.
 cat > "$tmp/kinds.txt" << 'T'
 pinheap-trace 1
 # a comment
 t1 +250 c 1 2 0.75m
-t0 a 2 4096 64k
+t0 a 2 4096 64KiB
 m 3 100
+m 4 0.1k
 r 1 1m
 f 2
 f 1
 f 3
-end 7
+f 4
+end 9
 T
 check "calloc, aligned, realloc and prefixes read: H/M 1.000" test "$(hm "$tmp/kinds.txt")" = 1.000
 python3 "$script" "$tmp/kinds.txt" > "$tmp/kinds.out"
-check "kinds: peak live bytes 1,638,500" contains "$tmp/kinds.out" " 1638500 "
+check "kinds: peak live bytes 1,638,603" contains "$tmp/kinds.out" " 1638603 "
+printf 'pinheap-trace 1\n' > "$tmp/empty.txt"
+check "a trace without allocations: an error, not a crash" bash -c "! python3 '$script' '$tmp/empty.txt' 2> '$tmp/empty.err' && grep -q 'no allocation' '$tmp/empty.err'"
 
 # A generated trace: never less than its peak live bytes.
 "$pinheap" gen pgas --seed 3 --steps 100 --text -o "$tmp/pgas.txt"
