@@ -46,7 +46,7 @@ check: build
 	bash tests/valgrind.sh $(BUILD_DIR)
 	bash tests/sanitize.sh
 	bash tests/buildtypes.sh
-	bash fuzz/run.sh 30
+	bash fuzz/run.sh 20
 
 # The fuzzers for longer (seconds per fuzzer: FUZZ_SECONDS).
 FUZZ_SECONDS ?= 300
