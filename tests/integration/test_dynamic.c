@@ -98,7 +98,7 @@ static void test_grows_by_chunks_and_shrinks_after_trim(void **state) {
   assert_int_equal(c.bad_releases, 0);
 }
 
-/* A block of at most 64 KiB in a DYNAMIC heap goes where the manager's
+/* A block under 64 KiB in a DYNAMIC heap goes where the manager's
  * rules put it (the top of the smallest hole, here the first chunk's), not
  * to the lowest address: a newer chunk, often mapped below, would stay
  * registered for it after pinheap_trim. */
