@@ -30,6 +30,11 @@ void replay_usage(FILE *out);
 int size_main(int argc, char **argv);
 void size_usage(FILE *out);
 
+/* `pinheap offline TRACE...`: the heap a placement that knows every
+ * lifetime needs. 0, 1 when a trace holds no allocation. */
+int offline_main(int argc, char **argv);
+void offline_usage(FILE *out);
+
 /* `pinheap gen KIND [options]`: a synthetic workload as a trace. */
 int gen_main(int argc, char **argv);
 void gen_usage(FILE *out);

@@ -5,6 +5,7 @@
  *   pinheap record -- CMD ARGS    record a program's allocations as a trace
  *   pinheap replay TRACE          replay a trace through the library
  *   pinheap size TRACE            the smallest FIXED heap that completes it
+ *   pinheap offline TRACE...      the heap a placement knowing every lifetime needs
  *   pinheap gen KIND              a synthetic workload as a trace
  *   pinheap convert IN OUT        a trace from binary to text or back
  *   pinheap info TRACE            what a trace holds
@@ -30,6 +31,7 @@ static const command commands[] = {
     {"record", "run a program and record its allocations as a trace", record_main, record_usage},
     {"replay", "replay a trace through the library, with stats and pictures", replay_main, replay_usage},
     {"size", "the smallest FIXED heap that completes a trace, per policy", size_main, size_usage},
+    {"offline", "the heap a placement that knows every lifetime needs", offline_main, offline_usage},
     {"gen", "write a synthetic workload as a trace", gen_main, gen_usage},
     {"convert", "convert a trace between its binary and text forms", convert_main, convert_usage},
     {"info", "check a trace and say what it holds", info_main, info_usage},

@@ -1,18 +1,17 @@
 #!/usr/bin/env bash
-# bench/offline_placement.py: hand-written traces whose clairvoyant
+# pinheap offline: hand-written traces whose clairvoyant
 # placement is known (blocks that never live at once share addresses;
 # the largest is placed first, which a placement in the order of the
 # requests would not do), the text form's prefixes, sizes and kinds read,
-# and on a generated trace a heap no smaller than its peak live bytes.
+# the same answer from a trace's binary and text forms, and on a generated
+# trace a heap no smaller than its peak live bytes.
 #
 #   offline.sh PATH/TO/pinheap BUILD_DIR
 name=offline
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-script=$here/../../bench/offline_placement.py
-command -v python3 > /dev/null || { echo "offline.sh: python3 not found"; exit 1; }
 
-# hm TRACE: the script's H/M for one trace.
-hm() { python3 "$script" "$1" | awk -v t="$(basename "$1")" '$1 == t {print $4}'; }
+# hm TRACE: pinheap offline's H/M for one trace.
+hm() { "$pinheap" offline "$1" | awk -v t="$(basename "$1")" '$1 == t {print $4}'; }
 
 # Two arrays that never live at once take the same place: 1.000, where the
 # sum of their sizes would give 2.000.
@@ -58,14 +57,18 @@ f 4
 end 9
 T
 check "calloc, aligned, realloc and prefixes read: H/M 1.000" test "$(hm "$tmp/kinds.txt")" = 1.000
-python3 "$script" "$tmp/kinds.txt" > "$tmp/kinds.out"
+"$pinheap" offline "$tmp/kinds.txt" > "$tmp/kinds.out"
 check "kinds: peak live bytes 1,638,603" contains "$tmp/kinds.out" " 1638603 "
 printf 'pinheap-trace 1\n' > "$tmp/empty.txt"
-check "a trace without allocations: an error, not a crash" bash -c "! python3 '$script' '$tmp/empty.txt' 2> '$tmp/empty.err' && grep -q 'no allocation' '$tmp/empty.err'"
+check "a trace without allocations: an error, not a crash" bash -c "'$pinheap' offline '$tmp/empty.txt' 2> '$tmp/empty.err'; test \$? = 1 && grep -q 'no allocation' '$tmp/empty.err'"
 
 # A generated trace: never less than its peak live bytes.
 "$pinheap" gen pgas --seed 3 --steps 100 --text -o "$tmp/pgas.txt"
 r=$(hm "$tmp/pgas.txt")
-check "pgas: H/M $r is at least 1" python3 -c "import sys; sys.exit(float('$r') < 1)"
-check "no arguments: a usage error" bash -c "! python3 '$script' 2> /dev/null"
+check "pgas: H/M $r is at least 1" awk -v r="$r" 'BEGIN { exit !(r + 0 >= 1) }'
+"$pinheap" convert --binary "$tmp/pgas.txt" "$tmp/pgas.trace"
+check "pgas: the binary form gives the same H/M" test "$(hm "$tmp/pgas.trace")" = "$r"
+check "no arguments: a usage error" bash -c "'$pinheap' offline 2> /dev/null; test \$? = 2"
+printf 'pinheap-trace 1\nm 1 100\nq\n' > "$tmp/bad.txt"
+check "an unreadable trace: exit 2, the line named" bash -c "'$pinheap' offline '$tmp/bad.txt' 2> '$tmp/bad.err'; test \$? = 2 && grep -q 'bad.txt:3: unknown record' '$tmp/bad.err'"
 finish
