@@ -2,7 +2,7 @@
 # Builds the library and its tests with sanitizers and runs them:
 # AddressSanitizer with UndefinedBehaviorSanitizer over the unit,
 # integration and stress tests and the tool's trace tests (tools_traces:
-# gen, convert, replay, size, and corrupt traces), with the library's
+# gen, convert, replay, size, and corrupt traces; tools_offline), with the library's
 # expensive assertions (PINHEAP_ASSERT=expensive: every module's checker
 # after each of its changes), ThreadSanitizer over the stress and soak
 # tests, the small paths' threads (test_small_paths), the medium extents'
@@ -37,7 +37,7 @@ run() { # name, build dir, flags, ctest regex, environment, assertions
   fi
 }
 run "ASan+UBSan" build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
-  '^(test_|stress_threads$|stress_threads_dynamic$|stress_medium(_roomy)?$|tools_traces$)' "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1" expensive
+  '^(test_|stress_threads$|stress_threads_dynamic$|stress_medium(_roomy)?$|tools_(traces|offline)$)' "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1" expensive
 run "TSan" build-tsan "-fsanitize=thread -Wno-error=tsan" \
   '^(stress_threads(_dynamic)?|stress_medium(_roomy)?|soak(_dynamic|_debug)?|test_small_paths|test_medium|test_stats|test_ofi_tcp|test_ofi_shm)$' "TSAN_OPTIONS=halt_on_error=1"
 # Without the deadlock detector: jemalloc's own fork handler holds more

@@ -44,8 +44,8 @@ void offline_usage(FILE *out) {
           "and H/M, then the mean H/M: what a placement that knows every lifetime\n"
           "needs, to set beside `pinheap size` (not a lower bound).\n"
           "\n"
-          "Exit status: 0, 1 when a trace holds no allocation, 2 on a usage error or\n"
-          "a trace that cannot be read.\n");
+          "Exit status: 0, 1 when a trace holds no allocation, 2 on a usage error, a\n"
+          "trace that cannot be read or whose sizes pass 64 bits, or no memory.\n");
 }
 
 /* An extent: its bytes, lifetime [birth, death) in events, and place. */
@@ -58,6 +58,11 @@ typedef struct offline_vec {
   void *items;
   size_t n, cap, size;
 } offline_vec;
+
+static _Noreturn void offline_overflow(const char *path) {
+  fprintf(stderr, "pinheap offline: %s: its sizes add up past 64 bits\n", path);
+  exit(2);
+}
 
 static void *offline_push(offline_vec *v) {
   if (v->n == v->cap) {
@@ -90,6 +95,22 @@ static void offline_gone(offline_trace *tr, uint64_t bytes, uint64_t birth, uint
   *e = (offline_extent){(bytes + OFFLINE_PAGE - 1) / OFFLINE_PAGE * OFFLINE_PAGE, birth, t, 0};
 }
 
+/* blockmap_walk over the blocks live at the end of the trace. */
+typedef struct offline_end {
+  offline_trace *tr;
+  const blockmap *births;
+  uint64_t small;
+} offline_end;
+
+static int offline_end_one(uint64_t id, uint64_t bytes, uint64_t unused, void *arg) {
+  (void)unused;
+  offline_end *end = arg;
+  uint64_t birth = 0;
+  blockmap_get(end->births, id, &birth, NULL);
+  offline_gone(end->tr, bytes, birth, end->tr->small.n, &end->small);
+  return 0;
+}
+
 static int offline_read(const char *path, offline_trace *tr) {
   FILE *f;
   trace_reader r;
@@ -97,7 +118,7 @@ static int offline_read(const char *path, offline_trace *tr) {
   blockmap births; /* id -> birth */
   blockmap_init(&births);
   trace_event ev;
-  uint64_t small = 0;
+  uint64_t small = 0, live = 0;
   int got;
   while ((got = trace_reader_next(&r, &ev)) == 1) {
     if (!trace_kind_has_block(ev.kind)) continue;
@@ -105,6 +126,7 @@ static int offline_read(const char *path, offline_trace *tr) {
     if (ev.kind == TRACE_REALLOC || ev.kind == TRACE_FREE) {
       blockmap_take(&births, ev.id, &birth, NULL);
       offline_gone(tr, ev.old_size, birth, t, &small);
+      live -= ev.old_size;
     }
     if (ev.kind != TRACE_FREE) {
       uint64_t bytes = trace_event_bytes(&ev);
@@ -113,6 +135,7 @@ static int offline_read(const char *path, offline_trace *tr) {
         exit(2);
       }
       if (bytes <= OFFLINE_LARGE) small += bytes;
+      if (bytes > UINT64_MAX / 2 - OFFLINE_PAGE || __builtin_add_overflow(live, bytes, &live)) offline_overflow(path);
     }
     *(uint64_t *)offline_push(&tr->small) = small;
   }
@@ -120,13 +143,8 @@ static int offline_read(const char *path, offline_trace *tr) {
     fprintf(stderr, "pinheap offline: %s\n", r.error);
   } else {
     /* Blocks never freed live to the end. */
-    for (size_t i = 0; i < r.live.cap; i++) {
-      const blockmap_slot *s = &r.live.slots[i];
-      uint64_t birth = 0;
-      if (s->key == BLOCKMAP_EMPTY) continue;
-      blockmap_get(&births, s->key, &birth, NULL);
-      offline_gone(tr, s->a, birth, tr->small.n, &small);
-    }
+    offline_end end = {tr, &births, small};
+    blockmap_walk(&r.live, offline_end_one, &end);
     tr->peak = r.peak_live_bytes;
   }
   blockmap_fini(&births);
@@ -146,7 +164,7 @@ static int offline_cmp_range(const void *a, const void *b) {
 }
 
 /* Places the extents (sorted largest first), greedy by size. */
-static void offline_place(offline_extent *ext, size_t n, uint64_t events) {
+static void offline_place(const char *path, offline_extent *ext, size_t n, uint64_t events) {
   size_t nb = events / OFFLINE_BUCKET + 2;
   offline_vec *buckets = calloc(nb, sizeof *buckets);
   size_t *seen = calloc(n ? n : 1, sizeof *seen); /* seen[j] = i + 1: met while placing i */
@@ -172,13 +190,14 @@ static void offline_place(offline_extent *ext, size_t n, uint64_t events) {
         }
       }
     }
-    qsort(busy.items, busy.n, busy.size, offline_cmp_range);
+    if (busy.n > 1) qsort(busy.items, busy.n, busy.size, offline_cmp_range);
     uint64_t off = 0;
     for (size_t m = 0; m < busy.n; m++) {
       const uint64_t *range = (const uint64_t *)busy.items + 2 * m;
       if (off + e->bytes <= range[0]) break;
       if (range[1] > off) off = range[1];
     }
+    if (off + e->bytes < off) offline_overflow(path);
     e->off = off;
     for (uint64_t k = first; k <= last; k++) {
       buckets[k].size = sizeof(size_t);
@@ -193,7 +212,8 @@ static void offline_place(offline_extent *ext, size_t n, uint64_t events) {
 
 /* The heap the placement needs: the largest, over events, of the highest
  * end of the extents live then plus the small blocks' live bytes then. */
-static uint64_t offline_heap(const offline_extent *ext, size_t n, const uint64_t *small, uint64_t events) {
+static uint64_t offline_heap(const char *path, const offline_extent *ext, size_t n, const uint64_t *small,
+                             uint64_t events) {
   uint64_t *top = calloc(events ? events : 1, sizeof *top), need = 0;
   if (!top) {
     fprintf(stderr, "pinheap offline: out of memory\n");
@@ -202,8 +222,10 @@ static uint64_t offline_heap(const offline_extent *ext, size_t n, const uint64_t
   for (size_t i = 0; i < n; i++)
     for (uint64_t t = ext[i].birth; t < ext[i].death && t < events; t++)
       if (ext[i].off + ext[i].bytes > top[t]) top[t] = ext[i].off + ext[i].bytes;
-  for (uint64_t t = 0; t < events; t++)
+  for (uint64_t t = 0; t < events; t++) {
+    if (top[t] + small[t] < top[t]) offline_overflow(path);
     if (top[t] + small[t] > need) need = top[t] + small[t];
+  }
   free(top);
   return need;
 }
@@ -222,15 +244,20 @@ int offline_main(int argc, char **argv) {
   double sum = 0;
   for (int i = 1; i < argc; i++) {
     offline_trace tr = {.extents = {.size = sizeof(offline_extent)}, .small = {.size = sizeof(uint64_t)}};
-    if (offline_read(argv[i], &tr) != 0) return 2;
-    if (!tr.peak) {
+    int err = offline_read(argv[i], &tr) != 0 ? 2 : 0;
+    if (!err && !tr.peak) {
       fprintf(stderr, "pinheap offline: %s: no allocation\n", argv[i]);
-      return 1;
+      err = 1;
+    }
+    if (err) {
+      free(tr.extents.items);
+      free(tr.small.items);
+      return err;
     }
     offline_extent *ext = tr.extents.items;
-    qsort(ext, tr.extents.n, sizeof *ext, offline_cmp);
-    offline_place(ext, tr.extents.n, tr.small.n);
-    uint64_t need = offline_heap(ext, tr.extents.n, tr.small.items, tr.small.n);
+    if (tr.extents.n > 1) qsort(ext, tr.extents.n, sizeof *ext, offline_cmp);
+    offline_place(argv[i], ext, tr.extents.n, tr.small.n);
+    uint64_t need = offline_heap(argv[i], ext, tr.extents.n, tr.small.items, tr.small.n);
     const char *base = strrchr(argv[i], '/');
     if (i == 1) printf("%-40s %14s %14s %7s\n", "trace", "peak live M", "heap needed", "H/M");
     printf("%-40s %14llu %14llu %7.3f\n", base ? base + 1 : argv[i], (unsigned long long)tr.peak,

@@ -494,32 +494,28 @@ static void test_alloc_low(void **state) {
 }
 
 /* em_alloc_low with an alignment above a page: the lowest free extent of
- * size + align - page bytes (each holds an aligned piece), not a lower one
- * that happens to hold none; with no extent that long, one that holds an
- * aligned piece all the same. */
+ * size + align - page bytes (each holds an aligned piece), not a lower,
+ * shorter one that holds an aligned piece too; with no extent that long,
+ * one that holds an aligned piece all the same. */
 static void test_alloc_low_aligned(void **state) {
   (void)state;
   const em_policy policies[] = {EM_TWO_ENDED, EM_FIRST_FIT, EM_RING};
   for (size_t k = 0; k < sizeof policies / sizeof policies[0]; k++) {
     em *m = make_ring(policies[k], 100 * MiB, 1 * MiB, 10 * MiB);
-    /* In use: the first page and [68, 72) KiB; free [4, 68) KiB, where no
-     * 32 KiB lie 64 KiB-aligned, and [72 KiB, the top). */
-    assert_true(em_alloc_at(m, AT(0), PAGE, NULL));
-    assert_true(em_alloc_at(m, AT(68 * KiB), PAGE, NULL));
+    /* In use: [0, 64) KiB and [100, 104) KiB; free [64, 100) KiB, which
+     * holds a 64 KiB-aligned piece of 32 KiB but is shorter than 32 + 64 -
+     * 4 = 92 KiB, and [104 KiB, the top). */
+    assert_true(em_alloc_at(m, AT(0), 64 * KiB, NULL));
+    assert_true(em_alloc_at(m, AT(100 * KiB), PAGE, NULL));
     void *a = em_alloc_low(m, 32 * KiB, 64 * KiB, NULL);
     assert_int_equal(em_check(m), 0);
     assert_int_equal(OFF(a), 128 * KiB);
-    /* A hole of 64 KiB at 64 KiB is the only one that holds an aligned
-     * piece: [0, 1 MiB) all in use but it, and a 28 KiB hole at 200 KiB;
-     * the top taken. */
+    /* No free extent of 92 KiB: all in use but [64, 96) KiB, a hole of 32
+     * KiB that holds the aligned piece, and a hole of 28 KiB at 200 KiB. */
     give(m, a, 32 * KiB);
-    assert_true(em_alloc_at(m, AT(4 * KiB), 64 * KiB, NULL));
-    assert_true(em_alloc_at(m, AT(72 * KiB), 1 * MiB - 72 * KiB, NULL));
-    give(m, AT(64 * KiB), 4 * KiB);
-    give(m, AT(68 * KiB), 4 * KiB);
-    give(m, AT(72 * KiB), 24 * KiB);
+    assert_true(em_alloc_at(m, AT(104 * KiB), 100 * MiB - 104 * KiB, NULL));
+    assert_true(em_alloc_at(m, AT(96 * KiB), PAGE, NULL));
     give(m, AT(200 * KiB), 28 * KiB);
-    assert_true(em_alloc_at(m, AT(1 * MiB), 99 * MiB, NULL));
     void *b = em_alloc_low(m, 32 * KiB, 64 * KiB, NULL);
     assert_int_equal(em_check(m), 0);
     assert_int_equal(OFF(b), 64 * KiB);
