@@ -201,9 +201,6 @@ int heap_open(heap *h, const pinheap_options *o) {
   /* jemalloc serves only its small classes: its large sizes would round up
    * and keep the rest of their grants to themselves. */
   if (h->large_threshold > h->classes.max) h->large_threshold = h->classes.max;
-  bool low = o->mode == PINHEAP_FIXED &&
-             (o->policy == PINHEAP_POLICY_TWO_ENDED || o->policy == PINHEAP_POLICY_FIRST_FIT);
-  h->low_limit = low ? HEAP_LOW_LIMIT : 0;
   if (fine_open(&h->fine, &h->space, h->page) != 0) return -1;
   gate_init(&h->gate);
   if (heap_open_memory(h) != 0) return -1;
@@ -630,12 +627,14 @@ static void heap_tag_large(heap *h, void *p, size_t pages) {
 }
 
 /* Whether a block of bytes bytes takes the lowest free extent that holds
- * it: below low_limit (HEAP_LOW_LIMIT in a FIXED heap under two-ended or
- * first fit, else 0, set by heap_open). The ring keeps every block below
- * ring_min at the top, out of its arrays' way; a DYNAMIC heap's lowest
- * extent may be in its newest chunk, which the block would then keep
- * registered. */
-static bool heap_low(const heap *h, size_t bytes) { return bytes < h->low_limit; }
+ * it (HEAP_LOW_LIMIT): in a FIXED heap under two-ended or first fit. The ring
+ * keeps every block below ring_min at the top, out of its arrays' way; a
+ * DYNAMIC heap's lowest extent may be in its newest chunk, which the block
+ * would then keep registered. */
+static bool heap_low(const heap *h, size_t bytes) {
+  return bytes < HEAP_LOW_LIMIT && heap_fixed(h) &&
+         (h->opts.policy == PINHEAP_POLICY_TWO_ENDED || h->opts.policy == PINHEAP_POLICY_FIRST_FIT);
+}
 
 /* heap_attempt: one section from taking the extent (the thread's cache of
  * medium extents, or the manager, growing it) to tagging and

@@ -65,9 +65,6 @@ struct heap {
   pinheap_options opts; /* as checked; SIMPLE: size 0 */
   size_t page;
   size_t large_threshold; /* requests above it take the large path */
-  /* Blocks below it go low (heap.c, heap_low): HEAP_LOW_LIMIT in a FIXED
-   * heap under two-ended or first fit, else 0. */
-  size_t low_limit;
   key keys; /* the small objects' keys */
   bool poison; /* heap_set_plain: freed blocks a cache reuses or lets go of are checked */
   provider prov;
