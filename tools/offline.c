@@ -59,6 +59,11 @@ typedef struct offline_vec {
   size_t n, cap, size;
 } offline_vec;
 
+static _Noreturn void offline_no_memory(void) {
+  fprintf(stderr, "pinheap offline: out of memory\n");
+  exit(2);
+}
+
 static _Noreturn void offline_overflow(const char *path) {
   fprintf(stderr, "pinheap offline: %s: its sizes add up past 64 bits\n", path);
   exit(2);
@@ -68,10 +73,7 @@ static void *offline_push(offline_vec *v) {
   if (v->n == v->cap) {
     size_t cap = v->cap ? 2 * v->cap : 64;
     void *items = realloc(v->items, cap * v->size);
-    if (!items) {
-      fprintf(stderr, "pinheap offline: out of memory\n");
-      exit(2);
-    }
+    if (!items) offline_no_memory();
     v->items = items;
     v->cap = cap;
   }
@@ -130,10 +132,7 @@ static int offline_read(const char *path, offline_trace *tr) {
     }
     if (ev.kind != TRACE_FREE) {
       uint64_t bytes = trace_event_bytes(&ev);
-      if (blockmap_put(&births, ev.id, t, 0) != 0) {
-        fprintf(stderr, "pinheap offline: out of memory\n");
-        exit(2);
-      }
+      if (blockmap_put(&births, ev.id, t, 0) != 0) offline_no_memory();
       if (bytes <= OFFLINE_LARGE) small += bytes;
       if (bytes > UINT64_MAX / 2 - OFFLINE_PAGE || __builtin_add_overflow(live, bytes, &live)) offline_overflow(path);
     }
@@ -169,10 +168,8 @@ static void offline_place(const char *path, offline_extent *ext, size_t n, uint6
   offline_vec *buckets = calloc(nb, sizeof *buckets);
   size_t *seen = calloc(n ? n : 1, sizeof *seen); /* seen[j] = i + 1: met while placing i */
   offline_vec busy = {.size = 2 * sizeof(uint64_t)};
-  if (!buckets || !seen) {
-    fprintf(stderr, "pinheap offline: out of memory\n");
-    exit(2);
-  }
+  if (!buckets || !seen) offline_no_memory();
+  for (size_t k = 0; k < nb; k++) buckets[k].size = sizeof(size_t);
   for (size_t i = 0; i < n; i++) {
     offline_extent *e = &ext[i];
     uint64_t first = e->birth / OFFLINE_BUCKET, last = (e->death > e->birth ? e->death - 1 : e->birth) / OFFLINE_BUCKET;
@@ -199,10 +196,7 @@ static void offline_place(const char *path, offline_extent *ext, size_t n, uint6
     }
     if (off + e->bytes < off) offline_overflow(path);
     e->off = off;
-    for (uint64_t k = first; k <= last; k++) {
-      buckets[k].size = sizeof(size_t);
-      *(size_t *)offline_push(&buckets[k]) = i;
-    }
+    for (uint64_t k = first; k <= last; k++) *(size_t *)offline_push(&buckets[k]) = i;
   }
   for (size_t k = 0; k < nb; k++) free(buckets[k].items);
   free(buckets);
@@ -215,10 +209,7 @@ static void offline_place(const char *path, offline_extent *ext, size_t n, uint6
 static uint64_t offline_heap(const char *path, const offline_extent *ext, size_t n, const uint64_t *small,
                              uint64_t events) {
   uint64_t *top = calloc(events ? events : 1, sizeof *top), need = 0;
-  if (!top) {
-    fprintf(stderr, "pinheap offline: out of memory\n");
-    exit(2);
-  }
+  if (!top) offline_no_memory();
   for (size_t i = 0; i < n; i++)
     for (uint64_t t = ext[i].birth; t < ext[i].death && t < events; t++)
       if (ext[i].off + ext[i].bytes > top[t]) top[t] = ext[i].off + ext[i].bytes;
