@@ -126,10 +126,10 @@ typedef struct pinheap_options {
    * page-rounded extent from the extent manager, placed by small_extent_max
    * (FIXED; under 64 KiB, see there), or a freed extent the thread's cache
    * holds, taken whole when at most a quarter longer (an eighth above 64
-   * KiB), which the cache holds only while a quarter of the heap is free; a block jemalloc
-   * holds (not one of the fine path's, 1-2 and 10-14 KiB), grown by
-   * realloc, stays on jemalloc's classes up to 14 KiB but for 1-2 KiB.
-   * Default 14 KiB, jemalloc's largest small size class. */
+   * KiB), which the cache holds only while a quarter of the heap is free;
+   * a block jemalloc holds (not one of the fine path's, 1-2 and 10-14
+   * KiB), grown by realloc, stays on jemalloc's classes up to 14 KiB but
+   * for 1-2 KiB. Default 14 KiB, jemalloc's largest small size class. */
   size_t large_threshold;
   /* Extents of at most this many bytes are placed from the top of the
    * region, larger ones from the bottom (every policy but bump; the ring

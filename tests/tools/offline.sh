@@ -11,9 +11,11 @@
 name=offline
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# hm TRACE, need TRACE: pinheap offline's H/M, heap needed, for one trace.
-hm() { "$pinheap" offline "$1" | awk -v t="$(basename "$1")" '$1 == t {print $4}'; }
-need() { "$pinheap" offline "$1" | awk -v t="$(basename "$1")" '$1 == t {print $3}'; }
+# column N TRACE: column N of pinheap offline's line for one trace; hm
+# TRACE: its H/M; need TRACE: the heap it needs.
+column() { "$pinheap" offline "$2" | awk -v t="$(basename "$2")" -v n="$1" '$1 == t {print $n}'; }
+hm() { column 4 "$1"; }
+need() { column 3 "$1"; }
 
 # Two arrays that never live at once take the same place: 1.000, where the
 # sum of their sizes would give 2.000.
