@@ -225,9 +225,10 @@ typedef struct pinheap_stats {
    * threads' caches and the arenas keep for reuse until pinheap_trim (up to
    * 16 MiB per thread of freed mid-size blocks; the freed objects a
    * thread's stacks and fronts hold, up to about 4 MiB per thread, and
-   * the slabs they lie in; an arena keeps its emptied slabs for up to
-   * 1 s): in_use, free_bytes, largest_free and
-   * free_extents are exact after pinheap_trim. */
+   * the slabs they lie in; an arena keeps its emptied slabs, FIXED until
+   * pinheap_trim or an allocation that finds no room, DYNAMIC and SIMPLE
+   * for up to 1 s): in_use, free_bytes, largest_free and free_extents are
+   * exact after pinheap_trim. */
   size_t in_use;
   size_t free_bytes;   /* capacity - in_use */
   size_t largest_free; /* the largest free contiguous extent */

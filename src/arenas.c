@@ -21,7 +21,7 @@ size_t arenas_least_size(unsigned n, bool exact) { return (exact ? 0 : n * ARENA
 static int arenas_add(arenas *a) {
   unsigned i = atomic_load_explicit(&a->made, memory_order_relaxed);
   PH_ASSERT(i < atomic_load(&a->max));
-  if (hooks_arena_create(&a->arena[i], a->grants, a->exact) != 0) {
+  if (hooks_arena_create(&a->arena[i], a->grants, a->exact, a->keep_ms) != 0) {
     atomic_store(&a->max, i);
     return -1;
   }
@@ -31,13 +31,14 @@ static int arenas_add(arenas *a) {
   return 0;
 }
 
-int arenas_open(arenas *a, hooks_shared *grants, unsigned max, unsigned now, bool exact) {
+int arenas_open(arenas *a, hooks_shared *grants, unsigned max, unsigned now, bool exact, ssize_t keep_ms) {
   PH_ASSERT(max >= 1 && max <= ARENAS_MAX && now >= 1 && now <= max);
   a->grants = grants;
   atomic_init(&a->made, 0);
   atomic_init(&a->max, max);
   atomic_init(&a->next, 0);
   a->exact = exact;
+  a->keep_ms = keep_ms;
   pthread_mutex_init(&a->lock, NULL);
   for (unsigned i = 0; i < now; i++) {
     if (arenas_add(a) != 0) {
@@ -113,6 +114,11 @@ int arenas_check(arenas *a) {
     if (a->index[i] != a->arena[i].index || a->arena[i].shared != a->grants || a->arena[i].exact != a->exact) {
       fprintf(stderr, "arenas: arena %u should have jemalloc index %u, the heap's grants and exact %d\n", i,
               a->index[i], a->exact);
+      broken++;
+    }
+    ssize_t keep = hooks_arena_keep_ms(&a->arena[i]);
+    if (keep != a->keep_ms) {
+      fprintf(stderr, "arenas: arena %u keeps what it frees %zd ms, should keep it %zd ms\n", i, keep, a->keep_ms);
       broken++;
     }
   }

@@ -11,7 +11,8 @@
  *
  * Invariants: arena[0 .. made) are live and index[i] is arena[i]'s jemalloc
  * index; 1 <= made <= max <= ARENAS_MAX once open; every arena made has
- * exact grants when exact is set, none otherwise.
+ * exact grants when exact is set, none otherwise, and keeps the extents it
+ * frees for keep_ms.
  *
  * Thread-safe: made is published with release, read with acquire; making
  * an arena takes lock (and no other lock of the heap's).
@@ -38,6 +39,7 @@ typedef struct arenas {
   _Atomic unsigned next; /* round robin over the slots */
   pthread_mutex_t lock;
   bool exact;
+  ssize_t keep_ms;
   unsigned index[ARENAS_MAX];
   hooks_arena arena[ARENAS_MAX];
 } arenas;
@@ -50,9 +52,10 @@ unsigned arenas_wanted(unsigned asked);
 size_t arenas_least_size(unsigned n, bool exact);
 
 /* Opens the set of at most max arenas over grants, making now of them
- * (1 <= now <= max), with exact grants or not (hooks_arena_create). 0, or
- * -1 with the error set (then nothing is left to close). */
-int arenas_open(arenas *a, hooks_shared *grants, unsigned max, unsigned now, bool exact);
+ * (1 <= now <= max), with exact grants or not, keeping what they free for
+ * keep_ms (hooks_arena_create). 0, or -1 with the error set (then nothing
+ * is left to close). */
+int arenas_open(arenas *a, hooks_shared *grants, unsigned max, unsigned now, bool exact, ssize_t keep_ms);
 /* Destroys every arena; every tcache that may hold their objects must be
  * gone. */
 void arenas_close(arenas *a);

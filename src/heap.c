@@ -180,7 +180,10 @@ static int heap_open_arenas(heap *h) {
   unsigned max = arenas_wanted(h->opts.arenas);
   if (heap_check_room(h, max) != 0) return -1;
   bool exact = heap_exact_grants(h);
-  if (arenas_open(&h->arenas, &h->space.grants, max, exact ? 1 : max, exact) == 0) return 0;
+  /* A FIXED heap's arenas keep what they free until a reclaim: no clock
+   * moves its placement (hooks.h). */
+  ssize_t keep = heap_fixed(h) ? HOOKS_KEEP_UNTIL_PURGED : HOOKS_KEEP_MS;
+  if (arenas_open(&h->arenas, &h->space.grants, max, exact ? 1 : max, exact, keep) == 0) return 0;
   heap_explain(h);
   return -1;
 }

@@ -314,7 +314,8 @@ static const extent_hooks_t hooks_managed = {
     .merge = hooks_merge,
 };
 
-int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, bool exact) {
+int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, bool exact, ssize_t keep_ms) {
+  PH_ASSERT(keep_ms == HOOKS_KEEP_UNTIL_PURGED || keep_ms == HOOKS_KEEP_MS);
   memset(ha, 0, sizeof *ha);
   ha->shared = shared;
   ha->hooks = hooks_managed;
@@ -326,7 +327,7 @@ int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, bool exact) {
     error_set(err == EAGAIN ? ENOMEM : err, "cannot create a jemalloc arena: arenas.create: %s", strerror(err));
     return -1;
   }
-  ssize_t dirty = HOOKS_DIRTY_DECAY_MS, muzzy = 0;
+  ssize_t dirty = keep_ms, muzzy = 0;
   size_t limit = (size_t)sysconf(_SC_PAGESIZE);
   if ((err = hooks_arena_set(ha->index, "dirty_decay_ms", &dirty, sizeof dirty)) ||
       (err = hooks_arena_set(ha->index, "muzzy_decay_ms", &muzzy, sizeof muzzy)) ||
@@ -359,6 +360,14 @@ static size_t hooks_stat(unsigned index, const char *leaf) {
   snprintf(name, sizeof name, "stats.arenas.%u.%s", index, leaf);
   if (mallctl(name, &v, &sz, NULL, 0) != 0) return 0;
   return v;
+}
+
+ssize_t hooks_arena_keep_ms(const hooks_arena *ha) {
+  char name[64];
+  snprintf(name, sizeof name, "arena.%u.dirty_decay_ms", ha->index);
+  ssize_t ms;
+  size_t len = sizeof ms;
+  return mallctl(name, &ms, &len, NULL, 0) == 0 ? ms : -2;
 }
 
 size_t hooks_arena_allocated(const hooks_arena *ha) {

@@ -41,12 +41,18 @@
  * says how a base request is told from extent growth).
  *
  * An arena with hooks keeps the extents it frees (its emptied slabs: it
- * serves only small classes) for HOOKS_DIRTY_DECAY_MS before they reach
- * dalloc, so that a slab emptied by one thread and needed again by another
- * comes back without the manager's lock and the grants' bookkeeping; every
- * reclaim purges them (hooks_arena_purge: pinheap_trim, and before any
- * ENOMEM), so they are never why an allocation fails. Muzzy decay is 0 and
- * purge refuses: jemalloc never madvises a registered page. Without exact
+ * serves only small classes), so that a slab emptied by one thread and
+ * needed again by another comes back without the manager's lock and the
+ * grants' bookkeeping; every reclaim purges them (hooks_arena_purge:
+ * pinheap_trim, and before any ENOMEM), so they are never why an
+ * allocation fails. How long is the arena's keep time (jemalloc's dirty
+ * decay): in a FIXED heap, until a reclaim (HOOKS_KEEP_UNTIL_PURGED), so
+ * that no clock moves them and where a block lands depends on the calls
+ * made, not on how fast they came: a program, or a trace replayed, places
+ * alike on every run; where the heap grows instead of failing (DYNAMIC,
+ * SIMPLE), HOOKS_KEEP_MS, so that slabs one arena emptied go back for the
+ * others before the heap registers more. Muzzy decay is 0 and purge
+ * refuses: jemalloc never madvises a registered page. Without exact
  * grants, a retain grow limit of one page makes jemalloc ask the manager
  * for what it needs after its first grant, instead of ever larger blocks it
  * would keep to itself.
@@ -59,13 +65,19 @@
 
 #include <jemalloc/jemalloc.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "em.h"
 #include "gate.h"
 #include "pagemap.h"
 
-/* How long an arena keeps a freed extent (jemalloc's dirty decay). */
-#define HOOKS_DIRTY_DECAY_MS 1000
+/* How long an arena keeps the extents it frees before they reach dalloc
+ * (jemalloc's dirty decay, above): until a purge, or HOOKS_KEEP_MS. With
+ * HOOKS_KEEP_MS a FIXED heap placed by the clock: replays of one trace
+ * differed from run to run (python3, two-ended: smallest heaps of 1.40
+ * and 1.55 times its peak in two runs; README, "How large a heap"). */
+#define HOOKS_KEEP_UNTIL_PURGED ((ssize_t)-1)
+#define HOOKS_KEEP_MS ((ssize_t)1000)
 
 /* An extent the alloc hook handed out. Invariant: 0 <= returned < size; the
  * pages of [addr, addr + size) are tagged SMALL or RETURNED. */
@@ -130,15 +142,20 @@ typedef struct hooks_arena {
 } hooks_arena;
 
 /* Creates an arena that takes its extents from shared's manager, with
- * exact grants or (!exact) its first grant taken now and kept (above).
+ * exact grants or (!exact) its first grant taken now and kept (above),
+ * that keeps the extents it frees for keep_ms (HOOKS_KEEP_UNTIL_PURGED or
+ * HOOKS_KEEP_MS).
  * Precondition, for the arena's life: nothing asks it for an alignment of
  * 2 MiB or more (the heap sends it none above a page): such a request could
  * pass for a base block (hooks.c). 0, or -1 with the error set. */
-int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, bool exact);
+int hooks_arena_create(hooks_arena *ha, hooks_shared *shared, bool exact, ssize_t keep_ms);
 /* Destroys the arena; every tcache that may hold its objects must be gone. */
 void hooks_arena_destroy(hooks_arena *ha);
 /* Hands the arena's unused dirty and muzzy extents back. */
 void hooks_arena_purge(hooks_arena *ha);
+/* How long the arena keeps the extents it frees, as jemalloc has it: its
+ * keep_ms; -2 when jemalloc cannot say. */
+ssize_t hooks_arena_keep_ms(const hooks_arena *ha);
 /* Bytes in live allocations of the arena (jemalloc's stats; objects cached in
  * thread caches count as live); the caller refreshes the stats epoch. */
 size_t hooks_arena_allocated(const hooks_arena *ha);

@@ -89,7 +89,8 @@ static void test_arena(void **state) {
   (void)state;
   fixture *f = open_fixture(REGION);
   hooks_arena ha;
-  assert_int_equal(hooks_arena_create(&ha, &f->shared, true), 0);
+  assert_int_equal(hooks_arena_create(&ha, &f->shared, true, HOOKS_KEEP_MS), 0);
+  assert_int_equal(hooks_arena_keep_ms(&ha), HOOKS_KEEP_MS);
   assert_int_equal(f->shared.grants.count, 0); /* exact grants: nothing taken until asked */
   assert_int_equal(hooks_shared_check(&f->shared), 0);
   /* Small and large objects lie in the region, on pages tagged small,
@@ -169,7 +170,7 @@ static void test_exact_grants(void **state) {
   (void)state;
   fixture *f = open_fixture(REGION);
   hooks_arena ha;
-  assert_int_equal(hooks_arena_create(&ha, &f->shared, true), 0);
+  assert_int_equal(hooks_arena_create(&ha, &f->shared, true, HOOKS_KEEP_MS), 0);
   print_message("made: %zu bytes of the region in use, %zu grants\n", in_use(f), f->shared.grants.count);
   assert_int_equal(in_use(f), 0);
   void *small[3];
@@ -220,7 +221,7 @@ static void test_first_grant_reused(void **state) {
   (void)state;
   fixture *f = open_fixture(REGION);
   hooks_arena ha;
-  assert_int_equal(hooks_arena_create(&ha, &f->shared, false), 0);
+  assert_int_equal(hooks_arena_create(&ha, &f->shared, false, HOOKS_KEEP_MS), 0);
   assert_int_equal(in_use(f), 2 * MiB);
   enum { N = 4096, KEEP_EVERY = 256 };
   static void *p[N];
@@ -254,7 +255,7 @@ static void test_bases(void **state) {
   (void)state;
   fixture *f = open_fixture(REGION);
   hooks_arena ha;
-  assert_int_equal(hooks_arena_create(&ha, &f->shared, true), 0);
+  assert_int_equal(hooks_arena_create(&ha, &f->shared, true, HOOKS_KEEP_MS), 0);
   assert_int_equal(in_use(f), 0);
   assert_true(hooks_base_bytes(&f->shared) >= 2 * MiB);
   span b = {.lo = UINTPTR_MAX};
@@ -288,7 +289,7 @@ static void test_gate(void **state) {
   (void)state;
   fixture *f = open_fixture(REGION);
   hooks_arena ha;
-  assert_int_equal(hooks_arena_create(&ha, &f->shared, true), 0);
+  assert_int_equal(hooks_arena_create(&ha, &f->shared, true, HOOKS_KEEP_MS), 0);
   size_t grants = f->shared.grants.count;
   gate_close(&f->gate);
   assert_null(mallocx(8 * MiB, flags(&ha)));
@@ -342,7 +343,7 @@ static void test_grow(void **state) {
   em_free(&f->em, q, PAGE);
   /* An arena over a manager that only grows: its extents come through it. */
   hooks_arena ha;
-  assert_int_equal(hooks_arena_create(&ha, &f->shared, true), 0);
+  assert_int_equal(hooks_arena_create(&ha, &f->shared, true, HOOKS_KEEP_MS), 0);
   void *big = mallocx(16 * MiB, flags(&ha));
   assert_non_null(big);
   assert_true(g.calls > 2);
