@@ -227,7 +227,8 @@ typedef struct pinheap_stats {
    * thread's stacks and fronts hold, up to about 4 MiB per thread, and
    * the slabs they lie in; an arena keeps its emptied slabs, FIXED until
    * pinheap_trim or an allocation that finds no room, DYNAMIC and SIMPLE
-   * for up to 1 s): in_use, free_bytes, largest_free and free_extents are
+   * also until jemalloc's decay hands them back over about 1 s of the
+   * arena's use): in_use, free_bytes, largest_free and free_extents are
    * exact after pinheap_trim. */
   size_t in_use;
   size_t free_bytes;   /* capacity - in_use */

@@ -118,7 +118,8 @@ int arenas_check(arenas *a) {
     }
     ssize_t keep = hooks_arena_keep_ms(&a->arena[i]);
     if (keep != a->keep_ms) {
-      fprintf(stderr, "arenas: arena %u keeps what it frees %zd ms, should keep it %zd ms\n", i, keep, a->keep_ms);
+      fprintf(stderr, "arenas: arena %u keeps what it frees %zd ms, should keep it %zd ms (-1: until a purge)\n", i,
+              keep, a->keep_ms);
       broken++;
     }
   }

@@ -50,8 +50,14 @@
  * that no clock moves them and where a block lands depends on the calls
  * made, not on how fast they came: a program, or a trace replayed, places
  * alike on every run; where the heap grows instead of failing (DYNAMIC,
- * SIMPLE), HOOKS_KEEP_MS, so that slabs one arena emptied go back for the
- * others before the heap registers more. Muzzy decay is 0 and purge
+ * SIMPLE), HOOKS_KEEP_MS, so that slabs one arena emptied do not stay out
+ * of the other arenas' reach for good: jemalloc hands them back over about
+ * that time, on the arena's own calls (an idle arena keeps them). The cost
+ * of keeping them in a FIXED heap: jemalloc does not join kept slabs
+ * until it purges them, so a slab longer than each of them takes new room
+ * beside them, which a later large block may then miss (a purge before
+ * its ENOMEM comes too late for that); with HOOKS_KEEP_MS the same
+ * happened unless a second had passed. Muzzy decay is 0 and purge
  * refuses: jemalloc never madvises a registered page. Without exact
  * grants, a retain grow limit of one page makes jemalloc ask the manager
  * for what it needs after its first grant, instead of ever larger blocks it
@@ -75,7 +81,7 @@
  * (jemalloc's dirty decay, above): until a purge, or HOOKS_KEEP_MS. With
  * HOOKS_KEEP_MS a FIXED heap placed by the clock: replays of one trace
  * differed from run to run (python3, two-ended: smallest heaps of 1.40
- * and 1.55 times its peak in two runs; README, "How large a heap"). */
+ * and 1.55 times its peak in two runs of pinheap size). */
 #define HOOKS_KEEP_UNTIL_PURGED ((ssize_t)-1)
 #define HOOKS_KEEP_MS ((ssize_t)1000)
 

@@ -116,7 +116,7 @@ static void test_arena(void **state) {
   uintptr_t next = 0;
   assert_false(hooks_grant_at(&f->shared, 4096, &g, &next));
   assert_true(next != UINTPTR_MAX && in_region(f, (void *)next, 1));
-  /* Freed (decay 0): its pages back in the manager, or waiting returned
+  /* Freed and purged: its pages back in the manager, or waiting returned
    * inside a grant that is still partly in use; never left tagged small
    * outside every grant. */
   dallocx(p[4], MALLOCX_TCACHE_NONE);
