@@ -319,13 +319,12 @@ static void heap_no_memory(heap *h, const char *what, size_t size) {
 typedef void *heap_attempt(heap *h, void *arg);
 
 /* The one reclaim-and-retry of every path: p, the first attempt's block,
- * or when it found no room, the same attempt once more after a trim (every
- * cache emptied, every arena purged, and in a DYNAMIC heap every wholly
- * free chunk given back, for room under the cap); NULL with the ENOMEM
- * error when that fails too. */
+ * or when it found no room, the same attempt once more after every cache
+ * is emptied and every arena purged; NULL with the ENOMEM error when that
+ * fails too. */
 static void *heap_retry(heap *h, void *p, heap_attempt *attempt, void *arg, const char *what, size_t size) {
   if (PH_LIKELY(p != NULL)) return p;
-  heap_trim(h);
+  heap_reclaim(h);
   if ((p = attempt(h, arg)) != NULL) return p;
   heap_no_memory(h, what, size);
   return NULL;
@@ -584,23 +583,11 @@ static PH_ALWAYS_INLINE void *heap_cached(heap *h, size_t size, bool zero, bool 
 }
 
 /* dynamic_direct_alloc in a section. */
-static void *heap_direct_try(heap *h, size_t size, size_t align, bool zero, size_t grow_from, const char *what) {
+static void *heap_direct_alloc(heap *h, size_t size, size_t align, bool zero, size_t grow_from, const char *what) {
   thread_cache *tc = heap_enter(h);
   void *p = dynamic_direct_alloc(&h->dyn, size, align, zero, grow_from, what);
   heap_leave(h, tc);
   return p;
-}
-
-/* A direct block, and when the cap (or the provider) refuses it, once more
- * after a trim: the chunks that freed blocks, emptied caches and purged
- * arenas leave wholly free go back, and their room under the cap with
- * them (before, the block failed until the program called pinheap_trim).
- * The error is the last attempt's. */
-static void *heap_direct_alloc(heap *h, size_t size, size_t align, bool zero, size_t grow_from, const char *what) {
-  void *p = heap_direct_try(h, size, align, zero, grow_from, what);
-  if (PH_LIKELY(p != NULL)) return p;
-  heap_trim(h);
-  return heap_direct_try(h, size, align, zero, grow_from, what);
 }
 
 void *heap_direct_plain(heap *h, size_t size, size_t grow_from, const char *what) {
