@@ -53,11 +53,12 @@
  * SIMPLE), HOOKS_KEEP_MS, so that slabs one arena emptied do not stay out
  * of the other arenas' reach for good: jemalloc hands them back over about
  * that time, on the arena's own calls (an idle arena keeps them). The cost
- * of keeping them in a FIXED heap: jemalloc does not join kept slabs
- * until it purges them, so a slab longer than each of them takes new room
- * beside them, which a later large block may then miss (a purge before
- * its ENOMEM comes too late for that); with HOOKS_KEEP_MS the same
- * happened unless a second had passed. Muzzy decay is 0 and purge
+ * of keeping them in a FIXED heap: jemalloc joins kept slabs under 16 KiB
+ * (its smallest large size; longer ones it joins at once) only when it
+ * purges them, so a slab longer than each of them takes new room beside
+ * them, which a later large block may then miss (a purge before its
+ * ENOMEM comes too late for that); with HOOKS_KEEP_MS the same happened
+ * unless a second had passed. Muzzy decay is 0 and purge
  * refuses: jemalloc never madvises a registered page. Without exact
  * grants, a retain grow limit of one page makes jemalloc ask the manager
  * for what it needs after its first grant, instead of ever larger blocks it
