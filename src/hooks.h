@@ -45,21 +45,21 @@
  * needed again by another comes back without the manager's lock and the
  * grants' bookkeeping; every reclaim purges them (hooks_arena_purge:
  * pinheap_trim, and before any ENOMEM), so they are never why an
- * allocation fails. How long is the arena's keep time (jemalloc's dirty
- * decay): in a FIXED heap, until a reclaim (HOOKS_KEEP_UNTIL_PURGED), so
- * that no clock moves them and where a block lands depends on the calls
- * made, not on how fast they came: a program, or a trace replayed, places
- * alike on every run; where the heap grows instead of failing (DYNAMIC,
- * SIMPLE), HOOKS_KEEP_MS, so that slabs one arena emptied do not stay out
- * of the other arenas' reach for good: jemalloc hands them back over about
- * that time, on the arena's own calls (an idle arena keeps them). The cost
- * of keeping them in a FIXED heap: jemalloc joins kept slabs under 16 KiB
+ * allocation fails. How long they stay (jemalloc's dirty decay): in a
+ * FIXED heap until a reclaim (HOOKS_KEEP_UNTIL_PURGED), so that no clock
+ * moves them and where a block lands depends on the calls made, not on how
+ * fast they came: a program, or a trace replayed, places alike on every
+ * run. Where the heap grows instead of failing (DYNAMIC, SIMPLE),
+ * HOOKS_KEEP_MS, so that slabs one arena emptied do not stay out of the
+ * other arenas' reach for good: jemalloc hands them back over about that
+ * time, on the arena's own calls (an idle arena keeps them). The cost of
+ * keeping them in a FIXED heap: jemalloc joins kept slabs under 16 KiB
  * (its smallest large size; longer ones it joins at once) only when it
  * purges them, so a slab longer than each of them takes new room beside
- * them, which a later large block may then miss (a purge before its
- * ENOMEM comes too late for that); with HOOKS_KEEP_MS the same happened
- * unless a second had passed. Muzzy decay is 0 and purge
- * refuses: jemalloc never madvises a registered page. Without exact
+ * them, which a later large block may then miss (a purge before its ENOMEM
+ * comes too late for that); with HOOKS_KEEP_MS the same happened unless a
+ * second had passed. Muzzy decay is 0 and purge refuses: jemalloc never
+ * madvises a registered page. Without exact
  * grants, a retain grow limit of one page makes jemalloc ask the manager
  * for what it needs after its first grant, instead of ever larger blocks it
  * would keep to itself.
