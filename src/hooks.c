@@ -295,10 +295,16 @@ static bool hooks_merge(extent_hooks_t *h, void *addr_a, size_t size_a, void *ad
   return !pagemap_within_chunk(((hooks_arena *)h)->shared->pm, addr_a, size_a + size_b);
 }
 
-static int hooks_arena_set(unsigned index, const char *leaf, void *value, size_t len) {
+/* jemalloc's "arena.<index>.<leaf>": reads into old (NULL: nothing), writes
+ * new (NULL: nothing); mallctl's error. */
+static int hooks_arena_ctl(unsigned index, const char *leaf, void *old, size_t *old_len, void *new, size_t new_len) {
   char name[64];
   snprintf(name, sizeof name, "arena.%u.%s", index, leaf);
-  return mallctl(name, NULL, NULL, value, len);
+  return mallctl(name, old, old_len, new, new_len);
+}
+
+static int hooks_arena_set(unsigned index, const char *leaf, void *value, size_t len) {
+  return hooks_arena_ctl(index, leaf, NULL, NULL, value, len);
 }
 
 /* Extents from the manager; decommit and purge refused. */
@@ -363,11 +369,9 @@ static size_t hooks_stat(unsigned index, const char *leaf) {
 }
 
 ssize_t hooks_arena_keep_ms(const hooks_arena *ha) {
-  char name[64];
-  snprintf(name, sizeof name, "arena.%u.dirty_decay_ms", ha->index);
   ssize_t ms;
   size_t len = sizeof ms;
-  return mallctl(name, &ms, &len, NULL, 0) == 0 ? ms : -2;
+  return hooks_arena_ctl(ha->index, "dirty_decay_ms", &ms, &len, NULL, 0) == 0 ? ms : -2;
 }
 
 size_t hooks_arena_allocated(const hooks_arena *ha) {
