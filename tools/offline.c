@@ -87,6 +87,11 @@ typedef struct offline_trace {
   uint64_t peak;
 } offline_trace;
 
+static void offline_trace_fini(offline_trace *tr) {
+  free(tr->extents.items);
+  free(tr->small.items);
+}
+
 /* The block id of bytes, born at birth, dies at event t. */
 static void offline_gone(offline_trace *tr, uint64_t bytes, uint64_t birth, uint64_t t, uint64_t *small) {
   if (bytes <= OFFLINE_LARGE) {
@@ -241,8 +246,7 @@ int offline_main(int argc, char **argv) {
       err = 1;
     }
     if (err) {
-      free(tr.extents.items);
-      free(tr.small.items);
+      offline_trace_fini(&tr);
       return err;
     }
     offline_extent *ext = tr.extents.items;
@@ -254,8 +258,7 @@ int offline_main(int argc, char **argv) {
     printf("%-40s %14llu %14llu %7.3f\n", base ? base + 1 : argv[i], (unsigned long long)tr.peak,
            (unsigned long long)need, (double)need / (double)tr.peak);
     sum += (double)need / (double)tr.peak;
-    free(tr.extents.items);
-    free(tr.small.items);
+    offline_trace_fini(&tr);
   }
   printf("mean H/M over %d trace%s: %.3f\n", argc - 1, argc == 2 ? "" : "s", sum / (argc - 1));
   return 0;
