@@ -697,8 +697,12 @@ static void *heap_large(heap *h, size_t size, size_t align, bool zero, bool keye
     error_set(ENOMEM, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, heap_limit(h));
     return NULL;
   }
-  if (heap_dynamic(h) && (bytes >= h->opts.direct_threshold || bytes / h->page > PAGEMAP_MAX_PAGES))
-    return heap_direct_alloc(h, size, align, zero, 0, what);
+  if (heap_dynamic(h) && (bytes >= h->opts.direct_threshold || bytes / h->page > PAGEMAP_MAX_PAGES)) {
+    /* A provider may hand back memory a freed chunk held: wiped too. */
+    void *d = heap_direct_alloc(h, size, align, zero, 0, what);
+    if (d && keyed && !zero) key_set(d, 0);
+    return d;
+  }
   if (bytes / h->page > PAGEMAP_MAX_PAGES) {
     error_set(ENOMEM, "%s(%zu): impossible size: above %zu pages", what, size, (size_t)PAGEMAP_MAX_PAGES);
     return NULL;
@@ -706,7 +710,12 @@ static void *heap_large(heap *h, size_t size, size_t align, bool zero, bool keye
   if (PH_UNLIKELY(atomic_load_explicit(&h->contended_kept, memory_order_relaxed))) heap_return_contended(h);
   heap_large_req r = {.bytes = bytes, .align = align, .keyed = keyed, .what = what};
   void *p = heap_retry(h, heap_large_take(h, &r), heap_large_take, &r, what, size);
-  if (p && zero && !r.pristine) memset(p, 0, r.bytes); /* every usable byte */
+  if (p && !r.pristine) {
+    if (zero)
+      memset(p, 0, r.bytes); /* every usable byte */
+    else if (keyed)
+      key_set(p, 0); /* memory used before: it may hold a freed small object's key (key.h) */
+  }
   return p;
 }
 

@@ -17,6 +17,13 @@
  * makes freed of it, and a live object holding a key by chance, one in
  * 2^64, is not a concern.
  *
+ * No block is handed out holding freed in its first 8 bytes, not only no
+ * small object: a large or direct block over memory used before has its
+ * first word wiped too (heap.c). Its memory may have held freed small
+ * objects, and what a program copies from its unwritten bytes into a small
+ * object, itself or by realloc, would otherwise read as freed there when
+ * the program wrote only part of the word, with the key's own bytes.
+ *
  * Invariants: cached != freed, both odd (never 0, which fresh memory
  * holds).
  *
