@@ -698,9 +698,10 @@ static void *heap_large(heap *h, size_t size, size_t align, bool zero, bool keye
     return NULL;
   }
   if (heap_dynamic(h) && (bytes >= h->opts.direct_threshold || bytes / h->page > PAGEMAP_MAX_PAGES)) {
-    /* A provider may hand back memory a freed chunk held: wiped too. */
+    /* A provider but the local one (fresh zeroed memory, or a direct
+     * block's again) may hand back memory a freed chunk held: wiped too. */
     void *d = heap_direct_alloc(h, size, align, zero, 0, what);
-    if (d && keyed && !zero) key_set(d, 0);
+    if (d && keyed && !zero && !provider_zeroed(&h->prov)) key_set(d, 0);
     return d;
   }
   if (bytes / h->page > PAGEMAP_MAX_PAGES) {

@@ -143,6 +143,51 @@ static void test_calloc_clears_provider_memory(void **state) {
   }
 }
 
+/* A comm layer's pool hands a released chunk out again, unchanged, as a
+ * direct block: the first bytes, which held a freed small object's key,
+ * copied into a small block by the program (it never wrote them), read as a
+ * double free at that block's free, until the direct block had them wiped. */
+static void test_recycled_chunk_as_direct_block(void **state) {
+  (void)state;
+  counting c = {.recycle = 1};
+  pinheap_provider pv = counting_provider(&c);
+  pinheap_options o;
+  pinheap_options_init(&o);
+  o.mode = PINHEAP_DYNAMIC;
+  o.chunk_size = 8 * MiB;
+  o.direct_threshold = 8 * MiB;
+  o.arenas = 1;
+  o.provider = &pv;
+  pinheap *h = pinheap_create(&o);
+  assert_non_null(h);
+  enum { SMALL = 64 };
+  size_t n = 40 * MiB / SMALL;
+  void **small = malloc(n * sizeof *small);
+  assert_non_null(small);
+  for (size_t i = 0; i < n; i++) assert_non_null(small[i] = pinheap_malloc(h, SMALL));
+  for (size_t i = 0; i < n; i++) pinheap_free(h, small[i]);
+  free(small);
+  int released = c.releases;
+  pinheap_trim(h); /* wholly free chunks back to the provider, which keeps them */
+  assert_true(c.releases > released);
+  size_t reused = 0;
+  void *direct[4];
+  for (int i = 0; i < 4; i++) {
+    void *kept[COUNTING_KEPT];
+    for (size_t k = 0; k < COUNTING_KEPT; k++) kept[k] = c.kept[k].base;
+    assert_non_null(direct[i] = pinheap_malloc(h, 8 * MiB));
+    for (size_t k = 0; k < COUNTING_KEPT; k++) reused += kept[k] == direct[i];
+    void *copy = pinheap_malloc(h, 40);
+    assert_non_null(copy);
+    memcpy(copy, direct[i], 8);
+    pinheap_free(h, copy);
+  }
+  assert_true(reused > 0);
+  for (int i = 0; i < 4; i++) pinheap_free(h, direct[i]);
+  assert_int_equal(pinheap_check(h), 0);
+  pinheap_destroy(h);
+}
+
 static void test_region_of_simple(void **state) {
   (void)state;
   pinheap_options o;
@@ -166,6 +211,7 @@ int main(void) {
       cmocka_unit_test(test_failing_provider),
       cmocka_unit_test(test_retry_smaller),
       cmocka_unit_test(test_calloc_clears_provider_memory),
+      cmocka_unit_test(test_recycled_chunk_as_direct_block),
       cmocka_unit_test(test_region_of_simple),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
