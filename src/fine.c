@@ -195,7 +195,7 @@ static void fine_put(fine *f, unsigned c, void *p) {
   PH_ASSERT(s && s->base == head && s->cls == c && i < k->objects);
   uint64_t bit = (uint64_t)1 << i;
   if (s->free & bit) error_fatal("pinheap_free(%p): block freed already (a double free)", p);
-  if (f->mark) memcpy(p, &f->mark, sizeof f->mark);
+  if (f->mark) util_mark(p, f->mark);
   if (!s->free) {
     fine_unlink(&k->full, s);
     fine_link(&k->partial, s);
@@ -224,7 +224,7 @@ void *fine_fill(fine *f, fine_front *fr, unsigned c) {
   /* The first taken is handed out; the others wait on the stack, in
    * address order from the top. */
   for (unsigned i = n - 1; i >= 1; i--) {
-    if (f->fill_mark) memcpy(got[i], &f->fill_mark, sizeof f->fill_mark);
+    if (f->fill_mark) util_mark(got[i], f->fill_mark);
     fr->stacks[c].slots[fr->stacks[c].count] = got[i];
     thread_bin_set_count(&fr->stacks[c], fr->stacks[c].count + 1);
   }

@@ -116,9 +116,10 @@ typedef struct fine {
   space *space;
   size_t page;
   unsigned page_shift;
-  /* Written into the first 8 bytes of objects (0: nothing written): mark,
-   * when they go back to a slab; fill_mark, when a fill puts them on a
-   * stack (the heap's keys, key.h). */
+  /* Written into the first 8 bytes of objects, mixed with each object's
+   * address (util_mark; 0: nothing written): mark, when they go back to a
+   * slab; fill_mark, when a fill puts them on a stack (the heap's keys,
+   * key.h). */
   uint64_t mark, fill_mark;
   size_t front_bytes;
   _Atomic(fine_front *) fronts[FINE_FRONTS];

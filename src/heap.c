@@ -77,7 +77,7 @@ static _Noreturn void heap_foreign(const heap *h, const void *p, const char *wha
 static PH_ALWAYS_INLINE void heap_check_key(const heap *h, const thread_cache *tc, const void *p, unsigned b,
                                             const char *what) {
   uint64_t w = key_word(p);
-  if (PH_UNLIKELY(key_maybe_freed(&h->keys, w)) && key_freed(&h->keys, tc ? &tc->bins[b] : NULL, p, w))
+  if (PH_UNLIKELY(key_maybe_freed(&h->keys, p, w)) && key_freed(&h->keys, tc ? &tc->bins[b] : NULL, p, w))
     heap_foreign(h, p, what, "block freed already (a double free)");
 }
 
@@ -469,7 +469,7 @@ static void *heap_refill(heap *h, thread_cache *tc, unsigned b) {
       first = q;
       key_set(q, 0);
     } else {
-      key_set(q, h->keys.cached);
+      key_put(q, h->keys.cached);
       if (!thread_bin_push(&tc->bins[b], q)) thread_bin_spill(tc, b, q);
     }
   }
@@ -697,13 +697,8 @@ static void *heap_large(heap *h, size_t size, size_t align, bool zero, bool keye
     error_set(ENOMEM, "%s(%zu): impossible size: larger than the heap's %zu bytes", what, size, heap_limit(h));
     return NULL;
   }
-  if (heap_dynamic(h) && (bytes >= h->opts.direct_threshold || bytes / h->page > PAGEMAP_MAX_PAGES)) {
-    /* A provider but the local one (fresh zeroed memory, or a direct
-     * block's again) may hand back memory a freed chunk held: wiped too. */
-    void *d = heap_direct_alloc(h, size, align, zero, 0, what);
-    if (d && keyed && !zero && !provider_zeroed(&h->prov)) key_set(d, 0);
-    return d;
-  }
+  if (heap_dynamic(h) && (bytes >= h->opts.direct_threshold || bytes / h->page > PAGEMAP_MAX_PAGES))
+    return heap_direct_alloc(h, size, align, zero, 0, what);
   if (bytes / h->page > PAGEMAP_MAX_PAGES) {
     error_set(ENOMEM, "%s(%zu): impossible size: above %zu pages", what, size, (size_t)PAGEMAP_MAX_PAGES);
     return NULL;
@@ -711,12 +706,7 @@ static void *heap_large(heap *h, size_t size, size_t align, bool zero, bool keye
   if (PH_UNLIKELY(atomic_load_explicit(&h->contended_kept, memory_order_relaxed))) heap_return_contended(h);
   heap_large_req r = {.bytes = bytes, .align = align, .keyed = keyed, .what = what};
   void *p = heap_retry(h, heap_large_take(h, &r), heap_large_take, &r, what, size);
-  if (p && !r.pristine) {
-    if (zero)
-      memset(p, 0, r.bytes); /* every usable byte */
-    else if (keyed)
-      key_set(p, 0); /* memory used before: it may hold a freed small object's key (key.h) */
-  }
+  if (p && zero && !r.pristine) memset(p, 0, r.bytes); /* every usable byte */
   return p;
 }
 
@@ -918,7 +908,8 @@ static PH_ALWAYS_INLINE unsigned heap_fine_live(heap *h, fine_front *fr, thread_
     heap_foreign(h, p, what, "pointer is inside a block, not at its start");
   }
   uint64_t w = keyed ? key_word(p) : 0;
-  if (keyed && PH_UNLIKELY(key_maybe_freed(&h->keys, w)) && key_freed(&h->keys, fr ? &fr->stacks[c] : NULL, p, w)) {
+  if (keyed && PH_UNLIKELY(key_maybe_freed(&h->keys, p, w)) &&
+      key_freed(&h->keys, fr ? &fr->stacks[c] : NULL, p, w)) {
     heap_leave(h, tc);
     heap_foreign(h, p, what, "block freed already (a double free)");
   }
@@ -931,7 +922,7 @@ static PH_ALWAYS_INLINE void heap_fine_free(heap *h, void *p, uint32_t tag, bool
   thread_cache *tc = heap_enter(h);
   fine_front *fr = tc ? fine_front_of(&h->fine, tc->tcache) : NULL;
   unsigned c = heap_fine_live(h, fr, tc, p, tag, keyed, "pinheap_free");
-  if (keyed) key_set(p, h->keys.cached);
+  if (keyed) key_put(p, h->keys.cached);
   if (!fr || !thread_bin_push(&fr->stacks[c], p)) fine_spill(&h->fine, fr, c, p);
   heap_leave(h, tc);
 }
@@ -963,14 +954,14 @@ static PH_ALWAYS_INLINE void heap_free_any(heap *h, void *p, bool keyed) {
         /* Another arena's: back to it, never handed out by this thread. */
         thread_give_remote(tc, b, p, PAGEMAP_OWNER_OF(tag));
       } else {
-        if (keyed) key_set(p, h->keys.cached);
+        if (keyed) key_put(p, h->keys.cached);
         if (PH_UNLIKELY(!thread_bin_push(&tc->bins[b], p))) thread_bin_spill(tc, b, p);
       }
       thread_leave(tc);
     } else {
       if (keyed) {
         heap_check_key(h, NULL, p, (unsigned)bin, "pinheap_free");
-        key_set(p, h->keys.freed);
+        key_put(p, h->keys.freed);
       }
       heap_count_small(h, NULL, (size_t)0 - h->classes.size[bin]);
       dallocx(p, MALLOCX_TCACHE_NONE);
@@ -1003,7 +994,7 @@ static __attribute__((noinline)) void heap_free_remote(thread_cache *tc, unsigne
  * arena, whose stack is full (tc entered): as heap_free_any spills it;
  * leaves. */
 static __attribute__((noinline)) void heap_free_spill(heap *h, thread_cache *tc, unsigned b, void *p) {
-  key_set(p, h->keys.cached);
+  key_put(p, h->keys.cached);
   thread_bin_spill(tc, b, p);
   thread_leave(tc);
 }
@@ -1022,7 +1013,7 @@ void heap_free(heap *h, void *p) {
     if (PH_LIKELY(bin >= 0) && PH_LIKELY(sizeclass_starts(&h->classes, (unsigned)bin, p, PAGEMAP_PHASE_OF(tag)))) {
       thread_cache *tc = thread_enter_fast(&h->threads);
       if (PH_LIKELY(tc != NULL)) {
-        if (PH_LIKELY(!key_maybe_freed(&h->keys, key_word(p)))) {
+        if (PH_LIKELY(!key_maybe_freed(&h->keys, p, key_word(p)))) {
           if (PH_UNLIKELY(PAGEMAP_OWNER_OF(tag) != tc->owner)) {
             heap_free_remote(tc, (unsigned)bin, p, PAGEMAP_OWNER_OF(tag));
             return;
@@ -1031,7 +1022,7 @@ void heap_free(heap *h, void *p) {
             heap_free_spill(h, tc, (unsigned)bin, p);
             return;
           }
-          key_set(p, h->keys.cached);
+          key_put(p, h->keys.cached);
           thread_leave(tc);
           return;
         }

@@ -22,7 +22,8 @@
  *
  * An object on a chain or list holds a mark in its first 8 bytes (the
  * caller's: the heap's key of freed objects, so that a second free of it
- * is caught) and the next object in its second 8 (NULL after the last):
+ * is caught; mixed with the object's address, util_mark) and the next
+ * object in its second 8 (NULL after the last):
  * objects of INBOUND_MIN_BYTES or more only.
  *
  * Thread-safe as described: a chain is its thread's; the lists are shared.
@@ -35,6 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "util.h"
 
 /* Owners (arena slots) and bins the lists cover. */
 #define INBOUND_OWNERS 64u
@@ -89,7 +92,7 @@ static inline void inbound_link(void *p, void *next) { memcpy((char *)p + sizeof
  * empty or of p's owner, with fewer than INBOUND_CHAIN_MAX objects; true
  * when c is full now (the caller pushes it). */
 static inline bool inbound_add(inbound_chain *c, void *p, unsigned owner, uint64_t mark) {
-  memcpy(p, &mark, sizeof mark);
+  util_mark(p, mark);
   inbound_link(p, c->head);
   if (!c->count) {
     c->tail = p;

@@ -1,7 +1,8 @@
 /*
  * key: double frees of small objects caught without the debugging aids.
  * A freed small object holds one of two random keys of its heap's in its
- * first 8 bytes (every small size has them): freed while jemalloc holds it
+ * first 8 bytes (every small size has them), mixed with its address
+ * (util_mark): freed while jemalloc holds it
  * (from its free, or a thread cache's drain, until jemalloc hands it out
  * again, when the key is wiped), cached while a thread's cache holds it,
  * and after the cache hands it out again until the caller writes there
@@ -11,21 +12,24 @@
  * THREAD_BIN_MAX, as glibc's tcache does; an object in another thread's
  * cache is missed, as there).
  *
- * Costs a load, two comparisons and a store at free, to bytes the caller
- * touches anyway; a store when jemalloc hands an object out. The keys are
- * independent: writing some bytes of an object that holds cached never
- * makes freed of it, and a live object holding a key by chance, one in
- * 2^64, is not a concern.
+ * Costs a load, an exclusive or, two comparisons and a store at free, to
+ * bytes the caller touches anyway; a store when jemalloc hands an object
+ * out. The keys are independent: writing some bytes of an object that
+ * holds cached never makes freed of it, and a live object holding a key by
+ * chance, one in 2^64, is not a concern.
  *
- * No block is handed out holding freed in its first 8 bytes, not only no
- * small object: a large or direct block over memory used before has its
- * first word wiped too (heap.c). Its memory may have held freed small
- * objects, and what a program copies from its unwritten bytes into a small
- * object, itself or by realloc, would otherwise read as freed there when
- * the program wrote only part of the word, with the key's own bytes.
+ * Why the address: memory keeps the words of objects freed there after it
+ * becomes something else (a large block, a slab of another size, a
+ * symmetric object), and a program may copy bytes it never wrote: a
+ * struct's padding, realloc of a block it wrote in part. Mixed with the
+ * address's hash, such a word read at any other address holds a key only
+ * by chance, whatever bytes of it the program wrote; at its own address,
+ * every object handed out has its first word set first (wiped, or
+ * cached).
  *
- * Invariants: cached != freed, both odd (never 0, which fresh memory
- * holds).
+ * Invariants: cached != freed, both odd with the top bit set (so that a
+ * key mixed with an address's hash, whose top bit is clear, is never 0,
+ * which fresh memory holds, nor a pointer).
  *
  * Thread-safe: read-only once made.
  */
@@ -37,6 +41,7 @@
 #include <string.h>
 
 #include "thread.h"
+#include "util.h"
 
 typedef struct key {
   uint64_t cached;
@@ -47,7 +52,9 @@ typedef struct key {
  * with seed (the heap's address). */
 void key_init(key *k, uintptr_t seed);
 
-/* The first 8 bytes of the object p, and writing them. */
+/* The first 8 bytes of the object p, and writing them: w as it is
+ * (key_set: 0 wipes a key), or the key kw mixed with p's address
+ * (key_put). */
 static inline uint64_t key_word(const void *p) {
   uint64_t w;
   memcpy(&w, p, sizeof w);
@@ -55,14 +62,19 @@ static inline uint64_t key_word(const void *p) {
 }
 
 static inline void key_set(void *p, uint64_t w) { memcpy(p, &w, sizeof w); }
+static inline void key_put(void *p, uint64_t kw) { util_mark(p, kw); }
 
 /* Whether the object p, whose first word is w, is freed already: w is
- * freed, or w is cached and p is on bin (the thread's stack of p's bin;
- * NULL when it has none). The first test alone is the fast path's: it
+ * freed at p, or cached at p and p is on bin (the thread's stack of p's
+ * bin; NULL when it has none). The first test alone is the fast path's: it
  * decides unless w holds a key. */
-static inline bool key_maybe_freed(const key *k, uint64_t w) { return w == k->freed || w == k->cached; }
+static inline bool key_maybe_freed(const key *k, const void *p, uint64_t w) {
+  uint64_t x = util_mark_at(w, p);
+  return x == k->freed || x == k->cached;
+}
 static inline bool key_freed(const key *k, const thread_bin *bin, const void *p, uint64_t w) {
-  return w == k->freed || (w == k->cached && bin && thread_bin_holds(bin, p));
+  uint64_t x = util_mark_at(w, p);
+  return x == k->freed || (x == k->cached && bin && thread_bin_holds(bin, p));
 }
 
 /* Number of broken invariants. */

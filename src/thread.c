@@ -43,7 +43,7 @@ static void thread_heavy_fence(void) {
  * cache's small_bytes once it is off the stack, so that a reader of the
  * stats meanwhile counts it once or twice, never not at all. */
 static void thread_object_give(thread_registry *reg, void *p, unsigned b, int flags) {
-  if (reg->free_mark) memcpy(p, &reg->free_mark, sizeof reg->free_mark);
+  if (reg->free_mark) util_mark(p, reg->free_mark);
   sdallocx(p, reg->classes->size[b], flags);
 }
 
@@ -52,8 +52,9 @@ void thread_link_broken(const thread_registry *reg, const void *p, const void *n
   memcpy(&mark, p, sizeof mark);
   error_fatal("freed object %p (%u bytes, going back to arena slot %u) was written after its free, or freed twice "
               "by two threads: its first 8 bytes hold %#llx (%s the heap's mark of a freed object), its link %p (%s)",
-              p, reg->classes->size[b], owner, (unsigned long long)mark, mark == reg->free_mark ? "still" : "not",
-              next, mark == reg->free_mark ? "no object of its size of that arena" : "not followed");
+              p, reg->classes->size[b], owner, (unsigned long long)mark,
+              mark == util_mark_at(reg->free_mark, p) ? "still" : "not", next,
+              mark == util_mark_at(reg->free_mark, p) ? "no object of its size of that arena" : "not followed");
 }
 
 /* Hands the list p (bin b, of slot owner) to jemalloc with flags, each link checked before it is followed. */

@@ -284,8 +284,9 @@ struct thread_registry {
    * the registry's lock is taken. */
   unsigned (*arena_for)(void *ctx, unsigned *slot);
   void *arena_ctx;
-  /* Written into the first 8 bytes of each object a cache hands to jemalloc
-   * (0: nothing written): the heap's mark of a freed object (heap.c). */
+  /* Written into the first 8 bytes of each object a cache hands to jemalloc,
+   * mixed with its address (util_mark; 0: nothing written): the heap's mark
+   * of a freed object (heap.c). */
   uint64_t free_mark;
   /* The heap's page map (NULL: free_mark is 0): how a link of the inbound
    * lists is checked before it is followed (thread_link_next). */
@@ -478,7 +479,7 @@ static inline bool thread_link_ok(const thread_registry *reg, const void *p, con
                                   unsigned owner) {
   uint64_t mark;
   memcpy(&mark, p, sizeof mark);
-  return mark == reg->free_mark && (!next || thread_object_of(reg, next, b, owner));
+  return mark == util_mark_at(reg->free_mark, p) && (!next || thread_object_of(reg, next, b, owner));
 }
 
 /* Aborts, naming p and what its bytes hold. */

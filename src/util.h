@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #define PH_EXPORT __attribute__((visibility("default")))
@@ -16,6 +17,20 @@
 /* For a function whose callers pass constants that must fold away. */
 #define PH_ALWAYS_INLINE inline __attribute__((always_inline))
 #define PH_CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
+
+/* The word a freed object at p holds for the mark m (key.h, inbound.h):
+ * m mixed with a hash of p's address (its top bit clear), so that a word
+ * copied to another address reads as a mark there only by chance, even
+ * with some of its bytes rewritten: the hashes of two addresses differ in
+ * most bytes. */
+static inline uint64_t util_mark_at(uint64_t m, const void *p) {
+  return m ^ (((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull) >> 1);
+}
+/* Writes that word into p's first 8 bytes. */
+static inline void util_mark(void *p, uint64_t m) {
+  uint64_t w = util_mark_at(m, p);
+  memcpy(p, &w, sizeof w);
+}
 
 static inline bool util_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 

@@ -213,10 +213,11 @@ static void test_no_false_reports(void **state) {
 }
 
 /* Memory of freed small objects handed out again as large blocks (their
- * slabs given back by a trim): the program copies the first bytes of each,
- * which it never wrote, into a small block, itself and by realloc, and frees
- * that block. Those bytes held a freed object's key: the block read as
- * freed already, until a large block over used memory had them wiped. */
+ * slabs given back by a trim): the program copies bytes of each it never
+ * wrote (its start, and words inside it, as a struct's padding would be)
+ * into a small block, itself and by realloc, and frees that block. Those
+ * bytes held freed objects' keys: the block read as freed already, until
+ * the keys were mixed with their objects' addresses (key.h). */
 static void test_no_false_reports_reused(void **state) {
   (void)state;
   enum { SMALL = 64, LARGE = 16384, MAX_LARGE = 4096 };
@@ -243,11 +244,14 @@ static void test_no_false_reports_reused(void **state) {
     }
     if (modes[m] == PINHEAP_FIXED) assert_true(over > 0);
     for (size_t i = 0; i < got; i += 2) pinheap_free(h, large[i]); /* room for the small blocks */
+    static const size_t offsets[] = {0, 64, 4096, LARGE - 64};
     for (size_t i = 1; i < got; i += 2) {
-      void *copy = pinheap_malloc(h, 40);
-      assert_non_null(copy);
-      memcpy(copy, large[i], 8);
-      pinheap_free(h, copy);
+      for (size_t o = 0; o < sizeof offsets / sizeof offsets[0]; o++) {
+        void *copy = pinheap_malloc(h, 40);
+        assert_non_null(copy);
+        memcpy(copy, (char *)large[i] + offsets[o], 8);
+        pinheap_free(h, copy);
+      }
       void *moved = pinheap_realloc(h, large[i], 40);
       assert_non_null(moved);
       pinheap_free(h, moved);

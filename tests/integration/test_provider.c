@@ -144,9 +144,10 @@ static void test_calloc_clears_provider_memory(void **state) {
 }
 
 /* A comm layer's pool hands a released chunk out again, unchanged, as a
- * direct block: the first bytes, which held a freed small object's key,
+ * direct block: its first bytes, which held a freed small object's key,
  * copied into a small block by the program (it never wrote them), read as a
- * double free at that block's free, until the direct block had them wiped. */
+ * double free at that block's free, until keys were mixed with their
+ * objects' addresses (key.h). */
 static void test_recycled_chunk_as_direct_block(void **state) {
   (void)state;
   counting c = {.recycle = 1};

@@ -732,6 +732,42 @@ static void test_realloc_in_place_and_moves(void **state) {
   solo_close(h);
 }
 
+/* Symmetric objects carved from memory where freed small objects were:
+ * bytes of one the program never wrote, copied into a small block of the
+ * heap, do not make that block's free read as a double free (key.h). */
+static void test_copy_from_reused_memory(void **state) {
+  (void)state;
+  pinheap *heap = heap_for(48 * MiB);
+  assert_non_null(heap);
+  size_t n = 32 * MiB / 64;
+  void **small = malloc(n * sizeof *small);
+  assert_non_null(small);
+  for (size_t i = 0; i < n; i++) assert_non_null(small[i] = pinheap_malloc(heap, 64));
+  for (size_t i = 0; i < n; i++) pinheap_free(heap, small[i]);
+  free(small);
+  pinheap_trim(heap);
+  pinheap_sym *sym = pinheap_sym_create(heap, 48 * MiB, &solo, 0);
+  assert_non_null(sym);
+  /* Objects over most of the symmetric block, which lies over most of
+   * where the objects were (their slabs at the top, the block low). */
+  enum { OBJECTS = 40 * MiB / 4096 };
+  static char *objects[OBJECTS];
+  for (int i = 0; i < OBJECTS; i++) {
+    char *o = objects[i] = pinheap_sym_malloc(sym, 4096);
+    assert_non_null(o);
+    for (size_t off = 0; off < 4096; off += 1024) {
+      void *copy = pinheap_malloc(heap, 40);
+      assert_non_null(copy);
+      memcpy(copy, o + off, 8);
+      pinheap_free(heap, copy);
+    }
+  }
+  for (int i = 0; i < OBJECTS; i++) pinheap_sym_free(sym, objects[i]);
+  assert_int_equal(pinheap_sym_check(sym), 0);
+  pinheap_sym_destroy(sym);
+  pinheap_destroy(heap);
+}
+
 static void test_calloc_clears(void **state) {
   (void)state;
   solo_heap h = solo_open(4 * MiB);
@@ -1175,6 +1211,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_bad_pointer_on_one_rank),
       cmocka_unit_test(test_realloc_in_place_and_moves),
       cmocka_unit_test(test_calloc_clears),
+      cmocka_unit_test(test_copy_from_reused_memory),
       cmocka_unit_test(test_nosync),
       cmocka_unit_test(test_simple_and_dynamic),
       cmocka_unit_test(test_destroy_reports),

@@ -162,11 +162,12 @@ static void test_flush(void **state) {
   thread_flush_all(&f->reg);
   assert_int_equal(tc->bins[b].count, 0);
   assert_int_equal(thread_cached_extent_bytes(&f->reg), 0);
-  /* The objects went to jemalloc with the mark in their first bytes. */
+  /* The objects went to jemalloc with the mark, mixed with each one's
+   * address, in their first bytes. */
   for (unsigned i = 0; i < 4; i++) {
     uint64_t w;
     memcpy(&w, objects[i], sizeof w);
-    assert_int_equal(w, MARK);
+    assert_int_equal(w, util_mark_at(MARK, objects[i]));
   }
   /* The extents to the manager, each with its length. */
   assert_int_equal(f->released.count, 3);
@@ -305,7 +306,7 @@ static void test_spill(void **state) {
   for (unsigned i = 0; i < THREAD_BIN_MAX / 2; i++) {
     uint64_t w;
     memcpy(&w, objects[i], sizeof w);
-    assert_int_equal(w, MARK);
+    assert_int_equal(w, util_mark_at(MARK, objects[i]));
   }
   thread_leave(tc);
   thread_flush_all(&f->reg);
