@@ -12,8 +12,8 @@
  * THREAD_BIN_MAX, as glibc's tcache does; an object in another thread's
  * cache is missed, as there).
  *
- * Costs a load, an exclusive or, two comparisons and a store at free, to
- * bytes the caller touches anyway; a store when jemalloc hands an object
+ * Costs a load, a multiply, a shift, an exclusive or, two comparisons and
+ * a store at free, to bytes the caller touches anyway; a store when jemalloc hands an object
  * out. The keys are independent: writing some bytes of an object that
  * holds cached never makes freed of it, and a live object holding a key by
  * chance, one in 2^64, is not a concern.

@@ -21,8 +21,8 @@
 /* The word a freed object at p holds for the mark m (key.h, inbound.h):
  * m mixed with a hash of p's address (its top bit clear), so that a word
  * copied to another address reads as a mark there only by chance, even
- * with some of its bytes rewritten: the hashes of two addresses differ in
- * most bytes. */
+ * with some of its bytes rewritten: the multiply spreads the addresses'
+ * difference over the bits above its lowest one, not into one byte. */
 static inline uint64_t util_mark_at(uint64_t m, const void *p) {
   return m ^ (((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull) >> 1);
 }

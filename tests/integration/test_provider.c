@@ -171,19 +171,25 @@ static void test_recycled_chunk_as_direct_block(void **state) {
   int released = c.releases;
   pinheap_trim(h); /* wholly free chunks back to the provider, which keeps them */
   assert_true(c.releases > released);
-  size_t reused = 0;
+  size_t reused = 0, keys = 0;
   void *direct[4];
   for (int i = 0; i < 4; i++) {
     void *kept[COUNTING_KEPT];
     for (size_t k = 0; k < COUNTING_KEPT; k++) kept[k] = c.kept[k].base;
     assert_non_null(direct[i] = pinheap_malloc(h, 8 * MiB));
     for (size_t k = 0; k < COUNTING_KEPT; k++) reused += kept[k] == direct[i];
-    void *copy = pinheap_malloc(h, 40);
-    assert_non_null(copy);
-    memcpy(copy, direct[i], 8);
-    pinheap_free(h, copy);
+    for (size_t off = 0; off < 8 * MiB; off += MiB) {
+      void *copy = pinheap_malloc(h, 40);
+      assert_non_null(copy);
+      memcpy(copy, (char *)direct[i] + off, 8);
+      uint64_t w;
+      memcpy(&w, copy, sizeof w);
+      keys += w >> 63; /* a key's top bit; no pointer has it */
+      pinheap_free(h, copy);
+    }
   }
   assert_true(reused > 0);
+  assert_true(keys > 0);
   for (int i = 0; i < 4; i++) pinheap_free(h, direct[i]);
   assert_int_equal(pinheap_check(h), 0);
   pinheap_destroy(h);
