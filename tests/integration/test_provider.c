@@ -17,6 +17,13 @@
 #include "pinheap.h"
 #include "counting.h"
 
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#define VALGRIND_MAKE_MEM_DEFINED(p, n) ((void)(p), (void)(n))
+#endif
+
 #define MiB ((size_t)1 << 20)
 
 static pinheap *fixed(const pinheap_provider *pv, size_t size, size_t min_size) {
@@ -182,6 +189,7 @@ static void test_recycled_chunk_as_direct_block(void **state) {
       void *copy = pinheap_malloc(h, 40);
       assert_non_null(copy);
       memcpy(copy, (char *)direct[i] + off, 8);
+      VALGRIND_MAKE_MEM_DEFINED(copy, 8); /* bytes never written, on purpose */
       uint64_t w;
       memcpy(&w, copy, sizeof w);
       keys += w >> 63; /* a key's top bit; no pointer has it */
@@ -189,7 +197,9 @@ static void test_recycled_chunk_as_direct_block(void **state) {
     }
   }
   assert_true(reused > 0);
-  assert_true(keys > 0);
+  /* Under valgrind the heap turns the debugging aids on, which write no
+   * keys. */
+  if (!RUNNING_ON_VALGRIND) assert_true(keys > 0);
   for (int i = 0; i < 4; i++) pinheap_free(h, direct[i]);
   assert_int_equal(pinheap_check(h), 0);
   pinheap_destroy(h);
