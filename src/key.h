@@ -13,10 +13,10 @@
  * cache is missed, as there).
  *
  * Costs a load, a multiply, a shift, an exclusive or, two comparisons and
- * a store at free, to bytes the caller touches anyway; a store when jemalloc hands an object
- * out. The keys are independent: writing some bytes of an object that
- * holds cached never makes freed of it, and a live object holding a key by
- * chance, one in 2^64, is not a concern.
+ * a store at free, to bytes the caller touches anyway; a store when
+ * jemalloc hands an object out. The keys are independent: writing some
+ * bytes of an object that holds cached never makes freed of it, and a live
+ * object holding a key by chance, one in 2^64, is not a concern.
  *
  * Why the address: memory keeps the words of objects freed there after it
  * becomes something else (a large block, a slab of another size, a

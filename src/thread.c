@@ -50,11 +50,11 @@ static void thread_object_give(thread_registry *reg, void *p, unsigned b, int fl
 void thread_link_broken(const thread_registry *reg, const void *p, const void *next, unsigned b, unsigned owner) {
   uint64_t mark;
   memcpy(&mark, p, sizeof mark);
+  bool still = mark == util_mark_at(reg->free_mark, p);
   error_fatal("freed object %p (%u bytes, going back to arena slot %u) was written after its free, or freed twice "
               "by two threads: its first 8 bytes hold %#llx (%s the heap's mark of a freed object), its link %p (%s)",
-              p, reg->classes->size[b], owner, (unsigned long long)mark,
-              mark == util_mark_at(reg->free_mark, p) ? "still" : "not", next,
-              mark == util_mark_at(reg->free_mark, p) ? "no object of its size of that arena" : "not followed");
+              p, reg->classes->size[b], owner, (unsigned long long)mark, still ? "still" : "not", next,
+              still ? "no object of its size of that arena" : "not followed");
 }
 
 /* Hands the list p (bin b, of slot owner) to jemalloc with flags, each link checked before it is followed. */

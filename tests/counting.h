@@ -56,14 +56,14 @@ static int counting_obtain(void *ctx, size_t size, size_t align, void **base, vo
     return ENOMEM;
   }
   char *b = c->recycle ? counting_reuse(c, size, align) : NULL;
-  if (b) goto got;
-  char *raw = mmap(NULL, size + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (raw == MAP_FAILED) return ENOMEM;
-  b = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
-  if (b > raw) munmap(raw, (size_t)(b - raw));
-  if (raw + align > b) munmap(b + size, (size_t)(raw + align - b));
-  if (c->dirty) memset(b, 0xAB, size < (8u << 20) ? size : (8u << 20));
-got:
+  if (!b) {
+    char *raw = mmap(NULL, size + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED) return ENOMEM;
+    b = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+    if (b > raw) munmap(raw, (size_t)(b - raw));
+    if (raw + align > b) munmap(b + size, (size_t)(raw + align - b));
+    if (c->dirty) memset(b, 0xAB, size < (8u << 20) ? size : (8u << 20));
+  }
   c->obtains++;
   c->live_bytes += size;
   c->last_base = b;

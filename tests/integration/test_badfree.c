@@ -5,8 +5,8 @@
  * handed out (which, without the aids, would have handed the block out
  * again) too. Legitimate patterns never abort: blocks freed without being
  * written, blocks written in part (a byte of their first 8), blocks freed
- * by another thread, the unwritten first bytes of a large block over freed
- * objects copied into a small one. Aborting cases run in child processes
+ * by another thread, unwritten bytes of a large block over freed objects
+ * copied into a small one. Aborting cases run in child processes
  * (child.h).
  *
  * Usage: test_badfree
@@ -224,18 +224,8 @@ static void test_no_false_reports_reused(void **state) {
   static void *large[MAX_LARGE];
   for (int m = 0; m < 3; m++) {
     pinheap *h = make_heap(modes[m], 0);
-    size_t n = 16 * MiB / SMALL;
-    void **small = malloc(n * sizeof *small);
-    assert_non_null(small);
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-    for (size_t i = 0; i < n; i++) {
-      assert_non_null(small[i] = pinheap_malloc(h, SMALL));
-      lo = (uintptr_t)small[i] < lo ? (uintptr_t)small[i] : lo;
-      hi = (uintptr_t)small[i] + SMALL > hi ? (uintptr_t)small[i] + SMALL : hi;
-    }
-    for (size_t i = 0; i < n; i++) pinheap_free(h, small[i]);
-    free(small);
-    pinheap_trim(h);
+    uintptr_t lo, hi;
+    heaps_freed_objects(h, 16 * MiB, SMALL, &lo, &hi);
     /* A FIXED heap filled with large blocks: some lie where the objects were. */
     size_t got = 0, over = 0;
     while (got < MAX_LARGE && (large[got] = pinheap_malloc(h, LARGE)) != NULL) {

@@ -35,6 +35,7 @@
 #include "asserts.h"
 #include "child.h"
 #include "fakecoll.h"
+#include "heaps.h"
 #include "pinheap.h"
 #include "pinheap_sym.h"
 #include "seed.h"
@@ -739,13 +740,7 @@ static void test_copy_from_reused_memory(void **state) {
   (void)state;
   pinheap *heap = heap_for(48 * MiB);
   assert_non_null(heap);
-  size_t n = 32 * MiB / 64;
-  void **small = malloc(n * sizeof *small);
-  assert_non_null(small);
-  for (size_t i = 0; i < n; i++) assert_non_null(small[i] = pinheap_malloc(heap, 64));
-  for (size_t i = 0; i < n; i++) pinheap_free(heap, small[i]);
-  free(small);
-  pinheap_trim(heap);
+  heaps_freed_objects(heap, 32 * MiB, 64, NULL, NULL);
   pinheap_sym *sym = pinheap_sym_create(heap, 48 * MiB, &solo, 0);
   assert_non_null(sym);
   /* Objects over most of the symmetric block, which lies over most of
